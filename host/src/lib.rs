@@ -1,0 +1,6 @@
+//! sprnn: sparse persistent recurrent layers for NVIDIA GPUs.
+#![deny(missing_docs)]
+
+pub mod sparse;
+
+pub use sparse::{Csr, SparseError};

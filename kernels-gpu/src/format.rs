@@ -1,0 +1,276 @@
+//! The host–kernel format: everything the `sprnn` host crate and the kernels must agree on,
+//! defined once and compiled into both (the kernel crate for `nvptx64-nvidia-cuda`, the host
+//! crate for the CPU).
+//!
+//! # Packed nonzero word
+//!
+//! Each nonzero of the recurrent matrix W is one `u32`: the fp16 bits of the value in the high
+//! half and the column index in the low half (see [`pack_nonzero`]). A thread keeps `N` of them in
+//! registers for the whole sequence. Padding words ([`pad_word`]) point at the *zero column*
+//! (index `H` of the shared-memory hidden state, which always holds +0.0) with value +0.0, so they
+//! contribute exactly zero even when a hidden value is infinite.
+//!
+//! # Weight buffer
+//!
+//! `weights[k * total_threads + cta * threads_per_cta + tid]` is register slot `k` of thread
+//! `tid` of CTA `cta`: the `k`-th load of every warp is coalesced.
+//!
+//! # Threads, rows and units
+//!
+//! Thread `tid` of a CTA works on *row slot* `tid / threads_per_row`; the `threads_per_row`
+//! threads of one slot are consecutive lanes of one warp (a power of two ≤ 32) and their partial
+//! sums are reduced with a shuffle butterfly. Slot `s` is gate `s % G` of the CTA's local unit
+//! `s / G`, i.e. row `gate * H + unit` of PyTorch's stacked `weight_hh` (gate order: RNN `[h]`,
+//! GRU `[r, z, n]`, LSTM `[i, f, g, o]`). The hidden units of CTA `c` are
+//! `units[c * units_per_cta .. (c + 1) * units_per_cta]`, [`NO_UNIT`] marking unused entries.
+//!
+//! # Hidden state in shared memory
+//!
+//! `h[col][b]` as fp16, `B` values per column, `(H + 1) * B` values in all (column `H` is the zero
+//! column). A thread reads batch tile `j` (batch entries `j*BT .. (j+1)*BT`) of column `col` with
+//! one `2*BT`-byte load at byte offset [`h_smem_offset`]`(col, j, B, BT)`.
+//!
+//! # Exchange words (Lamport timestamps)
+//!
+//! `h_t[unit][b]` is published as one 32-bit word, [`tag_word`]: fp16 bits in the low half, the
+//! step tag `t mod 2^16` in the high half, in buffer `t % 2` of two. Readers spin until the tag of
+//! every word they need equals the step they wait for. Before a launch the host zeroes both buffers
+//! (tag 0); the kernel waits for tags of steps 1, 2, …, so a stale word (two steps old, or the
+//! zeroed start) can never be taken for a fresh one.
+
+/// Cell type of a layer, with PyTorch's conventions.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cell {
+    /// `h' = relu(W_ih x + b_ih + W_hh h + b_hh)`.
+    RnnRelu = 0,
+    /// `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`.
+    RnnTanh = 1,
+    /// PyTorch GRU, gates `[r, z, n]`.
+    Gru = 2,
+    /// PyTorch LSTM, gates `[i, f, g, o]`.
+    Lstm = 3,
+}
+
+impl Cell {
+    /// Number of gate rows per hidden unit (G).
+    pub const fn gates(self) -> usize {
+        match self {
+            Cell::RnnRelu | Cell::RnnTanh => 1,
+            Cell::Gru => 3,
+            Cell::Lstm => 4,
+        }
+    }
+
+    /// The cell for a raw `Params::cell` value.
+    pub const fn from_u32(v: u32) -> Option<Cell> {
+        match v {
+            0 => Some(Cell::RnnRelu),
+            1 => Some(Cell::RnnTanh),
+            2 => Some(Cell::Gru),
+            3 => Some(Cell::Lstm),
+            _ => None,
+        }
+    }
+}
+
+/// Largest hidden size: column indices are 16-bit and index `H` is the zero column.
+pub const MAX_HIDDEN: usize = u16::MAX as usize;
+
+/// Marks an unused entry of the per-CTA unit table.
+pub const NO_UNIT: u32 = u32::MAX;
+
+/// Packs one nonzero: fp16 bits of the value (high half) and column (low half).
+#[inline(always)]
+pub const fn pack_nonzero(value_f16_bits: u16, col: u16) -> u32 {
+    ((value_f16_bits as u32) << 16) | col as u32
+}
+
+/// Column of a packed nonzero.
+#[inline(always)]
+pub const fn nonzero_col(word: u32) -> u32 {
+    word & 0xFFFF
+}
+
+/// fp16 bits of the value of a packed nonzero.
+#[inline(always)]
+pub const fn nonzero_value_bits(word: u32) -> u16 {
+    (word >> 16) as u16
+}
+
+/// A padding word for a layer of hidden size `hidden`: value +0.0 at the zero column.
+#[inline(always)]
+pub const fn pad_word(hidden: usize) -> u32 {
+    pack_nonzero(0, hidden as u16)
+}
+
+/// Tag carried by the exchange words of step `t` (1-based: h_1 is the first computed state).
+#[inline(always)]
+pub const fn step_tag(t: u32) -> u32 {
+    t & 0xFFFF
+}
+
+/// One exchange word: step tag in the high half, fp16 bits of the value in the low half.
+#[inline(always)]
+pub const fn tag_word(t: u32, value_f16_bits: u16) -> u32 {
+    (step_tag(t) << 16) | value_f16_bits as u32
+}
+
+/// Byte offset in shared memory of batch tile `tile` (of `batch_tile` values) of column `col`.
+#[inline(always)]
+pub const fn h_smem_offset(col: u32, tile: u32, batch: u32, batch_tile: u32) -> u32 {
+    (col * batch + tile * batch_tile) * 2
+}
+
+/// Exchange-buffer index of hidden value `(unit, b)` (one 32-bit word each).
+#[inline(always)]
+pub const fn exchange_index(unit: u32, b: u32, batch: u32) -> u32 {
+    unit * batch + b
+}
+
+/// Register-list lengths `N` the recurrent kernel is instantiated for.
+pub const LIST_LENGTHS: [usize; 8] = [8, 16, 24, 32, 48, 64, 96, 128];
+
+/// Batch tiles `BT` the recurrent kernel is instantiated for (batch values per shared load).
+pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
+
+/// Entry-point name of the recurrent kernel for list length `n` and batch tile `bt`.
+///
+/// Names look like `sprnn_recurrent_n32_bt4`; the host looks kernels up by this name.
+pub const fn recurrent_kernel_name(n: usize, bt: usize) -> &'static str {
+    macro_rules! names {
+        ($($n:literal),*) => {
+            match (n, bt) {
+                $(
+                    ($n, 1) => concat!("sprnn_recurrent_n", $n, "_bt1"),
+                    ($n, 2) => concat!("sprnn_recurrent_n", $n, "_bt2"),
+                    ($n, 4) => concat!("sprnn_recurrent_n", $n, "_bt4"),
+                    ($n, 8) => concat!("sprnn_recurrent_n", $n, "_bt8"),
+                )*
+                _ => "",
+            }
+        };
+    }
+    names!(8, 16, 24, 32, 48, 64, 96, 128)
+}
+
+/// Error codes the kernel writes to `Params::status` (0 means success).
+pub mod status {
+    /// The kernel completed.
+    pub const OK: u32 = 0;
+    /// A wait for another CTA's hidden state passed `Params::timeout_ns`.
+    pub const TIMEOUT: u32 = 1;
+    /// Another CTA reported an error, so this one stopped.
+    pub const ABORTED: u32 = 2;
+    /// The parameters were inconsistent with the kernel variant (a host bug).
+    pub const BAD_PARAMS: u32 = 3;
+    /// Bits above this shift carry the CTA index that reported the error.
+    pub const CTA_SHIFT: u32 = 8;
+}
+
+/// Bits of `Params::flags`.
+pub mod flags {
+    /// `U` is fp16 (otherwise f32).
+    pub const U_F16: u32 = 1 << 0;
+    /// `h0` is given (otherwise zeros).
+    pub const HAS_H0: u32 = 1 << 1;
+    /// `c0` is given (LSTM; otherwise zeros).
+    pub const HAS_C0: u32 = 1 << 2;
+    /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
+    pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
+}
+
+/// Every argument of the recurrent kernel, passed by value as one `.param` struct.
+///
+/// Pointers are device addresses (`u64`). Shapes: `U` is `[T][B][G*H]`, `h_out` is `[T][B][H]`
+/// (f32 of the fp16 state that was exchanged), `c_out` is `[B][H]` (f32, LSTM only), `h0`/`c0`
+/// are `[B][H]` f32, `bias_hh` is `[G*H]` f32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecurrentParams {
+    /// Packed nonzeros, `[N][total_threads]` (see the module docs).
+    pub weights: u64,
+    /// Hidden units of each CTA, `[grid][units_per_cta]` u32, [`NO_UNIT`] for unused.
+    pub units: u64,
+    /// Input pre-activations `W_ih x_t + b_ih`, `[T][B][G*H]`, f32 or f16 (`flags::U_F16`).
+    pub u: u64,
+    /// Recurrent bias `b_hh`, `[G*H]` f32.
+    pub bias_hh: u64,
+    /// Initial hidden state, `[B][H]` f32 (when `flags::HAS_H0`).
+    pub h0: u64,
+    /// Initial cell state, `[B][H]` f32 (LSTM, when `flags::HAS_C0`).
+    pub c0: u64,
+    /// Output hidden states, `[T][B][H]` f32.
+    pub h_out: u64,
+    /// Final cell state, `[B][H]` f32 (LSTM).
+    pub c_out: u64,
+    /// Two exchange buffers of `H*B` tagged words each, zeroed before launch.
+    pub exchange: u64,
+    /// Status word, zeroed before launch; see [`status`].
+    pub status: u64,
+    /// Per-wait bound in nanoseconds (`%globaltimer`).
+    pub timeout_ns: u64,
+    /// Hidden size H.
+    pub hidden: u32,
+    /// Batch size B.
+    pub batch: u32,
+    /// Sequence length T.
+    pub steps: u32,
+    /// [`Cell`] as u32.
+    pub cell: u32,
+    /// Threads per CTA (must equal the launch's block size).
+    pub threads_per_cta: u32,
+    /// Threads sharing one row (power of two, ≤ 32).
+    pub threads_per_row: u32,
+    /// Entries per CTA in the unit table.
+    pub units_per_cta: u32,
+    /// Bits from [`flags`].
+    pub flags: u32,
+}
+
+/// Arguments of the smoke kernel that exercises the device layer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SmokeParams {
+    /// `[n]` f32 input.
+    pub input: u64,
+    /// `[n]` u32 output words, see the smoke kernel's docs.
+    pub output: u64,
+    /// A `[4]` u32 scratch buffer for the memory-model loads and stores.
+    pub scratch: u64,
+    /// Number of elements.
+    pub n: u32,
+    /// Padding (keeps the struct's size a multiple of 8).
+    pub pad: u32,
+}
+
+/// Bytes of dynamic shared memory the recurrent kernel needs.
+///
+/// Layout: hidden state `[(H+1)][B]` fp16 (rounded up to 16 bytes), then the reduced gate sums
+/// `[rows][B]` f32, then (LSTM) the cell state `[units][B]` f32.
+pub const fn recurrent_smem_bytes(hidden: usize, batch: usize, rows: usize, units: usize, cell: Cell) -> usize {
+    let h = round_up((hidden + 1) * batch * 2, 16);
+    let acc = rows * batch * 4;
+    let c = match cell {
+        Cell::Lstm => units * batch * 4,
+        _ => 0,
+    };
+    h + acc + c
+}
+
+/// Byte offset of the gate-sum array in dynamic shared memory.
+pub const fn smem_acc_offset(hidden: usize, batch: usize) -> usize {
+    round_up((hidden + 1) * batch * 2, 16)
+}
+
+/// `x` rounded up to a multiple of `m`.
+pub const fn round_up(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<RecurrentParams>() % 8 == 0);
+    assert!(core::mem::size_of::<SmokeParams>() % 8 == 0);
+    assert!(MAX_HIDDEN < 1 << 16);
+    assert!(recurrent_kernel_name(32, 4).len() > 0);
+};
