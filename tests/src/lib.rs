@@ -1,1 +1,1 @@
-
+//! Integration tests of sprnn live in `tests/it`.

@@ -1,0 +1,1 @@
+//! Weight layout and capacity planning (filled in by the layout work).

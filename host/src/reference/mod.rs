@@ -1,0 +1,1 @@
+//! Reference forward passes on the CPU (filled in by the reference work).

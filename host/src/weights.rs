@@ -1,0 +1,1 @@
+//! Weight files (filled in by the reference work).
