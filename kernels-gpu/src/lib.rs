@@ -1,8 +1,28 @@
 //! sprnn's GPU kernels and the host–kernel format.
 //!
-//! Built for `nvptx64-nvidia-cuda` by `cargo xtask build-ptx`; on every other target only
-//! [`format`] is compiled, so the host crate shares its definitions.
+//! Built for `nvptx64-nvidia-cuda` by `cargo xtask build-ptx` (as a `cdylib`, linked to PTX);
+//! on every other target only [`format`] is compiled, so the host crate shares its definitions.
+//!
+//! - [`format`]: packed weight words, exchange words, the kernels' parameter structs.
+//! - `device` (nvptx only): the device layer — indices, barriers, warp collectives, shared and
+//!   global memory with memory-model qualifiers, conversions, timers.
+//! - `kernels` (nvptx only): the smoke kernel and the sparse persistent recurrent kernel.
 #![no_std]
 #![deny(missing_docs)]
+#![cfg_attr(
+    target_arch = "nvptx64",
+    feature(abi_ptx, asm_experimental_arch, stdarch_nvptx)
+)]
 
 pub mod format;
+
+#[cfg(target_arch = "nvptx64")]
+pub mod device;
+#[cfg(target_arch = "nvptx64")]
+pub mod kernels;
+
+#[cfg(all(target_arch = "nvptx64", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    device::trap()
+}

@@ -1,1 +1,65 @@
-fn main(){}
+//! `cargo xtask <task>`: sprnn's project tasks.
+//!
+//! - `build-ptx [--check]`: compiles `kernels-gpu` for `nvptx64-nvidia-cuda`, links the bitcode
+//!   to PTX for every target architecture, writes `host/kernels/*.ptx`, and runs the ptxas
+//!   resource report when ptxas is available. `--check` fails when the committed PTX differs
+//!   from a fresh build.
+//! - `gpu-bundle [DIR]`: builds the test and bench executables in release mode and copies them
+//!   with a run script into `DIR` (default `bundle/`), for a GPU machine with no Rust toolchain.
+//!
+//! When started with `SPRNN_PTX_LINK=1` in its environment this binary is the linker rustc
+//! calls for the nvptx target (see `link`).
+
+mod bundle;
+mod link;
+mod ptxas;
+mod ptx;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if std::env::var_os(link::LINKER_MODE_ENV).is_some() {
+        return report(link::main(std::env::args().skip(1).collect()));
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-ptx") => ptx::build_ptx(rest.contains(&"--check")),
+        Some("gpu-bundle") => bundle::gpu_bundle(rest.first().copied().unwrap_or("bundle")),
+        _ => {
+            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR]");
+            return ExitCode::from(2);
+        }
+    };
+    report(result)
+}
+
+fn report(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, failing with its stderr when it exits non-zero.
+pub(crate) fn run(cmd: &mut std::process::Command) -> Result<std::process::Output, String> {
+    let out = cmd.output().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{:?} failed ({}):\n{}{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out)
+}
+
+/// The workspace root (the parent of this crate's manifest directory).
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}

@@ -1,0 +1,508 @@
+//! The device layer: every intrinsic and every line of inline PTX the kernels use.
+//!
+//! Kernels call these named functions and never write `asm!` themselves. Each wrapper says which
+//! PTX it emits and, for memory operations, which guarantee of the PTX memory model it gives.
+//! All functions are `#[inline(always)]`: they exist for names and documentation, not for calls.
+
+use core::arch::asm;
+use core::arch::global_asm;
+
+// The dynamic shared-memory window of every kernel in this module. Its size is the launch's
+// dynamic shared-memory size; `dyn_smem_base` gives its 32-bit shared address.
+global_asm!(".extern .shared .align 16 .b8 SPRNN_DYN_SMEM[];");
+
+// ---------------------------------------------------------------------------------------------
+// Indices
+
+/// `%tid.x`: this thread's index in its CTA.
+#[inline(always)]
+pub fn thread_idx_x() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { core::arch::nvptx::_thread_idx_x() as u32 }
+}
+
+/// `%ntid.x`: threads per CTA.
+#[inline(always)]
+pub fn block_dim_x() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { core::arch::nvptx::_block_dim_x() as u32 }
+}
+
+/// `%ctaid.x`: this CTA's index in the grid.
+#[inline(always)]
+pub fn block_idx_x() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { core::arch::nvptx::_block_idx_x() as u32 }
+}
+
+/// `%nctaid.x`: CTAs in the grid.
+#[inline(always)]
+pub fn grid_dim_x() -> u32 {
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { core::arch::nvptx::_grid_dim_x() as u32 }
+}
+
+/// `%laneid`: this thread's lane in its warp.
+#[inline(always)]
+pub fn lane_id() -> u32 {
+    let r: u32;
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { asm!("mov.u32 {r}, %laneid;", r = out(reg32) r, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `%globaltimer`: a nanosecond clock shared by all SMs (it ticks coarsely, about every µs).
+#[inline(always)]
+pub fn global_timer_ns() -> u64 {
+    let r: u64;
+    // SAFETY: reading a special register has no preconditions. Not `pure`: it changes.
+    unsafe { asm!("mov.u64 {r}, %globaltimer;", r = out(reg64) r, options(nomem, nostack)) };
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barriers, warp collectives, traps
+
+/// `bar.sync 0`: block-wide barrier; orders this CTA's shared-memory accesses before and after it.
+///
+/// # Safety
+/// Every thread of the CTA must reach the same barrier (no divergent call sites).
+#[inline(always)]
+pub unsafe fn sync_threads() {
+    // SAFETY: the caller guarantees CTA-uniform control flow.
+    unsafe { asm!("bar.sync 0;", options(nostack)) };
+}
+
+/// `bar.red.or.pred`: block-wide barrier that returns whether any thread passed `true`.
+///
+/// # Safety
+/// As [`sync_threads`].
+#[inline(always)]
+pub unsafe fn sync_threads_or(pred: bool) -> bool {
+    let r: u32;
+    // SAFETY: the caller guarantees CTA-uniform control flow.
+    unsafe {
+        asm!(
+            "{{ .reg .pred p, q;",
+            "setp.ne.u32 p, {x}, 0;",
+            "bar.red.or.pred q, 0, p;",
+            "selp.u32 {r}, 1, 0, q; }}",
+            x = in(reg32) pred as u32, r = out(reg32) r, options(nostack)
+        )
+    };
+    r != 0
+}
+
+/// `shfl.sync.bfly.b32` over the full warp: the value of lane `lane ^ mask`.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute it together.
+#[inline(always)]
+pub unsafe fn shfl_xor_f32(v: f32, mask: u32) -> f32 {
+    let r: f32;
+    // SAFETY: the caller guarantees a converged full warp.
+    unsafe {
+        asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 0x1f, 0xffffffff;",
+            r = out(reg32) r, v = in(reg32) v, m = in(reg32) mask, options(nomem, nostack))
+    };
+    r
+}
+
+/// `shfl.sync.idx.b32` over the full warp: the value of lane `src`.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute it together.
+#[inline(always)]
+pub unsafe fn shfl_idx_u32(v: u32, src: u32) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees a converged full warp.
+    unsafe {
+        asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 0x1f, 0xffffffff;",
+            r = out(reg32) r, v = in(reg32) v, s = in(reg32) src, options(nomem, nostack))
+    };
+    r
+}
+
+/// `vote.sync.all.pred` over the full warp: whether `pred` holds on every lane.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute it together.
+#[inline(always)]
+pub unsafe fn vote_all(pred: bool) -> bool {
+    let r: u32;
+    // SAFETY: the caller guarantees a converged full warp.
+    unsafe {
+        asm!(
+            "{{ .reg .pred p, q;",
+            "setp.ne.u32 p, {x}, 0;",
+            "vote.sync.all.pred q, p, 0xffffffff;",
+            "selp.u32 {r}, 1, 0, q; }}",
+            x = in(reg32) pred as u32, r = out(reg32) r, options(nomem, nostack)
+        )
+    };
+    r != 0
+}
+
+/// `vote.sync.ballot.b32` over the full warp: bit `i` set when lane `i` passed `true`.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute it together.
+#[inline(always)]
+pub unsafe fn vote_ballot(pred: bool) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees a converged full warp.
+    unsafe {
+        asm!(
+            "{{ .reg .pred p;",
+            "setp.ne.u32 p, {x}, 0;",
+            "vote.sync.ballot.b32 {r}, p, 0xffffffff; }}",
+            x = in(reg32) pred as u32, r = out(reg32) r, options(nomem, nostack)
+        )
+    };
+    r
+}
+
+/// `trap`: aborts the kernel; the host sees `CUDA_ERROR_ILLEGAL_INSTRUCTION` (715).
+#[inline(always)]
+pub fn trap() -> ! {
+    // SAFETY: `trap` ends the thread; nothing after it runs.
+    unsafe { asm!("trap;", options(noreturn, nostack)) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory (addresses are 32-bit `.shared` window offsets)
+
+/// Shared-window address of the dynamic shared memory (`mov.u32 r, SPRNN_DYN_SMEM;`).
+#[inline(always)]
+pub fn dyn_smem_base() -> u32 {
+    let r: u32;
+    // SAFETY: taking a symbol's address has no preconditions.
+    unsafe { asm!("mov.u32 {r}, SPRNN_DYN_SMEM;", r = out(reg32) r, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `ld.shared.u16`.
+///
+/// # Safety
+/// `addr` must be a 2-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn ld_shared_u16(addr: u32) -> u16 {
+    let r: u16;
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("ld.shared.u16 {r}, [{a}];", r = out(reg16) r, a = in(reg32) addr, options(readonly, nostack)) };
+    r
+}
+
+/// `ld.shared.u32`.
+///
+/// # Safety
+/// `addr` must be a 4-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn ld_shared_u32(addr: u32) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("ld.shared.u32 {r}, [{a}];", r = out(reg32) r, a = in(reg32) addr, options(readonly, nostack)) };
+    r
+}
+
+/// `ld.shared.v2.u32` (8 bytes).
+///
+/// # Safety
+/// `addr` must be an 8-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn ld_shared_v2_u32(addr: u32) -> [u32; 2] {
+    let (a, b): (u32, u32);
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("ld.shared.v2.u32 {{{a}, {b}}}, [{p}];", a = out(reg32) a, b = out(reg32) b,
+            p = in(reg32) addr, options(readonly, nostack))
+    };
+    [a, b]
+}
+
+/// `ld.shared.v4.u32` (16 bytes).
+///
+/// # Safety
+/// `addr` must be a 16-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn ld_shared_v4_u32(addr: u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("ld.shared.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b,
+            c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr, options(readonly, nostack))
+    };
+    [a, b, c, d]
+}
+
+/// `st.shared.u16`.
+///
+/// # Safety
+/// `addr` must be a 2-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn st_shared_u16(addr: u32, v: u16) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.shared.u16 [{a}], {v};", a = in(reg32) addr, v = in(reg16) v, options(nostack)) };
+}
+
+/// `st.shared.u32`.
+///
+/// # Safety
+/// `addr` must be a 4-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn st_shared_u32(addr: u32, v: u32) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.shared.u32 [{a}], {v};", a = in(reg32) addr, v = in(reg32) v, options(nostack)) };
+}
+
+/// `st.shared.v2.u32` (8 bytes).
+///
+/// # Safety
+/// `addr` must be an 8-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn st_shared_v2_u32(addr: u32, v: [u32; 2]) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("st.shared.v2.u32 [{a}], {{{x}, {y}}};", a = in(reg32) addr, x = in(reg32) v[0],
+            y = in(reg32) v[1], options(nostack))
+    };
+}
+
+/// `st.shared.f32`.
+///
+/// # Safety
+/// `addr` must be a 4-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn st_shared_f32(addr: u32, v: f32) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.shared.f32 [{a}], {v};", a = in(reg32) addr, v = in(reg32) v, options(nostack)) };
+}
+
+/// `ld.shared.f32`.
+///
+/// # Safety
+/// `addr` must be a 4-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn ld_shared_f32(addr: u32) -> f32 {
+    let r: f32;
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("ld.shared.f32 {r}, [{a}];", r = out(reg32) r, a = in(reg32) addr, options(readonly, nostack)) };
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global memory with memory-model qualifiers
+
+/// `ld.relaxed.gpu.global.u32`: a strong load at GPU scope. It is never served from a stale
+/// L1 line, and being single-copy atomic it returns a whole value some thread stored.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn ld_relaxed_gpu_u32(p: *const u32) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("ld.relaxed.gpu.global.u32 {r}, [{p}];", r = out(reg32) r, p = in(reg64) p, options(nostack)) };
+    r
+}
+
+/// `ld.relaxed.gpu.global.v4.u32`: one 16-byte strong load at GPU scope. The memory model treats
+/// it as four 32-bit accesses, each single-copy atomic (the vector as a whole is not).
+///
+/// # Safety
+/// `p` must be a valid, 16-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn ld_relaxed_gpu_v4_u32(p: *const u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("ld.relaxed.gpu.global.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a,
+            b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg64) p, options(nostack))
+    };
+    [a, b, c, d]
+}
+
+/// `ld.acquire.gpu.global.u32`: later accesses of this thread are ordered after it, and it
+/// synchronises with a release store it reads from.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn ld_acquire_gpu_u32(p: *const u32) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("ld.acquire.gpu.global.u32 {r}, [{p}];", r = out(reg32) r, p = in(reg64) p, options(nostack)) };
+    r
+}
+
+/// `st.relaxed.gpu.global.u32`: a strong, single-copy-atomic store at GPU scope.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_relaxed_gpu_u32(p: *mut u32, v: u32) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.relaxed.gpu.global.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
+}
+
+/// `st.release.gpu.global.u32`: earlier accesses of this thread are ordered before it.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_release_gpu_u32(p: *mut u32, v: u32) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.release.gpu.global.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
+}
+
+/// `atom.relaxed.gpu.global.cas.b32`: stores `new` if the word equals `expected`; returns the
+/// old value.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn atom_cas_gpu_u32(p: *mut u32, expected: u32, new: u32) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("atom.relaxed.gpu.global.cas.b32 {r}, [{p}], {e}, {n};", r = out(reg32) r,
+            p = in(reg64) p, e = in(reg32) expected, n = in(reg32) new, options(nostack))
+    };
+    r
+}
+
+/// `ld.global.nc.f32`: a load through the read-only (non-coherent) path. Only for data no
+/// thread writes during the kernel.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address of data that is read-only for the launch.
+#[inline(always)]
+pub unsafe fn ld_nc_f32(p: *const f32) -> f32 {
+    let r: f32;
+    // SAFETY: the caller guarantees the address is valid and read-only.
+    unsafe { asm!("ld.global.nc.f32 {r}, [{p}];", r = out(reg32) r, p = in(reg64) p, options(readonly, nostack)) };
+    r
+}
+
+/// `ld.global.nc.u16`: as [`ld_nc_f32`] for 16-bit data.
+///
+/// # Safety
+/// As [`ld_nc_f32`], 2-byte-aligned.
+#[inline(always)]
+pub unsafe fn ld_nc_u16(p: *const u16) -> u16 {
+    let r: u16;
+    // SAFETY: the caller guarantees the address is valid and read-only.
+    unsafe { asm!("ld.global.nc.u16 {r}, [{p}];", r = out(reg16) r, p = in(reg64) p, options(readonly, nostack)) };
+    r
+}
+
+/// `ld.global.nc.u32`: as [`ld_nc_f32`] for 32-bit words.
+///
+/// # Safety
+/// As [`ld_nc_f32`].
+#[inline(always)]
+pub unsafe fn ld_nc_u32(p: *const u32) -> u32 {
+    let r: u32;
+    // SAFETY: the caller guarantees the address is valid and read-only.
+    unsafe { asm!("ld.global.nc.u32 {r}, [{p}];", r = out(reg32) r, p = in(reg64) p, options(readonly, nostack)) };
+    r
+}
+
+/// `prefetch.global.L1`: brings the line holding `p` toward this SM's L1. A hint: no effect on
+/// results.
+#[inline(always)]
+pub fn prefetch_l1<T>(p: *const T) {
+    // SAFETY: a prefetch of any address is harmless (PTX: no fault, no effect on memory).
+    unsafe { asm!("prefetch.global.L1 [{p}];", p = in(reg64) p, options(nostack, readonly)) };
+}
+
+/// Plain `st.global.f32` (weak): for outputs the host reads after the kernel.
+///
+/// # Safety
+/// `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_global_f32(p: *mut f32, v: f32) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.global.f32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions and math
+
+/// `cvt.f32.f16`: exact widening of fp16 bits to f32.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let r: f32;
+    // SAFETY: pure register arithmetic.
+    unsafe { asm!("cvt.f32.f16 {r}, {h};", r = out(reg32) r, h = in(reg16) h, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `cvt.rn.f16.f32`: f32 to fp16 bits, round to nearest even (overflow gives ±inf).
+#[inline(always)]
+pub fn f32_to_f16(x: f32) -> u16 {
+    let r: u16;
+    // SAFETY: pure register arithmetic.
+    unsafe { asm!("cvt.rn.f16.f32 {r}, {x};", r = out(reg16) r, x = in(reg32) x, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `fma.rn.f32`: `a * b + c` with one rounding.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure register arithmetic.
+    unsafe {
+        asm!("fma.rn.f32 {r}, {a}, {b}, {c};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b,
+            c = in(reg32) c, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `ex2.approx.ftz.f32`: 2^x (max relative error about 2^-22).
+#[inline(always)]
+pub fn exp2_approx(x: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure register arithmetic.
+    unsafe { asm!("ex2.approx.ftz.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `div.rn.f32`: IEEE division.
+#[inline(always)]
+pub fn div(a: f32, b: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure register arithmetic.
+    unsafe {
+        asm!("div.rn.f32 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b,
+            options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// e^x through [`exp2_approx`].
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    exp2_approx(x * core::f32::consts::LOG2_E)
+}
+
+/// Logistic sigmoid `1 / (1 + e^-x)`, f32 accurate to a few ulp.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    div(1.0, 1.0 + exp(-x))
+}
+
+/// `tanh(x) = 1 - 2 / (e^{2x} + 1)`, saturating cleanly at ±1; accurate to a few f32 ulp away
+/// from 0 and, near 0 (|x| < 2^-4), by its odd series.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let ax = if x < 0.0 { -x } else { x };
+    if ax < 0.0625 {
+        let x2 = x * x;
+        // x - x^3/3 + 2x^5/15 - 17x^7/315
+        x * fma(x2, fma(x2, fma(x2, -17.0 / 315.0, 2.0 / 15.0), -1.0 / 3.0), 1.0)
+    } else {
+        let t = 1.0 - div(2.0, exp(2.0 * ax) + 1.0);
+        if x < 0.0 { -t } else { t }
+    }
+}

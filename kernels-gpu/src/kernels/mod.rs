@@ -1,0 +1,3 @@
+//! The kernels: entry points exported to PTX.
+
+pub mod smoke;

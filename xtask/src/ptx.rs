@@ -1,0 +1,101 @@
+//! `cargo xtask build-ptx`: kernels-gpu → PTX for every target architecture, then the ptxas
+//! resource report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::link::{LINKER_MODE_ENV, LLVM_BIN_ENV, UNROLL_ARGS};
+use crate::{run, workspace_root};
+
+/// Architectures the PTX is built for; the host picks one by compute capability.
+pub const ARCHS: [&str; 2] = ["sm_90", "sm_80"];
+const TARGET: &str = "nvptx64-nvidia-cuda";
+
+/// The pinned toolchain named in `rust-toolchain.toml`.
+pub fn pinned_toolchain() -> Result<String, String> {
+    let text = std::fs::read_to_string(workspace_root().join("rust-toolchain.toml"))
+        .map_err(|e| format!("rust-toolchain.toml: {e}"))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("channel").map(|r| r.trim_start_matches([' ', '=']).trim().trim_matches('"').to_string()))
+        .ok_or_else(|| "no channel in rust-toolchain.toml".into())
+}
+
+fn llvm_bin(toolchain: &str) -> Result<PathBuf, String> {
+    let out = run(Command::new("rustc").env("RUSTUP_TOOLCHAIN", toolchain).args(["--print", "sysroot"]))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let out = run(Command::new("rustc").env("RUSTUP_TOOLCHAIN", toolchain).arg("-vV"))?;
+    let vv = String::from_utf8_lossy(&out.stdout);
+    let host = vv.lines().find_map(|l| l.strip_prefix("host: ")).ok_or("rustc -vV: no host")?;
+    let bin = sysroot.join("lib/rustlib").join(host).join("bin");
+    if !bin.join("llc").exists() {
+        return Err(format!(
+            "llc not found in {} — install the component: rustup component add llvm-tools --toolchain {toolchain}",
+            bin.display()
+        ));
+    }
+    Ok(bin)
+}
+
+/// Path of the committed PTX for `arch`.
+pub fn ptx_path(arch: &str) -> PathBuf {
+    workspace_root().join("host/kernels").join(format!("sprnn_{}.ptx", arch.replace('_', "")))
+}
+
+/// Compiles and links the kernels for `arch`; returns the PTX text.
+pub fn compile(arch: &str, toolchain: &str, llvm: &Path) -> Result<String, String> {
+    let root = workspace_root();
+    let target_dir = root.join("target/ptx").join(arch);
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut flags = vec![
+        format!("-Clinker={}", me.display()),
+        format!("-Ctarget-cpu={arch}"),
+    ];
+    flags.extend(UNROLL_ARGS.iter().map(|a| format!("-Cllvm-args={a}")));
+    let status = Command::new("cargo")
+        .current_dir(&root)
+        .env("RUSTUP_TOOLCHAIN", toolchain)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env(LINKER_MODE_ENV, "1")
+        .env(LLVM_BIN_ENV, llvm)
+        .args(["rustc", "--quiet", "-p", "sprnn-kernels", "--release", "--target", TARGET, "-Zbuild-std=core", "--crate-type", "cdylib", "--target-dir"])
+        .arg(&target_dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("kernel build for {arch} failed"));
+    }
+    let ptx = target_dir.join(TARGET).join("release/sprnn_kernels.ptx");
+    std::fs::read_to_string(&ptx).map_err(|e| format!("{}: {e}", ptx.display()))
+}
+
+pub fn build_ptx(check: bool) -> Result<(), String> {
+    let toolchain = pinned_toolchain()?;
+    let llvm = llvm_bin(&toolchain)?;
+    let mut stale = Vec::new();
+    for arch in ARCHS {
+        let ptx = compile(arch, &toolchain, &llvm)?;
+        let path = ptx_path(arch);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if check {
+            if committed != ptx {
+                stale.push(path.display().to_string());
+            }
+        } else if committed != ptx {
+            std::fs::write(&path, &ptx).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("wrote {}", path.strip_prefix(workspace_root()).unwrap().display());
+        } else {
+            println!("{} is up to date", path.strip_prefix(workspace_root()).unwrap().display());
+        }
+        crate::ptxas::report(arch, &ptx)?;
+    }
+    if !stale.is_empty() {
+        return Err(format!(
+            "committed PTX differs from a fresh build: {} — run `cargo xtask build-ptx` and commit",
+            stale.join(", ")
+        ));
+    }
+    if check {
+        println!("committed PTX matches a fresh build");
+    }
+    Ok(())
+}
