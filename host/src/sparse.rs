@@ -585,10 +585,12 @@ fn select_largest(vals: &[f32], base: usize, k: usize, keep: &mut [bool]) {
 /// Power-iteration steps [`random_recurrent`] spends on each gate block.
 pub const RADIUS_POWER_ITERATIONS: usize = 24;
 
-/// Safety factor on the power-iteration estimate of `σ_max` in [`random_recurrent`]: the estimate
-/// approaches `σ_max` from below, and at [`RADIUS_POWER_ITERATIONS`] steps it was measured within
-/// 1.5% of a 400-step estimate for square blocks with H = 64..2304 and d = 0.01..0.5.
-pub const RADIUS_MARGIN: f64 = 1.03;
+/// Safety factor on the power-iteration estimate of `σ_max` in [`random_recurrent`]. The estimate
+/// approaches `σ_max` from below; for square random sparse blocks of this generator's kind
+/// (H = 64, 256, 1152, 2304; d = 0.01, 0.1, 0.3, 0.5) the exact `σ_max` (LAPACK SVD in numpy) was at
+/// most 1.023 times the [`RADIUS_POWER_ITERATIONS`]-step estimate, and the spectral radius was
+/// 0.40–0.57 times `σ_max`. The margin leaves room for larger H, where convergence is slower.
+pub const RADIUS_MARGIN: f64 = 1.06;
 
 /// A seeded random pruned recurrent matrix, scaled so that the recurrence is stable.
 ///
@@ -693,6 +695,14 @@ mod tests {
 
     /// Measures how far the power-iteration estimate is from a long run (run with `--ignored
     /// --nocapture` in release); the numbers justify [`RADIUS_MARGIN`].
+    #[test]
+    #[ignore]
+    fn random_recurrent_timing() {
+        let t = std::time::Instant::now();
+        let m = random_recurrent(7, 4 * 5760, 5760, 0.5, 0.9).unwrap();
+        println!("H=5760 G=4 d=0.5: {} nonzeros in {:.2?}", m.nnz(), t.elapsed());
+    }
+
     #[test]
     #[ignore]
     fn power_iteration_convergence() {
