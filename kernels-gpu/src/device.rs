@@ -426,6 +426,16 @@ pub unsafe fn st_global_f32(p: *mut f32, v: f32) {
     unsafe { asm!("st.global.f32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
 }
 
+/// Returns `x` through a `mov` the optimizer cannot see through or move: values derived from
+/// it are recomputed where they are used instead of being hoisted into registers.
+#[inline(always)]
+pub fn opaque_u32(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register move. Deliberately not `pure`, so it is neither hoisted nor merged.
+    unsafe { asm!("mov.u32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(nomem, nostack)) };
+    r
+}
+
 // ---------------------------------------------------------------------------------------------
 // Conversions and math
 

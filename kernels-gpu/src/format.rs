@@ -128,6 +128,12 @@ pub const fn exchange_index(unit: u32, b: u32, batch: u32) -> u32 {
     unit * batch + b
 }
 
+/// Words in one of the two exchange buffers: `H*B` rounded up to whole 16-byte chunks.
+#[inline(always)]
+pub const fn exchange_words(hidden: usize, batch: usize) -> usize {
+    round_up(hidden * batch, 4)
+}
+
 /// Register-list lengths `N` the recurrent kernel is instantiated for.
 pub const LIST_LENGTHS: [usize; 8] = [8, 16, 24, 32, 48, 64, 96, 128];
 
@@ -204,7 +210,7 @@ pub struct RecurrentParams {
     pub h_out: u64,
     /// Final cell state, `[B][H]` f32 (LSTM).
     pub c_out: u64,
-    /// Two exchange buffers of `H*B` tagged words each, zeroed before launch.
+    /// Two exchange buffers of [`exchange_words`] tagged words each, zeroed before launch.
     pub exchange: u64,
     /// Status word, zeroed before launch; see [`status`].
     pub status: u64,
