@@ -1,0 +1,77 @@
+//! What the planner needs to know about a GPU, with presets for the H200 and the A100.
+
+/// The properties of a GPU that decide whether a layer fits and how it is launched.
+///
+/// The figures are those `cudaGetDeviceProperties` reports; [`DeviceInfo::h200`] and
+/// [`DeviceInfo::a100`] are presets for planning without a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Marketing name, for messages.
+    pub name: String,
+    /// Compute capability `(major, minor)`.
+    pub compute_capability: (u32, u32),
+    /// Number of streaming multiprocessors.
+    pub sm_count: usize,
+    /// 32-bit registers per SM.
+    pub registers_per_sm: usize,
+    /// Most registers one thread may use.
+    pub max_registers_per_thread: usize,
+    /// Shared memory per SM, bytes.
+    pub shared_per_sm: usize,
+    /// Most dynamic shared memory one CTA may opt in to, bytes.
+    pub shared_per_block_optin: usize,
+    /// Most resident threads per SM.
+    pub max_threads_per_sm: usize,
+    /// Most threads per CTA.
+    pub max_threads_per_block: usize,
+    /// L2 cache, bytes.
+    pub l2_bytes: usize,
+}
+
+/// Shared memory the driver reserves per resident CTA (bytes), on sm_80 and later.
+pub const SHARED_RESERVED_PER_CTA: usize = 1024;
+
+/// Register allocation granularity per thread: a thread's registers are rounded up to this.
+pub const REGISTER_ALLOCATION_UNIT: usize = 8;
+
+impl DeviceInfo {
+    /// NVIDIA H200 (sm_90): 132 SMs, 64 K registers and 228 KB shared memory per SM, 227 KB
+    /// opt-in per CTA, 60 MB L2.
+    pub fn h200() -> DeviceInfo {
+        DeviceInfo {
+            name: "NVIDIA H200".to_string(),
+            compute_capability: (9, 0),
+            sm_count: 132,
+            registers_per_sm: 65536,
+            max_registers_per_thread: 255,
+            shared_per_sm: 228 * 1024,
+            shared_per_block_optin: 227 * 1024,
+            max_threads_per_sm: 2048,
+            max_threads_per_block: 1024,
+            l2_bytes: 60 * 1024 * 1024,
+        }
+    }
+
+    /// NVIDIA A100 (sm_80): 108 SMs, 64 K registers and 164 KB shared memory per SM, 163 KB
+    /// opt-in per CTA, 40 MB L2.
+    pub fn a100() -> DeviceInfo {
+        DeviceInfo {
+            name: "NVIDIA A100".to_string(),
+            compute_capability: (8, 0),
+            sm_count: 108,
+            registers_per_sm: 65536,
+            max_registers_per_thread: 255,
+            shared_per_sm: 164 * 1024,
+            shared_per_block_optin: 163 * 1024,
+            max_threads_per_sm: 2048,
+            max_threads_per_block: 1024,
+            l2_bytes: 40 * 1024 * 1024,
+        }
+    }
+
+    /// Dynamic shared memory one CTA may use when `ctas_per_sm` CTAs share an SM.
+    pub fn shared_per_cta(&self, ctas_per_sm: usize) -> usize {
+        let per_sm = (self.shared_per_sm / ctas_per_sm.max(1)).saturating_sub(SHARED_RESERVED_PER_CTA);
+        per_sm.min(self.shared_per_block_optin)
+    }
+}

@@ -1,0 +1,141 @@
+//! Packing: lists of entries → the kernel's weight buffer.
+//!
+//! Each entry becomes [`pack_nonzero`]`(fp16 bits, col)`, the value rounded to fp16 to nearest
+//! even (`half::f16::from_f32`); padding becomes [`pad_word`]`(H)`, value +0.0 at the zero
+//! column, so it adds exactly zero. Word `k` of thread `tid` of CTA `c` goes to
+//! `weights[k * (grid * NT) + c * NT + tid]`. CTAs are laid out in parallel on the available
+//! cores; the result does not depend on how many there are.
+
+use half::f16;
+use sprnn_kernels::format::{pack_nonzero, pad_word, NO_UNIT};
+
+use super::assign::{Assigner, WeightOrder, PAD};
+use super::bank::{BankModel, BankStats};
+use crate::sparse::Csr;
+
+/// The packed weights and their bank statistics.
+pub(crate) struct Packed {
+    pub weights: Vec<u32>,
+    pub bank: BankStats,
+    pub bank_naive: BankStats,
+}
+
+/// What [`pack`] needs to know about the launch shape.
+#[derive(Clone, Copy)]
+pub(crate) struct PackShape {
+    pub gates: usize,
+    pub grid: usize,
+    pub units_per_cta: usize,
+    pub threads_per_cta: usize,
+    pub threads_per_row: usize,
+    pub list_len: usize,
+}
+
+/// Lays out every CTA and packs the words.
+pub(crate) fn pack(w: &Csr, units: &[u32], shape: PackShape, model: BankModel, order: WeightOrder) -> Packed {
+    let PackShape { grid, threads_per_cta: nt, list_len: n, .. } = shape;
+    let workers = std::thread::available_parallelism().map_or(1, |p| p.get()).min(grid).max(1);
+    let per = grid.div_ceil(workers);
+    let results: Vec<(usize, Vec<u32>, BankStats, BankStats)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..grid)
+            .step_by(per)
+            .map(|c0| {
+                let c1 = (c0 + per).min(grid);
+                scope.spawn(move || {
+                    let (buf, bank, naive) = pack_ctas(w, units, shape, model, order, c0..c1);
+                    (c0, buf, bank, naive)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("layout worker panicked")).collect()
+    });
+    let total = grid * nt;
+    let mut weights = vec![0u32; n * total];
+    let mut bank = BankStats::new(&model);
+    let mut bank_naive = BankStats::new(&model);
+    for (c0, buf, b, bn) in results {
+        bank.merge(&b);
+        bank_naive.merge(&bn);
+        // buf is [cta][k][tid].
+        for (i, chunk) in buf.chunks(nt).enumerate() {
+            let (c, k) = (c0 + i / n, i % n);
+            weights[k * total + c * nt..k * total + (c + 1) * nt].copy_from_slice(chunk);
+        }
+    }
+    Packed { weights, bank, bank_naive }
+}
+
+/// Lays out CTAs `ctas`; returns their words as `[cta][k][tid]` and the bank statistics of the
+/// chosen and of the naive order.
+fn pack_ctas(
+    w: &Csr,
+    units: &[u32],
+    shape: PackShape,
+    model: BankModel,
+    order: WeightOrder,
+    ctas: std::ops::Range<usize>,
+) -> (Vec<u32>, BankStats, BankStats) {
+    let PackShape { gates, units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, .. } = shape;
+    let h = w.cols();
+    let pad = pad_word(h);
+    let mut asg = Assigner::new(w, tpr, n, model);
+    let mut buf = vec![pad; ctas.len() * n * nt];
+    let mut bank = BankStats::new(&model);
+    let mut bank_naive = BankStats::new(&model);
+    let mut naive = vec![PAD; 32 * n];
+    let mut aware = vec![PAD; 32 * n];
+    let slots_per_warp = 32 / tpr;
+    for (ci, c) in ctas.enumerate() {
+        for warp in 0..nt / 32 {
+            let slots: Vec<Option<u32>> = (0..slots_per_warp)
+                .map(|i| {
+                    let s = (warp * 32) / tpr + i;
+                    let (u, g) = (s / gates, s % gates);
+                    if u >= upc {
+                        return None;
+                    }
+                    let unit = units[c * upc + u];
+                    (unit != NO_UNIT).then(|| (g * h) as u32 + unit)
+                })
+                .collect();
+            asg.naive(&slots, &mut naive);
+            let naive_cost = asg.measure(&naive, &mut bank_naive);
+            let chosen = match order {
+                WeightOrder::Naive => {
+                    bank.merge(&{
+                        let mut s = BankStats::new(&model);
+                        asg.measure(&naive, &mut s);
+                        s
+                    });
+                    &naive
+                }
+                WeightOrder::BankAware => {
+                    asg.bank_aware(&slots, &mut aware);
+                    let mut s = BankStats::new(&model);
+                    let cost = asg.measure(&aware, &mut s);
+                    if cost <= naive_cost {
+                        bank.merge(&s);
+                        &aware
+                    } else {
+                        let mut s = BankStats::new(&model);
+                        asg.measure(&naive, &mut s);
+                        bank.merge(&s);
+                        &naive
+                    }
+                }
+            };
+            for lane in 0..32 {
+                let tid = warp * 32 + lane;
+                for k in 0..n {
+                    let e = chosen[lane * n + k];
+                    if e != PAD {
+                        let col = w.col_idx()[e as usize];
+                        let v = f16::from_f32(w.values()[e as usize]).to_bits();
+                        buf[(ci * n + k) * nt + tid] = pack_nonzero(v, col as u16);
+                    }
+                }
+            }
+        }
+    }
+    (buf, bank, bank_naive)
+}

@@ -1,0 +1,527 @@
+//! The capacity planner: launch shape, fit checks, and the [`Plan`] it returns.
+
+use half::f16;
+use sprnn_kernels::format::{
+    nonzero_col, nonzero_value_bits, recurrent_smem_bytes, round_up, Cell, BATCH_TILES, LIST_LENGTHS, MAX_HIDDEN,
+    NO_UNIT,
+};
+
+use super::assign::WeightOrder;
+use super::bank::{batch_tile, BankModel, BankStats};
+use super::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT};
+use super::error::PlanError;
+use super::pack::{pack, PackShape};
+use super::partition::{partition, unit_nnz};
+use super::registers::kernel_registers;
+use crate::sparse::Csr;
+
+/// The planner never gives a CTA fewer hidden units than this (unless `H` is smaller): small
+/// layers run on fewer CTAs, which exchange less.
+pub const MIN_UNITS_PER_CTA: usize = 2;
+
+/// Threads-per-row values the kernel supports (powers of two up to a warp).
+pub const THREADS_PER_ROW: [usize; 6] = [1, 2, 4, 8, 16, 32];
+
+/// Choices the planner would otherwise make itself. `Default` leaves every choice automatic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Number of CTAs (≤ `sm_count × ctas_per_sm`, ≤ `H`).
+    pub ctas: Option<usize>,
+    /// Threads per row, a power of two ≤ 32.
+    pub threads_per_row: Option<usize>,
+    /// Words per thread, one of [`LIST_LENGTHS`].
+    pub list_len: Option<usize>,
+    /// CTAs resident per SM (default 1).
+    pub ctas_per_sm: Option<usize>,
+    /// Order of the nonzeros in the lists (default bank-aware).
+    pub order: WeightOrder,
+}
+
+/// A launch shape: grid, threads, units, list length. [`plan`] chooses one for a device;
+/// [`layout_with`] lays a layer out for a given one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// CTAs.
+    pub grid: usize,
+    /// Entries per CTA in the unit table.
+    pub units_per_cta: usize,
+    /// Threads per CTA (a multiple of 32, ≥ `units_per_cta · G · threads_per_row`).
+    pub threads_per_cta: usize,
+    /// Threads per row (power of two ≤ 32).
+    pub threads_per_row: usize,
+    /// Words per thread (one of [`LIST_LENGTHS`]).
+    pub list_len: usize,
+}
+
+/// A layer laid out for the recurrent kernel: launch shape, unit table, packed weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Cell type.
+    pub cell: Cell,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Batch size B.
+    pub batch: usize,
+    /// CTAs in the grid (all resident at once).
+    pub grid: usize,
+    /// CTAs per SM the fit was checked for.
+    pub ctas_per_sm: usize,
+    /// Threads per CTA.
+    pub threads_per_cta: usize,
+    /// Threads sharing one row.
+    pub threads_per_row: usize,
+    /// Entries per CTA in [`Plan::units`].
+    pub units_per_cta: usize,
+    /// Words per thread (`N`, the kernel variant).
+    pub list_len: usize,
+    /// Batch values per shared-memory load (`BT`, the kernel variant).
+    pub batch_tile: usize,
+    /// Dynamic shared memory per CTA, bytes.
+    pub smem_bytes: usize,
+    /// Registers per thread of the kernel variant `(N, BT)` (from [`kernel_registers`]).
+    pub registers_per_thread: u32,
+    /// Nonzeros of `W_hh`.
+    pub nnz: usize,
+    /// Nonzeros of the longest row.
+    pub max_row_nnz: usize,
+    /// Nonzeros each CTA holds.
+    pub cta_nnz: Vec<usize>,
+    /// `[grid][units_per_cta]` hidden units, [`NO_UNIT`] for unused entries.
+    pub units: Vec<u32>,
+    /// `[list_len][grid * threads_per_cta]` packed words.
+    pub weights: Vec<u32>,
+    /// Order the lists were built in.
+    pub order: WeightOrder,
+    /// Bank conflicts of the weights as laid out.
+    pub bank: BankStats,
+    /// Bank conflicts the naive order would have had (same launch shape).
+    pub bank_naive: BankStats,
+}
+
+/// Plans a layer for a device: chooses the launch shape, checks that everything fits and stays
+/// resident, and lays the weights out.
+///
+/// `w_hh` is PyTorch's `weight_hh` after pruning: `G·H` rows (row `gate·H + unit`) × `H`.
+///
+/// Decisions (each can be overridden by `opts`):
+///
+/// - **CTAs per SM**: 1.
+/// - **Grid**: every SM, unless that would give a CTA fewer than [`MIN_UNITS_PER_CTA`] units;
+///   then `units_per_cta = ⌈H / (SMs·ctas_per_sm)⌉` (at least 2) and the grid is the fewest CTAs
+///   holding `H` units at that many per CTA (e.g. H = 2304 on 132 SMs: 18 units, 128 CTAs).
+/// - **Units**: capped LPT over unit nonzeros (see [`partition`](super::partition)).
+/// - **Threads per row and list length**: for each `TPR` the smallest `N` with
+///   `TPR·N ≥` the longest row; of the shapes that fit (threads ≤ 1024 and per-SM limits,
+///   registers ≤ 255 per thread and ≤ the register file per SM, see [`kernel_registers`]), the one
+///   with the least estimated time per step, [`step_cost`].
+pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let (hidden, gates) = validate(w_hh, cell, batch)?;
+    let cps = opts.ctas_per_sm.unwrap_or(1);
+    if cps == 0 {
+        return Err(PlanError::BadOption { option: "ctas_per_sm", value: 0, allowed: "at least 1".into() });
+    }
+    if let Some(t) = opts.threads_per_row {
+        if !THREADS_PER_ROW.contains(&t) {
+            return Err(PlanError::BadOption { option: "threads_per_row", value: t, allowed: "1, 2, 4, 8, 16 or 32".into() });
+        }
+    }
+    if let Some(n) = opts.list_len {
+        if !LIST_LENGTHS.contains(&n) {
+            return Err(PlanError::BadOption { option: "list_len", value: n, allowed: format!("one of {LIST_LENGTHS:?}") });
+        }
+    }
+    let max_ctas = device.sm_count * cps;
+    let (grid, upc) = match opts.ctas {
+        Some(0) => return Err(PlanError::BadOption { option: "ctas", value: 0, allowed: "at least 1".into() }),
+        Some(c) if c > max_ctas => {
+            return Err(PlanError::NotCoResident { ctas: c, ctas_per_sm: cps, sm_count: device.sm_count })
+        }
+        Some(c) if c > hidden => {
+            return Err(PlanError::BadOption { option: "ctas", value: c, allowed: format!("at most H = {hidden}") })
+        }
+        Some(c) => (c, hidden.div_ceil(c)),
+        None => default_grid(hidden, max_ctas),
+    };
+    let rows_per_cta = upc * gates;
+
+    // Shared memory.
+    let have_smem = device.shared_per_cta(cps);
+    let smem = |b: usize| recurrent_smem_bytes(hidden, b, rows_per_cta, upc, cell);
+    let smem_bytes = smem(batch);
+    if smem_bytes > have_smem {
+        // smem is affine in b: find the largest b that fits.
+        let per_b = smem(2) - smem(1);
+        let max_batch = (1..=have_smem / per_b.max(1) + 1).rev().find(|&b| smem(b) <= have_smem).unwrap_or(0);
+        return Err(PlanError::SharedMemory { need_bytes: smem_bytes, have_bytes: have_smem, batch, max_batch });
+    }
+
+    // Registers and threads.
+    let max_row_nnz = (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0);
+    let bt = batch_tile(batch);
+    let limits = Limits::new(device, cps);
+    let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
+    let shapes: Vec<Shape> = tprs
+        .iter()
+        .filter_map(|&tpr| {
+            let n = match opts.list_len {
+                Some(n) => n,
+                None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz)?,
+            };
+            Some(Shape::new(rows_per_cta, tpr, n, bt, batch, cps))
+        })
+        .collect();
+    if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
+        if tpr * n < max_row_nnz {
+            let row = (0..w_hh.rows()).find(|&r| w_hh.row_nnz(r) == max_row_nnz).unwrap_or(0);
+            return Err(PlanError::RowTooLong { row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n });
+        }
+    }
+    let fitting = shapes.iter().filter(|s| s.n * s.tpr >= max_row_nnz && limits.fits(s));
+    let Some(best) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
+        return Err(does_not_fit(w_hh, gates, batch, device, cps, rows_per_cta, upc, cell, max_row_nnz, &shapes, opts, &limits));
+    };
+
+    let geometry = Geometry {
+        grid,
+        units_per_cta: upc,
+        threads_per_cta: best.nt,
+        threads_per_row: best.tpr,
+        list_len: best.n,
+    };
+    let mut p = build(w_hh, cell, batch, &geometry, opts.order)?;
+    p.ctas_per_sm = cps;
+    Ok(p)
+}
+
+/// Lays a layer out for a given launch shape, without checking it against any device (threads
+/// per CTA may exceed 1024, registers are not counted). Checks the shape is consistent with the
+/// layer: every unit has a slot, every row fits in `threads_per_row × list_len` words.
+pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder) -> Result<Plan, PlanError> {
+    validate(w_hh, cell, batch)?;
+    build(w_hh, cell, batch, geometry, order)
+}
+
+/// The default grid: `(grid, units_per_cta)` for `hidden` units on at most `max_ctas` CTAs.
+pub fn default_grid(hidden: usize, max_ctas: usize) -> (usize, usize) {
+    let upc = hidden.div_ceil(max_ctas.max(1)).max(MIN_UNITS_PER_CTA).min(hidden).max(1);
+    (hidden.div_ceil(upc), upc)
+}
+
+fn validate(w_hh: &Csr, cell: Cell, batch: usize) -> Result<(usize, usize), PlanError> {
+    let hidden = w_hh.cols();
+    let gates = cell.gates();
+    if hidden == 0 {
+        return Err(PlanError::EmptyHidden);
+    }
+    if hidden > MAX_HIDDEN {
+        return Err(PlanError::HiddenTooLarge { hidden, max: MAX_HIDDEN });
+    }
+    if w_hh.rows() != gates * hidden {
+        return Err(PlanError::Shape { cell, rows: w_hh.rows(), cols: hidden, expected_rows: gates * hidden });
+    }
+    if batch == 0 {
+        return Err(PlanError::ZeroBatch);
+    }
+    if let Some(i) = w_hh.values().iter().position(|&v| f16::from_f32(v).is_infinite()) {
+        let row = w_hh.row_ptr().partition_point(|&p| p <= i) - 1;
+        return Err(PlanError::ValueOutOfRange { row, col: w_hh.col_idx()[i] as usize, value: w_hh.values()[i] });
+    }
+    Ok((hidden, gates))
+}
+
+fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder) -> Result<Plan, PlanError> {
+    let hidden = w_hh.cols();
+    let gates = cell.gates();
+    let bad = |option: &'static str, value: usize, allowed: String| Err(PlanError::BadOption { option, value, allowed });
+    if !THREADS_PER_ROW.contains(&g.threads_per_row) {
+        return bad("threads_per_row", g.threads_per_row, "1, 2, 4, 8, 16 or 32".into());
+    }
+    if !LIST_LENGTHS.contains(&g.list_len) {
+        return bad("list_len", g.list_len, format!("one of {LIST_LENGTHS:?}"));
+    }
+    if g.grid == 0 || g.units_per_cta == 0 || g.grid * g.units_per_cta < hidden {
+        return bad("grid", g.grid, format!("grid x units_per_cta >= H = {hidden}, both >= 1"));
+    }
+    let min_nt = round_up(g.units_per_cta * gates * g.threads_per_row, 32);
+    if g.threads_per_cta % 32 != 0 || g.threads_per_cta < min_nt {
+        return bad("threads_per_cta", g.threads_per_cta, format!("a multiple of 32, at least {min_nt}"));
+    }
+    if (hidden + 1) as u64 * batch as u64 * 2 > u32::MAX as u64 {
+        return bad("batch", batch, "a hidden state under 4 GiB".into());
+    }
+    if let Some(row) = (0..w_hh.rows()).find(|&r| w_hh.row_nnz(r) > g.threads_per_row * g.list_len) {
+        return Err(PlanError::RowTooLong {
+            row,
+            nnz: w_hh.row_nnz(row),
+            threads_per_row: g.threads_per_row,
+            list_len: g.list_len,
+        });
+    }
+    let unit_nnz = unit_nnz(w_hh, gates);
+    let part = partition(&unit_nnz, g.grid, g.units_per_cta);
+    let model = BankModel::new(batch);
+    let shape = PackShape {
+        gates,
+        grid: g.grid,
+        units_per_cta: g.units_per_cta,
+        threads_per_cta: g.threads_per_cta,
+        threads_per_row: g.threads_per_row,
+        list_len: g.list_len,
+    };
+    let packed = pack(w_hh, &part.units, shape, model, order);
+    Ok(Plan {
+        cell,
+        hidden,
+        batch,
+        grid: g.grid,
+        ctas_per_sm: 1,
+        threads_per_cta: g.threads_per_cta,
+        threads_per_row: g.threads_per_row,
+        units_per_cta: g.units_per_cta,
+        list_len: g.list_len,
+        batch_tile: model.batch_tile,
+        smem_bytes: recurrent_smem_bytes(hidden, batch, g.units_per_cta * gates, g.units_per_cta, cell),
+        registers_per_thread: kernel_registers(g.list_len, model.batch_tile).unwrap_or(0),
+        nnz: w_hh.nnz(),
+        max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
+        cta_nnz: part.cta_nnz,
+        units: part.units,
+        weights: packed.weights,
+        order,
+        bank: packed.bank,
+        bank_naive: packed.bank_naive,
+    })
+}
+
+/// Device limits for a given number of CTAs per SM.
+struct Limits {
+    threads_per_cta: usize,
+    regs_per_sm: usize,
+    regs_per_thread: usize,
+}
+
+impl Limits {
+    fn new(d: &DeviceInfo, cps: usize) -> Limits {
+        Limits {
+            threads_per_cta: d.max_threads_per_block.min(d.max_threads_per_sm / cps),
+            regs_per_sm: d.registers_per_sm,
+            regs_per_thread: d.max_registers_per_thread,
+        }
+    }
+
+    fn fits(&self, s: &Shape) -> bool {
+        s.nt <= self.threads_per_cta && (s.regs as usize) <= self.regs_per_thread && s.need_regs <= self.regs_per_sm
+    }
+}
+
+/// One candidate launch shape for a CTA.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    tpr: usize,
+    n: usize,
+    nt: usize,
+    regs: u32,
+    need_regs: usize,
+    cost: f64,
+}
+
+impl Shape {
+    fn new(rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize) -> Shape {
+        let nt = round_up(rows_per_cta * tpr, 32);
+        let regs = kernel_registers(n, bt).unwrap_or(u32::MAX);
+        let need_regs = nt * round_up(regs as usize, REGISTER_ALLOCATION_UNIT) * cps;
+        Shape { tpr, n, nt, regs, need_regs, cost: step_cost(nt, tpr, n, bt, batch) }
+    }
+}
+
+/// Estimated issue cycles of one step's product for one CTA; the planner picks the fitting
+/// launch shape that minimises it.
+///
+/// Per batch tile (`B / BT` of them), each thread runs `N` words. A word costs `3 + 2·BT`
+/// instructions (unpack, address, shared load, value convert; per batch value a convert and an
+/// FMA), issued by 4 schedulers for `NT / 32` warps; a thread's dependent FMA chain takes at
+/// least 4 cycles per word. The butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles.
+/// So: `tiles · (max(warps · N · (3 + 2·BT) / 4, 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
+/// padding (more words in all) against parallelism (shorter per-thread chains).
+pub fn step_cost(threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
+    let tiles = (batch / batch_tile.max(1)).max(1) as f64;
+    let warps = (threads_per_cta / 32) as f64;
+    let (n, bt) = (list_len as f64, batch_tile as f64);
+    let issue = warps * n * (3.0 + 2.0 * bt) / 4.0;
+    let chain = 4.0 * n;
+    let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
+    tiles * (issue.max(chain) + reduce)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn does_not_fit(
+    w_hh: &Csr,
+    gates: usize,
+    batch: usize,
+    device: &DeviceInfo,
+    cps: usize,
+    rows_per_cta: usize,
+    upc: usize,
+    cell: Cell,
+    max_row_nnz: usize,
+    shapes: &[Shape],
+    opts: &PlanOptions,
+    limits: &Limits,
+) -> PlanError {
+    let hidden = w_hh.cols();
+    let bt = batch_tile(batch);
+    // The candidate closest to fitting: within the thread limit if any is, least registers.
+    let within: Vec<&Shape> = shapes.iter().filter(|s| s.nt <= limits.threads_per_cta).collect();
+    let pool: Vec<&Shape> = if within.is_empty() { shapes.iter().collect() } else { within };
+    let closest = pool.iter().min_by_key(|s| (s.need_regs, s.nt)).copied().copied();
+    // Longest row any fitting shape can hold.
+    let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
+    let ns: Vec<usize> = opts.list_len.map_or(LIST_LENGTHS.to_vec(), |n| vec![n]);
+    let fit_row = |bt: usize| {
+        tprs.iter()
+            .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(rows_per_cta, t, n, bt, batch, cps)))
+            .map(|(t, n)| t * n)
+            .max()
+            .unwrap_or(0)
+    };
+    let max_row_fit = fit_row(bt);
+    let density = w_hh.nnz() as f64 / (w_hh.rows() as f64 * hidden as f64);
+    let fit_density = if max_row_fit == 0 {
+        0.0
+    } else {
+        // Rows spread like a binomial: max ≈ mean + a·sqrt(mean). Keep a, solve for the mean
+        // whose max is max_row_fit.
+        let mean = w_hh.nnz() as f64 / w_hh.rows() as f64;
+        let a = if mean > 0.0 { (max_row_nnz as f64 - mean).max(0.0) / mean.sqrt() } else { 0.0 };
+        let x = (-a + (a * a + 4.0 * max_row_fit as f64).sqrt()) / 2.0;
+        let d = (x * x / hidden as f64).min(density);
+        (d * 1e4).floor() / 1e4
+    };
+    // A smaller batch with a smaller tile (fewer registers), if that fits.
+    let have_smem = device.shared_per_cta(cps);
+    let fit_batch = BATCH_TILES
+        .iter()
+        .rev()
+        .filter(|&&t| t < bt)
+        .filter_map(|&t| (1..batch).rev().find(|&b| batch_tile(b) == t))
+        .find(|&b| {
+            recurrent_smem_bytes(hidden, b, rows_per_cta, upc, cell) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
+        });
+    let _ = gates;
+    let c = closest.unwrap_or(Shape { tpr: 32, n: 128, nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
+    PlanError::DoesNotFit {
+        device: device.name.clone(),
+        need_regs: c.need_regs,
+        have_regs: limits.regs_per_sm,
+        need_threads: c.nt,
+        have_threads: limits.threads_per_cta,
+        max_row_nnz,
+        max_row_fit,
+        density,
+        fit_density,
+        fit_batch,
+    }
+}
+
+impl Plan {
+    /// Threads of the whole grid (`grid × threads_per_cta`).
+    pub fn total_threads(&self) -> usize {
+        self.grid * self.threads_per_cta
+    }
+
+    /// Gate rows (`G·H`).
+    pub fn rows(&self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+
+    /// The geometry of this plan.
+    pub fn geometry(&self) -> Geometry {
+        Geometry {
+            grid: self.grid,
+            units_per_cta: self.units_per_cta,
+            threads_per_cta: self.threads_per_cta,
+            threads_per_row: self.threads_per_row,
+            list_len: self.list_len,
+        }
+    }
+
+    /// The recurrent product `W·h` exactly as the kernel computes it from [`Plan::weights`] and
+    /// [`Plan::units`]: `h` is `[B][H]` f32, the result `[B][G·H]` in PyTorch row order.
+    ///
+    /// `h` is rounded to fp16 (the shared-memory state). Each thread sums its words in list
+    /// order `k = 0..N` in f32: `acc += f32(w_k) · f32(h[col_k][b])` (the product of two fp16
+    /// values is exact in f32, so FMA or multiply-then-add give the same sum). Then the `TPR`
+    /// partial sums of a row are reduced by the butterfly `acc += shfl_xor(acc, m)` for
+    /// `m = 16, 8, 4, 2, 1` (those below `TPR`), and lane 0 of the row's group holds the row's
+    /// sum.
+    pub fn simulate_matvec(&self, h: &[f32]) -> Vec<f32> {
+        let (hd, b_n, g_n) = (self.hidden, self.batch, self.cell.gates());
+        assert_eq!(h.len(), b_n * hd, "h must be [B][H]");
+        let h16: Vec<f32> = h.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+        let rows = g_n * hd;
+        let mut out = vec![0f32; b_n * rows];
+        let (nt, tpr, n, total) = (self.threads_per_cta, self.threads_per_row, self.list_len, self.total_threads());
+        let mut part = vec![0f32; tpr];
+        for c in 0..self.grid {
+            for s in 0..nt / tpr {
+                let (u, g) = (s / g_n, s % g_n);
+                if u >= self.units_per_cta {
+                    continue;
+                }
+                let unit = self.units[c * self.units_per_cta + u];
+                if unit == NO_UNIT {
+                    continue;
+                }
+                let row = g * hd + unit as usize;
+                for b in 0..b_n {
+                    for (j, p) in part.iter_mut().enumerate() {
+                        let tid = s * tpr + j;
+                        let mut acc = 0f32;
+                        for k in 0..n {
+                            let w = self.weights[k * total + c * nt + tid];
+                            let col = nonzero_col(w) as usize;
+                            let hv = if col == hd { 0.0 } else { h16[b * hd + col] };
+                            acc += f16::from_bits(nonzero_value_bits(w)).to_f32() * hv;
+                        }
+                        *p = acc;
+                    }
+                    let mut m = 16;
+                    while m >= 1 {
+                        if m < tpr {
+                            let prev = part.clone();
+                            for (j, p) in part.iter_mut().enumerate() {
+                                *p = prev[j] + prev[j ^ m];
+                            }
+                        }
+                        m /= 2;
+                    }
+                    out[b * rows + row] = part[0];
+                }
+            }
+        }
+        out
+    }
+
+    /// Wavefronts of the hidden-state loads summed over the `N` positions, for each warp of the
+    /// grid (`[grid][threads_per_cta / 32]`), recomputed from [`Plan::weights`].
+    pub fn warp_wavefronts(&self) -> Vec<u64> {
+        let model = BankModel::new(self.batch);
+        let (nt, total) = (self.threads_per_cta, self.total_threads());
+        let mut out = Vec::with_capacity(total / 32);
+        let mut cols = [0u32; 32];
+        for c in 0..self.grid {
+            for warp in 0..nt / 32 {
+                let mut sum = 0u64;
+                for k in 0..self.list_len {
+                    for (lane, col) in cols.iter_mut().enumerate() {
+                        *col = nonzero_col(self.weights[k * total + c * nt + warp * 32 + lane]);
+                    }
+                    sum += model.wavefronts(&cols) as u64;
+                }
+                out.push(sum);
+            }
+        }
+        out
+    }
+}
