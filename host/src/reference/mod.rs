@@ -1,1 +1,471 @@
-//! Reference forward passes on the CPU (filled in by the reference work).
+//! Reference forward passes on the CPU: the numbers every GPU result is checked against.
+//!
+//! # What is computed
+//!
+//! A layer with `G` gates (1 RNN, 3 GRU, 4 LSTM; [`Cell::gates`]) and hidden size `H` runs, for
+//! `t = 1..T` and every sequence `b` of a batch of `B`,
+//!
+//! ```text
+//! gi_t = U_t = W_ih x_t + b_ih                  (G*H values, gate-major: gate g of unit j at g*H + j)
+//! gh_t = W_hh h_{t-1} + b_hh                    (W_hh: G*H rows x H columns, sparse)
+//! h_t, c_t = cell(gi_t, gh_t, h_{t-1}, c_{t-1})
+//! ```
+//!
+//! with PyTorch's cells (`torch.nn.RNN`, `GRU`, `LSTM`): gate order RNN `[h]`, GRU `[r, z, n]`,
+//! LSTM `[i, f, g, o]`, separate `b_ih` and `b_hh`, and GRU's reset gate applied to
+//! `W_hn h + b_hn`. The equations are in [`cell_step`]. `h_0` and `c_0` default to zeros.
+//!
+//! Data layouts (row-major, as the GPU kernel takes them): `U` is `[T][B][G*H]` and does **not**
+//! include `b_hh`; `x` is `[T][B][I]`; `h0`, `c0` and the final `c` are `[B][H]`; the output `h`
+//! is `[T][B][H]` (every step's state).
+//!
+//! Entry points: [`forward_u`] (from precomputed `U`), [`forward_x`] (from `x` and `W_ih`),
+//! [`forward_model`] (a stack of layers from [`ModelWeights`], bidirectional too, with PyTorch's
+//! output layout), and [`forward_u_permuted`] (device numerics with a GPU-like summation order).
+//! [`compare_steps`] and [`DEVICE_TOLERANCE`] are how GPU tests judge a result.
+//!
+//! # Precisions
+//!
+//! * [`Precision::F64`]: everything in `f64` (weights and inputs converted exactly from `f32`).
+//!   The "true" answer.
+//! * [`Precision::F32`]: everything in `f32`, no other rounding: what a plain `f32` CPU
+//!   implementation gives.
+//! * [`Precision::DeviceFaithful`]: rounds exactly where the GPU kernel does (the contract between
+//!   kernel and tests):
+//!   1. `W_hh` values are rounded to fp16 (round to nearest, ties to even); `h0` is rounded to
+//!      fp16 before the first step.
+//!   2. Each step, `acc_r = Σ f32(w_fp16) · f32(h_prev_fp16)` accumulated in `f32` (here in column
+//!      order; on the GPU in another order — the only permitted difference). Every product of two
+//!      fp16 values is exact in `f32`, so FMA or not makes no difference.
+//!   3. Hidden part `gh = acc + b_hh` (`f32`); pre-activation `U + gh` (`f32`; `U` is the `f32`
+//!      given, or the fp16 value converted exactly when the kernel is given fp16 `U`). GRU:
+//!      `n = tanh(U_n + r · (acc_n + b_hn))`, `h' = (1 − z) · n + z · h_prev` with `h_prev` the
+//!      fp16-rounded previous state as `f32`.
+//!   4. `σ(x) = 1 / (1 + exp(−x))` and `tanh` in `f32`. LSTM `c_t = f · c + i · g` stays in `f32`
+//!      (never rounded; `c0` is used as given), `h = o · tanh(c)`.
+//!   5. `h_t` is rounded to fp16; that value is both the next step's `h_prev` and the output
+//!      (returned as `f32`, exactly representable).
+//!
+//!   [`forward_x`] computes `U` for this mode in `f64` and rounds it to `f32` once (the kernel's
+//!   contract starts at `U`).
+//!
+//! # Tolerance
+//!
+//! GPU results are compared with [`compare_steps`]: per step, `max |gpu − ref| / max(max |ref|,
+//! 1e-3)` over that step's `B * H` values; the verdict is the worst step, which must be at most
+//! [`DEVICE_TOLERANCE`] against [`Precision::DeviceFaithful`]. NaN always fails.
+//!
+//! The GPU differs from the device-faithful reference only in the order of the `f32` sums (and
+//! the last bit of `exp`/`tanh`, which is smaller). [`forward_u_permuted`] models that: every row
+//! summed in a random order over 8 lanes plus a butterfly. A different order changes `acc` by a
+//! few `f32` ulps; that only matters when it moves an `h` value across an fp16 rounding boundary,
+//! which changes `h` by one fp16 ulp (2^-11 relative); the change is then carried forward by the
+//! recurrence, which is contracting (spectral norm of each gate block ≤ radius < 1) and so keeps
+//! such errors from growing without bound.
+//!
+//! MEASUREMENTS_TABLE
+//!
+//! [`ModelWeights`]: crate::weights::ModelWeights
+
+mod cell;
+mod compare;
+mod recurrence;
+
+pub use cell::{cell_step, relu, sigmoid, Scalar};
+pub use compare::{compare_steps, StepErrors, DEVICE_TOLERANCE, SCALE_FLOOR};
+
+use thiserror::Error;
+
+use crate::sparse::Matrix;
+use crate::weights::{LayerWeights, ModelWeights};
+use crate::{Cell, Csr};
+use recurrence::{run, Order, Problem, Rounding, Trajectory};
+
+/// Arithmetic of a reference run (see the [module docs](self#precisions)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Everything in `f64`.
+    F64,
+    /// Everything in `f32`, no other rounding.
+    F32,
+    /// `f32` arithmetic with fp16 weights and fp16 hidden state, exactly where the GPU rounds.
+    DeviceFaithful,
+}
+
+/// Output of a single-layer reference run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefOutput {
+    /// Every step's hidden state, `[T][B][H]` (for `F64` rounded to `f32` once, at the end).
+    pub h: Vec<f32>,
+    /// Final LSTM cell state `c_T`, `[B][H]`; `None` for the other cells.
+    pub c: Option<Vec<f32>>,
+}
+
+/// Output of [`forward_model`], in PyTorch's layout (`batch_first = False`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOutput {
+    /// Last layer's states, `[T][B][D*H]` (`D` = 2 when bidirectional: forward then reverse).
+    pub output: Vec<f32>,
+    /// Final state of every layer and direction, `[L*D][B][H]` (index `l * D + d`).
+    pub h_n: Vec<f32>,
+    /// Final LSTM cell states, `[L*D][B][H]`; `None` for the other cells.
+    pub c_n: Option<Vec<f32>>,
+}
+
+/// Why a reference run was refused.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ReferenceError {
+    /// A slice argument has the wrong number of values.
+    #[error("{what} has {got} values, expected {expected} ({shape})")]
+    Length {
+        /// Which argument (`"u"`, `"x"`, `"b_hh"`, `"b_ih"`, `"h0"`, `"c0"`).
+        what: &'static str,
+        /// Values expected.
+        expected: usize,
+        /// Values given.
+        got: usize,
+        /// The expected shape in words, e.g. `"[T=4][B=2][G*H=12]"`.
+        shape: String,
+    },
+    /// `W_hh` is not `G * H` rows by `H` columns for the cell.
+    #[error("W_hh is {rows} x {cols}, but a {cell:?} layer needs {gates} * H rows for H = {cols} columns")]
+    RecurrentShape {
+        /// The cell.
+        cell: Cell,
+        /// Its gate count G.
+        gates: usize,
+        /// Rows of `W_hh`.
+        rows: usize,
+        /// Columns of `W_hh` (H).
+        cols: usize,
+    },
+    /// `W_ih` does not have as many rows as `W_hh`.
+    #[error("W_ih has {rows} rows, W_hh has {expected}")]
+    InputRows {
+        /// Rows of `W_ih`.
+        rows: usize,
+        /// Rows of `W_hh` (G * H).
+        expected: usize,
+    },
+    /// An initial cell state was given for a cell without one.
+    #[error("c0 given for a {cell:?} layer, which has no cell state")]
+    CellStateNotLstm {
+        /// The cell.
+        cell: Cell,
+    },
+    /// `T * B * G * H` (or another size) does not fit in `usize`.
+    #[error("size of {what} overflows")]
+    SizeOverflow {
+        /// Which size.
+        what: &'static str,
+    },
+    /// The lane count of [`forward_u_permuted`] is not a power of two from 1 to 32.
+    #[error("{lanes} lanes: must be a power of two from 1 to 32")]
+    Lanes {
+        /// Lanes asked for.
+        lanes: usize,
+    },
+}
+
+fn mul(values: &[usize], what: &'static str) -> Result<usize, ReferenceError> {
+    values.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or(ReferenceError::SizeOverflow { what })
+}
+
+fn check_len(what: &'static str, got: usize, expected: usize, shape: impl FnOnce() -> String) -> Result<(), ReferenceError> {
+    if got != expected {
+        return Err(ReferenceError::Length { what, expected, got, shape: shape() });
+    }
+    Ok(())
+}
+
+/// Checks `W_hh`, `b_hh`, `h0`, `c0` against the cell and batch; returns `H`.
+fn check_recurrent(
+    cell: Cell,
+    w_hh: &Csr,
+    b_hh: &[f32],
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+) -> Result<usize, ReferenceError> {
+    let gates = cell.gates();
+    let hidden = w_hh.cols();
+    if hidden.checked_mul(gates) != Some(w_hh.rows()) {
+        return Err(ReferenceError::RecurrentShape { cell, gates, rows: w_hh.rows(), cols: hidden });
+    }
+    check_len("b_hh", b_hh.len(), w_hh.rows(), || format!("[G*H={}]", w_hh.rows()))?;
+    let bh = mul(&[batch, hidden], "B * H")?;
+    if let Some(h0) = h0 {
+        check_len("h0", h0.len(), bh, || format!("[B={batch}][H={hidden}]"))?;
+    }
+    if let Some(c0) = c0 {
+        if cell != Cell::Lstm {
+            return Err(ReferenceError::CellStateNotLstm { cell });
+        }
+        check_len("c0", c0.len(), bh, || format!("[B={batch}][H={hidden}]"))?;
+    }
+    Ok(hidden)
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Runs the recurrence from `U` (as `f64` transport values) at `precision`.
+fn recur(p: &Problem<'_>, precision: Precision, order: Order) -> Trajectory {
+    match precision {
+        Precision::F64 => run::<f64>(p, Rounding { fp16_state: false }, order),
+        Precision::F32 => run::<f32>(p, Rounding { fp16_state: false }, order),
+        Precision::DeviceFaithful => run::<f32>(p, Rounding { fp16_state: true }, order),
+    }
+}
+
+fn output(cell: Cell, t: Trajectory) -> RefOutput {
+    RefOutput {
+        h: t.h.iter().map(|&v| v as f32).collect(),
+        c: (cell == Cell::Lstm).then(|| t.c.iter().map(|&v| v as f32).collect()),
+    }
+}
+
+/// Reference forward of one layer from precomputed input pre-activations.
+///
+/// `w_hh` is `G*H × H`, `b_hh` has `G*H` values, `u` is `[steps][batch][G*H]` (`W_ih x_t + b_ih`,
+/// **without** `b_hh`), `h0` and `c0` (LSTM only) are `[batch][H]` and default to zeros. Returns
+/// every `h_t` and, for LSTM, the final `c`. Every shape is checked first
+/// ([`ReferenceError::Length`], [`ReferenceError::RecurrentShape`],
+/// [`ReferenceError::CellStateNotLstm`], [`ReferenceError::SizeOverflow`]); values are not (NaN
+/// propagates as it would on the GPU).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_u(
+    cell: Cell,
+    w_hh: &Csr,
+    b_hh: &[f32],
+    u: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    precision: Precision,
+) -> Result<RefOutput, ReferenceError> {
+    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, Order::Sequential)
+}
+
+/// [`forward_u`] at [`Precision::DeviceFaithful`], but with each row of `W_hh · h` summed in a
+/// GPU-like order: the row's nonzeros shuffled by a ChaCha8 generator seeded with `seed`, dealt
+/// round-robin to `lanes` partial `f32` sums, which a butterfly tree then adds (as a warp's
+/// shuffle reduction does). `lanes` must be a power of two from 1 to 32
+/// ([`ReferenceError::Lanes`]). This is the experiment behind [`DEVICE_TOLERANCE`], and a CPU
+/// stand-in for the GPU in tests of the comparison itself.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_u_permuted(
+    cell: Cell,
+    w_hh: &Csr,
+    b_hh: &[f32],
+    u: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    seed: u64,
+    lanes: usize,
+) -> Result<RefOutput, ReferenceError> {
+    if !(lanes.is_power_of_two() && lanes <= 32) {
+        return Err(ReferenceError::Lanes { lanes });
+    }
+    let order = Order::Permuted { seed, lanes };
+    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, Precision::DeviceFaithful, order)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_u_order(
+    cell: Cell,
+    w_hh: &Csr,
+    b_hh: &[f32],
+    u: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    precision: Precision,
+    order: Order,
+) -> Result<RefOutput, ReferenceError> {
+    check_recurrent(cell, w_hh, b_hh, batch, h0, c0)?;
+    let gh = w_hh.rows();
+    check_len("u", u.len(), mul(&[steps, batch, gh], "T * B * G * H")?, || {
+        format!("[T={steps}][B={batch}][G*H={gh}]")
+    })?;
+    let (u, h0, c0) = (widen(u), h0.map(widen), c0.map(widen));
+    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref() };
+    Ok(output(cell, recur(&p, precision, order)))
+}
+
+/// `U = W_ih x + b_ih` for `n` input vectors of `I` values, in the arithmetic of `precision`
+/// (`F64`: `f64`; `F32`: `f32` in column order; `DeviceFaithful`: `f64` rounded once to `f32`).
+fn project(w_ih: &Matrix, b_ih: &[f32], x: &[f64], n: usize, precision: Precision) -> Vec<f64> {
+    let (rows, cols) = (w_ih.rows(), w_ih.cols());
+    let mut entries: Vec<(usize, usize, f32)> = Vec::new();
+    w_ih.for_each_entry(|r, c, v| entries.push((r, c, v)));
+    let mut u = vec![0.0f64; n * rows];
+    for i in 0..n {
+        let xi = &x[i * cols..(i + 1) * cols];
+        let ui = &mut u[i * rows..(i + 1) * rows];
+        match precision {
+            Precision::F32 => {
+                let mut acc = vec![0.0f32; rows];
+                for &(r, c, v) in &entries {
+                    acc[r] += v * xi[c] as f32;
+                }
+                for r in 0..rows {
+                    ui[r] = (acc[r] + b_ih[r]) as f64;
+                }
+            }
+            Precision::F64 | Precision::DeviceFaithful => {
+                let mut acc = vec![0.0f64; rows];
+                for &(r, c, v) in &entries {
+                    acc[r] += v as f64 * xi[c];
+                }
+                for r in 0..rows {
+                    let v = acc[r] + b_ih[r] as f64;
+                    ui[r] = if precision == Precision::F64 { v } else { v as f32 as f64 };
+                }
+            }
+        }
+    }
+    u
+}
+
+/// Reference forward of one layer from its inputs.
+///
+/// `w_ih` is `G*H × I` (dense or sparse), `b_ih` has `G*H` values, `x` is `[steps][batch][I]`; the
+/// rest is as in [`forward_u`]. `U = W_ih x_t + b_ih` is formed in the arithmetic of `precision`
+/// (for [`Precision::DeviceFaithful`] in `f64`, rounded to `f32` once). Errors as
+/// [`forward_u`], plus [`ReferenceError::InputRows`] and lengths of `b_ih` and `x`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_x(
+    cell: Cell,
+    w_ih: &Matrix,
+    b_ih: &[f32],
+    w_hh: &Csr,
+    b_hh: &[f32],
+    x: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    precision: Precision,
+) -> Result<RefOutput, ReferenceError> {
+    check_recurrent(cell, w_hh, b_hh, batch, h0, c0)?;
+    check_input(w_ih, b_ih, w_hh.rows(), x.len(), steps, batch)?;
+    let x = widen(x);
+    let u = project(w_ih, b_ih, &x, steps * batch, precision);
+    let (h0, c0) = (h0.map(widen), c0.map(widen));
+    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref() };
+    Ok(output(cell, recur(&p, precision, Order::Sequential)))
+}
+
+fn check_input(w_ih: &Matrix, b_ih: &[f32], gh: usize, x_len: usize, steps: usize, batch: usize) -> Result<(), ReferenceError> {
+    if w_ih.rows() != gh {
+        return Err(ReferenceError::InputRows { rows: w_ih.rows(), expected: gh });
+    }
+    check_len("b_ih", b_ih.len(), gh, || format!("[G*H={gh}]"))?;
+    let input = w_ih.cols();
+    check_len("x", x_len, mul(&[steps, batch, input], "T * B * I")?, || format!("[T={steps}][B={batch}][I={input}]"))
+}
+
+/// Runs one direction of one layer on `x` (`[T][B][I]`, `f64` transport); `reverse` runs the
+/// sequence backwards and returns the states in input order.
+#[allow(clippy::too_many_arguments)]
+fn layer_pass(
+    layer: &LayerWeights,
+    x: &[f64],
+    steps: usize,
+    batch: usize,
+    reverse: bool,
+    h0: Option<&[f64]>,
+    c0: Option<&[f64]>,
+    precision: Precision,
+) -> Trajectory {
+    let i = layer.input_size();
+    let flip = |v: &[f64], width: usize| -> Vec<f64> {
+        (0..steps).rev().flat_map(|t| v[t * width..(t + 1) * width].iter().copied()).collect()
+    };
+    let xs = if reverse { flip(x, batch * i) } else { x.to_vec() };
+    let u = project(layer.w_ih(), layer.b_ih(), &xs, steps * batch, precision);
+    let p = Problem { cell: layer.cell(), w_hh: layer.w_hh(), b_hh: layer.b_hh(), u: &u, steps, batch, h0, c0 };
+    let mut t = recur(&p, precision, Order::Sequential);
+    if reverse {
+        t.h = flip(&t.h, batch * layer.hidden());
+    }
+    t
+}
+
+/// Reference forward of a stack of layers, like `torch.nn.RNN/GRU/LSTM` with
+/// `batch_first = False`.
+///
+/// `x` is `[T][B][I]`; `h0` and `c0` (LSTM only) are `[L*D][B][H]` (index `l * D + d`) and default
+/// to zeros. Layer `l > 0` takes the previous layer's output `[T][B][D*H]` as input; the reverse
+/// direction reads the sequence from `t = T-1` down to 0, and its state for input step `t` is
+/// stored at output step `t`. Between layers the values are carried in the arithmetic of
+/// `precision` (no extra rounding for `F64`). Errors with [`ReferenceError::Length`] for `x`,
+/// `h0` or `c0`, [`ReferenceError::CellStateNotLstm`] for `c0` on another cell.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_model(
+    model: &ModelWeights,
+    x: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    precision: Precision,
+) -> Result<ModelOutput, ReferenceError> {
+    let (cell, hidden, dirs) = (model.cell(), model.hidden(), model.directions());
+    let layers = model.num_layers();
+    let input = model.input_size();
+    check_len("x", x.len(), mul(&[steps, batch, input], "T * B * I")?, || format!("[T={steps}][B={batch}][I={input}]"))?;
+    let bh = mul(&[batch, hidden], "B * H")?;
+    let state_len = mul(&[layers, dirs, bh], "L * D * B * H")?;
+    let shape = || format!("[L*D={}][B={batch}][H={hidden}]", layers * dirs);
+    if let Some(h0) = h0 {
+        check_len("h0", h0.len(), state_len, shape)?;
+    }
+    if let Some(c0) = c0 {
+        if cell != Cell::Lstm {
+            return Err(ReferenceError::CellStateNotLstm { cell });
+        }
+        check_len("c0", c0.len(), state_len, shape)?;
+    }
+    let (h0, c0) = (h0.map(widen), c0.map(widen));
+    let mut x = widen(x);
+    let mut h_n = Vec::with_capacity(state_len);
+    let mut c_n = Vec::with_capacity(state_len);
+    for l in 0..layers {
+        let mut out = vec![0.0f64; steps * batch * dirs * hidden];
+        for d in 0..dirs {
+            let k = l * dirs + d;
+            let init = |v: &Option<Vec<f64>>| v.as_ref().map(|v| v[k * bh..(k + 1) * bh].to_vec());
+            let (h0k, c0k) = (init(&h0), init(&c0));
+            let t = layer_pass(model.layer(l, d), &x, steps, batch, d == 1, h0k.as_deref(), c0k.as_deref(), precision);
+            for s in 0..steps {
+                for b in 0..batch {
+                    let src = &t.h[(s * batch + b) * hidden..(s * batch + b + 1) * hidden];
+                    let dst = (s * batch + b) * dirs * hidden + d * hidden;
+                    out[dst..dst + hidden].copy_from_slice(src);
+                }
+            }
+            // Final state: last step for the forward direction, input step 0 for the reverse one.
+            let last = if d == 1 { 0 } else { steps.saturating_sub(1) };
+            if steps == 0 {
+                h_n.extend(h0k.unwrap_or_else(|| vec![0.0; bh]).iter().map(|&v| v as f32));
+            } else {
+                h_n.extend(t.h[last * bh..(last + 1) * bh].iter().map(|&v| v as f32));
+            }
+            c_n.extend(t.c.iter().map(|&v| v as f32));
+        }
+        x = out;
+    }
+    Ok(ModelOutput {
+        output: x.iter().map(|&v| v as f32).collect(),
+        h_n,
+        c_n: (cell == Cell::Lstm).then_some(c_n),
+    })
+}

@@ -1,0 +1,168 @@
+//! The time loop shared by every precision: `h_t = cell(U_t, W_hh h_{t-1} + b_hh)`.
+
+use half::f16;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::cell::{cell_step, Scalar};
+use crate::{Cell, Csr};
+
+/// How each row's products are summed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Order {
+    /// Storage (column) order, one running sum.
+    Sequential,
+    /// Each row's nonzeros shuffled with a seeded generator, dealt round-robin to `lanes` partial
+    /// sums (one per GPU lane), which are then added by a butterfly (halving) tree.
+    Permuted { seed: u64, lanes: usize },
+}
+
+/// `W_hh` in the arithmetic type, with the nonzeros of each row in summation order.
+struct Recurrent<S> {
+    row_ptr: Vec<usize>,
+    col_idx: Vec<u32>,
+    values: Vec<S>,
+    lanes: usize,
+}
+
+impl<S: Scalar> Recurrent<S> {
+    fn new(w: &Csr, value: impl Fn(f32) -> S, order: Order) -> Self {
+        let mut col_idx = w.col_idx().to_vec();
+        let mut values: Vec<S> = w.values().iter().map(|&v| value(v)).collect();
+        let lanes = match order {
+            Order::Sequential => 1,
+            Order::Permuted { seed, lanes } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let mut perm: Vec<usize> = Vec::new();
+                for r in 0..w.rows() {
+                    let (a, b) = (w.row_ptr()[r], w.row_ptr()[r + 1]);
+                    perm.clear();
+                    perm.extend(0..b - a);
+                    perm.shuffle(&mut rng);
+                    let c: Vec<u32> = perm.iter().map(|&i| col_idx[a + i]).collect();
+                    let v: Vec<S> = perm.iter().map(|&i| values[a + i]).collect();
+                    col_idx[a..b].copy_from_slice(&c);
+                    values[a..b].copy_from_slice(&v);
+                }
+                lanes
+            }
+        };
+        Recurrent { row_ptr: w.row_ptr().to_vec(), col_idx, values, lanes }
+    }
+
+    /// `out[r] = Σ_k W[r, k] h[k]` in `S`, in this matrix's summation order.
+    fn product(&self, h: &[S], out: &mut [S]) {
+        let mut partial = [S::ZERO; 32];
+        for (r, o) in out.iter_mut().enumerate() {
+            let (a, b) = (self.row_ptr[r], self.row_ptr[r + 1]);
+            let cols = &self.col_idx[a..b];
+            let vals = &self.values[a..b];
+            if self.lanes == 1 {
+                let mut acc = S::ZERO;
+                for (&c, &v) in cols.iter().zip(vals) {
+                    acc = acc + v * h[c as usize];
+                }
+                *o = acc;
+            } else {
+                let lanes = self.lanes;
+                partial[..lanes].iter_mut().for_each(|p| *p = S::ZERO);
+                for (i, (&c, &v)) in cols.iter().zip(vals).enumerate() {
+                    let p = &mut partial[i % lanes];
+                    *p = *p + v * h[c as usize];
+                }
+                let mut width = lanes;
+                while width > 1 {
+                    width /= 2;
+                    for l in 0..width {
+                        partial[l] = partial[l] + partial[l + width];
+                    }
+                }
+                *o = partial[0];
+            }
+        }
+    }
+}
+
+/// Rounds an `f32` to the nearest fp16 (ties to even) and back.
+#[inline]
+pub(crate) fn round_f16(v: f32) -> f32 {
+    f16::from_f32(v).to_f32()
+}
+
+/// What the loop rounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rounding {
+    /// Round `W_hh` values, `h0` and every `h_t` to fp16 (the GPU's storage precision).
+    pub fp16_state: bool,
+}
+
+/// Everything the loop needs, already validated by the caller. Vectors hold `f64` as a transport
+/// type (exact for `f32` values); the loop converts to `S`.
+pub(crate) struct Problem<'a> {
+    pub cell: Cell,
+    pub w_hh: &'a Csr,
+    pub b_hh: &'a [f32],
+    /// `[T][B][G*H]`.
+    pub u: &'a [f64],
+    pub steps: usize,
+    pub batch: usize,
+    /// `[B][H]`.
+    pub h0: Option<&'a [f64]>,
+    /// `[B][H]`.
+    pub c0: Option<&'a [f64]>,
+}
+
+/// Every `h_t` (`[T][B][H]`) and the final `c` (`[B][H]`, zeros for non-LSTM cells).
+pub(crate) struct Trajectory {
+    pub h: Vec<f64>,
+    pub c: Vec<f64>,
+}
+
+/// Runs the recurrence in `S` with the given rounding and summation order.
+pub(crate) fn run<S: Scalar>(p: &Problem<'_>, rounding: Rounding, order: Order) -> Trajectory {
+    let hidden = p.w_hh.cols();
+    let gates = p.cell.gates();
+    let gh_len = gates * hidden;
+    let state = |v: f64| -> S {
+        if rounding.fp16_state {
+            S::from_f32(round_f16(v as f32))
+        } else {
+            S::from_f64(v)
+        }
+    };
+    let w = Recurrent::<S>::new(
+        p.w_hh,
+        |v| if rounding.fp16_state { S::from_f32(round_f16(v)) } else { S::from_f32(v) },
+        order,
+    );
+    let b_hh: Vec<S> = p.b_hh.iter().map(|&v| S::from_f32(v)).collect();
+    let mut h: Vec<S> = match p.h0 {
+        Some(h0) => h0.iter().map(|&v| state(v)).collect(),
+        None => vec![S::ZERO; p.batch * hidden],
+    };
+    // The cell state is never rounded (the GPU keeps it in f32 registers).
+    let mut c: Vec<S> = match p.c0 {
+        Some(c0) => c0.iter().map(|&v| S::from_f64(v)).collect(),
+        None => vec![S::ZERO; p.batch * hidden],
+    };
+    let mut out = Vec::with_capacity(p.steps * p.batch * hidden);
+    let mut gi = vec![S::ZERO; gh_len];
+    let mut gh = vec![S::ZERO; gh_len];
+    for t in 0..p.steps {
+        for b in 0..p.batch {
+            let hb = &mut h[b * hidden..(b + 1) * hidden];
+            w.product(hb, &mut gh);
+            gh.iter_mut().zip(&b_hh).for_each(|(g, &bias)| *g = *g + bias);
+            let u = &p.u[(t * p.batch + b) * gh_len..(t * p.batch + b + 1) * gh_len];
+            gi.iter_mut().zip(u).for_each(|(g, &v)| *g = S::from_f64(v));
+            let cb: &mut [S] = if p.cell == Cell::Lstm { &mut c[b * hidden..(b + 1) * hidden] } else { &mut [] };
+            cell_step(p.cell, &gi, &gh, hb, cb);
+            if rounding.fp16_state {
+                hb.iter_mut().for_each(|v| *v = S::from_f32(round_f16(v.to_f64() as f32)));
+            }
+        }
+        out.extend(h.iter().map(|v| v.to_f64()));
+    }
+    Trajectory { h: out, c: c.iter().map(|v| v.to_f64()).collect() }
+}
