@@ -1,10 +1,38 @@
 //! sprnn: sparse persistent recurrent layers for NVIDIA GPUs.
+//!
+//! A pruned recurrent layer (RNN, GRU or LSTM) runs as one *persistent* kernel launch for all T
+//! steps: each thread keeps its share of the nonzero recurrent weights in registers, and CTAs
+//! hand each other the hidden state every step through Lamport-timestamped words in global
+//! memory.
+//!
+//! How data flows:
+//! - [`Csr`] (module [`sparse`]) holds the pruned recurrent matrix `W_hh`; [`weights`] loads
+//!   and saves PyTorch-named safetensors files.
+//! - [`layout::plan`] turns it, for a [`layout::DeviceInfo`], into a [`layout::Plan`]: rows to
+//!   CTAs, nonzeros to threads and registers in bank-aware order, packed words, or a typed
+//!   [`layout::PlanError`] saying why the layer does not fit.
+//! - [`Gpu`] opens a device and loads the embedded PTX; [`SparseRecurrentLayer`] uploads a plan
+//!   once and runs it many times ([`SparseRecurrentLayer::forward`]).
+//! - [`reference`] computes the same layer on the CPU (f64, f32 and the device-faithful
+//!   rounding), the oracle every GPU result is tested against.
+//!
+//! Errors are [`Error`]; the host–kernel format is `sprnn_kernels::format`, shared with the
+//! kernel crate.
 #![deny(missing_docs)]
 
+pub mod driver;
+pub mod error;
+pub mod gpu;
+pub mod layer;
 pub mod layout;
+pub mod ptx;
 pub mod reference;
+pub mod smoke;
 pub mod sparse;
 pub mod weights;
 
+pub use error::{Error, Result};
+pub use gpu::{try_default_gpu, Gpu};
+pub use layer::{LayerOptions, SparseRecurrentLayer};
 pub use sparse::{Csr, SparseError};
 pub use sprnn_kernels::format::Cell;

@@ -182,6 +182,9 @@ pub mod flags {
     pub const HAS_H0: u32 = 1 << 1;
     /// `c0` is given (LSTM; otherwise zeros).
     pub const HAS_C0: u32 = 1 << 2;
+    /// Exchange floor: skip the product and the cell; each CTA republishes its units'
+    /// previous values. Measures the exchange and barriers alone (benchmarks only).
+    pub const EXCHANGE_ONLY: u32 = 1 << 3;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
 }

@@ -231,6 +231,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
     }
 
     let status_word = p.status as *const u32;
+    let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
     let exchange = p.exchange as *mut u32;
     let mut failed = false;
 
@@ -282,7 +283,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
 
         // Multiply: W h for this thread's slot, one batch tile at a time.
         let mut tile = 0;
-        while tile < l.batch / BT as u32 {
+        let tiles = if exchange_only { 0 } else { l.batch / BT as u32 };
+        while tile < tiles {
             let mut acc = [0.0f32; BT];
             // Opaque per tile, so the N column addresses are not hoisted out of the tile loop
             // (that would hold N more registers).
@@ -330,7 +332,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                     let row0 = ((t - 1) * l.batch + b) * gh + u;
                     let mut pre = [0.0f32; 4];
                     let mut inp = [0.0f32; 4];
-                    for g in 0..gates {
+                    for g in 0..if exchange_only { 0 } else { gates } {
                         pre[g as usize] = ld_shared_f32(l.acc_smem + 4 * ((lu * gates + g) * l.batch + b))
                             + ld_nc_f32((p.bias_hh as *const f32).add((g * l.hidden + u) as usize));
                         let idx = (row0 + g * l.hidden) as usize;
@@ -342,7 +344,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                     }
                     let h_prev = f16_to_f32(ld_shared_u16(l.h_smem + 2 * (u * l.batch + b)));
                     let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(l.c_smem + 4 * q) } else { 0.0 };
-                    let (h, c) = cell::update(l.cell, pre, inp, h_prev, c_prev);
+                    let (h, c) = if exchange_only { (h_prev, c_prev) } else { cell::update(l.cell, pre, inp, h_prev, c_prev) };
                     let hbits = f32_to_f16(h);
                     let never = p.flags & flags::TEST_NEVER_PUBLISH != 0 && cta == 0 && t == 1;
                     if !never {

@@ -1,4 +1,5 @@
 //! sprnn's integration tests: one binary, one module per area.
 
+mod gpu;
 mod layout;
 mod reference;

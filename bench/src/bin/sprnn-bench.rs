@@ -1,0 +1,146 @@
+//! `sprnn-bench`: per-step time of sprnn layers and of their exchange floor over a sweep, as CSV
+//! rows `cell,H,B,density,T,dtype,approach,us_per_step,gpu,driver,date,commit,note`.
+//!
+//! Peers (cuDNN, cuBLAS in a graph, cuSPARSE) are measured by `bench/peers/peers.py` in the same
+//! session and appended to the same file.
+
+use std::io::Write;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use sprnn::{Cell, LayerOptions, SparseRecurrentLayer};
+use sprnn_bench::{random_layer, time_layer};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark sprnn's sparse persistent recurrent kernel against its exchange floor")]
+struct Args {
+    /// Cells: rnn_relu, rnn_tanh, gru, lstm.
+    #[arg(long, value_delimiter = ',', default_value = "rnn_tanh,gru,lstm")]
+    cells: Vec<String>,
+    /// Hidden sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1152,2304,4608,5760")]
+    hidden: Vec<usize>,
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    batch: Vec<usize>,
+    /// Densities.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.05,0.1,0.2,0.3,0.5")]
+    density: Vec<f64>,
+    /// Sequence lengths.
+    #[arg(long, value_delimiter = ',', default_value = "256")]
+    steps: Vec<usize>,
+    /// Timed runs per configuration (median reported).
+    #[arg(long, default_value_t = 15)]
+    repeats: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// CSV file to append to (header written when new).
+    #[arg(long)]
+    out: Option<String>,
+    /// GPU name for the rows (default: the device's).
+    #[arg(long)]
+    gpu_name: Option<String>,
+    /// Driver version for the rows.
+    #[arg(long, default_value = "")]
+    driver: String,
+    /// Date for the rows.
+    #[arg(long, default_value = "")]
+    date: String,
+    /// Commit for the rows.
+    #[arg(long, default_value = "")]
+    commit: String,
+}
+
+fn parse_cell(s: &str) -> Option<Cell> {
+    match s {
+        "rnn_relu" => Some(Cell::RnnRelu),
+        "rnn_tanh" | "rnn" => Some(Cell::RnnTanh),
+        "gru" => Some(Cell::Gru),
+        "lstm" => Some(Cell::Lstm),
+        _ => None,
+    }
+}
+
+fn cell_name(c: Cell) -> &'static str {
+    match c {
+        Cell::RnnRelu => "rnn_relu",
+        Cell::RnnTanh => "rnn_tanh",
+        Cell::Gru => "gru",
+        Cell::Lstm => "lstm",
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let gpu = match sprnn::try_default_gpu() {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            eprintln!("sprnn-bench: no CUDA device: nothing to measure");
+            std::process::exit(2);
+        }
+        Err(e) => {
+            eprintln!("sprnn-bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
+    let cells: Vec<Cell> = args.cells.iter().map(|c| parse_cell(c).unwrap_or_else(|| panic!("unknown cell {c}"))).collect();
+    let mut configs = Vec::new();
+    for &c in &cells {
+        for &h in &args.hidden {
+            for &b in &args.batch {
+                for &d in &args.density {
+                    for &t in &args.steps {
+                        configs.push((c, h, b, d, t));
+                    }
+                }
+            }
+        }
+    }
+    let mut file = args.out.as_ref().map(|p| {
+        let new = !std::path::Path::new(p).exists();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).expect("open --out");
+        if new {
+            writeln!(f, "cell,H,B,density,T,dtype,approach,us_per_step,gpu,driver,date,commit,note").unwrap();
+        }
+        f
+    });
+    let bar = ProgressBar::new(configs.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").unwrap());
+    let mut table = Vec::new();
+    for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
+        bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell_name(cell)));
+        let mut rows: Vec<(&str, String, String)> = Vec::new();
+        let result = random_layer(1000 + i as u64, cell, h, d).and_then(|(w, bias)| {
+            let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &bias, b, &LayerOptions::default())?;
+            let shape = layer.launch_shape();
+            let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
+            let note = format!("grid {} threads {} tpr {} kernel {}", shape.0, shape.1, shape.2, shape.4);
+            Ok((us, floor, note))
+        });
+        match result {
+            Ok((us, floor, note)) => {
+                rows.push(("sprnn", format!("{us:.3}"), note.clone()));
+                rows.push(("floor", format!("{floor:.3}"), note));
+                table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9.3} {:>9.3} {:>6.2}", cell_name(cell), h, b, d, t, us, floor, us / floor));
+            }
+            Err(e) => {
+                let note = format!("not run: {e}").replace(',', ";");
+                rows.push(("sprnn", String::new(), note));
+                table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} not run: {e}", cell_name(cell), h, b, d, t));
+            }
+        }
+        if let Some(f) = file.as_mut() {
+            for (approach, us, note) in rows {
+                writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{gpu_name},{},{},{},{note}", cell_name(cell), args.driver, args.date, args.commit).unwrap();
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9} {:>9} {:>6}", "cell", "H", "B", "d", "T", "us/step", "floor", "x_floor");
+    for l in table {
+        println!("{l}");
+    }
+}

@@ -1,0 +1,163 @@
+//! The driver calls cust does not wrap (or wraps losing the raw code), declared here with
+//! `CUresult` as a plain `u32` so an unknown code is kept, never mapped to "unknown".
+//!
+//! libcuda is linked by `cust_raw`'s build script.
+
+use std::ffi::c_void;
+use std::os::raw::{c_char, c_int, c_uint};
+
+use crate::error::{Error, Result};
+
+type CuFunction = *mut c_void;
+type CuStream = *mut c_void;
+
+#[allow(non_snake_case, clashing_extern_declarations)]
+extern "C" {
+    fn cuInit(flags: c_uint) -> c_uint;
+    fn cuGetErrorName(error: c_uint, name: *mut *const c_char) -> c_uint;
+    fn cuLaunchCooperativeKernel(
+        f: CuFunction,
+        grid_x: c_uint,
+        grid_y: c_uint,
+        grid_z: c_uint,
+        block_x: c_uint,
+        block_y: c_uint,
+        block_z: c_uint,
+        shared_bytes: c_uint,
+        stream: CuStream,
+        params: *mut *mut c_void,
+    ) -> c_uint;
+    fn cuFuncSetAttribute(f: CuFunction, attr: c_int, value: c_int) -> c_uint;
+    fn cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks: *mut c_int, f: CuFunction, block: c_int, smem: usize) -> c_uint;
+    fn cuMemsetD32Async(dst: u64, value: c_uint, n: usize, stream: CuStream) -> c_uint;
+    #[link_name = "cuMemGetInfo_v2"]
+    fn cuMemGetInfo(free: *mut usize, total: *mut usize) -> c_uint;
+    fn cuStreamSynchronize(stream: CuStream) -> c_uint;
+    fn cuDeviceGetAttribute(value: *mut c_int, attr: c_int, device: c_int) -> c_uint;
+}
+
+/// `CUdevice_attribute` values read by [`device_attribute`].
+#[allow(missing_docs)]
+pub(crate) mod attr {
+    pub const MAX_THREADS_PER_BLOCK: i32 = 1;
+    pub const MULTIPROCESSOR_COUNT: i32 = 16;
+    pub const L2_CACHE_SIZE: i32 = 38;
+    pub const MAX_THREADS_PER_MULTIPROCESSOR: i32 = 39;
+    pub const COMPUTE_CAPABILITY_MAJOR: i32 = 75;
+    pub const COMPUTE_CAPABILITY_MINOR: i32 = 76;
+    pub const MAX_SHARED_MEMORY_PER_MULTIPROCESSOR: i32 = 81;
+    pub const MAX_REGISTERS_PER_MULTIPROCESSOR: i32 = 82;
+    pub const COOPERATIVE_LAUNCH: i32 = 95;
+    pub const MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: i32 = 97;
+}
+
+/// One attribute of device `ordinal`.
+pub(crate) fn device_attribute(ordinal: u32, attr: i32) -> Result<i64> {
+    let mut v: c_int = 0;
+    // SAFETY: valid out pointer; the driver checks the ordinal and attribute.
+    check("cuDeviceGetAttribute", unsafe { cuDeviceGetAttribute(&mut v, attr, ordinal as c_int) })?;
+    Ok(v as i64)
+}
+
+/// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
+const ATTR_MAX_DYNAMIC_SHARED: c_int = 8;
+/// `CUDA_ERROR_NO_DEVICE`.
+pub(crate) const ERROR_NO_DEVICE: u32 = 100;
+/// `CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE`.
+pub(crate) const ERROR_COOPERATIVE_LAUNCH_TOO_LARGE: u32 = 720;
+
+/// The driver's name for a raw `CUresult` (`CUDA_ERROR_…`), or `CUDA error N`.
+pub fn error_name(code: u32) -> String {
+    let mut p: *const c_char = std::ptr::null();
+    // SAFETY: cuGetErrorName only writes a pointer to a static string (or fails).
+    let rc = unsafe { cuGetErrorName(code, &mut p) };
+    if rc == 0 && !p.is_null() {
+        // SAFETY: the driver returns a NUL-terminated static string.
+        unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    } else {
+        format!("CUDA error {code}")
+    }
+}
+
+fn check(call: &'static str, code: c_uint) -> Result<()> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Error::Driver { call, code, name: error_name(code) })
+    }
+}
+
+/// `cuInit(0)`; a failure becomes [`Error::NoDevice`] (code 100) or [`Error::NoDriver`].
+pub(crate) fn init() -> Result<()> {
+    // SAFETY: cuInit has no preconditions.
+    let code = unsafe { cuInit(0) };
+    match code {
+        0 => Ok(()),
+        ERROR_NO_DEVICE => Err(Error::NoDevice { ordinal: 0 }),
+        c => Err(Error::NoDriver { code: c, name: error_name(c) }),
+    }
+}
+
+/// Raises a kernel's dynamic shared-memory limit to `bytes`.
+pub(crate) fn set_max_dynamic_shared(f: &cust::function::Function<'_>, bytes: usize) -> Result<()> {
+    // SAFETY: `f` is a live function handle of the current context.
+    check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f.to_raw() as CuFunction, ATTR_MAX_DYNAMIC_SHARED, bytes as c_int) })
+}
+
+/// CTAs of `f` that fit on one SM with `threads` threads and `smem` bytes of dynamic shared memory.
+pub(crate) fn max_active_ctas_per_sm(f: &cust::function::Function<'_>, threads: usize, smem: usize) -> Result<usize> {
+    let mut n: c_int = 0;
+    // SAFETY: `f` is a live function handle; `n` is a valid out pointer.
+    check("cuOccupancyMaxActiveBlocksPerMultiprocessor", unsafe {
+        cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut n, f.to_raw() as CuFunction, threads as c_int, smem)
+    })?;
+    Ok(n.max(0) as usize)
+}
+
+/// Launches `f` cooperatively (every CTA co-resident, or the launch fails with code 720) with
+/// one by-value parameter struct.
+///
+/// # Safety
+/// `P` must be the `#[repr(C)]` parameter struct the kernel expects, and every device address in
+/// it must be valid for the kernel's accesses until the launch completes.
+pub(crate) unsafe fn launch_cooperative<P>(
+    f: &cust::function::Function<'_>,
+    grid: u32,
+    block: u32,
+    smem: u32,
+    stream: &cust::stream::Stream,
+    params: &P,
+) -> std::result::Result<(), u32> {
+    let mut arg: *mut c_void = params as *const P as *mut c_void;
+    // SAFETY: the caller guarantees the parameter struct matches; the driver copies it before
+    // returning.
+    let code = unsafe {
+        cuLaunchCooperativeKernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg)
+    };
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(code)
+    }
+}
+
+/// Fills `n` 32-bit words at device address `dst` with `value`, ordered on `stream`.
+pub(crate) fn memset_u32(dst: u64, value: u32, n: usize, stream: &cust::stream::Stream) -> Result<()> {
+    // SAFETY: the caller passes a device allocation of at least `n` words (checked by the
+    // callers' buffer types).
+    check("cuMemsetD32Async", unsafe { cuMemsetD32Async(dst, value, n, stream.as_inner() as CuStream) })
+}
+
+/// Waits for `stream`.
+pub(crate) fn synchronize(stream: &cust::stream::Stream) -> Result<()> {
+    // SAFETY: a live stream handle.
+    check("cuStreamSynchronize", unsafe { cuStreamSynchronize(stream.as_inner() as CuStream) })
+}
+
+/// Free and total device memory of the current context, bytes.
+pub fn mem_info() -> Result<(usize, usize)> {
+    let (mut free, mut total) = (0usize, 0usize);
+    // SAFETY: valid out pointers.
+    check("cuMemGetInfo", unsafe { cuMemGetInfo(&mut free, &mut total) })?;
+    Ok((free, total))
+}

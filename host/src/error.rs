@@ -1,0 +1,123 @@
+//! The crate's error type.
+
+use thiserror::Error;
+
+use crate::layout::PlanError;
+use crate::sparse::SparseError;
+
+/// Everything that can go wrong in sprnn. Each variant says when it occurs.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The CUDA driver library is missing or unusable: `cuInit` failed with `code` (for example
+    /// 34, stub library, or 35, driver older than the runtime needs), or libcuda could not load.
+    #[error("no usable CUDA driver: cuInit failed with {name} ({code})")]
+    NoDriver {
+        /// Raw `CUresult`.
+        code: u32,
+        /// The driver's name for it.
+        name: String,
+    },
+    /// The driver works but sees no CUDA device (or none with the ordinal asked for).
+    #[error("no CUDA device{}", if *.ordinal > 0 { format!(" with ordinal {}", .ordinal) } else { String::new() })]
+    NoDevice {
+        /// The ordinal asked for.
+        ordinal: u32,
+    },
+    /// The GPU is older than sm_80, the oldest architecture sprnn's PTX targets.
+    #[error("{name} has compute capability {major}.{minor}; sprnn needs 8.0 (Ampere) or newer")]
+    UnsupportedGpu {
+        /// Device name.
+        name: String,
+        /// Compute capability, major.
+        major: u32,
+        /// Compute capability, minor.
+        minor: u32,
+    },
+    /// A CUDA driver call failed; `code` is the raw `CUresult` (kept even where cust has no
+    /// name for it, e.g. 720, cooperative launch too large).
+    #[error("CUDA driver call {call} failed: {name} ({code})")]
+    Driver {
+        /// The call.
+        call: &'static str,
+        /// Raw `CUresult`.
+        code: u32,
+        /// The driver's name for it.
+        name: String,
+    },
+    /// The embedded PTX lacks a kernel the plan needs (a build mismatch).
+    #[error("kernel {name} is missing from the embedded PTX (rebuild with `cargo xtask build-ptx`)")]
+    MissingKernel {
+        /// Entry-point name.
+        name: String,
+    },
+    /// The layer cannot be laid out on this GPU.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A sparse matrix was malformed.
+    #[error(transparent)]
+    Sparse(#[from] SparseError),
+    /// An argument has the wrong size, range or value; the message names it and the limit.
+    #[error("invalid {name}: {problem}")]
+    Input {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong, with the value and the limit.
+        problem: String,
+    },
+    /// The plan was made for another GPU than the one it is used on.
+    #[error("plan made for {planned} ({planned_sms} SMs) cannot run on {actual} ({actual_sms} SMs)")]
+    WrongDevice {
+        /// Device the plan was made for.
+        planned: String,
+        /// Its SM count.
+        planned_sms: usize,
+        /// Device it was used on.
+        actual: String,
+        /// Its SM count.
+        actual_sms: usize,
+    },
+    /// The GPU cannot keep every CTA of the plan resident at once, so the persistent kernel
+    /// was not started (it could deadlock).
+    #[error("cannot keep all {grid} CTAs resident ({per_sm} per SM fit on {sms} SMs, {threads} threads and {smem} bytes of shared memory each)")]
+    NotResident {
+        /// CTAs the plan needs.
+        grid: usize,
+        /// CTAs per SM the occupancy calculator allows.
+        per_sm: usize,
+        /// SMs.
+        sms: usize,
+        /// Threads per CTA.
+        threads: usize,
+        /// Dynamic shared memory per CTA.
+        smem: usize,
+    },
+    /// A CTA waited longer than the layer's bound for another CTA's hidden state (a CTA that
+    /// never ran, or a GPU shared with work that starved the layer). The context stays usable.
+    #[error("recurrent kernel timed out: CTA {cta} waited more than {timeout_ms} ms for the hidden state of another CTA")]
+    Timeout {
+        /// CTA that reported it.
+        cta: u32,
+        /// The bound per wait.
+        timeout_ms: f64,
+    },
+    /// The kernel rejected its parameters (a bug in sprnn: please report it).
+    #[error("recurrent kernel rejected its parameters (status {code}, CTA {cta})")]
+    KernelStatus {
+        /// Status code (see `format::status`).
+        code: u32,
+        /// CTA that reported it.
+        cta: u32,
+    },
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Maps a cust error to [`Error::Driver`], keeping its raw code.
+pub(crate) fn cust_err(call: &'static str) -> impl FnOnce(cust::error::CudaError) -> Error {
+    move |e| {
+        let code = e as u32;
+        Error::Driver { call, code, name: crate::driver::error_name(code) }
+    }
+}

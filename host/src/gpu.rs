@@ -1,0 +1,125 @@
+//! Bootstrap: driver, device, context, the embedded PTX for the device's architecture, a stream.
+
+use std::sync::Arc;
+
+use cust::context::{Context, CurrentContext};
+use cust::device::Device;
+use cust::module::Module;
+use cust::stream::{Stream, StreamFlags};
+
+use crate::driver::{self, attr};
+use crate::error::{cust_err, Error, Result};
+use crate::layout::DeviceInfo;
+use crate::ptx;
+
+/// One CUDA device, ready to run sprnn's kernels: its primary context, the module loaded from
+/// the embedded PTX that matches its architecture, and a default stream.
+///
+/// Cheap to clone (shared handle). The context is made current on the calling thread by every
+/// sprnn call that needs it, so a `Gpu` may move between threads.
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<GpuInner>,
+}
+
+struct GpuInner {
+    // Field order is drop order: stream and module before the context.
+    stream: Stream,
+    module: Module,
+    context: Context,
+    ordinal: u32,
+    info: DeviceInfo,
+    arch: ptx::Arch,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("ordinal", &self.inner.ordinal).field("info", &self.inner.info).finish()
+    }
+}
+
+impl Gpu {
+    /// Opens device `ordinal`.
+    ///
+    /// Errors: [`Error::NoDriver`] when libcuda is missing or unusable, [`Error::NoDevice`]
+    /// when there is no such device, [`Error::UnsupportedGpu`] below sm_80, and
+    /// [`Error::Driver`] when a driver call fails (e.g. the PTX does not load).
+    pub fn new(ordinal: u32) -> Result<Gpu> {
+        driver::init()?;
+        let count = Device::num_devices().map_err(cust_err("cuDeviceGetCount"))?;
+        if ordinal >= count {
+            return Err(Error::NoDevice { ordinal });
+        }
+        let device = Device::get_device(ordinal).map_err(cust_err("cuDeviceGet"))?;
+        let name = device.name().map_err(cust_err("cuDeviceGetName"))?;
+        let a = |k| driver::device_attribute(ordinal, k);
+        let (major, minor) = (a(attr::COMPUTE_CAPABILITY_MAJOR)? as u32, a(attr::COMPUTE_CAPABILITY_MINOR)? as u32);
+        let arch = ptx::Arch::for_compute_capability(major, minor)
+            .ok_or_else(|| Error::UnsupportedGpu { name: name.clone(), major, minor })?;
+        if a(attr::COOPERATIVE_LAUNCH)? == 0 {
+            return Err(Error::UnsupportedGpu { name, major, minor });
+        }
+        let info = DeviceInfo {
+            name,
+            compute_capability: (major, minor),
+            sm_count: a(attr::MULTIPROCESSOR_COUNT)? as usize,
+            registers_per_sm: a(attr::MAX_REGISTERS_PER_MULTIPROCESSOR)? as usize,
+            max_registers_per_thread: 255,
+            shared_per_sm: a(attr::MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)? as usize,
+            shared_per_block_optin: a(attr::MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize,
+            max_threads_per_sm: a(attr::MAX_THREADS_PER_MULTIPROCESSOR)? as usize,
+            max_threads_per_block: a(attr::MAX_THREADS_PER_BLOCK)? as usize,
+            l2_bytes: a(attr::L2_CACHE_SIZE)? as usize,
+        };
+        let context = Context::new(device).map_err(cust_err("cuDevicePrimaryCtxRetain"))?;
+        let module = Module::from_ptx(arch.ptx(), &[]).map_err(cust_err("cuModuleLoadData"))?;
+        let stream = Stream::new(StreamFlags::NON_BLOCKING, None).map_err(cust_err("cuStreamCreate"))?;
+        Ok(Gpu { inner: Arc::new(GpuInner { stream, module, context, ordinal, info, arch }) })
+    }
+
+    /// The device's properties, as the planner uses them.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.inner.info
+    }
+
+    /// Device ordinal.
+    pub fn ordinal(&self) -> u32 {
+        self.inner.ordinal
+    }
+
+    /// The PTX architecture loaded (`sm_90` or `sm_80`).
+    pub fn arch(&self) -> &'static str {
+        self.inner.arch.name()
+    }
+
+    /// The stream sprnn uses when the caller gives none.
+    pub fn stream(&self) -> &Stream {
+        &self.inner.stream
+    }
+
+    /// Makes this device's context current on the calling thread.
+    pub fn make_current(&self) -> Result<()> {
+        CurrentContext::set_current(&self.inner.context).map_err(cust_err("cuCtxSetCurrent"))
+    }
+
+    /// Free and total device memory, bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.make_current()?;
+        driver::mem_info()
+    }
+
+    /// A kernel of the loaded module.
+    pub(crate) fn function(&self, name: &str) -> Result<cust::function::Function<'_>> {
+        self.inner.module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })
+    }
+}
+
+/// Opens device 0, or says why not: `Ok(None)` when there is no driver or no device (so
+/// callers can report "no CUDA device" and carry on), `Err` for real failures.
+pub fn try_default_gpu() -> Result<Option<Gpu>> {
+    match Gpu::new(0) {
+        Ok(g) => Ok(Some(g)),
+        Err(Error::NoDevice { .. } | Error::NoDriver { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

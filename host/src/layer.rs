@@ -1,0 +1,468 @@
+//! [`SparseRecurrentLayer`]: a pruned recurrent layer uploaded once and run many times.
+//!
+//! Building a layer plans it ([`crate::layout::plan`]), uploads the packed weights, the unit
+//! table and `b_hh`, and checks that every CTA of the plan can be resident at once (otherwise
+//! the persistent kernel could deadlock, so it is refused with [`Error::NotResident`]).
+//!
+//! Each forward pass zeroes the two exchange buffers and the status word on the stream, launches
+//! the kernel cooperatively (the driver refuses a grid that cannot be co-resident), waits, and
+//! turns the kernel's status word into a typed error ([`Error::Timeout`] when a wait for another
+//! CTA passed the layer's bound).
+//!
+//! Shapes: `U` is `[T][B][G·H]` (`W_ih x_t + b_ih`, gates in PyTorch's order), `h0`/`c0` are
+//! `[B][H]`, the output `h` is `[T][B][H]` and LSTM's final `c` is `[B][H]`, all row-major.
+//! Non-finite values in host inputs are rejected; device inputs are not inspected, and a NaN or
+//! infinity there propagates through the recurrence as IEEE arithmetic does.
+
+use std::time::Duration;
+
+use cust::event::{Event, EventFlags};
+use cust::memory::{CopyDestination, DeviceBuffer};
+use cust::stream::Stream;
+use sprnn_kernels::format::{
+    exchange_words, flags, recurrent_kernel_name, status, Cell, RecurrentParams,
+};
+
+use crate::driver;
+use crate::error::{cust_err, Error, Result};
+use crate::gpu::Gpu;
+use crate::layout::{self, Plan, PlanOptions};
+use crate::sparse::Csr;
+
+/// Options for building a layer.
+#[derive(Clone, Debug)]
+pub struct LayerOptions {
+    /// Planner overrides (default: all automatic).
+    pub plan: PlanOptions,
+    /// Bound on any single wait of one CTA for another's hidden state. A healthy step takes
+    /// microseconds; the default, 1 s, leaves room for a GPU time-sliced with other work.
+    pub timeout: Duration,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions { plan: PlanOptions::default(), timeout: Duration::from_secs(1) }
+    }
+}
+
+/// Input pre-activations on the host.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// f32 values.
+    F32(&'a [f32]),
+    /// fp16 values.
+    F16(&'a [half::f16]),
+}
+
+impl Input<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Input::F32(v) => v.len(),
+            Input::F16(v) => v.len(),
+        }
+    }
+}
+
+/// Input pre-activations on the device.
+#[derive(Debug)]
+pub enum DeviceInput {
+    /// f32 values.
+    F32(DeviceBuffer<f32>),
+    /// fp16 values as their bit patterns.
+    F16(DeviceBuffer<u16>),
+}
+
+impl DeviceInput {
+    /// Uploads host input.
+    pub fn upload(gpu: &Gpu, u: Input<'_>) -> Result<DeviceInput> {
+        gpu.make_current()?;
+        Ok(match u {
+            Input::F32(v) => DeviceInput::F32(DeviceBuffer::from_slice(v).map_err(cust_err("cuMemAlloc"))?),
+            Input::F16(v) => {
+                let bits: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
+                DeviceInput::F16(DeviceBuffer::from_slice(&bits).map_err(cust_err("cuMemAlloc"))?)
+            }
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            DeviceInput::F32(b) => b.len(),
+            DeviceInput::F16(b) => b.len(),
+        }
+    }
+
+    fn address(&self) -> u64 {
+        match self {
+            DeviceInput::F32(b) => b.as_device_ptr().as_raw(),
+            DeviceInput::F16(b) => b.as_device_ptr().as_raw(),
+        }
+    }
+}
+
+/// Outputs of a forward pass on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    /// Every hidden state, `[T][B][H]`.
+    pub h: Vec<f32>,
+    /// LSTM: the final cell state, `[B][H]`.
+    pub c: Option<Vec<f32>>,
+}
+
+/// Outputs of a forward pass on the device, reusable across calls of the same length.
+#[derive(Debug)]
+pub struct DeviceOutput {
+    /// Every hidden state, `[T][B][H]`.
+    pub h: DeviceBuffer<f32>,
+    /// Final cell state `[B][H]` (allocated for every cell; written by LSTM only).
+    pub c: DeviceBuffer<f32>,
+    steps: usize,
+}
+
+impl DeviceOutput {
+    /// Steps this output holds.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
+    pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
+        layer.gpu.make_current()?;
+        let nan = f32::NAN.to_bits();
+        driver::memset_u32(self.h.as_device_ptr().as_raw(), nan, self.h.len(), layer.gpu.stream())?;
+        driver::memset_u32(self.c.as_device_ptr().as_raw(), nan, self.c.len(), layer.gpu.stream())?;
+        driver::synchronize(layer.gpu.stream())
+    }
+
+    /// Copies the outputs to the host.
+    pub fn to_host(&self, layer: &SparseRecurrentLayer) -> Result<Output> {
+        layer.gpu.make_current()?;
+        let mut h = vec![0f32; self.h.len()];
+        self.h.copy_to(&mut h[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+        let c = if layer.cell == Cell::Lstm {
+            let mut c = vec![0f32; self.c.len()];
+            self.c.copy_to(&mut c[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+            Some(c)
+        } else {
+            None
+        };
+        Ok(Output { h, c })
+    }
+}
+
+/// A pruned recurrent layer resident on one GPU, ready to run sequences of batch `B`.
+///
+/// Not `Clone`: a layer owns its exchange buffers, so two concurrent forward passes need two
+/// layers (`forward` takes `&mut self`). Layers on one [`Gpu`] may run on different streams and
+/// threads at once.
+pub struct SparseRecurrentLayer {
+    gpu: Gpu,
+    cell: Cell,
+    hidden: usize,
+    batch: usize,
+    grid: usize,
+    threads_per_cta: usize,
+    threads_per_row: usize,
+    units_per_cta: usize,
+    smem_bytes: usize,
+    kernel: &'static str,
+    timeout: Duration,
+    weights: DeviceBuffer<u32>,
+    units: DeviceBuffer<u32>,
+    bias_hh: DeviceBuffer<f32>,
+    exchange: DeviceBuffer<u32>,
+    status: DeviceBuffer<u32>,
+    h0: DeviceBuffer<f32>,
+    c0: DeviceBuffer<f32>,
+}
+
+impl std::fmt::Debug for SparseRecurrentLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparseRecurrentLayer")
+            .field("cell", &self.cell)
+            .field("hidden", &self.hidden)
+            .field("batch", &self.batch)
+            .field("grid", &self.grid)
+            .field("threads_per_cta", &self.threads_per_cta)
+            .field("kernel", &self.kernel)
+            .finish()
+    }
+}
+
+fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Input { name, problem: format!("element {i} is {} (values must be finite)", v[i]) }),
+    }
+}
+
+fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Input { name, problem: format!("{got} values, expected {want} ({shape})") })
+    }
+}
+
+impl SparseRecurrentLayer {
+    /// Plans `w_hh` (PyTorch's `weight_hh`, `G·H × H`, pruned) for `gpu` and batch `batch`, and
+    /// uploads it with `b_hh` (`G·H` values).
+    pub fn new(gpu: &Gpu, cell: Cell, w_hh: &Csr, b_hh: &[f32], batch: usize, opts: &LayerOptions) -> Result<Self> {
+        let plan = layout::plan(w_hh, cell, batch, gpu.info(), &opts.plan)?;
+        Self::from_plan(gpu, &plan, b_hh, opts.timeout)
+    }
+
+    /// Uploads a plan made with [`layout::plan`] (for this GPU's [`crate::layout::DeviceInfo`]).
+    pub fn from_plan(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration) -> Result<Self> {
+        let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
+        check_len("b_hh", b_hh.len(), g * h, "G*H")?;
+        check_finite("b_hh", b_hh)?;
+        if timeout.is_zero() || timeout > Duration::from_secs(3600) {
+            return Err(Error::Input { name: "timeout", problem: format!("{timeout:?}; must be in (0, 1 h]") });
+        }
+        let info = gpu.info();
+        if plan.grid > info.sm_count * plan.ctas_per_sm || plan.smem_bytes > info.shared_per_block_optin {
+            return Err(Error::WrongDevice {
+                planned: format!("a GPU with at least {} SMs / {} bytes of shared memory per CTA", plan.grid.div_ceil(plan.ctas_per_sm), plan.smem_bytes),
+                planned_sms: plan.grid.div_ceil(plan.ctas_per_sm),
+                actual: info.name.clone(),
+                actual_sms: info.sm_count,
+            });
+        }
+        let kernel = recurrent_kernel_name(plan.list_len, plan.batch_tile);
+        if kernel.is_empty() {
+            return Err(Error::MissingKernel { name: format!("sprnn_recurrent_n{}_bt{}", plan.list_len, plan.batch_tile) });
+        }
+        gpu.make_current()?;
+        let f = gpu.function(kernel)?;
+        driver::set_max_dynamic_shared(&f, plan.smem_bytes)?;
+        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, plan.smem_bytes)?;
+        if per_sm * info.sm_count < plan.grid {
+            return Err(Error::NotResident {
+                grid: plan.grid,
+                per_sm,
+                sms: info.sm_count,
+                threads: plan.threads_per_cta,
+                smem: plan.smem_bytes,
+            });
+        }
+        let alloc = cust_err("cuMemAlloc");
+        let up = |e| Error::from(alloc(e));
+        Ok(SparseRecurrentLayer {
+            gpu: gpu.clone(),
+            cell: plan.cell,
+            hidden: h,
+            batch: b,
+            grid: plan.grid,
+            threads_per_cta: plan.threads_per_cta,
+            threads_per_row: plan.threads_per_row,
+            units_per_cta: plan.units_per_cta,
+            smem_bytes: plan.smem_bytes,
+            kernel,
+            timeout,
+            weights: DeviceBuffer::from_slice(&plan.weights).map_err(up)?,
+            units: DeviceBuffer::from_slice(&plan.units).map_err(cust_err("cuMemAlloc"))?,
+            bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
+            exchange: DeviceBuffer::zeroed(2 * exchange_words(h, b)).map_err(cust_err("cuMemAlloc"))?,
+            status: DeviceBuffer::zeroed(1).map_err(cust_err("cuMemAlloc"))?,
+            h0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
+            c0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
+        })
+    }
+
+    /// Cell type.
+    pub fn cell(&self) -> Cell {
+        self.cell
+    }
+
+    /// Hidden size H.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Batch size B.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The GPU the layer lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Launch shape: `(CTAs, threads per CTA, threads per row, dynamic shared bytes, kernel)`.
+    pub fn launch_shape(&self) -> (usize, usize, usize, usize, &'static str) {
+        (self.grid, self.threads_per_cta, self.threads_per_row, self.smem_bytes, self.kernel)
+    }
+
+    /// Length of `U` for `steps` steps: `T·B·G·H`.
+    pub fn input_len(&self, steps: usize) -> usize {
+        steps * self.batch * self.cell.gates() * self.hidden
+    }
+
+    /// Allocates device outputs for `steps` steps.
+    pub fn alloc_output(&self, steps: usize) -> Result<DeviceOutput> {
+        self.gpu.make_current()?;
+        Ok(DeviceOutput {
+            h: DeviceBuffer::zeroed(steps * self.batch * self.hidden).map_err(cust_err("cuMemAlloc"))?,
+            c: DeviceBuffer::zeroed(self.batch * self.hidden).map_err(cust_err("cuMemAlloc"))?,
+            steps,
+        })
+    }
+
+    fn check_steps(&self, steps: usize) -> Result<()> {
+        let limit = u32::MAX as usize;
+        if steps == 0 {
+            return Err(Error::Input { name: "steps", problem: "0; a sequence needs at least one step".into() });
+        }
+        if self.input_len(steps) > limit {
+            return Err(Error::Input {
+                name: "steps",
+                problem: format!(
+                    "{steps} steps make U {} values, over the kernel's 32-bit index limit {limit}; split the sequence (at most {} steps per call)",
+                    self.input_len(steps),
+                    limit / (self.batch * self.cell.gates() * self.hidden)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `steps` steps on host data and returns the outputs on the host.
+    pub fn forward(&mut self, u: Input<'_>, steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<Output> {
+        self.check_steps(steps)?;
+        check_len("u", u.len(), self.input_len(steps), "T*B*G*H")?;
+        match u {
+            Input::F32(v) => check_finite("u", v)?,
+            Input::F16(v) => {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(Error::Input { name: "u", problem: format!("element {i} is {} (values must be finite)", v[i]) });
+                }
+            }
+        }
+        let d_u = DeviceInput::upload(&self.gpu, u)?;
+        let mut out = self.alloc_output(steps)?;
+        self.forward_device(&d_u, h0, c0, &mut out, None)?;
+        out.to_host(self)
+    }
+
+    /// Runs on device input, writing `out` (whose step count sets `T`), on `stream` (default:
+    /// the GPU's stream); waits for the kernel and checks its status. Returns the kernel's time
+    /// in milliseconds, measured with CUDA events around the launch.
+    pub fn forward_device(
+        &mut self,
+        u: &DeviceInput,
+        h0: Option<&[f32]>,
+        c0: Option<&[f32]>,
+        out: &mut DeviceOutput,
+        stream: Option<&Stream>,
+    ) -> Result<f32> {
+        let steps = out.steps;
+        self.check_steps(steps)?;
+        check_len("u", u.len(), self.input_len(steps), "T*B*G*H")?;
+        check_len("output h", out.h.len(), steps * self.batch * self.hidden, "T*B*H")?;
+        let bh = self.batch * self.hidden;
+        let mut fl = if matches!(u, DeviceInput::F16(_)) { flags::U_F16 } else { 0 };
+        self.gpu.make_current()?;
+        if let Some(h0) = h0 {
+            check_len("h0", h0.len(), bh, "B*H")?;
+            check_finite("h0", h0)?;
+            self.h0.copy_from(h0).map_err(cust_err("cuMemcpyHtoD"))?;
+            fl |= flags::HAS_H0;
+        }
+        if let Some(c0) = c0 {
+            if self.cell != Cell::Lstm {
+                return Err(Error::Input { name: "c0", problem: format!("given for a {:?} layer; only LSTM has a cell state", self.cell) });
+            }
+            check_len("c0", c0.len(), bh, "B*H")?;
+            check_finite("c0", c0)?;
+            self.c0.copy_from(c0).map_err(cust_err("cuMemcpyHtoD"))?;
+            fl |= flags::HAS_C0;
+        }
+        self.launch(u.address(), out, fl, stream)
+    }
+
+    /// The exchange floor for benchmarks: the same launch with the product and the cell left
+    /// out (`flags::EXCHANGE_ONLY`): each CTA republishes its units' previous values, so only the
+    /// hidden-state exchange and the barriers remain. Returns the kernel time in ms; the outputs
+    /// are meaningless.
+    pub fn forward_exchange_floor(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<f32> {
+        self.check_steps(out.steps)?;
+        check_len("u", u.len(), self.input_len(out.steps), "T*B*G*H")?;
+        self.gpu.make_current()?;
+        self.launch(u.address(), out, flags::EXCHANGE_ONLY, None)
+    }
+
+    /// Test hook: runs with `flags::TEST_NEVER_PUBLISH`, so CTA 0 never publishes step 1 and
+    /// every wait must end in [`Error::Timeout`].
+    #[doc(hidden)]
+    pub fn forward_never_publish(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<f32> {
+        self.check_steps(out.steps)?;
+        check_len("u", u.len(), self.input_len(out.steps), "T*B*G*H")?;
+        self.gpu.make_current()?;
+        self.launch(u.address(), out, flags::TEST_NEVER_PUBLISH, None)
+    }
+
+    fn launch(&mut self, u: u64, out: &mut DeviceOutput, fl: u32, stream: Option<&Stream>) -> Result<f32> {
+        let gpu = self.gpu.clone();
+        let stream = stream.unwrap_or(gpu.stream());
+        let params = RecurrentParams {
+            weights: self.weights.as_device_ptr().as_raw(),
+            units: self.units.as_device_ptr().as_raw(),
+            u,
+            bias_hh: self.bias_hh.as_device_ptr().as_raw(),
+            h0: self.h0.as_device_ptr().as_raw(),
+            c0: self.c0.as_device_ptr().as_raw(),
+            h_out: out.h.as_device_ptr().as_raw(),
+            c_out: out.c.as_device_ptr().as_raw(),
+            exchange: self.exchange.as_device_ptr().as_raw(),
+            status: self.status.as_device_ptr().as_raw(),
+            timeout_ns: self.timeout.as_nanos().min(u64::MAX as u128) as u64,
+            hidden: self.hidden as u32,
+            batch: self.batch as u32,
+            steps: out.steps as u32,
+            cell: self.cell as u32,
+            threads_per_cta: self.threads_per_cta as u32,
+            threads_per_row: self.threads_per_row as u32,
+            units_per_cta: self.units_per_cta as u32,
+            flags: fl,
+        };
+        driver::memset_u32(params.exchange, 0, self.exchange.len(), stream)?;
+        driver::memset_u32(params.status, 0, 1, stream)?;
+        let f = gpu.function(self.kernel)?;
+        let start = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
+        let stop = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
+        start.record(stream).map_err(cust_err("cuEventRecord"))?;
+        // SAFETY: `params` is the kernel's parameter struct; every address in it belongs to a
+        // buffer of this layer or of `out`/`u`, sized as the format requires (checked above),
+        // and all of them outlive the synchronisation below.
+        let launched = unsafe {
+            driver::launch_cooperative(&f, self.grid as u32, self.threads_per_cta as u32, self.smem_bytes as u32, stream, &params)
+        };
+        if let Err(code) = launched {
+            return Err(if code == driver::ERROR_COOPERATIVE_LAUNCH_TOO_LARGE {
+                let per_sm = driver::max_active_ctas_per_sm(&f, self.threads_per_cta, self.smem_bytes).unwrap_or(0);
+                Error::NotResident {
+                    grid: self.grid,
+                    per_sm,
+                    sms: gpu.info().sm_count,
+                    threads: self.threads_per_cta,
+                    smem: self.smem_bytes,
+                }
+            } else {
+                Error::Driver { call: "cuLaunchCooperativeKernel", code, name: driver::error_name(code) }
+            });
+        }
+        stop.record(stream).map_err(cust_err("cuEventRecord"))?;
+        driver::synchronize(stream)?;
+        let ms = stop.elapsed_time_f32(&start).map_err(cust_err("cuEventElapsedTime"))?;
+        let mut st = [0u32; 1];
+        self.status.copy_to(&mut st[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+        let (code, cta) = (st[0] & ((1 << status::CTA_SHIFT) - 1), st[0] >> status::CTA_SHIFT);
+        match code {
+            status::OK => Ok(ms),
+            status::TIMEOUT => Err(Error::Timeout { cta, timeout_ms: self.timeout.as_secs_f64() * 1e3 }),
+            _ => Err(Error::KernelStatus { code, cta }),
+        }
+    }
+}

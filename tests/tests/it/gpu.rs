@@ -1,0 +1,282 @@
+//! GPU tests: the smoke kernel and the recurrent kernel against the device-faithful CPU
+//! reference, on fresh random weights and inputs, with outputs poisoned before every run.
+//!
+//! On a machine without a CUDA device each test prints "skipped: no CUDA device" and returns;
+//! with `SPRNN_REQUIRE_GPU=1` (the GPU bundle sets it) a missing device fails instead.
+//! `SPRNN_SEED` fixes the seed (printed by every test); `SPRNN_RESULTS_DIR` receives the
+//! correctness table of the sweep as CSV.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use sprnn::layer::{DeviceInput, Input};
+use sprnn::layout::PlanOptions;
+use sprnn::reference::{self, Precision};
+use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
+
+fn gpu() -> Option<Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
+        Ok(g) => g,
+        Err(e) => panic!("opening the GPU failed: {e}"),
+    });
+    if g.is_none() {
+        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
+        }
+        // Written to the terminal directly, past libtest's output capture, so it is always seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
+    }
+    g.clone()
+}
+
+/// A fresh seed per run (time-based), or `SPRNN_SEED`.
+fn seed(test: &str) -> u64 {
+    let s = std::env::var("SPRNN_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("{test}: seed {s} (SPRNN_SEED={s} repeats it)");
+    s
+}
+
+fn random_vec(rng: &mut impl Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
+}
+
+struct Case {
+    cell: Cell,
+    hidden: usize,
+    batch: usize,
+    density: f64,
+    steps: usize,
+}
+
+struct Outcome {
+    worst: f64,
+    worst_step: usize,
+    shape: String,
+}
+
+/// Builds a random layer, runs it on poisoned outputs and compares with the reference.
+fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome, Error> {
+    let g = c.cell.gates();
+    let w = sprnn::sparse::random_recurrent(seed, g * c.hidden, c.hidden, c.density, 0.9)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
+    let b = random_vec(&mut rng, g * c.hidden, 0.2);
+    let u = random_vec(&mut rng, c.steps * c.batch * g * c.hidden, 1.0);
+    let h0 = with_state.then(|| random_vec(&mut rng, c.batch * c.hidden, 0.5));
+    let c0 = (with_state && c.cell == Cell::Lstm).then(|| random_vec(&mut rng, c.batch * c.hidden, 0.5));
+    let mut layer = SparseRecurrentLayer::new(gpu, c.cell, &w, &b, c.batch, &LayerOptions::default())?;
+    let d_u = DeviceInput::upload(gpu, Input::F32(&u))?;
+    let mut out = layer.alloc_output(c.steps)?;
+    out.poison(&layer)?;
+    layer.forward_device(&d_u, h0.as_deref(), c0.as_deref(), &mut out, None)?;
+    let got = out.to_host(&layer)?;
+    let want = reference::forward_u(c.cell, &w, &b, &u, c.steps, c.batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful)
+        .expect("reference");
+    let mut e = reference::compare_steps(&got.h, &want.h, c.steps, c.batch, c.hidden);
+    if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
+        let ec = reference::compare_steps(gc, wc, 1, c.batch, c.hidden);
+        if ec.worst > e.worst {
+            e.worst = ec.worst;
+            e.worst_step = c.steps - 1;
+        }
+    }
+    let (grid, threads, tpr, _, kernel) = layer.launch_shape();
+    Ok(Outcome { worst: e.worst, worst_step: e.worst_step, shape: format!("{grid}x{threads} tpr{tpr} {kernel}") })
+}
+
+#[test]
+fn smoke_kernel_exercises_the_device_layer() {
+    let Some(gpu) = gpu() else { return };
+    let r = sprnn::smoke::run(&gpu, 10_007, seed("smoke")).expect("smoke run");
+    assert!(r.passed(), "smoke kernel: {r:?}");
+    println!("smoke: {} elements, 0 mismatches, scalar checks passed", r.elements);
+}
+
+#[test]
+fn every_cell_matches_the_reference_small() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("small");
+    for (i, cell) in [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm].into_iter().enumerate() {
+        for batch in [1, 2, 3, 4, 8] {
+            for with_state in [false, true] {
+                let c = Case { cell, hidden: 256, batch, density: 0.1, steps: 40 };
+                let o = run_case(&gpu, &c, s + (i * 100 + batch) as u64 + with_state as u64, with_state).expect("run");
+                println!("{cell:?} H=256 B={batch} state={with_state}: worst {:.2e} at step {} ({})", o.worst, o.worst_step, o.shape);
+                assert!(o.worst <= reference::DEVICE_TOLERANCE, "{cell:?} B={batch}: error {} > {}", o.worst, reference::DEVICE_TOLERANCE);
+            }
+        }
+    }
+}
+
+#[test]
+fn fp16_input_matches_the_reference_on_rounded_input() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("fp16 input");
+    let (cell, h, batch, steps) = (Cell::Gru, 512, 4, 32);
+    let w = sprnn::sparse::random_recurrent(s, 3 * h, h, 0.2, 0.9).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+    let b = random_vec(&mut rng, 3 * h, 0.2);
+    let u16: Vec<half::f16> = random_vec(&mut rng, steps * batch * 3 * h, 1.0).into_iter().map(half::f16::from_f32).collect();
+    let u32: Vec<f32> = u16.iter().map(|x| x.to_f32()).collect();
+    let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()).unwrap();
+    let got = layer.forward(Input::F16(&u16), steps, None, None).unwrap();
+    let want = reference::forward_u(cell, &w, &b, &u32, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+    let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
+    println!("fp16 U: worst {:.2e}", e.worst);
+    assert!(e.worst <= reference::DEVICE_TOLERANCE);
+}
+
+#[test]
+fn tags_wrap_around_past_65536_steps() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("wrap-around");
+    let c = Case { cell: Cell::RnnTanh, hidden: 256, batch: 1, density: 0.1, steps: 70_001 };
+    let o = run_case(&gpu, &c, s, true).expect("run");
+    println!("T=70001: worst {:.2e} at step {} ({})", o.worst, o.worst_step, o.shape);
+    assert!(o.worst <= reference::DEVICE_TOLERANCE);
+}
+
+#[test]
+fn a_wait_that_never_ends_times_out_and_the_context_survives() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("timeout");
+    let (cell, h, batch, steps) = (Cell::RnnTanh, 1024, 2, 16);
+    let w = sprnn::sparse::random_recurrent(s, h, h, 0.1, 0.9).unwrap();
+    let b = vec![0.0; h];
+    let opts = LayerOptions { timeout: Duration::from_millis(50), ..LayerOptions::default() };
+    let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &opts).unwrap();
+    let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.5; layer.input_len(steps)])).unwrap();
+    let mut out = layer.alloc_output(steps).unwrap();
+    let start = Instant::now();
+    let r = layer.forward_never_publish(&u, &mut out);
+    let took = start.elapsed();
+    println!("never-publish: {r:?} after {took:?}");
+    assert!(matches!(r, Err(Error::Timeout { .. })), "expected a timeout, got {r:?}");
+    assert!(took < Duration::from_secs(5), "the timeout took {took:?}");
+    // The same layer and context still work.
+    out.poison(&layer).unwrap();
+    layer.forward_device(&u, None, None, &mut out, None).expect("run after a timeout");
+    let got = out.to_host(&layer).unwrap();
+    let uh = vec![0.5; layer.input_len(steps)];
+    let want = reference::forward_u(cell, &w, &b, &uh, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+    assert!(reference::compare_steps(&got.h, &want.h, steps, batch, h).worst <= reference::DEVICE_TOLERANCE);
+}
+
+#[test]
+fn a_grid_that_cannot_be_resident_is_refused() {
+    let Some(gpu) = gpu() else { return };
+    let h = 2048;
+    let w = sprnn::sparse::random_recurrent(3, h, h, 0.05, 0.9).unwrap();
+    let mut plan = sprnn::layout::plan(&w, Cell::RnnTanh, 1, gpu.info(), &PlanOptions::default()).unwrap();
+    // Claim twice as many CTAs per SM as fit: more than half the shared memory each.
+    plan.ctas_per_sm = 2;
+    plan.grid = 2 * gpu.info().sm_count;
+    plan.smem_bytes = gpu.info().shared_per_block_optin;
+    let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &vec![0.0; h], Duration::from_secs(1));
+    println!("over-subscribed plan: {:?}", r.as_ref().err());
+    assert!(matches!(r, Err(Error::NotResident { .. })), "expected NotResident, got {:?}", r.err());
+}
+
+#[test]
+fn bad_forward_input_gets_typed_errors() {
+    let Some(gpu) = gpu() else { return };
+    let h = 256;
+    let w = sprnn::sparse::random_recurrent(5, h, h, 0.1, 0.9).unwrap();
+    let mut layer = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w, &vec![0.0; h], 2, &LayerOptions::default()).unwrap();
+    let n = layer.input_len(4);
+    let u = vec![0.1f32; n];
+    let is_input = |r: sprnn::Result<sprnn::layer::Output>, name: &str| match r {
+        Err(Error::Input { name: n, .. }) => assert_eq!(n, name),
+        other => panic!("expected Input error for {name}, got {other:?}"),
+    };
+    is_input(layer.forward(Input::F32(&u), 0, None, None), "steps");
+    is_input(layer.forward(Input::F32(&u[..n - 1]), 4, None, None), "u");
+    let mut bad = u.clone();
+    bad[7] = f32::NAN;
+    is_input(layer.forward(Input::F32(&bad), 4, None, None), "u");
+    is_input(layer.forward(Input::F32(&u), 4, Some(&[0.0; 3]), None), "h0");
+    is_input(layer.forward(Input::F32(&u), 4, None, Some(&vec![0.0; 2 * h])), "c0");
+    is_input(layer.forward(Input::F32(&u), 4, Some(&vec![f32::INFINITY; 2 * h]), None), "h0");
+    let b = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w, &[0.0; 3], 2, &LayerOptions::default());
+    assert!(matches!(b, Err(Error::Input { name: "b_hh", .. })), "{b:?}");
+    // The layer still works after rejected calls.
+    layer.forward(Input::F32(&u), 4, None, None).expect("valid call");
+}
+
+/// The correctness sweep of the kernel issue: every cell × B × H × density, T chosen so the CPU
+/// reference stays affordable (up to 1024), each configuration on fresh weights and inputs.
+/// Configurations that do not fit on the chip are listed with the planner's reason.
+#[test]
+fn sweep_matches_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("sweep");
+    let quick = std::env::var("SPRNN_SWEEP").is_ok_and(|v| v == "quick");
+    let hs: &[usize] = if quick { &[256, 2304] } else { &[256, 1152, 2304, 4608] };
+    let mut cases = Vec::new();
+    for cell in [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm] {
+        for &hidden in hs {
+            for batch in [1, 4, 16, 64] {
+                for density in [0.01, 0.1, 0.3, 0.5] {
+                    let nnz = (cell.gates() * hidden * hidden) as f64 * density;
+                    let steps = ((3e9 / (nnz * batch as f64)) as usize).clamp(8, 1024);
+                    cases.push(Case { cell, hidden, batch, density, steps });
+                }
+            }
+        }
+    }
+    let mut lines = vec!["cell,H,B,density,T,max_step_error,worst_step,verdict,launch".to_string()];
+    let mut failures = Vec::new();
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    // Cases run on `workers` threads: planning and the reference on the CPU overlap; the GPU
+    // runs one launch at a time per layer (each thread owns its layer).
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= cases.len() {
+                    break;
+                }
+                let r = run_case(&gpu, &cases[i], s + i as u64 * 7919, i % 2 == 1);
+                results.lock().unwrap().push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(i, _)| *i);
+    let (mut ran, mut skipped) = (0, 0);
+    for (i, r) in results {
+        let c = &cases[i];
+        let head = format!("{:?},{},{},{},{}", c.cell, c.hidden, c.batch, c.density, c.steps);
+        match r {
+            Ok(o) => {
+                ran += 1;
+                let ok = o.worst <= reference::DEVICE_TOLERANCE;
+                lines.push(format!("{head},{:.3e},{},{},{}", o.worst, o.worst_step, if ok { "pass" } else { "FAIL" }, o.shape));
+                if !ok {
+                    failures.push(head);
+                }
+            }
+            Err(Error::Plan(e)) => {
+                skipped += 1;
+                lines.push(format!("{head},,,does not fit,{}", e.to_string().replace(',', ";")));
+            }
+            Err(e) => {
+                lines.push(format!("{head},,,ERROR,{}", e.to_string().replace(',', ";")));
+                failures.push(format!("{head}: {e}"));
+            }
+        }
+    }
+    let table = lines.join("\n");
+    println!("{table}");
+    println!("sweep: {ran} configurations ran, {skipped} do not fit, {} failed", failures.len());
+    if let Ok(dir) = std::env::var("SPRNN_RESULTS_DIR") {
+        std::fs::write(std::path::Path::new(&dir).join("correctness.csv"), &table).unwrap();
+    }
+    assert!(failures.is_empty(), "failed: {failures:#?}");
+}
