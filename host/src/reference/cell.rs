@@ -143,3 +143,66 @@ pub fn cell_step<S: Scalar>(cell: Cell, gi: &[S], gh: &[S], h: &mut [S], c: &mut
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn rnn_cells_add_both_parts() {
+        // H = 2. Pre-activations gi + gh = [0.5 + 0.25, -1.0 + 1.0] = [0.75, 0.0]
+        // (ReLU case: [0.5 + 0.25, -1.0 + 0.5] = [0.75, -0.5]).
+        let mut h = [9.0f64, 9.0];
+        cell_step(Cell::RnnTanh, &[0.5, -1.0], &[0.25, 1.0], &mut h, &mut []);
+        close(h[0], 0.6351489523872873); // tanh(0.75)
+        close(h[1], 0.0); // tanh(0)
+        cell_step(Cell::RnnRelu, &[0.5, -1.0], &[0.25, 0.5], &mut h, &mut []);
+        assert_eq!(h, [0.75, 0.0]);
+    }
+
+    #[test]
+    fn gru_reset_gate_scales_the_hidden_part_of_n() {
+        // H = 1, gates [r, z, n].
+        // r = σ(0.3 − 0.3) = σ(0) = 0.5;  z = σ(1.0 − 1.0) = 0.5
+        // n = tanh(gi_n + r · gh_n) = tanh(0.2 + 0.5 · 0.6) = tanh(0.5) = 0.46211715726000974
+        // h' = (1 − z) · n + z · h = 0.5 · 0.46211715726000974 + 0.5 · 0.8 = 0.6310585786300049
+        // (reset applied to h before the product instead would need W_hn, which gh_n already holds:
+        //  tanh(0.2 + 0.6) would give 0.7719 and h' = 0.7859.)
+        let mut h = [0.8f64];
+        cell_step(Cell::Gru, &[0.3, 1.0, 0.2], &[-0.3, -1.0, 0.6], &mut h, &mut []);
+        close(h[0], 0.6310585786300049);
+    }
+
+    #[test]
+    fn lstm_gate_order_is_i_f_g_o() {
+        // H = 1, gates [i, f, g, o].
+        // i = σ(1 − 1) = 0.5;  f = σ(ln 3) = 3 / 4;  g = tanh(ln 2) = 3 / 5;  o = σ(0) = 0.5
+        // c' = f · c + i · g = 0.75 · 0.4 + 0.5 · 0.6 = 0.6
+        // h' = o · tanh(c') = 0.5 · tanh(0.6) = 0.26852478349901765
+        let mut h = [0.123f64];
+        let mut c = [0.4f64];
+        let gi = [1.0, 3f64.ln(), 2f64.ln(), 0.0];
+        cell_step(Cell::Lstm, &gi, &[-1.0, 0.0, 0.0, 0.0], &mut h, &mut c);
+        close(c[0], 0.6);
+        close(h[0], 0.26852478349901765);
+    }
+
+    #[test]
+    fn sigmoid_and_relu_edges() {
+        assert_eq!(sigmoid(0.0f32), 0.5);
+        assert_eq!(sigmoid(-1000.0f32), 0.0); // exp overflows to inf: 1 / inf
+        assert_eq!(sigmoid(1000.0f64), 1.0);
+        assert!(relu(f32::NAN).is_nan());
+        assert_eq!(relu(-0.5f64), 0.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "gi has 3 values")]
+    fn wrong_gate_slice_panics() {
+        cell_step(Cell::Lstm, &[0.0f32; 3], &[0.0; 4], &mut [0.0], &mut [0.0]);
+    }
+}

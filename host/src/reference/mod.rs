@@ -469,3 +469,88 @@ pub fn forward_model(
         c_n: (cell == Cell::Lstm).then_some(c_n),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// W_hh = [[0.1, 0], [0.3, −0.7]], b_hh = [0.01, −0.02], h0 = [0.3, −0.2], U = [0.2, 0.1].
+    fn tiny() -> (Csr, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let w = Csr::from_dense(&[0.1, 0.0, 0.3, -0.7], 2, 2).unwrap();
+        (w, vec![0.01, -0.02], vec![0.3, -0.2], vec![0.2, 0.1])
+    }
+
+    #[test]
+    fn device_faithful_rounds_where_the_gpu_does() {
+        // fp16: 0.1 → 0.0999755859375, 0.3 → 0.300048828125, −0.7 → −0.7001953125;
+        //       h0 = [0.300048828125, −0.199951171875].
+        // acc (f32) = [0.0999755859375 · 0.300048828125, 0.300048828125 · 0.300048828125
+        //             + (−0.7001953125) · (−0.199951171875)] = [0.0299975574, 0.2300341725]
+        // pre = U + (acc + b_hh) = [0.2399975657, 0.3100341856]
+        // tanh = [0.2354934365, 0.3004682064] → fp16 [0.2354736328125, 0.300537109375].
+        let (w, b, h0, u) = tiny();
+        let out = forward_u(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::DeviceFaithful).unwrap();
+        assert_eq!(out.h, vec![0.2354736328125, 0.300537109375]);
+        assert_eq!(out.c, None);
+        // f64: tanh(0.2 + 0.1·0.3 + 0.01) = tanh(0.24) and tanh(0.1 + 0.09 + 0.14 − 0.02) = tanh(0.31).
+        let exact = forward_u(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::F64).unwrap();
+        let want = [0.24f64.tanh(), 0.31f64.tanh()];
+        for (g, w) in exact.h.iter().zip(want) {
+            assert!((*g as f64 - w).abs() < 1e-7, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn device_faithful_never_rounds_c() {
+        // LSTM, H = 1, one nonzero-free W_hh (all zero): c_1 = f·c0 + i·g with c0 = 0.1234567 kept exact.
+        // i = f = o = σ(0) = 0.5, g = tanh(0) = 0  =>  c_1 = 0.5 · c0 (exact in f32), h = 0.5 tanh(c_1).
+        let w = Csr::new(4, 1, vec![0, 0, 0, 0, 0], vec![], vec![]).unwrap();
+        let c0 = [0.1234567f32];
+        let out = forward_u(Cell::Lstm, &w, &[0.0; 4], &[0.0; 4], 1, 1, None, Some(&c0), Precision::DeviceFaithful).unwrap();
+        assert_eq!(out.c.unwrap()[0], 0.5 * c0[0]);
+        let h = 0.5 * (0.5 * c0[0]).tanh();
+        assert_eq!(out.h[0], half::f16::from_f32(h).to_f32());
+    }
+
+    #[test]
+    fn every_shape_is_checked() {
+        let (w, b, h0, u) = tiny();
+        let run = |cell, b: &[f32], u: &[f32], h0: Option<&[f32]>, c0: Option<&[f32]>| {
+            forward_u(cell, &w, b, u, 1, 1, h0, c0, Precision::F32).unwrap_err()
+        };
+        assert!(matches!(run(Cell::Gru, &b, &u, None, None), ReferenceError::RecurrentShape { gates: 3, rows: 2, cols: 2, .. }));
+        assert!(matches!(run(Cell::RnnTanh, &b[..1], &u, None, None), ReferenceError::Length { what: "b_hh", expected: 2, got: 1, .. }));
+        assert!(matches!(run(Cell::RnnTanh, &b, &[0.0; 3], None, None), ReferenceError::Length { what: "u", expected: 2, got: 3, .. }));
+        assert!(matches!(run(Cell::RnnTanh, &b, &u, Some(&h0[..1]), None), ReferenceError::Length { what: "h0", .. }));
+        assert!(matches!(run(Cell::RnnTanh, &b, &u, None, Some(&h0)), ReferenceError::CellStateNotLstm { cell: Cell::RnnTanh }));
+        let e = forward_u(Cell::RnnTanh, &w, &b, &u, usize::MAX, 3, None, None, Precision::F64).unwrap_err();
+        assert!(matches!(e, ReferenceError::SizeOverflow { .. }), "{e}");
+        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &u, 1, 1, None, None, 0, 3).unwrap_err();
+        assert_eq!(e, ReferenceError::Lanes { lanes: 3 });
+        let wih = Matrix::Dense(crate::sparse::Dense::new(3, 1, vec![0.0; 3]).unwrap());
+        let e = forward_x(Cell::RnnTanh, &wih, &[0.0; 3], &w, &b, &[0.0], 1, 1, None, None, Precision::F64).unwrap_err();
+        assert_eq!(e, ReferenceError::InputRows { rows: 3, expected: 2 });
+    }
+
+    #[test]
+    fn forward_x_equals_forward_u_of_the_projection() {
+        // U = W_ih x + b_ih with W_ih = [[1, 2], [0, −1]], b_ih = [0.5, 0], x = [0.25, −0.5]:
+        // U = [0.25 − 1 + 0.5, 0.5] = [−0.25, 0.5] (exact in every precision).
+        let (w, b, h0, _) = tiny();
+        let wih = Matrix::Sparse(Csr::from_dense(&[1.0, 2.0, 0.0, -1.0], 2, 2).unwrap());
+        for p in [Precision::F64, Precision::F32, Precision::DeviceFaithful] {
+            let a = forward_x(Cell::RnnRelu, &wih, &[0.5, 0.0], &w, &b, &[0.25, -0.5], 1, 1, Some(&h0), None, p).unwrap();
+            let b2 = forward_u(Cell::RnnRelu, &w, &b, &[-0.25, 0.5], 1, 1, Some(&h0), None, p).unwrap();
+            assert_eq!(a, b2, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn permuted_order_with_one_lane_and_short_rows_matches() {
+        // Rows of at most 2 nonzeros: any order of a 2-term f32 sum from 0 is the same sum.
+        let (w, b, h0, u) = tiny();
+        let a = forward_u(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::DeviceFaithful).unwrap();
+        let p = forward_u_permuted(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, 7, 1).unwrap();
+        assert_eq!(a, p);
+    }
+}
