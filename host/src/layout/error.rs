@@ -117,7 +117,8 @@ pub enum PlanError {
         max_row_fit: usize,
         /// Density of `W_hh` (nonzeros / (G·H·H)).
         density: f64,
-        /// Density at which a layer like this one (same row-length spread) would fit (0: none).
+        /// Density at which a layer like this one would fit (0: none): an estimate that keeps the
+        /// relative spread of row lengths, with a margin; conservative for random pruning.
         fit_density: f64,
         /// A smaller batch size at which this layer fits, if one does.
         fit_batch: Option<usize>,

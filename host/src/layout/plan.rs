@@ -339,15 +339,16 @@ impl Shape {
 ///
 /// Per batch tile (`B / BT` of them), each thread runs `N` words. A word costs `3 + 2·BT`
 /// instructions (unpack, address, shared load, value convert; per batch value a convert and an
-/// FMA), issued by 4 schedulers for `NT / 32` warps; a thread's dependent FMA chain takes at
-/// least 4 cycles per word. The butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles.
-/// So: `tiles · (max(warps · N · (3 + 2·BT) / 4, 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
-/// padding (more words in all) against parallelism (shorter per-thread chains).
+/// FMA). An SM has 4 schedulers, each issuing one instruction per cycle for its
+/// `⌈warps / 4⌉` warps; a thread's dependent FMA chain takes at least 4 cycles per word. The
+/// butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles. So:
+/// `tiles · (max(⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
+/// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
 pub fn step_cost(threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
     let tiles = (batch / batch_tile.max(1)).max(1) as f64;
-    let warps = (threads_per_cta / 32) as f64;
+    let warps_per_scheduler = (threads_per_cta / 32).div_ceil(4) as f64;
     let (n, bt) = (list_len as f64, batch_tile as f64);
-    let issue = warps * n * (3.0 + 2.0 * bt) / 4.0;
+    let issue = warps_per_scheduler * n * (3.0 + 2.0 * bt);
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
     tiles * (issue.max(chain) + reduce)
@@ -390,10 +391,12 @@ fn does_not_fit(
     let fit_density = if max_row_fit == 0 {
         0.0
     } else {
-        // Rows spread like a binomial: max ≈ mean + a·sqrt(mean). Keep a, solve for the mean
-        // whose max is max_row_fit.
+        // Rows spread like a binomial: max ≈ mean + a·sqrt(mean·(1 − d)). Keep a (with a 30 %
+        // margin for the sample's luck), take the spread at density → 0 (the widest), and solve
+        // for the mean whose max is max_row_fit.
         let mean = w_hh.nnz() as f64 / w_hh.rows() as f64;
-        let a = if mean > 0.0 { (max_row_nnz as f64 - mean).max(0.0) / mean.sqrt() } else { 0.0 };
+        let spread = (mean * (1.0 - density)).max(1e-9).sqrt();
+        let a = if mean > 0.0 { 1.3 * (max_row_nnz as f64 - mean).max(0.0) / spread } else { 0.0 };
         let x = (-a + (a * a + 4.0 * max_row_fit as f64).sqrt()) / 2.0;
         let d = (x * x / hidden as f64).min(density);
         (d * 1e4).floor() / 1e4

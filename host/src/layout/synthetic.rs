@@ -24,7 +24,30 @@ fn from_rows(rows: usize, cols: usize, mut row_cols: impl FnMut(usize, &mut ChaC
 
 /// Each entry kept with probability `density`, independently (unstructured magnitude pruning).
 pub fn uniform(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
-    from_rows(rows, cols, |_, rng| (0..cols as u32).filter(|_| rng.gen_bool(density.clamp(0.0, 1.0))).collect(), seed)
+    from_rows(rows, cols, |_, rng| bernoulli_cols(cols, density, rng), seed)
+}
+
+/// Columns `0..cols` each kept with probability `d`, drawn by geometric gaps (cost ∝ kept).
+fn bernoulli_cols(cols: usize, d: f64, rng: &mut ChaCha8Rng) -> Vec<u32> {
+    let d = d.clamp(0.0, 1.0);
+    if d <= 0.0 {
+        return Vec::new();
+    }
+    if d >= 1.0 {
+        return (0..cols as u32).collect();
+    }
+    let ln_q = (1.0 - d).ln();
+    let mut out = Vec::with_capacity((cols as f64 * d * 1.2) as usize + 4);
+    let mut c = 0f64;
+    loop {
+        let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+        c += (u.ln() / ln_q).floor();
+        if c >= cols as f64 {
+            return out;
+        }
+        out.push(c as u32);
+        c += 1.0;
+    }
 }
 
 /// `block × block` tiles kept with probability `density` (block pruning); kept tiles are dense,
@@ -54,8 +77,7 @@ pub fn skewed(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
         cols,
         |_, rng| {
             let x: f64 = rng.gen();
-            let d = (density * 4.0 * x * x * x).clamp(0.0, 1.0);
-            (0..cols as u32).filter(|_| rng.gen_bool(d)).collect()
+            bernoulli_cols(cols, density * 4.0 * x * x * x, rng)
         },
         seed,
     )

@@ -1,1 +1,426 @@
-//! Layout tests.
+//! Layout and capacity-planner tests: invariants of the packed layout (every nonzero placed
+//! exactly once, every unit once, `simulate_matvec` = W·h), partition balance, bank conflicts
+//! (bank-aware never worse than naive), and the planner's decisions on the H200 and A100 presets.
+
+use half::f16;
+use proptest::prelude::*;
+use sprnn::layout::{
+    layout_with, plan, synthetic, BankModel, Cell, DeviceInfo, Geometry, Plan, PlanError, PlanOptions, WeightOrder,
+};
+use sprnn::Csr;
+use sprnn_kernels::format::{nonzero_col, nonzero_value_bits, pad_word, recurrent_smem_bytes, NO_UNIT};
+
+const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
+
+/// A fast uniform random sparse matrix (xorshift, geometric gaps): the big layers of these tests
+/// must be generated quickly in debug builds. Values in [-1, 1).
+fn random_csr(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let ln_q = (1.0 - density.clamp(1e-12, 1.0 - 1e-12)).ln();
+    let (mut row_ptr, mut col_idx, mut values) = (vec![0usize], Vec::new(), Vec::new());
+    for _ in 0..rows {
+        let mut c = 0f64;
+        loop {
+            let u = ((next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            c += (u.ln() / ln_q).floor();
+            if c >= cols as f64 {
+                break;
+            }
+            col_idx.push(c as u32);
+            values.push((next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0);
+            c += 1.0;
+        }
+        row_ptr.push(col_idx.len());
+    }
+    Csr::new(rows, cols, row_ptr, col_idx, values).unwrap()
+}
+
+/// Checks that the plan holds exactly the nonzeros of `w` (fp16-rounded), each once, in the
+/// thread slots of its row, with padding everywhere else, and every unit exactly once.
+fn check_permutation(p: &Plan, w: &Csr) {
+    let (h, g) = (p.hidden, p.cell.gates());
+    let mut seen_unit = vec![0u32; h];
+    for &u in &p.units {
+        if u != NO_UNIT {
+            seen_unit[u as usize] += 1;
+        }
+    }
+    assert!(seen_unit.iter().all(|&n| n == 1), "every unit exactly once");
+    assert_eq!(p.units.len(), p.grid * p.units_per_cta);
+    assert_eq!(p.weights.len(), p.list_len * p.total_threads());
+    assert_eq!(p.threads_per_cta % 32, 0);
+    assert!(p.threads_per_cta >= p.units_per_cta * g * p.threads_per_row);
+
+    let mut got: Vec<Vec<(u32, u16)>> = vec![Vec::new(); g * h];
+    let (nt, total) = (p.threads_per_cta, p.total_threads());
+    for c in 0..p.grid {
+        for tid in 0..nt {
+            let s = tid / p.threads_per_row;
+            let (u, gate) = (s / g, s % g);
+            let unit = if u < p.units_per_cta { p.units[c * p.units_per_cta + u] } else { NO_UNIT };
+            for k in 0..p.list_len {
+                let word = p.weights[k * total + c * nt + tid];
+                if nonzero_col(word) as usize == h {
+                    assert_eq!(word, pad_word(h), "padding is +0.0 at the zero column");
+                    continue;
+                }
+                assert_ne!(unit, NO_UNIT, "a real word in a padding slot");
+                got[gate * h + unit as usize].push((nonzero_col(word), nonzero_value_bits(word)));
+            }
+        }
+    }
+    for (r, row) in got.iter_mut().enumerate() {
+        row.sort_unstable();
+        let (cols, vals) = w.row(r);
+        let want: Vec<(u32, u16)> = cols.iter().zip(vals).map(|(&c, &v)| (c, f16::from_f32(v).to_bits())).collect();
+        assert_eq!(*row, want, "row {r}");
+    }
+}
+
+/// Checks `simulate_matvec` against W·h in f64 over fp16-rounded weights and h.
+fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
+    let (h, b, rows) = (p.hidden, p.batch, p.rows());
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let hv: Vec<f32> = (0..b * h)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let got = p.simulate_matvec(&hv);
+    assert_eq!(got.len(), b * rows);
+    let r16 = |v: f32| f16::from_f32(v).to_f32() as f64;
+    for bi in 0..b {
+        for r in 0..rows {
+            let (cols, vals) = w.row(r);
+            let (mut exact, mut mag) = (0f64, 0f64);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let t = r16(v) * r16(hv[bi * h + c as usize]);
+                exact += t;
+                mag += t.abs();
+            }
+            let tol = mag * (cols.len() as f64 + 5.0) * f32::EPSILON as f64 + 1e-30;
+            let e = (got[bi * rows + r] as f64 - exact).abs();
+            assert!(e <= tol, "b {bi} row {r}: got {} want {exact} (err {e} > {tol})", got[bi * rows + r]);
+        }
+    }
+}
+
+fn h200_plan(w: &Csr, cell: Cell, batch: usize) -> Result<Plan, PlanError> {
+    plan(w, cell, batch, &DeviceInfo::h200(), &PlanOptions::default())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Small layers, every cell, planner-chosen shapes: permutation and W·h.
+    #[test]
+    fn plan_is_a_permutation_and_reproduces_matvec(
+        hidden in 1usize..80,
+        cell_i in 0usize..4,
+        density in 0.0f64..0.7,
+        batch in prop::sample::select(vec![1usize, 2, 3, 4, 6, 8, 16, 64]),
+        kind in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        let cell = CELLS[cell_i];
+        let rows = cell.gates() * hidden;
+        let w = match kind {
+            0 => synthetic::uniform(rows, hidden, density, seed),
+            1 => synthetic::block_sparse(rows, hidden, density, 4, seed),
+            _ => synthetic::skewed(rows, hidden, density, seed),
+        };
+        let p = h200_plan(&w, cell, batch).expect("small layers fit");
+        check_permutation(&p, &w);
+        check_matvec(&p, &w, seed);
+    }
+
+    /// Forced shapes (every TPR, several list lengths, few CTAs), both orders.
+    #[test]
+    fn forced_shapes_are_permutations(
+        hidden in 1usize..48,
+        cell_i in 0usize..4,
+        density in 0.0f64..0.6,
+        batch in prop::sample::select(vec![1usize, 4, 5, 16]),
+        tpr in prop::sample::select(vec![1usize, 2, 4, 8, 16, 32]),
+        ctas in 1usize..6,
+        naive in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let cell = CELLS[cell_i];
+        let w = synthetic::uniform(cell.gates() * hidden, hidden, density, seed);
+        let max_row = (0..w.rows()).map(|r| w.row_nnz(r)).max().unwrap_or(0);
+        let n = [8usize, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| n * tpr >= max_row).unwrap();
+        let ctas = ctas.min(hidden);
+        let upc = hidden.div_ceil(ctas);
+        let g = Geometry {
+            grid: ctas,
+            units_per_cta: upc,
+            threads_per_cta: (upc * cell.gates() * tpr).div_ceil(32) * 32,
+            threads_per_row: tpr,
+            list_len: n,
+        };
+        let order = if naive { WeightOrder::Naive } else { WeightOrder::BankAware };
+        let p = layout_with(&w, cell, batch, &g, order).unwrap();
+        check_permutation(&p, &w);
+        check_matvec(&p, &w, seed ^ 1);
+    }
+
+    /// Capped LPT: the most loaded CTA is within one unit of the mean.
+    #[test]
+    fn partition_is_balanced(
+        hidden in 1usize..600,
+        cell_i in 0usize..4,
+        density in 0.0f64..0.5,
+        skew in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let cell = CELLS[cell_i];
+        let rows = cell.gates() * hidden;
+        let w = if skew {
+            synthetic::skewed(rows, hidden, density, seed)
+        } else {
+            synthetic::uniform(rows, hidden, density, seed)
+        };
+        let units = sprnn::layout::partition::unit_nnz(&w, cell.gates());
+        let (grid, upc) = sprnn::layout::default_grid(hidden, 132);
+        let part = sprnn::layout::partition::partition(&units, grid, upc);
+        let mean = w.nnz() as f64 / grid as f64;
+        let max_unit = units.iter().copied().max().unwrap_or(0) as f64;
+        let max_cta = part.cta_nnz.iter().copied().max().unwrap_or(0) as f64;
+        prop_assert!(max_cta <= mean + max_unit, "max {max_cta} > mean {mean} + max unit {max_unit}");
+        prop_assert_eq!(part.cta_nnz.iter().sum::<usize>(), w.nnz());
+    }
+}
+
+/// Per-warp wavefront totals of both orders on the same shape.
+fn both_orders(w: &Csr, batch: usize, g: &Geometry) -> (Plan, Plan) {
+    let aware = layout_with(w, Cell::RnnTanh, batch, g, WeightOrder::BankAware).unwrap();
+    let naive = layout_with(w, Cell::RnnTanh, batch, g, WeightOrder::Naive).unwrap();
+    (aware, naive)
+}
+
+#[test]
+fn bank_aware_is_never_worse_than_naive() {
+    let hidden = 256;
+    let layers = [
+        ("uniform 0.1", synthetic::uniform(hidden, hidden, 0.1, 11)),
+        ("uniform 0.3", synthetic::uniform(hidden, hidden, 0.3, 12)),
+        ("block 8x8 0.2", synthetic::block_sparse(hidden, hidden, 0.2, 8, 13)),
+        ("skewed 0.1", synthetic::skewed(hidden, hidden, 0.1, 14)),
+    ];
+    for (name, w) in &layers {
+        let max_row = (0..hidden).map(|r| w.row_nnz(r)).max().unwrap();
+        for tpr in [4usize, 32] {
+            let n = [8usize, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| n * tpr >= max_row).unwrap();
+            let g = Geometry { grid: 16, units_per_cta: 16, threads_per_cta: 16 * tpr, threads_per_row: tpr, list_len: n };
+            for batch in [1usize, 4, 16, 64] {
+                let (aware, naive) = both_orders(w, batch, &g);
+                let (a, b) = (aware.warp_wavefronts(), naive.warp_wavefronts());
+                for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                    assert!(x <= y, "{name} TPR {tpr} B {batch}: warp {i} bank-aware {x} > naive {y}");
+                }
+                // The statistics agree with the recomputed per-warp totals.
+                assert_eq!(aware.bank.wavefronts, a.iter().sum::<u64>());
+                assert_eq!(naive.bank.wavefronts, b.iter().sum::<u64>());
+                assert_eq!(aware.bank_naive, naive.bank);
+                let ideal = aware.bank.ideal as f64;
+                if batch <= 4 {
+                    // Where there is room (B = 1, 4), at least half of the excess goes away.
+                    assert!(
+                        aware.bank.mean() - ideal <= 0.5 * (naive.bank.mean() - ideal) + 0.05,
+                        "{name} TPR {tpr} B {batch}: {:.3} vs naive {:.3}",
+                        aware.bank.mean(),
+                        naive.bank.mean()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bank_model_counts_wavefronts() {
+    // B = 1: one phase; columns 2m and 2m+1 share a word (broadcast), 64 apart share a bank.
+    let m = BankModel::new(1);
+    assert_eq!((m.phases, m.lanes_per_phase, m.words_per_lane), (1, 32, 1));
+    let distinct: [u32; 32] = core::array::from_fn(|l| 2 * l as u32);
+    assert_eq!(m.wavefronts(&distinct), 1);
+    let pairs: [u32; 32] = core::array::from_fn(|l| l as u32); // 16 words, banks 0..16
+    assert_eq!(m.wavefronts(&pairs), 1);
+    let same_bank: [u32; 32] = core::array::from_fn(|l| 64 * l as u32);
+    assert_eq!(m.wavefronts(&same_bank), 32);
+    assert_eq!(m.wavefronts(&[7; 32]), 1);
+    // B = 4: 8 bytes, two phases of 16 lanes; 16 columns cover the 32 banks.
+    let m = BankModel::new(4);
+    assert_eq!((m.phases, m.lanes_per_phase, m.words_per_lane), (2, 16, 2));
+    let ideal: [u32; 32] = core::array::from_fn(|l| (l % 16) as u32);
+    assert_eq!(m.wavefronts(&ideal), 2);
+    let clash: [u32; 32] = core::array::from_fn(|l| 16 * l as u32);
+    assert_eq!(m.wavefronts(&clash), 32);
+    // B = 16: four phases of 8 lanes, 4 bank groups: 8 distinct columns cost 2 per phase.
+    let m = BankModel::new(16);
+    assert_eq!((m.phases, m.lanes_per_phase, m.words_per_lane), (4, 8, 4));
+    let spread: [u32; 32] = core::array::from_fn(|l| l as u32);
+    assert_eq!(m.wavefronts(&spread), 8);
+    // B = 64: every column in banks 0-3; 8 distinct columns per phase cost 8.
+    let m = BankModel::new(64);
+    assert_eq!(m.wavefronts(&spread), 32);
+    assert_eq!(m.wavefronts(&[3; 32]), 4);
+    // B = 6: tile 2, 4 bytes, one phase.
+    let m = BankModel::new(6);
+    assert_eq!((m.batch_tile, m.phases), (2, 1));
+}
+
+#[test]
+fn h200_rnn_2304_d03_b4_fits() {
+    let w = random_csr(2304, 2304, 0.3, 21);
+    let p = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
+    assert_eq!((p.grid, p.units_per_cta, p.batch_tile), (128, 18, 4));
+    assert!(p.threads_per_cta <= 1024);
+    assert!(p.threads_per_cta as u64 * p.registers_per_thread.div_ceil(8) as u64 * 8 <= 65536);
+    assert!(p.threads_per_row * p.list_len >= p.max_row_nnz);
+    assert!(p.smem_bytes <= 227 * 1024);
+    assert!(p.bank.mean() < p.bank_naive.mean());
+    // Balance: within one unit (≤ 4 rows ≈ 3 % here) of the mean.
+    let mean = p.nnz as f64 / p.grid as f64;
+    let max = *p.cta_nnz.iter().max().unwrap() as f64;
+    assert!(max <= mean * 1.01, "max {max} mean {mean}");
+}
+
+#[test]
+fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
+    // 4 x 2304 x 2304 x 0.3 = 6.4 M nonzeros = 25 MB of words on 33 MB of registers, but a CTA's
+    // 72 rows of up to ~770 nonzeros need TPR x N >= 770: TPR 8 x N 96 is the only shape within
+    // 1024 threads (576 threads x 144 registers = 82944 > 65536); TPR 16 needs 1152 threads.
+    let w = random_csr(4 * 2304, 2304, 0.3, 22);
+    let err = h200_plan(&w, Cell::Lstm, 4).unwrap_err();
+    let PlanError::DoesNotFit { need_regs, have_regs, fit_density, max_row_fit, .. } = err.clone() else {
+        panic!("expected DoesNotFit, got {err}");
+    };
+    assert!(need_regs > have_regs);
+    assert_eq!(have_regs, 65536);
+    assert!(fit_density > 0.1 && fit_density < 0.3, "{fit_density}");
+    assert!(max_row_fit > 0);
+    let msg = err.to_string();
+    assert!(msg.contains("registers per SM") && msg.contains("density"), "{msg}");
+    // The suggested density does fit.
+    let w = random_csr(4 * 2304, 2304, fit_density, 23);
+    let p = h200_plan(&w, Cell::Lstm, 4).expect("the suggested density fits");
+    assert_eq!(p.grid, 128);
+}
+
+#[test]
+fn a100_rnn_2304_d03_b4_fits() {
+    let w = random_csr(2304, 2304, 0.3, 24);
+    let p = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::a100(), &PlanOptions::default()).expect("fits");
+    assert!(p.grid <= 108);
+    assert_eq!(p.units_per_cta, 22);
+}
+
+#[test]
+fn too_big_layer_gives_does_not_fit() {
+    // LSTM, H = 1152, d = 0.9: 36 rows of ~1040 nonzeros per CTA; TPR 8 holds at most 1024,
+    // TPR 16 x N 96 needs 576 threads x 144 registers > 64 K.
+    let w = random_csr(4 * 1152, 1152, 0.9, 26);
+    let err = h200_plan(&w, Cell::Lstm, 4).unwrap_err();
+    match err {
+        PlanError::DoesNotFit { fit_density, density, .. } => {
+            assert!(fit_density > 0.0 && fit_density < density, "{fit_density} vs {density}");
+        }
+        e => panic!("expected DoesNotFit, got {e}"),
+    }
+}
+
+#[test]
+fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
+    let w = random_csr(2304, 2304, 0.01, 27);
+    let err = h200_plan(&w, Cell::RnnTanh, 64).unwrap_err();
+    let PlanError::SharedMemory { need_bytes, have_bytes, max_batch, .. } = err.clone() else {
+        panic!("expected SharedMemory, got {err}");
+    };
+    assert!(need_bytes > have_bytes);
+    assert!(max_batch > 0 && max_batch < 64, "{max_batch}");
+    assert!(err.to_string().contains(&format!("batch <= {max_batch}")), "{err}");
+    assert!(recurrent_smem_bytes(2304, max_batch, 18, 18, Cell::RnnTanh) <= have_bytes);
+    assert!(recurrent_smem_bytes(2304, max_batch + 1, 18, 18, Cell::RnnTanh) > have_bytes);
+    h200_plan(&w, Cell::RnnTanh, max_batch).expect("the suggested batch fits");
+    // Absurd batch: still a typed error.
+    assert!(matches!(h200_plan(&w, Cell::RnnTanh, 1 << 20), Err(PlanError::SharedMemory { .. })));
+}
+
+#[test]
+fn small_hidden_uses_fewer_ctas() {
+    let w = random_csr(3 * 40, 40, 0.2, 28);
+    let p = h200_plan(&w, Cell::Gru, 1).unwrap();
+    assert_eq!((p.grid, p.units_per_cta), (20, 2));
+    let w = random_csr(1, 1, 1.0, 29);
+    let p = h200_plan(&w, Cell::RnnRelu, 1).unwrap();
+    assert_eq!((p.grid, p.units_per_cta), (1, 1));
+    check_matvec(&p, &w, 3);
+}
+
+#[test]
+fn invalid_inputs_give_typed_errors() {
+    let h200 = DeviceInfo::h200();
+    let d = PlanOptions::default();
+    let w = random_csr(32, 32, 0.3, 30);
+    assert!(matches!(
+        plan(&w, Cell::Lstm, 1, &h200, &d),
+        Err(PlanError::Shape { rows: 32, cols: 32, expected_rows: 128, .. })
+    ));
+    assert!(matches!(plan(&w, Cell::RnnTanh, 0, &h200, &d), Err(PlanError::ZeroBatch)));
+    let empty = Csr::new(0, 0, vec![0], vec![], vec![]).unwrap();
+    assert!(matches!(plan(&empty, Cell::RnnTanh, 1, &h200, &d), Err(PlanError::EmptyHidden)));
+    let huge = Csr::new(65536, 65536, vec![0; 65537], vec![], vec![]).unwrap();
+    assert!(matches!(plan(&huge, Cell::RnnTanh, 1, &h200, &d), Err(PlanError::HiddenTooLarge { hidden: 65536, .. })));
+    let big_value = Csr::new(2, 2, vec![0, 1, 2], vec![1, 0], vec![0.5, 1e6]).unwrap();
+    assert!(matches!(
+        plan(&big_value, Cell::RnnTanh, 1, &h200, &d),
+        Err(PlanError::ValueOutOfRange { row: 1, col: 0, .. })
+    ));
+    let opt = |o: PlanOptions| plan(&w, Cell::RnnTanh, 1, &h200, &o);
+    assert!(matches!(
+        opt(PlanOptions { threads_per_row: Some(3), ..d.clone() }),
+        Err(PlanError::BadOption { option: "threads_per_row", value: 3, .. })
+    ));
+    assert!(matches!(
+        opt(PlanOptions { list_len: Some(10), ..d.clone() }),
+        Err(PlanError::BadOption { option: "list_len", .. })
+    ));
+    assert!(matches!(opt(PlanOptions { ctas: Some(0), ..d.clone() }), Err(PlanError::BadOption { option: "ctas", .. })));
+    assert!(matches!(
+        opt(PlanOptions { ctas_per_sm: Some(0), ..d.clone() }),
+        Err(PlanError::BadOption { option: "ctas_per_sm", .. })
+    ));
+    let w2 = random_csr(400, 400, 0.01, 31);
+    assert!(matches!(
+        plan(&w2, Cell::RnnTanh, 1, &h200, &PlanOptions { ctas: Some(200), ..d.clone() }),
+        Err(PlanError::NotCoResident { ctas: 200, ctas_per_sm: 1, sm_count: 132 })
+    ));
+    // Two CTAs per SM make 200 co-resident.
+    plan(&w2, Cell::RnnTanh, 1, &h200, &PlanOptions { ctas: Some(200), ctas_per_sm: Some(2), ..d.clone() }).unwrap();
+    // A row longer than the forced TPR x N.
+    let dense = random_csr(32, 32, 1.0, 32);
+    assert!(matches!(
+        plan(&dense, Cell::RnnTanh, 1, &h200, &PlanOptions { threads_per_row: Some(1), list_len: Some(8), ..d.clone() }),
+        Err(PlanError::RowTooLong { nnz: 32, threads_per_row: 1, list_len: 8, .. })
+    ));
+}
+
+#[test]
+fn forced_options_are_obeyed() {
+    let w = random_csr(256, 256, 0.1, 33);
+    let o = PlanOptions { ctas: Some(16), threads_per_row: Some(4), list_len: Some(32), ..PlanOptions::default() };
+    let p = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &o).unwrap();
+    assert_eq!((p.grid, p.units_per_cta, p.threads_per_row, p.list_len, p.threads_per_cta), (16, 16, 4, 32, 64));
+    check_permutation(&p, &w);
+}
