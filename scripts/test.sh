@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: set-up, then every check that runs without a GPU, then every test.
+#  1. scripts/setup.sh (pinned nightly + rust-src + llvm-tools, ptxas, a linkable libcuda);
+#  2. cargo xtask build-ptx --check: the committed PTX equals a fresh build, and the ptxas
+#     report (registers, stack frame, spills of every kernel; fails on any local memory);
+#  3. the sprnn crate builds on stable Rust (what applications depend on);
+#  4. cargo test --workspace: CPU tests everywhere; GPU tests run where there is a CUDA device
+#     and print "skipped: no CUDA device" where there is none.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(bash scripts/setup.sh)"
+export SPRNN_REQUIRE_PTXAS=${SPRNN_REQUIRE_PTXAS:-1}
+echo "== build-ptx --check"
+cargo xtask build-ptx --check
+echo "== sprnn on stable"
+cargo +stable build --quiet -p sprnn
+echo "== tests"
+cargo test --workspace --release "$@"
