@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
+use cust::function::FunctionAttribute;
+use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, LIST_LENGTHS};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -59,6 +61,20 @@ impl Gpu {
         if a(attr::COOPERATIVE_LAUNCH)? == 0 {
             return Err(Error::UnsupportedGpu { name, major, minor });
         }
+        let context = Context::new(device).map_err(cust_err("cuDevicePrimaryCtxRetain"))?;
+        let module = Module::from_ptx(arch.ptx(), &[]).map_err(cust_err("cuModuleLoadData"))?;
+        let stream = Stream::new(StreamFlags::NON_BLOCKING, None).map_err(cust_err("cuStreamCreate"))?;
+        // Registers as the driver compiled each variant: the planner must use these, not the
+        // offline ptxas figures, or a plan could ask for more registers than an SM has.
+        let mut kernel_registers = Vec::new();
+        for n in LIST_LENGTHS {
+            for bt in BATCH_TILES {
+                let name = recurrent_kernel_name(n, bt);
+                let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+                let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
+                kernel_registers.push((n, bt, regs as u32));
+            }
+        }
         let info = DeviceInfo {
             name,
             compute_capability: (major, minor),
@@ -70,10 +86,8 @@ impl Gpu {
             max_threads_per_sm: a(attr::MAX_THREADS_PER_MULTIPROCESSOR)? as usize,
             max_threads_per_block: a(attr::MAX_THREADS_PER_BLOCK)? as usize,
             l2_bytes: a(attr::L2_CACHE_SIZE)? as usize,
+            kernel_registers,
         };
-        let context = Context::new(device).map_err(cust_err("cuDevicePrimaryCtxRetain"))?;
-        let module = Module::from_ptx(arch.ptx(), &[]).map_err(cust_err("cuModuleLoadData"))?;
-        let stream = Stream::new(StreamFlags::NON_BLOCKING, None).map_err(cust_err("cuStreamCreate"))?;
         Ok(Gpu { inner: Arc::new(GpuInner { stream, module, context, ordinal, info, arch }) })
     }
 

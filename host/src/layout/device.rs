@@ -26,7 +26,14 @@ pub struct DeviceInfo {
     pub max_threads_per_block: usize,
     /// L2 cache, bytes.
     pub l2_bytes: usize,
+    /// Registers per thread of each recurrent-kernel variant `(N, BT, registers)` as compiled
+    /// for this device. The presets carry ptxas's figures ([`KERNEL_REGISTERS`]); a
+    /// [`crate::Gpu`] reads them from the module the driver loaded, whose JIT compiler may
+    /// allocate more registers than the offline ptxas did.
+    pub kernel_registers: Vec<(usize, usize, u32)>,
 }
+
+use super::registers::KERNEL_REGISTERS;
 
 /// Shared memory the driver reserves per resident CTA (bytes), on sm_80 and later.
 pub const SHARED_RESERVED_PER_CTA: usize = 1024;
@@ -49,6 +56,7 @@ impl DeviceInfo {
             max_threads_per_sm: 2048,
             max_threads_per_block: 1024,
             l2_bytes: 60 * 1024 * 1024,
+            kernel_registers: KERNEL_REGISTERS.to_vec(),
         }
     }
 
@@ -66,7 +74,13 @@ impl DeviceInfo {
             max_threads_per_sm: 2048,
             max_threads_per_block: 1024,
             l2_bytes: 40 * 1024 * 1024,
+            kernel_registers: KERNEL_REGISTERS.to_vec(),
         }
+    }
+
+    /// Registers per thread of kernel variant `(n, bt)` on this device, `None` if it has none.
+    pub fn registers(&self, n: usize, bt: usize) -> Option<u32> {
+        self.kernel_registers.iter().find(|&&(vn, vbt, _)| vn == n && vbt == bt).map(|&(_, _, r)| r)
     }
 
     /// Dynamic shared memory one CTA may use when `ctas_per_sm` CTAs share an SM.

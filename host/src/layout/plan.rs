@@ -167,7 +167,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
                 Some(n) => n,
                 None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz)?,
             };
-            Some(Shape::new(rows_per_cta, tpr, n, bt, batch, cps))
+            Some(Shape::new(device, rows_per_cta, tpr, n, bt, batch, cps))
         })
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
@@ -190,6 +190,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
     };
     let mut p = build(w_hh, cell, batch, &geometry, opts.order)?;
     p.ctas_per_sm = cps;
+    p.registers_per_thread = best.regs;
     Ok(p)
 }
 
@@ -326,9 +327,9 @@ struct Shape {
 }
 
 impl Shape {
-    fn new(rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize) -> Shape {
+    fn new(device: &DeviceInfo, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize) -> Shape {
         let nt = round_up(rows_per_cta * tpr, 32);
-        let regs = kernel_registers(n, bt).unwrap_or(u32::MAX);
+        let regs = device.registers(n, bt).unwrap_or(u32::MAX);
         let need_regs = nt * round_up(regs as usize, REGISTER_ALLOCATION_UNIT) * cps;
         Shape { tpr, n, nt, regs, need_regs, cost: step_cost(nt, tpr, n, bt, batch) }
     }
@@ -381,7 +382,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(rows_per_cta, t, n, bt, batch, cps)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, rows_per_cta, t, n, bt, batch, cps)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)
