@@ -4,8 +4,9 @@
 /// [`Precision::DeviceFaithful`](super::Precision::DeviceFaithful) reference.
 ///
 /// Set from the permuted-summation-order experiment in the [module docs](super#tolerance): the
-/// worst error measured there, with a safety margin (see the table for the numbers).
-pub const DEVICE_TOLERANCE: f64 = 1.0e-2;
+/// worst error measured there was 1.00e-3 (one fp16 ulp of an `h` value near the step's maximum,
+/// over H = 256..2304, T up to 1024, every cell, d = 0.1 and 0.3); this is four times that.
+pub const DEVICE_TOLERANCE: f64 = 4.0e-3;
 
 /// Floor of the per-step scale in [`compare_steps`], so that steps whose reference is (nearly)
 /// all zeros are judged in absolute terms instead of dividing by zero.

@@ -778,3 +778,57 @@ fn layer_weights_new_checks_its_parts() {
         Err(WeightsError::NonFinite { name, index: 0, .. }) if name == "w_ih"
     ));
 }
+
+#[test]
+fn tolerance_catches_typical_bugs() {
+    // H = 64, T = 32, B = 2, d = 0.3, σ_max ≤ 0.95: each simulated bug must exceed the tolerance.
+    let (hidden, steps, batch) = (64, 32, 2);
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        let g = cell.gates();
+        let seed = 50 + i as u64;
+        let w = random_recurrent(seed, g * hidden, hidden, 0.3, 0.95).unwrap();
+        let b = uniform(seed + 1, g * hidden, 0.1);
+        let u = uniform(seed + 2, steps * batch * g * hidden, 1.0);
+        let run = |w: &Csr, u: &[f32]| forward_u(cell, w, &b, u, steps, batch, None, None, Precision::DeviceFaithful).unwrap().h;
+        let want = run(&w, &u);
+        let judge = |got: &[f32], what: &str| {
+            let e = compare_steps(got, &want, steps, batch, hidden);
+            println!("{cell:?}: {what}: error {:.2e}", e.worst);
+            assert!(!e.within(DEVICE_TOLERANCE), "{cell:?}: {what} not caught (error {:.2e})", e.worst);
+        };
+        // A lost nonzero: the largest one.
+        let big = (0..w.nnz()).max_by(|&a, &c| w.values()[a].abs().total_cmp(&w.values()[c].abs())).unwrap();
+        let lost = Csr::new(w.rows(), w.cols(), w.row_ptr().to_vec(), w.col_idx().to_vec(), {
+            let mut v = w.values().to_vec();
+            v[big] = 0.0;
+            v
+        })
+        .unwrap();
+        judge(&run(&lost, &u), "a lost nonzero");
+        // Two gates swapped (RNN: the sign of the input part flipped, its only "gate").
+        let swapped: Vec<f32> = (0..u.len())
+            .map(|k| {
+                let (row, j) = (k / (g * hidden), k % (g * hidden));
+                if g == 1 {
+                    -u[k]
+                } else {
+                    let (gate, unit) = (j / hidden, j % hidden);
+                    let other = [1, 0, 2, 3][gate.min(3)];
+                    u[row * g * hidden + other * hidden + unit]
+                }
+            })
+            .collect();
+        judge(&run(&w, &swapped), "swapped gates");
+        // A stale state: every step reads h_{t-2} (simulated by running each step from the state
+        // two steps back through a one-step call).
+        let mut stale = Vec::with_capacity(want.len());
+        let bh = batch * hidden;
+        for t in 0..steps {
+            let h_prev2 = if t >= 2 { Some(&want[(t - 2) * bh..(t - 1) * bh]) } else { None };
+            let ut = &u[t * batch * g * hidden..(t + 1) * batch * g * hidden];
+            let step = forward_u(cell, &w, &b, ut, 1, batch, h_prev2, None, Precision::DeviceFaithful).unwrap();
+            stale.extend(step.h);
+        }
+        judge(&stale, "a stale h");
+    }
+}
