@@ -140,6 +140,14 @@ pub const LIST_LENGTHS: [usize; 8] = [8, 16, 24, 32, 48, 64, 96, 128];
 /// Batch tiles `BT` the recurrent kernel is instantiated for (batch values per shared load).
 pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 
+/// Register budget of recurrent-kernel variant `(n, bt)`: the `.maxnreg` directive the PTX
+/// linker gives it, so ptxas and the driver's JIT compiler both stay within it and the planner
+/// can count on it. `N` weight registers plus room for addresses, accumulators and the cell.
+pub const fn register_budget(n: usize, bt: usize) -> u32 {
+    let r = round_up(n + 64 + 2 * bt, 8);
+    if r > 255 { 255 } else { r as u32 }
+}
+
 /// Entry-point name of the recurrent kernel for list length `n` and batch tile `bt`.
 ///
 /// Names look like `sprnn_recurrent_n32_bt4`; the host looks kernels up by this name.
@@ -185,6 +193,9 @@ pub mod flags {
     /// Exchange floor: skip the product and the cell; each CTA republishes its units'
     /// previous values. Measures the exchange and barriers alone (benchmarks only).
     pub const EXCHANGE_ONLY: u32 = 1 << 3;
+    /// Two hidden-state buffers in shared memory, alternating by step parity (the host sets it
+    /// when `h_smem_bytes` more shared memory fits): saves the end-of-step barrier.
+    pub const DOUBLE_BUFFER_H: u32 = 1 << 4;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
 }
@@ -256,9 +267,10 @@ pub struct SmokeParams {
 /// Bytes of dynamic shared memory the recurrent kernel needs.
 ///
 /// Layout: hidden state `[(H+1)][B]` fp16 (rounded up to 16 bytes), then the reduced gate sums
-/// `[rows][B]` f32, then (LSTM) the cell state `[units][B]` f32.
+/// `[rows][B]` f32, then (LSTM) the cell state `[units][B]` f32. With `flags::DOUBLE_BUFFER_H`
+/// a second hidden-state buffer follows the first: add [`h_smem_bytes`].
 pub const fn recurrent_smem_bytes(hidden: usize, batch: usize, rows: usize, units: usize, cell: Cell) -> usize {
-    let h = round_up((hidden + 1) * batch * 2, 16);
+    let h = h_smem_bytes(hidden, batch);
     let acc = rows * batch * 4;
     let c = match cell {
         Cell::Lstm => units * batch * 4,
@@ -267,9 +279,15 @@ pub const fn recurrent_smem_bytes(hidden: usize, batch: usize, rows: usize, unit
     h + acc + c
 }
 
-/// Byte offset of the gate-sum array in dynamic shared memory.
-pub const fn smem_acc_offset(hidden: usize, batch: usize) -> usize {
+/// Bytes of one shared-memory hidden-state buffer, `[(H+1)][B]` fp16 rounded up to 16 bytes.
+pub const fn h_smem_bytes(hidden: usize, batch: usize) -> usize {
     round_up((hidden + 1) * batch * 2, 16)
+}
+
+/// Byte offset of the gate-sum array in dynamic shared memory, after the hidden-state buffer
+/// (or both, with `flags::DOUBLE_BUFFER_H`).
+pub const fn smem_acc_offset(hidden: usize, batch: usize, double_buffer: bool) -> usize {
+    h_smem_bytes(hidden, batch) * if double_buffer { 2 } else { 1 }
 }
 
 /// `x` rounded up to a multiple of `m`.

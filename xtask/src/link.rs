@@ -82,7 +82,33 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             .arg("-o")
             .arg(&out),
     )?;
+    let ptx = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&out, add_register_budgets(&ptx)?).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(())
+}
+
+/// Gives every recurrent-kernel entry its `.maxnreg` budget
+/// (`sprnn_kernels::format::register_budget`), right after its parameter list.
+fn add_register_budgets(ptx: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(ptx.len() + 4096);
+    let mut pending: Option<u32> = None;
+    for line in ptx.lines() {
+        if let Some(rest) = line.trim_start().strip_prefix(".visible .entry sprnn_recurrent_n") {
+            let name = rest.split('(').next().unwrap_or("");
+            let (n, bt) = name.split_once("_bt").ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
+            let n: usize = n.parse().map_err(|_| format!("odd kernel name in PTX: {line}"))?;
+            let bt: usize = bt.parse().map_err(|_| format!("odd kernel name in PTX: {line}"))?;
+            pending = Some(sprnn_kernels::format::register_budget(n, bt));
+        }
+        if line == "{" {
+            if let Some(r) = pending.take() {
+                out.push_str(&format!(".maxnreg {r}\n"));
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// Writes the LLVM-bitcode members of an archive into `dir`; returns their paths.

@@ -23,7 +23,7 @@
 
 use crate::device::*;
 use crate::format::{
-    exchange_words, flags, smem_acc_offset, status, step_tag, tag_word, Cell, RecurrentParams, NO_UNIT,
+    exchange_words, flags, h_smem_bytes, smem_acc_offset, status, step_tag, tag_word, Cell, RecurrentParams, NO_UNIT,
 };
 
 use super::cell;
@@ -39,7 +39,10 @@ struct Layer {
     tpr: u32,
     upc: u32,
     u_f16: bool,
+    /// Shared address of hidden-state buffer 0.
     h_smem: u32,
+    /// Bytes between the two hidden-state buffers (0 when single-buffered).
+    h_stride: u32,
     acc_smem: u32,
     c_smem: u32,
     xwords: u32,
@@ -152,6 +155,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
     };
     let gates = cell_kind.gates() as u32;
     let base = dyn_smem_base();
+    let double = p.flags & flags::DOUBLE_BUFFER_H != 0;
     let l = Layer {
         cell: cell_kind,
         gates,
@@ -163,9 +167,10 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
         upc: p.units_per_cta,
         u_f16: p.flags & flags::U_F16 != 0,
         h_smem: base,
-        acc_smem: base + smem_acc_offset(p.hidden as usize, p.batch as usize) as u32,
+        h_stride: if double { h_smem_bytes(p.hidden as usize, p.batch as usize) as u32 } else { 0 },
+        acc_smem: base + smem_acc_offset(p.hidden as usize, p.batch as usize, double) as u32,
         c_smem: base
-            + smem_acc_offset(p.hidden as usize, p.batch as usize) as u32
+            + smem_acc_offset(p.hidden as usize, p.batch as usize, double) as u32
             + p.units_per_cta * gates * p.batch * 4,
         xwords: exchange_words(p.hidden as usize, p.batch as usize) as u32,
     };
@@ -196,7 +201,23 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
         *wk = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total as usize + (cta * l.nt + tid) as usize)) };
     }
     let slot = tid / l.tpr;
-    let writes_sum = tid % l.tpr == 0 && slot < l.upc * gates;
+    let lane_in_row = tid & (l.tpr - 1);
+    let writes_sum = lane_in_row == 0 && slot < l.upc * gates;
+    // RNN (one gate): the lanes of a row finish the cell themselves after the butterfly, with
+    // no shared-memory round trip and no barrier; `my_unit`/`my_bias` are then this row's.
+    let fused = gates == 1;
+    let my_unit = if slot < l.upc {
+        // SAFETY: the unit table holds grid * upc entries.
+        unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
+    } else {
+        NO_UNIT
+    };
+    let my_bias = if fused && my_unit != NO_UNIT {
+        // SAFETY: b_hh holds G*H values and my_unit < H.
+        unsafe { ld_nc_f32((p.bias_hh as *const f32).add(my_unit as usize)) }
+    } else {
+        0.0
+    };
 
     // ---- Phase 2: warm start.
     // SAFETY: all shared addresses below are inside the dynamic window sized by the host;
@@ -212,6 +233,9 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                 0
             };
             st_shared_u16(l.h_smem + 2 * i, v);
+            if i >= hb {
+                st_shared_u16(l.h_smem + l.h_stride + 2 * i, 0);
+            }
             i += l.nt;
         }
         if cell_kind == Cell::Lstm {
@@ -256,6 +280,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
             q += l.nt;
         }
 
+        // This step's hidden-state buffer: h_{t-1} (buffer (t-1) % 2 when double-buffered).
+        let h_cur = l.h_smem + ((t - 1) & 1) * l.h_stride;
         // Gather h_{t-1} from the other CTAs.
         if t >= 2 {
             let tag = step_tag(t - 1);
@@ -265,7 +291,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                 let valid = if hb - chunk * 4 < 4 { hb - chunk * 4 } else { 4 };
                 // SAFETY: the chunk lies in the exchange buffer; status is valid.
                 match unsafe { wait_chunk(buf.add(4 * chunk as usize), valid, tag, status_word, p.timeout_ns) } {
-                    Ok(v) => unsafe { store_h4(l.h_smem, 4 * chunk, v, valid) },
+                    Ok(v) => unsafe { store_h4(h_cur, 4 * chunk, v, valid) },
                     Err(code) => {
                         // SAFETY: status is valid.
                         unsafe { report(p, code) };
@@ -288,7 +314,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
             let mut acc = [0.0f32; BT];
             // Opaque per tile, so the N column addresses are not hoisted out of the tile loop
             // (that would hold N more registers).
-            let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+            let tile_base = opaque_u32(h_cur + 2 * tile * BT as u32);
             let col_bytes = opaque_u32(2 * l.batch);
             for k in 0..N {
                 let wk = opaque_u32(w[k]);
@@ -310,7 +336,25 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                 }
                 m >>= 1;
             }
-            if writes_sum {
+            if fused {
+                if my_unit != NO_UNIT {
+                    for (j, a) in acc.iter().enumerate() {
+                        if (j as u32) & (l.tpr - 1) == lane_in_row {
+                            let b = tile * BT as u32 + j as u32;
+                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
+                            let inp = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * gh + my_unit) as usize) };
+                            let h = if exchange_only {
+                                // SAFETY: inside the hidden state.
+                                f16_to_f32(unsafe { ld_shared_u16(h_cur + 2 * (my_unit * l.batch + b)) })
+                            } else {
+                                cell::update(l.cell, [*a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0
+                            };
+                            // SAFETY: (my_unit, b) is one of this CTA's outputs.
+                            unsafe { emit_h(p, &l, t, my_unit, b, h) };
+                        }
+                    }
+                }
+            } else if writes_sum {
                 for (j, a) in acc.iter().enumerate() {
                     // SAFETY: slot < upc * G, inside the sums array.
                     unsafe { st_shared_f32(l.acc_smem + 4 * (slot * l.batch + tile * BT as u32 + j as u32), *a) };
@@ -318,11 +362,13 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
             }
             tile += 1;
         }
-        // SAFETY: uniform barrier.
-        unsafe { sync_threads() };
+        if !fused {
+            // SAFETY: uniform barrier (`fused` is uniform).
+            unsafe { sync_threads() };
+        }
 
-        // Cell: one thread per (unit, batch) pair.
-        let mut q = tid;
+        // Cell: one thread per (unit, batch) pair (cells with several gates).
+        let mut q = if fused { cells } else { tid };
         while q < cells {
             let (lu, b) = (q / l.batch, q % l.batch);
             // SAFETY: all indices below are inside their buffers (format contract).
@@ -336,22 +382,12 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                         pre[g as usize] = ld_shared_f32(l.acc_smem + 4 * ((lu * gates + g) * l.batch + b))
                             + ld_nc_f32((p.bias_hh as *const f32).add((g * l.hidden + u) as usize));
                         let idx = (row0 + g * l.hidden) as usize;
-                        inp[g as usize] = if l.u_f16 {
-                            f16_to_f32(ld_nc_u16((p.u as *const u16).add(idx)))
-                        } else {
-                            ld_nc_f32((p.u as *const f32).add(idx))
-                        };
+                        inp[g as usize] = load_u(p, l.u_f16, idx);
                     }
-                    let h_prev = f16_to_f32(ld_shared_u16(l.h_smem + 2 * (u * l.batch + b)));
+                    let h_prev = f16_to_f32(ld_shared_u16(h_cur + 2 * (u * l.batch + b)));
                     let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(l.c_smem + 4 * q) } else { 0.0 };
                     let (h, c) = if exchange_only { (h_prev, c_prev) } else { cell::update(l.cell, pre, inp, h_prev, c_prev) };
-                    let hbits = f32_to_f16(h);
-                    let never = p.flags & flags::TEST_NEVER_PUBLISH != 0 && cta == 0 && t == 1;
-                    if !never {
-                        let x = exchange.add(((t & 1) * l.xwords + u * l.batch + b) as usize);
-                        st_relaxed_gpu_u32(x, tag_word(t, hbits));
-                    }
-                    st_global_f32((p.h_out as *mut f32).add((((t - 1) * l.batch + b) * l.hidden + u) as usize), f16_to_f32(hbits));
+                    emit_h(p, &l, t, u, b, h);
                     if l.cell == Cell::Lstm {
                         st_shared_f32(l.c_smem + 4 * q, c);
                         if t == l.steps {
@@ -362,8 +398,46 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
             }
             q += l.nt;
         }
-        // SAFETY: uniform barrier.
-        unsafe { sync_threads() };
+        if l.h_stride == 0 {
+            // Single-buffered: the next gather overwrites the state this step still reads.
+            // SAFETY: uniform barrier.
+            unsafe { sync_threads() };
+        }
+    }
+}
+
+/// Input pre-activation `U[idx]` as f32 (stored as f32, or fp16 with `flags::U_F16`).
+///
+/// # Safety
+/// `idx` must be inside `U`.
+#[inline(always)]
+unsafe fn load_u(p: &RecurrentParams, f16: bool, idx: usize) -> f32 {
+    // SAFETY: the caller guarantees `idx` is inside U, which is read-only for the launch.
+    unsafe {
+        if f16 {
+            f16_to_f32(ld_nc_u16((p.u as *const u16).add(idx)))
+        } else {
+            ld_nc_f32((p.u as *const f32).add(idx))
+        }
+    }
+}
+
+/// Rounds `h_t[unit][b]` to fp16, publishes it with step tag `t` in exchange buffer `t % 2`
+/// (unless the never-publish test switch holds it back) and writes it to the output.
+///
+/// # Safety
+/// `unit < H`, `b < B`, and this thread is the only writer of `(unit, b)` at step `t`.
+#[inline(always)]
+unsafe fn emit_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32, h: f32) {
+    let hbits = f32_to_f16(h);
+    let never = p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1;
+    // SAFETY: the caller guarantees the indices; the buffers have the documented sizes.
+    unsafe {
+        if !never {
+            let x = (p.exchange as *mut u32).add(((t & 1) * l.xwords + unit * l.batch + b) as usize);
+            st_relaxed_gpu_u32(x, tag_word(t, hbits));
+        }
+        st_global_f32((p.h_out as *mut f32).add((((t - 1) * l.batch + b) * l.hidden + unit) as usize), f16_to_f32(hbits));
     }
 }
 
