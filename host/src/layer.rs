@@ -20,7 +20,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    exchange_words, flags, recurrent_kernel_name, status, Cell, RecurrentParams,
+    exchange_words, flags, h_smem_bytes, recurrent_kernel_name, status, Cell, RecurrentParams,
 };
 
 use crate::driver;
@@ -165,6 +165,7 @@ pub struct SparseRecurrentLayer {
     threads_per_row: usize,
     units_per_cta: usize,
     smem_bytes: usize,
+    double_buffer: bool,
     kernel: &'static str,
     timeout: Duration,
     weights: DeviceBuffer<u32>,
@@ -229,21 +230,24 @@ impl SparseRecurrentLayer {
                 actual_sms: info.sm_count,
             });
         }
+        // A second hidden-state buffer saves a barrier per step; use it when it fits.
+        let double_buffer = plan.smem_bytes + h_smem_bytes(h, b) <= info.shared_per_cta(plan.ctas_per_sm);
+        let smem_bytes = plan.smem_bytes + if double_buffer { h_smem_bytes(h, b) } else { 0 };
         let kernel = recurrent_kernel_name(plan.list_len, plan.batch_tile);
         if kernel.is_empty() {
             return Err(Error::MissingKernel { name: format!("sprnn_recurrent_n{}_bt{}", plan.list_len, plan.batch_tile) });
         }
         gpu.make_current()?;
         let f = gpu.function(kernel)?;
-        driver::set_max_dynamic_shared(&f, plan.smem_bytes)?;
-        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, plan.smem_bytes)?;
+        driver::set_max_dynamic_shared(&f, smem_bytes)?;
+        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem_bytes)?;
         if per_sm * info.sm_count < plan.grid {
             return Err(Error::NotResident {
                 grid: plan.grid,
                 per_sm,
                 sms: info.sm_count,
                 threads: plan.threads_per_cta,
-                smem: plan.smem_bytes,
+                smem: smem_bytes,
             });
         }
         let alloc = cust_err("cuMemAlloc");
@@ -257,7 +261,8 @@ impl SparseRecurrentLayer {
             threads_per_cta: plan.threads_per_cta,
             threads_per_row: plan.threads_per_row,
             units_per_cta: plan.units_per_cta,
-            smem_bytes: plan.smem_bytes,
+            smem_bytes,
+            double_buffer,
             kernel,
             timeout,
             weights: DeviceBuffer::from_slice(&plan.weights).map_err(up)?,
@@ -425,7 +430,7 @@ impl SparseRecurrentLayer {
             threads_per_cta: self.threads_per_cta as u32,
             threads_per_row: self.threads_per_row as u32,
             units_per_cta: self.units_per_cta as u32,
-            flags: fl,
+            flags: fl | if self.double_buffer { flags::DOUBLE_BUFFER_H } else { 0 },
         };
         driver::memset_u32(params.exchange, 0, self.exchange.len(), stream)?;
         driver::memset_u32(params.status, 0, 1, stream)?;
