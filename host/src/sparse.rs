@@ -582,6 +582,45 @@ fn select_largest(vals: &[f32], base: usize, k: usize, keep: &mut [bool]) {
     }
 }
 
+/// Rows [`random_recurrent`] draws from one generator stream (its unit of parallel work).
+const RANDOM_CHUNK_ROWS: usize = 256;
+
+/// Fills `cols_out` and `vals_out` (a whole number of rows of `k` nonzeros each) with rows of `k`
+/// distinct sorted columns, drawn uniformly (Floyd's algorithm on a bitmap, over the complement
+/// when `k > cols / 2`), and values uniform in `[-1, 1)`.
+fn random_rows(rng: &mut ChaCha8Rng, cols: usize, k: usize, cols_out: &mut [u32], vals_out: &mut [f32]) {
+    let words = cols.div_ceil(64);
+    let mut bits = vec![0u64; words];
+    let complement = k > cols / 2;
+    let draw = if complement { cols - k } else { k };
+    for (row_cols, row_vals) in cols_out.chunks_mut(k).zip(vals_out.chunks_mut(k)) {
+        bits.iter_mut().for_each(|w| *w = 0);
+        for j in (cols - draw)..cols {
+            let t = rng.gen_range(0..=j as u32) as usize;
+            let (w, b) = (t / 64, t % 64);
+            if bits[w] >> b & 1 == 1 {
+                bits[j / 64] |= 1 << (j % 64);
+            } else {
+                bits[w] |= 1 << b;
+            }
+        }
+        let mut n = 0;
+        for (w, &word) in bits.iter().enumerate() {
+            let mut word = if complement { !word } else { word };
+            if w == words - 1 && cols % 64 != 0 {
+                word &= (1u64 << (cols % 64)) - 1;
+            }
+            while word != 0 {
+                row_cols[n] = (w * 64 + word.trailing_zeros() as usize) as u32;
+                n += 1;
+                word &= word - 1;
+            }
+        }
+        debug_assert_eq!(n, k);
+        row_vals.iter_mut().for_each(|v| *v = rng.gen_range(-1.0f32..1.0));
+    }
+}
+
 /// Power-iteration steps [`random_recurrent`] spends on each gate block.
 pub const RADIUS_POWER_ITERATIONS: usize = 24;
 
@@ -598,7 +637,8 @@ pub const RADIUS_MARGIN: f64 = 1.06;
 /// `weight_hh`). Every row gets exactly `round(density * cols)` nonzeros at columns drawn
 /// uniformly without replacement (Floyd's algorithm on a per-row bitmap: time O(nnz + rows *
 /// cols / 64)), values uniform in `[-1, 1)`, from a ChaCha8 generator seeded with `seed` (same
-/// seed, same matrix, on every platform).
+/// seed, same matrix, on every platform and for any number of threads: each block of 256 rows
+/// uses its own stream of the generator, and blocks are generated in parallel).
 ///
 /// Each `H × H` gate block is then scaled so that its **largest singular value** is at most
 /// `radius`; the spectral radius is never larger than the largest singular value, so every block's
@@ -628,43 +668,34 @@ pub fn random_recurrent(
         return Err(SparseError::TooManyColumns { cols });
     }
     let k = (density * cols as f64).round() as usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let nnz = rows * k;
-    let mut row_ptr = Vec::with_capacity(rows + 1);
-    let mut col_idx = Vec::with_capacity(nnz);
-    let mut values = Vec::with_capacity(nnz);
-    row_ptr.push(0);
-    let words = cols.div_ceil(64);
-    let mut bits = vec![0u64; words];
-    // Choose the smaller of the set and its complement, so Floyd's loop is never more than cols/2.
-    let complement = k > cols / 2;
-    let draw = if complement { cols - k } else { k };
-    for _ in 0..rows {
-        bits.iter_mut().for_each(|w| *w = 0);
-        for j in (cols - draw)..cols {
-            let t = rng.gen_range(0..=j);
-            let (w, b) = (t / 64, t % 64);
-            if bits[w] >> b & 1 == 1 {
-                bits[j / 64] |= 1 << (j % 64);
-            } else {
-                bits[w] |= 1 << b;
+    let nnz = rows.checked_mul(k).ok_or(SparseError::TooManyColumns { cols })?;
+    let row_ptr: Vec<usize> = (0..=rows).map(|r| r * k).collect();
+    let mut col_idx = vec![0u32; nnz];
+    let mut values = vec![0.0f32; nnz];
+    // Rows are generated in chunks of RANDOM_CHUNK_ROWS, chunk c from stream c of the seeded
+    // generator, so the result does not depend on how many threads share the chunks.
+    let chunk = RANDOM_CHUNK_ROWS * k;
+    if chunk > 0 {
+        let work: Vec<(usize, &mut [u32], &mut [f32])> = col_idx
+            .chunks_mut(chunk)
+            .zip(values.chunks_mut(chunk))
+            .enumerate()
+            .map(|(c, (ci, v))| (c, ci, v))
+            .collect();
+        let work = std::sync::Mutex::new(work);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(rows.div_ceil(RANDOM_CHUNK_ROWS));
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let item = work.lock().expect("work queue poisoned").pop();
+                    let Some((c, ci, v)) = item else { break };
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(c as u64);
+                    random_rows(&mut rng, cols, k, ci, v);
+                });
             }
-        }
-        for (w, &word) in bits.iter().enumerate() {
-            let mut word = if complement { !word } else { word };
-            if w == words - 1 && cols % 64 != 0 {
-                word &= (1u64 << (cols % 64)) - 1;
-            }
-            while word != 0 {
-                let b = word.trailing_zeros() as usize;
-                col_idx.push((w * 64 + b) as u32);
-                word &= word - 1;
-            }
-        }
-        row_ptr.push(col_idx.len());
+        });
     }
-    values.extend((0..col_idx.len()).map(|_| rng.gen_range(-1.0f32..1.0)));
-    debug_assert_eq!(col_idx.len(), nnz);
     let mut m = Csr { rows, cols, row_ptr, col_idx, values };
     if cols == 0 {
         return Ok(m);
@@ -701,6 +732,10 @@ mod tests {
         let t = std::time::Instant::now();
         let m = random_recurrent(7, 4 * 5760, 5760, 0.5, 0.9).unwrap();
         println!("H=5760 G=4 d=0.5: {} nonzeros in {:.2?}", m.nnz(), t.elapsed());
+        let t = std::time::Instant::now();
+        let b = m.row_block(0, 5760);
+        let _ = b.largest_singular_value_estimate(RADIUS_POWER_ITERATIONS);
+        println!("one block's power iteration: {:.2?}", t.elapsed());
     }
 
     #[test]
