@@ -111,7 +111,7 @@ pub enum Error {
     },
 }
 
-/// Result with [`Error`].
+/// Result with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Maps a cust error to [`Error::Driver`], keeping its raw code.

@@ -13,7 +13,7 @@
 //!   [`layout::PlanError`] saying why the layer does not fit.
 //! - [`Gpu`] opens a device and loads the embedded PTX; [`SparseRecurrentLayer`] uploads a plan
 //!   once and runs it many times ([`SparseRecurrentLayer::forward`]).
-//! - [`reference`] computes the same layer on the CPU (f64, f32 and the device-faithful
+//! - [`reference`](mod@reference) computes the same layer on the CPU (f64, f32 and the device-faithful
 //!   rounding), the oracle every GPU result is tested against.
 //!
 //! Errors are [`Error`]; the host–kernel format is `sprnn_kernels::format`, shared with the
