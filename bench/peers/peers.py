@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Peer benchmark for sprnn: what a user would run instead of a sparse persistent RNN kernel.
+
+Measures microseconds per time step of the *recurrent* part of an RNN (tanh/relu), GRU or LSTM
+layer, like sprnn, which takes U = W_ih x + b_ih as input.  The input projection is precomputed
+(and b_hh folded into it where the cell allows: RNN and LSTM), except for cuDNN, whose module call
+includes its own input GEMM.  Approaches:
+
+  cudnn            torch.nn.RNN/GRU/LSTM (input_size = H), one eager module call on [T,B,H].
+  cublas_graph     per-step loop  g = addmm(U[t], h, W_hh^T); h = cell(g), captured in one CUDA
+                   graph (one graph per input set) and replayed; dense W_hh.
+  cusparse_csr     same loop, W_hh magnitude-pruned per row to the density, torch.sparse_csr_tensor.
+  cusparse_bsr     same loop, W_hh block-pruned (--bsr-block) and stored as BSR.
+  semi_structured  same loop, W_hh pruned 2:4 (density 0.5 only), to_sparse_semi_structured.
+  flashrnn         optional: FlashRNN's fused CUDA kernel (bf16, one head of size H), if installed.
+
+The loops run in two layouts, W @ h[H,B] and h[B,H] @ W^T (the faster of the two depends on
+the approach, the cell and B); by default both are timed and the faster one is written, with the
+other's time in the note (--layout hb|bh forces one).
+Timing: CUDA events around the whole T-step sequence after warm-up, rotating among 3 random input
+sets; us_per_step = median over repeats of elapsed / T.  Every configuration is checked once
+against a plain fp32 eager reference (PyTorch's documented cell equations) over the first steps.
+
+Run on the GPU machine, e.g.:
+  python3 bench/peers/peers.py --out bench/results/DATE-h200.csv
+  python3 bench/peers/peers.py --cells rnn_tanh,lstm --hidden 2304 --batch 4 \\
+      --density 0.1,0.3 --steps 256,1024 --out bench/results/DATE-h200.csv
+Smoke test of the logic on a CPU:
+  python3 bench/peers/peers.py --device cpu --hidden 64 --batch 2 --steps 8 --out /tmp/peers.csv
+"""
+import argparse
+import csv
+import contextlib
+import datetime
+import functools
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+
+import torch
+
+CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+APPROACHES = ("cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn")
+DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
+DTNAME = {v: k for k, v in DTYPES.items()}
+COLUMNS = ["cell", "H", "B", "density", "T", "dtype", "approach", "us_per_step",
+           "gpu", "driver", "date", "commit", "note"]
+CHECK_STEPS = 8
+TOL = {torch.float16: 2e-2, torch.bfloat16: 5e-2, torch.float32: 1e-2}  # fp32 may use TF32
+
+
+class Skip(Exception):
+    """Configuration not supported here: print the reason, write no row."""
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+# ---------------------------------------------------------------- reference and weights
+def ref_loop(cell, U, W, bh, k):
+    """fp32 eager reference in [B, H] layout. U: [>=k, B, GH] (incl. b_ih), W: [GH, H], bh: [GH]."""
+    B, H = U.shape[1], W.shape[1]
+    h = c = torch.zeros(B, H, device=U.device)
+    out = []
+    for t in range(k):
+        gh = h @ W.t() + bh
+        if cell.startswith("rnn"):
+            h = (torch.tanh if cell == "rnn_tanh" else torch.relu)(U[t] + gh)
+        elif cell == "lstm":
+            i, f, g, o = (U[t] + gh).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        else:  # gru
+            (ur, uz, un), (hr, hz, hn) = U[t].chunk(3, 1), gh.chunk(3, 1)
+            r, z = torch.sigmoid(ur + hr), torch.sigmoid(uz + hz)
+            h = (1 - z) * torch.tanh(un + r * hn) + z * h
+        out.append(h)
+    return torch.stack(out)
+
+
+def rel_err(y, ref):
+    y = y.float()
+    err = ((y - ref).abs().max() / ref.abs().max().clamp_min(1e-6)).item()
+    return err if torch.isfinite(y).all() else float("inf")
+
+
+@functools.lru_cache(maxsize=None)
+def generator(dev):
+    """Own generator: a failed capture can leave the default one stuck in capture mode."""
+    return torch.Generator(device=dev).manual_seed(0)
+
+
+def rnd(*shape, dt, dev):
+    return torch.randn(*shape, device=dev, dtype=dt, generator=generator(dev))
+
+
+@functools.lru_cache(maxsize=1)
+def base_matrix(cell, H, dev):
+    """One random [GH, H] fp32 matrix per (cell, H), reused by all approaches and densities."""
+    g = torch.Generator(device=dev).manual_seed(1234 + H + GATES[cell])
+    return torch.randn(GATES[cell] * H, H, device=dev, generator=g)
+
+
+def pruned(cell, H, dev, kind, density, bs):
+    """Dense fp32 [GH, H] holding the pruned matrix (zeros where pruned), rows scaled to norm
+    0.9 (spectral radius about 0.9 for a random matrix, so the state stays bounded)."""
+    W = base_matrix(cell, H, dev)
+    GH = W.shape[0]
+    normalize_rows = lambda W: W * (0.9 / W.norm(dim=1, keepdim=True).clamp_min(1e-12))  # noqa
+    if kind == "dense" or density >= 1.0:
+        return normalize_rows(W)
+    if kind == "row":  # magnitude pruning, same count per row
+        k = max(1, round(density * H))
+        idx = W.abs().topk(k, dim=1).indices
+        return normalize_rows(torch.zeros_like(W).scatter_(1, idx, W.gather(1, idx)))
+    if kind == "2:4":
+        Wg = W.view(GH, H // 4, 4)
+        idx = Wg.abs().topk(2, dim=2).indices
+        return normalize_rows(torch.zeros_like(Wg).scatter_(2, idx, Wg.gather(2, idx)).view(GH, H))
+    if kind == "block":
+        if GH % bs or H % bs:
+            raise Skip(f"H={H} not a multiple of the BSR block {bs}")
+        nbr, nbc = GH // bs, H // bs
+        Wb = W.view(nbr, bs, nbc, bs)
+        k = max(1, round(density * nbc))
+        idx = Wb.pow(2).sum(dim=(1, 3)).topk(k, dim=1).indices  # [nbr, k] kept block columns
+        mask = torch.zeros(nbr, nbc, device=dev).scatter_(1, idx, 1.0)
+        return normalize_rows((Wb * mask[:, None, :, None]).view(GH, H))
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------- the step loop
+def run_loop(cell, mm, U, Y, h0, c0, bh, ax):
+    """T steps; gates along axis ax (hb: h [H,B], ax=0; bh: h [B,H], ax=1).  U: [T, GH, B] or
+    [T, B, GH] (b_ih, and b_hh for RNN/LSTM, folded in); Y: [T, H, B] or [T, B, H] gets every h_t."""
+    H = h0.shape[ax]
+    s_ = (lambda x, a, b: x[a:b]) if ax == 0 else (lambda x, a, b: x[:, a:b])
+    h, c = h0, c0
+    for t in range(U.shape[0]):
+        Ut, yt = U[t], Y[t]
+        if cell == "rnn_tanh":
+            torch.tanh(mm(h, Ut), out=yt)
+        elif cell == "rnn_relu":
+            torch.clamp_min(mm(h, Ut), 0, out=yt)
+        elif cell == "lstm":  # i, f, g, o
+            g = mm(h, Ut)
+            s = torch.sigmoid(g)
+            c = torch.addcmul(s_(s, H, 2 * H) * c, s_(s, 0, H), torch.tanh(s_(g, 2 * H, 3 * H)))
+            torch.mul(s_(s, 3 * H, 4 * H), torch.tanh(c), out=yt)
+        else:  # gru: r, z, n;  n = tanh(U_n + r * (W_hn h + b_hn))
+            gh = mm(h, bh)
+            rz = torch.sigmoid(s_(Ut, 0, 2 * H) + s_(gh, 0, 2 * H))
+            n = torch.tanh(torch.addcmul(s_(Ut, 2 * H, 3 * H), s_(rz, 0, H), s_(gh, 2 * H, 3 * H)))
+            torch.lerp(n, h, s_(rz, H, 2 * H), out=yt)
+        h = yt
+    return Y
+
+
+def time_fns(fns, T, args, dev):
+    """Median over repeats of (elapsed / T) in us, rotating over fns (one per input set)."""
+    cuda = dev.type == "cuda"
+    for f in fns * args.warmup:
+        f()
+    if cuda:
+        torch.cuda.synchronize()
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for r in range(args.repeats):
+        t0 = time.perf_counter()  # the cpu smoke test's clock
+        if cuda:
+            e0.record()
+        fns[r % len(fns)]()
+        if cuda:
+            e1.record()
+            e1.synchronize()
+        times.append((e0.elapsed_time(e1) * 1e3 if cuda else (time.perf_counter() - t0) * 1e6) / T)
+    return statistics.median(times)
+
+
+def capture(fn, tries=2):
+    """Capture fn() into a CUDA graph after a warm-up on a side stream.  Retried once: capturing
+    the semi-structured product failed intermittently on the H200 (stream capture invalidated)."""
+    for attempt in range(tries):
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            fn()
+        torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(g):
+                fn()
+            return g
+        except Exception:  # noqa: BLE001
+            # A failed capture leaves the default CUDA generator stuck; a trivial one resets it.
+            x = torch.zeros(1, device="cuda")
+            with contextlib.suppress(Exception), torch.cuda.graph(torch.cuda.CUDAGraph()):
+                x.add_(1)
+            if attempt == tries - 1:
+                raise
+
+
+def make_weight(kind, Wd, dt, bs):
+    """The operand the loop multiplies with, and the matching dense fp32 matrix for the check."""
+    Wq = Wd.to(dt).contiguous()
+    if kind == "cusparse_csr":
+        return Wq.to_sparse_csr(), Wq.float()
+    if kind == "cusparse_bsr":
+        return Wq.to_sparse_bsr((bs, bs)), Wq.float()
+    if kind == "semi_structured":
+        return torch.sparse.to_sparse_semi_structured(Wq), Wq.float()
+    return Wq, Wq.float()
+
+
+def buffers(cell, H, B, T, dt, ax, dev, sets=3):
+    """Input sets U (b_ih, and b_hh for RNN/LSTM, folded in), output Y, h0, c0, GRU's b_hh."""
+    sh = (lambda *d: d) if ax == 0 else (lambda *d: d[::-1])  # (rows, cols) of layout hb
+    GH = GATES[cell] * H
+    bh = rnd(GH, dt=dt, dev=dev) * (0.1 if cell == "gru" else 0.0)
+    h0 = torch.zeros(*sh(H, B), device=dev, dtype=dt)
+    Us = [rnd(T, *sh(GH, B), dt=dt, dev=dev) * 0.5 for _ in range(sets)]
+    return Us, torch.empty(T, *sh(H, B), device=dev, dtype=dt), h0, h0.clone(), \
+        (bh[:, None] if ax == 0 else bh)
+
+
+def find_product(kind, cell, Wd, dt, H, B, ax, args, dev):
+    """First (dtype, product) that runs: dt (CSR: else fp32); addmm, else matmul + add."""
+    tries = [dt] + ([torch.float32] if kind == "cusparse_csr" and dt != torch.float32 else [])
+    errs = []
+    for dtu in tries:
+        try:
+            W, Wref = make_weight(kind, Wd, dtu, args.bsr_block)
+        except Exception as e:  # noqa: BLE001
+            errs.append(e)
+            continue
+        Wt = W.t() if ax else W
+        mul = (lambda h: Wt @ h) if ax == 0 else (lambda h: h @ Wt)
+        addmm = (lambda h, a: torch.addmm(a, Wt, h)) if ax == 0 else (lambda h, a: torch.addmm(a, h, Wt))
+        for mname, mm in (("addmm", addmm), ("mm+add", lambda h, a: torch.add(mul(h), a))):
+            try:
+                Us, Y, h0, c0, bh = buffers(cell, H, B, 2, dtu, ax, dev, sets=1)
+                run_loop(cell, mm, Us[0], Y, h0, c0, bh, ax)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                return dtu, Wref, mname, mm, errs
+            except Exception as e:  # noqa: BLE001
+                errs.append(e)
+    e = errs[-1]
+    raise Skip(f"{kind} unsupported for {DTNAME[dt]} on {dev.type}: "
+               f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+
+
+LAYOUTS = {"hb": "W@h[H,B]", "bh": "h[B,H]@W^T"}
+PRUNE = {"cublas_graph": "dense", "cusparse_csr": "row", "cusparse_bsr": "block",
+         "semi_structured": "2:4"}
+
+
+def bench_loop(kind, cell, H, B, T, dt, density, args, dev):
+    # --layout best: time both layouts, keep the faster passing one (which wins depends on
+    # approach, cell and B: on the H200, dense B=4 favours bh 7.9 vs 12.8 us, B=64 GRU hb).
+    if dev.type != "cuda" and kind != "cublas_graph":
+        raise Skip(f"{kind} needs CUDA (device={dev.type})")
+    res, why, skip = [], None, None
+    for lay in (("hb", "bh") if args.layout == "best" else (args.layout,)):
+        try:
+            res.append(bench_layout(kind, cell, H, B, T, dt, density, args, dev, lay))
+        except Skip as e:
+            skip, why = e, f"{LAYOUTS[lay]} unsupported"
+            log(f"    layout {lay}: {e}")
+        except Exception as e:  # noqa: BLE001  (e.g. OOM in one layout: keep the other)
+            why = f"{LAYOUTS[lay]} failed: {type(e).__name__}"
+            log(f"    layout {lay}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    if not res:
+        raise skip if skip is not None and why.endswith("unsupported") else RuntimeError(why)
+    best = min(res, key=lambda r: (not r[3], r[0]))
+    others = [f"{LAYOUTS[r[5]]}: {r[0]:.3f}{'' if 'cuda graph' in r[4] else ' eager'}"
+              f"{'' if r[3] else ' CHECK FAILED'}" for r in res if r is not best]
+    return best[:4] + (best[4] + [f"other layout {o}" for o in others] + ([why] if why else []),)
+
+
+def bench_layout(kind, cell, H, B, T, dt, density, args, dev, layout):
+    ax = 0 if layout == "hb" else 1
+    notes = [f"layout {LAYOUTS[layout]}"]
+    Wd = pruned(cell, H, dev, PRUNE[kind], density, args.bsr_block)
+    dtu, Wref, mname, mm, errs = find_product(kind, cell, Wd, dt, H, B, ax, args, dev)
+    if dtu != dt:
+        notes.append(f"{DTNAME[dt]} unsupported ({type(errs[0]).__name__}), ran {DTNAME[dtu]}")
+    Us, Y, h0, c0, bh = buffers(cell, H, B, T, dtu, ax, dev)
+    notes.append(f"product={mname}")
+    if kind == "cusparse_bsr":
+        notes.append(f"block={args.bsr_block}")
+    if kind != "cublas_graph":
+        notes.append(f"nnz={int((Wref != 0).sum())}")
+    fns = loops = [lambda U=U: run_loop(cell, mm, U, Y, h0, c0, bh, ax) for U in Us]
+    if dev.type == "cuda":
+        try:
+            graphs = [capture(f) for f in loops]
+            fns = [g.replay for g in graphs]
+            notes.append("cuda graph")
+        except Exception as e:  # noqa: BLE001
+            torch.cuda.synchronize()
+            notes.append(f"eager (capture failed: {type(e).__name__})")
+            log(f"    capture failed ({kind}, {layout}), timing eager: {type(e).__name__}: {e}")
+    else:
+        notes.append("eager (no graph on cpu)")
+    # Check the timed path itself: run input set 0, compare the first steps.
+    fns[0]()
+    k = min(T, CHECK_STEPS)
+    tr = (lambda x: x.permute(0, 2, 1)) if ax == 0 else (lambda x: x)
+    ref = ref_loop(cell, tr(Us[0][:k].float()), Wref, bh.float().flatten(), k)
+    err = rel_err(tr(Y[:k]), ref)
+    us = time_fns(fns, T, args, dev)
+    return us, DTNAME[dtu], err, err <= TOL[dtu], notes, layout
+
+
+def bench_cudnn(cell, H, B, T, dt, args, dev):
+    torch.backends.cudnn.enabled = True
+    notes = ["includes input GEMM (input_size=H)", "eager module call",
+             f"cudnn {torch.backends.cudnn.version()}" if dev.type == "cuda" else "cpu: no cuDNN"]
+    mod = (torch.nn.RNN(H, H, nonlinearity=cell[4:]) if cell.startswith("rnn")
+           else getattr(torch.nn, cell.upper())(H, H)).to(device=dev, dtype=dt).eval()
+    xs = [rnd(T, B, H, dt=dt, dev=dev) * 0.5 for _ in range(3)]
+    h0 = torch.zeros(1, B, H, device=dev, dtype=dt)
+    hx = (h0, torch.zeros_like(h0)) if cell == "lstm" else h0
+    out, _ = mod(xs[0], hx)
+    k = min(T, CHECK_STEPS)
+    p = {n: t.float() for n, t in mod.named_parameters()}
+    U = xs[0][:k].float() @ p["weight_ih_l0"].t() + p["bias_ih_l0"]
+    ref = ref_loop(cell, U, p["weight_hh_l0"], p["bias_hh_l0"], k)
+    err = rel_err(out[:k], ref)
+    fns = [lambda x=x: mod(x, hx) for x in xs]
+    us = time_fns(fns, T, args, dev)
+    return us, DTNAME[dt], err, err <= TOL[dt], notes
+
+
+_FLASHRNN = []
+
+
+def bench_flashrnn(cell, H, B, T, args, dev):
+    if dev.type != "cuda":
+        raise Skip("flashrnn needs CUDA")
+    func = {"rnn_tanh": "elman", "lstm": "lstm"}.get(cell)
+    if func is None:
+        raise Skip(f"flashrnn: cell {cell} not benchmarked (lstm and elman only)")
+    if not _FLASHRNN:
+        try:
+            from flashrnn import flashrnn as fn  # the function (package re-export)
+            _FLASHRNN.append(fn if callable(fn) else fn.flashrnn)
+        except Exception as e:  # noqa: BLE001
+            _FLASHRNN.append(None)
+            log(f"skipped: flashrnn not installed ({type(e).__name__}: {e})")
+    if (fn := _FLASHRNN[0]) is None:
+        raise Skip("flashrnn not installed")
+    G, bf = GATES[cell], torch.bfloat16
+    R = rnd(G, 1, H, H, dt=bf, dev=dev) * (0.9 / H ** 0.5)
+    b = torch.zeros(G, 1, H, device=dev, dtype=bf)
+    xs = [rnd(B, T, G, 1, H, dt=bf, dev=dev) * 0.5 for _ in range(3)]
+    fns = [lambda x=x: fn(x, R, b, function=func, backend="cuda_fused", dtype="bfloat16")
+           for x in xs]
+    fns[0]()
+    us = time_fns(fns, T, args, dev)
+    return us, "bf16", float("nan"), True, ["cuda_fused, one head of size H, unchecked, "
+                                            "no input GEMM"]
+
+
+# ---------------------------------------------------------------- driver
+def sh(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=True).stdout
+        return (out.strip().splitlines() or [""])[0].strip()
+    except Exception:  # noqa: BLE001  (no nvidia-smi, no git checkout)
+        return ""
+
+
+def parse_args(argv=None):
+    lst = lambda f: (lambda s: [f(x) for x in s.split(",") if x.strip()])  # noqa: E731
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cells", type=lst(str), default=list(CELLS))
+    p.add_argument("--hidden", type=lst(int), default=[1152, 2304, 4608, 5760])
+    p.add_argument("--batch", type=lst(int), default=[1, 4, 16, 64])
+    p.add_argument("--density", type=lst(float), default=[0.01, 0.05, 0.1, 0.2, 0.3, 0.5])
+    p.add_argument("--steps", type=lst(int), default=[256])
+    p.add_argument("--approaches", type=lst(str), default=list(APPROACHES[:-1]))
+    p.add_argument("--dtypes", type=lst(str), default=["fp16", "fp32"],
+                   help="dtypes for cudnn (default fp16,fp32)")
+    p.add_argument("--other-dtypes", type=lst(str), default=["fp16"],
+                   help="dtypes for the loop approaches (default fp16)")
+    p.add_argument("--bsr-block", type=int, default=32)
+    p.add_argument("--layout", choices=("best", "hb", "bh"), default="best",
+                   help="loop approaches: hb = W @ h[H,B], bh = h[B,H] @ W^T, best = time both "
+                        "and keep the faster")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--out", required=True)
+    for o in ("--gpu-name", "--driver", "--date", "--commit"):  # default: read from the machine
+        p.add_argument(o, default=None)
+    p.add_argument("--time-budget", type=float, default=240.0)
+    p.add_argument("--device", default="cuda")
+    a = p.parse_args(argv)
+    for name, vals, ok in (("cell", a.cells, CELLS), ("approach", a.approaches, APPROACHES),
+                           ("dtype", a.dtypes + a.other_dtypes, DTYPES)):
+        bad = [v for v in vals if v not in ok]
+        if bad:
+            p.error(f"unknown {name}(s) {bad}; choose from {list(ok)}")
+    return a
+
+
+def configs(a):
+    """(cell, H, B, T, approach, dtype, density) in sweep order."""
+    for cell, H, B, T, ap in itertools.product(a.cells, a.hidden, a.batch, a.steps, a.approaches):
+        dts = ["bf16"] if ap == "flashrnn" else a.dtypes if ap == "cudnn" else a.other_dtypes
+        dens = [1.0] if ap in ("cudnn", "cublas_graph", "flashrnn") else a.density
+        if ap == "semi_structured":  # 2:4 is density 0.5 only
+            dens = [x for x in dens if abs(x - 0.5) < 1e-9]
+        for dt, d in itertools.product(dts, dens):
+            yield cell, H, B, T, ap, dt, d
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    dev = torch.device(a.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("CUDA not available (use --device cpu for a smoke test)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    meta = {
+        "gpu": a.gpu_name or (torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"),
+        "driver": a.driver if a.driver is not None else
+        sh(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]),
+        "date": a.date or datetime.date.today().isoformat(),
+        "commit": a.commit if a.commit is not None else
+        sh(["git", "-C", here, "rev-parse", "--short", "HEAD"]),
+    }
+    log(f"torch {torch.__version__}, cuda {torch.version.cuda}, cudnn "
+        f"{torch.backends.cudnn.version() if dev.type == 'cuda' else '-'}, {meta}")
+    torch.manual_seed(0)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    new = not os.path.exists(a.out) or os.path.getsize(a.out) == 0
+    fout = open(a.out, "a", newline="")  # append; flushed after every row
+    w = csv.writer(fout)
+    if new:
+        w.writerow(COLUMNS)
+    if "semi_structured" in a.approaches and not any(abs(x - 0.5) < 1e-9 for x in a.density):
+        log("semi_structured: skipped, 2:4 sparsity needs density 0.5 in --density")
+    t_start, done, skipped = time.monotonic(), [], []
+    torch.set_grad_enabled(False)
+    for cell, H, B, T, ap, dts, d in configs(a):
+        tag = f"{cell} H={H} B={B} T={T} {ap} {dts} d={d}"
+        if time.monotonic() - t_start > a.time_budget:
+            skipped.append(tag)
+            continue
+        dt = DTYPES[dts]
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        try:
+            us, dto, err, ok, notes = (
+                bench_cudnn(cell, H, B, T, dt, a, dev) if ap == "cudnn" else
+                bench_flashrnn(cell, H, B, T, a, dev) if ap == "flashrnn" else
+                bench_loop(ap, cell, H, B, T, dt, d, a, dev))
+        except Skip as e:
+            log(f"skip  {tag}: {e}")
+            continue
+        except Exception as e:  # noqa: BLE001  (incl. torch.cuda.OutOfMemoryError)
+            oom = isinstance(e, torch.cuda.OutOfMemoryError)
+            log(f"{'OOM  ' if oom else 'ERROR'} {tag}: {type(e).__name__}: {str(e)[:2000]}")
+            if not oom:
+                traceback.print_exc(limit=3, file=sys.stdout)
+            sys.stdout.flush()
+            continue
+        if err == err:  # not NaN: checked
+            notes.append(f"max rel err {err:.1e}")
+        if not ok:
+            notes.insert(0, "CHECK FAILED")
+        row = [cell, H, B, str(float(d)), T, dto, ap, f"{us:.3f}", meta["gpu"], meta["driver"],
+               meta["date"], meta["commit"], "; ".join(notes)]
+        w.writerow(row)
+        fout.flush()
+        done.append(row)
+        log(f"{'ok  ' if ok else 'FAIL'}  {tag}: {us:9.3f} us/step  ({'; '.join(notes)})")
+    fout.close()
+    log("\ncell      H     B    density  T      approach         dtype  us/step")
+    for r in done:
+        log(f"{r[0]:<9} {r[1]:<5} {r[2]:<4} {r[3]:<8} {r[4]:<6} {r[6]:<16} {r[5]:<6} {r[7]:>9}"
+            f"{'  CHECK FAILED' if r[12].startswith('CHECK FAILED') else ''}")
+    if skipped:
+        log(f"\ntime budget {a.time_budget:g} s exceeded; {len(skipped)} configurations not started:\n  "
+            + "\n  ".join(skipped))
+    log(f"\n{len(done)} rows appended to {a.out} in {time.monotonic() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
