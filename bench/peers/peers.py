@@ -10,7 +10,7 @@ includes its own input GEMM.  Approaches:
   cublas_graph     per-step loop  g = addmm(U[t], h, W_hh^T); h = cell(g), captured in one CUDA
                    graph (one graph per input set) and replayed; dense W_hh.
   cusparse_csr     same loop, W_hh magnitude-pruned per row to the density, torch.sparse_csr_tensor.
-  cusparse_bsr     same loop, W_hh block-pruned (--bsr-block) and stored as BSR.
+  cusparse_bsr     same loop, W_hh block-pruned (--bsr-block), BSR (fp16: PyTorch's Triton kernel).
   semi_structured  same loop, W_hh pruned 2:4 (density 0.5 only), to_sparse_semi_structured.
   flashrnn         optional: FlashRNN's fused CUDA kernel (bf16, one head of size H), if installed.
 
@@ -295,7 +295,7 @@ def bench_layout(kind, cell, H, B, T, dt, density, args, dev, layout):
     Us, Y, h0, c0, bh = buffers(cell, H, B, T, dtu, ax, dev)
     notes.append(f"product={mname}")
     if kind == "cusparse_bsr":
-        notes.append(f"block={args.bsr_block}")
+        notes.append(f"block={args.bsr_block}{'' if dtu == torch.float32 else ', Triton kernel'}")
     if kind != "cublas_graph":
         notes.append(f"nnz={int((Wref != 0).sum())}")
     fns = loops = [lambda U=U: run_loop(cell, mm, U, Y, h0, c0, bh, ax) for U in Us]
