@@ -66,12 +66,16 @@ impl Gpu {
         let stream = Stream::new(StreamFlags::NON_BLOCKING, None).map_err(cust_err("cuStreamCreate"))?;
         // Registers as the driver compiled each variant: the planner must use these, not the
         // offline ptxas figures, or a plan could ask for more registers than an SM has.
+        let optin = a(attr::MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize;
         let mut kernel_registers = Vec::new();
         for n in LIST_LENGTHS {
             for bt in BATCH_TILES {
                 let name = recurrent_kernel_name(n, bt);
                 let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
                 let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
+                // The largest dynamic shared memory any layer may ask for, set once here: a
+                // per-layer setting would race between layers built on several threads.
+                driver::set_max_dynamic_shared(&f, optin)?;
                 kernel_registers.push((n, bt, regs as u32));
             }
         }

@@ -239,7 +239,6 @@ impl SparseRecurrentLayer {
         }
         gpu.make_current()?;
         let f = gpu.function(kernel)?;
-        driver::set_max_dynamic_shared(&f, smem_bytes)?;
         let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem_bytes)?;
         if per_sm * info.sm_count < plan.grid {
             return Err(Error::NotResident {

@@ -167,7 +167,13 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
                 Some(n) => n,
                 None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz)?,
             };
-            Some(Shape::new(device, rows_per_cta, tpr, n, bt, batch, cps))
+            Some((tpr, n))
+        })
+        .flat_map(|(tpr, n)| {
+            // Padding threads only help the gather; offer the bare shape and wider ones.
+            [0, 256, 512, 768, 1024]
+                .into_iter()
+                .map(move |extra| Shape::new(device, hidden, rows_per_cta, tpr, n, bt, batch, cps, extra))
         })
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
@@ -327,11 +333,14 @@ struct Shape {
 }
 
 impl Shape {
-    fn new(device: &DeviceInfo, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize) -> Shape {
-        let nt = round_up(rows_per_cta * tpr, 32);
+    /// A shape with `rows_per_cta · tpr` threads rounded up to a warp, or `extra_threads` if
+    /// that is more (padding threads that only help with the gather).
+    #[allow(clippy::too_many_arguments)]
+    fn new(device: &DeviceInfo, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize, extra_threads: usize) -> Shape {
+        let nt = round_up(rows_per_cta * tpr, 32).max(extra_threads);
         let regs = device.registers(n, bt).unwrap_or(u32::MAX);
         let need_regs = nt * round_up(regs as usize, REGISTER_ALLOCATION_UNIT) * cps;
-        Shape { tpr, n, nt, regs, need_regs, cost: step_cost(nt, tpr, n, bt, batch) }
+        Shape { tpr, n, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch) }
     }
 }
 
@@ -345,15 +354,24 @@ impl Shape {
 /// butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles. So:
 /// `tiles · (max(⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
-pub fn step_cost(threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
+pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
+    // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
+    // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
+    // (2026-11-29): the exchange floor at H = 2304, B = 4 was 8.5 µs with 96 threads per CTA
+    // and 2.5 µs with 576, so too few threads makes the gather, not the product, the cost.
+    let chunks = (hidden * batch).div_ceil(4).div_ceil(threads_per_cta.max(1)) as f64;
+    let gather = chunks * GATHER_CHUNK_CYCLES;
     let tiles = (batch / batch_tile.max(1)).max(1) as f64;
     let warps_per_scheduler = (threads_per_cta / 32).div_ceil(4) as f64;
     let (n, bt) = (list_len as f64, batch_tile as f64);
     let issue = warps_per_scheduler * n * (3.0 + 2.0 * bt);
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
-    tiles * (issue.max(chain) + reduce)
+    gather + tiles * (issue.max(chain) + reduce)
 }
+
+/// Cycles one thread spends per 16-byte chunk of the gather (an L2 round trip of a strong load).
+pub const GATHER_CHUNK_CYCLES: f64 = 600.0;
 
 #[allow(clippy::too_many_arguments)]
 fn does_not_fit(
@@ -382,7 +400,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, rows_per_cta, t, n, bt, batch, cps)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, hidden, rows_per_cta, t, n, bt, batch, cps, 0)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)

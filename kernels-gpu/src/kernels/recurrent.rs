@@ -309,14 +309,16 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
 
         // Multiply: W h for this thread's slot, one batch tile at a time.
         let mut tile = 0;
-        let tiles = if exchange_only { 0 } else { l.batch / BT as u32 };
+        // The exchange floor skips the product, and with several gates the whole tile loop (the
+        // cell phase republishes); the fused RNN path still runs it to republish.
+        let tiles = if exchange_only && !fused { 0 } else { l.batch / BT as u32 };
         while tile < tiles {
             let mut acc = [0.0f32; BT];
             // Opaque per tile, so the N column addresses are not hoisted out of the tile loop
             // (that would hold N more registers).
             let tile_base = opaque_u32(h_cur + 2 * tile * BT as u32);
             let col_bytes = opaque_u32(2 * l.batch);
-            for k in 0..N {
+            for k in 0..if exchange_only { 0 } else { N } {
                 let wk = opaque_u32(w[k]);
                 let col = wk & 0xFFFF;
                 let v = f16_to_f32((wk >> 16) as u16);
