@@ -104,6 +104,15 @@ pub(crate) fn set_max_dynamic_shared(f: &cust::function::Function<'_>, bytes: us
     check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f.to_raw() as CuFunction, ATTR_MAX_DYNAMIC_SHARED, bytes as c_int) })
 }
 
+/// `CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT`.
+const ATTR_PREFERRED_CARVEOUT: c_int = 9;
+
+/// Asks for the largest shared-memory carveout (the rest of the unified L1 stays cache).
+pub(crate) fn prefer_max_shared(f: &cust::function::Function<'_>) -> Result<()> {
+    // SAFETY: `f` is a live function handle of the current context.
+    check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f.to_raw() as CuFunction, ATTR_PREFERRED_CARVEOUT, 100) })
+}
+
 /// CTAs of `f` that fit on one SM with `threads` threads and `smem` bytes of dynamic shared memory.
 pub(crate) fn max_active_ctas_per_sm(f: &cust::function::Function<'_>, threads: usize, smem: usize) -> Result<usize> {
     let mut n: c_int = 0;

@@ -79,7 +79,7 @@ pub enum Error {
     },
     /// The GPU cannot keep every CTA of the plan resident at once, so the persistent kernel
     /// was not started (it could deadlock).
-    #[error("cannot keep all {grid} CTAs resident ({per_sm} per SM fit on {sms} SMs, {threads} threads and {smem} bytes of shared memory each)")]
+    #[error("cannot keep all {grid} CTAs resident ({per_sm} per SM fit on {sms} SMs; {threads} threads, {registers} registers per thread and {smem} bytes of shared memory each)")]
     NotResident {
         /// CTAs the plan needs.
         grid: usize,
@@ -91,6 +91,8 @@ pub enum Error {
         threads: usize,
         /// Dynamic shared memory per CTA.
         smem: usize,
+        /// Registers per thread of the kernel as loaded.
+        registers: usize,
     },
     /// A CTA waited longer than the layer's bound for another CTA's hidden state (a CTA that
     /// never ran, or a GPU shared with work that starved the layer). The context stays usable.

@@ -76,6 +76,7 @@ impl Gpu {
                 // The largest dynamic shared memory any layer may ask for, set once here: a
                 // per-layer setting would race between layers built on several threads.
                 driver::set_max_dynamic_shared(&f, optin)?;
+                driver::prefer_max_shared(&f)?;
                 kernel_registers.push((n, bt, regs as u32));
             }
         }

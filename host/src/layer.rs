@@ -166,6 +166,7 @@ pub struct SparseRecurrentLayer {
     units_per_cta: usize,
     smem_bytes: usize,
     double_buffer: bool,
+    fuse_rnn_cell: bool,
     kernel: &'static str,
     timeout: Duration,
     weights: DeviceBuffer<u32>,
@@ -215,6 +216,14 @@ impl SparseRecurrentLayer {
 
     /// Uploads a plan made with [`layout::plan`] (for this GPU's [`crate::layout::DeviceInfo`]).
     pub fn from_plan(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration) -> Result<Self> {
+        Self::from_plan_with(gpu, plan, b_hh, timeout, true, true)
+    }
+
+    /// [`Self::from_plan`] with the two kernel-structure choices exposed for measurements:
+    /// `double_buffer` allows the second shared-memory hidden-state buffer (used only when it
+    /// fits), `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on GRU
+    /// and LSTM). Both default to `true`.
+    pub fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, double_buffer: bool, fuse_rnn_cell: bool) -> Result<Self> {
         let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;
         check_finite("b_hh", b_hh)?;
@@ -230,16 +239,22 @@ impl SparseRecurrentLayer {
                 actual_sms: info.sm_count,
             });
         }
-        // A second hidden-state buffer saves a barrier per step; use it when it fits.
-        let double_buffer = plan.smem_bytes + h_smem_bytes(h, b) <= info.shared_per_cta(plan.ctas_per_sm);
-        let smem_bytes = plan.smem_bytes + if double_buffer { h_smem_bytes(h, b) } else { 0 };
         let kernel = recurrent_kernel_name(plan.list_len, plan.batch_tile);
         if kernel.is_empty() {
             return Err(Error::MissingKernel { name: format!("sprnn_recurrent_n{}_bt{}", plan.list_len, plan.batch_tile) });
         }
         gpu.make_current()?;
         let f = gpu.function(kernel)?;
-        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem_bytes)?;
+        let registers = f.get_attribute(cust::function::FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))? as usize;
+        // A second hidden-state buffer saves a barrier per step; use it when it fits and every
+        // CTA stays resident with it, else fall back to one buffer.
+        let resident = |smem: usize| -> Result<usize> { driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem) };
+        let double_smem = plan.smem_bytes + h_smem_bytes(h, b);
+        let double_buffer = double_buffer
+            && double_smem <= info.shared_per_cta(plan.ctas_per_sm)
+            && resident(double_smem)? * info.sm_count >= plan.grid;
+        let smem_bytes = if double_buffer { double_smem } else { plan.smem_bytes };
+        let per_sm = resident(smem_bytes)?;
         if per_sm * info.sm_count < plan.grid {
             return Err(Error::NotResident {
                 grid: plan.grid,
@@ -247,6 +262,7 @@ impl SparseRecurrentLayer {
                 sms: info.sm_count,
                 threads: plan.threads_per_cta,
                 smem: smem_bytes,
+                registers,
             });
         }
         let alloc = cust_err("cuMemAlloc");
@@ -262,6 +278,7 @@ impl SparseRecurrentLayer {
             units_per_cta: plan.units_per_cta,
             smem_bytes,
             double_buffer,
+            fuse_rnn_cell,
             kernel,
             timeout,
             weights: DeviceBuffer::from_slice(&plan.weights).map_err(up)?,
@@ -429,7 +446,9 @@ impl SparseRecurrentLayer {
             threads_per_cta: self.threads_per_cta as u32,
             threads_per_row: self.threads_per_row as u32,
             units_per_cta: self.units_per_cta as u32,
-            flags: fl | if self.double_buffer { flags::DOUBLE_BUFFER_H } else { 0 },
+            flags: fl
+                | if self.double_buffer { flags::DOUBLE_BUFFER_H } else { 0 }
+                | if self.fuse_rnn_cell { 0 } else { flags::SEPARATE_CELL },
         };
         driver::memset_u32(params.exchange, 0, self.exchange.len(), stream)?;
         driver::memset_u32(params.status, 0, 1, stream)?;
@@ -446,12 +465,14 @@ impl SparseRecurrentLayer {
         if let Err(code) = launched {
             return Err(if code == driver::ERROR_COOPERATIVE_LAUNCH_TOO_LARGE {
                 let per_sm = driver::max_active_ctas_per_sm(&f, self.threads_per_cta, self.smem_bytes).unwrap_or(0);
+                let registers = f.get_attribute(cust::function::FunctionAttribute::NumRegisters).unwrap_or(0) as usize;
                 Error::NotResident {
                     grid: self.grid,
                     per_sm,
                     sms: gpu.info().sm_count,
                     threads: self.threads_per_cta,
                     smem: self.smem_bytes,
+                    registers,
                 }
             } else {
                 Error::Driver { call: "cuLaunchCooperativeKernel", code, name: driver::error_name(code) }

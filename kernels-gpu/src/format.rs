@@ -196,6 +196,9 @@ pub mod flags {
     /// Two hidden-state buffers in shared memory, alternating by step parity (the host sets it
     /// when `h_smem_bytes` more shared memory fits): saves the end-of-step barrier.
     pub const DOUBLE_BUFFER_H: u32 = 1 << 4;
+    /// RNN: finish the cell in a separate phase after a barrier, as for GRU and LSTM, instead
+    /// of in the row reduction (for A/B measurements).
+    pub const SEPARATE_CELL: u32 = 1 << 5;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
 }

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use sprnn::{Cell, LayerOptions, SparseRecurrentLayer};
+use sprnn::{Cell, SparseRecurrentLayer};
 use sprnn_bench::{random_layer, time_layer};
 
 #[derive(Parser, Debug)]
@@ -35,6 +35,11 @@ struct Args {
     /// Untimed runs first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Also time the kernel-structure variants (one shared-memory hidden-state buffer; RNN cell
+    /// in a separate phase) as approaches `sprnn_single_buffer`, `sprnn_separate_cell`,
+    /// `sprnn_single_separate`.
+    #[arg(long)]
+    ab: bool,
     /// CSV file to append to (header written when new).
     #[arg(long)]
     out: Option<String>,
@@ -112,18 +117,35 @@ fn main() {
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell_name(cell)));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
+        let variants: &[(&str, bool, bool)] = if args.ab {
+            &[("sprnn", true, true), ("sprnn_single_buffer", false, true), ("sprnn_separate_cell", true, false), ("sprnn_single_separate", false, false)]
+        } else {
+            &[("sprnn", true, true)]
+        };
         let result = random_layer(1000 + i as u64, cell, h, d).and_then(|(w, bias)| {
-            let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &bias, b, &LayerOptions::default())?;
-            let shape = layer.launch_shape();
-            let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
-            let note = format!("grid {} threads {} tpr {} kernel {}", shape.0, shape.1, shape.2, shape.4);
-            Ok((us, floor, note))
+            let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
+            let mut times = Vec::new();
+            for &(name, double, fuse) in variants {
+                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &bias, std::time::Duration::from_secs(1), double, fuse)?;
+                let shape = layer.launch_shape();
+                let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
+                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4);
+                times.push((name, us, floor, note));
+            }
+            Ok(times)
         });
         match result {
-            Ok((us, floor, note)) => {
-                rows.push(("sprnn", format!("{us:.3}"), note.clone()));
-                rows.push(("floor", format!("{floor:.3}"), note));
-                table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9.3} {:>9.3} {:>6.2}", cell_name(cell), h, b, d, t, us, floor, us / floor));
+            Ok(times) => {
+                let (_, us, floor, ref note) = times[0];
+                rows.push(("floor", format!("{floor:.3}"), note.clone()));
+                let mut line = format!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9.3} {:>9.3} {:>6.2}", cell_name(cell), h, b, d, t, us, floor, us / floor);
+                for (name, us, _, note) in times {
+                    rows.push((name, format!("{us:.3}"), note));
+                    if name != "sprnn" {
+                        line.push_str(&format!(" {name}={us:.3}"));
+                    }
+                }
+                table.push(line);
             }
             Err(e) => {
                 let note = format!("not run: {e}").replace(',', ";");

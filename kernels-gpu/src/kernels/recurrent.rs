@@ -205,7 +205,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
     let writes_sum = lane_in_row == 0 && slot < l.upc * gates;
     // RNN (one gate): the lanes of a row finish the cell themselves after the butterfly, with
     // no shared-memory round trip and no barrier; `my_unit`/`my_bias` are then this row's.
-    let fused = gates == 1;
+    let fused = gates == 1 && p.flags & flags::SEPARATE_CELL == 0;
     let my_unit = if slot < l.upc {
         // SAFETY: the unit table holds grid * upc entries.
         unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
