@@ -216,13 +216,15 @@ impl SparseRecurrentLayer {
 
     /// Uploads a plan made with [`layout::plan`] (for this GPU's [`crate::layout::DeviceInfo`]).
     pub fn from_plan(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration) -> Result<Self> {
-        Self::from_plan_with(gpu, plan, b_hh, timeout, true, true)
+        Self::from_plan_with(gpu, plan, b_hh, timeout, false, true)
     }
 
     /// [`Self::from_plan`] with the two kernel-structure choices exposed for measurements:
     /// `double_buffer` allows the second shared-memory hidden-state buffer (used only when it
-    /// fits), `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on GRU
-    /// and LSTM). Both default to `true`.
+    /// fits; default `false`: measured slower, see `bench/RESULTS.md` — without the end-of-step
+    /// barrier CTAs start polling the exchange earlier and the extra L2 traffic costs more than
+    /// the barrier), `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on
+    /// GRU and LSTM; default `true`).
     pub fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, double_buffer: bool, fuse_rnn_cell: bool) -> Result<Self> {
         let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;

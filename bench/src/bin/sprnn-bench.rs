@@ -35,9 +35,9 @@ struct Args {
     /// Untimed runs first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Also time the kernel-structure variants (one shared-memory hidden-state buffer; RNN cell
-    /// in a separate phase) as approaches `sprnn_single_buffer`, `sprnn_separate_cell`,
-    /// `sprnn_single_separate`.
+    /// Also time the kernel-structure variants (two shared-memory hidden-state buffers; RNN cell
+    /// in a separate phase) as approaches `sprnn_double_buffer`, `sprnn_separate_cell`,
+    /// `sprnn_double_separate`.
     #[arg(long)]
     ab: bool,
     /// CSV file to append to (header written when new).
@@ -118,9 +118,9 @@ fn main() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell_name(cell)));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
         let variants: &[(&str, bool, bool)] = if args.ab {
-            &[("sprnn", true, true), ("sprnn_single_buffer", false, true), ("sprnn_separate_cell", true, false), ("sprnn_single_separate", false, false)]
+            &[("sprnn", false, true), ("sprnn_double_buffer", true, true), ("sprnn_separate_cell", false, false), ("sprnn_double_separate", true, false)]
         } else {
-            &[("sprnn", true, true)]
+            &[("sprnn", false, true)]
         };
         let result = random_layer(1000 + i as u64, cell, h, d).and_then(|(w, bias)| {
             let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;

@@ -339,7 +339,12 @@ impl Shape {
     fn new(device: &DeviceInfo, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = round_up(rows_per_cta * tpr, 32).max(extra_threads);
         let regs = device.registers(n, bt).unwrap_or(u32::MAX);
-        let need_regs = nt * round_up(regs as usize, REGISTER_ALLOCATION_UNIT) * cps;
+        // The register file is split over the SM's four schedulers and a CTA's warps are dealt
+        // to them in turn, so the busiest scheduler holds ⌈warps / 4⌉ of them: count warps in
+        // multiples of four (measured on the H200, 2026-11-29: 18 warps of 101 registers did
+        // not fit although 18 · 32 · 104 < 65536).
+        let warps = (nt / 32 * cps).div_ceil(4) * 4;
+        let need_regs = warps * 32 * round_up(regs as usize, REGISTER_ALLOCATION_UNIT);
         Shape { tpr, n, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch) }
     }
 }

@@ -338,23 +338,29 @@ pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
                 }
                 m >>= 1;
             }
-            if fused {
-                if my_unit != NO_UNIT {
-                    for (j, a) in acc.iter().enumerate() {
-                        if (j as u32) & (l.tpr - 1) == lane_in_row {
-                            let b = tile * BT as u32 + j as u32;
-                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                            let inp = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * gh + my_unit) as usize) };
-                            let h = if exchange_only {
-                                // SAFETY: inside the hidden state.
-                                f16_to_f32(unsafe { ld_shared_u16(h_cur + 2 * (my_unit * l.batch + b)) })
-                            } else {
-                                cell::update(l.cell, [*a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0
-                            };
-                            // SAFETY: (my_unit, b) is one of this CTA's outputs.
-                            unsafe { emit_h(p, &l, t, my_unit, b, h) };
+            if fused && my_unit != NO_UNIT {
+                // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry `j`
+                // of the tile: the lanes run one cell together instead of BT divergent ones.
+                let mut j = lane_in_row;
+                while j < BT as u32 {
+                    let mut a = acc[0];
+                    for (jj, v) in acc.iter().enumerate().skip(1) {
+                        if jj as u32 == j {
+                            a = *v;
                         }
                     }
+                    let b = tile * BT as u32 + j;
+                    // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
+                    let inp = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * gh + my_unit) as usize) };
+                    let h = if exchange_only {
+                        // SAFETY: inside the hidden state.
+                        f16_to_f32(unsafe { ld_shared_u16(h_cur + 2 * (my_unit * l.batch + b)) })
+                    } else {
+                        cell::update(l.cell, [a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0
+                    };
+                    // SAFETY: (my_unit, b) is one of this CTA's outputs.
+                    unsafe { emit_h(p, &l, t, my_unit, b, h) };
+                    j += l.tpr;
                 }
             } else if writes_sum {
                 for (j, a) in acc.iter().enumerate() {
