@@ -384,6 +384,7 @@ impl SparseRecurrentLayer {
         self.check_steps(steps)?;
         check_len("u", u.len(), self.input_len(steps), "T*B*G*H")?;
         check_len("output h", out.h.len(), steps * self.batch * self.hidden, "T*B*H")?;
+        check_len("output c", out.c.len(), self.batch * self.hidden, "B*H")?;
         let bh = self.batch * self.hidden;
         let mut fl = if matches!(u, DeviceInput::F16(_)) { flags::U_F16 } else { 0 };
         self.gpu.make_current()?;
