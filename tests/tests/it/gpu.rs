@@ -280,3 +280,69 @@ fn sweep_matches_the_reference() {
     }
     assert!(failures.is_empty(), "failed: {failures:#?}");
 }
+
+/// Every kernel variant `(N, BT)` against the reference, with both hidden-state buffering
+/// modes and (RNN) both cell placements: the list length is forced through `PlanOptions` and
+/// the batch tile through the batch size. Small enough to run under compute-sanitizer
+/// (`bundle/run.sh sanitize`).
+#[test]
+fn every_kernel_variant_matches_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("variants");
+    let (h, steps) = (256, 12);
+    for (i, n) in sprnn_kernels::format::LIST_LENGTHS.into_iter().enumerate() {
+        for (j, bt) in sprnn_kernels::format::BATCH_TILES.into_iter().enumerate() {
+            let cell = [Cell::RnnTanh, Cell::Lstm, Cell::Gru, Cell::RnnRelu][(i + j) % 4];
+            let g = cell.gates();
+            let seed = s + (i * 10 + j) as u64;
+            let w = sprnn::sparse::random_recurrent(seed, g * h, h, 0.2, 0.9).unwrap();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let b = random_vec(&mut rng, g * h, 0.2);
+            let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), ..PlanOptions::default() };
+            let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
+            assert_eq!((plan.list_len, plan.batch_tile), (n, bt));
+            let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::DeviceFaithful).unwrap();
+            for (double, fuse) in [(false, true), (true, true), (false, false)] {
+                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &b, Duration::from_secs(1), double, fuse).unwrap();
+                let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
+                let mut out = layer.alloc_output(steps).unwrap();
+                out.poison(&layer).unwrap();
+                layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
+                let got = out.to_host(&layer).unwrap();
+                let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
+                println!("{cell:?} N={n} BT={bt} double={double} fused={fuse}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
+                assert!(e.worst <= reference::DEVICE_TOLERANCE, "N={n} BT={bt} double={double} fused={fuse}: {}", e.worst);
+            }
+        }
+    }
+}
+
+/// CPU twin of [`every_kernel_variant_matches_the_reference`]: the same forced plans on the H200
+/// preset exist for every variant, and each plan's product (simulated from its packed words)
+/// matches `W·h` on the fp16-rounded weights.
+#[test]
+fn every_kernel_variant_plans_on_the_h200_preset() {
+    let h = 256;
+    for (i, n) in sprnn_kernels::format::LIST_LENGTHS.into_iter().enumerate() {
+        for (j, bt) in sprnn_kernels::format::BATCH_TILES.into_iter().enumerate() {
+            let cell = [Cell::RnnTanh, Cell::Lstm, Cell::Gru, Cell::RnnRelu][(i + j) % 4];
+            let g = cell.gates();
+            let w = sprnn::sparse::random_recurrent((i * 10 + j) as u64, g * h, h, 0.2, 0.9).unwrap();
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), ..PlanOptions::default() };
+            let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
+            assert_eq!((plan.list_len, plan.batch_tile), (n, bt));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
+            let got = plan.simulate_matvec(&hv);
+            let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
+            for b in 0..bt {
+                let want = w16.spmv(&hv[b * h..(b + 1) * h]);
+                for r in 0..g * h {
+                    let d = (got[b * g * h + r] - want[r]).abs();
+                    assert!(d <= 1e-4 * (1.0 + want[r].abs()), "N={n} BT={bt} b={b} row {r}: {} vs {}", got[b * g * h + r], want[r]);
+                }
+            }
+        }
+    }
+}
