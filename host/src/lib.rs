@@ -29,10 +29,12 @@ pub mod ptx;
 pub mod reference;
 pub mod smoke;
 pub mod sparse;
+pub mod stream;
 pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::{try_default_gpu, Gpu};
 pub use layer::{LayerOptions, SparseRecurrentLayer};
 pub use sparse::{Csr, SparseError};
+pub use stream::{StreamState, StreamingLayer};
 pub use sprnn_kernels::format::Cell;

@@ -3,3 +3,4 @@
 mod gpu;
 mod layout;
 mod reference;
+mod stream;

@@ -1,0 +1,286 @@
+//! Streaming: a recurrent layer that carries its state across calls, so a sequence can be fed
+//! chunk by chunk.
+//!
+//! [`StreamingLayer`] wraps a [`SparseRecurrentLayer`] and keeps the hidden state `h` (and, for
+//! LSTM, the cell state `c`) between [`forward`](StreamingLayer::forward) calls: running `T`
+//! steps as chunks of `T₁, T₂, …` steps gives, bit for bit, the outputs of one call of `T`
+//! steps. Uses: input that arrives in pieces (speech, telemetry), sequences longer than the
+//! kernel's 32-bit index limit per call, or a state to save and restore between requests.
+//!
+//! # State hand-over
+//!
+//! [`StreamState`] is the convention, kept apart from the GPU so the CPU reference can be driven
+//! by the very same code (the tests do): after a chunk,
+//!
+//! - `h` becomes the **last step** of the chunk's output `h` (`[T][B][H]` → its final `[B][H]`
+//!   block). The kernel writes every `h_t` as the fp16 value it carries forward, converted to
+//!   `f32` exactly, and rounds `h0` to fp16 when it starts, so passing that block back as `h0`
+//!   loses nothing;
+//! - LSTM's `c` becomes the chunk's final cell state, which the kernel returns in `f32` and takes
+//!   back as `c0` unchanged.
+//!
+//! A fresh (or [`reset`](StreamingLayer::reset)) stream passes no initial state at all, exactly
+//! like a plain call with `h0 = c0 = None` (zeros). A call that fails leaves the state as it was,
+//! so the chunk can be retried.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use sprnn::layer::Input;
+//! use sprnn::{Cell, Gpu, LayerOptions, SparseRecurrentLayer, StreamingLayer};
+//!
+//! # fn main() -> sprnn::Result<()> {
+//! let gpu = Gpu::new(0)?;
+//! let (h, b) = (1152, 4);
+//! let w_hh = sprnn::sparse::random_recurrent(1, 4 * h, h, 0.1, 0.9)?;
+//! let layer = SparseRecurrentLayer::new(&gpu, Cell::Lstm, &w_hh, &vec![0.0; 4 * h], b, &LayerOptions::default())?;
+//! let mut stream = StreamingLayer::new(layer);
+//! for _ in 0..10 {
+//!     let chunk = vec![0.1f32; 32 * b * 4 * h]; // 32 steps of U = W_ih x + b_ih, [32][B][4H]
+//!     let out = stream.forward(Input::F32(&chunk), 32)?; // continues where the last chunk ended
+//!     assert_eq!(out.h.len(), 32 * b * h);
+//! }
+//! let (h_now, c_now) = stream.state(); // save it; `set_state` restores it later
+//! # let _ = (h_now, c_now);
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::error::{Error, Result};
+use crate::layer::{Input, Output, SparseRecurrentLayer};
+use crate::Cell;
+
+/// The state a stream carries between chunks, and the rule that advances it (see the
+/// [module docs](self#state-hand-over)). Pure host data: [`StreamingLayer`] uses it around the
+/// GPU, and the same value can drive [`crate::reference::forward_u`] chunk by chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamState {
+    cell: Cell,
+    batch: usize,
+    hidden: usize,
+    /// `[B][H]`; `None` until the first chunk (or after a reset): zeros, not passed.
+    h: Option<Vec<f32>>,
+    /// LSTM `[B][H]`; `None` for other cells and for a fresh LSTM stream.
+    c: Option<Vec<f32>>,
+    steps: u64,
+}
+
+impl StreamState {
+    /// A fresh state (zeros) for a layer of `cell`, batch `batch` and hidden size `hidden`.
+    pub fn new(cell: Cell, batch: usize, hidden: usize) -> StreamState {
+        StreamState { cell, batch, hidden, h: None, c: None, steps: 0 }
+    }
+
+    /// The initial state to pass to the next chunk, `(h0, c0)` as `forward` takes them: `None`
+    /// where the state is still the implicit zeros.
+    pub fn initial(&self) -> (Option<&[f32]>, Option<&[f32]>) {
+        (self.h.as_deref(), self.c.as_deref())
+    }
+
+    /// Advances the state past a chunk of `steps` steps whose output `h` (`[steps][B][H]`) and
+    /// final LSTM cell state `c` (`[B][H]`) are given.
+    ///
+    /// Errors ([`Error::Input`]): `steps` is 0, `h` is not `steps·B·H` values, or `c` is
+    /// missing (LSTM), present (other cells) or not `B·H` values. The state is unchanged then.
+    pub fn advance(&mut self, steps: usize, h: &[f32], c: Option<&[f32]>) -> Result<()> {
+        let bh = self.batch * self.hidden;
+        if steps == 0 {
+            return Err(Error::Input { name: "steps", problem: "0; a chunk needs at least one step".into() });
+        }
+        check_len("h", h.len(), steps * bh, "T*B*H")?;
+        let c = self.check_c("c", c)?;
+        self.h = Some(h[(steps - 1) * bh..].to_vec());
+        self.c = c.map(<[f32]>::to_vec);
+        self.steps += steps as u64;
+        Ok(())
+    }
+
+    /// The current state `(h, c)`, `[B][H]` each (`c` for LSTM only), zeros when fresh.
+    pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
+        let zeros = || vec![0.0f32; self.batch * self.hidden];
+        let h = self.h.clone().unwrap_or_else(zeros);
+        let c = (self.cell == Cell::Lstm).then(|| self.c.clone().unwrap_or_else(zeros));
+        (h, c)
+    }
+
+    /// Replaces the state. `h` is `[B][H]`; `c` is LSTM's cell state `[B][H]` (`None`: zeros)
+    /// and must be `None` for the other cells. Every value must be finite.
+    ///
+    /// Errors ([`Error::Input`]) name the argument and the expected size; the state is unchanged
+    /// then. The GPU rounds `h` to fp16 when it starts (as it does for any `h0`).
+    pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
+        check_len("h", h.len(), self.batch * self.hidden, "B*H")?;
+        check_finite("h", h)?;
+        if let Some(c) = c {
+            if self.cell != Cell::Lstm {
+                return Err(Error::Input { name: "c", problem: format!("given for a {:?} layer; only LSTM has a cell state", self.cell) });
+            }
+            check_len("c", c.len(), self.batch * self.hidden, "B*H")?;
+            check_finite("c", c)?;
+        }
+        self.h = Some(h.to_vec());
+        self.c = c.map(<[f32]>::to_vec);
+        Ok(())
+    }
+
+    /// Back to the fresh state (zeros, not passed) and a step count of 0.
+    pub fn reset(&mut self) {
+        self.h = None;
+        self.c = None;
+        self.steps = 0;
+    }
+
+    /// Steps run since the stream was made or last reset ([`StreamState::set_state`] keeps the
+    /// count).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Cell type.
+    pub fn cell(&self) -> Cell {
+        self.cell
+    }
+
+    /// Batch size B.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Hidden size H.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    fn check_c<'a>(&self, name: &'static str, c: Option<&'a [f32]>) -> Result<Option<&'a [f32]>> {
+        match (self.cell, c) {
+            (Cell::Lstm, Some(c)) => {
+                check_len(name, c.len(), self.batch * self.hidden, "B*H")?;
+                Ok(Some(c))
+            }
+            (Cell::Lstm, None) => Err(Error::Input { name, problem: "missing; an LSTM chunk returns its final cell state".into() }),
+            (_, None) => Ok(None),
+            (cell, Some(_)) => Err(Error::Input { name, problem: format!("given for a {cell:?} layer; only LSTM has a cell state") }),
+        }
+    }
+}
+
+/// A [`SparseRecurrentLayer`] that carries `h` (and LSTM's `c`) from one
+/// [`forward`](StreamingLayer::forward) call to the next: feeding a sequence chunk by chunk gives
+/// exactly what one long call gives. See the [module docs](self).
+#[derive(Debug)]
+pub struct StreamingLayer {
+    layer: SparseRecurrentLayer,
+    state: StreamState,
+}
+
+impl StreamingLayer {
+    /// Wraps `layer` with a fresh (zero) state.
+    pub fn new(layer: SparseRecurrentLayer) -> StreamingLayer {
+        let state = StreamState::new(layer.cell(), layer.batch(), layer.hidden());
+        StreamingLayer { layer, state }
+    }
+
+    /// Runs the next `steps` steps: `u` is their `[steps][B][G·H]` input pre-activations
+    /// (`W_ih x_t + b_ih`). Starts from the state the previous chunk left (zeros at first) and
+    /// returns the chunk's outputs as [`SparseRecurrentLayer::forward`] does: every `h_t`
+    /// (`[steps][B][H]`) and, for LSTM, the final `c`. On error the state is unchanged.
+    pub fn forward(&mut self, u: Input<'_>, steps: usize) -> Result<Output> {
+        let (h0, c0) = self.state.initial();
+        let out = self.layer.forward(u, steps, h0, c0)?;
+        self.state.advance(steps, &out.h, out.c.as_deref())?;
+        Ok(out)
+    }
+
+    /// Forgets the state: the next chunk starts from zeros, as a new sequence.
+    pub fn reset(&mut self) {
+        self.state.reset();
+    }
+
+    /// The current state `(h, c)`: `h` is `[B][H]` (the last step's output, zeros when fresh),
+    /// `c` LSTM's cell state `[B][H]` (`None` for the other cells).
+    pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
+        self.state.state()
+    }
+
+    /// Sets the state the next chunk starts from (to resume a saved stream, or to start from a
+    /// given `h0`/`c0`). Checked as [`StreamState::set_state`] does: sizes `[B][H]`, finite
+    /// values, `c` only for LSTM (`None`: zeros); an error leaves the state unchanged.
+    pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
+        self.state.set_state(h, c)
+    }
+
+    /// Steps run since the stream was made or last reset.
+    pub fn steps(&self) -> u64 {
+        self.state.steps()
+    }
+
+    /// The wrapped layer (for its shape and launch figures).
+    pub fn layer(&self) -> &SparseRecurrentLayer {
+        &self.layer
+    }
+
+    /// Unwraps the layer, dropping the state.
+    pub fn into_inner(self) -> SparseRecurrentLayer {
+        self.layer
+    }
+}
+
+fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Input { name, problem: format!("element {i} is {} (values must be finite)", v[i]) }),
+    }
+}
+
+fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Input { name, problem: format!("{got} values, expected {want} ({shape})") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_keeps_the_last_step_and_c() {
+        let mut s = StreamState::new(Cell::Lstm, 2, 3);
+        assert_eq!(s.initial(), (None, None));
+        let h: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let c = [9.0f32; 6];
+        s.advance(2, &h, Some(&c)).unwrap();
+        assert_eq!(s.initial(), (Some(&h[6..]), Some(&c[..])));
+        assert_eq!(s.steps(), 2);
+        s.reset();
+        assert_eq!(s.state(), (vec![0.0; 6], Some(vec![0.0; 6])));
+        assert_eq!(s.steps(), 0);
+    }
+
+    #[test]
+    fn bad_state_is_refused_and_changes_nothing() {
+        let mut s = StreamState::new(Cell::Gru, 2, 3);
+        s.set_state(&[0.5; 6], None).unwrap();
+        let before = s.clone();
+        for (h, c, name) in [
+            (&[0.0f32; 5][..], None, "h"),
+            (&[0.0f32; 6][..], Some(&[0.0f32; 6][..]), "c"),
+            (&[f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0][..], None, "h"),
+        ] {
+            match s.set_state(h, c) {
+                Err(Error::Input { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("expected an input error for {name}, got {other:?}"),
+            }
+            assert_eq!(s, before);
+        }
+        assert!(s.advance(0, &[], None).is_err());
+        assert!(s.advance(1, &[0.0; 6], Some(&[0.0; 6])).is_err());
+        assert_eq!(s, before);
+
+        let mut l = StreamState::new(Cell::Lstm, 1, 2);
+        assert!(l.set_state(&[0.0; 2], Some(&[f32::INFINITY, 0.0])).is_err());
+        assert!(l.advance(1, &[0.0; 2], None).is_err());
+        assert!(l.set_state(&[0.0; 2], Some(&[1.0, 2.0])).is_ok());
+    }
+}
