@@ -32,6 +32,8 @@ pub mod sparse;
 pub mod stream;
 pub mod weights;
 
+/// The `cust` crate sprnn is built on (streams for `forward_device`, device buffers).
+pub use cust;
 pub use error::{Error, Result};
 pub use gpu::{try_default_gpu, Gpu};
 pub use layer::{LayerOptions, SparseRecurrentLayer};
