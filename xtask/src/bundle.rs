@@ -2,9 +2,20 @@
 //! GPU machine that has no Rust toolchain, in one folder.
 //!
 //! The folder holds the release test executables (`tests/`), the benchmark and demo programs
-//! (`bin/`), the peer benchmark script (`peers/`) and `run.sh`. The PTX is embedded in every
+//! (`bin/`), the peer benchmark script (`peers/`), `COMMIT` (the short hash it was built from,
+//! `-dirty` when tracked files had changes) and `run.sh`. The PTX is embedded in every
 //! executable. Copy the folder to the GPU machine and run `DIR/run.sh` (all tests) or
 //! `DIR/run.sh bench …` / `DIR/run.sh demo`.
+//!
+//! `DIR/run.sh bench-all ARGS…` measures sprnn, its exchange floor and the peers in one go, into
+//! one CSV (`$OUT_CSV`, default `./bench-all-DATE.csv`): first `bin/sprnn-bench ARGS… --out CSV`,
+//! then `python3 peers/peers.py` (needs PyTorch with CUDA) over the same `--cells`, `--hidden`,
+//! `--batch`, `--density` and `--steps` (given as `--key V` or `--key=V`; where not given,
+//! `run.sh` passes the sweep defaults below to both programs, so the two sweeps always match),
+//! with `--time-budget $PEERS_TIME_BUDGET` (seconds, default 600) and any extra words in
+//! `$PEERS_ARGS`. The rows of both get the same driver (`nvidia-smi`), date (UTC) and commit
+//! (`COMMIT`) unless `--driver`, `--date`, `--commit` (and `--gpu-name`) are given. `$PYTHON`
+//! overrides `python3`. It exits non-zero when either program failed, after running both.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,6 +27,11 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #   run.sh [test]            every test executable (GPU tests run; none is skipped silently)
 #   run.sh test FILTER...    test executables with a libtest filter
 #   run.sh bench ARGS...     the benchmark (bin/sprnn-bench ARGS)
+#   run.sh bench-all ARGS... sprnn, its floor and the peers in one run, into one CSV:
+#                            bin/sprnn-bench ARGS --out "$OUT_CSV", then peers/peers.py over the
+#                            same --cells/--hidden/--batch/--density/--steps, --out "$OUT_CSV",
+#                            --time-budget "$PEERS_TIME_BUDGET" (default 600 s) and $PEERS_ARGS.
+#                            OUT_CSV defaults to ./bench-all-DATE.csv; PYTHON to python3.
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,8 +46,43 @@ case "$what" in
     done
     exit $rc ;;
   bench) exec "$here/bin/sprnn-bench" "$@" ;;
+  bench-all)
+    # The sweep (sprnn-bench's defaults): passed explicitly to both programs so they match.
+    cells=rnn_tanh,gru,lstm hidden=1152,2304,4608,5760 batch=1,4,16,64
+    density=0.01,0.05,0.1,0.2,0.3,0.5 steps=256
+    out=${OUT_CSV:-$PWD/bench-all-$(date -u +%F).csv}
+    gpu=() driver= day= commit= rest=()
+    while [ $# -gt 0 ]; do
+      a=$1; shift; k=${a%%=*}
+      case "$k" in
+        --cells|--hidden|--batch|--density|--steps|--out|--gpu-name|--driver|--date|--commit) ;;
+        *) rest+=("$a"); continue ;;
+      esac
+      if [ "$k" != "$a" ]; then v=${a#*=}
+      elif [ $# -gt 0 ]; then v=$1; shift
+      else echo "run.sh bench-all: $a needs a value" >&2; exit 2; fi
+      case "$k" in
+        --cells) cells=$v ;; --hidden) hidden=$v ;; --batch) batch=$v ;;
+        --density) density=$v ;; --steps) steps=$v ;; --out) out=$v ;;
+        --gpu-name) gpu=(--gpu-name "$v") ;; --driver) driver=$v ;; --date) day=$v ;;
+        --commit) commit=$v ;;
+      esac
+    done
+    [ -n "$driver" ] || driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+    [ -n "$day" ] || day=$(date -u +%F)
+    [ -n "$commit" ] || commit=$(cat "$here/COMMIT" 2>/dev/null)
+    sweep=(--cells "$cells" --hidden "$hidden" --batch "$batch" --density "$density" --steps "$steps")
+    meta=("${gpu[@]}" --driver "$driver" --date "$day" --commit "$commit" --out "$out")
+    echo "== bench-all: sprnn and floor -> $out"
+    "$here/bin/sprnn-bench" "${sweep[@]}" "${rest[@]}" "${meta[@]}"; rc_s=$?
+    echo "== bench-all: peers (time budget ${PEERS_TIME_BUDGET:-600} s) -> $out"
+    # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
+    "${PYTHON:-python3}" "$here/peers/peers.py" "${sweep[@]}" "${meta[@]}" \
+      --time-budget "${PEERS_TIME_BUDGET:-600}" ${PEERS_ARGS:-}; rc_p=$?
+    echo "== bench-all: sprnn-bench exit $rc_s, peers.py exit $rc_p; rows in $out"
+    [ $rc_s = 0 ] && [ $rc_p = 0 ] ;;
   demo) exec "$here/bin/sprnn-demo" "$@" ;;
-  *) echo "usage: run.sh [test|bench|demo] ARGS..." >&2; exit 2 ;;
+  *) echo "usage: run.sh [test|bench|bench-all|demo] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
@@ -67,9 +118,86 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
             std::fs::copy(&p, dir.join("peers").join(p.file_name().unwrap())).map_err(|e| e.to_string())?;
         }
     }
+    let head = run(Command::new("git").current_dir(&root).args(["rev-parse", "--short", "HEAD"]))
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let dirty = run(Command::new("git").current_dir(&root).args(["status", "--porcelain", "--untracked-files=no"]))
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    let commit = if head.is_empty() { String::new() } else if dirty { format!("{head}-dirty") } else { head };
+    std::fs::write(dir.join("COMMIT"), format!("{commit}\n")).map_err(|e| e.to_string())?;
     let sh = dir.join("run.sh");
     std::fs::write(&sh, RUN_SH).map_err(|e| e.to_string())?;
     run(Command::new("chmod").arg("+x").arg(&sh))?;
     println!("bundle in {} ({n} test executables, sprnn-bench, sprnn-demo)", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RUN_SH;
+    use std::process::Command;
+
+    /// `run.sh bench-all` with stub programs that record their arguments.
+    #[test]
+    fn bench_all_passes_the_same_sweep_to_both_programs() {
+        let dir = std::env::temp_dir().join(format!("sprnn-runsh-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["bin", "peers"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let sh = dir.join("run.sh");
+        std::fs::write(&sh, RUN_SH).unwrap();
+        assert!(Command::new("bash").arg("-n").arg(&sh).status().unwrap().success(), "bash -n run.sh");
+        let stub = |name: &str, log: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/usr/bin/env bash\nprintf '%s\\n' \"$@\" > {}\nexit ${{STUB_RC:-0}}\n", dir.join(log).display())).unwrap();
+            Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+        };
+        stub("bin/sprnn-bench", "bench.args");
+        stub("peers/peers.py", "peers.args");
+        std::fs::write(dir.join("COMMIT"), "abc1234\n").unwrap();
+        let go = |args: &[&str], rc: &str| {
+            Command::new("bash")
+                .arg(&sh)
+                .arg("bench-all")
+                .args(args)
+                .current_dir(&dir)
+                .env("PYTHON", "bash")
+                .env("OUT_CSV", "/tmp/x.csv")
+                .env("PEERS_ARGS", "--repeats 5")
+                .env("STUB_RC", rc)
+                .env_remove("PEERS_TIME_BUDGET")
+                .output()
+                .unwrap()
+        };
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().lines().map(String::from).collect::<Vec<_>>();
+        let out = go(&["--cells", "lstm", "--hidden=2304", "--ab", "--repeats", "3", "--driver", "580.1"], "0");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let bench = read("bench.args");
+        let peers = read("peers.args");
+        let day = String::from_utf8(Command::new("date").args(["-u", "+%F"]).output().unwrap().stdout).unwrap();
+        let sweep = ["--cells", "lstm", "--hidden", "2304", "--batch", "1,4,16,64", "--density", "0.01,0.05,0.1,0.2,0.3,0.5", "--steps", "256"];
+        let meta = ["--driver", "580.1", "--date", day.trim(), "--commit", "abc1234", "--out", "/tmp/x.csv"];
+        let expect_bench: Vec<&str> = sweep.iter().chain(&["--ab", "--repeats", "3"]).chain(&meta).copied().collect();
+        assert_eq!(bench, expect_bench);
+        let expect_peers: Vec<&str> = sweep.iter().chain(&meta).chain(&["--time-budget", "600", "--repeats", "5"]).copied().collect();
+        assert_eq!(peers, expect_peers);
+        // A failing program fails the run; a missing value is an error.
+        assert!(!go(&[], "3").status.success());
+        assert_eq!(go(&["--steps"], "0").status.code(), Some(2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The sweep `bench-all` passes to both programs is `sprnn-bench`'s default sweep.
+    #[test]
+    fn bench_all_sweep_defaults_match_sprnn_bench() {
+        let src = std::fs::read_to_string(crate::workspace_root().join("bench/src/bin/sprnn-bench.rs")).unwrap();
+        for name in ["cells", "hidden", "batch", "density", "steps"] {
+            let decl = src.find(&format!("    {name}: Vec<")).unwrap_or_else(|| panic!("no field {name}"));
+            let attr = src[..decl].rfind("default_value = \"").unwrap() + "default_value = \"".len();
+            let default = &src[attr..attr + src[attr..].find('"').unwrap()];
+            assert!(RUN_SH.contains(&format!("{name}={default}")), "run.sh bench-all: {name} should default to {default}");
+        }
+    }
 }

@@ -6,12 +6,15 @@
 //!   from a fresh build.
 //! - `gpu-bundle [DIR]`: builds the test and bench executables in release mode and copies them
 //!   with a run script into `DIR` (default `bundle/`), for a GPU machine with no Rust toolchain.
+//! - `plots [--out DIR] [CSV...]`: PNG charts of benchmark CSVs (default: `bench/results/*.csv`
+//!   except `*-correctness.csv`, into `bench/plots/`); see `plots`.
 //!
 //! When started with `SPRNN_PTX_LINK=1` in its environment this binary is the linker rustc
 //! calls for the nvptx target (see `link`).
 
 mod bundle;
 mod link;
+mod plots;
 mod ptxas;
 mod ptx;
 
@@ -26,8 +29,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build-ptx") => ptx::build_ptx(rest.contains(&"--check")),
         Some("gpu-bundle") => bundle::gpu_bundle(rest.first().copied().unwrap_or("bundle")),
+        Some("plots") => plots::plots(&rest),
         _ => {
-            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR]");
+            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR] | plots [--out DIR] [CSV...]");
             return ExitCode::from(2);
         }
     };
