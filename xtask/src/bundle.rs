@@ -33,6 +33,9 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            --time-budget "$PEERS_TIME_BUDGET" (default 600 s) and $PEERS_ARGS.
 #                            OUT_CSV defaults to ./bench-all-DATE.csv; PYTHON to python3.
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
+#   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
+#                            on the smoke test and on every kernel variant; a tool's run fails
+#                            when it reports any error
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-test}; [ $# -gt 0 ] && shift
@@ -82,7 +85,18 @@ case "$what" in
     echo "== bench-all: sprnn-bench exit $rc_s, peers.py exit $rc_p; rows in $out"
     [ $rc_s = 0 ] && [ $rc_p = 0 ] ;;
   demo) exec "$here/bin/sprnn-demo" "$@" ;;
-  *) echo "usage: run.sh [test|bench|bench-all|demo] ARGS..." >&2; exit 2 ;;
+  sanitize)
+    tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(memcheck racecheck synccheck initcheck)
+    rc=0
+    for tool in "${tools[@]}"; do
+      for filter in gpu::smoke gpu::every_kernel_variant_matches; do
+        echo "== compute-sanitizer --tool $tool: $filter"
+        compute-sanitizer --tool "$tool" --error-exitcode 99 \
+          "$here/tests/it" "$filter" --test-threads=1 || { echo "== $tool $filter: FAILED"; rc=1; }
+      done
+    done
+    exit $rc ;;
+  *) echo "usage: run.sh [test|bench|bench-all|demo|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
