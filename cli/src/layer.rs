@@ -1,0 +1,141 @@
+//! Where a layer comes from: a safetensors file with PyTorch's names, or a seeded random one.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use sprnn::weights::{ModelWeights, WeightsError};
+use sprnn::{Cell, Csr};
+
+use crate::{progress, CliResult, Failure};
+
+/// Cell type on the command line (PyTorch's `nonlinearity` for RNN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CellArg {
+    /// `torch.nn.RNN(nonlinearity="relu")`.
+    #[value(name = "rnn_relu", alias = "rnn-relu")]
+    RnnRelu,
+    /// `torch.nn.RNN` (tanh).
+    #[value(name = "rnn_tanh", aliases = ["rnn-tanh", "rnn"])]
+    RnnTanh,
+    /// `torch.nn.GRU`, gates [r, z, n].
+    #[value(name = "gru")]
+    Gru,
+    /// `torch.nn.LSTM`, gates [i, f, g, o].
+    #[value(name = "lstm")]
+    Lstm,
+}
+
+impl From<CellArg> for Cell {
+    fn from(c: CellArg) -> Cell {
+        match c {
+            CellArg::RnnRelu => Cell::RnnRelu,
+            CellArg::RnnTanh => Cell::RnnTanh,
+            CellArg::Gru => Cell::Gru,
+            CellArg::Lstm => Cell::Lstm,
+        }
+    }
+}
+
+/// The command-line name of a cell.
+pub fn cell_name(c: Cell) -> &'static str {
+    match c {
+        Cell::RnnRelu => "rnn_relu",
+        Cell::RnnTanh => "rnn_tanh",
+        Cell::Gru => "gru",
+        Cell::Lstm => "lstm",
+    }
+}
+
+/// The layer's source: `--weights FILE` or `--random`.
+#[derive(Args, Debug, Clone)]
+pub struct LayerSource {
+    /// Safetensors file with PyTorch's parameter names (`weight_hh_l0`, `bias_hh_l0`, ...; as
+    /// `safetensors.torch.save_file(rnn.state_dict(), FILE)` writes it). Zeros of weight_hh are
+    /// the pruned entries.
+    #[arg(long, value_name = "FILE", required_unless_present = "random", conflicts_with = "random")]
+    pub weights: Option<PathBuf>,
+    /// Cell type (not stored in a state dict).
+    #[arg(long, value_enum)]
+    pub cell: CellArg,
+    /// Layer of the file to use.
+    #[arg(long, default_value_t = 0, value_name = "L")]
+    pub layer: usize,
+    /// Use the reverse direction of a bidirectional layer (`weight_hh_l{L}_reverse`).
+    #[arg(long)]
+    pub reverse: bool,
+    /// Generate a random pruned layer instead (every gate block's largest singular value ≤ 0.9,
+    /// b_hh in ±0.1; the generator of `sprnn-bench`).
+    #[arg(long)]
+    pub random: bool,
+    /// Hidden size H of the random layer.
+    #[arg(long, value_name = "H", required_if_eq("random", "true"))]
+    pub hidden: Option<usize>,
+    /// Density of the random layer's W_hh (nonzeros per row / H).
+    #[arg(long, value_name = "D", default_value_t = 0.1)]
+    pub density: f64,
+    /// Seed of the random layer.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// A layer's recurrent part, ready to plan or run.
+pub struct Layer {
+    /// Cell type.
+    pub cell: Cell,
+    /// `W_hh`, `G·H × H`.
+    pub w_hh: Csr,
+    /// `b_hh`, `G·H`.
+    pub b_hh: Vec<f32>,
+    /// Where it came from, for messages.
+    pub source: String,
+}
+
+impl Layer {
+    /// Hidden size H.
+    pub fn hidden(&self) -> usize {
+        self.w_hh.cols()
+    }
+}
+
+/// Loads or generates the layer `src` names.
+pub fn load(src: &LayerSource) -> CliResult<Layer> {
+    let cell = Cell::from(src.cell);
+    if src.random {
+        let hidden = src.hidden.ok_or_else(|| Failure::new("--random needs --hidden H"))?;
+        if hidden == 0 {
+            return Err(Failure::new("--hidden must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&src.density) {
+            return Err(Failure::new(format!("--density {} is not in [0, 1]", src.density)));
+        }
+        if src.layer != 0 || src.reverse {
+            return Err(Failure::new("--layer and --reverse select a layer of a --weights file; a --random layer has only one"));
+        }
+        let (w_hh, b_hh) = progress::spin("generating a random layer", || {
+            sprnn_bench::random_layer(src.seed, cell, hidden, src.density)
+        })?;
+        let source = format!("random {} H={hidden} d={} seed {}", cell_name(cell), src.density, src.seed);
+        return Ok(Layer { cell, w_hh, b_hh, source });
+    }
+    let path = src.weights.as_ref().ok_or_else(|| Failure::new("give --weights FILE or --random"))?;
+    let model = progress::spin("loading weights", || ModelWeights::load(path, cell)).map_err(|e| match e {
+        WeightsError::Io { .. } => Failure::from(e),
+        e => Failure::new(format!("{}: {e}", path.display())),
+    })?;
+    if src.layer >= model.num_layers() {
+        return Err(Failure::new(format!(
+            "{}: --layer {} but the file has {} layer{} (0..{})",
+            path.display(),
+            src.layer,
+            model.num_layers(),
+            if model.num_layers() == 1 { "" } else { "s" },
+            model.num_layers() - 1
+        )));
+    }
+    if src.reverse && !model.bidirectional() {
+        return Err(Failure::new(format!("{}: --reverse but the model is not bidirectional (no weight_hh_l{}_reverse)", path.display(), src.layer)));
+    }
+    let lw = model.layer(src.layer, usize::from(src.reverse));
+    let source = format!("{} layer {}{}", path.display(), src.layer, if src.reverse { " reverse" } else { "" });
+    Ok(Layer { cell, w_hh: lw.w_hh().clone(), b_hh: lw.b_hh().to_vec(), source })
+}

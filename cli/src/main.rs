@@ -1,0 +1,147 @@
+//! `sprnn`: the command-line face of the sprnn crate.
+//!
+//! Subcommands, one module each:
+//!
+//! - `info` ([`info`]): the GPU's properties and on-chip capacity, or the H200 and A100 presets
+//!   when there is no CUDA device.
+//! - `plan` ([`plan`]): the capacity planner on a layer from a PyTorch-named safetensors file or
+//!   a random one, for a preset or the GPU: launch shape, registers, shared memory, bank
+//!   conflicts, or the planner's typed refusal with its suggestion. Works without a GPU.
+//! - `run` ([`run`]): one layer over `U` from a safetensors file, on the GPU or (`--reference`)
+//!   on the CPU reference; writes `h` (and LSTM's `c`) to a safetensors file.
+//! - `bench` ([`bench`]): a small timing sweep through the benchmark crate's protocol.
+//!
+//! Exit status: 0 success; 1 an error (bad file, bad values, a GPU failure); 2 a CUDA device is
+//! needed and there is none (and clap's usage errors); 3 `plan`: the planner refused the layer.
+
+mod bench;
+mod info;
+mod layer;
+mod plan;
+mod progress;
+mod run;
+mod tensors;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status and message of a failed command.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit status.
+    pub code: u8,
+    /// What went wrong (printed after `sprnn: error: `).
+    pub message: String,
+}
+
+/// Exit status when a CUDA device is needed and there is none.
+pub const EXIT_NO_DEVICE: u8 = 2;
+/// Exit status of `plan` when the planner refuses the layer.
+pub const EXIT_DOES_NOT_FIT: u8 = 3;
+
+impl Failure {
+    /// An ordinary error (exit status 1).
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure { code: 1, message: message.into() }
+    }
+}
+
+impl From<sprnn::Error> for Failure {
+    fn from(e: sprnn::Error) -> Failure {
+        match e {
+            sprnn::Error::NoDevice { .. } | sprnn::Error::NoDriver { .. } => {
+                Failure { code: EXIT_NO_DEVICE, message: no_device_message(&e) }
+            }
+            e => Failure::new(e.to_string()),
+        }
+    }
+}
+
+impl From<sprnn::weights::WeightsError> for Failure {
+    fn from(e: sprnn::weights::WeightsError) -> Failure {
+        Failure::new(e.to_string())
+    }
+}
+
+impl From<sprnn::reference::ReferenceError> for Failure {
+    fn from(e: sprnn::reference::ReferenceError) -> Failure {
+        Failure::new(format!("reference: {e}"))
+    }
+}
+
+impl From<sprnn::SparseError> for Failure {
+    fn from(e: sprnn::SparseError) -> Failure {
+        Failure::new(e.to_string())
+    }
+}
+
+/// "no CUDA device", with the driver's reason when there is one beyond that.
+pub fn no_device_message(e: &sprnn::Error) -> String {
+    match e {
+        sprnn::Error::NoDevice { ordinal: 0 } => "no CUDA device".to_string(),
+        e @ sprnn::Error::NoDevice { .. } => e.to_string(),
+        e => format!("no CUDA device ({e})"),
+    }
+}
+
+/// Result of a subcommand.
+pub type CliResult<T = ()> = Result<T, Failure>;
+
+const AFTER_HELP: &str = "\
+Examples:
+  sprnn info
+  sprnn plan --random --cell rnn_tanh --hidden 2304 --density 0.3 --batch 4 --device h200
+  sprnn plan --weights lstm.safetensors --cell lstm --layer 0 --batch 8 --json
+  sprnn run --weights lstm.safetensors --cell lstm --input u.safetensors --output out.safetensors
+  sprnn run --reference --weights lstm.safetensors --cell lstm --input u.safetensors --output out.safetensors
+  sprnn bench --cells rnn_tanh --hidden 2304 --batch 4 --density 0.3
+
+Exit status: 0 success, 1 error, 2 no CUDA device where one is needed (or a usage error),
+3 the planner refused the layer (plan).";
+
+#[derive(Parser, Debug)]
+#[command(name = "sprnn", version, about = "Sparse persistent RNN, GRU and LSTM layers on NVIDIA GPUs", after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the GPU's properties and on-chip capacity (or the H200 and A100 presets without a
+    /// CUDA device).
+    Info(info::InfoArgs),
+    /// Plan a layer for a device: launch shape, registers, shared memory, bank conflicts, or why
+    /// it does not fit. Needs no GPU (except with --device gpu).
+    Plan(plan::PlanArgs),
+    /// Run one layer over U from a safetensors file, on the GPU or the CPU reference, and write h
+    /// (and LSTM's c) to a safetensors file.
+    Run(run::RunArgs),
+    /// Time a small sweep of random layers on the GPU (per-step time and exchange floor).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition. It makes `sprnn ... | head` end quietly, as other Unix tools do, instead of
+    // panicking on a write to a closed pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::main(&a),
+        Command::Plan(a) => plan::main(&a),
+        Command::Run(a) => run::main(&a),
+        Command::Bench(a) => bench::main(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("sprnn: error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

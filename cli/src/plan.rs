@@ -1,0 +1,226 @@
+//! `sprnn plan`: the capacity planner's answer for one layer, batch size and device.
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use sprnn::layout::{self, DeviceInfo, Plan, PlanError, PlanOptions, WeightOrder};
+use sprnn::Gpu;
+
+use crate::layer::{self, cell_name, Layer, LayerSource};
+use crate::{progress, CliResult, Failure, EXIT_DOES_NOT_FIT};
+
+/// Which device to plan for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The NVIDIA H200 preset (sm_90, 132 SMs).
+    H200,
+    /// The NVIDIA A100 preset (sm_80, 108 SMs).
+    A100,
+    /// The CUDA device 0 of this machine, with the registers its driver gave each kernel.
+    Gpu,
+}
+
+/// Order of the nonzeros in each thread's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OrderArg {
+    /// Greedy bank-conflict avoidance (default).
+    BankAware,
+    /// CSR order.
+    Naive,
+}
+
+/// Arguments of `sprnn plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub layer: LayerSource,
+    /// Batch size B.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Device to plan for.
+    #[arg(long, value_enum, default_value = "h200")]
+    pub device: DeviceArg,
+    /// Force the number of CTAs.
+    #[arg(long)]
+    pub ctas: Option<usize>,
+    /// Force threads per row (1, 2, 4, 8, 16 or 32).
+    #[arg(long)]
+    pub threads_per_row: Option<usize>,
+    /// Force the list length N (words per thread).
+    #[arg(long)]
+    pub list_len: Option<usize>,
+    /// CTAs resident per SM.
+    #[arg(long)]
+    pub ctas_per_sm: Option<usize>,
+    /// Order of the nonzeros in the lists.
+    #[arg(long, value_enum, default_value = "bank-aware")]
+    pub order: OrderArg,
+    /// Machine-readable output (one JSON object).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Registers per SM a plan uses (allocation granularity included).
+fn registers_per_sm(p: &Plan) -> usize {
+    let unit = layout::device::REGISTER_ALLOCATION_UNIT;
+    (p.registers_per_thread as usize).div_ceil(unit) * unit * p.threads_per_cta * p.ctas_per_sm
+}
+
+fn layer_json(l: &Layer) -> serde_json::Value {
+    let s = l.w_hh.stats();
+    json!({
+        "source": l.source,
+        "cell": cell_name(l.cell),
+        "hidden": l.hidden(),
+        "nnz": s.nnz,
+        "density": s.density,
+        "max_row_nnz": s.max_row_nnz,
+    })
+}
+
+fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
+    let (min, max) = nnz_range(p);
+    json!({
+        "grid": p.grid,
+        "ctas_per_sm": p.ctas_per_sm,
+        "threads_per_cta": p.threads_per_cta,
+        "threads_per_row": p.threads_per_row,
+        "units_per_cta": p.units_per_cta,
+        "list_len": p.list_len,
+        "batch_tile": p.batch_tile,
+        "smem_bytes": p.smem_bytes,
+        "smem_bytes_available": d.shared_per_cta(p.ctas_per_sm),
+        "registers_per_thread": p.registers_per_thread,
+        "registers_per_sm": registers_per_sm(p),
+        "registers_per_sm_available": d.registers_per_sm,
+        "cta_nnz_min": min,
+        "cta_nnz_max": max,
+        "order": format!("{:?}", p.order),
+        "bank": bank_json(&p.bank),
+        "bank_naive": bank_json(&p.bank_naive),
+    })
+}
+
+fn bank_json(b: &layout::BankStats) -> serde_json::Value {
+    json!({ "mean_wavefronts": b.mean(), "max_wavefronts": b.max, "ideal": b.ideal, "instructions": b.instructions })
+}
+
+fn nnz_range(p: &Plan) -> (usize, usize) {
+    (p.cta_nnz.iter().copied().min().unwrap_or(0), p.cta_nnz.iter().copied().max().unwrap_or(0))
+}
+
+/// The refusal as JSON: its message, its kind and the suggestion's values.
+fn error_json(e: &PlanError) -> serde_json::Value {
+    let mut v = json!({ "error": e.to_string() });
+    let kind = match e {
+        PlanError::DoesNotFit { need_regs, have_regs, fit_density, fit_batch, .. } => {
+            v["need_regs"] = json!(need_regs);
+            v["have_regs"] = json!(have_regs);
+            v["fit_density"] = json!(fit_density);
+            v["fit_batch"] = json!(fit_batch);
+            "DoesNotFit"
+        }
+        PlanError::SharedMemory { need_bytes, have_bytes, max_batch, .. } => {
+            v["need_bytes"] = json!(need_bytes);
+            v["have_bytes"] = json!(have_bytes);
+            v["max_batch"] = json!(max_batch);
+            "SharedMemory"
+        }
+        PlanError::Shape { .. } => "Shape",
+        PlanError::EmptyHidden => "EmptyHidden",
+        PlanError::HiddenTooLarge { .. } => "HiddenTooLarge",
+        PlanError::ZeroBatch => "ZeroBatch",
+        PlanError::BadOption { .. } => "BadOption",
+        PlanError::NotCoResident { .. } => "NotCoResident",
+        PlanError::ValueOutOfRange { .. } => "ValueOutOfRange",
+        PlanError::RowTooLong { .. } => "RowTooLong",
+        _ => "Other",
+    };
+    v["kind"] = json!(kind);
+    v
+}
+
+fn print_plan(p: &Plan, d: &DeviceInfo) {
+    let (min, max) = nnz_range(p);
+    let mean = p.nnz as f64 / p.grid.max(1) as f64;
+    println!("fits:               yes");
+    println!("grid:               {} CTAs ({} per SM, {} hidden units each)", p.grid, p.ctas_per_sm, p.units_per_cta);
+    println!("threads:            {} per CTA, {} per row", p.threads_per_cta, p.threads_per_row);
+    println!("list length:        {} words per thread", p.list_len);
+    println!("batch tile:         {}", p.batch_tile);
+    println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes, d.shared_per_cta(p.ctas_per_sm));
+    println!(
+        "registers:          {} per thread, {} per SM (of {})",
+        p.registers_per_thread,
+        registers_per_sm(p),
+        d.registers_per_sm
+    );
+    println!("nonzeros per CTA:   min {min}, max {max}, mean {mean:.0}");
+    println!("bank conflicts:     wavefronts per warp instruction of the h loads (ideal {}):", p.bank.ideal);
+    println!("  bank-aware order: mean {:.2}, max {}", p.bank.mean(), p.bank.max);
+    println!("  naive order:      mean {:.2}, max {}", p.bank_naive.mean(), p.bank_naive.max);
+}
+
+/// Runs `sprnn plan`.
+pub fn main(args: &PlanArgs) -> CliResult {
+    let device = match args.device {
+        DeviceArg::H200 => DeviceInfo::h200(),
+        DeviceArg::A100 => DeviceInfo::a100(),
+        DeviceArg::Gpu => {
+            let gpu = Gpu::new(0).map_err(|e| {
+                let mut f = Failure::from(e);
+                f.message.push_str("; plan for a preset with --device h200 or --device a100");
+                f
+            })?;
+            gpu.info().clone()
+        }
+    };
+    let l = layer::load(&args.layer)?;
+    let opts = PlanOptions {
+        ctas: args.ctas,
+        threads_per_row: args.threads_per_row,
+        list_len: args.list_len,
+        ctas_per_sm: args.ctas_per_sm,
+        order: match args.order {
+            OrderArg::BankAware => WeightOrder::BankAware,
+            OrderArg::Naive => WeightOrder::Naive,
+        },
+    };
+    let result = progress::spin("planning", || layout::plan(&l.w_hh, l.cell, args.batch, &device, &opts));
+    let s = l.w_hh.stats();
+    if args.json {
+        let mut v = json!({
+            "layer": layer_json(&l),
+            "device": device.name,
+            "batch": args.batch,
+            "fits": result.is_ok(),
+        });
+        match &result {
+            Ok(p) => v["plan"] = plan_json(p, &device),
+            Err(e) => v["refusal"] = error_json(e),
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+    } else {
+        println!(
+            "layer:              {} ({}), H = {}, {} nonzeros (density {:.4}), longest row {}",
+            cell_name(l.cell),
+            l.source,
+            l.hidden(),
+            s.nnz,
+            s.density,
+            s.max_row_nnz
+        );
+        println!("device:             {} ({} SMs), batch {}", device.name, device.sm_count, args.batch);
+        match &result {
+            Ok(p) => print_plan(p, &device),
+            Err(e) => {
+                println!("fits:               no");
+                println!("why:                {e}");
+            }
+        }
+    }
+    match result {
+        Ok(_) => Ok(()),
+        // The reason is on stdout (text or JSON) already.
+        Err(_) => Err(Failure { code: EXIT_DOES_NOT_FIT, message: "the planner refused the layer (reason above)".into() }),
+    }
+}

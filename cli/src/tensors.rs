@@ -1,0 +1,80 @@
+//! The `run` subcommand's files: input `u` (and optional `h0`, `c0`) in, `h` (and `c`) out, as
+//! safetensors.
+//!
+//! Input file: tensor `u`, F32 or F16, shape `[T, B, G·H]` (`W_ih x_t + b_ih` for every step and
+//! sequence, gates in PyTorch's order; **without** `b_hh`, which the layer adds); optional `h0`
+//! and (LSTM) `c0`, F32 or F16, shape `[B, H]`. Other tensors are ignored. Output file: `h`, F32
+//! `[T, B, H]` (every step's hidden state) and, for LSTM, `c`, F32 `[B, H]` (the final cell
+//! state), with metadata `sprnn.cell` and `sprnn.engine`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use half::f16;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::{CliResult, Failure};
+
+/// A floating-point tensor read from a file.
+pub struct Tensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values as f32 (F16 converted exactly).
+    pub values: Vec<f32>,
+    /// The values as stored, when they were F16.
+    pub f16: Option<Vec<f16>>,
+}
+
+/// The tensors of a file by name.
+pub struct File {
+    bytes: Vec<u8>,
+    path: String,
+}
+
+impl File {
+    /// Reads `path` and checks that it is a safetensors file.
+    pub fn read(path: &Path) -> CliResult<File> {
+        let bytes = std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+        let path = path.display().to_string();
+        SafeTensors::deserialize(&bytes).map_err(|e| Failure::new(format!("{path}: not a valid safetensors file: {e}")))?;
+        Ok(File { bytes, path })
+    }
+
+    /// Tensor `name`, `None` when absent; F32 or F16 only.
+    pub fn get(&self, name: &str) -> CliResult<Option<Tensor>> {
+        let st = SafeTensors::deserialize(&self.bytes).expect("checked when read");
+        let t = match st.tensor(name) {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        };
+        let data = t.data();
+        let (values, f16) = match t.dtype() {
+            Dtype::F32 => (data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), None),
+            Dtype::F16 => {
+                let h: Vec<f16> = data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect();
+                (h.iter().map(|x| x.to_f32()).collect(), Some(h))
+            }
+            other => {
+                return Err(Failure::new(format!("{}: tensor {name} has dtype {other:?}; F32 or F16 expected", self.path)))
+            }
+        };
+        Ok(Some(Tensor { shape: t.shape().to_vec(), values, f16 }))
+    }
+
+    /// Path, for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Writes F32 tensors `(name, shape, values)` with `metadata` to `path`.
+pub fn write(path: &Path, tensors: &[(&str, Vec<usize>, &[f32])], metadata: HashMap<String, String>) -> CliResult {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(&str, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| (*name, TensorView::new(Dtype::F32, shape.clone(), b).expect("sizes follow the shapes")))
+        .collect();
+    let out = safetensors::serialize(views, &Some(metadata)).map_err(|e| Failure::new(format!("serialising the output: {e}")))?;
+    std::fs::write(path, out).map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+}

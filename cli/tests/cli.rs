@@ -1,0 +1,425 @@
+//! The `sprnn` program end to end: each test runs the built binary (`CARGO_BIN_EXE_sprnn`) and
+//! checks its exit status and output against the library called directly.
+//!
+//! CPU tests: `info` without a GPU, `plan` on the presets (random layers and a weights file),
+//! `run --reference` round trips, argument errors. GPU tests print "skipped: no CUDA device"
+//! and return on a machine without one.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Output;
+use std::sync::OnceLock;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use sprnn::layout::{self, DeviceInfo, PlanOptions};
+use sprnn::reference::{self, Precision};
+use sprnn::sparse::{Dense, Matrix};
+use sprnn::weights::{LayerWeights, ModelWeights, SaveOptions};
+use sprnn::{Cell, Gpu};
+
+fn gpu() -> Option<Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
+        Ok(g) => g,
+        Err(e) => panic!("opening the GPU failed: {e}"),
+    });
+    if g.is_none() {
+        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
+        }
+        // Written to the terminal directly, past libtest's output capture, so it is always seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
+    }
+    g.clone()
+}
+
+/// Whether this machine has a CUDA device (without the "skipped" notice).
+fn has_gpu() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| matches!(sprnn::try_default_gpu(), Ok(Some(_))))
+}
+
+fn sprnn(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sprnn")).args(args).output().expect("the sprnn binary runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Runs and checks the exit status; returns (stdout, stderr).
+fn expect(args: &[&str], code: i32) -> (String, String) {
+    let o = sprnn(args);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(code), "sprnn {}\nstdout:\n{out}\nstderr:\n{err}", args.join(" "));
+    (out, err)
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// info
+
+#[test]
+fn info_exits_0_and_says_whether_there_is_a_gpu() {
+    let (out, _) = expect(&["info"], 0);
+    if has_gpu() {
+        assert!(out.contains("compute capability") && out.contains("on-chip capacity"), "{out}");
+    } else {
+        assert!(out.starts_with("no CUDA device"), "{out}");
+        for want in ["NVIDIA H200", "NVIDIA A100", "on-chip capacity", "SMs                  132", "SMs                  108"] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        // 132 × (256 KiB + 228 KiB) = 62.4 MiB; 108 × (256 KiB + 164 KiB) = 44.3 MiB.
+        assert!(out.contains("62.4 MiB") && out.contains("44.3 MiB"), "{out}");
+    }
+    let (out, _) = expect(&["info", "--json"], 0);
+    let v = json(&out);
+    if !has_gpu() {
+        assert_eq!(v["no_device"], "no CUDA device");
+        let h200 = DeviceInfo::h200();
+        assert_eq!(v["presets"][0]["on_chip_bytes"], h200.sm_count * (h200.registers_per_sm * 4 + h200.shared_per_sm));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan
+
+#[test]
+fn plan_random_on_the_presets() {
+    // (cell, H, density, B, device, fits, text that must appear)
+    let cases: [(&str, &str, &str, &str, &str, bool, &str); 6] = [
+        ("rnn_tanh", "2304", "0.3", "4", "h200", true, "grid:               128 CTAs"),
+        ("rnn_tanh", "2304", "0.3", "4", "a100", true, "fits:               yes"),
+        ("rnn_tanh", "2304", "0.1", "40", "h200", true, "fits:               yes"),
+        ("rnn_tanh", "2304", "0.1", "40", "a100", false, "batch <= 35 fits"),
+        ("lstm", "2304", "0.3", "4", "h200", false, "density <= "),
+        ("gru", "256", "0.1", "1", "a100", true, "bank-aware order"),
+    ];
+    for (cell, h, d, b, dev, fits, want) in cases {
+        let case = format!("{cell} H={h} d={d} B={b} {dev}");
+        let args = ["plan", "--random", "--cell", cell, "--hidden", h, "--density", d, "--batch", b, "--device", dev];
+        let (out, err) = expect(&args, if fits { 0 } else { 3 });
+        assert!(out.contains(want), "{case}: missing {want:?} in\n{out}");
+        if !fits {
+            assert!(out.contains("fits:               no"), "{case}:\n{out}");
+            assert!(err.contains("the planner refused the layer"), "{case}:\n{err}");
+        }
+        // The JSON agrees with the library on the same random layer (seed 1, sprnn-bench's generator).
+        let mut jargs = args.to_vec();
+        jargs.push("--json");
+        let (out, _) = expect(&jargs, if fits { 0 } else { 3 });
+        let v = json(&out);
+        assert_eq!(v["fits"], fits, "{case}");
+        let c = match cell {
+            "rnn_tanh" => Cell::RnnTanh,
+            "gru" => Cell::Gru,
+            _ => Cell::Lstm,
+        };
+        let (w, _) = sprnn_bench::random_layer(1, c, h.parse().unwrap(), d.parse().unwrap()).unwrap();
+        let device = if dev == "h200" { DeviceInfo::h200() } else { DeviceInfo::a100() };
+        match layout::plan(&w, c, b.parse().unwrap(), &device, &PlanOptions::default()) {
+            Ok(p) => {
+                let j = &v["plan"];
+                assert_eq!(j["grid"], p.grid, "{case}");
+                assert_eq!(j["threads_per_cta"], p.threads_per_cta, "{case}");
+                assert_eq!(j["threads_per_row"], p.threads_per_row, "{case}");
+                assert_eq!(j["list_len"], p.list_len, "{case}");
+                assert_eq!(j["batch_tile"], p.batch_tile, "{case}");
+                assert_eq!(j["smem_bytes"], p.smem_bytes, "{case}");
+                assert_eq!(j["registers_per_thread"], p.registers_per_thread, "{case}");
+                assert_eq!(j["cta_nnz_max"], *p.cta_nnz.iter().max().unwrap(), "{case}");
+                assert_eq!(j["bank"]["max_wavefronts"], p.bank.max, "{case}");
+                assert_eq!(j["bank_naive"]["max_wavefronts"], p.bank_naive.max, "{case}");
+                assert_eq!(v["layer"]["nnz"], w.nnz(), "{case}");
+            }
+            Err(e) => assert_eq!(v["refusal"]["error"], e.to_string(), "{case}"),
+        }
+    }
+}
+
+fn lstm_layer(seed: u64, input: usize, hidden: usize, density: f64) -> LayerWeights {
+    let g = 4 * hidden;
+    let w_hh = sprnn::sparse::random_recurrent(seed, g, hidden, density, 0.9).unwrap();
+    let w_ih = Dense::new(g, input, sprnn_bench::random_input(seed + 1, g * input)).unwrap();
+    let b: Vec<f32> = sprnn_bench::random_input(seed + 2, 2 * g).iter().map(|x| 0.1 * x).collect();
+    LayerWeights::new(Cell::Lstm, Matrix::Dense(w_ih), w_hh, b[..g].to_vec(), b[g..].to_vec()).unwrap()
+}
+
+/// A two-layer bidirectional LSTM (H = 64, I = 16), each direction at another density.
+fn write_lstm_model(dir: &Path) -> (std::path::PathBuf, ModelWeights) {
+    let (i, h) = (16, 64);
+    let layers = vec![
+        vec![lstm_layer(1, i, h, 0.10), lstm_layer(2, i, h, 0.20)],
+        vec![lstm_layer(3, 2 * h, h, 0.30), lstm_layer(4, 2 * h, h, 0.40)],
+    ];
+    let model = ModelWeights::new(Cell::Lstm, layers).unwrap();
+    let path = dir.join("lstm.safetensors");
+    model.save(&path, SaveOptions::default()).unwrap();
+    (path, model)
+}
+
+#[test]
+fn plan_lstm_weights_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, model) = write_lstm_model(dir.path());
+    let file = path.to_str().unwrap();
+    for (l, reverse) in [(0, false), (0, true), (1, false), (1, true)] {
+        let mut args = vec!["plan", "--weights", file, "--cell", "lstm", "--layer", if l == 0 { "0" } else { "1" }, "--batch", "8", "--json"];
+        if reverse {
+            args.push("--reverse");
+        }
+        let (out, _) = expect(&args, 0);
+        let v = json(&out);
+        let w = model.layer(l, usize::from(reverse)).w_hh();
+        let p = layout::plan(w, Cell::Lstm, 8, &DeviceInfo::h200(), &PlanOptions::default()).unwrap();
+        let case = format!("layer {l} reverse {reverse}");
+        assert_eq!(v["layer"]["nnz"], w.nnz(), "{case}");
+        assert_eq!(v["layer"]["hidden"], 64, "{case}");
+        assert_eq!(v["plan"]["grid"], p.grid, "{case}");
+        assert_eq!(v["plan"]["list_len"], p.list_len, "{case}");
+        assert_eq!(v["plan"]["cta_nnz_min"], *p.cta_nnz.iter().min().unwrap(), "{case}");
+    }
+    let (out, _) = expect(&["plan", "--weights", file, "--cell", "lstm", "--device", "a100"], 0);
+    assert!(out.contains("fits:               yes") && out.contains("NVIDIA A100") && out.contains("lstm"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// run
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes tensors (name, dtype F32 or F16, shape, values) to a safetensors file.
+fn write_tensors(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, &[f32])]) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, dt, _, v)| match dt {
+            Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+            _ => f32_bytes(v),
+        })
+        .collect();
+    let views: Vec<(&str, TensorView<'_>)> =
+        tensors.iter().zip(&bytes).map(|((n, dt, s, _), b)| (*n, TensorView::new(*dt, s.clone(), b).unwrap())).collect();
+    std::fs::write(path, safetensors::serialize(views, &None::<HashMap<String, String>>).unwrap()).unwrap();
+}
+
+/// Reads F32 tensor `name`: (shape, values).
+fn read_tensor(path: &Path, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).ok()?;
+    assert_eq!(t.dtype(), Dtype::F32);
+    Some((t.shape().to_vec(), t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+struct RunCase {
+    dir: tempfile::TempDir,
+    weights: std::path::PathBuf,
+    input: std::path::PathBuf,
+    cell: Cell,
+    w_hh: sprnn::Csr,
+    b_hh: Vec<f32>,
+    u: Vec<f32>,
+    h0: Option<Vec<f32>>,
+    c0: Option<Vec<f32>>,
+    steps: usize,
+    batch: usize,
+}
+
+/// A single-layer model file and an input file for `cell` (H = 32).
+fn run_case(cell: Cell, steps: usize, batch: usize, with_state: bool, dtype: Dtype) -> RunCase {
+    let dir = tempfile::tempdir().unwrap();
+    let (i, h, g) = (8, 32, cell.gates());
+    let w_hh = sprnn::sparse::random_recurrent(5, g * h, h, 0.25, 0.9).unwrap();
+    let w_ih = Matrix::Dense(Dense::new(g * h, i, vec![0.0; g * h * i]).unwrap());
+    let b: Vec<f32> = sprnn_bench::random_input(6, 2 * g * h).iter().map(|x| 0.1 * x).collect();
+    let layer = LayerWeights::new(cell, w_ih, w_hh, b[..g * h].to_vec(), b[g * h..].to_vec()).unwrap();
+    let weights = dir.path().join("model.safetensors");
+    ModelWeights::single(layer.clone()).save(&weights, SaveOptions::default()).unwrap();
+    let mut u = sprnn_bench::random_input(7, steps * batch * g * h);
+    if dtype == Dtype::F16 {
+        // What the file will hold: the program reads F16 exactly.
+        u.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+    }
+    let h0 = with_state.then(|| sprnn_bench::random_input(8, batch * h).iter().map(|x| 0.5 * x).collect::<Vec<f32>>());
+    let c0 = (with_state && cell == Cell::Lstm).then(|| sprnn_bench::random_input(9, batch * h));
+    let input = dir.path().join("u.safetensors");
+    let mut tensors: Vec<(&str, Dtype, Vec<usize>, &[f32])> = vec![("u", dtype, vec![steps, batch, g * h], &u)];
+    if let Some(h0) = &h0 {
+        tensors.push(("h0", Dtype::F32, vec![batch, h], h0));
+    }
+    if let Some(c0) = &c0 {
+        tensors.push(("c0", Dtype::F32, vec![batch, h], c0));
+    }
+    write_tensors(&input, &tensors);
+    RunCase { dir, weights, input, cell, w_hh: layer.w_hh().clone(), b_hh: layer.b_hh().to_vec(), u, h0, c0, steps, batch }
+}
+
+fn cell_arg(c: Cell) -> &'static str {
+    match c {
+        Cell::RnnRelu => "rnn_relu",
+        Cell::RnnTanh => "rnn_tanh",
+        Cell::Gru => "gru",
+        Cell::Lstm => "lstm",
+    }
+}
+
+#[test]
+fn run_reference_round_trip() {
+    let cases = [
+        (Cell::Lstm, true, Dtype::F32),
+        (Cell::Lstm, false, Dtype::F16),
+        (Cell::Gru, true, Dtype::F32),
+        (Cell::RnnTanh, false, Dtype::F32),
+        (Cell::RnnRelu, true, Dtype::F16),
+    ];
+    for (cell, with_state, dtype) in cases {
+        let c = run_case(cell, 10, 3, with_state, dtype);
+        let case = format!("{cell:?} state={with_state} {dtype:?}");
+        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, &c.u, c.steps, c.batch, c.h0.as_deref(), c.c0.as_deref(), Precision::DeviceFaithful)
+            .unwrap();
+        for (k, extra) in [&[][..], &["--chunk", "3"][..], &["--chunk", "1", "--batch", "3"][..]].into_iter().enumerate() {
+            let out = c.dir.path().join(format!("out{k}.safetensors"));
+            let mut args = vec![
+                "run",
+                "--reference",
+                "--weights",
+                c.weights.to_str().unwrap(),
+                "--cell",
+                cell_arg(cell),
+                "--input",
+                c.input.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let (stdout, _) = expect(&args, 0);
+            assert!(stdout.contains("reference: DeviceFaithful"), "{case}: {stdout}");
+            let (shape, h) = read_tensor(&out, "h").expect("h");
+            assert_eq!(shape, vec![10, 3, 32], "{case}");
+            assert_eq!(bits(&h), bits(&want.h), "{case} {extra:?}: h differs from sprnn::reference");
+            let c_out = read_tensor(&out, "c");
+            assert_eq!(c_out.as_ref().map(|(s, _)| s.clone()), want.c.as_ref().map(|_| vec![3, 32]), "{case}");
+            assert_eq!(c_out.map(|(_, v)| bits(&v)), want.c.as_deref().map(bits), "{case} {extra:?}: c differs");
+        }
+    }
+    // Another precision goes through as well.
+    let c = run_case(Cell::Gru, 6, 2, false, Dtype::F32);
+    let out = c.dir.path().join("f32.safetensors");
+    let args = ["run", "--reference", "--precision", "f32", "--weights", c.weights.to_str().unwrap(), "--cell", "gru", "--input", c.input.to_str().unwrap(), "--output", out.to_str().unwrap()];
+    expect(&args, 0);
+    let want = reference::forward_u(Cell::Gru, &c.w_hh, &c.b_hh, &c.u, 6, 2, None, None, Precision::F32).unwrap();
+    assert_eq!(bits(&read_tensor(&out, "h").unwrap().1), bits(&want.h));
+}
+
+#[test]
+fn run_on_the_gpu_matches_the_reference() {
+    let Some(_gpu) = gpu() else { return };
+    for cell in [Cell::RnnTanh, Cell::Gru, Cell::Lstm] {
+        let c = run_case(cell, 12, 4, true, Dtype::F32);
+        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, &c.u, c.steps, c.batch, c.h0.as_deref(), c.c0.as_deref(), Precision::DeviceFaithful)
+            .unwrap();
+        let mut previous: Option<Vec<u32>> = None;
+        for (k, chunk) in ["12", "5"].into_iter().enumerate() {
+            let out = c.dir.path().join(format!("gpu{k}.safetensors"));
+            let args = ["run", "--weights", c.weights.to_str().unwrap(), "--cell", cell_arg(cell), "--input", c.input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--chunk", chunk];
+            let (stdout, _) = expect(&args, 0);
+            assert!(stdout.contains("gpu: "), "{stdout}");
+            let h = read_tensor(&out, "h").unwrap().1;
+            let e = reference::compare_steps(&h, &want.h, c.steps, c.batch, 32);
+            assert!(e.within(reference::DEVICE_TOLERANCE), "{cell:?}: worst {}", e.worst);
+            // Chunked and whole runs agree bit for bit.
+            if let Some(p) = &previous {
+                assert_eq!(p, &bits(&h), "{cell:?}: --chunk {chunk} differs from one call");
+            }
+            previous = Some(bits(&h));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+#[test]
+fn bad_arguments_give_clear_errors() {
+    let c = run_case(Cell::Lstm, 4, 2, false, Dtype::F32);
+    let (weights, input) = (c.weights.to_str().unwrap(), c.input.to_str().unwrap());
+    let out = c.dir.path().join("out.safetensors");
+    let out = out.to_str().unwrap();
+    let bad_shape = c.dir.path().join("bad.safetensors");
+    write_tensors(&bad_shape, &[("u", Dtype::F32, vec![4, 2, 100], &vec![0.0; 800])]);
+    let bad_shape = bad_shape.to_str().unwrap();
+    let missing = c.dir.path().join("missing.safetensors");
+    let missing = missing.to_str().unwrap();
+    let not_st = c.dir.path().join("junk.safetensors");
+    std::fs::write(&not_st, b"not a safetensors file").unwrap();
+    let not_st = not_st.to_str().unwrap();
+    let run = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["run", "--reference", "--cell", "lstm", "--output", out].iter().map(|s| s.to_string()).collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let owned = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    // (arguments, exit status, text stderr must contain)
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (owned(&["frobnicate"]), 2, "unrecognized subcommand"),
+        (owned(&["plan", "--random", "--cell", "lsm", "--hidden", "8"]), 2, "possible values: rnn_relu, rnn_tanh, gru, lstm"),
+        (owned(&["plan", "--cell", "lstm"]), 2, "--weights <FILE>"),
+        (owned(&["plan", "--random", "--cell", "gru"]), 2, "--hidden <H>"),
+        (owned(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--device", "h100"]), 2, "possible values: h200, a100, gpu"),
+        (owned(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--density", "1.5"]), 1, "--density 1.5 is not in [0, 1]"),
+        (owned(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--batch", "0"]), 3, "the planner refused"),
+        (owned(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--threads-per-row", "3"]), 3, "the planner refused"),
+        (owned(&["plan", "--weights", missing, "--cell", "lstm"]), 1, "No such file"),
+        (owned(&["plan", "--weights", not_st, "--cell", "lstm"]), 1, "not a valid safetensors file"),
+        (owned(&["plan", "--weights", weights, "--cell", "gru"]), 1, "lstm"),
+        (owned(&["plan", "--weights", weights, "--cell", "lstm", "--layer", "3"]), 1, "--layer 3 but the file has 1 layer"),
+        (owned(&["plan", "--weights", weights, "--cell", "lstm", "--reverse"]), 1, "not bidirectional"),
+        (run(&["--weights", weights, "--input", bad_shape]), 1, "\"u\" has shape [4, 2, 100]; a lstm layer of H = 32 needs [T, B, G*H] = [T, B, 128]"),
+        (run(&["--weights", weights, "--input", input, "--batch", "7"]), 1, "--batch 7, but \"u\""),
+        (run(&["--weights", weights, "--input", missing]), 1, "No such file"),
+        (run(&["--weights", weights, "--input", weights]), 1, "no tensor \"u\""),
+        (run(&["--weights", weights, "--input", input, "--chunk", "0"]), 1, "--chunk must be at least 1"),
+        (run(&["--weights", weights]), 2, "--input <FILE>"),
+        (owned(&["run", "--precision", "f32", "--weights", weights, "--cell", "lstm", "--input", input, "--output", out]), 2, "--reference"),
+    ];
+    for (args, code, want) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (_, err) = expect(&args, *code);
+        assert!(err.contains(want), "sprnn {}: stderr lacks {want:?}:\n{err}", args.join(" "));
+    }
+    if !has_gpu() {
+        let (_, err) = expect(&["run", "--weights", weights, "--cell", "lstm", "--input", input, "--output", out], 2);
+        assert!(err.contains("no CUDA device") && err.contains("--reference"), "{err}");
+        let (_, err) = expect(&["bench", "--cells", "rnn_tanh", "--hidden", "256"], 2);
+        assert!(err.contains("no CUDA device"), "{err}");
+        let (_, err) = expect(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--device", "gpu"], 2);
+        assert!(err.contains("no CUDA device") && err.contains("--device h200"), "{err}");
+        assert!(!Path::new(out).exists(), "no output is written on failure");
+    }
+}
+
+#[test]
+fn help_everywhere() {
+    for sub in [&[][..], &["info"], &["plan"], &["run"], &["bench"], &["help", "plan"]] {
+        let mut args = sub.to_vec();
+        if sub.first() != Some(&"help") {
+            args.push("--help");
+        }
+        let (out, _) = expect(&args, 0);
+        assert!(out.contains("Usage: sprnn"), "sprnn {}:\n{out}", args.join(" "));
+    }
+    let (out, _) = expect(&["run", "--help"], 0);
+    assert!(out.contains("[T, B, G*H]") && out.contains("\"h\", F32 [T, B, H]"), "{out}");
+    let (out, _) = expect(&["--help"], 0);
+    assert!(out.contains("Exit status"), "{out}");
+}
