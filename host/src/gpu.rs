@@ -47,7 +47,11 @@ impl Gpu {
     /// when there is no such device, [`Error::UnsupportedGpu`] below sm_80, and
     /// [`Error::Driver`] when a driver call fails (e.g. the PTX does not load).
     pub fn new(ordinal: u32) -> Result<Gpu> {
-        driver::init()?;
+        driver::init().map_err(|e| match e {
+            // cuInit's "no device" names no ordinal; report the one asked for.
+            Error::NoDevice { .. } => Error::NoDevice { ordinal },
+            e => e,
+        })?;
         let count = Device::num_devices().map_err(cust_err("cuDeviceGetCount"))?;
         if ordinal >= count {
             return Err(Error::NoDevice { ordinal });

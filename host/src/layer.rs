@@ -20,7 +20,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    exchange_words, flags, h_smem_bytes, recurrent_kernel_name, status, Cell, RecurrentParams,
+    exchange_words, flags, h_smem_bytes, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
 };
 
 use crate::driver;
@@ -267,6 +267,37 @@ impl SparseRecurrentLayer {
                 registers,
             });
         }
+        // A plan's fields are public: refuse one whose buffers do not match its launch shape
+        // (the kernel would read past them).
+        let words = plan.list_len.checked_mul(plan.grid).and_then(|n| n.checked_mul(plan.threads_per_cta));
+        if words != Some(plan.weights.len()) {
+            return Err(Error::Input {
+                name: "plan",
+                problem: format!(
+                    "{} packed words, but list_len {} x grid {} x threads_per_cta {} need {}",
+                    plan.weights.len(),
+                    plan.list_len,
+                    plan.grid,
+                    plan.threads_per_cta,
+                    words.map_or("more than usize::MAX".to_string(), |w| w.to_string())
+                ),
+            });
+        }
+        if plan.grid.checked_mul(plan.units_per_cta) != Some(plan.units.len()) {
+            return Err(Error::Input {
+                name: "plan",
+                problem: format!("{} unit-table entries, but grid {} x units_per_cta {} need {}", plan.units.len(), plan.grid, plan.units_per_cta, plan.grid.saturating_mul(plan.units_per_cta)),
+            });
+        }
+        if let Some(i) = plan.units.iter().position(|&u| u != NO_UNIT && u as usize >= h) {
+            return Err(Error::Input { name: "plan", problem: format!("unit-table entry {i} is unit {}, but H = {h}", plan.units[i]) });
+        }
+        if let Some(i) = plan.weights.iter().position(|&w| nonzero_col(w) as usize > h) {
+            return Err(Error::Input {
+                name: "plan",
+                problem: format!("packed word {i} has column {}, but H = {h} (the padding column) is the largest", nonzero_col(plan.weights[i])),
+            });
+        }
         let alloc = cust_err("cuMemAlloc");
         let up = |e| Error::from(alloc(e));
         Ok(SparseRecurrentLayer {
@@ -318,13 +349,15 @@ impl SparseRecurrentLayer {
         (self.grid, self.threads_per_cta, self.threads_per_row, self.smem_bytes, self.kernel)
     }
 
-    /// Length of `U` for `steps` steps: `T·B·G·H`.
+    /// Length of `U` for `steps` steps: `T·B·G·H` (saturating at `usize::MAX`).
     pub fn input_len(&self, steps: usize) -> usize {
-        steps * self.batch * self.cell.gates() * self.hidden
+        steps.saturating_mul(self.batch * self.cell.gates() * self.hidden)
     }
 
-    /// Allocates device outputs for `steps` steps.
+    /// Allocates device outputs for `steps` steps (checked as [`Self::forward`] checks them:
+    /// at least 1, `T·B·G·H` within the kernel's 32-bit indices).
     pub fn alloc_output(&self, steps: usize) -> Result<DeviceOutput> {
+        self.check_steps(steps)?;
         self.gpu.make_current()?;
         Ok(DeviceOutput {
             h: DeviceBuffer::zeroed(steps * self.batch * self.hidden).map_err(cust_err("cuMemAlloc"))?,
@@ -338,13 +371,14 @@ impl SparseRecurrentLayer {
         if steps == 0 {
             return Err(Error::Input { name: "steps", problem: "0; a sequence needs at least one step".into() });
         }
-        if self.input_len(steps) > limit {
+        // Checked: a step count whose T·B·G·H wraps around usize must not pass as a small one.
+        let per_step = self.batch * self.cell.gates() * self.hidden;
+        if steps.checked_mul(per_step).is_none_or(|n| n > limit) {
             return Err(Error::Input {
                 name: "steps",
                 problem: format!(
-                    "{steps} steps make U {} values, over the kernel's 32-bit index limit {limit}; split the sequence (at most {} steps per call)",
-                    self.input_len(steps),
-                    limit / (self.batch * self.cell.gates() * self.hidden)
+                    "{steps} steps make U {steps} x {per_step} values, over the kernel's 32-bit index limit {limit}; split the sequence (at most {} steps per call)",
+                    limit / per_step
                 ),
             });
         }

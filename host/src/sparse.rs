@@ -112,7 +112,8 @@ impl Csr {
         col_idx: Vec<u32>,
         values: Vec<f32>,
     ) -> Result<Self, SparseError> {
-        if row_ptr.len() != rows + 1 {
+        // `rows + 1` is checked: `rows = usize::MAX` would wrap to 0 and match an empty row_ptr.
+        if rows.checked_add(1) != Some(row_ptr.len()) {
             return Err(SparseError::RowPtr {
                 what: format!("{} entries for {} rows (need rows + 1)", row_ptr.len(), rows),
             });
@@ -128,11 +129,14 @@ impl Csr {
                 what: format!("ends at {} but there are {} nonzeros", row_ptr[rows], col_idx.len()),
             });
         }
+        // Monotonicity first: with it (and the two ends checked above) every row's range lies
+        // within the entries, so the loop below cannot index past them.
+        if let Some(r) = (0..rows).find(|&r| row_ptr[r + 1] < row_ptr[r]) {
+            let (a, b) = (row_ptr[r], row_ptr[r + 1]);
+            return Err(SparseError::RowPtr { what: format!("decreases at row {r} ({a} then {b})") });
+        }
         for r in 0..rows {
             let (a, b) = (row_ptr[r], row_ptr[r + 1]);
-            if b < a {
-                return Err(SparseError::RowPtr { what: format!("decreases at row {r} ({a} then {b})") });
-            }
             let mut prev: Option<usize> = None;
             for i in a..b {
                 let c = col_idx[i] as usize;

@@ -477,11 +477,13 @@ impl ModelWeights {
                 has_bias |= kind.starts_with("bias");
             }
         }
-        let layers_n = max_layer.map_or(1, |m| m + 1);
+        // The layer count comes from tensor names (`weight_hh_l4000000000` is a valid name), so
+        // nothing is allocated from it: a gap fails at the first missing layer's tensors.
+        let layers_n = max_layer.map_or(1, |m| m.saturating_add(1));
         let dirs = if reverse { 2 } else { 1 };
         let mut hidden0: Option<usize> = None;
         let mut input0: Option<usize> = None;
-        let mut layers = Vec::with_capacity(layers_n);
+        let mut layers = Vec::new();
         for l in 0..layers_n {
             let mut layer = Vec::with_capacity(dirs);
             for d in 0..dirs {

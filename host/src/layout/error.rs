@@ -20,7 +20,7 @@ pub enum PlanError {
         expected_rows: usize,
     },
     /// The hidden size is 0.
-    #[error("hidden size is 0")]
+    #[error("hidden size is 0 (W_hh has 0 columns); a layer needs at least 1 hidden unit")]
     EmptyHidden,
     /// The hidden size is larger than the 16-bit column index allows.
     #[error("hidden size {hidden} exceeds the largest supported, {max} (16-bit column indices)")]
@@ -31,10 +31,11 @@ pub enum PlanError {
         max: usize,
     },
     /// The batch size is 0.
-    #[error("batch size is 0")]
+    #[error("batch size is 0; a layer needs a batch of at least 1")]
     ZeroBatch,
-    /// An option of [`PlanOptions`](super::PlanOptions) (or a field of a
-    /// [`Geometry`](super::Geometry)) has a value the kernel does not support.
+    /// An option of [`PlanOptions`](super::PlanOptions), a field of a
+    /// [`Geometry`](super::Geometry), or the batch size (above the kernel's 32-bit parameter)
+    /// has a value the kernel does not support.
     #[error("{option} = {value} is not supported: {allowed}")]
     BadOption {
         /// Name of the option.

@@ -117,8 +117,15 @@ pub struct Plan {
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let (hidden, gates) = validate(w_hh, cell, batch)?;
     let cps = opts.ctas_per_sm.unwrap_or(1);
-    if cps == 0 {
-        return Err(PlanError::BadOption { option: "ctas_per_sm", value: 0, allowed: "at least 1".into() });
+    // At least one warp per CTA: more CTAs per SM than `max_threads_per_sm / 32` can never be
+    // resident (and the bound keeps `sm_count * ctas_per_sm` from overflowing).
+    let max_cps = (device.max_threads_per_sm / 32).max(1);
+    if cps == 0 || cps > max_cps {
+        return Err(PlanError::BadOption {
+            option: "ctas_per_sm",
+            value: cps,
+            allowed: format!("1 to {max_cps} (one warp per CTA on the {})", device.name),
+        });
     }
     if let Some(t) = opts.threads_per_row {
         if !THREADS_PER_ROW.contains(&t) {
@@ -229,6 +236,11 @@ fn validate(w_hh: &Csr, cell: Cell, batch: usize) -> Result<(usize, usize), Plan
     if batch == 0 {
         return Err(PlanError::ZeroBatch);
     }
+    // The kernel takes B as a 32-bit parameter; the bound also keeps every size computed from B
+    // (shared memory, exchange words) from overflowing.
+    if batch > u32::MAX as usize {
+        return Err(PlanError::BadOption { option: "batch", value: batch, allowed: format!("at most {} (32-bit kernel parameter)", u32::MAX) });
+    }
     if let Some(i) = w_hh.values().iter().position(|&v| f16::from_f32(v).is_infinite()) {
         let row = w_hh.row_ptr().partition_point(|&p| p <= i) - 1;
         return Err(PlanError::ValueOutOfRange { row, col: w_hh.col_idx()[i] as usize, value: w_hh.values()[i] });
@@ -246,12 +258,27 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder)
     if !LIST_LENGTHS.contains(&g.list_len) {
         return bad("list_len", g.list_len, format!("one of {LIST_LENGTHS:?}"));
     }
-    if g.grid == 0 || g.units_per_cta == 0 || g.grid * g.units_per_cta < hidden {
+    if g.grid == 0 || g.units_per_cta == 0 || g.grid.checked_mul(g.units_per_cta).is_none_or(|n| n < hidden) {
         return bad("grid", g.grid, format!("grid x units_per_cta >= H = {hidden}, both >= 1"));
     }
+    // Every unit of a CTA needs a distinct hidden unit, so more than H units per CTA (or CTAs)
+    // only add empty slots; the bound also keeps the thread and word counts below from overflowing.
+    if g.units_per_cta > hidden {
+        return bad("units_per_cta", g.units_per_cta, format!("at most H = {hidden}"));
+    }
+    if g.grid > hidden {
+        return bad("grid", g.grid, format!("at most H = {hidden}"));
+    }
     let min_nt = round_up(g.units_per_cta * gates * g.threads_per_row, 32);
-    if g.threads_per_cta % 32 != 0 || g.threads_per_cta < min_nt {
-        return bad("threads_per_cta", g.threads_per_cta, format!("a multiple of 32, at least {min_nt}"));
+    // Threads beyond the rows' own are padding for the gather; the planner never offers more
+    // than 1024 in all, and the bound keeps the weight buffer proportional to the layer.
+    let max_nt = min_nt.max(1024);
+    if g.threads_per_cta % 32 != 0 || g.threads_per_cta < min_nt || g.threads_per_cta > max_nt {
+        return bad("threads_per_cta", g.threads_per_cta, format!("a multiple of 32 from {min_nt} to {max_nt}"));
+    }
+    // The kernel counts the grid's threads in 32 bits.
+    if g.grid * g.threads_per_cta > u32::MAX as usize {
+        return bad("threads_per_cta", g.threads_per_cta, format!("grid {} x threads_per_cta <= {}", g.grid, u32::MAX));
     }
     if (hidden + 1) as u64 * batch as u64 * 2 > u32::MAX as u64 {
         return bad("batch", batch, "a hidden state under 4 GiB".into());

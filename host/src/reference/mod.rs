@@ -211,7 +211,7 @@ pub enum ReferenceError {
         cell: Cell,
     },
     /// `T * B * G * H` (or another size) does not fit in `usize`.
-    #[error("size of {what} overflows")]
+    #[error("size of {what} overflows: more than usize::MAX = {} values", usize::MAX)]
     SizeOverflow {
         /// Which size.
         what: &'static str,

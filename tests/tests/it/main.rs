@@ -3,4 +3,6 @@
 mod gpu;
 mod layout;
 mod reference;
+mod validation;
+mod validation_gpu;
 mod stream;

@@ -1,0 +1,104 @@
+//! Fuzzes the layout planner: `sprnn::layout::plan` on small arbitrary layers must return a
+//! plan that holds every nonzero exactly once, or a typed `PlanError`, never panic.
+//!
+//! The input is decoded into: a cell, H in 1..=48 (sometimes a row count that is not G·H), the
+//! rows of `W_hh` built through the validated `Csr::new` (columns from bitmaps, values sometimes
+//! beyond the fp16 range), a batch (mostly 1..=64, sometimes absurd: 0, 2^32, usize::MAX), every
+//! `PlanOptions` field (valid and invalid values) and a device: the H200 or A100 preset, or the
+//! H200 cut down (fewer SMs, registers, shared memory) so small layers reach the "does not fit"
+//! and "shared memory" refusals. Sizes are capped so one run takes well under a millisecond.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sprnn::layout::{plan, DeviceInfo, PlanOptions, WeightOrder};
+use sprnn::{Cell, Csr};
+use sprnn_kernels::format::NO_UNIT;
+
+const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.u8() as usize % from.len()]
+    }
+
+    /// `None` half the time, else a value from `from`.
+    fn option<T: Copy>(&mut self, from: &[T]) -> Option<T> {
+        if self.u8() & 1 == 0 { None } else { Some(self.pick(from)) }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let cell = b.pick(&CELLS);
+    let hidden = 1 + b.u8() as usize % 48;
+    let rows = match b.u8() % 16 {
+        0 => cell.gates() * hidden + 1,
+        1 => (cell.gates() * hidden).saturating_sub(1),
+        _ => cell.gates() * hidden,
+    };
+    let big_values = b.u8() % 8 == 0;
+    let (mut row_ptr, mut cols, mut vals) = (vec![0usize], Vec::new(), Vec::new());
+    for _ in 0..rows {
+        // Density per row from one byte; columns where a fresh byte passes it.
+        let density = b.u8();
+        for c in 0..hidden {
+            if b.u8() < density {
+                cols.push(c as u32);
+                let v = (b.u8() as i8) as f32 / 16.0;
+                vals.push(if big_values && v > 7.0 { 70000.0 } else { v });
+            }
+        }
+        row_ptr.push(cols.len());
+    }
+    let w = Csr::new(rows, hidden, row_ptr, cols, vals).expect("a well-formed CSR");
+    let batch = match b.u8() % 16 {
+        0 => b.pick(&[0, 65, 1000, 1 << 20, 1 << 32, usize::MAX]),
+        _ => 1 + b.u8() as usize % 64,
+    };
+    let opts = PlanOptions {
+        ctas: b.option(&[0, 1, 2, 3, 7, 16, 48, 132, 133, 300]),
+        threads_per_row: b.option(&[0, 1, 2, 3, 4, 8, 16, 32, 64]),
+        list_len: b.option(&[0, 8, 10, 16, 24, 32, 48, 64, 96, 128, 256]),
+        ctas_per_sm: b.option(&[0, 1, 2, 4, 32, 64, 65, usize::MAX]),
+        order: if b.u8() & 1 == 0 { WeightOrder::BankAware } else { WeightOrder::Naive },
+    };
+    let device = match b.u8() % 4 {
+        0 => DeviceInfo::a100(),
+        1 => {
+            let mut d = DeviceInfo::h200();
+            d.sm_count = 1 + b.u8() as usize % 132;
+            d.registers_per_sm = b.pick(&[8192, 16384, 32768, 65536]);
+            d.shared_per_sm = 2048 + (b.u8() as usize) * 900;
+            d.shared_per_block_optin = d.shared_per_sm.saturating_sub(1024);
+            d
+        }
+        _ => DeviceInfo::h200(),
+    };
+    let Ok(p) = plan(&w, cell, batch, &device, &opts) else { return };
+    // What the plan promises.
+    let cps = p.ctas_per_sm;
+    assert!(p.grid >= 1 && p.grid <= device.sm_count * cps, "grid {} on {} SMs x {cps}", p.grid, device.sm_count);
+    assert!(p.threads_per_cta <= device.max_threads_per_block && p.threads_per_cta % 32 == 0);
+    assert!(p.smem_bytes <= device.shared_per_cta(cps), "{} bytes of shared memory", p.smem_bytes);
+    assert_eq!(p.weights.len(), p.list_len * p.grid * p.threads_per_cta);
+    assert_eq!(p.units.len(), p.grid * p.units_per_cta);
+    let mut seen = vec![false; hidden];
+    for &u in p.units.iter().filter(|&&u| u != NO_UNIT) {
+        assert!(!std::mem::replace(&mut seen[u as usize], true), "unit {u} placed twice");
+    }
+    assert!(seen.iter().all(|&s| s), "a unit has no CTA");
+    let placed = p.weights.iter().filter(|&&x| (x & 0xFFFF) as usize != hidden).count();
+    assert_eq!(placed, w.nnz(), "nonzeros placed vs stored");
+});

@@ -1,0 +1,1167 @@
+//! The bad-input table, CPU part: one test per row of `docs/VALIDATION.md` for every public
+//! entry point that runs without a GPU (sparse matrices, the planner, weight files, the CPU
+//! reference, opening a GPU on a machine without one). Each test checks the typed error variant
+//! and that its message names the bad value and the limit it broke.
+//!
+//! The rows that need a CUDA device are in `validation_gpu.rs`.
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, TensorView};
+use sprnn::layout::{layout_with, plan, synthetic, DeviceInfo, Geometry, PlanError, PlanOptions, WeightOrder};
+use sprnn::reference::{forward_model, forward_u, forward_u_permuted, forward_x, Precision, ReferenceError};
+use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
+use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
+use sprnn::{Cell, Csr, Error, Gpu, SparseError};
+
+/// Asserts that `e`'s message contains every part (the value and the limit, usually).
+#[track_caller]
+fn says(e: &impl std::fmt::Display, parts: &[&str]) {
+    let m = e.to_string();
+    for p in parts {
+        assert!(m.contains(p), "message {m:?} does not contain {p:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// sparse: Csr::new, Csr::from_dense, Csr::from_dense_pruned, Csr::pruned, Csr::map_values,
+// Dense::new, random_recurrent
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn csr_new_row_ptr_wrong_length() {
+    let e = Csr::new(3, 3, vec![0, 0, 0], vec![], vec![]).unwrap_err();
+    assert!(matches!(e, SparseError::RowPtr { .. }), "{e:?}");
+    says(&e, &["3 entries for 3 rows", "rows + 1"]);
+}
+
+#[test]
+fn csr_new_row_count_that_overflows() {
+    // rows + 1 wraps to 0 for usize::MAX: must not be taken for an empty row pointer.
+    let e = Csr::new(usize::MAX, 1, vec![], vec![], vec![]).unwrap_err();
+    assert!(matches!(e, SparseError::RowPtr { .. }), "{e:?}");
+    says(&e, &["0 entries", &format!("{} rows", usize::MAX), "rows + 1"]);
+}
+
+#[test]
+fn csr_new_row_ptr_not_starting_at_zero() {
+    let e = Csr::new(1, 2, vec![1, 1], vec![0], vec![1.0]).unwrap_err();
+    assert!(matches!(e, SparseError::RowPtr { .. }), "{e:?}");
+    says(&e, &["starts at 1", "not 0"]);
+}
+
+#[test]
+fn csr_new_row_ptr_decreasing() {
+    let e = Csr::new(2, 2, vec![0, 2, 1], vec![0], vec![1.0]).unwrap_err();
+    assert!(matches!(e, SparseError::RowPtr { .. }), "{e:?}");
+    says(&e, &["decreases at row 1", "2 then 1"]);
+}
+
+#[test]
+fn csr_new_row_ptr_end_not_nnz() {
+    let e = Csr::new(1, 2, vec![0, 1], vec![0, 1], vec![1.0, 2.0]).unwrap_err();
+    assert!(matches!(e, SparseError::RowPtr { .. }), "{e:?}");
+    says(&e, &["ends at 1", "2 nonzeros"]);
+}
+
+#[test]
+fn csr_new_length_mismatch() {
+    let e = Csr::new(1, 2, vec![0, 2], vec![0, 1], vec![1.0]).unwrap_err();
+    assert_eq!(e, SparseError::LengthMismatch { cols: 2, values: 1 });
+    says(&e, &["2 column indices", "1 values"]);
+}
+
+#[test]
+fn csr_new_column_out_of_range() {
+    let e = Csr::new(1, 3, vec![0, 1], vec![5], vec![1.0]).unwrap_err();
+    assert_eq!(e, SparseError::ColumnOutOfRange { row: 0, col: 5, cols: 3 });
+    says(&e, &["column index 5", "3 columns"]);
+}
+
+#[test]
+fn csr_new_unsorted_columns() {
+    let e = Csr::new(1, 3, vec![0, 2], vec![2, 1], vec![1.0, 1.0]).unwrap_err();
+    assert_eq!(e, SparseError::Unsorted { row: 0, prev: 2, col: 1 });
+    says(&e, &["row 0", "strictly increasing", "2 then 1"]);
+}
+
+#[test]
+fn csr_new_duplicate_column() {
+    let e = Csr::new(2, 3, vec![0, 0, 2], vec![1, 1], vec![1.0, 1.0]).unwrap_err();
+    assert_eq!(e, SparseError::Unsorted { row: 1, prev: 1, col: 1 });
+    says(&e, &["row 1", "1 then 1"]);
+}
+
+#[test]
+fn csr_new_nan_value() {
+    let e = Csr::new(2, 2, vec![0, 1, 2], vec![0, 1], vec![1.0, f32::NAN]).unwrap_err();
+    assert!(matches!(e, SparseError::NonFinite { row: 1, col: 1, value } if value.is_nan()), "{e:?}");
+    says(&e, &["row 1, column 1", "NaN", "not finite"]);
+}
+
+#[test]
+fn csr_new_infinite_value() {
+    let e = Csr::new(1, 2, vec![0, 1], vec![0], vec![f32::NEG_INFINITY]).unwrap_err();
+    assert!(matches!(e, SparseError::NonFinite { row: 0, col: 0, .. }), "{e:?}");
+    says(&e, &["-inf", "not finite"]);
+}
+
+#[test]
+fn csr_from_dense_wrong_length() {
+    let e = Csr::from_dense(&[1.0; 5], 2, 3).unwrap_err();
+    assert_eq!(e, SparseError::DenseShape { rows: 2, cols: 3, len: 5 });
+    says(&e, &["5 values", "2 x 3"]);
+}
+
+#[test]
+fn csr_from_dense_infinite_value() {
+    let e = Csr::from_dense(&[0.0, 1.0, f32::INFINITY, 0.0], 2, 2).unwrap_err();
+    assert!(matches!(e, SparseError::NonFinite { row: 1, col: 0, .. }), "{e:?}");
+    says(&e, &["row 1, column 0", "inf"]);
+}
+
+#[test]
+fn csr_from_dense_too_many_columns() {
+    let cols = u32::MAX as usize + 1;
+    let e = Csr::from_dense(&[], 0, cols).unwrap_err();
+    assert_eq!(e, SparseError::TooManyColumns { cols });
+    says(&e, &[&cols.to_string(), "32-bit"]);
+}
+
+#[test]
+fn csr_from_dense_pruned_density_above_one() {
+    let e = Csr::from_dense_pruned(&[1.0], 1, 1, 1.5, PruneMode::Global).unwrap_err();
+    assert_eq!(e, SparseError::Density { density: 1.5 });
+    says(&e, &["1.5", "[0, 1]"]);
+}
+
+#[test]
+fn csr_from_dense_pruned_negative_density() {
+    let e = Csr::from_dense_pruned(&[1.0], 1, 1, -0.1, PruneMode::PerRow).unwrap_err();
+    assert_eq!(e, SparseError::Density { density: -0.1 });
+    says(&e, &["-0.1", "[0, 1]"]);
+}
+
+#[test]
+fn csr_from_dense_pruned_nan_density() {
+    let e = Csr::from_dense_pruned(&[1.0], 1, 1, f64::NAN, PruneMode::PerRow).unwrap_err();
+    assert!(matches!(e, SparseError::Density { density } if density.is_nan()), "{e:?}");
+    says(&e, &["NaN", "[0, 1]"]);
+}
+
+#[test]
+fn csr_from_dense_pruned_nan_that_pruning_would_drop() {
+    let e = Csr::from_dense_pruned(&[5.0, f32::NAN], 1, 2, 0.5, PruneMode::PerRow).unwrap_err();
+    assert!(matches!(e, SparseError::NonFinite { row: 0, col: 1, .. }), "{e:?}");
+    says(&e, &["row 0, column 1", "NaN"]);
+}
+
+#[test]
+fn csr_pruned_density_above_one() {
+    let m = Csr::from_dense(&[1.0, 2.0], 1, 2).unwrap();
+    let e = m.pruned(2.0, PruneMode::Global).unwrap_err();
+    assert_eq!(e, SparseError::Density { density: 2.0 });
+    says(&e, &["density 2", "[0, 1]"]);
+}
+
+#[test]
+fn csr_map_values_to_nan() {
+    let m = Csr::from_dense(&[1.0, 0.0, 0.0, -1.0], 2, 2).unwrap();
+    let e = m.map_values(|v| v.sqrt()).unwrap_err();
+    assert!(matches!(e, SparseError::NonFinite { row: 1, col: 1, .. }), "{e:?}");
+    says(&e, &["row 1, column 1", "NaN"]);
+}
+
+#[test]
+fn dense_new_wrong_length() {
+    let e = Dense::new(2, 2, vec![0.0; 3]).unwrap_err();
+    assert_eq!(e, SparseError::DenseShape { rows: 2, cols: 2, len: 3 });
+    says(&e, &["3 values", "2 x 2"]);
+}
+
+#[test]
+fn dense_new_shape_that_overflows() {
+    let e = Dense::new(usize::MAX, 2, vec![]).unwrap_err();
+    assert!(matches!(e, SparseError::DenseShape { len: 0, .. }), "{e:?}");
+    says(&e, &["0 values", &format!("{} x 2", usize::MAX)]);
+}
+
+#[test]
+fn random_recurrent_rows_not_gate_blocks() {
+    let e = random_recurrent(0, 10, 4, 0.5, 1.0).unwrap_err();
+    assert_eq!(e, SparseError::NotGateBlocks { rows: 10, cols: 4 });
+    says(&e, &["10 rows", "multiple of 4 columns"]);
+}
+
+#[test]
+fn random_recurrent_rows_without_columns() {
+    let e = random_recurrent(0, 3, 0, 0.5, 1.0).unwrap_err();
+    assert_eq!(e, SparseError::NotGateBlocks { rows: 3, cols: 0 });
+    says(&e, &["3 rows", "0 columns"]);
+}
+
+#[test]
+fn random_recurrent_zero_radius() {
+    let e = random_recurrent(0, 8, 4, 0.5, 0.0).unwrap_err();
+    assert_eq!(e, SparseError::Radius { radius: 0.0 });
+    says(&e, &["radius 0", "finite positive"]);
+}
+
+#[test]
+fn random_recurrent_infinite_radius() {
+    let e = random_recurrent(0, 8, 4, 0.5, f64::INFINITY).unwrap_err();
+    assert!(matches!(e, SparseError::Radius { .. }), "{e:?}");
+    says(&e, &["radius inf", "finite positive"]);
+}
+
+#[test]
+fn random_recurrent_density_out_of_range() {
+    let e = random_recurrent(0, 8, 4, 1.01, 1.0).unwrap_err();
+    assert_eq!(e, SparseError::Density { density: 1.01 });
+    says(&e, &["1.01", "[0, 1]"]);
+}
+
+#[test]
+fn random_recurrent_too_many_columns() {
+    let cols = u32::MAX as usize + 1;
+    let e = random_recurrent(0, 0, cols, 0.5, 1.0).unwrap_err();
+    assert_eq!(e, SparseError::TooManyColumns { cols });
+    says(&e, &[&cols.to_string(), "32-bit"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// layout: plan, layout_with
+// ---------------------------------------------------------------------------------------------
+
+fn h200(w: &Csr, cell: Cell, batch: usize, opts: &PlanOptions) -> Result<sprnn::layout::Plan, PlanError> {
+    plan(w, cell, batch, &DeviceInfo::h200(), opts)
+}
+
+fn rnn(hidden: usize, density: f64) -> Csr {
+    synthetic::uniform(hidden, hidden, density, 7)
+}
+
+#[test]
+fn plan_hidden_zero() {
+    let w = Csr::new(0, 0, vec![0], vec![], vec![]).unwrap();
+    let e = h200(&w, Cell::RnnTanh, 1, &PlanOptions::default()).unwrap_err();
+    assert_eq!(e, PlanError::EmptyHidden);
+    says(&e, &["hidden size is 0", "at least 1"]);
+}
+
+#[test]
+fn plan_hidden_above_65535() {
+    let w = Csr::new(65536, 65536, vec![0; 65537], vec![], vec![]).unwrap();
+    let e = h200(&w, Cell::RnnTanh, 1, &PlanOptions::default()).unwrap_err();
+    assert_eq!(e, PlanError::HiddenTooLarge { hidden: 65536, max: 65535 });
+    says(&e, &["65536", "65535"]);
+}
+
+#[test]
+fn plan_rows_not_gates_times_hidden() {
+    let w = rnn(32, 0.3);
+    let e = h200(&w, Cell::Lstm, 1, &PlanOptions::default()).unwrap_err();
+    assert_eq!(e, PlanError::Shape { cell: Cell::Lstm, rows: 32, cols: 32, expected_rows: 128 });
+    says(&e, &["32 x 32", "128 x 32"]);
+}
+
+#[test]
+fn plan_batch_zero() {
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 0, &PlanOptions::default()).unwrap_err();
+    assert_eq!(e, PlanError::ZeroBatch);
+    says(&e, &["batch size is 0", "at least 1"]);
+}
+
+#[test]
+fn plan_batch_beyond_32_bits() {
+    let b = u32::MAX as usize + 1;
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, b, &PlanOptions::default()).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "batch", value, .. } if value == b), "{e:?}");
+    says(&e, &[&b.to_string(), &u32::MAX.to_string()]);
+}
+
+#[test]
+fn plan_batch_usize_max() {
+    // Every size derived from B must be computed without overflow before the refusal.
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, usize::MAX, &PlanOptions::default()).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "batch", .. }), "{e:?}");
+    says(&e, &[&usize::MAX.to_string(), &u32::MAX.to_string()]);
+}
+
+#[test]
+fn plan_weight_overflowing_fp16() {
+    let w = Csr::new(2, 2, vec![0, 1, 2], vec![1, 0], vec![0.5, 65520.0]).unwrap();
+    let e = h200(&w, Cell::RnnTanh, 1, &PlanOptions::default()).unwrap_err();
+    assert_eq!(e, PlanError::ValueOutOfRange { row: 1, col: 0, value: 65520.0 });
+    says(&e, &["row 1, column 0", "65520", "65504"]);
+}
+
+#[test]
+fn plan_weight_at_the_fp16_maximum_is_accepted() {
+    // The boundary of the row above: 65504 is the largest finite fp16 value.
+    let w = Csr::new(2, 2, vec![0, 1, 2], vec![1, 0], vec![0.5, -65504.0]).unwrap();
+    h200(&w, Cell::RnnTanh, 1, &PlanOptions::default()).expect("65504 fits fp16");
+}
+
+#[test]
+fn plan_threads_per_row_not_a_power_of_two() {
+    let o = PlanOptions { threads_per_row: Some(3), ..PlanOptions::default() };
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 1, &o).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "threads_per_row", value: 3, .. }), "{e:?}");
+    says(&e, &["threads_per_row = 3", "1, 2, 4, 8, 16 or 32"]);
+}
+
+#[test]
+fn plan_list_len_not_instantiated() {
+    let o = PlanOptions { list_len: Some(10), ..PlanOptions::default() };
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 1, &o).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "list_len", value: 10, .. }), "{e:?}");
+    says(&e, &["list_len = 10", "[8, 16, 24, 32, 48, 64, 96, 128]"]);
+}
+
+#[test]
+fn plan_ctas_zero() {
+    let o = PlanOptions { ctas: Some(0), ..PlanOptions::default() };
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 1, &o).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "ctas", value: 0, .. }), "{e:?}");
+    says(&e, &["ctas = 0", "at least 1"]);
+}
+
+#[test]
+fn plan_ctas_above_hidden() {
+    let o = PlanOptions { ctas: Some(40), ..PlanOptions::default() };
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 1, &o).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "ctas", value: 40, .. }), "{e:?}");
+    says(&e, &["ctas = 40", "at most H = 32"]);
+}
+
+#[test]
+fn plan_ctas_not_co_resident() {
+    let o = PlanOptions { ctas: Some(200), ..PlanOptions::default() };
+    let e = h200(&rnn(400, 0.01), Cell::RnnTanh, 1, &o).unwrap_err();
+    assert_eq!(e, PlanError::NotCoResident { ctas: 200, ctas_per_sm: 1, sm_count: 132 });
+    says(&e, &["200 CTAs", "132 SMs x 1 CTAs per SM = 132"]);
+}
+
+#[test]
+fn plan_ctas_per_sm_zero() {
+    let o = PlanOptions { ctas_per_sm: Some(0), ..PlanOptions::default() };
+    let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 1, &o).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "ctas_per_sm", value: 0, .. }), "{e:?}");
+    says(&e, &["ctas_per_sm = 0", "1 to 64"]);
+}
+
+#[test]
+fn plan_ctas_per_sm_too_large() {
+    // usize::MAX used to overflow sm_count x ctas_per_sm.
+    for cps in [65, usize::MAX] {
+        let o = PlanOptions { ctas_per_sm: Some(cps), ..PlanOptions::default() };
+        let e = h200(&rnn(32, 0.3), Cell::RnnTanh, 1, &o).unwrap_err();
+        assert!(matches!(e, PlanError::BadOption { option: "ctas_per_sm", value, .. } if value == cps), "{e:?}");
+        says(&e, &[&format!("ctas_per_sm = {cps}"), "1 to 64"]);
+    }
+}
+
+#[test]
+fn plan_row_longer_than_forced_shape() {
+    let w = synthetic::uniform(32, 32, 1.0, 3);
+    let o = PlanOptions { threads_per_row: Some(1), list_len: Some(8), ..PlanOptions::default() };
+    let e = h200(&w, Cell::RnnTanh, 1, &o).unwrap_err();
+    assert!(matches!(e, PlanError::RowTooLong { nnz: 32, threads_per_row: 1, list_len: 8, .. }), "{e:?}");
+    says(&e, &["32 nonzeros", "1 threads x 8 words hold only 8"]);
+}
+
+#[test]
+fn plan_shared_memory_exceeded() {
+    let w = synthetic::uniform(2304, 2304, 0.01, 4);
+    let e = h200(&w, Cell::RnnTanh, 64, &PlanOptions::default()).unwrap_err();
+    let PlanError::SharedMemory { need_bytes, have_bytes, batch: 64, max_batch } = e else { panic!("{e:?}") };
+    assert!(need_bytes > have_bytes && max_batch > 0 && max_batch < 64);
+    says(&e, &[&format!("{need_bytes} bytes"), &format!("batch 64, {have_bytes} available"), &format!("batch <= {max_batch}")]);
+}
+
+#[test]
+fn plan_does_not_fit_in_registers() {
+    // LSTM, H = 1152, d = 0.9: ~1040 nonzeros per row, more than any launch shape holds.
+    let w = synthetic::uniform(4 * 1152, 1152, 0.9, 5);
+    let e = h200(&w, Cell::Lstm, 4, &PlanOptions::default()).unwrap_err();
+    let PlanError::DoesNotFit { need_regs, have_regs, max_row_nnz, max_row_fit, .. } = e else { panic!("{e:?}") };
+    assert!(need_regs > have_regs && max_row_nnz > max_row_fit);
+    says(&e, &["NVIDIA H200", &format!("{need_regs} registers per SM"), &format!("{have_regs} available"), &format!("{max_row_nnz} nonzeros, at most {max_row_fit}")]);
+}
+
+fn geometry(w: &Csr, cell: Cell, batch: usize) -> Geometry {
+    h200(w, cell, batch, &PlanOptions::default()).unwrap().geometry()
+}
+
+#[test]
+fn layout_with_grid_zero() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { grid: 0, ..geometry(&w, Cell::RnnTanh, 1) };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "grid", value: 0, .. }), "{e:?}");
+    says(&e, &["grid = 0", "H = 64", ">= 1"]);
+}
+
+#[test]
+fn layout_with_too_few_unit_slots() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { grid: 2, units_per_cta: 31, threads_per_cta: 1024, threads_per_row: 1, list_len: 32 };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "grid", value: 2, .. }), "{e:?}");
+    says(&e, &["grid = 2", "grid x units_per_cta >= H = 64"]);
+}
+
+#[test]
+fn layout_with_slot_count_that_overflows() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { grid: usize::MAX, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32 };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "grid", .. }), "{e:?}");
+    says(&e, &[&format!("grid = {}", usize::MAX), "H = 64"]);
+}
+
+#[test]
+fn layout_with_units_per_cta_above_hidden() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { grid: 1, units_per_cta: 1 << 40, threads_per_cta: 64, threads_per_row: 1, list_len: 32 };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "units_per_cta", .. }), "{e:?}");
+    says(&e, &[&format!("units_per_cta = {}", 1u64 << 40), "at most H = 64"]);
+}
+
+#[test]
+fn layout_with_threads_not_a_multiple_of_32() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { threads_per_cta: 100, ..geometry(&w, Cell::RnnTanh, 1) };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "threads_per_cta", value: 100, .. }), "{e:?}");
+    says(&e, &["threads_per_cta = 100", "a multiple of 32 from"]);
+}
+
+#[test]
+fn layout_with_threads_beyond_padding_limit() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { threads_per_cta: 1 << 30, ..geometry(&w, Cell::RnnTanh, 1) };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "threads_per_cta", .. }), "{e:?}");
+    says(&e, &[&format!("threads_per_cta = {}", 1 << 30), "to 1024"]);
+}
+
+#[test]
+fn layout_with_threads_per_row_not_supported() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { threads_per_row: 64, ..geometry(&w, Cell::RnnTanh, 1) };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::Naive).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "threads_per_row", value: 64, .. }), "{e:?}");
+    says(&e, &["threads_per_row = 64", "1, 2, 4, 8, 16 or 32"]);
+}
+
+#[test]
+fn layout_with_list_len_not_instantiated() {
+    let w = rnn(64, 0.2);
+    let g = Geometry { list_len: 0, ..geometry(&w, Cell::RnnTanh, 1) };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::Naive).unwrap_err();
+    assert!(matches!(e, PlanError::BadOption { option: "list_len", value: 0, .. }), "{e:?}");
+    says(&e, &["list_len = 0", "[8, 16"]);
+}
+
+#[test]
+fn layout_with_row_too_long() {
+    let w = synthetic::uniform(64, 64, 1.0, 6);
+    let g = Geometry { grid: 32, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32 };
+    let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
+    assert!(matches!(e, PlanError::RowTooLong { nnz: 64, threads_per_row: 1, list_len: 32, .. }), "{e:?}");
+    says(&e, &["64 nonzeros", "1 threads x 32 words hold only 32"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// weights: ModelWeights::from_safetensors / LayerWeights::from_safetensors (and load), new,
+// to_safetensors (and save)
+// ---------------------------------------------------------------------------------------------
+
+struct T {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+fn f32s(name: &str, shape: &[usize], v: &[f32]) -> T {
+    T { name: name.into(), dtype: Dtype::F32, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
+}
+
+fn i64s(name: &str, shape: &[usize], v: &[i64]) -> T {
+    T { name: name.into(), dtype: Dtype::I64, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
+}
+
+fn raw(name: &str, dtype: Dtype, shape: &[usize], data: Vec<u8>) -> T {
+    T { name: name.into(), dtype, shape: shape.to_vec(), data }
+}
+
+fn file_with(tensors: &[T], meta: Option<HashMap<String, String>>) -> Vec<u8> {
+    let views: Vec<(String, TensorView<'_>)> =
+        tensors.iter().map(|t| (t.name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.data).unwrap())).collect();
+    safetensors::serialize(views, &meta).unwrap()
+}
+
+/// A valid one-layer RNN-tanh layer (I = 2, H = 3), tensors named with `suffix`.
+fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {
+    vec![
+        f32s(&format!("weight_ih{suffix}"), &[hidden, input], &vec![0.5; hidden * input]),
+        f32s(&format!("weight_hh{suffix}"), &[hidden, hidden], &vec![0.25; hidden * hidden]),
+        f32s(&format!("bias_ih{suffix}"), &[hidden], &vec![0.1; hidden]),
+        f32s(&format!("bias_hh{suffix}"), &[hidden], &vec![0.2; hidden]),
+    ]
+}
+
+fn load(tensors: &[T]) -> WeightsError {
+    ModelWeights::from_safetensors(&file_with(tensors, None), Cell::RnnTanh).unwrap_err()
+}
+
+/// `rnn_tensors("_l0", 2, 3)` with tensor `i` replaced.
+fn with(i: usize, t: T) -> Vec<T> {
+    let mut v = rnn_tensors("_l0", 2, 3);
+    v[i] = t;
+    v
+}
+
+/// A CSR-encoded 2 x 2 `weight_hh_l0` with the given parts, and a valid `weight_ih_l0`.
+fn csr_file(shape: T, row_ptr: T, col_idx: T, values: T) -> Vec<T> {
+    vec![f32s("weight_ih_l0", &[2, 1], &[1.0, 1.0]), shape, row_ptr, col_idx, values]
+}
+
+fn i32s(name: &str, v: &[i32]) -> T {
+    raw(name, Dtype::I32, &[v.len()], v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+#[test]
+fn weights_valid_file_loads() {
+    // The baseline every weights row breaks one thing of.
+    let m = ModelWeights::from_safetensors(&file_with(&rnn_tensors("_l0", 2, 3), None), Cell::RnnTanh).unwrap();
+    assert_eq!((m.input_size(), m.hidden()), (2, 3));
+}
+
+#[test]
+fn weights_empty_bytes() {
+    let e = ModelWeights::from_safetensors(&[], Cell::RnnTanh).unwrap_err();
+    assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
+    says(&e, &["not a valid safetensors file"]);
+}
+
+#[test]
+fn weights_truncated_file() {
+    let bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    for cut in [7, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+        let e = LayerWeights::from_safetensors(&bytes[..cut], Cell::RnnTanh).unwrap_err();
+        assert!(matches!(e, WeightsError::Corrupt { .. }), "cut at {cut}: {e:?}");
+        says(&e, &["not a valid safetensors file"]);
+    }
+}
+
+#[test]
+fn weights_header_longer_than_file() {
+    let mut bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    bytes[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let e = ModelWeights::from_safetensors(&bytes, Cell::RnnTanh).unwrap_err();
+    assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
+    says(&e, &["not a valid safetensors file"]);
+}
+
+#[test]
+fn weights_garbage_header() {
+    let mut bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    bytes[8] = b'#';
+    let e = ModelWeights::from_safetensors(&bytes, Cell::RnnTanh).unwrap_err();
+    assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
+}
+
+#[test]
+fn weights_data_longer_than_header_says() {
+    let mut bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    bytes.extend_from_slice(&[0; 4]);
+    let e = ModelWeights::from_safetensors(&bytes, Cell::RnnTanh).unwrap_err();
+    assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
+}
+
+#[test]
+fn weights_missing_weight_hh() {
+    let e = load(&[]);
+    assert!(matches!(&e, WeightsError::MissingTensor { name } if name == "weight_hh_l0"), "{e:?}");
+    says(&e, &["missing tensor weight_hh_l0"]);
+}
+
+#[test]
+fn weights_missing_one_bias() {
+    let mut t = rnn_tensors("_l0", 2, 3);
+    t.remove(3);
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::MissingTensor { name } if name == "bias_hh_l0"), "{e:?}");
+    says(&e, &["bias_hh_l0"]);
+}
+
+#[test]
+fn weights_missing_layer_below_a_huge_layer_number() {
+    // The layer count comes from names; a name like this one must not allocate 4e9 layers.
+    let mut t = rnn_tensors("_l0", 2, 3);
+    t.push(f32s("bias_ih_l4000000000", &[3], &[0.0; 3]));
+    t.push(f32s("bias_hh_l18446744073709551615", &[3], &[0.0; 3]));
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::MissingTensor { name } if name == "weight_hh_l1"), "{e:?}");
+    says(&e, &["weight_hh_l1"]);
+}
+
+#[test]
+fn weights_missing_csr_part() {
+    let t = vec![
+        f32s("weight_ih_l0", &[2, 1], &[1.0, 1.0]),
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 0, 0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+    ];
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::MissingTensor { name } if name == "weight_hh_l0.csr_values"), "{e:?}");
+}
+
+#[test]
+fn weights_integer_weight() {
+    let e = load(&with(1, raw("weight_hh_l0", Dtype::I32, &[3, 3], vec![0; 36])));
+    assert!(matches!(&e, WeightsError::WrongDtype { name, dtype, .. } if name == "weight_hh_l0" && dtype == "I32"), "{e:?}");
+    says(&e, &["weight_hh_l0 has dtype I32", "F32, F16 or BF16"]);
+}
+
+#[test]
+fn weights_f64_bias() {
+    let e = load(&with(2, raw("bias_ih_l0", Dtype::F64, &[3], vec![0; 24])));
+    assert!(matches!(&e, WeightsError::WrongDtype { name, .. } if name == "bias_ih_l0"), "{e:?}");
+    says(&e, &["dtype F64", "F32, F16 or BF16"]);
+}
+
+#[test]
+fn weights_float_csr_row_ptr() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        f32s("weight_hh_l0.csr_row_ptr", &[3], &[0.0, 0.0, 0.0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+        f32s("weight_hh_l0.csr_values", &[0], &[]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::WrongDtype { name, .. } if name == "weight_hh_l0.csr_row_ptr"), "{e:?}");
+    says(&e, &["dtype F32", "I64 or I32"]);
+}
+
+#[test]
+fn weights_bias_wrong_length() {
+    let e = load(&with(2, f32s("bias_ih_l0", &[4], &[0.0; 4])));
+    assert!(matches!(&e, WeightsError::WrongShape { name, got, .. } if name == "bias_ih_l0" && got == &[4]), "{e:?}");
+    says(&e, &["[4]", "G*H=3"]);
+}
+
+#[test]
+fn weights_weight_not_a_matrix() {
+    let e = load(&with(0, f32s("weight_ih_l0", &[6], &[0.0; 6])));
+    assert!(matches!(&e, WeightsError::WrongShape { name, .. } if name == "weight_ih_l0"), "{e:?}");
+    says(&e, &["[6]", "2 dimensions"]);
+}
+
+#[test]
+fn weights_input_weight_wrong_rows() {
+    let e = load(&with(0, f32s("weight_ih_l0", &[4, 2], &[0.0; 8])));
+    assert!(matches!(&e, WeightsError::WrongShape { name, .. } if name == "weight_ih_l0"), "{e:?}");
+    says(&e, &["[4, 2]", "G*H=3"]);
+}
+
+#[test]
+fn weights_csr_shape_not_two_sizes() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[3], &[2, 2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 0, 0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+        f32s("weight_hh_l0.csr_values", &[0], &[]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::WrongShape { name, .. } if name == "weight_hh_l0.csr_shape"), "{e:?}");
+    says(&e, &["[3]", "[2] of non-negative sizes"]);
+}
+
+#[test]
+fn weights_csr_negative_size() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[-2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 0, 0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+        f32s("weight_hh_l0.csr_values", &[0], &[]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::WrongShape { name, .. } if name == "weight_hh_l0.csr_shape"), "{e:?}");
+    says(&e, &["non-negative"]);
+}
+
+#[test]
+fn weights_csr_row_ptr_wrong_length() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[2], &[0, 0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+        f32s("weight_hh_l0.csr_values", &[0], &[]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::WrongShape { name, got, .. } if name == "weight_hh_l0.csr_row_ptr" && got == &[2]), "{e:?}");
+    says(&e, &["[2]", "rows + 1 = 3"]);
+}
+
+#[test]
+fn weights_nan_in_weight() {
+    let mut w = vec![0.25f32; 9];
+    w[5] = f32::NAN;
+    let e = load(&with(1, f32s("weight_hh_l0", &[3, 3], &w)));
+    assert!(matches!(&e, WeightsError::NonFinite { name, index: 5, position, .. } if name == "weight_hh_l0" && position == &[1, 2]), "{e:?}");
+    says(&e, &["weight_hh_l0[[1, 2]]", "flat index 5", "NaN"]);
+}
+
+#[test]
+fn weights_infinite_bias() {
+    let e = load(&with(3, f32s("bias_hh_l0", &[3], &[0.0, f32::NEG_INFINITY, 0.0])));
+    assert!(matches!(&e, WeightsError::NonFinite { name, index: 1, .. } if name == "bias_hh_l0"), "{e:?}");
+    says(&e, &["bias_hh_l0", "flat index 1", "-inf"]);
+}
+
+#[test]
+fn weights_infinite_f16_weight() {
+    let mut bits = vec![half::f16::from_f32(0.5).to_bits(); 6];
+    bits[4] = half::f16::INFINITY.to_bits();
+    let e = load(&with(0, raw("weight_ih_l0", Dtype::F16, &[3, 2], bits.iter().flat_map(|b| b.to_le_bytes()).collect())));
+    assert!(matches!(&e, WeightsError::NonFinite { name, index: 4, .. } if name == "weight_ih_l0"), "{e:?}");
+    says(&e, &["weight_ih_l0[[2, 0]]", "inf"]);
+}
+
+#[test]
+fn weights_nan_in_csr_values() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 1, 1]),
+        i32s("weight_hh_l0.csr_col_idx", &[1]),
+        f32s("weight_hh_l0.csr_values", &[1], &[f32::NAN]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::NonFinite { name, index: 0, .. } if name == "weight_hh_l0.csr_values"), "{e:?}");
+}
+
+#[test]
+fn weights_hidden_above_65535_in_file() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[65536, 65536]),
+        i64s("weight_hh_l0.csr_row_ptr", &[1], &[0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+        f32s("weight_hh_l0.csr_values", &[0], &[]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::HiddenTooLarge { name, hidden: 65536, max: 65535 } if name == "weight_hh_l0"), "{e:?}");
+    says(&e, &["hidden size 65536", "maximum 65535"]);
+}
+
+#[test]
+fn weights_gate_count_does_not_match_cell() {
+    let e = ModelWeights::from_safetensors(&file_with(&rnn_tensors("_l0", 2, 3), None), Cell::Gru).unwrap_err();
+    assert!(matches!(&e, WeightsError::GateMismatch { rows: 3, hidden: 3, gates: 3, .. }), "{e:?}");
+    says(&e, &["3 x 3", "Gru layer needs 3 * 3 rows"]);
+}
+
+#[test]
+fn weights_layers_disagree_on_hidden() {
+    let mut t = rnn_tensors("_l0", 2, 3);
+    t.extend(rnn_tensors("_l1", 3, 4));
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InconsistentLayers { name, .. } if name == "weight_hh_l1"), "{e:?}");
+    says(&e, &["hidden size 4", "weight_hh_l0 has 3"]);
+}
+
+#[test]
+fn weights_layer_input_not_d_times_h() {
+    let mut t = rnn_tensors("_l0", 2, 3);
+    t.extend(rnn_tensors("_l1", 2, 3));
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InconsistentLayers { name, .. } if name == "weight_ih_l1"), "{e:?}");
+    says(&e, &["2 inputs, expected 3"]);
+}
+
+#[test]
+fn weights_csr_unsorted_columns() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 2, 2]),
+        i32s("weight_hh_l0.csr_col_idx", &[1, 0]),
+        f32s("weight_hh_l0.csr_values", &[2], &[1.0, 2.0]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InvalidCsr { name, source: SparseError::Unsorted { .. } } if name == "weight_hh_l0"), "{e:?}");
+    says(&e, &["weight_hh_l0: invalid CSR encoding", "1 then 0"]);
+}
+
+#[test]
+fn weights_csr_negative_row_ptr() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, -1, 0]),
+        i32s("weight_hh_l0.csr_col_idx", &[]),
+        f32s("weight_hh_l0.csr_values", &[0], &[]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InvalidCsr { source: SparseError::RowPtr { .. }, .. }), "{e:?}");
+    says(&e, &["negative entry -1"]);
+}
+
+#[test]
+fn weights_csr_decreasing_row_ptr() {
+    // Ends right (0 and nnz) but decreases in between: used to index past col_idx (a panic).
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 2, 1]),
+        i32s("weight_hh_l0.csr_col_idx", &[0]),
+        f32s("weight_hh_l0.csr_values", &[1], &[1.0]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InvalidCsr { source: SparseError::RowPtr { .. }, .. }), "{e:?}");
+    says(&e, &["decreases at row 1", "2 then 1"]);
+}
+
+#[test]
+fn weights_csr_negative_column() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 1, 1]),
+        i32s("weight_hh_l0.csr_col_idx", &[-3]),
+        f32s("weight_hh_l0.csr_values", &[1], &[1.0]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InvalidCsr { source: SparseError::ColumnOutOfRange { cols: 2, .. }, .. }), "{e:?}");
+    says(&e, &["out of range", "2 columns"]);
+}
+
+#[test]
+fn weights_csr_column_out_of_range() {
+    let t = csr_file(
+        i64s("weight_hh_l0.csr_shape", &[2], &[2, 2]),
+        i64s("weight_hh_l0.csr_row_ptr", &[3], &[0, 0, 1]),
+        i32s("weight_hh_l0.csr_col_idx", &[5]),
+        f32s("weight_hh_l0.csr_values", &[1], &[1.0]),
+    );
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::InvalidCsr { source: SparseError::ColumnOutOfRange { row: 1, col: 5, cols: 2 }, .. }), "{e:?}");
+    says(&e, &["column index 5", "2 columns"]);
+}
+
+#[test]
+fn weights_cell_metadata_mismatch() {
+    let meta: HashMap<String, String> = [("sprnn.cell".to_string(), "lstm".to_string())].into();
+    let e = ModelWeights::from_safetensors(&file_with(&rnn_tensors("_l0", 2, 3), Some(meta)), Cell::RnnTanh).unwrap_err();
+    assert!(matches!(&e, WeightsError::CellMismatch { file, given: Cell::RnnTanh } if file == "lstm"), "{e:?}");
+    says(&e, &["\"lstm\"", "RnnTanh"]);
+}
+
+#[test]
+fn weights_lstm_projection() {
+    let mut t = rnn_tensors("_l0", 2, 3);
+    t.push(f32s("weight_hr_l0", &[2, 3], &[0.0; 6]));
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::Unsupported { name, .. } if name == "weight_hr_l0"), "{e:?}");
+    says(&e, &["weight_hr_l0", "proj_size > 0"]);
+}
+
+#[test]
+fn weights_dense_and_csr_encoding_both_present() {
+    let mut t = rnn_tensors("_l0", 2, 3);
+    t.push(i64s("weight_hh_l0.csr_shape", &[2], &[3, 3]));
+    let e = load(&t);
+    assert!(matches!(&e, WeightsError::Unsupported { name, .. } if name == "weight_hh_l0"), "{e:?}");
+    says(&e, &["both a dense and a CSR encoding"]);
+}
+
+fn small_layer(w_ih: f32) -> LayerWeights {
+    LayerWeights::new(
+        Cell::RnnTanh,
+        Matrix::Dense(Dense::new(1, 1, vec![w_ih]).unwrap()),
+        Csr::from_dense(&[1.0], 1, 1).unwrap(),
+        vec![0.0],
+        vec![0.0],
+    )
+    .unwrap()
+}
+
+#[test]
+fn weights_save_value_overflowing_f16() {
+    let e = small_layer(1e6).to_safetensors(SaveOptions { dtype: DType::F16, storage: Storage::Dense }).unwrap_err();
+    assert!(matches!(&e, WeightsError::NotRepresentable { name, index: 0, dtype: DType::F16, .. } if name == "weight_ih_l0"), "{e:?}");
+    says(&e, &["weight_ih_l0[0] = 1000000", "F16"]);
+}
+
+#[test]
+fn weights_save_value_overflowing_bf16() {
+    let e = small_layer(f32::MAX).to_safetensors(SaveOptions { dtype: DType::BF16, storage: Storage::Csr }).unwrap_err();
+    assert!(matches!(&e, WeightsError::NotRepresentable { dtype: DType::BF16, .. }), "{e:?}");
+    says(&e, &["overflows BF16"]);
+}
+
+#[test]
+fn weights_load_missing_file() {
+    let path = std::env::temp_dir().join("sprnn-validation-no-such-file.safetensors");
+    let e = LayerWeights::load(&path, Cell::RnnTanh).unwrap_err();
+    assert!(matches!(&e, WeightsError::Io { .. }), "{e:?}");
+    says(&e, &["sprnn-validation-no-such-file.safetensors"]);
+}
+
+#[test]
+fn weights_save_into_missing_directory() {
+    let path = std::env::temp_dir().join("sprnn-validation-no-such-dir").join("w.safetensors");
+    let e = small_layer(1.0).save(&path, SaveOptions::default()).unwrap_err();
+    assert!(matches!(&e, WeightsError::Io { .. }), "{e:?}");
+    says(&e, &["sprnn-validation-no-such-dir"]);
+}
+
+#[test]
+fn layer_weights_new_hidden_above_65535() {
+    let w_hh = Csr::new(65536, 65536, vec![0; 65537], vec![], vec![]).unwrap();
+    let w_ih = Matrix::Dense(Dense::new(65536, 0, vec![]).unwrap());
+    let e = LayerWeights::new(Cell::RnnTanh, w_ih, w_hh, vec![0.0; 65536], vec![0.0; 65536]).unwrap_err();
+    assert!(matches!(&e, WeightsError::HiddenTooLarge { hidden: 65536, max: 65535, .. }), "{e:?}");
+    says(&e, &["hidden size 65536", "maximum 65535"]);
+}
+
+fn ih(rows: usize) -> Matrix {
+    Matrix::Dense(Dense::new(rows, 1, vec![1.0; rows]).unwrap())
+}
+
+#[test]
+fn layer_weights_new_gate_mismatch() {
+    let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
+    let e = LayerWeights::new(Cell::Lstm, ih(2), w_hh, vec![0.0; 2], vec![0.0; 2]).unwrap_err();
+    assert!(matches!(&e, WeightsError::GateMismatch { rows: 2, hidden: 2, gates: 4, .. }), "{e:?}");
+    says(&e, &["2 x 2", "Lstm layer needs 4 * 2 rows"]);
+}
+
+#[test]
+fn layer_weights_new_input_weight_wrong_rows() {
+    let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
+    let e = LayerWeights::new(Cell::RnnTanh, ih(3), w_hh, vec![0.0; 2], vec![0.0; 2]).unwrap_err();
+    assert!(matches!(&e, WeightsError::WrongShape { name, .. } if name == "w_ih"), "{e:?}");
+    says(&e, &["[3, 1]", "G*H=2"]);
+}
+
+#[test]
+fn layer_weights_new_bias_wrong_length() {
+    let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
+    let e = LayerWeights::new(Cell::RnnTanh, ih(2), w_hh, vec![0.0; 2], vec![0.0; 5]).unwrap_err();
+    assert!(matches!(&e, WeightsError::WrongShape { name, got, .. } if name == "b_hh" && got == &[5]), "{e:?}");
+    says(&e, &["b_hh has shape [5]", "G*H=2"]);
+}
+
+#[test]
+fn layer_weights_new_nan_input_weight() {
+    let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
+    let w_ih = Matrix::Dense(Dense::new(2, 1, vec![0.0, f32::NAN]).unwrap());
+    let e = LayerWeights::new(Cell::RnnTanh, w_ih, w_hh, vec![0.0; 2], vec![0.0; 2]).unwrap_err();
+    assert!(matches!(&e, WeightsError::NonFinite { name, index: 1, .. } if name == "w_ih"), "{e:?}");
+    says(&e, &["w_ih[[1, 0]]", "NaN"]);
+}
+
+#[test]
+fn layer_weights_new_infinite_bias() {
+    let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
+    let e = LayerWeights::new(Cell::RnnTanh, ih(2), w_hh, vec![f32::INFINITY, 0.0], vec![0.0; 2]).unwrap_err();
+    assert!(matches!(&e, WeightsError::NonFinite { name, index: 0, .. } if name == "b_ih"), "{e:?}");
+    says(&e, &["b_ih[[0]]", "inf"]);
+}
+
+#[test]
+fn model_weights_new_no_layers() {
+    let e = ModelWeights::new(Cell::RnnTanh, vec![]).unwrap_err();
+    assert!(matches!(&e, WeightsError::InconsistentLayers { .. }), "{e:?}");
+    says(&e, &["at least one layer"]);
+}
+
+#[test]
+fn model_weights_new_three_directions() {
+    let l = small_layer(1.0);
+    let e = ModelWeights::new(Cell::RnnTanh, vec![vec![l.clone(), l.clone(), l]]).unwrap_err();
+    assert!(matches!(&e, WeightsError::InconsistentLayers { .. }), "{e:?}");
+    says(&e, &["3 directions", "must be 1 or 2"]);
+}
+
+#[test]
+fn model_weights_new_cell_differs() {
+    let e = ModelWeights::new(Cell::Gru, vec![vec![small_layer(1.0)]]).unwrap_err();
+    assert!(matches!(&e, WeightsError::InconsistentLayers { .. }), "{e:?}");
+    says(&e, &["direction 0 is RnnTanh", "model is Gru"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// reference: forward_u, forward_u_permuted, forward_x, forward_model
+// ---------------------------------------------------------------------------------------------
+
+/// RNN, H = 2: W_hh 2 x 2, b_hh 2 values.
+fn tiny() -> (Csr, Vec<f32>) {
+    (Csr::from_dense(&[0.1, 0.0, 0.3, -0.7], 2, 2).unwrap(), vec![0.01, -0.02])
+}
+
+#[test]
+fn reference_u_wrong_length() {
+    let (w, b) = tiny();
+    let e = forward_u(Cell::RnnTanh, &w, &b, &[0.0; 3], 1, 1, None, None, Precision::F32).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "u", expected: 2, got: 3, .. }), "{e:?}");
+    says(&e, &["u has 3 values, expected 2", "[T=1][B=1][G*H=2]"]);
+}
+
+#[test]
+fn reference_b_hh_wrong_length() {
+    let (w, _) = tiny();
+    let e = forward_u(Cell::RnnTanh, &w, &[0.0], &[0.0; 2], 1, 1, None, None, Precision::F32).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "b_hh", expected: 2, got: 1, .. }), "{e:?}");
+    says(&e, &["b_hh has 1 values, expected 2"]);
+}
+
+#[test]
+fn reference_h0_wrong_length() {
+    let (w, b) = tiny();
+    let e = forward_u(Cell::RnnTanh, &w, &b, &[0.0; 4], 1, 2, Some(&[0.0; 3]), None, Precision::F64).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "h0", expected: 4, got: 3, .. }), "{e:?}");
+    says(&e, &["h0 has 3 values, expected 4", "[B=2][H=2]"]);
+}
+
+#[test]
+fn reference_c0_wrong_length() {
+    let w = Csr::new(8, 2, vec![0; 9], vec![], vec![]).unwrap();
+    let e = forward_u(Cell::Lstm, &w, &[0.0; 8], &[0.0; 8], 1, 1, None, Some(&[0.0; 5]), Precision::F32).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "c0", expected: 2, got: 5, .. }), "{e:?}");
+    says(&e, &["c0 has 5 values, expected 2"]);
+}
+
+#[test]
+fn reference_c0_for_a_gru() {
+    let w = Csr::new(6, 2, vec![0; 7], vec![], vec![]).unwrap();
+    let e = forward_u(Cell::Gru, &w, &[0.0; 6], &[0.0; 6], 1, 1, None, Some(&[0.0; 2]), Precision::F32).unwrap_err();
+    assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::Gru });
+    says(&e, &["c0 given for a Gru layer", "no cell state"]);
+}
+
+#[test]
+fn reference_w_hh_not_gates_times_hidden() {
+    let (w, b) = tiny();
+    let e = forward_u(Cell::Gru, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::F32).unwrap_err();
+    assert_eq!(e, ReferenceError::RecurrentShape { cell: Cell::Gru, gates: 3, rows: 2, cols: 2 });
+    says(&e, &["W_hh is 2 x 2", "3 * H rows for H = 2"]);
+}
+
+#[test]
+fn reference_size_overflow() {
+    let (w, b) = tiny();
+    let e = forward_u(Cell::RnnTanh, &w, &b, &[0.0; 2], usize::MAX, 3, None, None, Precision::F64).unwrap_err();
+    assert!(matches!(e, ReferenceError::SizeOverflow { .. }), "{e:?}");
+    says(&e, &["T * B * G * H", &usize::MAX.to_string()]);
+}
+
+#[test]
+fn reference_permuted_lanes_not_a_power_of_two() {
+    let (w, b) = tiny();
+    let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, 0, 3).unwrap_err();
+    assert_eq!(e, ReferenceError::Lanes { lanes: 3 });
+    says(&e, &["3 lanes", "power of two from 1 to 32"]);
+}
+
+#[test]
+fn reference_permuted_lanes_above_a_warp() {
+    let (w, b) = tiny();
+    for lanes in [0, 64] {
+        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, 0, lanes).unwrap_err();
+        assert_eq!(e, ReferenceError::Lanes { lanes });
+        says(&e, &[&format!("{lanes} lanes"), "1 to 32"]);
+    }
+}
+
+#[test]
+fn reference_x_input_weight_wrong_rows() {
+    let (w, b) = tiny();
+    let e = forward_x(Cell::RnnTanh, &ih(3), &[0.0; 3], &w, &b, &[0.0], 1, 1, None, None, Precision::F64).unwrap_err();
+    assert_eq!(e, ReferenceError::InputRows { rows: 3, expected: 2 });
+    says(&e, &["W_ih has 3 rows", "W_hh has 2"]);
+}
+
+#[test]
+fn reference_x_b_ih_wrong_length() {
+    let (w, b) = tiny();
+    let e = forward_x(Cell::RnnTanh, &ih(2), &[0.0; 3], &w, &b, &[0.0], 1, 1, None, None, Precision::F64).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "b_ih", expected: 2, got: 3, .. }), "{e:?}");
+    says(&e, &["b_ih has 3 values, expected 2"]);
+}
+
+#[test]
+fn reference_x_wrong_length() {
+    let (w, b) = tiny();
+    let e = forward_x(Cell::RnnTanh, &ih(2), &[0.0; 2], &w, &b, &[0.0; 5], 2, 2, None, None, Precision::F32).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "x", expected: 4, got: 5, .. }), "{e:?}");
+    says(&e, &["x has 5 values, expected 4", "[T=2][B=2][I=1]"]);
+}
+
+fn tiny_model() -> ModelWeights {
+    ModelWeights::single(small_layer(0.5))
+}
+
+#[test]
+fn reference_model_x_wrong_length() {
+    let e = forward_model(&tiny_model(), &[0.0; 3], 2, 1, None, None, Precision::F64).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "x", expected: 2, got: 3, .. }), "{e:?}");
+    says(&e, &["x has 3 values, expected 2"]);
+}
+
+#[test]
+fn reference_model_h0_wrong_length() {
+    let e = forward_model(&tiny_model(), &[0.0; 2], 2, 1, Some(&[0.0; 2]), None, Precision::F64).unwrap_err();
+    assert!(matches!(e, ReferenceError::Length { what: "h0", expected: 1, got: 2, .. }), "{e:?}");
+    says(&e, &["h0 has 2 values, expected 1", "[L*D=1][B=1][H=1]"]);
+}
+
+#[test]
+fn reference_model_c0_for_an_rnn() {
+    let e = forward_model(&tiny_model(), &[0.0; 2], 2, 1, None, Some(&[0.0]), Precision::F64).unwrap_err();
+    assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::RnnTanh });
+    says(&e, &["c0 given for a RnnTanh layer"]);
+}
+
+#[test]
+fn reference_model_size_overflow() {
+    let e = forward_model(&tiny_model(), &[0.0; 2], usize::MAX, 2, None, None, Precision::F32).unwrap_err();
+    assert!(matches!(e, ReferenceError::SizeOverflow { what: "T * B * I" }), "{e:?}");
+    says(&e, &["T * B * I", &usize::MAX.to_string()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gpu: Gpu::new, try_default_gpu
+// ---------------------------------------------------------------------------------------------
+
+/// Without a usable device (this CPU machine), every ordinal gives `NoDriver` or `NoDevice` and
+/// nothing panics; with one, an ordinal past the last device gives `NoDevice` naming it.
+#[test]
+fn gpu_new_ordinal_out_of_range() {
+    let opened = std::panic::catch_unwind(sprnn::try_default_gpu).expect("try_default_gpu panicked");
+    match opened.expect("try_default_gpu gives Ok(None) without a device") {
+        None => {
+            for ordinal in [0, 1, 7, u32::MAX] {
+                let r = std::panic::catch_unwind(|| Gpu::new(ordinal)).expect("Gpu::new panicked");
+                match r {
+                    Err(e @ Error::NoDriver { .. }) => says(&e, &["no usable CUDA driver", "cuInit failed"]),
+                    Err(e @ Error::NoDevice { ordinal: o }) => {
+                        assert_eq!(o, ordinal);
+                        if ordinal > 0 {
+                            says(&e, &[&format!("ordinal {ordinal}")]);
+                        }
+                    }
+                    other => panic!("ordinal {ordinal}: expected NoDriver or NoDevice, got {other:?}"),
+                }
+            }
+        }
+        Some(_) => {
+            let e = Gpu::new(u32::MAX).unwrap_err();
+            assert!(matches!(e, Error::NoDevice { ordinal: u32::MAX }), "{e:?}");
+            says(&e, &[&format!("ordinal {}", u32::MAX)]);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The bad-input table, GPU part: one test per row of `docs/VALIDATION.md` whose entry point
+//! needs a CUDA device (`Gpu::new` with a device present, `SparseRecurrentLayer::new`,
+//! `from_plan`, `forward`, `forward_device`, `alloc_output`, `forward_exchange_floor`,
+//! `smoke::run`). Each test checks the typed error and that its message names the bad value and
+//! the limit it broke; every rejection happens before anything is launched.
+//!
+//! On a machine without a CUDA device each test prints "skipped: no CUDA device" and returns;
+//! with `SPRNN_REQUIRE_GPU=1` a missing device fails instead (as in `gpu.rs`).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sprnn::layer::{DeviceInput, Input};
+use sprnn::layout::PlanOptions;
+use sprnn::layout::PlanError;
+use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
+
+fn gpu() -> Option<Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
+        Ok(g) => g,
+        Err(e) => panic!("opening the GPU failed: {e}"),
+    });
+    if g.is_none() {
+        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
+        }
+        // Written to the terminal directly, past libtest's output capture, so it is always seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
+    }
+    g.clone()
+}
+
+/// Asserts that `e`'s message contains every part (the value and the limit, usually).
+#[track_caller]
+fn says(e: &impl std::fmt::Display, parts: &[&str]) {
+    let m = e.to_string();
+    for p in parts {
+        assert!(m.contains(p), "message {m:?} does not contain {p:?}");
+    }
+}
+
+/// Asserts `r` is `Error::Input` for argument `name` and returns it.
+#[track_caller]
+fn input_err<T: std::fmt::Debug>(r: sprnn::Result<T>, name: &str) -> Error {
+    match r {
+        Err(e @ Error::Input { .. }) => {
+            let Error::Input { name: n, .. } = &e else { unreachable!() };
+            assert_eq!(*n, name, "{e}");
+            e
+        }
+        other => panic!("expected Error::Input for {name}, got {other:?}"),
+    }
+}
+
+const H: usize = 256;
+const B: usize = 2;
+
+fn w_hh(cell: Cell) -> sprnn::Csr {
+    sprnn::sparse::random_recurrent(11, cell.gates() * H, H, 0.1, 0.9).unwrap()
+}
+
+/// A small valid layer (H = 256, B = 2) of `cell`.
+fn layer(gpu: &Gpu, cell: Cell) -> SparseRecurrentLayer {
+    SparseRecurrentLayer::new(gpu, cell, &w_hh(cell), &vec![0.0; cell.gates() * H], B, &LayerOptions::default()).unwrap()
+}
+
+#[test]
+fn gpu_new_ordinal_past_the_last_device() {
+    let Some(_gpu) = gpu() else { return };
+    let e = Gpu::new(u32::MAX).unwrap_err();
+    assert!(matches!(e, Error::NoDevice { ordinal: u32::MAX }), "{e:?}");
+    says(&e, &[&format!("ordinal {}", u32::MAX)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SparseRecurrentLayer::new / from_plan
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn layer_new_b_hh_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let r = SparseRecurrentLayer::new(&gpu, Cell::Gru, &w_hh(Cell::Gru), &[0.0; 3], B, &LayerOptions::default());
+    says(&input_err(r, "b_hh"), &["3 values", &format!("expected {}", 3 * H), "G*H"]);
+}
+
+#[test]
+fn layer_new_b_hh_not_finite() {
+    let Some(gpu) = gpu() else { return };
+    let mut b = vec![0.0; H];
+    b[17] = f32::NAN;
+    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &b, B, &LayerOptions::default());
+    says(&input_err(r, "b_hh"), &["element 17 is NaN", "must be finite"]);
+}
+
+#[test]
+fn layer_new_timeout_zero() {
+    let Some(gpu) = gpu() else { return };
+    let o = LayerOptions { timeout: Duration::ZERO, ..LayerOptions::default() };
+    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], B, &o);
+    says(&input_err(r, "timeout"), &["0ns", "(0, 1 h]"]);
+}
+
+#[test]
+fn layer_new_timeout_over_an_hour() {
+    let Some(gpu) = gpu() else { return };
+    let o = LayerOptions { timeout: Duration::from_secs(7200), ..LayerOptions::default() };
+    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], B, &o);
+    says(&input_err(r, "timeout"), &["7200s", "(0, 1 h]"]);
+}
+
+#[test]
+fn layer_new_w_hh_wrong_shape() {
+    let Some(gpu) = gpu() else { return };
+    let r = SparseRecurrentLayer::new(&gpu, Cell::Lstm, &w_hh(Cell::Gru), &[0.0; 4 * H], B, &LayerOptions::default());
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::Plan(PlanError::Shape { rows, cols: H, .. }) if rows == 3 * H), "{e:?}");
+    says(&e, &[&format!("{} x {H}", 3 * H), &format!("{} x {H}", 4 * H)]);
+}
+
+#[test]
+fn layer_new_batch_zero() {
+    let Some(gpu) = gpu() else { return };
+    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], 0, &LayerOptions::default());
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::Plan(PlanError::ZeroBatch)), "{e:?}");
+    says(&e, &["batch size is 0", "at least 1"]);
+}
+
+#[test]
+fn from_plan_made_for_a_gpu_with_more_sms() {
+    let Some(gpu) = gpu() else { return };
+    let sms = gpu.info().sm_count;
+    let mut bigger = gpu.info().clone();
+    bigger.sm_count = 2 * sms;
+    let h = 4 * sms;
+    let w = sprnn::sparse::random_recurrent(12, h, h, 0.05, 0.9).unwrap();
+    let o = PlanOptions { ctas: Some(2 * sms), ..PlanOptions::default() };
+    let plan = sprnn::layout::plan(&w, Cell::RnnTanh, 1, &bigger, &o).unwrap();
+    let e = SparseRecurrentLayer::from_plan(&gpu, &plan, &vec![0.0; h], Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(e, Error::WrongDevice { planned_sms, actual_sms, .. } if planned_sms == 2 * sms && actual_sms == sms), "{e:?}");
+    says(&e, &[&format!("at least {} SMs", 2 * sms), &format!("({sms} SMs)")]);
+}
+
+#[test]
+fn from_plan_made_for_a_gpu_with_more_shared_memory() {
+    let Some(gpu) = gpu() else { return };
+    let mut bigger = gpu.info().clone();
+    bigger.shared_per_sm *= 4;
+    bigger.shared_per_block_optin *= 4;
+    let h = 2304;
+    let w = sprnn::sparse::random_recurrent(13, h, h, 0.01, 0.9).unwrap();
+    let plan = sprnn::layout::plan(&w, Cell::RnnTanh, 64, &bigger, &PlanOptions::default()).unwrap();
+    assert!(plan.smem_bytes > gpu.info().shared_per_block_optin);
+    let e = SparseRecurrentLayer::from_plan(&gpu, &plan, &vec![0.0; h], Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(e, Error::WrongDevice { .. }), "{e:?}");
+    says(&e, &[&format!("{} bytes of shared memory", plan.smem_bytes), &gpu.info().name]);
+}
+
+fn small_plan(gpu: &Gpu) -> sprnn::layout::Plan {
+    sprnn::layout::plan(&w_hh(Cell::RnnTanh), Cell::RnnTanh, B, gpu.info(), &PlanOptions::default()).unwrap()
+}
+
+#[test]
+fn from_plan_weights_shorter_than_the_launch_shape() {
+    let Some(gpu) = gpu() else { return };
+    let mut plan = small_plan(&gpu);
+    let n = plan.weights.len();
+    plan.weights.truncate(n - 1);
+    let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &[0.0; H], Duration::from_secs(1));
+    says(&input_err(r, "plan"), &[&format!("{} packed words", n - 1), &format!("need {n}")]);
+}
+
+#[test]
+fn from_plan_unit_out_of_range() {
+    let Some(gpu) = gpu() else { return };
+    let mut plan = small_plan(&gpu);
+    plan.units[0] = H as u32;
+    let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &[0.0; H], Duration::from_secs(1));
+    says(&input_err(r, "plan"), &[&format!("unit {H}"), &format!("H = {H}")]);
+}
+
+#[test]
+fn from_plan_column_out_of_range() {
+    let Some(gpu) = gpu() else { return };
+    let mut plan = small_plan(&gpu);
+    plan.weights[0] = (plan.weights[0] & 0xFFFF_0000) | (H as u32 + 1);
+    let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &[0.0; H], Duration::from_secs(1));
+    says(&input_err(r, "plan"), &[&format!("column {}", H + 1), &format!("H = {H}")]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward / forward_device / alloc_output / forward_exchange_floor
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn forward_steps_zero() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    says(&input_err(l.forward(Input::F32(&[]), 0, None, None), "steps"), &["0", "at least one step"]);
+}
+
+#[test]
+fn forward_too_many_steps_for_32_bit_indices() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Lstm);
+    let per_step = B * 4 * H;
+    let max = u32::MAX as usize / per_step;
+    let e = input_err(l.forward(Input::F32(&[]), max + 1, None, None), "steps");
+    says(&e, &[&format!("{} steps", max + 1), &u32::MAX.to_string(), &format!("at most {max} steps")]);
+}
+
+#[test]
+fn forward_steps_whose_size_wraps_around() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    // 2^64 / (B·H) steps: T·B·G·H wraps to 0, which matches an empty U if unchecked.
+    let steps = (1usize << 63) / (B * H) * 2;
+    let e = input_err(l.forward(Input::F32(&[]), steps, None, None), "steps");
+    says(&e, &[&format!("{steps} steps"), &u32::MAX.to_string()]);
+}
+
+#[test]
+fn forward_u_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    let n = l.input_len(4);
+    let e = input_err(l.forward(Input::F32(&vec![0.1; n - 1]), 4, None, None), "u");
+    says(&e, &[&format!("{} values", n - 1), &format!("expected {n}"), "T*B*G*H"]);
+}
+
+#[test]
+fn forward_u_nan() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    let mut u = vec![0.1f32; l.input_len(4)];
+    u[7] = f32::NAN;
+    says(&input_err(l.forward(Input::F32(&u), 4, None, None), "u"), &["element 7 is NaN", "must be finite"]);
+}
+
+#[test]
+fn forward_u_f16_infinite() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Gru);
+    let mut u = vec![half::f16::from_f32(0.1); l.input_len(2)];
+    u[100] = half::f16::NEG_INFINITY;
+    says(&input_err(l.forward(Input::F16(&u), 2, None, None), "u"), &["element 100 is -inf", "must be finite"]);
+}
+
+#[test]
+fn forward_h0_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    let u = vec![0.1f32; l.input_len(2)];
+    let e = input_err(l.forward(Input::F32(&u), 2, Some(&[0.0; 3]), None), "h0");
+    says(&e, &["3 values", &format!("expected {}", B * H), "B*H"]);
+}
+
+#[test]
+fn forward_h0_infinite() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    let u = vec![0.1f32; l.input_len(2)];
+    let e = input_err(l.forward(Input::F32(&u), 2, Some(&vec![f32::INFINITY; B * H]), None), "h0");
+    says(&e, &["element 0 is inf", "must be finite"]);
+}
+
+#[test]
+fn forward_c0_for_a_non_lstm() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Gru);
+    let u = vec![0.1f32; l.input_len(2)];
+    let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&vec![0.0; B * H])), "c0");
+    says(&e, &["Gru layer", "only LSTM has a cell state"]);
+}
+
+#[test]
+fn forward_c0_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Lstm);
+    let u = vec![0.1f32; l.input_len(2)];
+    let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&[0.0; 5])), "c0");
+    says(&e, &["5 values", &format!("expected {}", B * H)]);
+}
+
+#[test]
+fn forward_c0_nan() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Lstm);
+    let u = vec![0.1f32; l.input_len(2)];
+    let mut c0 = vec![0.0; B * H];
+    c0[B * H - 1] = f32::NAN;
+    let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&c0)), "c0");
+    says(&e, &[&format!("element {} is NaN", B * H - 1), "must be finite"]);
+}
+
+#[test]
+fn forward_device_u_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(3)])).unwrap();
+    let mut out = l.alloc_output(4).unwrap();
+    let e = input_err(l.forward_device(&u, None, None, &mut out, None), "u");
+    says(&e, &[&format!("{} values", l.input_len(3)), &format!("expected {}", l.input_len(4))]);
+}
+
+#[test]
+fn forward_device_h0_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Lstm);
+    let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(2)])).unwrap();
+    let mut out = l.alloc_output(2).unwrap();
+    let e = input_err(l.forward_device(&u, Some(&[0.0; 1]), None, &mut out, None), "h0");
+    says(&e, &["1 values", &format!("expected {}", B * H)]);
+}
+
+#[test]
+fn forward_device_c0_for_a_non_lstm() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnRelu);
+    let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(2)])).unwrap();
+    let mut out = l.alloc_output(2).unwrap();
+    let e = input_err(l.forward_device(&u, None, Some(&vec![0.0; B * H]), &mut out, None), "c0");
+    says(&e, &["RnnRelu layer", "only LSTM"]);
+}
+
+#[test]
+fn alloc_output_steps_zero() {
+    let Some(gpu) = gpu() else { return };
+    let l = layer(&gpu, Cell::RnnTanh);
+    says(&input_err(l.alloc_output(0), "steps"), &["0", "at least one step"]);
+}
+
+#[test]
+fn alloc_output_too_many_steps() {
+    let Some(gpu) = gpu() else { return };
+    let l = layer(&gpu, Cell::RnnTanh);
+    says(&input_err(l.alloc_output(usize::MAX), "steps"), &[&usize::MAX.to_string(), &u32::MAX.to_string()]);
+}
+
+#[test]
+fn forward_exchange_floor_u_wrong_length() {
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::RnnTanh);
+    let u = DeviceInput::upload(&gpu, Input::F32(&[0.1; 5])).unwrap();
+    let mut out = l.alloc_output(2).unwrap();
+    let e = input_err(l.forward_exchange_floor(&u, &mut out), "u");
+    says(&e, &["5 values", &format!("expected {}", l.input_len(2))]);
+}
+
+#[test]
+fn a_layer_still_runs_after_rejected_calls() {
+    // Not a row of the table: the rejections above leave the layer usable.
+    let Some(gpu) = gpu() else { return };
+    let mut l = layer(&gpu, Cell::Lstm);
+    let u = vec![0.1f32; l.input_len(3)];
+    assert!(l.forward(Input::F32(&u), 0, None, None).is_err());
+    assert!(l.forward(Input::F32(&u), 3, None, Some(&[f32::NAN; B * H])).is_err());
+    let out = l.forward(Input::F32(&u), 3, None, None).expect("valid call");
+    assert!(out.h.iter().all(|v| v.is_finite()) && out.h.len() == 3 * B * H);
+}
+
+// ---------------------------------------------------------------------------------------------
+// smoke::run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn smoke_run_zero_elements() {
+    let Some(gpu) = gpu() else { return };
+    says(&input_err(sprnn::smoke::run(&gpu, 0, 1), "n"), &["0 elements", "1..=16777216"]);
+}
+
+#[test]
+fn smoke_run_too_many_elements() {
+    let Some(gpu) = gpu() else { return };
+    says(&input_err(sprnn::smoke::run(&gpu, (1 << 24) + 1, 1), "n"), &["16777217 elements", "1..=16777216"]);
+}
