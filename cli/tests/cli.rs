@@ -41,7 +41,9 @@ fn has_gpu() -> bool {
 }
 
 fn sprnn(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sprnn")).args(args).output().expect("the sprnn binary runs")
+    // `SPRNN_CLI_BIN` points at the binary where the build path does not exist (the GPU bundle).
+    let bin = std::env::var("SPRNN_CLI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sprnn").to_string());
+    std::process::Command::new(bin).args(args).output().expect("the sprnn binary runs")
 }
 
 fn text(o: &Output) -> (String, String) {

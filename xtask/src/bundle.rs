@@ -40,6 +40,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-test}; [ $# -gt 0 ] && shift
 export SPRNN_REQUIRE_GPU=${SPRNN_REQUIRE_GPU:-1}
+export SPRNN_CLI_BIN=${SPRNN_CLI_BIN:-$here/bin/sprnn}
 case "$what" in
   test)
     rc=0
@@ -92,7 +93,7 @@ case "$what" in
       for filter in gpu::smoke gpu::every_kernel_variant_matches; do
         echo "== compute-sanitizer --tool $tool: $filter"
         compute-sanitizer --tool "$tool" --error-exitcode 99 \
-          "$here/tests/it" "$filter" --test-threads=1 || { echo "== $tool $filter: FAILED"; rc=1; }
+          "$here/tests/sprnn-tests.it" "$filter" --test-threads=1 || { echo "== $tool $filter: FAILED"; rc=1; }
       done
     done
     exit $rc ;;
@@ -108,22 +109,27 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
     }
     let out = run(Command::new("cargo").current_dir(&root).args([
-        "test", "--release", "--no-run", "--message-format=json", "-p", "sprnn", "-p", "sprnn-tests",
+        "test", "--release", "--no-run", "--message-format=json", "-p", "sprnn", "-p", "sprnn-tests", "-p", "sprnn-cli",
     ]))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut n = 0;
-    for line in text.lines().filter(|l| l.contains("\"executable\":\"") && l.contains("\"test\":true")) {
+    // Test harnesses only: the profile (not just the target) says `"test":true`.
+    let is_test = |l: &&str| l.split("\"profile\":{").nth(1).and_then(|p| p.split('}').next()).is_some_and(|p| p.contains("\"test\":true"));
+    for line in text.lines().filter(|l| l.contains("\"executable\":\"")).filter(is_test) {
         let exe = line.split("\"executable\":\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
         let name = Path::new(exe).file_name().unwrap().to_string_lossy();
-        let short = name.rsplit_once('-').map(|(a, _)| a.to_string()).unwrap_or(name.to_string());
+        let target = name.rsplit_once('-').map(|(a, _)| a.to_string()).unwrap_or(name.to_string());
+        // Package and target together: the `sprnn` library and the `sprnn` program share a target name.
+        let package = line.split("\"package_id\":\"").nth(1).and_then(|s| s.split('"').next()).and_then(|id| id.rsplit('#').next()).and_then(|s| s.split('@').next()).unwrap_or("pkg");
+        let short = format!("{package}.{target}");
         std::fs::copy(exe, dir.join("tests").join(&short)).map_err(|e| format!("{exe}: {e}"))?;
         n += 1;
     }
     if n == 0 {
         return Err("no test executables found".into());
     }
-    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "sprnn-bench", "--bins"]))?;
-    for bin in ["sprnn-bench", "sprnn-demo"] {
+    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "sprnn-bench", "-p", "sprnn-cli", "--bins"]))?;
+    for bin in ["sprnn-bench", "sprnn-demo", "sprnn"] {
         std::fs::copy(root.join("target/release").join(bin), dir.join("bin").join(bin)).map_err(|e| format!("{bin}: {e}"))?;
     }
     for entry in std::fs::read_dir(root.join("bench/peers")).map_err(|e| e.to_string())? {
@@ -143,7 +149,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     let sh = dir.join("run.sh");
     std::fs::write(&sh, RUN_SH).map_err(|e| e.to_string())?;
     run(Command::new("chmod").arg("+x").arg(&sh))?;
-    println!("bundle in {} ({n} test executables, sprnn-bench, sprnn-demo)", dir.display());
+    println!("bundle in {} ({n} test executables, sprnn-bench, sprnn-demo, sprnn)", dir.display());
     Ok(())
 }
 
