@@ -5,7 +5,8 @@
 #     report (registers, stack frame, spills of every kernel; fails on any local memory);
 #  3. the sprnn crate builds on stable Rust (what applications depend on);
 #  4. cargo test --workspace: CPU tests everywhere; GPU tests run where there is a CUDA device
-#     and print "skipped: no CUDA device" where there is none.
+#     and print "skipped: no CUDA device" where there is none;
+#  5. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/setup.sh)"
@@ -16,3 +17,5 @@ echo "== sprnn on stable"
 cargo +stable build --quiet -p sprnn
 echo "== tests"
 cargo test --workspace --release "$@"
+echo "== fuzz (weight-file loader and planner, bounded)"
+bash scripts/fuzz.sh "${SPRNN_FUZZ_SECONDS:-30}"
