@@ -34,6 +34,14 @@ cd fuzz
 for target in weights plan; do
   echo "== fuzz $target for ${secs}s"
   cargo fuzz build --release "$target"
-  cargo fuzz run --release "$target" "corpus/$target" -- \
-    -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
+  # libFuzzer's progress lines go to a log; its final statistics (or the crash) are printed.
+  log="artifacts/$target.log"
+  if cargo fuzz run --release "$target" "corpus/$target" -- \
+      -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 > "$log" 2>&1; then
+    grep -E '^(stat::|Done )' "$log" || tail -n 5 "$log"
+  else
+    tail -n 60 "$log"
+    echo "fuzz $target FAILED (log: fuzz/$log)" >&2
+    exit 1
+  fi
 done

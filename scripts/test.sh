@@ -15,7 +15,18 @@ echo "== build-ptx --check"
 cargo xtask build-ptx --check
 echo "== sprnn on stable"
 cargo +stable build --quiet -p sprnn
-echo "== tests"
-cargo test --workspace --release "$@"
 echo "== fuzz (weight-file loader and planner, bounded)"
 bash scripts/fuzz.sh "${SPRNN_FUZZ_SECONDS:-30}"
+echo "== tests"
+log=$(mktemp)
+set +e
+cargo test --workspace --release "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) s += $i} END {print s + 0}' "$log")
+failed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) s += $i} END {print s + 0}' "$log")
+skipped=$(grep -o "skipped: no CUDA device" "$log" | wc -l)
+rm -f "$log"
+echo "GPU tests that found no CUDA device: $skipped"
+echo "tests: $passed passed, $failed failed"
+exit "$rc"
