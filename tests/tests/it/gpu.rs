@@ -6,7 +6,6 @@
 //! `SPRNN_SEED` fixes the seed (printed by every test); `SPRNN_RESULTS_DIR` receives the
 //! correctness table of the sweep as CSV.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -15,22 +14,7 @@ use sprnn::layout::PlanOptions;
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
-fn gpu() -> Option<Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
-        Ok(g) => g,
-        Err(e) => panic!("opening the GPU failed: {e}"),
-    });
-    if g.is_none() {
-        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
-        }
-        // Written to the terminal directly, past libtest's output capture, so it is always seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
-    }
-    g.clone()
-}
+use crate::common::gpu;
 
 /// A fresh seed per run (time-based), or `SPRNN_SEED`.
 fn seed(test: &str) -> u64 {

@@ -6,29 +6,13 @@
 //! final `c`) independently of the GPU. GPU: the same comparison on the device. On a machine
 //! without a CUDA device the GPU tests print "skipped: no CUDA device" and return.
 
-use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use sprnn::layer::Input;
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer, StreamState, StreamingLayer};
 
-fn gpu() -> Option<Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
-        Ok(g) => g,
-        Err(e) => panic!("opening the GPU failed: {e}"),
-    });
-    if g.is_none() {
-        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
-        }
-        // Written to the terminal directly, past libtest's output capture, so it is always seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
-    }
-    g.clone()
-}
+use crate::common::gpu;
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 

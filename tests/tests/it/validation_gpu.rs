@@ -7,7 +7,6 @@
 //! On a machine without a CUDA device each test prints "skipped: no CUDA device" and returns;
 //! with `SPRNN_REQUIRE_GPU=1` a missing device fails instead (as in `gpu.rs`).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sprnn::layer::{DeviceInput, Input};
@@ -15,22 +14,7 @@ use sprnn::layout::PlanOptions;
 use sprnn::layout::PlanError;
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
-fn gpu() -> Option<Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
-        Ok(g) => g,
-        Err(e) => panic!("opening the GPU failed: {e}"),
-    });
-    if g.is_none() {
-        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
-        }
-        // Written to the terminal directly, past libtest's output capture, so it is always seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
-    }
-    g.clone()
-}
+use crate::common::gpu;
 
 /// Asserts that `e`'s message contains every part (the value and the limit, usually).
 #[track_caller]
