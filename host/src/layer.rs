@@ -191,14 +191,16 @@ impl std::fmt::Debug for SparseRecurrentLayer {
     }
 }
 
-fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
+/// `Error::Input` naming the first non-finite element of `v`.
+pub(crate) fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {
         None => Ok(()),
         Some(i) => Err(Error::Input { name, problem: format!("element {i} is {} (values must be finite)", v[i]) }),
     }
 }
 
-fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
+/// `Error::Input` unless `got == want`.
+pub(crate) fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
     if got == want {
         Ok(())
     } else {

@@ -47,7 +47,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::layer::{Input, Output, SparseRecurrentLayer};
+use crate::layer::{check_finite, check_len, Input, Output, SparseRecurrentLayer};
 use crate::Cell;
 
 /// The state a stream carries between chunks, and the rule that advances it (see the
@@ -225,20 +225,6 @@ impl StreamingLayer {
     }
 }
 
-fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
-    match v.iter().position(|x| !x.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(Error::Input { name, problem: format!("element {i} is {} (values must be finite)", v[i]) }),
-    }
-}
-
-fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(Error::Input { name, problem: format!("{got} values, expected {want} ({shape})") })
-    }
-}
 
 #[cfg(test)]
 mod tests {
