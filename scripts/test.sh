@@ -6,7 +6,8 @@
 #  3. the sprnn crate builds on stable Rust (what applications depend on);
 #  4. cargo test --workspace: CPU tests everywhere; GPU tests run where there is a CUDA device
 #     and print "skipped: no CUDA device" where there is none;
-#  5. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30).
+#  5. cargo doc for the library crates with warnings as errors;
+#  6. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/setup.sh)"
@@ -15,6 +16,8 @@ echo "== build-ptx --check"
 cargo xtask build-ptx --check
 echo "== sprnn on stable"
 cargo +stable build --quiet -p sprnn
+echo "== docs (every public item documented, no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p sprnn -p sprnn-kernels
 echo "== fuzz (weight-file loader and planner, bounded)"
 bash scripts/fuzz.sh "${SPRNN_FUZZ_SECONDS:-30}"
 echo "== tests"
