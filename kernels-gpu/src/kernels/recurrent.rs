@@ -11,15 +11,20 @@
 //!      memory, spinning on each 16-byte chunk until every word carries tag `t-1` (bounded by
 //!      `timeout_ns`; an error or another CTA's error ends the kernel for the whole CTA);
 //!    - *multiply*: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (fp32), then a
-//!      shuffle butterfly over the `threads_per_row` lanes of the row; lane 0 of the row writes
-//!      the sum to shared memory — `BT` accumulator registers;
-//!    - *cell*: one thread per (unit, batch) pair adds `U_t` and `b_hh`, applies the cell,
-//!      rounds `h_t` to fp16, publishes the tagged word to exchange buffer `t % 2` and writes
-//!      `h_t` to the output.
+//!      shuffle butterfly over the `threads_per_row` lanes of the row — `BT` accumulator
+//!      registers. RNN (one gate): lane `j` of the row finishes batch entry `j` of the tile
+//!      right there (adds `U_t` and `b_hh`, applies the cell, publishes). GRU and LSTM (or RNN
+//!      with `flags::SEPARATE_CELL`): lane 0 of the row writes its sums to shared memory;
+//!    - *cell* (GRU, LSTM): after a barrier, one thread per (unit, batch) pair adds `U_t` and
+//!      `b_hh`, applies the cell, rounds `h_t` to fp16, publishes the tagged word to exchange
+//!      buffer `t % 2` and writes `h_t` to the output.
 //! 4. **Drain**: LSTM writes its final `c`.
 //!
-//! Three barriers per step: after the gather (h complete), after the multiply (sums complete),
-//! after the cell (the next gather may overwrite h and the sums).
+//! Barriers per step: after the gather (h complete); GRU/LSTM also after the multiply (sums
+//! complete); and at the end of the step (the next gather overwrites h and the sums) unless
+//! the hidden state is double-buffered (`flags::DOUBLE_BUFFER_H`). Registers: `N` for the list,
+//! `BT` accumulators, the rest addresses, loop state and the cell; each variant is compiled
+//! under `format::register_budget` (`.maxnreg`).
 
 use crate::device::*;
 use crate::format::{
