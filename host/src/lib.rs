@@ -12,12 +12,16 @@
 //!   CTAs, nonzeros to threads and registers in bank-aware order, packed words, or a typed
 //!   [`layout::PlanError`] saying why the layer does not fit.
 //! - [`Gpu`] opens a device and loads the embedded PTX; [`SparseRecurrentLayer`] uploads a plan
-//!   once and runs it many times ([`SparseRecurrentLayer::forward`]).
+//!   once and runs it many times ([`SparseRecurrentLayer::forward`], or
+//!   [`SparseRecurrentLayer::forward_device`] with inputs and outputs on the GPU and the
+//!   caller's stream); [`StreamingLayer`] carries `h` (and LSTM's `c`) across calls so a
+//!   sequence can be fed chunk by chunk.
 //! - [`reference`](mod@reference) computes the same layer on the CPU (f64, f32 and the device-faithful
 //!   rounding), the oracle every GPU result is tested against.
 //!
-//! Errors are [`Error`]; the host–kernel format is `sprnn_kernels::format`, shared with the
-//! kernel crate.
+//! Errors are [`Error`](enum@Error) (every bad input is listed in `docs/VALIDATION.md`); the
+//! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. Driver calls
+//! that `cust` does not wrap, or wraps losing the raw `CUresult`, are in [`driver`].
 #![deny(missing_docs)]
 
 pub mod driver;
