@@ -15,24 +15,12 @@ use sprnn::layout::{self, DeviceInfo, PlanOptions};
 use sprnn::reference::{self, Precision};
 use sprnn::sparse::{Dense, Matrix};
 use sprnn::weights::{LayerWeights, ModelWeights, SaveOptions};
-use sprnn::{Cell, Gpu};
+use sprnn::Cell;
 
-fn gpu() -> Option<Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
-        Ok(g) => g,
-        Err(e) => panic!("opening the GPU failed: {e}"),
-    });
-    if g.is_none() {
-        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
-        }
-        // Written to the terminal directly, past libtest's output capture, so it is always seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
-    }
-    g.clone()
-}
+// The GPU helper of the integration tests (same skip line, same SPRNN_REQUIRE_GPU rule).
+#[path = "../../tests/tests/it/common.rs"]
+mod common;
+use common::gpu;
 
 /// Whether this machine has a CUDA device (without the "skipped" notice).
 fn has_gpu() -> bool {
