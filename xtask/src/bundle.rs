@@ -221,3 +221,26 @@ mod tests {
         }
     }
 }
+
+/// `cargo xtask bench ARGS`: builds the bundle and runs `run.sh bench-all ARGS` here, writing
+/// into `$OUT_CSV` (default `bench/results/<UTC date>-bench-all.csv`).
+pub fn bench(args: &[&str]) -> Result<(), String> {
+    gpu_bundle("bundle")?;
+    let root = workspace_root();
+    let out = std::env::var("OUT_CSV").unwrap_or_else(|_| {
+        let day = run(Command::new("date").args(["-u", "+%F"])).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        root.join("bench/results").join(format!("{day}-bench-all.csv")).display().to_string()
+    });
+    let status = Command::new(root.join("bundle/run.sh"))
+        .arg("bench-all")
+        .args(args)
+        .env("OUT_CSV", &out)
+        .status()
+        .map_err(|e| format!("cannot run bundle/run.sh: {e}"))?;
+    if status.success() {
+        println!("rows in {out}");
+        Ok(())
+    } else {
+        Err(format!("bench-all failed ({status}); rows so far in {out}"))
+    }
+}

@@ -9,6 +9,10 @@
 //! - `plots [--out DIR] [CSV...]`: PNG charts of benchmark CSVs (default: `bench/results/*.csv`
 //!   except `*-correctness.csv`, into `bench/plots/`); see `plots`.
 //!
+//! - `bench [ARGS]`: on a machine with a GPU (and PyTorch for the peers), builds the bundle and
+//!   runs `bundle/run.sh bench-all ARGS`: sprnn, its floor and the peers in one run, into one
+//!   CSV (`OUT_CSV`, default `bench/results/DATE-bench-all.csv`).
+//!
 //! When started with `SPRNN_PTX_LINK=1` in its environment this binary is the linker rustc
 //! calls for the nvptx target (see `link`).
 
@@ -30,8 +34,9 @@ fn main() -> ExitCode {
         Some("build-ptx") => ptx::build_ptx(rest.contains(&"--check")),
         Some("gpu-bundle") => bundle::gpu_bundle(rest.first().copied().unwrap_or("bundle")),
         Some("plots") => plots::plots(&rest),
+        Some("bench") => bundle::bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR] | plots [--out DIR] [CSV...]");
+            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR] | bench [ARGS...] | plots [--out DIR] [CSV...]");
             return ExitCode::from(2);
         }
     };
