@@ -37,6 +37,11 @@ fn bernoulli_cols(cols: usize, d: f64, rng: &mut ChaCha8Rng) -> Vec<u32> {
         return (0..cols as u32).collect();
     }
     let ln_q = (1.0 - d).ln();
+    if ln_q >= 0.0 {
+        // `d` below f64's resolution next to 1: no column is ever drawn (and the geometric
+        // skip below would be -inf, an endless loop).
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity((cols as f64 * d * 1.2) as usize + 4);
     let mut c = 0f64;
     loop {

@@ -426,3 +426,13 @@ fn forced_options_are_obeyed() {
     assert!(p.threads_per_cta >= 64 && p.threads_per_cta % 32 == 0, "{}", p.threads_per_cta);
     check_permutation(&p, &w);
 }
+
+/// A density below f64's resolution next to 1 draws no column (it once looped until memory
+/// ran out: the geometric skip was -inf).
+#[test]
+fn synthetic_layers_with_vanishing_density_are_empty() {
+    for d in [1e-300, f64::MIN_POSITIVE, 1e-17] {
+        assert_eq!(synthetic::uniform(8, 64, d, 1).nnz(), 0, "uniform d={d}");
+        assert_eq!(synthetic::skewed(8, 64, d / 4.0, 1).nnz(), 0, "skewed d={d}");
+    }
+}
