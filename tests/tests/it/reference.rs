@@ -1,13 +1,12 @@
 //! Tests of the CPU reference, the sparse-matrix utilities and the weight files
 //! (`sprnn::reference`, `sprnn::sparse`, `sprnn::weights`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use sprnn::reference::{
     compare_steps, forward_model, forward_u, forward_u_permuted, forward_x, Precision, DEVICE_TOLERANCE,
@@ -15,6 +14,8 @@ use sprnn::reference::{
 use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, SparseError};
+
+use crate::common::tensors::{f32s, file, i64s, T};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
@@ -531,27 +532,6 @@ fn layer_save_load_through_a_file() {
     assert!(matches!(LayerWeights::load(&path, Cell::Lstm), Err(WeightsError::Io { .. })));
 }
 
-/// A tensor for a hand-made file.
-struct T {
-    name: String,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn f32s(name: &str, shape: &[usize], v: &[f32]) -> T {
-    T { name: name.into(), dtype: Dtype::F32, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
-}
-
-fn i64s(name: &str, shape: &[usize], v: &[i64]) -> T {
-    T { name: name.into(), dtype: Dtype::I64, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
-}
-
-fn file(tensors: &[T], meta: Option<HashMap<String, String>>) -> Vec<u8> {
-    let views: Vec<(String, TensorView<'_>)> =
-        tensors.iter().map(|t| (t.name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.data).unwrap())).collect();
-    safetensors::serialize(views, &meta).unwrap()
-}
 
 /// A valid one-layer RNN-tanh file (I = 2, H = 3) as tensors, for breaking one at a time.
 fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {

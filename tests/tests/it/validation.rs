@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use sprnn::layout::{layout_with, plan, synthetic, DeviceInfo, Geometry, PlanError, PlanOptions, WeightOrder};
 use sprnn::reference::{forward_model, forward_u, forward_u_permuted, forward_x, Precision, ReferenceError};
 use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, Error, Gpu, SparseError};
+
+use crate::common::tensors::{f32s, file, i64s, raw, T};
 
 /// Asserts that `e`'s message contains every part (the value and the limit, usually).
 #[track_caller]
@@ -480,30 +482,6 @@ fn layout_with_row_too_long() {
 // to_safetensors (and save)
 // ---------------------------------------------------------------------------------------------
 
-struct T {
-    name: String,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn f32s(name: &str, shape: &[usize], v: &[f32]) -> T {
-    T { name: name.into(), dtype: Dtype::F32, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
-}
-
-fn i64s(name: &str, shape: &[usize], v: &[i64]) -> T {
-    T { name: name.into(), dtype: Dtype::I64, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
-}
-
-fn raw(name: &str, dtype: Dtype, shape: &[usize], data: Vec<u8>) -> T {
-    T { name: name.into(), dtype, shape: shape.to_vec(), data }
-}
-
-fn file_with(tensors: &[T], meta: Option<HashMap<String, String>>) -> Vec<u8> {
-    let views: Vec<(String, TensorView<'_>)> =
-        tensors.iter().map(|t| (t.name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.data).unwrap())).collect();
-    safetensors::serialize(views, &meta).unwrap()
-}
 
 /// A valid one-layer RNN-tanh layer (I = 2, H = 3), tensors named with `suffix`.
 fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {
@@ -516,7 +494,7 @@ fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {
 }
 
 fn load(tensors: &[T]) -> WeightsError {
-    ModelWeights::from_safetensors(&file_with(tensors, None), Cell::RnnTanh).unwrap_err()
+    ModelWeights::from_safetensors(&file(tensors, None), Cell::RnnTanh).unwrap_err()
 }
 
 /// `rnn_tensors("_l0", 2, 3)` with tensor `i` replaced.
@@ -538,7 +516,7 @@ fn i32s(name: &str, v: &[i32]) -> T {
 #[test]
 fn weights_valid_file_loads() {
     // The baseline every weights row breaks one thing of.
-    let m = ModelWeights::from_safetensors(&file_with(&rnn_tensors("_l0", 2, 3), None), Cell::RnnTanh).unwrap();
+    let m = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), None), Cell::RnnTanh).unwrap();
     assert_eq!((m.input_size(), m.hidden()), (2, 3));
 }
 
@@ -551,7 +529,7 @@ fn weights_empty_bytes() {
 
 #[test]
 fn weights_truncated_file() {
-    let bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    let bytes = file(&rnn_tensors("_l0", 2, 3), None);
     for cut in [7, 8, 20, bytes.len() / 2, bytes.len() - 1] {
         let e = LayerWeights::from_safetensors(&bytes[..cut], Cell::RnnTanh).unwrap_err();
         assert!(matches!(e, WeightsError::Corrupt { .. }), "cut at {cut}: {e:?}");
@@ -561,7 +539,7 @@ fn weights_truncated_file() {
 
 #[test]
 fn weights_header_longer_than_file() {
-    let mut bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    let mut bytes = file(&rnn_tensors("_l0", 2, 3), None);
     bytes[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     let e = ModelWeights::from_safetensors(&bytes, Cell::RnnTanh).unwrap_err();
     assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
@@ -570,7 +548,7 @@ fn weights_header_longer_than_file() {
 
 #[test]
 fn weights_garbage_header() {
-    let mut bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    let mut bytes = file(&rnn_tensors("_l0", 2, 3), None);
     bytes[8] = b'#';
     let e = ModelWeights::from_safetensors(&bytes, Cell::RnnTanh).unwrap_err();
     assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
@@ -578,7 +556,7 @@ fn weights_garbage_header() {
 
 #[test]
 fn weights_data_longer_than_header_says() {
-    let mut bytes = file_with(&rnn_tensors("_l0", 2, 3), None);
+    let mut bytes = file(&rnn_tensors("_l0", 2, 3), None);
     bytes.extend_from_slice(&[0; 4]);
     let e = ModelWeights::from_safetensors(&bytes, Cell::RnnTanh).unwrap_err();
     assert!(matches!(e, WeightsError::Corrupt { .. }), "{e:?}");
@@ -762,7 +740,7 @@ fn weights_hidden_above_65535_in_file() {
 
 #[test]
 fn weights_gate_count_does_not_match_cell() {
-    let e = ModelWeights::from_safetensors(&file_with(&rnn_tensors("_l0", 2, 3), None), Cell::Gru).unwrap_err();
+    let e = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), None), Cell::Gru).unwrap_err();
     assert!(matches!(&e, WeightsError::GateMismatch { rows: 3, hidden: 3, gates: 3, .. }), "{e:?}");
     says(&e, &["3 x 3", "Gru layer needs 3 * 3 rows"]);
 }
@@ -854,7 +832,7 @@ fn weights_csr_column_out_of_range() {
 #[test]
 fn weights_cell_metadata_mismatch() {
     let meta: HashMap<String, String> = [("sprnn.cell".to_string(), "lstm".to_string())].into();
-    let e = ModelWeights::from_safetensors(&file_with(&rnn_tensors("_l0", 2, 3), Some(meta)), Cell::RnnTanh).unwrap_err();
+    let e = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), Some(meta)), Cell::RnnTanh).unwrap_err();
     assert!(matches!(&e, WeightsError::CellMismatch { file, given: Cell::RnnTanh } if file == "lstm"), "{e:?}");
     says(&e, &["\"lstm\"", "RnnTanh"]);
 }
