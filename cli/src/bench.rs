@@ -7,7 +7,7 @@ use clap::Args;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
 use sprnn_bench::{random_layer, time_layer};
 
-use crate::layer::{cell_name, CellArg};
+use crate::layer::CellArg;
 use crate::{progress, CliResult, Failure};
 
 /// Arguments of `sprnn bench`.
@@ -69,7 +69,7 @@ pub fn main(args: &BenchArgs) -> CliResult {
     println!("{:<8} {:>5} {:>3} {:>5} {:>9} {:>9} {:>7}  launch", "cell", "H", "B", "d", "us/step", "floor", "x_floor");
     let bar = progress::bar(configs.len() as u64);
     for (i, &(cell, h, b, d)) in configs.iter().enumerate() {
-        bar.set_message(format!("{} H={h} B={b} d={d}", cell_name(cell)));
+        bar.set_message(format!("{} H={h} B={b} d={d}", cell.name()));
         let seed = args.seed.wrapping_add(1000 * i as u64);
         let result = random_layer(seed, cell, h, d).and_then(|(w, bias)| {
             let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &bias, b, &Default::default())?;
@@ -79,9 +79,9 @@ pub fn main(args: &BenchArgs) -> CliResult {
         });
         let line = match result {
             Ok((us, floor, launch)) => {
-                format!("{:<8} {h:>5} {b:>3} {d:>5} {us:>9.3} {floor:>9.3} {:>7.2}  {launch}", cell_name(cell), us / floor)
+                format!("{:<8} {h:>5} {b:>3} {d:>5} {us:>9.3} {floor:>9.3} {:>7.2}  {launch}", cell.name(), us / floor)
             }
-            Err(e) => format!("{:<8} {h:>5} {b:>3} {d:>5} not run: {e}", cell_name(cell)),
+            Err(e) => format!("{:<8} {h:>5} {b:>3} {d:>5} not run: {e}", cell.name()),
         };
         bar.suspend(|| println!("{line}"));
         bar.inc(1);

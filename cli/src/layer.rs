@@ -36,16 +36,6 @@ impl From<CellArg> for Cell {
     }
 }
 
-/// The command-line name of a cell.
-pub fn cell_name(c: Cell) -> &'static str {
-    match c {
-        Cell::RnnRelu => "rnn_relu",
-        Cell::RnnTanh => "rnn_tanh",
-        Cell::Gru => "gru",
-        Cell::Lstm => "lstm",
-    }
-}
-
 /// The layer's source: `--weights FILE` or `--random`.
 #[derive(Args, Debug, Clone)]
 pub struct LayerSource {
@@ -114,7 +104,7 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
         let (w_hh, b_hh) = progress::spin("generating a random layer", || {
             sprnn_bench::random_layer(src.seed, cell, hidden, src.density)
         })?;
-        let source = format!("random {} H={hidden} d={} seed {}", cell_name(cell), src.density, src.seed);
+        let source = format!("random {} H={hidden} d={} seed {}", cell.name(), src.density, src.seed);
         return Ok(Layer { cell, w_hh, b_hh, source });
     }
     let path = src.weights.as_ref().ok_or_else(|| Failure::new("give --weights FILE or --random"))?;

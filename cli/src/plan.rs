@@ -5,7 +5,7 @@ use serde_json::json;
 use sprnn::layout::{self, DeviceInfo, Plan, PlanError, PlanOptions, WeightOrder};
 use sprnn::Gpu;
 
-use crate::layer::{self, cell_name, Layer, LayerSource};
+use crate::layer::{self, Layer, LayerSource};
 use crate::{progress, CliResult, Failure, EXIT_DOES_NOT_FIT};
 
 /// Which device to plan for.
@@ -69,7 +69,7 @@ fn layer_json(l: &Layer) -> serde_json::Value {
     let s = l.w_hh.stats();
     json!({
         "source": l.source,
-        "cell": cell_name(l.cell),
+        "cell": l.cell.name(),
         "hidden": l.hidden(),
         "nnz": s.nnz,
         "density": s.density,
@@ -202,7 +202,7 @@ pub fn main(args: &PlanArgs) -> CliResult {
     } else {
         println!(
             "layer:              {} ({}), H = {}, {} nonzeros (density {:.4}), longest row {}",
-            cell_name(l.cell),
+            l.cell.name(),
             l.source,
             l.hidden(),
             s.nnz,

@@ -13,7 +13,7 @@ use sprnn::layer::Input;
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Gpu, LayerOptions, SparseRecurrentLayer, StreamState, StreamingLayer};
 
-use crate::layer::{self, cell_name, Layer, LayerSource};
+use crate::layer::{self, Layer, LayerSource};
 use crate::tensors::{self, Tensor};
 use crate::{progress, CliResult, Failure};
 
@@ -89,7 +89,7 @@ fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
             return Err(Failure::new(format!(
                 "{path}: \"u\" has shape {:?}; a {} layer of H = {h} needs [T, B, G*H] = [T, B, {}]",
                 u.shape,
-                cell_name(l.cell),
+                l.cell.name(),
                 g * h
             )))
         }
@@ -114,7 +114,7 @@ fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
     let h0 = state("h0")?;
     let c0 = state("c0")?;
     if c0.is_some() && l.cell != Cell::Lstm {
-        return Err(Failure::new(format!("{path}: \"c0\" given for a {} layer; only LSTM has a cell state", cell_name(l.cell))));
+        return Err(Failure::new(format!("{path}: \"c0\" given for a {} layer; only LSTM has a cell state", l.cell.name())));
     }
     Ok(Inputs { steps, batch, u, h0, c0 })
 }
@@ -215,13 +215,13 @@ pub fn main(args: &RunArgs) -> CliResult {
     }
     let meta = HashMap::from([
         ("format".to_string(), "pt".to_string()),
-        ("sprnn.cell".to_string(), cell_name(l.cell).to_string()),
+        ("sprnn.cell".to_string(), l.cell.name().to_string()),
         ("sprnn.engine".to_string(), engine.clone()),
     ]);
     tensors::write(&args.output, &tensors, meta)?;
     println!(
         "ran {} ({}) for T = {steps}, B = {b} on {engine} in {:.1} ms ({:.2} us per step, wall time with transfers{}); wrote h [{steps}, {b}, {h}]{} to {}",
-        cell_name(l.cell),
+        l.cell.name(),
         l.source,
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e6 / steps as f64,

@@ -239,15 +239,6 @@ pub struct LayerWeights {
     b_hh: Vec<f32>,
 }
 
-fn cell_name(cell: Cell) -> &'static str {
-    match cell {
-        Cell::RnnRelu => "rnn_relu",
-        Cell::RnnTanh => "rnn_tanh",
-        Cell::Gru => "gru",
-        Cell::Lstm => "lstm",
-    }
-}
-
 fn check_finite(name: &str, values: &[f32], shape: &[usize]) -> Result<(), WeightsError> {
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         let mut position = vec![0; shape.len()];
@@ -454,7 +445,7 @@ impl ModelWeights {
     pub fn from_safetensors(bytes: &[u8], cell: Cell) -> Result<Self, WeightsError> {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
         if let Some(file_cell) = meta.metadata().as_ref().and_then(|m| m.get("sprnn.cell")) {
-            if file_cell != cell_name(cell) {
+            if file_cell != cell.name() {
                 return Err(WeightsError::CellMismatch { file: file_cell.clone(), given: cell });
             }
         }
@@ -525,7 +516,7 @@ impl ModelWeights {
             })
             .collect();
         let meta: HashMap<String, String> =
-            [("format".to_string(), "pt".to_string()), ("sprnn.cell".to_string(), cell_name(self.cell).to_string())].into();
+            [("format".to_string(), "pt".to_string()), ("sprnn.cell".to_string(), self.cell.name().to_string())].into();
         safetensors::serialize(views, &Some(meta)).map_err(corrupt)
     }
 

@@ -62,6 +62,28 @@ impl Cell {
         }
     }
 
+    /// The cell's name in files, command lines and benchmark rows: `rnn_relu`, `rnn_tanh`,
+    /// `gru`, `lstm`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cell::RnnRelu => "rnn_relu",
+            Cell::RnnTanh => "rnn_tanh",
+            Cell::Gru => "gru",
+            Cell::Lstm => "lstm",
+        }
+    }
+
+    /// The cell named `name` (see [`Cell::name`]; `rnn` also means `rnn_tanh`, as in PyTorch).
+    pub fn from_name(name: &str) -> Option<Cell> {
+        match name {
+            "rnn_relu" => Some(Cell::RnnRelu),
+            "rnn_tanh" | "rnn" => Some(Cell::RnnTanh),
+            "gru" => Some(Cell::Gru),
+            "lstm" => Some(Cell::Lstm),
+            _ => None,
+        }
+    }
+
     /// The cell for a raw `Params::cell` value.
     pub const fn from_u32(v: u32) -> Option<Cell> {
         match v {

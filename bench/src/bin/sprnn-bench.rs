@@ -57,25 +57,6 @@ struct Args {
     commit: String,
 }
 
-fn parse_cell(s: &str) -> Option<Cell> {
-    match s {
-        "rnn_relu" => Some(Cell::RnnRelu),
-        "rnn_tanh" | "rnn" => Some(Cell::RnnTanh),
-        "gru" => Some(Cell::Gru),
-        "lstm" => Some(Cell::Lstm),
-        _ => None,
-    }
-}
-
-fn cell_name(c: Cell) -> &'static str {
-    match c {
-        Cell::RnnRelu => "rnn_relu",
-        Cell::RnnTanh => "rnn_tanh",
-        Cell::Gru => "gru",
-        Cell::Lstm => "lstm",
-    }
-}
-
 fn main() {
     let args = Args::parse();
     let gpu = match sprnn::try_default_gpu() {
@@ -90,7 +71,7 @@ fn main() {
         }
     };
     let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
-    let cells: Vec<Cell> = args.cells.iter().map(|c| parse_cell(c).unwrap_or_else(|| panic!("unknown cell {c}"))).collect();
+    let cells: Vec<Cell> = args.cells.iter().map(|c| Cell::from_name(c).unwrap_or_else(|| panic!("unknown cell {c}"))).collect();
     let mut configs = Vec::new();
     for &c in &cells {
         for &h in &args.hidden {
@@ -115,7 +96,7 @@ fn main() {
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").unwrap());
     let mut table = Vec::new();
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
-        bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell_name(cell)));
+        bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell.name()));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
         let variants: &[(&str, bool, bool)] = if args.ab {
             &[("sprnn", false, true), ("sprnn_double_buffer", true, true), ("sprnn_separate_cell", false, false), ("sprnn_double_separate", true, false)]
@@ -138,7 +119,7 @@ fn main() {
             Ok(times) => {
                 let (_, us, floor, ref note) = times[0];
                 rows.push(("floor", format!("{floor:.3}"), note.clone()));
-                let mut line = format!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9.3} {:>9.3} {:>6.2}", cell_name(cell), h, b, d, t, us, floor, us / floor);
+                let mut line = format!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9.3} {:>9.3} {:>6.2}", cell.name(), h, b, d, t, us, floor, us / floor);
                 for (name, us, _, note) in times {
                     rows.push((name, format!("{us:.3}"), note));
                     if name != "sprnn" {
@@ -150,12 +131,12 @@ fn main() {
             Err(e) => {
                 let note = format!("not run: {e}").replace(',', ";");
                 rows.push(("sprnn", String::new(), note));
-                table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} not run: {e}", cell_name(cell), h, b, d, t));
+                table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} not run: {e}", cell.name(), h, b, d, t));
             }
         }
         if let Some(f) = file.as_mut() {
             for (approach, us, note) in rows {
-                writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{gpu_name},{},{},{},{note}", cell_name(cell), args.driver, args.date, args.commit).unwrap();
+                writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{gpu_name},{},{},{},{note}", cell.name(), args.driver, args.date, args.commit).unwrap();
             }
         }
         bar.inc(1);

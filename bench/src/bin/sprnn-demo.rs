@@ -34,13 +34,7 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    let cell = match a.cell.as_str() {
-        "rnn_relu" => Cell::RnnRelu,
-        "rnn_tanh" | "rnn" => Cell::RnnTanh,
-        "gru" => Cell::Gru,
-        "lstm" => Cell::Lstm,
-        c => return Err(format!("unknown cell {c}").into()),
-    };
+    let cell = Cell::from_name(&a.cell).ok_or_else(|| format!("unknown cell {}", a.cell))?;
     println!("layer: {cell:?}, H = {}, density {}, batch {}, T = {}", a.hidden, a.density, a.batch, a.steps);
     let (w, b) = random_layer(1, cell, a.hidden, a.density)?;
     let st = w.stats();

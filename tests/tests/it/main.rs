@@ -7,3 +7,4 @@ mod reference;
 mod validation;
 mod validation_gpu;
 mod stream;
+mod tensors;

@@ -15,7 +15,7 @@ use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, SparseError};
 
-use crate::common::tensors::{f32s, file, i64s, T};
+use crate::tensors::{f32s, file, i64s, T};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 

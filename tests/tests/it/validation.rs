@@ -14,7 +14,7 @@ use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, Error, Gpu, SparseError};
 
-use crate::common::tensors::{f32s, file, i64s, raw, T};
+use crate::tensors::{f32s, file, i64s, raw, T};
 
 /// Asserts that `e`'s message contains every part (the value and the limit, usually).
 #[track_caller]
