@@ -8,9 +8,8 @@
 //! 3. **Step loop**, t = 1..=T:
 //!    - *prefetch* `U_t` of this thread's cells toward L1;
 //!    - *gather* (t ≥ 2): copy `h_{t-1}` from the exchange buffer `(t-1) % 2` into shared
-//!      memory; each thread loads `gather_batch(N)` of its 16-byte chunks back to back and spins
-//!      until every word carries tag `t-1` (bounded by `timeout_ns`; an error or another CTA's
-//!      error ends the kernel for the whole CTA);
+//!      memory, spinning on each 16-byte chunk until every word carries tag `t-1` (bounded by
+//!      `timeout_ns`; an error or another CTA's error ends the kernel for the whole CTA);
 //!    - *multiply*: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (fp32), then a
 //!      shuffle butterfly over the `threads_per_row` lanes of the row — `BT` accumulator
 //!      registers. RNN (one gate): lane `j` of the row finishes batch entry `j` of the tile
@@ -54,52 +53,20 @@ struct Layer {
     xwords: u32,
 }
 
-/// Chunks of the exchange buffer a thread keeps in flight while it gathers (`GATHER_BATCH` loads
-/// issued back to back, then checked together): the gather then costs about one L2 round trip
-/// per batch instead of one per chunk. Each chunk in flight holds four registers.
-pub const fn gather_batch(n: usize) -> usize {
-    if n <= 48 { 8 } else { 4 }
-}
-
-/// Spins until each of the `K` 16-byte chunks at `buf + 4 * (first + i * stride)` (those with
-/// `first + i * stride < chunks`) holds its valid words tagged `tag` (`last_valid` words in chunk
-/// `chunks - 1`, 4 in the others); the loads of all `K` chunks are issued before any is checked.
-/// Returns the chunks, or the error code when the wait passes its bound or another CTA failed.
+/// Spins until the 16-byte chunk at `p` holds `valid` words tagged `tag`; returns the words,
+/// or the error code when the wait passes its bound or another CTA failed.
 ///
 /// # Safety
-/// `buf` must be the 16-byte-aligned exchange buffer of at least `4 * chunks` words;
-/// `status_word` the status word.
+/// `p` must be a 16-byte-aligned chunk of the exchange buffer; `status_word` the status word.
 #[inline(always)]
-unsafe fn wait_chunks<const K: usize>(
-    buf: *const u32,
-    first: u32,
-    stride: u32,
-    chunks: u32,
-    last_valid: u32,
-    tag: u32,
-    status_word: *const u32,
-    timeout_ns: u64,
-) -> Result<[[u32; 4]; K], u32> {
+unsafe fn wait_chunk(p: *const u32, valid: u32, tag: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
     let mut spins: u32 = 0;
     let mut deadline: u64 = 0;
-    let mut v = [[0u32; 4]; K];
     loop {
-        for (i, vi) in v.iter_mut().enumerate() {
-            let c = first + i as u32 * stride;
-            if c < chunks {
-                // SAFETY: the caller guarantees chunk `c` lies in the buffer.
-                *vi = unsafe { ld_relaxed_gpu_v4_u32(buf.add(4 * c as usize)) };
-            }
-        }
-        let mut fresh = true;
-        for (i, vi) in v.iter().enumerate() {
-            let c = first + i as u32 * stride;
-            let valid = if c + 1 == chunks { last_valid } else if c < chunks { 4 } else { 0 };
-            for (k, word) in vi.iter().enumerate() {
-                fresh &= k as u32 >= valid || (word >> 16) == tag;
-            }
-        }
-        if fresh {
+        // SAFETY: the caller guarantees `p` is a valid chunk.
+        let v = unsafe { ld_relaxed_gpu_v4_u32(p) };
+        let fresh = |i: u32| i >= valid || (v[i as usize] >> 16) == tag;
+        if fresh(0) && fresh(1) && fresh(2) && fresh(3) {
             return Ok(v);
         }
         spins = spins.wrapping_add(1);
@@ -183,7 +150,7 @@ unsafe fn store_h4(h_smem: u32, i: u32, v: [u32; 4], valid: u32) {
 /// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
 /// every CTA of the grid co-resident, dynamic shared memory of `format::recurrent_smem_bytes`).
 #[inline(always)]
-pub unsafe fn recurrent<const N: usize, const BT: usize, const K: usize>(p: &RecurrentParams) {
+pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
     let tid = thread_idx_x();
     let cta = block_idx_x();
     let Some(cell_kind) = Cell::from_u32(p.cell) else {
@@ -324,22 +291,12 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const K: usize>(p: &Rec
         if t >= 2 {
             let tag = step_tag(t - 1);
             let buf = exchange.wrapping_add((((t - 1) & 1) * l.xwords) as usize);
-            let chunks = hb.div_ceil(4);
-            let last_valid = hb - 4 * (chunks - 1);
             let mut chunk = tid;
-            while chunk < chunks {
-                // SAFETY: the chunks lie in the exchange buffer; status is valid.
-                match unsafe { wait_chunks::<K>(buf, chunk, l.nt, chunks, last_valid, tag, status_word, p.timeout_ns) } {
-                    Ok(vs) => {
-                        for (i, v) in vs.iter().enumerate() {
-                            let c = chunk + i as u32 * l.nt;
-                            if c < chunks {
-                                let valid = if c + 1 == chunks { last_valid } else { 4 };
-                                // SAFETY: chunk c's valid words are inside the hidden state.
-                                unsafe { store_h4(h_cur, 4 * c, *v, valid) };
-                            }
-                        }
-                    }
+            while chunk * 4 < hb {
+                let valid = if hb - chunk * 4 < 4 { hb - chunk * 4 } else { 4 };
+                // SAFETY: the chunk lies in the exchange buffer; status is valid.
+                match unsafe { wait_chunk(buf.add(4 * chunk as usize), valid, tag, status_word, p.timeout_ns) } {
+                    Ok(v) => unsafe { store_h4(h_cur, 4 * chunk, v, valid) },
                     Err(code) => {
                         // SAFETY: status is valid.
                         unsafe { report(p, code) };
@@ -347,7 +304,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const K: usize>(p: &Rec
                         break;
                     }
                 }
-                chunk += K as u32 * l.nt;
+                chunk += l.nt;
             }
         }
         // SAFETY: every thread reaches this barrier once per step.
@@ -508,7 +465,7 @@ macro_rules! entries {
             pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
                 const _: () = assert!(crate::format::recurrent_kernel_name($n, $bt).len() == stringify!($name).len());
                 // SAFETY: forwarded contract.
-                unsafe { recurrent::<$n, $bt, { gather_batch($n) }>(&p) }
+                unsafe { recurrent::<$n, $bt>(&p) }
             }
         )*
     };
