@@ -32,6 +32,7 @@ struct GpuInner {
     ordinal: u32,
     info: DeviceInfo,
     arch: ptx::Arch,
+    kernel_local_bytes: Vec<(usize, usize, u32)>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -72,6 +73,7 @@ impl Gpu {
         // offline ptxas figures, or a plan could ask for more registers than an SM has.
         let optin = a(attr::MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize;
         let mut kernel_registers = Vec::new();
+        let mut kernel_local_bytes = Vec::new();
         for n in LIST_LENGTHS {
             for bt in BATCH_TILES {
                 let name = recurrent_kernel_name(n, bt);
@@ -82,6 +84,8 @@ impl Gpu {
                 driver::set_max_dynamic_shared(&f, optin)?;
                 driver::prefer_max_shared(&f)?;
                 kernel_registers.push((n, bt, regs as u32));
+                let local = f.get_attribute(FunctionAttribute::LocalSizeBytes).map_err(cust_err("cuFuncGetAttribute"))?;
+                kernel_local_bytes.push((n, bt, local as u32));
             }
         }
         let info = DeviceInfo {
@@ -97,12 +101,19 @@ impl Gpu {
             l2_bytes: a(attr::L2_CACHE_SIZE)? as usize,
             kernel_registers,
         };
-        Ok(Gpu { inner: Arc::new(GpuInner { stream, module, context, ordinal, info, arch }) })
+        Ok(Gpu { inner: Arc::new(GpuInner { stream, module, context, ordinal, info, arch, kernel_local_bytes }) })
     }
 
     /// The device's properties, as the planner uses them.
     pub fn info(&self) -> &DeviceInfo {
         &self.inner.info
+    }
+
+    /// Local memory (bytes per thread: spills and stack) of each recurrent-kernel variant
+    /// `(N, BT, bytes)` as the driver's JIT compiled it on this GPU. The offline build checks
+    /// that ptxas needs none; this is the same check for the compiler that actually runs.
+    pub fn kernel_local_bytes(&self) -> &[(usize, usize, u32)] {
+        &self.inner.kernel_local_bytes
     }
 
     /// Device ordinal.

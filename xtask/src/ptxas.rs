@@ -25,27 +25,34 @@ fn ptxas() -> Option<String> {
     Command::new("ptxas").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| "ptxas".to_string())
 }
 
-/// Parses `ptxas -v` output.
+/// Parses `ptxas -v` output: one row per entry function. The resource lines belong to the
+/// function named by the `Function properties for NAME` line before them — ptxas interleaves
+/// the properties of called (non-entry) functions, e.g. core's panic helpers, after an entry's,
+/// and those must not overwrite the entry's figures.
 pub fn parse(text: &str) -> Vec<Resources> {
     let mut out: Vec<Resources> = Vec::new();
+    // The function the following "stack frame" / "Used" lines describe.
+    let mut current: Option<String> = None;
+    let num_before = |line: &str, key: &str| -> Option<u32> {
+        let i = line.find(key)?;
+        line[..i].split_whitespace().last()?.parse().ok()
+    };
     for line in text.lines() {
         if let Some(i) = line.find("Compiling entry function '") {
             let rest = &line[i + "Compiling entry function '".len()..];
             let name = rest.split('\'').next().unwrap_or("").to_string();
-            out.push(Resources { kernel: name, registers: 0, stack_frame: 0, spill_stores: 0, spill_loads: 0 });
-        } else if let Some(r) = out.last_mut() {
-            let num_before = |key: &str| -> Option<u32> {
-                let i = line.find(key)?;
-                line[..i].split_whitespace().last()?.parse().ok()
-            };
+            out.push(Resources { kernel: name.clone(), registers: 0, stack_frame: 0, spill_stores: 0, spill_loads: 0 });
+            current = Some(name);
+        } else if let Some(i) = line.find("Function properties for ") {
+            current = line[i + "Function properties for ".len()..].split_whitespace().next().map(str::to_string);
+        } else if let Some(r) = out.last_mut().filter(|r| current.as_deref() == Some(r.kernel.as_str())) {
             if line.contains("stack frame") {
-                r.stack_frame = num_before("bytes stack frame").unwrap_or(0);
-                r.spill_stores = num_before("bytes spill stores").unwrap_or(0);
-                r.spill_loads = num_before("bytes spill loads").unwrap_or(0);
+                r.stack_frame = num_before(line, "bytes stack frame").unwrap_or(0);
+                r.spill_stores = num_before(line, "bytes spill stores").unwrap_or(0);
+                r.spill_loads = num_before(line, "bytes spill loads").unwrap_or(0);
             }
-            if line.contains("Used") && line.contains("registers") {
-                let i = line.find("Used").unwrap();
-                r.registers = line[i + 4..].split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if let Some(i) = line.find("Used ").filter(|_| line.contains("registers")) {
+                r.registers = line[i + 5..].split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
             }
         }
     }
@@ -84,4 +91,38 @@ pub fn report(arch: &str, ptx: &str) -> Result<Vec<Resources>, String> {
         return Err(format!("kernels using local memory on {arch}: {}", bad.join(", ")));
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ptxas 12.9's order: an entry's properties, then those of a called function (a panic
+    /// helper with no frame), then the next entry.
+    const SAMPLE: &str = "\
+ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function 'sprnn_recurrent_n8_bt1' for 'sm_90'
+ptxas info    : Function properties for sprnn_recurrent_n8_bt1
+    352 bytes stack frame, 372 bytes spill stores, 756 bytes spill loads
+ptxas info    : Used 80 registers, used 1 barriers, 352 bytes cumulative stack size
+ptxas info    : Compile time = 119.120 ms
+ptxas info    : Function properties for _RNvNtCskadkSMZu6gz_4core9panicking9panic_fmt
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Compiling entry function 'sprnn_smoke' for 'sm_90'
+ptxas info    : Function properties for sprnn_smoke
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 21 registers, used 1 barriers
+";
+
+    #[test]
+    fn a_called_function_does_not_overwrite_the_entry_before_it() {
+        let rows = parse(SAMPLE);
+        assert_eq!(
+            rows,
+            vec![
+                Resources { kernel: "sprnn_recurrent_n8_bt1".into(), registers: 80, stack_frame: 352, spill_stores: 372, spill_loads: 756 },
+                Resources { kernel: "sprnn_smoke".into(), registers: 21, stack_frame: 0, spill_stores: 0, spill_loads: 0 },
+            ]
+        );
+    }
 }

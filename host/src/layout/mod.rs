@@ -40,7 +40,7 @@
 //! On the H200 preset (registers from the estimated [`registers::KERNEL_REGISTERS`], random
 //! pruning; `cargo run --release -p sprnn --example plan_table` prints the full table): every
 //! layer at H ≤ 1152 fits for B ≤ 64; H = 2304 fits up to d = 0.5 (RNN), 0.1 (GRU, LSTM) for
-//! B ≤ 16 — LSTM at d = 0.3 does not (72 rows of up to ~770 nonzeros per CTA: TPR 8 × N 128 at
+//! B ≤ 16 — LSTM at d = 0.3 does not (72 rows of up to ~770 nonzeros per CTA: TPR 8 × N 96 at
 //! 576 threads needs ~99 K registers per SM, TPR 16 needs 1152 threads); H = 4608/5760 fit at
 //! d = 0.1 (RNN) and d = 0.01 (all cells). B = 64 exceeds shared memory for H ≥ 2304 (the
 //! fp16 hidden state alone is 295 KB at H = 2304; B ≤ 49 fits).

@@ -463,7 +463,7 @@ fn does_not_fit(
             recurrent_smem_bytes(hidden, b, rows_per_cta, upc, cell) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
         });
     let _ = gates;
-    let c = closest.unwrap_or(Shape { tpr: 32, n: 128, nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
+    let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
     PlanError::DoesNotFit {
         device: device.name.clone(),
         need_regs: c.need_regs,

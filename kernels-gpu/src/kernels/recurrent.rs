@@ -479,5 +479,4 @@ entries! {
     sprnn_recurrent_n48_bt1 = (48, 1); sprnn_recurrent_n48_bt2 = (48, 2); sprnn_recurrent_n48_bt4 = (48, 4); sprnn_recurrent_n48_bt8 = (48, 8);
     sprnn_recurrent_n64_bt1 = (64, 1); sprnn_recurrent_n64_bt2 = (64, 2); sprnn_recurrent_n64_bt4 = (64, 4); sprnn_recurrent_n64_bt8 = (64, 8);
     sprnn_recurrent_n96_bt1 = (96, 1); sprnn_recurrent_n96_bt2 = (96, 2); sprnn_recurrent_n96_bt4 = (96, 4); sprnn_recurrent_n96_bt8 = (96, 8);
-    sprnn_recurrent_n128_bt1 = (128, 1); sprnn_recurrent_n128_bt2 = (128, 2); sprnn_recurrent_n128_bt4 = (128, 4); sprnn_recurrent_n128_bt8 = (128, 8);
 }

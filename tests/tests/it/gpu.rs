@@ -304,6 +304,20 @@ fn every_kernel_variant_matches_the_reference() {
     }
 }
 
+/// The driver's JIT (not only the offline ptxas of `cargo xtask build-ptx`) compiles every
+/// recurrent variant without local memory: no spills in the step loop on the GPU that runs it.
+#[test]
+fn the_driver_compiles_every_variant_without_local_memory() {
+    let Some(gpu) = gpu() else { return };
+    let regs = &gpu.info().kernel_registers;
+    for (&(n, bt, local), &(_, _, r)) in gpu.kernel_local_bytes().iter().zip(regs) {
+        println!("N={n:<3} BT={bt}: {r} registers (budget {}), {local} bytes local memory", sprnn_kernels::format::register_budget(n, bt));
+    }
+    let spilled: Vec<_> = gpu.kernel_local_bytes().iter().filter(|v| v.2 > 0).collect();
+    assert!(spilled.is_empty(), "variants with local memory under the driver's JIT: {spilled:?}");
+    assert_eq!(gpu.kernel_local_bytes().len(), sprnn_kernels::format::LIST_LENGTHS.len() * sprnn_kernels::format::BATCH_TILES.len());
+}
+
 /// CPU twin of [`every_kernel_variant_matches_the_reference`]: the same forced plans on the H200
 /// preset exist for every variant, and each plan's product (simulated from its packed words)
 /// matches `W·h` on the fp16-rounded weights.
