@@ -50,9 +50,8 @@ fn slot(p: &ProjectionParams, n: u32) -> u32 {
 ///
 /// # Safety
 /// `p` must satisfy `format::ProjectionParams` for the dense kernel: `x` `[T·B][I]` f32, `w`
-/// `[G·H][I]` fp16 bits, `bias` `[G·H]` f32, `out` `[T·B][G·H]` f32, with `T·B·I`, `G·H·I` and
-/// `T·B·G·H` below 2^32 is not required (addresses are 64-bit) but `T·B` must fit in `u32`.
-/// The launch has `format::PROJECTION_THREADS` threads, `format::projection_grid` CTAs and
+/// `[G·H][I]` fp16 bits, `bias` `[G·H]` f32, `out` `[T·B][G·H]` f32 (addresses are computed in
+/// 64 bits; `T·B` and the tile indices must fit in `u32`). The launch has `format::PROJECTION_THREADS` threads, `format::projection_grid` CTAs and
 /// `format::projection_smem_bytes()` bytes of dynamic shared memory.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn sprnn_projection_dense(p: ProjectionParams) {
