@@ -414,6 +414,29 @@ impl Model {
         Ok(timing)
     }
 
+    /// Sizes every buffer for `steps` steps and fills all of them (each direction's `U`, `h`
+    /// and `c`, the joined outputs) with NaN, so a value a kernel does not write cannot pass a
+    /// check; the next [`Self::forward_device`] of `steps` steps runs on these buffers.
+    pub fn poison(&mut self, steps: usize) -> Result<()> {
+        if steps == 0 {
+            return Err(Error::Input { name: "steps", problem: "0; a sequence needs at least one step".into() });
+        }
+        self.gpu.make_current()?;
+        self.ensure_steps(steps)?;
+        self.ran = false;
+        let nan = f32::NAN.to_bits();
+        let stream = &self.streams[0];
+        for dir in self.layers.iter_mut().flatten() {
+            dir.u.poison(&self.gpu)?;
+            driver::memset_u32(dir.out.h.as_device_ptr().as_raw(), nan, dir.out.h.len(), stream)?;
+            driver::memset_u32(dir.out.c.as_device_ptr().as_raw(), nan, dir.out.c.len(), stream)?;
+        }
+        for j in &self.joined {
+            driver::memset_u32(j.as_device_ptr().as_raw(), nan, j.len(), stream)?;
+        }
+        driver::synchronize(stream)
+    }
+
     /// The last layer's output of the last successful run on the device, `[T][B][D·H]`
     /// (`None` before the first one).
     pub fn output_device(&self) -> Option<&DeviceBuffer<f32>> {
