@@ -396,9 +396,11 @@ fn run_model_reference_matches_the_library() {
 #[test]
 fn run_model_on_a_pytorch_fixture() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lstm_2layer.safetensors");
-    let bytes = std::fs::read(&fixture).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
+    // Embedded, so the GPU bundle's test executable needs no source tree.
+    let bytes = include_bytes!("../../tests/fixtures/lstm_2layer.safetensors");
+    let fixture = dir.path().join("lstm_2layer.safetensors");
+    std::fs::write(&fixture, bytes).unwrap();
+    let st = SafeTensors::deserialize(bytes).unwrap();
     let get = |n: &str| -> (Vec<usize>, Vec<f64>) {
         let t = st.tensor(n).unwrap();
         let v = match t.dtype() {

@@ -73,8 +73,9 @@ pub enum DirectionSchedule {
 #[derive(Clone, Debug, Default)]
 pub struct ModelOptions {
     /// Options of every recurrent layer (planner overrides apply to each layer and direction:
-    /// for example `layer.plan.ctas` to give each direction half the SMs, so that the two
-    /// directions of a large layer can be co-resident).
+    /// for example `layer.plan.ctas = Some(SMs / 2)` with `layer.plan.ctas_per_sm = Some(2)`
+    /// plans each direction on half the SMs with CTAs of at most half an SM, so that the two
+    /// directions of a large layer are co-resident and run concurrently).
     pub layer: LayerOptions,
     /// Scheduling of the two directions of bidirectional layers.
     pub schedule: DirectionSchedule,

@@ -57,8 +57,8 @@ pub struct Config {
     pub sparse_input: bool,
     /// Seed of the random weights and inputs.
     pub seed: u64,
-    /// Plan each direction of a bidirectional layer on half the SMs (`PlanOptions::ctas`), so
-    /// that the two directions can run concurrently.
+    /// Plan each direction of a bidirectional layer on half the SMs with CTAs of at most half
+    /// an SM (`PlanOptions::ctas`, `ctas_per_sm`), so that the two directions run concurrently.
     pub split_sms: bool,
 }
 
@@ -106,10 +106,14 @@ impl Config {
         self
     }
 
-    /// Planner options: with `split_sms`, half the SMs per direction.
+    /// Planner options: with `split_sms`, half the SMs per direction, each CTA planned to
+    /// take at most half an SM (two CTAs per SM), so the two directions fit together.
     fn plan_options(&self, device: &DeviceInfo) -> PlanOptions {
-        let ctas = (self.split_sms && self.directions == 2).then(|| (device.sm_count / 2).min(self.hidden));
-        PlanOptions { ctas, ..PlanOptions::default() }
+        if self.split_sms && self.directions == 2 {
+            PlanOptions { ctas: Some((device.sm_count / 2).min(self.hidden)), ctas_per_sm: Some(2), ..PlanOptions::default() }
+        } else {
+            PlanOptions::default()
+        }
     }
 
     fn input_of(&self, l: usize) -> usize {

@@ -9,8 +9,6 @@
 //! end; concurrent against sequential directions; chunked against one call. Every GPU output
 //! is NaN-poisoned before the run.
 
-use std::path::PathBuf;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -322,9 +320,19 @@ fn concurrent_and_sequential_directions_agree_bit_for_bit() {
 // PyTorch fixtures
 // ---------------------------------------------------------------------------------------------
 
-/// Fixtures (made by tests/fixtures/make_fixtures.py) that hold whole models.
-const FIXTURES: [&str; 9] =
-    ["rnn_relu", "rnn_tanh", "gru", "lstm", "gru_bidirectional", "lstm_2layer", "rnn_tanh_2layer_bidirectional", "gru_f16", "lstm_bf16_nobias"];
+/// The fixtures made by tests/fixtures/make_fixtures.py, embedded so the GPU bundle's test
+/// executable needs no source tree.
+const FIXTURES: [(&str, &[u8]); 9] = [
+    ("rnn_relu", include_bytes!("../../fixtures/rnn_relu.safetensors")),
+    ("rnn_tanh", include_bytes!("../../fixtures/rnn_tanh.safetensors")),
+    ("gru", include_bytes!("../../fixtures/gru.safetensors")),
+    ("lstm", include_bytes!("../../fixtures/lstm.safetensors")),
+    ("gru_bidirectional", include_bytes!("../../fixtures/gru_bidirectional.safetensors")),
+    ("lstm_2layer", include_bytes!("../../fixtures/lstm_2layer.safetensors")),
+    ("rnn_tanh_2layer_bidirectional", include_bytes!("../../fixtures/rnn_tanh_2layer_bidirectional.safetensors")),
+    ("gru_f16", include_bytes!("../../fixtures/gru_f16.safetensors")),
+    ("lstm_bf16_nobias", include_bytes!("../../fixtures/lstm_bf16_nobias.safetensors")),
+];
 
 /// Largest difference from PyTorch's f64 outputs allowed for a run with fp16 input projection
 /// and fp16 hidden state: the reference's own device-faithful tolerance on these fixtures. The
@@ -344,11 +352,9 @@ struct Fixture {
     c_n: Option<Vec<f64>>,
 }
 
-fn load_fixture(name: &str) -> Fixture {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.safetensors"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+fn load_fixture(name: &str, bytes: &[u8]) -> Fixture {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
     let cell = Cell::from_name(&meta.metadata().as_ref().unwrap()["sprnn.cell"]).unwrap();
     let floats = |n: &str| -> Vec<f64> {
         let v = st.tensor(n).unwrap_or_else(|e| panic!("{name}: {n}: {e}"));
@@ -362,7 +368,7 @@ fn load_fixture(name: &str) -> Fixture {
     let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
     let lstm = cell == Cell::Lstm;
     Fixture {
-        weights: ModelWeights::from_safetensors(&bytes, cell).unwrap(),
+        weights: ModelWeights::from_safetensors(bytes, cell).unwrap(),
         x: f32s(floats("input")),
         steps: shape[0],
         batch: shape[1],
@@ -412,8 +418,8 @@ fn with_fp16_input_weights(m: &ModelWeights) -> ModelWeights {
 fn fixtures_with_the_models_rounding_match_pytorch_on_the_cpu() {
     // CPU twin of the GPU fixture test: the device-faithful reference with x and dense W_ih
     // rounded to fp16, as the GPU model computes.
-    for name in FIXTURES {
-        let f = load_fixture(name);
+    for (name, bytes) in FIXTURES {
+        let f = load_fixture(name, bytes);
         let w = with_fp16_input_weights(&f.weights);
         let got = forward_model(&w, &fp16(&f.x), f.steps, f.batch, Some(&f.h0), f.c0.as_deref(), Precision::DeviceFaithful).unwrap();
         let e = fixture_error(&f, &got);
@@ -425,8 +431,8 @@ fn fixtures_with_the_models_rounding_match_pytorch_on_the_cpu() {
 #[test]
 fn fixtures_run_end_to_end_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
-    for name in FIXTURES {
-        let f = load_fixture(name);
+    for (name, bytes) in FIXTURES {
+        let f = load_fixture(name, bytes);
         let mut model = Model::new(&gpu, &f.weights, f.batch, &ModelOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = run_poisoned(&mut model, &f.x, f.steps, Some(&f.h0), f.c0.as_deref());
         let e = fixture_error(&f, &got);
