@@ -310,6 +310,9 @@ impl Model {
             return Ok(());
         }
         self.ran = false;
+        // Until every buffer holds `steps` steps, no size is valid: a failure below leaves the
+        // next call to reallocate them all.
+        self.steps = 0;
         for dirs in &mut self.layers {
             for dir in dirs.iter_mut() {
                 // Checked as a forward pass checks T (32-bit indices): a typed error, no allocation.

@@ -5,7 +5,7 @@
 //! over all `T·B` input rows, done before the persistent kernel starts. `x` is `[T][B][I]` f32 on
 //! the device (the model input, or the previous layer's output); the result is a
 //! [`DeviceInput::F32`] of `[T][B][G·H]` values, gates in PyTorch's order, **without** `b_hh`
-//! (the recurrent kernel adds it) — exactly the `U` of [`SparseRecurrentLayer`]. With `reverse`
+//! (the recurrent kernel adds it) — exactly the `U` of [`SparseRecurrentLayer`](crate::SparseRecurrentLayer). With `reverse`
 //! the steps are written in reverse order (input step `t` to slot `T-1-t`), which is what the
 //! reverse direction of a bidirectional layer runs over.
 //!
