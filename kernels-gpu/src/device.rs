@@ -408,6 +408,34 @@ pub unsafe fn ld_nc_u32(p: *const u32) -> u32 {
     r
 }
 
+/// `ld.global.nc.v4.u32`: 16 bytes through the read-only path (as [`ld_nc_f32`]).
+///
+/// # Safety
+/// As [`ld_nc_f32`], 16-byte-aligned.
+#[inline(always)]
+pub unsafe fn ld_nc_v4_u32(p: *const u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees the address is valid, aligned and read-only.
+    unsafe {
+        asm!("ld.global.nc.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b,
+            c = out(reg32) c, d = out(reg32) d, p = in(reg64) p, options(readonly, nostack))
+    };
+    [a, b, c, d]
+}
+
+/// `st.shared.v4.u32` (16 bytes).
+///
+/// # Safety
+/// `addr` must be a 16-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn st_shared_v4_u32(addr: u32, v: [u32; 4]) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("st.shared.v4.u32 [{a}], {{{x}, {y}, {z}, {w}}};", a = in(reg32) addr, x = in(reg32) v[0],
+            y = in(reg32) v[1], z = in(reg32) v[2], w = in(reg32) v[3], options(nostack))
+    };
+}
+
 /// `prefetch.global.L1`: brings the line holding `p` toward this SM's L1. A hint: no effect on
 /// results.
 #[inline(always)]

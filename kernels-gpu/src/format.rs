@@ -436,8 +436,9 @@ const _: () = {
     assert!(PROJECTION_THREADS == 128 && PROJECTION_TILE_ROWS == 64 && PROJECTION_TILE_COLS == 64);
     // Two mma k-steps per stage; 16-byte-aligned tile rows.
     assert!(PROJECTION_TILE_K % 16 == 0 && (PROJECTION_SMEM_STRIDE * 2) % 16 == 0);
-    // Each thread loads the same number of tile elements per stage.
-    assert!((PROJECTION_TILE_ROWS * PROJECTION_TILE_K) % PROJECTION_THREADS == 0);
+    // Each thread loads the same number of 16-byte pieces (4 f32 of x, 8 fp16 of W_ih) per stage.
+    assert!((PROJECTION_TILE_ROWS * PROJECTION_TILE_K / 4) % PROJECTION_THREADS == 0);
+    assert!((PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8) % PROJECTION_THREADS == 0);
     assert!(projection_smem_bytes() <= 48 * 1024);
     assert!(MAX_HIDDEN < 1 << 16);
     assert!(recurrent_kernel_name(32, 4).len() > 0);

@@ -9,8 +9,9 @@
 //! sub-tile of `2 × 4` `mma.m16n8k16` accumulators (32 f32 registers). Phases, per stage of
 //! `TILE_K = 32` input values:
 //! 1. **Load**: the CTA's 64 × 32 slice of `X` (f32 from global memory, rounded to fp16) and of
-//!    `W_ih` (fp16) into shared memory, zeros past the edges of either matrix, so any shape
-//!    works (nothing needs to be a multiple of 16);
+//!    `W_ih` (fp16) into shared memory, in 16-byte pieces where the rows allow (`I` a multiple of
+//!    4 for `X`, of 8 for `W_ih`) and value by value elsewhere, zeros past the edges of either
+//!    matrix, so any shape works (nothing needs to be a multiple of 16);
 //! 2. **Multiply**: two `k = 16` steps; each lane reads its A and B fragments with 32-bit
 //!    shared loads (the padded row stride puts the 32 lanes in 32 banks) and issues 8 `mma`;
 //!
@@ -32,8 +33,6 @@ use crate::format::{
 
 const STRIDE: u32 = PROJECTION_SMEM_STRIDE as u32;
 const TILE_K: u32 = PROJECTION_TILE_K as u32;
-/// Tile elements each thread loads per stage, for each of the two tiles.
-const LOADS_PER_THREAD: usize = PROJECTION_TILE_ROWS * PROJECTION_TILE_K / PROJECTION_THREADS;
 
 /// The output slot of input row `n = t·B + b`: `n`, or `(T-1-t)·B + b` when time-reversed.
 #[inline(always)]
@@ -76,23 +75,56 @@ pub unsafe extern "ptx-kernel" fn sprnn_projection_dense(p: ProjectionParams) {
     let mut acc = [[[0.0f32; 4]; 4]; 2];
     let mut k0 = 0;
     while k0 < k_total {
-        // ---- Load: 16 elements of each tile per thread, 32 consecutive k per row (coalesced).
-        for i in 0..LOADS_PER_THREAD as u32 {
+        // ---- Load: 16 values of each tile per thread as 16-byte pieces (4 f32 of x, 8 fp16
+        // of W_ih), coalesced along k. A piece past an edge of its matrix, or whose rows are
+        // not 16-byte aligned (I not a multiple of 4, resp. 8), is loaded value by value with
+        // zeros outside the matrix.
+        let (x_vec, w_vec) = (k_total % 4 == 0, k_total % 8 == 0);
+        for i in 0..(PROJECTION_TILE_ROWS * PROJECTION_TILE_K / 4 / PROJECTION_THREADS) as u32 {
             let e = tid + PROJECTION_THREADS as u32 * i;
-            let (r, c) = (e / TILE_K, e % TILE_K);
-            let k = k0 + c;
-            let (n, j) = (row0 + r, col0 + r);
-            // SAFETY: reads are guarded by the matrix bounds; the shared addresses lie in the
-            // two tiles (r < 64, c < 32 ≤ STRIDE).
+            let (r, c) = (e / (TILE_K / 4), 4 * (e % (TILE_K / 4)));
+            let (n, k) = (row0 + r, k0 + c);
+            let src = x.wrapping_add(n as usize * k_total as usize + k as usize);
+            // SAFETY: the vector load is inside row n of x (k + 3 < I) and 16-byte aligned
+            // (I and k multiples of 4, allocations 16-byte aligned); scalar reads are bounded;
+            // the 8-byte shared store lies in the x tile (r < 64, c + 3 < 32), 8-byte aligned.
             unsafe {
-                let xv = if n < rows && k < k_total {
-                    f32_to_f16(ld_nc_f32(x.add(n as usize * k_total as usize + k as usize)))
+                let v = if n < rows && k + 3 < k_total && x_vec {
+                    let w = ld_nc_v4_u32(src as *const u32);
+                    [f32::from_bits(w[0]), f32::from_bits(w[1]), f32::from_bits(w[2]), f32::from_bits(w[3])]
                 } else {
-                    0
+                    let mut v = [0.0f32; 4];
+                    for (t, vt) in v.iter_mut().enumerate() {
+                        if n < rows && k + (t as u32) < k_total {
+                            *vt = ld_nc_f32(src.add(t));
+                        }
+                    }
+                    v
                 };
-                st_shared_u16(at(xs, r, c), xv);
-                let wv = if j < cols && k < k_total { ld_nc_u16(w.add(j as usize * k_total as usize + k as usize)) } else { 0 };
-                st_shared_u16(at(ws, r, c), wv);
+                let h = [pack_f16x2(f32_to_f16(v[0]), f32_to_f16(v[1])), pack_f16x2(f32_to_f16(v[2]), f32_to_f16(v[3]))];
+                st_shared_v2_u32(at(xs, r, c), h);
+            }
+        }
+        for i in 0..(PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8 / PROJECTION_THREADS) as u32 {
+            let e = tid + PROJECTION_THREADS as u32 * i;
+            let (r, c) = (e / (TILE_K / 8), 8 * (e % (TILE_K / 8)));
+            let (j, k) = (col0 + r, k0 + c);
+            let src = w.wrapping_add(j as usize * k_total as usize + k as usize);
+            // SAFETY: as for x, with 8 fp16 per piece (I and k multiples of 8); the 16-byte
+            // shared store lies in the W_ih tile (c + 7 < 32), 16-byte aligned (row stride 80).
+            unsafe {
+                let v = if j < cols && k + 7 < k_total && w_vec {
+                    ld_nc_v4_u32(src as *const u32)
+                } else {
+                    let mut h = [0u16; 8];
+                    for (t, ht) in h.iter_mut().enumerate() {
+                        if j < cols && k + (t as u32) < k_total {
+                            *ht = ld_nc_u16(src.add(t));
+                        }
+                    }
+                    [pack_f16x2(h[0], h[1]), pack_f16x2(h[2], h[3]), pack_f16x2(h[4], h[5]), pack_f16x2(h[6], h[7])]
+                };
+                st_shared_v4_u32(at(ws, r, c), v);
             }
         }
         // SAFETY: every thread reaches this barrier (uniform loop bounds).
