@@ -234,3 +234,17 @@ fn time_projection(gpu: &Gpu, i: usize, gh: usize, n: usize, repeats: usize, war
     }
     Ok((median(times), worst))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shape;
+
+    #[test]
+    fn projection_shapes_parse() {
+        assert_eq!(parse_shape("1024x4096x1024"), Ok((1024, 4096, 1024)));
+        assert_eq!(parse_shape("3x5x7"), Ok((3, 5, 7)));
+        for bad in ["1024x4096", "0x1x1", "axbxc", "1x2x3x4", ""] {
+            assert!(parse_shape(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -317,6 +317,28 @@ fn concurrent_and_sequential_directions_agree_bit_for_bit() {
     }
 }
 
+#[test]
+fn a_large_bidirectional_layer_matches_the_reference() {
+    // A layer planned to fill the GPU (DeepSpeech-like, GRU H = 1024): its two directions
+    // cannot be resident together, so Auto runs them in turn.
+    let Some(gpu) = gpu() else { return };
+    let s = seed("large bidirectional");
+    let (input, hidden, batch, steps) = (64, 1024, 4, 10);
+    for inputs in [InputWeights::DenseFp16, InputWeights::Sparse] {
+        let weights = random_model(s, Cell::Gru, input, hidden, 1, 2, inputs);
+        let mut rng = ChaCha8Rng::seed_from_u64(s ^ 99);
+        let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
+        let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
+        let (grid, threads, _, smem, kernel) = model.layer(0, 0).launch_shape();
+        println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
+        let got = run_poisoned(&mut model, &x, steps, None, None);
+        let want = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+        let e = model_error(&got, &want, steps, batch, 2 * hidden, hidden);
+        println!("{inputs:?}: worst {e:.2e}");
+        assert!(e <= DEVICE_TOLERANCE, "{inputs:?}: error {e:.3e}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // PyTorch fixtures
 // ---------------------------------------------------------------------------------------------
