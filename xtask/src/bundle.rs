@@ -36,7 +36,7 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
 #   run.sh models [ARGS...]  the model examples bin/nmt and bin/deepspeech (ARGS to both; their
 #                            MODEL lines), then peers/models.py for cuDNN over the same shapes
-#                            with --compare (needs PyTorch with CUDA; skipped without it)
+#                            with --compare (needs PyTorch with CUDA; fails without it)
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test and on every kernel variant; a tool's run fails
 #                            when it reports any error
