@@ -13,6 +13,10 @@ includes its own input GEMM.  Approaches:
   cusparse_bsr     same loop, W_hh block-pruned (--bsr-block), BSR (fp16: PyTorch's Triton kernel).
   semi_structured  same loop, W_hh pruned 2:4 (density 0.5 only), to_sparse_semi_structured.
   flashrnn         optional: FlashRNN's fused CUDA kernel (bf16, one head of size H), if installed.
+  projection       with --projection IxGHxN,...: only the input projection U = x W_ih^T + b_ih,
+                   torch.addmm in fp16 (cuBLAS, fp32 accumulation) for N = T*B rows of I inputs
+                   and G*H outputs, the peer of `sprnn-bench --projection`.  Rows: cell=projection,
+                   H=G*H, B=N, density=1, T=I, us_per_step = microseconds per whole projection.
 
 The loops run in two layouts, W @ h[H,B] and h[B,H] @ W^T (the faster of the two depends on
 the approach, the cell and B); by default both are timed and the faster one is written, with the
@@ -370,6 +374,23 @@ def bench_flashrnn(cell, H, B, T, args, dev):
                                             "no input GEMM"]
 
 
+def bench_projection(I, GH, N, args, dev):
+    """us per projection U = x @ W^T + b (torch.addmm; fp16 on CUDA, fp32 on the cpu smoke test),
+    CUDA-event timed like the loops (time_fns with T = 1), checked against fp32 on 4 rows."""
+    dt = torch.float16 if dev.type == "cuda" else torch.float32
+    W, b = rnd(GH, I, dt=dt, dev=dev), rnd(GH, dt=dt, dev=dev)
+    xs = [rnd(N, I, dt=dt, dev=dev) for _ in range(3)]
+    out = torch.empty(N, GH, device=dev, dtype=dt)
+    fns = [lambda x=x: torch.addmm(b, x, W.t(), out=out) for x in xs]
+    fns[0]()
+    ref = xs[0][:4].float() @ W.float().t() + b.float()
+    err = rel_err(out[:4], ref)
+    us = time_fns(fns, 1, args, dev)
+    tflops = 2.0 * I * GH * N / (us * 1e-6) / 1e12
+    return us, DTNAME[dt], err, err <= TOL[dt], [f"I={I}", f"GH={GH}", f"N={N}", "torch.addmm",
+                                                  f"{tflops:.1f} TFLOP/s"]
+
+
 # ---------------------------------------------------------------- driver
 def sh(cmd):
     try:
@@ -404,7 +425,14 @@ def parse_args(argv=None):
         p.add_argument(o, default=None)
     p.add_argument("--time-budget", type=float, default=240.0)
     p.add_argument("--device", default="cuda")
+    p.add_argument("--projection", type=lst(str), default=[],
+                   help="time only the input projection for these shapes IxGHxN (input size, "
+                        "G*H outputs, T*B rows), e.g. 1024x4096x1024, as approach 'projection'")
     a = p.parse_args(argv)
+    for s in a.projection:
+        parts = s.split("x")
+        if len(parts) != 3 or not all(x.isdigit() and int(x) > 0 for x in parts):
+            p.error(f"--projection {s}: expected three positive sizes IxGHxN, e.g. 1024x4096x1024")
     for name, vals, ok in (("cell", a.cells, CELLS), ("approach", a.approaches, APPROACHES),
                            ("dtype", a.dtypes + a.other_dtypes, DTYPES)):
         bad = [v for v in vals if v not in ok]
@@ -451,7 +479,24 @@ def main(argv=None):
         log("semi_structured: skipped, 2:4 sparsity needs density 0.5 in --density")
     t_start, done, skipped = time.monotonic(), [], []
     torch.set_grad_enabled(False)
-    for cell, H, B, T, ap, dts, d in configs(a):
+    jobs = ([("projection", *map(int, s.split("x"))) for s in a.projection] if a.projection
+            else configs(a))
+    for job in jobs:
+        if job[0] == "projection":
+            I, GH, N = job[1:]
+            us, dto, err, ok, notes = bench_projection(I, GH, N, a, dev)
+            notes.append(f"max rel err {err:.1e}")
+            if not ok:
+                notes.insert(0, "CHECK FAILED")
+            row = ["projection", GH, N, "1.0", I, dto, "projection", f"{us:.3f}", meta["gpu"],
+                   meta["driver"], meta["date"], meta["commit"], "; ".join(notes)]
+            w.writerow(row)
+            fout.flush()
+            done.append(row)
+            log(f"{'ok  ' if ok else 'FAIL'}  projection I={I} GH={GH} N={N}: {us:9.3f} us  "
+                f"({'; '.join(notes)})")
+            continue
+        cell, H, B, T, ap, dts, d = job
         tag = f"{cell} H={H} B={B} T={T} {ap} {dts} d={d}"
         if time.monotonic() - t_start > a.time_budget:
             skipped.append(tag)

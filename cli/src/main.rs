@@ -7,8 +7,9 @@
 //! - `plan` ([`plan`]): the capacity planner on a layer from a PyTorch-named safetensors file or
 //!   a random one, for a preset or the GPU: launch shape, registers, shared memory, bank
 //!   conflicts, or the planner's typed refusal with its suggestion. Works without a GPU.
-//! - `run` ([`run`]): one layer over `U` from a safetensors file, on the GPU or (`--reference`)
-//!   on the CPU reference; writes `h` (and LSTM's `c`) to a safetensors file.
+//! - `run` ([`run`]): a whole model over `x` (every layer and direction of the weights file;
+//!   writes PyTorch's `output`, `h_n`, `c_n`), or one layer over `U` (writes `h` and LSTM's
+//!   `c`), from safetensors files, on the GPU or (`--reference`) on the CPU reference.
 //! - `bench` ([`bench`]): a small timing sweep through the benchmark crate's protocol.
 //!
 //! Exit status: 0 success; 1 an error (bad file, bad values, a GPU failure); 2 a CUDA device is
@@ -93,6 +94,7 @@ Examples:
   sprnn info
   sprnn plan --random --cell rnn_tanh --hidden 2304 --density 0.3 --batch 4 --device h200
   sprnn plan --weights lstm.safetensors --cell lstm --layer 0 --batch 8 --json
+  sprnn run --weights lstm.safetensors --cell lstm --input x.safetensors --output out.safetensors
   sprnn run --weights lstm.safetensors --cell lstm --input u.safetensors --output out.safetensors
   sprnn run --reference --weights lstm.safetensors --cell lstm --input u.safetensors --output out.safetensors
   sprnn bench --cells rnn_tanh --hidden 2304 --batch 4 --density 0.3
@@ -115,8 +117,8 @@ enum Command {
     /// Plan a layer for a device: launch shape, registers, shared memory, bank conflicts, or why
     /// it does not fit. Needs no GPU (except with --device gpu).
     Plan(plan::PlanArgs),
-    /// Run one layer over U from a safetensors file, on the GPU or the CPU reference, and write h
-    /// (and LSTM's c) to a safetensors file.
+    /// Run a whole model over x (or one layer over U) from a safetensors file, on the GPU or the
+    /// CPU reference, and write PyTorch's output, h_n and c_n (or h and c) to a safetensors file.
     Run(run::RunArgs),
     /// Time a small sweep of random layers on the GPU (per-step time and exchange floor).
     Bench(bench::BenchArgs),

@@ -1,8 +1,15 @@
-//! `sprnn run`: one layer over `U` from a file, on the GPU or the CPU reference.
+//! `sprnn run`: a whole model over `x`, or one layer over `U`, from files, on the GPU or the CPU
+//! reference.
+//!
+//! The input file decides the mode: a tensor `x` `[T, B, I]` runs every layer and direction of
+//! the weights file ([`sprnn::Model`], or [`sprnn::reference::forward_model`]); a tensor `u`
+//! `[T, B, G·H]` runs one layer's recurrent part (`--layer`, `--reverse`).
 //!
 //! The sequence is fed in chunks of `--chunk` steps (default: all of it, or the most the
-//! kernel's 32-bit indices allow per call) through [`sprnn::StreamingLayer`] on the GPU and
-//! [`sprnn::StreamState`] around the reference, so the result does not depend on the chunking.
+//! kernel's 32-bit indices allow per call) through [`sprnn::StreamingLayer`] /
+//! [`sprnn::StreamingModel`] on the GPU and [`sprnn::StreamState`] /
+//! [`sprnn::ModelStreamState`] around the reference, so the result does not depend on the
+//! chunking. A bidirectional model cannot be chunked.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,7 +18,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use sprnn::layer::Input;
 use sprnn::reference::{self, Precision};
-use sprnn::{Cell, Gpu, LayerOptions, SparseRecurrentLayer, StreamState, StreamingLayer};
+use sprnn::weights::{ModelWeights, WeightsError};
+use sprnn::{Cell, Gpu, LayerOptions, Model, ModelOptions, ModelStreamState, SparseRecurrentLayer, StreamState, StreamingLayer, StreamingModel};
 
 use crate::layer::{self, Layer, LayerSource};
 use crate::tensors::{self, Tensor};
@@ -31,25 +39,35 @@ pub enum PrecisionArg {
 /// Arguments of `sprnn run`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Input file (--input): safetensors with tensor \"u\", F32 or F16, shape [T, B, G*H]: the input
+Input file (--input), whole-model mode: safetensors with tensor \"x\", F32 or F16, shape
+[T, B, I]: the model input, as torch.nn.RNN/GRU/LSTM take it (batch_first=False). Every layer
+and direction of the weights file runs (input projection on the GPU too). Optional \"h0\" and,
+for LSTM, \"c0\", shape [L*D, B, H] (default zeros).
+Output file: \"output\", F32 [T, B, D*H] (the last layer's states, both directions side by
+side), \"h_n\", F32 [L*D, B, H] and, for LSTM, \"c_n\", F32 [L*D, B, H], as PyTorch returns them.
+
+Input file, single-layer mode: tensor \"u\", F32 or F16, shape [T, B, G*H]: the input
 pre-activations W_ih x_t + b_ih of every step t and sequence b, gates in PyTorch's order
-(RNN [h], GRU [r, z, n], LSTM [i, f, g, o]), without b_hh (the layer adds it). Optional \"h0\"
-and, for LSTM, \"c0\", shape [B, H] (default zeros). Other tensors are ignored.
+(RNN [h], GRU [r, z, n], LSTM [i, f, g, o]), without b_hh (the layer adds it), for layer
+--layer (--reverse: its reverse direction). Optional \"h0\" and, for LSTM, \"c0\", shape [B, H]
+(default zeros). Other tensors are ignored.
+Output file: \"h\", F32 [T, B, H] (every step's hidden state) and, for LSTM, \"c\", F32 [B, H]
+(the final cell state).
 
-Output file (--output): safetensors with \"h\", F32 [T, B, H] (every step's hidden state) and,
-for LSTM, \"c\", F32 [B, H] (the final cell state); metadata sprnn.cell and sprnn.engine.
-
-In Python: safetensors.torch.save_file({\"u\": u.float().contiguous()}, \"u.safetensors\").")]
+Both write metadata sprnn.cell and sprnn.engine. In Python:
+safetensors.torch.save_file({\"x\": x.float().contiguous()}, \"x.safetensors\").")]
 pub struct RunArgs {
     #[command(flatten)]
     pub layer: LayerSource,
-    /// Safetensors file holding "u" [T, B, G*H] (and optionally "h0", "c0" [B, H]).
+    /// Safetensors file holding "x" [T, B, I] (whole model; optionally "h0", "c0" [L*D, B, H])
+    /// or "u" [T, B, G*H] (one layer; optionally "h0", "c0" [B, H]).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
-    /// Safetensors file to write "h" [T, B, H] (and LSTM's "c" [B, H]) to.
+    /// Safetensors file to write to: "output", "h_n" (and "c_n") for a model, "h" (and "c")
+    /// for one layer.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Expected batch size: an error unless "u" has this B.
+    /// Expected batch size: an error unless the input has this B.
     #[arg(long)]
     pub batch: Option<usize>,
     /// Run the CPU reference instead of the GPU (works everywhere; slow for large layers).
@@ -82,7 +100,9 @@ fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
     let file = tensors::File::read(&args.input)?;
     let path = file.path().to_string();
     let (g, h) = (l.cell.gates(), l.hidden());
-    let u = file.get("u")?.ok_or_else(|| Failure::new(format!("{path}: no tensor \"u\" (expected [T, B, G*H] = [T, B, {}])", g * h)))?;
+    let u = file.get("u")?.ok_or_else(|| {
+        Failure::new(format!("{path}: no tensor \"u\" (expected [T, B, G*H] = [T, B, {}]) and no tensor \"x\" (a model's input [T, B, I])", g * h))
+    })?;
     let (steps, batch) = match u.shape[..] {
         [t, b, gh] if gh == g * h => (t, b),
         _ => {
@@ -138,6 +158,13 @@ pub fn main(args: &RunArgs) -> CliResult {
             f
         })?)
     };
+    let file = tensors::File::read(&args.input)?;
+    if file.get("x")?.is_some() {
+        if file.get("u")?.is_some() {
+            return Err(Failure::new(format!("{}: holds both \"x\" (a model's input) and \"u\" (one layer's); keep one", file.path())));
+        }
+        return run_model(args, &file, gpu);
+    }
     let l = layer::load(&args.layer)?;
     let inp = read_inputs(args, &l)?;
     let (g, h, b, steps) = (l.cell.gates(), l.hidden(), inp.batch, inp.steps);
@@ -227,6 +254,164 @@ pub fn main(args: &RunArgs) -> CliResult {
         elapsed.as_secs_f64() * 1e6 / steps as f64,
         if pieces.len() > 1 { format!(", {} chunks", pieces.len()) } else { String::new() },
         if out_c.is_some() { format!(" and c [{b}, {h}]") } else { String::new() },
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// The model input of `sprnn run`'s whole-model mode.
+struct ModelInputs {
+    steps: usize,
+    batch: usize,
+    x: Vec<f32>,
+    h0: Option<Vec<f32>>,
+    c0: Option<Vec<f32>>,
+}
+
+/// Reads `x` `[T, B, I]` and the optional `h0`/`c0` `[L·D, B, H]` for `model`.
+fn read_model_inputs(args: &RunArgs, file: &tensors::File, model: &ModelWeights) -> CliResult<ModelInputs> {
+    let path = file.path().to_string();
+    let x = file.get("x")?.expect("checked by the caller");
+    let input = model.input_size();
+    let (steps, batch) = match x.shape[..] {
+        [t, b, i] if i == input => (t, b),
+        _ => {
+            return Err(Failure::new(format!(
+                "{path}: \"x\" has shape {:?}; the model's first layer takes [T, B, I] = [T, B, {input}]",
+                x.shape
+            )))
+        }
+    };
+    if steps == 0 || batch == 0 {
+        return Err(Failure::new(format!("{path}: \"x\" has shape {:?}; T and B must be at least 1", x.shape)));
+    }
+    if let Some(b) = args.batch {
+        if b != batch {
+            return Err(Failure::new(format!("--batch {b}, but \"x\" in {path} holds batch {batch} (shape {:?})", x.shape)));
+        }
+    }
+    check_finite(&path, "x", &x.values)?;
+    let ld = model.num_layers() * model.directions();
+    let h = model.hidden();
+    let state = |name: &str| -> CliResult<Option<Vec<f32>>> {
+        let Some(t) = file.get(name)? else { return Ok(None) };
+        if t.shape != [ld, batch, h] {
+            return Err(Failure::new(format!("{path}: \"{name}\" has shape {:?}, expected [L*D, B, H] = [{ld}, {batch}, {h}]", t.shape)));
+        }
+        check_finite(&path, name, &t.values)?;
+        Ok(Some(t.values))
+    };
+    let (h0, c0) = (state("h0")?, state("c0")?);
+    if c0.is_some() && model.cell() != Cell::Lstm {
+        return Err(Failure::new(format!("{path}: \"c0\" given for a {} model; only LSTM has a cell state", model.cell().name())));
+    }
+    Ok(ModelInputs { steps, batch, x: x.values, h0, c0 })
+}
+
+/// `sprnn run` on a model input `x`: every layer and direction of the weights file.
+fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResult {
+    let src = &args.layer;
+    let Some(path) = src.weights.as_ref().filter(|_| !src.random) else {
+        return Err(Failure::new("a model input \"x\" needs --weights FILE with every layer's weight_ih and weight_hh (--random makes one layer's W_hh only)"));
+    };
+    if src.layer != 0 || src.reverse {
+        return Err(Failure::new("--layer and --reverse pick one layer for a \"u\" input; a model input \"x\" runs every layer and direction"));
+    }
+    let cell = Cell::from(src.cell);
+    let model = progress::spin("loading weights", || ModelWeights::load(path, cell)).map_err(|e| match e {
+        WeightsError::Io { .. } => Failure::from(e),
+        e => Failure::new(format!("{}: {e}", path.display())),
+    })?;
+    let inp = read_model_inputs(args, file, &model)?;
+    let (steps, b, i) = (inp.steps, inp.batch, model.input_size());
+    let (dirs, h) = (model.directions(), model.hidden());
+    let chunk = args.chunk.unwrap_or(steps).min(steps);
+    if chunk < steps && dirs == 2 {
+        return Err(Failure::new(format!("--chunk {chunk}: {}", sprnn::Error::NotStreamable { directions: 2 })));
+    }
+    let pieces = chunks(steps, chunk);
+    let bar = (pieces.len() > 1).then(|| progress::bar(pieces.len() as u64));
+    let started = Instant::now();
+    let mut output = Vec::with_capacity(steps * b * dirs * h);
+    let (mut h_n, mut c_n) = (Vec::new(), None);
+    let per_step = b * i;
+    let engine;
+    match gpu {
+        Some(gpu) => {
+            engine = format!("gpu: {}", gpu.info().name);
+            let m = progress::spin("planning and uploading", || Model::new(&gpu, &model, b, &ModelOptions::default()))?;
+            if pieces.len() == 1 {
+                let mut m = m;
+                let o = m.forward(&inp.x, steps, inp.h0.as_deref(), inp.c0.as_deref())?;
+                (output, h_n, c_n) = (o.output, o.h_n, o.c_n);
+            } else {
+                let mut stream = StreamingModel::new(m)?;
+                if inp.h0.is_some() || inp.c0.is_some() {
+                    let zeros = vec![0.0; stream.model().state_len()];
+                    stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
+                }
+                for &(t0, n) in &pieces {
+                    let o = stream.forward(&inp.x[t0 * per_step..(t0 + n) * per_step], n)?;
+                    output.extend_from_slice(&o.output);
+                    (h_n, c_n) = (o.h_n, o.c_n);
+                    if let Some(bar) = &bar {
+                        bar.inc(1);
+                    }
+                }
+            }
+        }
+        None => {
+            let precision = match args.precision {
+                PrecisionArg::DeviceFaithful => Precision::DeviceFaithful,
+                PrecisionArg::F32 => Precision::F32,
+                PrecisionArg::F64 => Precision::F64,
+            };
+            engine = format!("reference: {precision:?}");
+            let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
+            let spinner = (pieces.len() == 1).then(|| progress::spin_start("running the CPU reference"));
+            for (k, &(t0, n)) in pieces.iter().enumerate() {
+                let (h0, c0) = if k == 0 { (inp.h0.as_deref(), inp.c0.as_deref()) } else { state.initial() };
+                let o = reference::forward_model(&model, &inp.x[t0 * per_step..(t0 + n) * per_step], n, b, h0, c0, precision)?;
+                if dirs == 1 {
+                    state.advance(n, &o.h_n, o.c_n.as_deref())?;
+                }
+                output.extend_from_slice(&o.output);
+                (h_n, c_n) = (o.h_n, o.c_n);
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+            }
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = started.elapsed();
+    let ld = model.num_layers() * dirs;
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![("output", vec![steps, b, dirs * h], &output), ("h_n", vec![ld, b, h], &h_n)];
+    if let Some(c) = &c_n {
+        tensors.push(("c_n", vec![ld, b, h], c));
+    }
+    let meta = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("sprnn.cell".to_string(), cell.name().to_string()),
+        ("sprnn.engine".to_string(), engine.clone()),
+    ]);
+    tensors::write(&args.output, &tensors, meta)?;
+    println!(
+        "ran a {}-layer {}{} model ({}) for T = {steps}, B = {b} on {engine} in {:.1} ms ({:.2} us per step, wall time with transfers{}); wrote output [{steps}, {b}, {}], h_n [{ld}, {b}, {h}]{} to {}",
+        model.num_layers(),
+        if dirs == 2 { "bidirectional " } else { "" },
+        cell.name(),
+        path.display(),
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 / steps as f64,
+        if pieces.len() > 1 { format!(", {} chunks", pieces.len()) } else { String::new() },
+        dirs * h,
+        if c_n.is_some() { format!(" and c_n [{ld}, {b}, {h}]") } else { String::new() },
         args.output.display()
     );
     Ok(())

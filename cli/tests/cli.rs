@@ -337,6 +337,194 @@ fn run_on_the_gpu_matches_the_reference() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// run: whole models
+
+/// A model input file: "x" [T, B, I] and optional "h0"/"c0" [L*D, B, H].
+fn write_model_input(path: &Path, x: &[f32], shape: [usize; 3], h0: Option<(&[f32], [usize; 3])>, c0: Option<&[f32]>) {
+    let mut tensors: Vec<(&str, Dtype, Vec<usize>, &[f32])> = vec![("x", Dtype::F32, shape.to_vec(), x)];
+    if let Some((h0, s)) = h0 {
+        tensors.push(("h0", Dtype::F32, s.to_vec(), h0));
+        if let Some(c0) = c0 {
+            tensors.push(("c0", Dtype::F32, s.to_vec(), c0));
+        }
+    }
+    write_tensors(path, &tensors);
+}
+
+/// A unidirectional two-layer LSTM (I = 16, H = 64).
+fn write_unidirectional_model(dir: &Path) -> (std::path::PathBuf, ModelWeights) {
+    let layers = vec![vec![lstm_layer(11, 16, 64, 0.2)], vec![lstm_layer(12, 64, 64, 0.3)]];
+    let model = ModelWeights::new(Cell::Lstm, layers).unwrap();
+    let path = dir.join("lstm_uni.safetensors");
+    model.save(&path, SaveOptions::default()).unwrap();
+    (path, model)
+}
+
+#[test]
+fn run_model_reference_matches_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let (steps, batch) = (9, 3);
+    for (k, (weights, model)) in [write_lstm_model(dir.path()), write_unidirectional_model(dir.path())].into_iter().enumerate() {
+        let ld = model.num_layers() * model.directions();
+        let x = sprnn_bench::random_input(20 + k as u64, steps * batch * 16);
+        let h0: Vec<f32> = sprnn_bench::random_input(30, ld * batch * 64).iter().map(|v| 0.5 * v).collect();
+        let c0 = sprnn_bench::random_input(31, ld * batch * 64);
+        let input = dir.path().join(format!("x{k}.safetensors"));
+        write_model_input(&input, &x, [steps, batch, 16], Some((&h0, [ld, batch, 64])), Some(&c0));
+        let want = reference::forward_model(&model, &x, steps, batch, Some(&h0), Some(&c0), Precision::DeviceFaithful).unwrap();
+        let chunked: &[&[&str]] = if model.directions() == 1 { &[&[], &["--chunk", "4"], &["--chunk", "1", "--batch", "3"]] } else { &[&[]] };
+        for (j, extra) in chunked.iter().enumerate() {
+            let out = dir.path().join(format!("out{k}{j}.safetensors"));
+            let mut args = vec!["run", "--reference", "--weights", weights.to_str().unwrap(), "--cell", "lstm", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            let (stdout, _) = expect(&args, 0);
+            assert!(stdout.contains("reference: DeviceFaithful") && stdout.contains(&format!("{}-layer", model.num_layers())), "{stdout}");
+            let case = format!("model {k} {extra:?}");
+            let (shape, output) = read_tensor(&out, "output").expect("output");
+            assert_eq!(shape, vec![steps, batch, model.directions() * 64], "{case}");
+            assert_eq!(bits(&output), bits(&want.output), "{case}: output differs from sprnn::reference");
+            let (shape, h_n) = read_tensor(&out, "h_n").expect("h_n");
+            assert_eq!(shape, vec![ld, batch, 64], "{case}");
+            assert_eq!(bits(&h_n), bits(&want.h_n), "{case}: h_n");
+            assert_eq!(bits(&read_tensor(&out, "c_n").expect("c_n").1), bits(want.c_n.as_ref().unwrap()), "{case}: c_n");
+        }
+    }
+}
+
+/// PyTorch's fixture `lstm_2layer` through `sprnn run` (reference here, the GPU where there is
+/// one): its input, h0 and c0 in, PyTorch's output, h_n and c_n out.
+#[test]
+fn run_model_on_a_pytorch_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    // Embedded, so the GPU bundle's test executable needs no source tree.
+    let bytes = include_bytes!("../../tests/fixtures/lstm_2layer.safetensors");
+    let fixture = dir.path().join("lstm_2layer.safetensors");
+    std::fs::write(&fixture, bytes).unwrap();
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let get = |n: &str| -> (Vec<usize>, Vec<f64>) {
+        let t = st.tensor(n).unwrap();
+        let v = match t.dtype() {
+            Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+            Dtype::F64 => t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
+            d => panic!("{n}: {d:?}"),
+        };
+        (t.shape().to_vec(), v)
+    };
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let ((xs, x), (hs, h0), (_, c0)) = (get("input"), get("h0"), get("c0"));
+    let input = dir.path().join("x.safetensors");
+    write_model_input(&input, &f32s(&x), [xs[0], xs[1], xs[2]], Some((&f32s(&h0), [hs[0], hs[1], hs[2]])), Some(&f32s(&c0)));
+    let mut engines = vec![vec!["--reference"]];
+    if has_gpu() {
+        engines.push(vec![]);
+    }
+    for engine in engines {
+        let out = dir.path().join("out.safetensors");
+        let mut args = vec!["run", "--weights", fixture.to_str().unwrap(), "--cell", "lstm", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()];
+        args.extend_from_slice(&engine);
+        expect(&args, 0);
+        for name in ["output", "h_n", "c_n"] {
+            let (shape, got) = read_tensor(&out, name).unwrap_or_else(|| panic!("{name} missing"));
+            let (want_shape, want) = get(name);
+            assert_eq!(shape, want_shape, "{name}");
+            let e = got.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            assert!(e <= 5e-3, "{engine:?} {name}: off PyTorch by {e:.2e}");
+        }
+    }
+}
+
+#[test]
+fn run_model_on_the_gpu_matches_the_reference() {
+    let Some(_gpu) = gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (steps, batch) = (12, 4);
+    for (k, (weights, model)) in [write_lstm_model(dir.path()), write_unidirectional_model(dir.path())].into_iter().enumerate() {
+        // fp16-representable x: the dense projection's rounding of x is then exact.
+        let x: Vec<f32> = sprnn_bench::random_input(40 + k as u64, steps * batch * 16).iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        let input = dir.path().join(format!("gx{k}.safetensors"));
+        write_model_input(&input, &x, [steps, batch, 16], None, None);
+        // The files' W_ih are not fp16-representable: compare with the reference on the
+        // rounded weights the GPU multiplies.
+        let rounded = ModelWeights::new(
+            Cell::Lstm,
+            model
+                .layers()
+                .iter()
+                .map(|d| {
+                    d.iter()
+                        .map(|w| {
+                            let wi: Vec<f32> = w.w_ih().to_dense().iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+                            let wi = Matrix::Dense(Dense::new(w.w_ih().rows(), w.w_ih().cols(), wi).unwrap());
+                            LayerWeights::new(Cell::Lstm, wi, w.w_hh().clone(), w.b_ih().to_vec(), w.b_hh().to_vec()).unwrap()
+                        })
+                        .collect()
+                })
+                .collect(),
+        )
+        .unwrap();
+        let want = reference::forward_model(&rounded, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+        let chunks: &[&str] = if model.directions() == 1 { &["12", "5"] } else { &["12"] };
+        let mut previous: Option<Vec<u32>> = None;
+        for chunk in chunks {
+            let out = dir.path().join(format!("gout{k}{chunk}.safetensors"));
+            let args = ["run", "--weights", weights.to_str().unwrap(), "--cell", "lstm", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--chunk", chunk];
+            let (stdout, _) = expect(&args, 0);
+            assert!(stdout.contains("gpu: "), "{stdout}");
+            let output = read_tensor(&out, "output").unwrap().1;
+            let e = reference::compare_steps(&output, &want.output, steps, batch, model.directions() * 64);
+            let tol = reference::DEVICE_TOLERANCE * model.num_layers() as f64;
+            assert!(e.within(tol), "model {k} --chunk {chunk}: worst {}", e.worst);
+            if let Some(p) = &previous {
+                assert_eq!(p, &bits(&output), "model {k}: --chunk {chunk} differs from one call");
+            }
+            previous = Some(bits(&output));
+        }
+    }
+}
+
+#[test]
+fn run_model_argument_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weights, _) = write_lstm_model(dir.path());
+    let (uni, _) = write_unidirectional_model(dir.path());
+    let (weights, uni) = (weights.to_str().unwrap(), uni.to_str().unwrap());
+    let out = dir.path().join("out.safetensors");
+    let out = out.to_str().unwrap();
+    let x = vec![0.1f32; 5 * 2 * 16];
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let good = path("x.safetensors");
+    write_model_input(Path::new(&good), &x, [5, 2, 16], None, None);
+    let wrong_i = path("xi.safetensors");
+    write_tensors(Path::new(&wrong_i), &[("x", Dtype::F32, vec![5, 4, 8], &x)]);
+    let both = path("both.safetensors");
+    write_tensors(Path::new(&both), &[("x", Dtype::F32, vec![5, 2, 16], &x), ("u", Dtype::F32, vec![5, 2, 16], &x)]);
+    let bad_h0 = path("h0.safetensors");
+    write_model_input(Path::new(&bad_h0), &x, [5, 2, 16], Some((&vec![0.0; 2 * 2 * 64], [2, 2, 64])), None);
+    let base = |w: &str, input: &str, extra: &[&str]| -> Vec<String> {
+        let cell = if extra.contains(&"gru") { "gru" } else { "lstm" };
+        let mut v: Vec<String> = ["run", "--reference", "--cell", cell, "--weights", w, "--input", input, "--output", out].iter().map(|s| s.to_string()).collect();
+        v.extend(extra.iter().filter(|&&e| e != "gru").map(|s| s.to_string()));
+        v
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (base(weights, &wrong_i, &[]), "\"x\" has shape [5, 4, 8]; the model's first layer takes [T, B, I] = [T, B, 16]"),
+        (base(weights, &both, &[]), "holds both \"x\""),
+        (base(weights, &good, &["--chunk", "2"]), "bidirectional model cannot stream"),
+        (base(weights, &good, &["--layer", "1"]), "runs every layer and direction"),
+        (base(weights, &good, &["--batch", "3"]), "--batch 3, but \"x\""),
+        (base(weights, &bad_h0, &[]), "\"h0\" has shape [2, 2, 64], expected [L*D, B, H] = [4, 2, 64]"),
+        (base(uni, &good, &["gru"]), "lstm"),
+    ];
+    for (args, want) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (_, err) = expect(&args, 1);
+        assert!(err.contains(want), "sprnn {}: stderr lacks {want:?}:\n{err}", args.join(" "));
+    }
+    let (_, err) = expect(&["run", "--reference", "--random", "--hidden", "8", "--cell", "lstm", "--input", &good, "--output", out], 1);
+    assert!(err.contains("needs --weights FILE"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // errors
 
 #[test]

@@ -27,9 +27,23 @@ extern "C" {
         stream: CuStream,
         params: *mut *mut c_void,
     ) -> c_uint;
+    fn cuLaunchKernel(
+        f: CuFunction,
+        grid_x: c_uint,
+        grid_y: c_uint,
+        grid_z: c_uint,
+        block_x: c_uint,
+        block_y: c_uint,
+        block_z: c_uint,
+        shared_bytes: c_uint,
+        stream: CuStream,
+        params: *mut *mut c_void,
+        extra: *mut *mut c_void,
+    ) -> c_uint;
     fn cuFuncSetAttribute(f: CuFunction, attr: c_int, value: c_int) -> c_uint;
     fn cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks: *mut c_int, f: CuFunction, block: c_int, smem: usize) -> c_uint;
     fn cuMemsetD32Async(dst: u64, value: c_uint, n: usize, stream: CuStream) -> c_uint;
+    fn cuMemsetD16Async(dst: u64, value: u16, n: usize, stream: CuStream) -> c_uint;
     #[link_name = "cuMemGetInfo_v2"]
     fn cuMemGetInfo(free: *mut usize, total: *mut usize) -> c_uint;
     fn cuStreamSynchronize(stream: CuStream) -> c_uint;
@@ -150,11 +164,40 @@ pub(crate) unsafe fn launch_cooperative<P>(
     }
 }
 
+/// Launches `f` (an ordinary launch: CTAs may run in any order and need not be co-resident)
+/// with one by-value parameter struct; a failure keeps the raw `CUresult` in
+/// [`Error::Driver`].
+///
+/// # Safety
+/// `P` must be the `#[repr(C)]` parameter struct the kernel expects, and every device address in
+/// it must be valid for the kernel's accesses until the launch completes.
+pub(crate) unsafe fn launch<P>(
+    f: &cust::function::Function<'_>,
+    grid: u32,
+    block: u32,
+    smem: u32,
+    stream: &cust::stream::Stream,
+    params: &P,
+) -> Result<()> {
+    let mut arg: *mut c_void = params as *const P as *mut c_void;
+    // SAFETY: the caller guarantees the parameter struct matches; the driver copies it before
+    // returning.
+    check("cuLaunchKernel", unsafe {
+        cuLaunchKernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg, std::ptr::null_mut())
+    })
+}
+
 /// Fills `n` 32-bit words at device address `dst` with `value`, ordered on `stream`.
 pub(crate) fn memset_u32(dst: u64, value: u32, n: usize, stream: &cust::stream::Stream) -> Result<()> {
     // SAFETY: the caller passes a device allocation of at least `n` words (checked by the
     // callers' buffer types).
     check("cuMemsetD32Async", unsafe { cuMemsetD32Async(dst, value, n, stream.as_inner() as CuStream) })
+}
+
+/// Fills `n` 16-bit values at device address `dst` with `value`, ordered on `stream`.
+pub(crate) fn memset_u16(dst: u64, value: u16, n: usize, stream: &cust::stream::Stream) -> Result<()> {
+    // SAFETY: the caller passes a device allocation of at least `n` 16-bit values.
+    check("cuMemsetD16Async", unsafe { cuMemsetD16Async(dst, value, n, stream.as_inner() as CuStream) })
 }
 
 /// Waits for `stream`.

@@ -103,6 +103,14 @@ pub enum Error {
         /// The bound per wait.
         timeout_ms: f64,
     },
+    /// A bidirectional model was asked to run chunk by chunk
+    /// ([`crate::stream::StreamingModel`]): its reverse direction starts from the end of the
+    /// sequence, so it needs the whole sequence in one call.
+    #[error("a bidirectional model cannot stream: its reverse direction needs the whole sequence in one call (use Model::forward)")]
+    NotStreamable {
+        /// The model's number of directions.
+        directions: usize,
+    },
     /// The kernel rejected its parameters (a bug in sprnn: please report it).
     #[error("recurrent kernel rejected its parameters (status {code}, CTA {cta})")]
     KernelStatus {

@@ -85,14 +85,56 @@ impl DeviceInput {
         })
     }
 
-    fn len(&self) -> usize {
+    /// Allocates an f32 input of `len` values (zeros): the output buffer of
+    /// [`crate::projection::InputProjection::project`].
+    pub fn alloc_f32(gpu: &Gpu, len: usize) -> Result<DeviceInput> {
+        gpu.make_current()?;
+        Ok(DeviceInput::F32(DeviceBuffer::zeroed(len).map_err(cust_err("cuMemAlloc"))?))
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
         match self {
             DeviceInput::F32(b) => b.len(),
             DeviceInput::F16(b) => b.len(),
         }
     }
 
-    fn address(&self) -> u64 {
+    /// Whether it holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills the values with NaN (fp16 or f32), so a value a kernel does not write cannot pass a
+    /// check. Waits for the fill.
+    pub fn poison(&mut self, gpu: &Gpu) -> Result<()> {
+        gpu.make_current()?;
+        let stream = gpu.stream();
+        match self {
+            DeviceInput::F32(b) => driver::memset_u32(b.as_device_ptr().as_raw(), f32::NAN.to_bits(), b.len(), stream)?,
+            DeviceInput::F16(b) => driver::memset_u16(b.as_device_ptr().as_raw(), half::f16::NAN.to_bits(), b.len(), stream)?,
+        }
+        driver::synchronize(stream)
+    }
+
+    /// Copies the values to the host as f32 (fp16 converted exactly).
+    pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.make_current()?;
+        Ok(match self {
+            DeviceInput::F32(b) => {
+                let mut v = vec![0f32; b.len()];
+                b.copy_to(&mut v[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+                v
+            }
+            DeviceInput::F16(b) => {
+                let mut v = vec![0u16; b.len()];
+                b.copy_to(&mut v[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+                v.into_iter().map(|x| half::f16::from_bits(x).to_f32()).collect()
+            }
+        })
+    }
+
+    pub(crate) fn address(&self) -> u64 {
         match self {
             DeviceInput::F32(b) => b.as_device_ptr().as_raw(),
             DeviceInput::F16(b) => b.as_device_ptr().as_raw(),
@@ -165,6 +207,7 @@ pub struct SparseRecurrentLayer {
     threads_per_row: usize,
     units_per_cta: usize,
     smem_bytes: usize,
+    registers: usize,
     double_buffer: bool,
     fuse_rnn_cell: bool,
     kernel: &'static str,
@@ -312,6 +355,7 @@ impl SparseRecurrentLayer {
             threads_per_row: plan.threads_per_row,
             units_per_cta: plan.units_per_cta,
             smem_bytes,
+            registers,
             double_buffer,
             fuse_rnn_cell,
             kernel,
@@ -349,6 +393,11 @@ impl SparseRecurrentLayer {
     /// Launch shape: `(CTAs, threads per CTA, threads per row, dynamic shared bytes, kernel)`.
     pub fn launch_shape(&self) -> (usize, usize, usize, usize, &'static str) {
         (self.grid, self.threads_per_cta, self.threads_per_row, self.smem_bytes, self.kernel)
+    }
+
+    /// Registers per thread of the kernel variant as the driver compiled it.
+    pub fn registers_per_thread(&self) -> usize {
+        self.registers
     }
 
     /// Length of `U` for `steps` steps: `T·B·G·H` (saturating at `usize::MAX`).
@@ -416,6 +465,28 @@ impl SparseRecurrentLayer {
         out: &mut DeviceOutput,
         stream: Option<&Stream>,
     ) -> Result<f32> {
+        let gpu = self.gpu.clone();
+        let ms = self.launch_on(u, h0, c0, out, stream.unwrap_or(gpu.stream()))?.finish();
+        ms
+    }
+
+    /// Starts a forward pass on device input without waiting for it: checks every argument as
+    /// [`Self::forward_device`] does, copies `h0`/`c0`, enqueues the kernel on `stream` and
+    /// returns at once. [`PendingForward::finish`] then waits and checks the kernel's status.
+    ///
+    /// This is how two layers run concurrently (the two directions of a bidirectional layer on
+    /// two streams): launch both, then finish both. Both grids must then fit on the GPU
+    /// together, or the second waits for the first's CTAs to leave (see [`crate::model`]).
+    /// The handle borrows the layer, `u` and `out` until it is finished; dropping it unfinished
+    /// waits for the stream (no error is reported then).
+    pub fn launch_on<'a>(
+        &'a mut self,
+        u: &'a DeviceInput,
+        h0: Option<&[f32]>,
+        c0: Option<&[f32]>,
+        out: &'a mut DeviceOutput,
+        stream: &'a Stream,
+    ) -> Result<PendingForward<'a>> {
         let steps = out.steps;
         self.check_steps(steps)?;
         check_len("u", u.len(), self.input_len(steps), "T*B*G*H")?;
@@ -439,7 +510,8 @@ impl SparseRecurrentLayer {
             self.c0.copy_from(c0).map_err(cust_err("cuMemcpyHtoD"))?;
             fl |= flags::HAS_C0;
         }
-        self.launch(u.address(), out, fl, stream)
+        let (start, stop) = self.enqueue(u.address(), out, fl, stream)?;
+        Ok(PendingForward { layer: self, stream, start, stop, finished: false, _buffers: std::marker::PhantomData })
     }
 
     /// The exchange floor for benchmarks: the same launch with the product and the cell left
@@ -466,6 +538,14 @@ impl SparseRecurrentLayer {
     fn launch(&mut self, u: u64, out: &mut DeviceOutput, fl: u32, stream: Option<&Stream>) -> Result<f32> {
         let gpu = self.gpu.clone();
         let stream = stream.unwrap_or(gpu.stream());
+        let (start, stop) = self.enqueue(u, out, fl, stream)?;
+        self.complete(stream, &start, &stop)
+    }
+
+    /// Zeroes the exchange buffers and the status word and launches the kernel on `stream`
+    /// between two recorded events; returns at once.
+    fn enqueue(&mut self, u: u64, out: &mut DeviceOutput, fl: u32, stream: &Stream) -> Result<(Event, Event)> {
+        let gpu = self.gpu.clone();
         let params = RecurrentParams {
             weights: self.weights.as_device_ptr().as_raw(),
             units: self.units.as_device_ptr().as_raw(),
@@ -496,8 +576,9 @@ impl SparseRecurrentLayer {
         let stop = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
         start.record(stream).map_err(cust_err("cuEventRecord"))?;
         // SAFETY: `params` is the kernel's parameter struct; every address in it belongs to a
-        // buffer of this layer or of `out`/`u`, sized as the format requires (checked above),
-        // and all of them outlive the synchronisation below.
+        // buffer of this layer or of `out`/`u`, sized as the format requires (checked by the
+        // callers), and all of them outlive the kernel: the callers wait for the stream before
+        // giving up their borrows (`complete`, or `PendingForward`'s finish or drop).
         let launched = unsafe {
             driver::launch_cooperative(&f, self.grid as u32, self.threads_per_cta as u32, self.smem_bytes as u32, stream, &params)
         };
@@ -518,8 +599,15 @@ impl SparseRecurrentLayer {
             });
         }
         stop.record(stream).map_err(cust_err("cuEventRecord"))?;
+        Ok((start, stop))
+    }
+
+    /// Waits for `stream`, then turns the kernel's status word into a result; the kernel time
+    /// in ms on success.
+    fn complete(&self, stream: &Stream, start: &Event, stop: &Event) -> Result<f32> {
+        self.gpu.make_current()?;
         driver::synchronize(stream)?;
-        let ms = stop.elapsed_time_f32(&start).map_err(cust_err("cuEventElapsedTime"))?;
+        let ms = stop.elapsed_time_f32(start).map_err(cust_err("cuEventElapsedTime"))?;
         let mut st = [0u32; 1];
         self.status.copy_to(&mut st[..]).map_err(cust_err("cuMemcpyDtoH"))?;
         let (code, cta) = (st[0] & ((1 << status::CTA_SHIFT) - 1), st[0] >> status::CTA_SHIFT);
@@ -527,6 +615,54 @@ impl SparseRecurrentLayer {
             status::OK => Ok(ms),
             status::TIMEOUT => Err(Error::Timeout { cta, timeout_ms: self.timeout.as_secs_f64() * 1e3 }),
             _ => Err(Error::KernelStatus { code, cta }),
+        }
+    }
+}
+
+/// A forward pass started with [`SparseRecurrentLayer::launch_on`] and not yet checked.
+///
+/// It borrows the layer, the input and the output until [`finish`](Self::finish) (or drop)
+/// has waited for the stream, so none of them can be freed or reused while the kernel runs.
+#[must_use = "a launched forward pass must be finished to learn whether it succeeded"]
+pub struct PendingForward<'a> {
+    layer: &'a mut SparseRecurrentLayer,
+    stream: &'a Stream,
+    start: Event,
+    stop: Event,
+    finished: bool,
+    _buffers: std::marker::PhantomData<(&'a DeviceInput, &'a mut DeviceOutput)>,
+}
+
+impl std::fmt::Debug for PendingForward<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingForward").field("layer", &self.layer).finish()
+    }
+}
+
+impl PendingForward<'_> {
+    /// Waits for the kernel and checks its status, as [`SparseRecurrentLayer::forward_device`]
+    /// does; returns the kernel's time in milliseconds (CUDA events around the launch).
+    pub fn finish(mut self) -> Result<f32> {
+        self.finished = true;
+        self.layer.complete(self.stream, &self.start, &self.stop)
+    }
+
+    /// Waits for the kernel without checking its status; afterwards the events bracketing the
+    /// launch can be compared with other events ([`cust::event::Event::elapsed_time_f32`]).
+    pub(crate) fn wait(&self) -> Result<(&Event, &Event)> {
+        self.layer.gpu.make_current()?;
+        driver::synchronize(self.stream)?;
+        Ok((&self.start, &self.stop))
+    }
+}
+
+impl Drop for PendingForward<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The kernel may still read `u` and write `out`: wait before the borrows end. An
+            // error here has nowhere to go (and the next call on the context reports it).
+            let _ = self.layer.gpu.make_current();
+            let _ = driver::synchronize(self.stream);
         }
     }
 }

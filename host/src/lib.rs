@@ -16,6 +16,11 @@
 //!   [`SparseRecurrentLayer::forward_device`] with inputs and outputs on the GPU and the
 //!   caller's stream); [`StreamingLayer`] carries `h` (and LSTM's `c`) across calls so a
 //!   sequence can be fed chunk by chunk.
+//! - Whole models: [`InputProjection`] computes `U = W_ih x + b_ih` for all steps on the GPU
+//!   (tensor cores for a dense `W_ih`, a CSR kernel for a pruned one); [`Model`] chains
+//!   projection and recurrent layer for every layer and direction of a
+//!   [`weights::ModelWeights`] stack, bidirectional layers included, keeping everything on the
+//!   device; [`StreamingModel`] feeds a unidirectional model chunk by chunk.
 //! - [`reference`](mod@reference) computes the same layer on the CPU (f64, f32 and the device-faithful
 //!   rounding), the oracle every GPU result is tested against.
 //!
@@ -29,6 +34,8 @@ pub mod error;
 pub mod gpu;
 pub mod layer;
 pub mod layout;
+pub mod model;
+pub mod projection;
 pub mod ptx;
 pub mod reference;
 pub mod smoke;
@@ -42,5 +49,7 @@ pub use error::{Error, Result};
 pub use gpu::{try_default_gpu, Gpu};
 pub use layer::{LayerOptions, SparseRecurrentLayer};
 pub use sparse::{Csr, SparseError};
-pub use stream::{StreamState, StreamingLayer};
+pub use model::{Model, ModelOptions};
+pub use projection::InputProjection;
+pub use stream::{ModelStreamState, StreamState, StreamingLayer, StreamingModel};
 pub use sprnn_kernels::format::Cell;

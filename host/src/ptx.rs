@@ -45,12 +45,17 @@ impl Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, LIST_LENGTHS};
+    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_DENSE_KERNEL};
 
     #[test]
     fn every_kernel_variant_is_in_both_ptx_files() {
         for ptx in [SM90, SM80] {
             assert!(ptx.contains(".entry sprnn_smoke("));
+            for name in [PROJECTION_DENSE_KERNEL, PROJECTION_CSR_KERNEL, CONCAT_KERNEL] {
+                assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
+            }
+            // The dense projection runs on tensor cores.
+            assert!(ptx.contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
             for n in LIST_LENGTHS {
                 for bt in BATCH_TILES {
                     let name = recurrent_kernel_name(n, bt);

@@ -23,6 +23,17 @@
 //! like a plain call with `h0 = c0 = None` (zeros). A call that fails leaves the state as it was,
 //! so the chunk can be retried.
 //!
+//! # Whole models
+//!
+//! [`StreamingModel`] does the same for a unidirectional stack of layers ([`Model`]): after a
+//! chunk, every layer's state becomes its final `h` (`h_n`, fp16-exact) and, for LSTM, its
+//! final `c` (`c_n`, f32), passed back as the next chunk's `h0`/`c0` (`[L][B][H]`), so a chunked
+//! run equals one long call exactly; [`ModelStreamState`] is that rule as host data, usable
+//! with [`crate::reference::forward_model`] too. Each layer's input projection works row by
+//! row, so it does not care where a chunk starts. A bidirectional model cannot stream (its
+//! reverse direction starts at the end of the sequence): [`StreamingModel::new`] refuses it
+//! with [`Error::NotStreamable`].
+//!
 //! # Example
 //!
 //! ```no_run
@@ -48,6 +59,8 @@
 
 use crate::error::{Error, Result};
 use crate::layer::{check_finite, check_len, Input, Output, SparseRecurrentLayer};
+use crate::model::Model;
+use crate::reference::ModelOutput;
 use crate::Cell;
 
 /// The state a stream carries between chunks, and the rule that advances it (see the
@@ -225,6 +238,153 @@ impl StreamingLayer {
     }
 }
 
+/// The state a stream of a whole unidirectional model carries between chunks: `h` and (LSTM)
+/// `c` of every layer, `[L][B][H]` each (see the [module docs](self#whole-models)). Pure host
+/// data, like [`StreamState`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelStreamState {
+    cell: Cell,
+    layers: usize,
+    batch: usize,
+    hidden: usize,
+    /// `[L][B][H]`; `None` while fresh (zeros, not passed).
+    h: Option<Vec<f32>>,
+    /// LSTM `[L][B][H]`; `None` for other cells and while fresh.
+    c: Option<Vec<f32>>,
+    steps: u64,
+}
+
+impl ModelStreamState {
+    /// A fresh state (zeros) for a unidirectional model of `layers` layers.
+    pub fn new(cell: Cell, layers: usize, batch: usize, hidden: usize) -> ModelStreamState {
+        ModelStreamState { cell, layers, batch, hidden, h: None, c: None, steps: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.layers * self.batch * self.hidden
+    }
+
+    /// `(h0, c0)` for the next chunk, `[L][B][H]` each, `None` where the state is still zeros.
+    pub fn initial(&self) -> (Option<&[f32]>, Option<&[f32]>) {
+        (self.h.as_deref(), self.c.as_deref())
+    }
+
+    /// Advances past a chunk of `steps` steps that ended in `h_n` and (LSTM) `c_n`
+    /// (`[L][B][H]`). Errors ([`Error::Input`]) leave the state unchanged: `steps` is 0, a
+    /// length is wrong, `c_n` is missing for LSTM or given for another cell.
+    pub fn advance(&mut self, steps: usize, h_n: &[f32], c_n: Option<&[f32]>) -> Result<()> {
+        if steps == 0 {
+            return Err(Error::Input { name: "steps", problem: "0; a chunk needs at least one step".into() });
+        }
+        check_len("h_n", h_n.len(), self.len(), "L*B*H")?;
+        match (self.cell, c_n) {
+            (Cell::Lstm, Some(c)) => check_len("c_n", c.len(), self.len(), "L*B*H")?,
+            (Cell::Lstm, None) => return Err(Error::Input { name: "c_n", problem: "missing; an LSTM chunk returns its final cell states".into() }),
+            (_, None) => {}
+            (cell, Some(_)) => return Err(Error::Input { name: "c_n", problem: format!("given for a {cell:?} model; only LSTM has a cell state") }),
+        }
+        self.h = Some(h_n.to_vec());
+        self.c = c_n.map(<[f32]>::to_vec);
+        self.steps += steps as u64;
+        Ok(())
+    }
+
+    /// The current state `(h, c)`, `[L][B][H]` each (`c` for LSTM only), zeros when fresh.
+    pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
+        let zeros = || vec![0.0f32; self.len()];
+        (self.h.clone().unwrap_or_else(zeros), (self.cell == Cell::Lstm).then(|| self.c.clone().unwrap_or_else(zeros)))
+    }
+
+    /// Replaces the state: `h` is `[L][B][H]`, `c` LSTM's `[L][B][H]` (`None`: zeros; must be
+    /// `None` for other cells); finite values. Errors ([`Error::Input`]) leave it unchanged.
+    pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
+        check_len("h", h.len(), self.len(), "L*B*H")?;
+        check_finite("h", h)?;
+        if let Some(c) = c {
+            if self.cell != Cell::Lstm {
+                return Err(Error::Input { name: "c", problem: format!("given for a {:?} model; only LSTM has a cell state", self.cell) });
+            }
+            check_len("c", c.len(), self.len(), "L*B*H")?;
+            check_finite("c", c)?;
+        }
+        self.h = Some(h.to_vec());
+        self.c = c.map(<[f32]>::to_vec);
+        Ok(())
+    }
+
+    /// Back to the fresh state and a step count of 0.
+    pub fn reset(&mut self) {
+        self.h = None;
+        self.c = None;
+        self.steps = 0;
+    }
+
+    /// Steps run since the state was made or last reset.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+}
+
+/// A unidirectional [`Model`] that carries every layer's `h` (and LSTM's `c`) from one
+/// [`forward`](StreamingModel::forward) call to the next: a sequence fed chunk by chunk gives
+/// exactly what one long call gives (see the [module docs](self#whole-models)).
+#[derive(Debug)]
+pub struct StreamingModel {
+    model: Model,
+    state: ModelStreamState,
+}
+
+impl StreamingModel {
+    /// Wraps `model` with a fresh (zero) state; [`Error::NotStreamable`] for a bidirectional
+    /// model.
+    pub fn new(model: Model) -> Result<StreamingModel> {
+        if model.directions() != 1 {
+            return Err(Error::NotStreamable { directions: model.directions() });
+        }
+        let state = ModelStreamState::new(model.cell(), model.num_layers(), model.batch(), model.hidden());
+        Ok(StreamingModel { model, state })
+    }
+
+    /// Runs the next `steps` steps of input `x` (`[steps][B][I]`) from the state the previous
+    /// chunk left and returns the chunk's `output` (`[steps][B][H]`) and final states. Errors as
+    /// [`Model::forward`]; the state is then unchanged.
+    pub fn forward(&mut self, x: &[f32], steps: usize) -> Result<ModelOutput> {
+        let (h0, c0) = self.state.initial();
+        let out = self.model.forward(x, steps, h0, c0)?;
+        self.state.advance(steps, &out.h_n, out.c_n.as_deref())?;
+        Ok(out)
+    }
+
+    /// Forgets the state: the next chunk starts from zeros.
+    pub fn reset(&mut self) {
+        self.state.reset();
+    }
+
+    /// The current state `(h, c)`, `[L][B][H]` each (`c` for LSTM only).
+    pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
+        self.state.state()
+    }
+
+    /// Sets the state the next chunk starts from (checked as [`ModelStreamState::set_state`]).
+    pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
+        self.state.set_state(h, c)
+    }
+
+    /// Steps run since the stream was made or last reset.
+    pub fn steps(&self) -> u64 {
+        self.state.steps()
+    }
+
+    /// The wrapped model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Unwraps the model, dropping the state.
+    pub fn into_inner(self) -> Model {
+        self.model
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -408,6 +408,34 @@ pub unsafe fn ld_nc_u32(p: *const u32) -> u32 {
     r
 }
 
+/// `ld.global.nc.v4.u32`: 16 bytes through the read-only path (as [`ld_nc_f32`]).
+///
+/// # Safety
+/// As [`ld_nc_f32`], 16-byte-aligned.
+#[inline(always)]
+pub unsafe fn ld_nc_v4_u32(p: *const u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees the address is valid, aligned and read-only.
+    unsafe {
+        asm!("ld.global.nc.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b,
+            c = out(reg32) c, d = out(reg32) d, p = in(reg64) p, options(readonly, nostack))
+    };
+    [a, b, c, d]
+}
+
+/// `st.shared.v4.u32` (16 bytes).
+///
+/// # Safety
+/// `addr` must be a 16-byte-aligned address inside the CTA's shared memory.
+#[inline(always)]
+pub unsafe fn st_shared_v4_u32(addr: u32, v: [u32; 4]) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("st.shared.v4.u32 [{a}], {{{x}, {y}, {z}, {w}}};", a = in(reg32) addr, x = in(reg32) v[0],
+            y = in(reg32) v[1], z = in(reg32) v[2], w = in(reg32) v[3], options(nostack))
+    };
+}
+
 /// `prefetch.global.L1`: brings the line holding `p` toward this SM's L1. A hint: no effect on
 /// results.
 #[inline(always)]
@@ -515,4 +543,47 @@ pub fn tanh(x: f32) -> f32 {
         let t = 1.0 - div(2.0, exp(2.0 * ax) + 1.0);
         if x < 0.0 { -t } else { t }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor cores
+
+/// Two fp16 values as one `.f16x2` register: `lo` in the low half (the element with the lower
+/// index, as the `mma` fragments expect), `hi` in the high half.
+#[inline(always)]
+pub const fn pack_f16x2(lo: u16, hi: u16) -> u32 {
+    (lo as u32) | ((hi as u32) << 16)
+}
+
+/// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32`: `D = A · B + C` for one warp, A a
+/// 16 × 16 fp16 tile (row-major), B a 16 × 8 fp16 tile (column-major), C and D 16 × 8 f32.
+///
+/// Fragments (PTX ISA, "matrix fragments for mma.m16n8k16", floating-point types), with
+/// `g = lane / 4` and `q = lane % 4`:
+/// - `a[0]` = A[g][2q, 2q+1], `a[1]` = A[g+8][2q, 2q+1], `a[2]` = A[g][2q+8, 2q+9],
+///   `a[3]` = A[g+8][2q+8, 2q+9] (two fp16 per register, lower column in the low half);
+/// - `b[0]` = B[2q, 2q+1][g], `b[1]` = B[2q+8, 2q+9][g] (lower row in the low half);
+/// - `c`/result: `[0]` = C[g][2q], `[1]` = C[g][2q+1], `[2]` = C[g+8][2q], `[3]` = C[g+8][2q+1].
+///
+/// Products are exact in f32 and accumulated in f32.
+///
+/// # Safety
+/// All 32 lanes of the warp must execute it together (`.sync.aligned`: converged, no lane
+/// masked off); sm_80 or newer.
+#[inline(always)]
+pub unsafe fn mma_m16n8k16_f32_f16(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4] {
+    let (d0, d1, d2, d3): (f32, f32, f32, f32);
+    // SAFETY: the caller guarantees a converged full warp; the instruction touches registers only.
+    unsafe {
+        asm!(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {{{d0}, {d1}, {d2}, {d3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, {{{c0}, {c1}, {c2}, {c3}}};",
+            d0 = out(reg32) d0, d1 = out(reg32) d1, d2 = out(reg32) d2, d3 = out(reg32) d3,
+            a0 = in(reg32) a[0], a1 = in(reg32) a[1], a2 = in(reg32) a[2], a3 = in(reg32) a[3],
+            b0 = in(reg32) b[0], b1 = in(reg32) b[1],
+            c0 = in(reg32) c[0], c1 = in(reg32) c[1], c2 = in(reg32) c[2], c3 = in(reg32) c[3],
+            // Not `pure`: a warp-synchronous instruction must not be moved into divergent code.
+            options(nomem, nostack)
+        )
+    };
+    [d0, d1, d2, d3]
 }

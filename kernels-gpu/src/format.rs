@@ -300,6 +300,113 @@ pub struct SmokeParams {
     pub pad: u32,
 }
 
+/// Bits of `ProjectionParams::flags`.
+pub mod projection_flags {
+    /// Write time-reversed: input row `t·B + b` goes to output slot `(T-1-t)·B + b` (the reverse
+    /// direction of a bidirectional layer reads its sequence backwards).
+    pub const REVERSE_TIME: u32 = 1 << 0;
+}
+
+/// Entry point of the dense input projection (tensor cores, fp16 × fp16 → f32).
+pub const PROJECTION_DENSE_KERNEL: &str = "sprnn_projection_dense";
+/// Entry point of the sparse input projection (CSR `W_ih` × dense `x`, f32).
+pub const PROJECTION_CSR_KERNEL: &str = "sprnn_projection_csr";
+/// Entry point of the kernel that joins the two directions of a bidirectional layer.
+pub const CONCAT_KERNEL: &str = "sprnn_concat_directions";
+
+/// Output rows (`x` rows, i.e. `t·B + b`) per CTA of the dense projection.
+pub const PROJECTION_TILE_ROWS: usize = 64;
+/// Output columns (`W_ih` rows, i.e. gate rows `g·H + j`) per CTA of the dense projection.
+pub const PROJECTION_TILE_COLS: usize = 64;
+/// Input values (`k`) per shared-memory stage of the dense projection: two `k = 16` steps of
+/// `mma.m16n8k16`.
+pub const PROJECTION_TILE_K: usize = 32;
+/// Threads per CTA of the dense projection: four warps, each computing a 32 × 32 sub-tile.
+pub const PROJECTION_THREADS: usize = 128;
+/// Row stride, in fp16 values, of the shared-memory tiles: `TILE_K` plus 8 of padding, so the
+/// 32 lanes' fragment loads (`row = lane / 4`, `k = 2·(lane % 4)`) hit 32 different banks and
+/// every row starts 16-byte aligned.
+pub const PROJECTION_SMEM_STRIDE: usize = PROJECTION_TILE_K + 8;
+/// Threads per CTA of the sparse projection and of the direction-joining kernel.
+pub const ELEMENTWISE_THREADS: usize = 256;
+
+/// Bytes of dynamic shared memory the dense projection needs: an `x` tile and a `W_ih` tile,
+/// `[TILE][STRIDE]` fp16 each.
+pub const fn projection_smem_bytes() -> usize {
+    (PROJECTION_TILE_ROWS + PROJECTION_TILE_COLS) * PROJECTION_SMEM_STRIDE * 2
+}
+
+/// CTAs of the dense projection for `rows` input rows (`T·B`) and `cols` outputs (`G·H`):
+/// tile `c` covers rows `(c / col_tiles)·64 ..` and columns `(c % col_tiles)·64 ..`.
+pub const fn projection_grid(rows: usize, cols: usize) -> usize {
+    rows.div_ceil(PROJECTION_TILE_ROWS) * cols.div_ceil(PROJECTION_TILE_COLS)
+}
+
+/// Every argument of the input-projection kernels, passed by value as one `.param` struct.
+///
+/// Computes `out[slot(t, b)][j] = Σ_k W_ih[j][k] · x[t·B + b][k] + bias[j]` for every step
+/// `t < T`, sequence `b < B` and output `j < G·H`, where `slot(t, b) = t·B + b`, or
+/// `(T-1-t)·B + b` with [`projection_flags::REVERSE_TIME`]. `x` is `[T·B][I]` f32 and `out` is
+/// `[T][B][G·H]` f32 (the recurrent kernel's `U`), row-major.
+///
+/// Dense kernel ([`PROJECTION_DENSE_KERNEL`]): `w` is `W_ih` as fp16 bits, `[G·H][I]`; `x` is
+/// rounded to fp16 as it is loaded; products are accumulated in f32 by `mma.m16n8k16`, then
+/// `bias` is added (f32). Sparse kernel ([`PROJECTION_CSR_KERNEL`]): `W_ih` in CSR form —
+/// `row_ptr` `[G·H + 1]` u32, `col_idx` `[nnz]` u32, `w` the values `[nnz]` f32 — and every
+/// product and sum in f32, in column order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProjectionParams {
+    /// Input rows, `[T·B][I]` f32.
+    pub x: u64,
+    /// Dense: `W_ih` `[G·H][I]` fp16 bits. Sparse: the nonzero values `[nnz]` f32.
+    pub w: u64,
+    /// Sparse: row pointer `[G·H + 1]` u32 (unused by the dense kernel).
+    pub row_ptr: u64,
+    /// Sparse: column indices `[nnz]` u32 (unused by the dense kernel).
+    pub col_idx: u64,
+    /// Input bias `b_ih`, `[G·H]` f32.
+    pub bias: u64,
+    /// Output `U`, `[T][B][G·H]` f32.
+    pub out: u64,
+    /// Sequence length T.
+    pub steps: u32,
+    /// Batch size B.
+    pub batch: u32,
+    /// Input size I.
+    pub input: u32,
+    /// Outputs G·H.
+    pub outputs: u32,
+    /// Bits from [`projection_flags`].
+    pub flags: u32,
+    /// Padding (keeps the struct's size a multiple of 8).
+    pub pad: u32,
+}
+
+/// Arguments of the kernel that joins the two directions of a bidirectional layer into the
+/// layer's output, as PyTorch lays it out:
+/// `out[t][b][0..H] = forward[t][b][..]`, `out[t][b][H..2H] = reverse[T-1-t][b][..]`
+/// (the reverse direction ran over the time-reversed sequence, so its step `T-1-t` belongs to
+/// input step `t`). `forward` and `reverse` are `[T][B][H]` f32, `out` is `[T][B][2H]` f32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConcatParams {
+    /// The forward direction's hidden states, `[T][B][H]` f32.
+    pub forward: u64,
+    /// The reverse direction's hidden states in its own (reversed) step order, `[T][B][H]` f32.
+    pub reverse: u64,
+    /// The layer's output, `[T][B][2H]` f32.
+    pub out: u64,
+    /// Sequence length T.
+    pub steps: u32,
+    /// Batch size B.
+    pub batch: u32,
+    /// Hidden size H.
+    pub hidden: u32,
+    /// Padding (keeps the struct's size a multiple of 8).
+    pub pad: u32,
+}
+
 /// Bytes of dynamic shared memory the recurrent kernel needs.
 ///
 /// Layout: hidden state `[(H+1)][B]` fp16 (rounded up to 16 bytes), then the reduced gate sums
@@ -334,6 +441,16 @@ pub const fn round_up(x: usize, m: usize) -> usize {
 const _: () = {
     assert!(core::mem::size_of::<RecurrentParams>() % 8 == 0);
     assert!(core::mem::size_of::<SmokeParams>() % 8 == 0);
+    assert!(core::mem::size_of::<ProjectionParams>() % 8 == 0);
+    assert!(core::mem::size_of::<ConcatParams>() % 8 == 0);
+    // Four warps in a 2 × 2 arrangement of 32 × 32 sub-tiles cover the CTA's tile.
+    assert!(PROJECTION_THREADS == 128 && PROJECTION_TILE_ROWS == 64 && PROJECTION_TILE_COLS == 64);
+    // Two mma k-steps per stage; 16-byte-aligned tile rows.
+    assert!(PROJECTION_TILE_K % 16 == 0 && (PROJECTION_SMEM_STRIDE * 2) % 16 == 0);
+    // Each thread loads the same number of 16-byte pieces (4 f32 of x, 8 fp16 of W_ih) per stage.
+    assert!((PROJECTION_TILE_ROWS * PROJECTION_TILE_K / 4) % PROJECTION_THREADS == 0);
+    assert!((PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8) % PROJECTION_THREADS == 0);
+    assert!(projection_smem_bytes() <= 48 * 1024);
     assert!(MAX_HIDDEN < 1 << 16);
     assert!(recurrent_kernel_name(32, 4).len() > 0);
 };

@@ -6,7 +6,8 @@
 //! - [`format`]: packed weight words, exchange words, the kernels' parameter structs.
 //! - `device` (nvptx only): the device layer — indices, barriers, warp collectives, shared and
 //!   global memory with memory-model qualifiers, conversions, timers.
-//! - `kernels` (nvptx only): the smoke kernel and the sparse persistent recurrent kernel.
+//! - `kernels` (nvptx only): the smoke kernel, the sparse persistent recurrent kernel, the
+//!   input projection (tensor-core GEMM and CSR) and the kernel joining two directions.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(

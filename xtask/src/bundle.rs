@@ -1,8 +1,9 @@
 //! `cargo xtask gpu-bundle [DIR]`: everything needed to run sprnn's tests and benchmarks on a
 //! GPU machine that has no Rust toolchain, in one folder.
 //!
-//! The folder holds the release test executables (`tests/`), the benchmark and demo programs
-//! (`bin/`), the peer benchmark script (`peers/`), `COMMIT` (the short hash it was built from,
+//! The folder holds the release test executables (`tests/`), the benchmark and demo programs and
+//! the model examples `nmt` and `deepspeech` (`bin/`), the peer benchmark scripts (`peers/`:
+//! `peers.py`, and `models.py` for cuDNN whole-model timings), `COMMIT` (the short hash it was built from,
 //! `-dirty` when tracked files had changes) and `run.sh`. The PTX is embedded in every
 //! executable. Copy the folder to the GPU machine and run `DIR/run.sh` (all tests) or
 //! `DIR/run.sh bench …` / `DIR/run.sh demo`.
@@ -33,6 +34,9 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            --time-budget "$PEERS_TIME_BUDGET" (default 600 s) and $PEERS_ARGS.
 #                            OUT_CSV defaults to ./bench-all-DATE.csv; PYTHON to python3.
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
+#   run.sh models [ARGS...]  the model examples bin/nmt and bin/deepspeech (ARGS to both; their
+#                            MODEL lines), then peers/models.py for cuDNN over the same shapes
+#                            with --compare (needs PyTorch with CUDA; fails without it)
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test and on every kernel variant; a tool's run fails
 #                            when it reports any error
@@ -86,6 +90,18 @@ case "$what" in
     echo "== bench-all: sprnn-bench exit $rc_s, peers.py exit $rc_p; rows in $out"
     [ $rc_s = 0 ] && [ $rc_p = 0 ] ;;
   demo) exec "$here/bin/sprnn-demo" "$@" ;;
+  models)
+    lines=$(mktemp); rc=0
+    for m in nmt deepspeech; do
+      echo "== $m"
+      "$here/bin/$m" "$@" | tee -a "$lines" || rc=1
+    done
+    for m in nmt deepspeech; do
+      echo "== cuDNN: $m"
+      "${PYTHON:-python3}" "$here/peers/models.py" --model "$m" --compare "$lines" || rc=1
+    done
+    rm -f "$lines"
+    exit $rc ;;
   sanitize)
     tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(memcheck racecheck synccheck initcheck)
     rc=0
@@ -97,7 +113,7 @@ case "$what" in
       done
     done
     exit $rc ;;
-  *) echo "usage: run.sh [test|bench|bench-all|demo|sanitize] ARGS..." >&2; exit 2 ;;
+  *) echo "usage: run.sh [test|bench|bench-all|demo|models|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
@@ -132,6 +148,10 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     for bin in ["sprnn-bench", "sprnn-demo", "sprnn"] {
         std::fs::copy(root.join("target/release").join(bin), dir.join("bin").join(bin)).map_err(|e| format!("{bin}: {e}"))?;
     }
+    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "sprnn", "--example", "nmt", "--example", "deepspeech"]))?;
+    for ex in ["nmt", "deepspeech"] {
+        std::fs::copy(root.join("target/release/examples").join(ex), dir.join("bin").join(ex)).map_err(|e| format!("{ex}: {e}"))?;
+    }
     for entry in std::fs::read_dir(root.join("bench/peers")).map_err(|e| e.to_string())? {
         let p = entry.map_err(|e| e.to_string())?.path();
         if p.is_file() {
@@ -149,7 +169,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     let sh = dir.join("run.sh");
     std::fs::write(&sh, RUN_SH).map_err(|e| e.to_string())?;
     run(Command::new("chmod").arg("+x").arg(&sh))?;
-    println!("bundle in {} ({n} test executables, sprnn-bench, sprnn-demo, sprnn)", dir.display());
+    println!("bundle in {} ({n} test executables, sprnn-bench, sprnn-demo, sprnn, nmt, deepspeech)", dir.display());
     Ok(())
 }
 

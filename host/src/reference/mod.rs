@@ -157,7 +157,8 @@ pub struct RefOutput {
     pub c: Option<Vec<f32>>,
 }
 
-/// Output of [`forward_model`], in PyTorch's layout (`batch_first = False`).
+/// Output of [`forward_model`] (and of [`crate::model::Model::forward`]), in PyTorch's layout
+/// (`batch_first = False`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelOutput {
     /// Last layer's states, `[T][B][D*H]` (`D` = 2 when bidirectional: forward then reverse).

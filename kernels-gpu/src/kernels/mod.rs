@@ -1,5 +1,7 @@
 //! The kernels: entry points exported to PTX.
 
 pub mod cell;
+pub mod concat;
+pub mod projection;
 pub mod recurrent;
 pub mod smoke;

@@ -3,6 +3,7 @@
 mod common;
 mod gpu;
 mod layout;
+mod model;
 mod reference;
 mod validation;
 mod validation_gpu;

@@ -1,0 +1,278 @@
+//! What the model examples (`nmt`, `deepspeech`) share: options, random pruned weights, planning
+//! without a GPU, the check against the CPU reference, timing, and the result line.
+//!
+//! The result line (also printed by `bench/peers/models.py` for cuDNN, so a speedup can be
+//! computed from one GPU run) is one line of `key=value` words starting with `MODEL`:
+//!
+//! `MODEL name=nmt impl=sprnn cell=lstm layers=2 directions=1 input=1024 hidden=1024 batch=4
+//! steps=256 density=0.1 dtype=fp16 layer_us_per_step=2.9,2.9 recurrent_us_per_step=5.8
+//! model_us_per_step=7.4`
+//!
+//! - `layer_us_per_step`: per layer, the recurrent kernels' time per step (both directions of a
+//!   bidirectional layer, from the first launch to the last end; CUDA events), median of the
+//!   repeats;
+//! - `recurrent_us_per_step`: their sum (median over repeats of the per-run sum);
+//! - `model_us_per_step`: the whole forward pass per step, input projections, joins and the
+//!   host's waits between layers included (host wall clock), median.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sprnn::layout::{self, DeviceInfo, PlanOptions};
+use sprnn::model::{co_resident, CtaFootprint};
+use sprnn::reference::{self, Precision};
+use sprnn::sparse::{Dense, Matrix, PruneMode};
+use sprnn::weights::{LayerWeights, ModelWeights};
+use sprnn::{Cell, Csr, Model, ModelOptions};
+
+/// A model example's configuration (defaults per example, overridden by `--key value`).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Name in the result line.
+    pub name: &'static str,
+    /// Cell type.
+    pub cell: Cell,
+    /// Layers L.
+    pub layers: usize,
+    /// Directions D.
+    pub directions: usize,
+    /// Input size of the first layer (0: the hidden size).
+    pub input: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Density of every W_hh (and of W_ih with `sparse_input`).
+    pub density: f64,
+    /// Batch B.
+    pub batch: usize,
+    /// Steps T.
+    pub steps: usize,
+    /// Timed runs.
+    pub repeats: usize,
+    /// Untimed runs first.
+    pub warmup: usize,
+    /// Steps compared with the CPU reference.
+    pub check_steps: usize,
+    /// Prune W_ih to the density too (the CSR projection) instead of a dense W_ih.
+    pub sparse_input: bool,
+    /// Seed of the random weights and inputs.
+    pub seed: u64,
+    /// Plan each direction of a bidirectional layer on half the SMs with CTAs of at most half
+    /// an SM (`PlanOptions::ctas`, `ctas_per_sm`), so that the two directions run concurrently.
+    pub split_sms: bool,
+}
+
+impl Config {
+    /// Applies `--hidden H --density D --batch B --steps T --layers L --input I --repeats N
+    /// --warmup N --check-steps N --seed S --sparse-input` from the command line; `--help`
+    /// prints them and exits.
+    pub fn from_args(mut self, about: &str) -> Config {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if a == "--help" || a == "-h" {
+                println!("{about}\n\noptions (defaults in brackets):\n  --hidden H [{}]  --density D [{}]  --batch B [{}]  --steps T [{}]\n  --layers L [{}]  --input I [{}, 0 = H]  --repeats N [{}]  --warmup N [{}]\n  --check-steps N [{}]  --seed S [{}]  --sparse-input (prune W_ih to the density too)\n  --split-sms (bidirectional: plan each direction on half the SMs, so both run at once)",
+                    self.hidden, self.density, self.batch, self.steps, self.layers, self.input, self.repeats, self.warmup, self.check_steps, self.seed);
+                std::process::exit(0);
+            }
+            if a == "--sparse-input" || a == "--split-sms" {
+                self.sparse_input |= a == "--sparse-input";
+                self.split_sms |= a == "--split-sms";
+                continue;
+            }
+            let v = it.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
+            let num = |v: &str| v.parse::<usize>().unwrap_or_else(|_| fail(&format!("{a} {v}: not a number")));
+            match a.as_str() {
+                "--hidden" => self.hidden = num(v),
+                "--batch" => self.batch = num(v),
+                "--steps" => self.steps = num(v),
+                "--layers" => self.layers = num(v),
+                "--input" => self.input = num(v),
+                "--repeats" => self.repeats = num(v),
+                "--warmup" => self.warmup = num(v),
+                "--check-steps" => self.check_steps = num(v),
+                "--seed" => self.seed = num(v) as u64,
+                "--density" => self.density = v.parse().unwrap_or_else(|_| fail(&format!("--density {v}: not a number"))),
+                _ => fail(&format!("unknown option {a} (see --help)")),
+            }
+        }
+        if self.input == 0 {
+            self.input = self.hidden;
+        }
+        if self.hidden == 0 || self.batch == 0 || self.steps == 0 || self.layers == 0 || self.repeats == 0 || !(self.density > 0.0 && self.density <= 1.0) {
+            fail("hidden, batch, steps, layers and repeats must be at least 1 and the density in (0, 1]");
+        }
+        self.check_steps = self.check_steps.clamp(1, self.steps);
+        self
+    }
+
+    /// Planner options: with `split_sms`, half the SMs per direction, each CTA planned to
+    /// take at most half an SM (two CTAs per SM), so the two directions fit together.
+    fn plan_options(&self, device: &DeviceInfo) -> PlanOptions {
+        if self.split_sms && self.directions == 2 {
+            PlanOptions { ctas: Some((device.sm_count / 2).min(self.hidden)), ctas_per_sm: Some(2), ..PlanOptions::default() }
+        } else {
+            PlanOptions::default()
+        }
+    }
+
+    fn input_of(&self, l: usize) -> usize {
+        if l == 0 { self.input } else { self.directions * self.hidden }
+    }
+
+    /// The `MODEL …` words describing the configuration.
+    fn words(&self) -> String {
+        format!(
+            "name={} impl=sprnn{} cell={} layers={} directions={} input={} hidden={} batch={} steps={} density={} dtype=fp16",
+            self.name,
+            if self.split_sms && self.directions == 2 { "_split_sms" } else { "" }, self.cell.name(), self.layers, self.directions, self.input, self.hidden, self.batch, self.steps, self.density
+        )
+    }
+}
+
+/// Prints `error: …` and exits with status 2.
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2)
+}
+
+/// Random fp16-representable values in ±`scale` (weights and inputs as a model kept in fp16
+/// has them; the projection's fp16 rounding is then exact and the check is tight).
+fn fp16_uniform(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| half::f16::from_f32(rng.gen_range(-scale..scale)).to_f32()).collect()
+}
+
+/// The pruned recurrent matrices `[l][d]` (every gate block's largest singular value ≤ 0.9).
+pub fn recurrent_weights(c: &Config) -> Vec<Vec<Csr>> {
+    let g = c.cell.gates();
+    (0..c.layers)
+        .map(|l| (0..c.directions).map(|d| sprnn::sparse::random_recurrent(c.seed + (10 * l + d) as u64, g * c.hidden, c.hidden, c.density, 0.9).expect("random W_hh")).collect())
+        .collect()
+}
+
+/// Plans every layer for `device` and prints the plans; whether all fit.
+pub fn print_plans(c: &Config, w_hh: &[Vec<Csr>], device: &DeviceInfo) -> bool {
+    let mut all = true;
+    for (l, dirs) in w_hh.iter().enumerate() {
+        let mut shapes = Vec::new();
+        for (d, w) in dirs.iter().enumerate() {
+            match layout::plan(w, c.cell, c.batch, device, &c.plan_options(device)) {
+                Ok(p) => {
+                    println!(
+                        "  layer {l}{}: {} nonzeros, {} CTAs x {} threads, list length {}, {} registers, {} B shared",
+                        if c.directions == 2 { if d == 0 { " forward" } else { " reverse" } } else { "" },
+                        w.nnz(), p.grid, p.threads_per_cta, p.list_len, p.registers_per_thread, p.smem_bytes
+                    );
+                    shapes.push(CtaFootprint { grid: p.grid, threads: p.threads_per_cta, registers_per_thread: p.registers_per_thread as usize, smem_bytes: p.smem_bytes });
+                }
+                Err(e) => {
+                    println!("  layer {l} direction {d}: does not fit: {e}");
+                    all = false;
+                }
+            }
+        }
+        if let [a, b] = shapes[..] {
+            println!("  layer {l}: directions run {}", if co_resident(&a, &b, device) { "concurrently" } else { "one after the other (their grids cannot be resident together)" });
+        }
+    }
+    all
+}
+
+/// The whole model: the given `W_hh`, random `W_ih` (dense, or pruned per row to the density
+/// with `sparse_input`) in ±1/√I, biases in ±0.1.
+pub fn model_weights(c: &Config, w_hh: Vec<Vec<Csr>>) -> ModelWeights {
+    let g = c.cell.gates();
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x1A7E);
+    let layers = w_hh
+        .into_iter()
+        .enumerate()
+        .map(|(l, dirs)| {
+            dirs.into_iter()
+                .map(|w| {
+                    let i = c.input_of(l);
+                    let dense = fp16_uniform(&mut rng, g * c.hidden * i, 1.0 / (i as f32).sqrt());
+                    let w_ih = if c.sparse_input {
+                        Matrix::Sparse(Csr::from_dense_pruned(&dense, g * c.hidden, i, c.density, PruneMode::PerRow).expect("pruned W_ih"))
+                    } else {
+                        Matrix::Dense(Dense::new(g * c.hidden, i, dense).expect("W_ih"))
+                    };
+                    let (b_ih, b_hh) = (fp16_uniform(&mut rng, g * c.hidden, 0.1), fp16_uniform(&mut rng, g * c.hidden, 0.1));
+                    LayerWeights::new(c.cell, w_ih, w, b_ih, b_hh).expect("layer weights")
+                })
+                .collect()
+        })
+        .collect();
+    ModelWeights::new(c.cell, layers).expect("model weights")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// The example's main: plans, and with a GPU builds, checks and times the model.
+pub fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "{}: {} layers of {}{} H = {}, input {}, density {}, batch {}, T = {}",
+        c.name, c.layers, if c.directions == 2 { "bidirectional " } else { "" }, c.cell.name(), c.hidden, c.input, c.density, c.batch, c.steps
+    );
+    let t = Instant::now();
+    let w_hh = recurrent_weights(&c);
+    println!("random pruned W_hh in {:.1} s", t.elapsed().as_secs_f64());
+    let Some(gpu) = sprnn::try_default_gpu()? else {
+        println!("no CUDA device: planning for the H200 preset only");
+        print_plans(&c, &w_hh, &DeviceInfo::h200());
+        println!("no CUDA device: nothing run or timed");
+        return Ok(());
+    };
+    println!("{} ({} SMs):", gpu.info().name, gpu.info().sm_count);
+    print_plans(&c, &w_hh, gpu.info());
+    let weights = model_weights(&c, w_hh);
+    let mut opts = ModelOptions::default();
+    opts.layer.plan = c.plan_options(gpu.info());
+    let mut model = Model::new(&gpu, &weights, c.batch, &opts)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x5EED);
+    let x = fp16_uniform(&mut rng, c.steps * c.batch * c.input, 1.0);
+
+    // Check: a unidirectional model's first steps depend on the first inputs only, so the
+    // full run's first `check_steps` are compared; a bidirectional one runs a short sequence.
+    let k = c.check_steps;
+    let xk = &x[..k * c.batch * c.input];
+    let got = if c.directions == 1 { model.forward(&x, c.steps, None, None)? } else { model.forward(xk, k, None, None)? };
+    let t = Instant::now();
+    let want = reference::forward_model(&weights, xk, k, c.batch, None, None, Precision::DeviceFaithful)?;
+    let width = c.directions * c.hidden;
+    let e = reference::compare_steps(&got.output[..k * c.batch * width], &want.output, k, c.batch, width);
+    let tol = reference::DEVICE_TOLERANCE * c.layers as f64;
+    println!("check: first {k} steps against the CPU reference ({:.1} s): worst error {:.2e} at step {} (tolerance {tol:.0e})", t.elapsed().as_secs_f64(), e.worst, e.worst_step);
+    if !e.within(tol) {
+        return Err(format!("the GPU model differs from the CPU reference by {:.3e} > {tol:.0e}", e.worst).into());
+    }
+
+    // Timing: the full sequence, median of the repeats after the warm-up.
+    let d_x = sprnn::cust::memory::DeviceBuffer::from_slice(&x)?;
+    let (mut layers, mut sums, mut totals) = (vec![Vec::new(); c.layers], Vec::new(), Vec::new());
+    for r in 0..c.warmup + c.repeats {
+        let timing = model.forward_device(&d_x, c.steps, None, None)?;
+        if r >= c.warmup {
+            for (l, ms) in timing.recurrent_ms.iter().enumerate() {
+                layers[l].push(*ms as f64 * 1e3 / c.steps as f64);
+            }
+            sums.push(timing.recurrent_ms.iter().map(|&m| m as f64).sum::<f64>() * 1e3 / c.steps as f64);
+            totals.push(timing.total_ms * 1e3 / c.steps as f64);
+        }
+    }
+    let per_layer: Vec<f64> = layers.into_iter().map(median).collect();
+    for (l, us) in per_layer.iter().enumerate() {
+        println!("layer {l}: {us:.3} us per step (recurrent{})", if model.directions() == 2 { if model.concurrent(l) { ", directions concurrent" } else { ", directions in turn" } } else { "" });
+    }
+    let (rec, total) = (median(sums), median(totals));
+    println!("recurrent layers: {rec:.3} us per step; whole model (projections, joins, host waits): {total:.3} us per step");
+    println!(
+        "MODEL {} layer_us_per_step={} recurrent_us_per_step={rec:.3} model_us_per_step={total:.3}",
+        c.words(),
+        per_layer.iter().map(|u| format!("{u:.3}")).collect::<Vec<_>>().join(",")
+    );
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! An NMT-like recurrent stack on the GPU: a 2-layer LSTM (H = 1024 by default, 1024–2048 in
+//! the NMT models the sparse persistent RNN paper measures), every W_hh pruned to 10 %, batch 4,
+//! 256 steps. Builds random pruned weights, runs the whole model (input projections included),
+//! checks its first steps against the CPU reference, and times the recurrent layers (CUDA
+//! events, median of the repeats after a warm-up): µs per step per layer and in total, also as
+//! one `MODEL …` line (see `common`), which `bench/peers/models.py` prints for cuDNN too.
+//! Without a CUDA device it plans the layers for the H200 preset and exits 0.
+//!
+//! `cargo run --release -p sprnn --example nmt -- [--hidden 2048] [--density 0.1] [--help]`
+
+mod common;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let c = common::Config {
+        name: "nmt",
+        cell: sprnn::Cell::Lstm,
+        layers: 2,
+        directions: 1,
+        input: 0,
+        hidden: 1024,
+        density: 0.1,
+        batch: 4,
+        steps: 256,
+        repeats: 20,
+        warmup: 3,
+        check_steps: 8,
+        sparse_input: false,
+        split_sms: false,
+        seed: 1,
+    }
+    .from_args("nmt: an NMT-like 2-layer LSTM, pruned, on the GPU");
+    common::run(c)
+}

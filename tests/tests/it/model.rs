@@ -1,0 +1,608 @@
+//! Whole models on the GPU: the input projection (`sprnn::projection`), stacked and
+//! bidirectional models (`sprnn::model`) and streaming models (`sprnn::StreamingModel`).
+//!
+//! CPU twins: PyTorch's fixtures through the model's numerics emulated on the CPU reference
+//! (fp16-rounded `x` and `W_ih`), the streaming hand-over driven through the reference, and the
+//! co-residency rule. GPU tests (printing "skipped: no CUDA device" without one): the projection
+//! against an f64 product on random shapes with edges, dense and sparse, straight and
+//! time-reversed; random models against `reference::forward_model`; the PyTorch fixtures end to
+//! end; concurrent against sequential directions; chunked against one call. Every GPU output
+//! is NaN-poisoned before the run.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::{Dtype, SafeTensors};
+use sprnn::cust::memory::DeviceBuffer;
+use sprnn::layer::DeviceInput;
+use sprnn::layout::DeviceInfo;
+use sprnn::model::{co_resident, CtaFootprint, DirectionSchedule, ModelOptions};
+use sprnn::reference::{compare_steps, forward_model, ModelOutput, Precision, DEVICE_TOLERANCE};
+use sprnn::sparse::{Dense, Matrix};
+use sprnn::weights::{LayerWeights, ModelWeights};
+use sprnn::{Cell, Csr, Error, Gpu, InputProjection, Model, ModelStreamState, StreamingModel};
+
+use crate::common::gpu;
+
+const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
+
+/// A fresh seed per run (time-based), or `SPRNN_SEED`; printed.
+fn seed(test: &str) -> u64 {
+    let s = std::env::var("SPRNN_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("{test}: seed {s} (SPRNN_SEED={s} repeats it)");
+    s
+}
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
+}
+
+/// `v` rounded to the nearest fp16 value (as f32).
+fn fp16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// A random `rows × cols` matrix with about `density` of its entries nonzero, in ±`scale`.
+fn random_sparse(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64, scale: f32) -> Csr {
+    let dense: Vec<f32> = (0..rows * cols).map(|_| if rng.gen_bool(density) { rng.gen_range(-scale..scale) } else { 0.0 }).collect();
+    Csr::from_dense(&dense, rows, cols).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input projection
+// ---------------------------------------------------------------------------------------------
+
+/// `(I, G·H, T, B)`: single elements, exact tiles, edges in every dimension, several k-stages,
+/// and an NMT-sized block.
+const PROJECTION_SHAPES: [(usize, usize, usize, usize); 9] = [
+    (1, 1, 1, 1),
+    (16, 8, 1, 1),
+    (37, 72, 5, 3),
+    (64, 64, 8, 8),
+    (32, 130, 3, 7),
+    (130, 200, 7, 9),
+    (300, 3 * 97, 11, 4),
+    (513, 4 * 33, 2, 1),
+    (1024, 4096, 16, 4),
+];
+
+/// Checks a GPU projection `got` (`[T][B][G·H]`, slot order as `reverse` says) against f64
+/// products. `(w_eff, x_eff)` are the operands the kernel multiplies (fp16-rounded for the
+/// dense kernel, exact for the sparse one); `tight` bounds the difference from their f64
+/// product per unit of `Σ|w·x|` (f32 summation), `loose` the difference from the exact
+/// product (the operands' rounding included). Returns the worst tight and loose ratios.
+#[allow(clippy::too_many_arguments)]
+fn check_projection(
+    case: &str,
+    got: &[f32],
+    w: &Matrix,
+    w_eff: &[f32],
+    x: &[f32],
+    x_eff: &[f32],
+    b: &[f32],
+    (input, gh, steps, batch): (usize, usize, usize, usize),
+    reverse: bool,
+    tight: f64,
+    loose: f64,
+) {
+    let dense_w = w.to_dense();
+    let (mut worst_t, mut worst_l) = (0.0f64, 0.0f64);
+    for t in 0..steps {
+        for bb in 0..batch {
+            let n = t * batch + bb;
+            let slot = if reverse { (steps - 1 - t) * batch + bb } else { n };
+            for j in 0..gh {
+                let (mut exact, mut eff, mut mag, mut absw) = (b[j] as f64, b[j] as f64, 0.0f64, 0.0f64);
+                for k in 0..input {
+                    let (wv, xv) = (dense_w[j * input + k] as f64, x[n * input + k] as f64);
+                    exact += wv * xv;
+                    eff += w_eff[j * input + k] as f64 * x_eff[n * input + k] as f64;
+                    mag += (wv * xv).abs();
+                    absw += wv.abs() + xv.abs();
+                }
+                let g = got[slot * gh + j] as f64;
+                assert!(g.is_finite(), "{case}: output ({t}, {bb}, {j}) is {g} (not written?)");
+                let floor = 1e-7 * (b[j] as f64).abs() + 1e-30;
+                let et = (g - eff).abs() / (tight * mag + floor);
+                let el = (g - exact).abs() / (loose * mag + 6e-8 * absw + floor);
+                assert!(et <= 1.0, "{case}: output ({t}, {bb}, {j}) = {g}, product of the kernel's operands {eff}, |w·x| sum {mag:.3e}");
+                assert!(el <= 1.0, "{case}: output ({t}, {bb}, {j}) = {g}, exact {exact}, |w·x| sum {mag:.3e}");
+                worst_t = worst_t.max(et);
+                worst_l = worst_l.max(el);
+            }
+        }
+    }
+    println!("{case}: worst error / bound: {worst_t:.3} (operands as rounded), {worst_l:.3} (exact)");
+}
+
+/// Runs `proj` on poisoned output and returns `U` on the host.
+fn project_poisoned(gpu: &Gpu, proj: &InputProjection, x: &[f32], steps: usize, batch: usize, reverse: bool) -> Vec<f32> {
+    let d_x = DeviceBuffer::from_slice(x).unwrap();
+    let mut out = DeviceInput::alloc_f32(gpu, steps * batch * proj.outputs()).unwrap();
+    out.poison(gpu).unwrap();
+    proj.project(&d_x, steps, batch, reverse, &mut out, None).expect("project");
+    out.to_host(gpu).unwrap()
+}
+
+#[test]
+fn dense_projection_matches_f64_on_random_shapes() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("dense projection");
+    for (i, &(input, gh, steps, batch)) in PROJECTION_SHAPES.iter().enumerate() {
+        for reverse in [false, true] {
+            let mut rng = ChaCha8Rng::seed_from_u64(s + i as u64);
+            let w = uniform(&mut rng, gh * input, 1.0);
+            let b = uniform(&mut rng, gh, 0.5);
+            let x = uniform(&mut rng, steps * batch * input, 1.0);
+            let m = Matrix::Dense(Dense::new(gh, input, w.clone()).unwrap());
+            let proj = InputProjection::new(&gpu, &m, &b).unwrap();
+            assert!(!proj.is_sparse());
+            let got = project_poisoned(&gpu, &proj, &x, steps, batch, reverse);
+            let case = format!("dense I={input} GH={gh} T={steps} B={batch} reverse={reverse}");
+            // Tight: f32 sums of exact fp16 products, (I + 2) roundings at most, each allowed a
+            // whole ulp twice over (tensor cores align and truncate rather than round). Loose:
+            // plus the fp16 rounding of both operands, (1 + 2^-11)^2 - 1 < 1.001 * 2^-10.
+            let sum = 2.0 * (input + 2) as f64 * f32::EPSILON as f64;
+            check_projection(&case, &got, &m, &fp16(&w), &x, &fp16(&x), &b, (input, gh, steps, batch), reverse, sum, sum + 1.001 * 2f64.powi(-10));
+        }
+    }
+}
+
+#[test]
+fn sparse_projection_matches_f64_on_random_shapes() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("sparse projection");
+    for (i, &(input, gh, steps, batch)) in PROJECTION_SHAPES.iter().enumerate() {
+        for (density, reverse) in [(0.1, false), (0.5, true)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(s + i as u64);
+            let w = random_sparse(&mut rng, gh, input, density, 1.0);
+            let b = uniform(&mut rng, gh, 0.5);
+            let x = uniform(&mut rng, steps * batch * input, 1.0);
+            let dense = w.to_dense();
+            let m = Matrix::Sparse(w);
+            let proj = InputProjection::new(&gpu, &m, &b).unwrap();
+            assert!(proj.is_sparse());
+            let got = project_poisoned(&gpu, &proj, &x, steps, batch, reverse);
+            let case = format!("sparse d={density} I={input} GH={gh} T={steps} B={batch} reverse={reverse}");
+            // f32 fused multiply-adds: one rounding per term and one for the bias.
+            let sum = (input + 2) as f64 * f32::EPSILON as f64;
+            check_projection(&case, &got, &m, &dense, &x, &x, &b, (input, gh, steps, batch), reverse, sum, sum);
+        }
+    }
+}
+
+#[test]
+fn projection_refuses_bad_shapes_before_launching() {
+    let Some(gpu) = gpu() else { return };
+    let (input, gh) = (10, 12);
+    let m = Matrix::Dense(Dense::new(gh, input, vec![0.5; gh * input]).unwrap());
+    let r = InputProjection::new(&gpu, &m, &[0.0; 11]);
+    assert!(matches!(r, Err(Error::Input { name: "b_ih", .. })), "{r:?}");
+    let mut big = vec![0.5; gh * input];
+    big[13] = 70000.0;
+    let r = InputProjection::new(&gpu, &Matrix::Dense(Dense::new(gh, input, big).unwrap()), &[0.0; 12]);
+    assert!(matches!(r, Err(Error::Input { name: "w_ih", .. })), "{r:?}");
+    let proj = InputProjection::new(&gpu, &m, &[0.0; 12]).unwrap();
+    let x = DeviceBuffer::from_slice(&[0.25f32; 3 * 2 * 10]).unwrap();
+    let mut out = DeviceInput::alloc_f32(&gpu, 3 * 2 * gh).unwrap();
+    let name = |r: sprnn::Result<f32>| match r {
+        Err(Error::Input { name, .. }) => name,
+        other => panic!("expected an input error, got {other:?}"),
+    };
+    assert_eq!(name(proj.project(&x, 0, 2, false, &mut out, None)), "steps");
+    assert_eq!(name(proj.project(&x, 3, 0, false, &mut out, None)), "batch");
+    assert_eq!(name(proj.project(&x, 2, 2, false, &mut out, None)), "x");
+    let mut short = DeviceInput::alloc_f32(&gpu, 3 * 2 * gh - 1).unwrap();
+    assert_eq!(name(proj.project(&x, 3, 2, false, &mut short, None)), "u");
+    let mut half_out = DeviceInput::upload(&gpu, sprnn::layer::Input::F16(&vec![half::f16::ZERO; 3 * 2 * gh])).unwrap();
+    assert_eq!(name(proj.project(&x, 3, 2, false, &mut half_out, None)), "u");
+    assert_eq!(name(proj.project(&x, usize::MAX / 2, 4, false, &mut out, None)), "steps");
+    // Still usable: 0.5 * 0.25 * 10 = 1.25 everywhere.
+    proj.project(&x, 3, 2, true, &mut out, None).unwrap();
+    assert!(out.to_host(&gpu).unwrap().iter().all(|&v| v == 1.25));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+// ---------------------------------------------------------------------------------------------
+
+/// How `W_ih` is stored in a random model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum InputWeights {
+    /// Dense, values fp16-representable (the dense kernel's rounding is then exact).
+    DenseFp16,
+    /// Pruned to 30 %, CSR (the f32 kernel).
+    Sparse,
+}
+
+/// A random model: `layers` layers of `dirs` directions, recurrent density 0.2, `W_ih`
+/// entries in ±1/√I.
+fn random_model(seed: u64, cell: Cell, input: usize, hidden: usize, layers: usize, dirs: usize, inputs: InputWeights) -> ModelWeights {
+    let g = cell.gates();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut stack = Vec::new();
+    for l in 0..layers {
+        let mut layer = Vec::new();
+        for d in 0..dirs {
+            let i = if l == 0 { input } else { dirs * hidden };
+            let scale = 1.0 / (i as f32).sqrt();
+            let w_hh = sprnn::sparse::random_recurrent(seed + (10 * l + d) as u64, g * hidden, hidden, 0.2, 0.9).unwrap();
+            let w_ih = match inputs {
+                InputWeights::DenseFp16 => Matrix::Dense(Dense::new(g * hidden, i, fp16(&uniform(&mut rng, g * hidden * i, scale))).unwrap()),
+                InputWeights::Sparse => Matrix::Sparse(random_sparse(&mut rng, g * hidden, i, 0.3, 2.0 * scale)),
+            };
+            let (b_ih, b_hh) = (uniform(&mut rng, g * hidden, 0.2), uniform(&mut rng, g * hidden, 0.2));
+            layer.push(LayerWeights::new(cell, w_ih, w_hh, b_ih, b_hh).unwrap());
+        }
+        stack.push(layer);
+    }
+    ModelWeights::new(cell, stack).unwrap()
+}
+
+/// Worst per-step error of a model run against the reference: output, `h_n`, `c_n`.
+fn model_error(got: &ModelOutput, want: &ModelOutput, steps: usize, batch: usize, width: usize, hidden: usize) -> f64 {
+    let blocks = want.h_n.len() / (batch * hidden);
+    let mut e = compare_steps(&got.output, &want.output, steps, batch, width).worst;
+    e = e.max(compare_steps(&got.h_n, &want.h_n, blocks, batch, hidden).worst);
+    match (&got.c_n, &want.c_n) {
+        (Some(g), Some(w)) => e.max(compare_steps(g, w, blocks, batch, hidden).worst),
+        (None, None) => e,
+        _ => f64::INFINITY,
+    }
+}
+
+/// Runs `model` on poisoned buffers.
+fn run_poisoned(model: &mut Model, x: &[f32], steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> ModelOutput {
+    model.poison(steps).unwrap();
+    model.forward(x, steps, h0, c0).expect("model forward")
+}
+
+#[test]
+fn random_models_match_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("random models");
+    // (layers, directions, input size, hidden, batch, steps): edges everywhere (I and H not
+    // multiples of 16, odd batches).
+    let shapes = [(1, 1, 40, 96, 3, 24), (2, 1, 37, 128, 2, 20), (1, 2, 24, 72, 3, 17), (3, 2, 50, 64, 4, 16)];
+    for (i, cell) in CELLS.into_iter().enumerate() {
+        for (j, &(layers, dirs, input, hidden, batch, steps)) in shapes.iter().enumerate() {
+            for inputs in [InputWeights::DenseFp16, InputWeights::Sparse] {
+                for with_state in [false, true] {
+                    let k = s + (100 * i + 10 * j) as u64 + with_state as u64;
+                    let weights = random_model(k, cell, input, hidden, layers, dirs, inputs);
+                    let mut rng = ChaCha8Rng::seed_from_u64(k ^ 0x1234);
+                    let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
+                    let n = layers * dirs * batch * hidden;
+                    let h0 = with_state.then(|| uniform(&mut rng, n, 0.5));
+                    let c0 = (with_state && cell == Cell::Lstm).then(|| uniform(&mut rng, n, 0.5));
+                    let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).expect("model");
+                    let got = run_poisoned(&mut model, &x, steps, h0.as_deref(), c0.as_deref());
+                    let want = forward_model(&weights, &x, steps, batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful).unwrap();
+                    let e = model_error(&got, &want, steps, batch, dirs * hidden, hidden);
+                    // One fp16 ulp of a layer's h moves the next layer's input: allow one
+                    // device tolerance per layer.
+                    let tol = DEVICE_TOLERANCE * layers as f64;
+                    let concurrent: Vec<bool> = (0..layers).map(|l| model.concurrent(l)).collect();
+                    println!("{cell:?} L={layers} D={dirs} I={input} H={hidden} B={batch} T={steps} {inputs:?} state={with_state}: worst {e:.2e} (concurrent {concurrent:?})");
+                    assert!(e <= tol, "{cell:?} L={layers} D={dirs} {inputs:?} state={with_state}: error {e:.3e} > {tol:.1e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_and_sequential_directions_agree_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("direction schedules");
+    for cell in [Cell::Gru, Cell::Lstm] {
+        let (layers, input, hidden, batch, steps) = (2, 33, 80, 2, 19);
+        let weights = random_model(s, cell, input, hidden, layers, 2, InputWeights::DenseFp16);
+        let mut rng = ChaCha8Rng::seed_from_u64(s + 1);
+        let x = uniform(&mut rng, steps * batch * input, 1.0);
+        let mut auto = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
+        let opts = ModelOptions { schedule: DirectionSchedule::Sequential, ..ModelOptions::default() };
+        let mut seq = Model::new(&gpu, &weights, batch, &opts).unwrap();
+        assert!((0..layers).all(|l| !seq.concurrent(l)));
+        println!("{cell:?}: concurrent directions: {:?}", (0..layers).map(|l| auto.concurrent(l)).collect::<Vec<_>>());
+        // These small layers fit twice on every SM: Auto must run them concurrently.
+        assert!((0..layers).all(|l| auto.concurrent(l)), "small layers should be co-resident");
+        let a = run_poisoned(&mut auto, &x, steps, None, None);
+        let b = run_poisoned(&mut seq, &x, steps, None, None);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.output), bits(&b.output), "{cell:?}: output");
+        assert_eq!(bits(&a.h_n), bits(&b.h_n), "{cell:?}: h_n");
+        assert_eq!(a.c_n.as_deref().map(bits), b.c_n.as_deref().map(bits), "{cell:?}: c_n");
+    }
+}
+
+#[test]
+fn a_large_bidirectional_layer_matches_the_reference() {
+    // A layer planned to fill the GPU (DeepSpeech-like, GRU H = 1024): its two directions
+    // cannot be resident together, so Auto runs them in turn.
+    let Some(gpu) = gpu() else { return };
+    let s = seed("large bidirectional");
+    let (input, hidden, batch, steps) = (64, 1024, 4, 10);
+    for inputs in [InputWeights::DenseFp16, InputWeights::Sparse] {
+        let weights = random_model(s, Cell::Gru, input, hidden, 1, 2, inputs);
+        let mut rng = ChaCha8Rng::seed_from_u64(s ^ 99);
+        let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
+        let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
+        let (grid, threads, _, smem, kernel) = model.layer(0, 0).launch_shape();
+        println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
+        let got = run_poisoned(&mut model, &x, steps, None, None);
+        let want = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+        let e = model_error(&got, &want, steps, batch, 2 * hidden, hidden);
+        println!("{inputs:?}: worst {e:.2e}");
+        assert!(e <= DEVICE_TOLERANCE, "{inputs:?}: error {e:.3e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// The fixtures made by tests/fixtures/make_fixtures.py, embedded so the GPU bundle's test
+/// executable needs no source tree.
+const FIXTURES: [(&str, &[u8]); 9] = [
+    ("rnn_relu", include_bytes!("../../fixtures/rnn_relu.safetensors")),
+    ("rnn_tanh", include_bytes!("../../fixtures/rnn_tanh.safetensors")),
+    ("gru", include_bytes!("../../fixtures/gru.safetensors")),
+    ("lstm", include_bytes!("../../fixtures/lstm.safetensors")),
+    ("gru_bidirectional", include_bytes!("../../fixtures/gru_bidirectional.safetensors")),
+    ("lstm_2layer", include_bytes!("../../fixtures/lstm_2layer.safetensors")),
+    ("rnn_tanh_2layer_bidirectional", include_bytes!("../../fixtures/rnn_tanh_2layer_bidirectional.safetensors")),
+    ("gru_f16", include_bytes!("../../fixtures/gru_f16.safetensors")),
+    ("lstm_bf16_nobias", include_bytes!("../../fixtures/lstm_bf16_nobias.safetensors")),
+];
+
+/// Largest difference from PyTorch's f64 outputs allowed for a run with fp16 input projection
+/// and fp16 hidden state: the reference's own device-faithful tolerance on these fixtures. The
+/// CPU twin, which emulates the model's rounding, measured at most 7.3e-4
+/// (rnn_tanh_2layer_bidirectional) and must stay within half of it.
+const FIXTURE_TOLERANCE: f64 = 5e-3;
+
+struct Fixture {
+    weights: ModelWeights,
+    x: Vec<f32>,
+    steps: usize,
+    batch: usize,
+    h0: Vec<f32>,
+    c0: Option<Vec<f32>>,
+    output: Vec<f64>,
+    h_n: Vec<f64>,
+    c_n: Option<Vec<f64>>,
+}
+
+fn load_fixture(name: &str, bytes: &[u8]) -> Fixture {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let cell = Cell::from_name(&meta.metadata().as_ref().unwrap()["sprnn.cell"]).unwrap();
+    let floats = |n: &str| -> Vec<f64> {
+        let v = st.tensor(n).unwrap_or_else(|e| panic!("{name}: {n}: {e}"));
+        match v.dtype() {
+            Dtype::F32 => v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+            Dtype::F64 => v.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
+            d => panic!("{name}: {n}: dtype {d:?}"),
+        }
+    };
+    let shape = st.tensor("input").unwrap().shape().to_vec();
+    let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let lstm = cell == Cell::Lstm;
+    Fixture {
+        weights: ModelWeights::from_safetensors(bytes, cell).unwrap(),
+        x: f32s(floats("input")),
+        steps: shape[0],
+        batch: shape[1],
+        h0: f32s(floats("h0")),
+        c0: lstm.then(|| f32s(floats("c0"))),
+        output: floats("output"),
+        h_n: floats("h_n"),
+        c_n: lstm.then(|| floats("c_n")),
+    }
+}
+
+/// Largest difference of output, h_n and c_n from PyTorch's.
+fn fixture_error(f: &Fixture, got: &ModelOutput) -> f64 {
+    let diff = |a: &[f32], b: &[f64]| {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(&x, &y)| if x.is_nan() { f64::INFINITY } else { (x as f64 - y).abs() }).fold(0.0, f64::max)
+    };
+    let mut e = diff(&got.output, &f.output).max(diff(&got.h_n, &f.h_n));
+    if let (Some(g), Some(w)) = (&got.c_n, &f.c_n) {
+        e = e.max(diff(g, w));
+    }
+    e
+}
+
+/// The fixture's weights with every dense `W_ih` rounded to fp16, as the dense projection
+/// multiplies them.
+fn with_fp16_input_weights(m: &ModelWeights) -> ModelWeights {
+    let layers = m
+        .layers()
+        .iter()
+        .map(|dirs| {
+            dirs.iter()
+                .map(|w| {
+                    let w_ih = match w.w_ih() {
+                        Matrix::Dense(d) => Matrix::Dense(Dense::new(d.rows(), d.cols(), fp16(d.data())).unwrap()),
+                        s => s.clone(),
+                    };
+                    LayerWeights::new(w.cell(), w_ih, w.w_hh().clone(), w.b_ih().to_vec(), w.b_hh().to_vec()).unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    ModelWeights::new(m.cell(), layers).unwrap()
+}
+
+#[test]
+fn fixtures_with_the_models_rounding_match_pytorch_on_the_cpu() {
+    // CPU twin of the GPU fixture test: the device-faithful reference with x and dense W_ih
+    // rounded to fp16, as the GPU model computes.
+    for (name, bytes) in FIXTURES {
+        let f = load_fixture(name, bytes);
+        let w = with_fp16_input_weights(&f.weights);
+        let got = forward_model(&w, &fp16(&f.x), f.steps, f.batch, Some(&f.h0), f.c0.as_deref(), Precision::DeviceFaithful).unwrap();
+        let e = fixture_error(&f, &got);
+        println!("{name}: emulated model vs PyTorch: {e:.2e}");
+        assert!(e <= FIXTURE_TOLERANCE / 2.0, "{name}: {e:.3e}");
+    }
+}
+
+#[test]
+fn fixtures_run_end_to_end_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    for (name, bytes) in FIXTURES {
+        let f = load_fixture(name, bytes);
+        let mut model = Model::new(&gpu, &f.weights, f.batch, &ModelOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = run_poisoned(&mut model, &f.x, f.steps, Some(&f.h0), f.c0.as_deref());
+        let e = fixture_error(&f, &got);
+        println!("{name}: GPU model vs PyTorch: {e:.2e}");
+        assert!(e <= FIXTURE_TOLERANCE, "{name}: GPU model off PyTorch by {e:.3e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+// ---------------------------------------------------------------------------------------------
+
+const CHUNKINGS: [(&str, &[usize]); 3] = [("single steps", &[1; 12]), ("uneven", &[1, 4, 7]), ("halves", &[6, 6])];
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn reference_model_chunked_equals_one_call_bit_for_bit() {
+    for cell in CELLS {
+        let (layers, input, hidden, batch, steps) = (2, 12, 24, 2, 12);
+        let weights = random_model(3 + cell as u64, cell, input, hidden, layers, 1, InputWeights::DenseFp16);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let x = uniform(&mut rng, steps * batch * input, 1.0);
+        let whole = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+        for (name, chunks) in CHUNKINGS {
+            let mut state = ModelStreamState::new(cell, layers, batch, hidden);
+            let (mut out, mut t0) = (Vec::new(), 0);
+            let mut last = None;
+            for &n in chunks {
+                let (h0, c0) = state.initial();
+                let o = forward_model(&weights, &x[t0 * batch * input..(t0 + n) * batch * input], n, batch, h0, c0, Precision::DeviceFaithful).unwrap();
+                state.advance(n, &o.h_n, o.c_n.as_deref()).unwrap();
+                out.extend_from_slice(&o.output);
+                t0 += n;
+                last = Some(o);
+            }
+            let last = last.unwrap();
+            assert_eq!(bits(&out), bits(&whole.output), "{cell:?} {name}: output");
+            assert_eq!(bits(&last.h_n), bits(&whole.h_n), "{cell:?} {name}: h_n");
+            assert_eq!(last.c_n.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{cell:?} {name}: c_n");
+            assert_eq!(state.steps(), steps as u64);
+        }
+    }
+}
+
+#[test]
+fn model_stream_state_refuses_bad_hand_overs() {
+    let mut s = ModelStreamState::new(Cell::Lstm, 2, 1, 3);
+    assert!(matches!(s.advance(0, &[0.0; 6], Some(&[0.0; 6])), Err(Error::Input { name: "steps", .. })));
+    assert!(matches!(s.advance(1, &[0.0; 5], Some(&[0.0; 6])), Err(Error::Input { name: "h_n", .. })));
+    assert!(matches!(s.advance(1, &[0.0; 6], None), Err(Error::Input { name: "c_n", .. })));
+    assert!(matches!(s.set_state(&[f32::NAN; 6], None), Err(Error::Input { name: "h", .. })));
+    assert_eq!(s.initial(), (None, None));
+    s.advance(2, &[0.5; 6], Some(&[0.25; 6])).unwrap();
+    assert_eq!(s.state(), (vec![0.5; 6], Some(vec![0.25; 6])));
+    assert_eq!(s.steps(), 2);
+    let mut g = ModelStreamState::new(Cell::Gru, 1, 1, 2);
+    assert!(matches!(g.set_state(&[0.0; 2], Some(&[0.0; 2])), Err(Error::Input { name: "c", .. })));
+    assert!(matches!(g.advance(1, &[0.0; 2], Some(&[0.0; 2])), Err(Error::Input { name: "c_n", .. })));
+}
+
+#[test]
+fn gpu_streaming_model_equals_one_call_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("streaming model");
+    for cell in CELLS {
+        for inputs in [InputWeights::DenseFp16, InputWeights::Sparse] {
+            let (layers, input, hidden, batch, steps) = (2, 45, 96, 3, 12);
+            let weights = random_model(s + cell as u64, cell, input, hidden, layers, 1, inputs);
+            let mut rng = ChaCha8Rng::seed_from_u64(s ^ 77);
+            let x = uniform(&mut rng, steps * batch * input, 1.0);
+            let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
+            let whole = run_poisoned(&mut model, &x, steps, None, None);
+            let want = forward_model(&weights, &fp16(&x), steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+            let e = model_error(&whole, &want, steps, batch, hidden, hidden);
+            assert!(e <= DEVICE_TOLERANCE * layers as f64, "{cell:?} {inputs:?}: one call vs reference {e:.3e}");
+            let mut stream = StreamingModel::new(model).unwrap();
+            for (name, chunks) in CHUNKINGS {
+                stream.reset();
+                let (mut out, mut t0) = (Vec::new(), 0);
+                let mut last = None;
+                for &n in chunks {
+                    let o = stream.forward(&x[t0 * batch * input..(t0 + n) * batch * input], n).expect("chunk");
+                    out.extend_from_slice(&o.output);
+                    t0 += n;
+                    last = Some(o);
+                }
+                let (last, case) = (last.unwrap(), format!("{cell:?} {inputs:?} {name}"));
+                assert_eq!(bits(&out), bits(&whole.output), "{case}: output");
+                assert_eq!(bits(&last.h_n), bits(&whole.h_n), "{case}: h_n");
+                assert_eq!(last.c_n.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{case}: c_n");
+                let (h, c) = stream.state();
+                assert_eq!(bits(&h), bits(&whole.h_n), "{case}: state");
+                assert_eq!(c.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{case}: state c");
+            }
+        }
+    }
+}
+
+#[test]
+fn bidirectional_models_cannot_stream_and_bad_input_is_refused() {
+    let Some(gpu) = gpu() else { return };
+    let weights = random_model(5, Cell::Gru, 8, 32, 1, 2, InputWeights::DenseFp16);
+    let model = Model::new(&gpu, &weights, 2, &ModelOptions::default()).unwrap();
+    let r = StreamingModel::new(model);
+    assert!(matches!(r, Err(Error::NotStreamable { directions: 2 })), "{r:?}");
+    let mut model = Model::new(&gpu, &weights, 2, &ModelOptions::default()).unwrap();
+    let x = vec![0.1f32; 4 * 2 * 8];
+    let name = |r: sprnn::Result<ModelOutput>| match r {
+        Err(Error::Input { name, .. }) => name,
+        other => panic!("expected an input error, got {other:?}"),
+    };
+    assert_eq!(name(model.forward(&x, 0, None, None)), "steps");
+    assert_eq!(name(model.forward(&x[1..], 4, None, None)), "x");
+    assert_eq!(name(model.forward(&x, 4, Some(&[0.0; 3]), None)), "h0");
+    assert_eq!(name(model.forward(&x, 4, None, Some(&vec![0.0; 2 * 2 * 32]))), "c0");
+    let mut bad = x.clone();
+    bad[3] = f32::INFINITY;
+    assert_eq!(name(model.forward(&bad, 4, None, None)), "x");
+    assert!(matches!(model.output_to_host(), Err(Error::Input { name: "model", .. })));
+    model.forward(&x, 4, None, None).expect("a valid call after refused ones");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Co-residency of two directions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn co_residency_rule() {
+    let h200 = DeviceInfo::h200();
+    let small = CtaFootprint { grid: 36, threads: 256, registers_per_thread: 96, smem_bytes: 8 * 1024 };
+    assert!(co_resident(&small, &small, &h200));
+    // A layer filling the register file: 1024 threads x 72 registers = 73728 > 65536 / 2 each.
+    let big = CtaFootprint { grid: 128, threads: 1024, registers_per_thread: 72, smem_bytes: 20 * 1024 };
+    assert!(!co_resident(&big, &big, &h200));
+    assert!(!co_resident(&small, &big, &h200));
+    // Shared memory: 2 x (113 KiB + 1 KiB) = 228 KiB fits exactly, one byte more does not.
+    let half = CtaFootprint { grid: 132, threads: 128, registers_per_thread: 64, smem_bytes: 113 * 1024 };
+    assert!(co_resident(&half, &half, &h200));
+    assert!(!co_resident(&half, &CtaFootprint { smem_bytes: 113 * 1024 + 1, ..half }, &h200));
+    // More CTAs than SMs: never (the scheduler could stack them).
+    assert!(!co_resident(&CtaFootprint { grid: 133, ..small }, &small, &h200));
+    // Threads: 2 x 1024 fit, 1024 + 1056 do not; registers are rounded to 8 per thread.
+    let t = CtaFootprint { grid: 10, threads: 1024, registers_per_thread: 32, smem_bytes: 0 };
+    assert!(co_resident(&t, &t, &h200));
+    assert!(!co_resident(&t, &CtaFootprint { threads: 1056, ..t }, &h200));
+    assert!(!co_resident(&t, &CtaFootprint { registers_per_thread: 33, ..t }, &h200));
+}
