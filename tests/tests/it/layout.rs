@@ -300,7 +300,7 @@ fn h200_rnn_2304_d03_b4_fits() {
 fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
     // 4 x 2304 x 2304 x 0.3 = 6.4 M nonzeros = 25 MB of words on 33 MB of registers, but a CTA's
     // 72 rows of up to ~770 nonzeros need TPR x N >= 770: TPR 8 x N 96 is the only shape within
-    // 1024 threads (576 threads x 144 registers = 82944 > 65536); TPR 16 needs 1152 threads.
+    // 1024 threads (576 threads x 208 registers > 65536); TPR 16 needs 1152 threads.
     let w = random_csr(4 * 2304, 2304, 0.3, 22);
     let err = h200_plan(&w, Cell::Lstm, 4).unwrap_err();
     let PlanError::DoesNotFit { need_regs, have_regs, fit_density, max_row_fit, .. } = err.clone() else {
@@ -308,7 +308,7 @@ fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
     };
     assert!(need_regs > have_regs);
     assert_eq!(have_regs, 65536);
-    assert!(fit_density > 0.1 && fit_density < 0.3, "{fit_density}");
+    assert!(fit_density > 0.05 && fit_density < 0.3, "{fit_density}");
     assert!(max_row_fit > 0);
     let msg = err.to_string();
     assert!(msg.contains("registers per SM") && msg.contains("density"), "{msg}");
