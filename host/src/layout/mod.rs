@@ -103,6 +103,7 @@ pub use bank::{batch_tile, BankModel, BankStats};
 pub use device::DeviceInfo;
 pub use error::PlanError;
 pub use plan::{
-    default_grid, layout_with, plan, step_cost, Geometry, Plan, PlanOptions, MIN_UNITS_PER_CTA, THREADS_PER_ROW,
+    check_fit, default_grid, layout_with, plan, step_cost, Fit, Geometry, Plan, PlanOptions, RowStats, MIN_UNITS_PER_CTA,
+    THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::Cell;
