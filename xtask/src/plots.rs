@@ -34,10 +34,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::workspace_root;
 
-/// Peer approaches (everything `peers.py` writes).
-const PEERS: &[&str] = &["cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn"];
+/// Peer approaches (everything `peers.py` writes at a configuration of the sweep).
+pub(crate) const PEERS: &[&str] = &["cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn"];
 /// Peers that use the full matrix: their rows (density 1.0) hold for every density.
-const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
+pub(crate) const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
 const FONT: &str = "sans-serif";
 const PALETTE: [(u8, u8, u8); 10] = [
     (31, 119, 180),
@@ -54,29 +54,29 @@ const PALETTE: [(u8, u8, u8); 10] = [
 
 /// One CSV row.
 #[derive(Clone, Debug, PartialEq)]
-struct Row {
-    cell: String,
-    h: usize,
-    b: usize,
-    density: f64,
-    t: usize,
-    dtype: String,
-    approach: String,
-    us: Option<f64>,
-    gpu: String,
-    driver: String,
-    date: String,
-    commit: String,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) cell: String,
+    pub(crate) h: usize,
+    pub(crate) b: usize,
+    pub(crate) density: f64,
+    pub(crate) t: usize,
+    pub(crate) dtype: String,
+    pub(crate) approach: String,
+    pub(crate) us: Option<f64>,
+    pub(crate) gpu: String,
+    pub(crate) driver: String,
+    pub(crate) date: String,
+    pub(crate) commit: String,
+    pub(crate) note: String,
     /// Source file, as shown in the charts.
-    src: String,
+    pub(crate) src: String,
 }
 
-fn same_density(a: f64, b: f64) -> bool {
+pub(crate) fn same_density(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(1.0)
 }
 
-fn gates(cell: &str) -> usize {
+pub(crate) fn gates(cell: &str) -> usize {
     match cell {
         "lstm" => 4,
         "gru" => 3,
@@ -271,7 +271,7 @@ fn capacities(rows: &[Row], gpu: &str, prov: &mut Provenance) -> Vec<Capacity> {
 
 // ---------------------------------------------------------------- input
 
-fn read_csv(path: &Path, shown: &str) -> Result<Vec<Row>, String> {
+pub(crate) fn read_csv(path: &Path, shown: &str) -> Result<Vec<Row>, String> {
     let mut rdr = csv::ReaderBuilder::new().from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| format!("{}: no column {name}", path.display()));
@@ -310,7 +310,7 @@ fn read_csv(path: &Path, shown: &str) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-fn default_inputs(root: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn default_inputs(root: &Path) -> Result<Vec<PathBuf>, String> {
     let dir = root.join("bench/results");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
