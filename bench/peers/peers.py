@@ -61,6 +61,11 @@ CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 APPROACHES = ("cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn")
 FLASHRNN_FUNCTION = {"rnn_tanh": "elman", "lstm": "lstm"}  # FlashRNN's name of each cell
+# Where FlashRNN 1.0.8's constraint solver stops accepting H (step 64): the largest H accepted,
+# found on a CPU with the H200's properties (132 SMs, 64 K registers, 227 KB shared memory per
+# block, 1024 threads per block; B = 4).  Only a starting point for the capacity search, which
+# asks the solver on the GPU machine (H and H + step) before relying on it.
+FLASHRNN_SOLVER_HINT = {("NVIDIA H200", "lstm", 4): 2688, ("NVIDIA H200", "rnn_tanh", 4): 5376}
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
 DTNAME = {v: k for k, v in DTYPES.items()}
 COLUMNS = ["cell", "H", "B", "density", "T", "dtype", "approach", "us_per_step",
@@ -483,10 +488,13 @@ def flashrnn_capacity(cell, B, T, args, dev, deadline):
         log(f"    flashrnn solver {cell} H={k * step} B={B}: {probes[-1].split(':')[1]}")
         return bool(ans)
 
-    # Largest k the solver accepts: doubling up from H = 1024 (where the fused kernel is known
-    # to build for both cells), then bisection between the last accepted and the first
-    # rejected k (assumes acceptance is monotone in between).
-    lo, hi, k = 0, None, max(1, min(top, 1024 // step))
+    # Largest k the solver accepts: from the hint for this GPU (then its next step), else
+    # doubling up from H = 1024 (where the fused kernel is known to build for both cells); then
+    # bisection between the last accepted and the first rejected k (assumes acceptance is
+    # monotone in between).
+    hint = FLASHRNN_SOLVER_HINT.get((torch.cuda.get_device_name(dev), cell, B), 0)
+    kh = hint // step if hint % step == 0 and 0 < hint // step < top else None
+    lo, hi, k = 0, None, kh or max(1, min(top, 1024 // step))
     while hi is None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"time budget ran out during the solver search ({' '.join(probes)})")
@@ -494,7 +502,7 @@ def flashrnn_capacity(cell, B, T, args, dev, deadline):
             lo = k
             if k == top:
                 break
-            k = min(top, 2 * k)
+            k = k + 1 if k == kh else min(top, 2 * k)
         else:
             hi = k
     while hi is not None and hi - lo > 1:
