@@ -576,7 +576,7 @@ def parse_args(argv=None):
                         "in time are listed at the end")
     p.add_argument("--with-flashrnn", action="store_true",
                    help="add the flashrnn approach (FlashRNN installed by flashrnn_setup.sh)")
-    p.add_argument("--flashrnn-time-budget", type=float, default=900.0,
+    p.add_argument("--flashrnn-time-budget", type=float, default=400.0,
                    help="seconds for the flashrnn rows (its first call per configuration "
                         "JIT-builds a kernel)")
     p.add_argument("--flashrnn-capacity", action="store_true",

@@ -22,7 +22,7 @@
 //! copied to `DIR/wheels/`. `FLASHRNN=1 DIR/run.sh bench-all …` then installs them offline with
 //! `peers/flashrnn_setup.sh` (into `$FLASHRNN_DIR`, default `/tmp/sprnn-flashrnn`, whose JIT
 //! build cache later runs on the same machine reuse) and runs `peers.py --with-flashrnn
-//! --flashrnn-time-budget $FLASHRNN_TIME_BUDGET` (default 900 s); `FLASHRNN_CAPACITY=1` adds
+//! --flashrnn-time-budget $FLASHRNN_TIME_BUDGET` (default 400 s); `FLASHRNN_CAPACITY=1` adds
 //! `--flashrnn-capacity`.
 //!
 //! `DIR/run.sh capacity ARGS…` measures capacity: `bin/sprnn-bench --capacity ARGS… --out CSV
@@ -47,7 +47,7 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            OUT_CSV defaults to ./bench-all-DATE.csv; PYTHON to python3.
 #                            FLASHRNN=1: also FlashRNN's fused kernel (wheels/ installed offline by
 #                            peers/flashrnn_setup.sh into $FLASHRNN_DIR, default /tmp/sprnn-flashrnn;
-#                            own budget $FLASHRNN_TIME_BUDGET, default 900 s); FLASHRNN_CAPACITY=1:
+#                            own budget $FLASHRNN_TIME_BUDGET, default 400 s); FLASHRNN_CAPACITY=1:
 #                            also FlashRNN's capacity search.
 #   run.sh capacity ARGS...  sprnn's capacity (bin/sprnn-bench --capacity ARGS --out "$OUT_CSV"),
 #                            then the peers $CAPACITY_PEERS (default cudnn,cublas_graph) at the
@@ -68,7 +68,7 @@ flashrnn_setup() {
   local env
   if env=$(bash "$here/peers/flashrnn_setup.sh" "$here/wheels" "${FLASHRNN_DIR:-/tmp/sprnn-flashrnn}"); then
     eval "$env"
-    flashrnn_args=(--with-flashrnn --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-900}")
+    flashrnn_args=(--with-flashrnn --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-400}")
     [ "${FLASHRNN_CAPACITY:-0}" = 1 ] && flashrnn_args+=(--flashrnn-capacity)
   else
     echo "== FlashRNN set-up failed (no wheels/ in the bundle? see peers/flashrnn_setup.sh): peers run without it" >&2
@@ -148,7 +148,7 @@ case "$what" in
       --pairs-out "$pairs" "${rest[@]}" "${meta[@]}"; rc_s=$?
     flashrnn_setup
     # Here FlashRNN is measured at its own capacity, not at sprnn's hidden sizes.
-    [ ${#flashrnn_args[@]} -gt 0 ] && flashrnn_args=(--flashrnn-capacity --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-900}")
+    [ ${#flashrnn_args[@]} -gt 0 ] && flashrnn_args=(--flashrnn-capacity --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-400}")
     if [ -s "$pairs" ]; then
       echo "== capacity: peers ${CAPACITY_PEERS:-cudnn,cublas_graph} at $(tr '\n' ' ' < "$pairs")-> $out"
       # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
@@ -373,7 +373,7 @@ mod tests {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(read("setup.args"), vec![format!("{} /tmp/frd", dir.join("wheels").display())]);
         let peers = read("peers.args");
-        assert!(has(&peers, &["--with-flashrnn", "--flashrnn-time-budget", "900", "--flashrnn-capacity"]), "{peers:?}");
+        assert!(has(&peers, &["--with-flashrnn", "--flashrnn-time-budget", "400", "--flashrnn-capacity"]), "{peers:?}");
         assert!(peers.contains(&"PYTHONPATH=/stub/site".to_string()), "{peers:?}");
         // capacity: sprnn-bench --capacity, then the dense peers at its points; FlashRNN's own
         // capacity search (not its run at sprnn's hidden sizes).
@@ -385,7 +385,7 @@ mod tests {
         let peers = read("peers.args");
         assert!(peers[0] == "--pairs" && peers[1].starts_with('@'), "{peers:?}");
         assert!(has(&peers, &["--density", "1.0", "--approaches", "cudnn,cublas_graph"]), "{peers:?}");
-        assert!(has(&peers, &["--flashrnn-capacity", "--flashrnn-time-budget", "900"]) && !peers.contains(&"--with-flashrnn".to_string()), "{peers:?}");
+        assert!(has(&peers, &["--flashrnn-capacity", "--flashrnn-time-budget", "400"]) && !peers.contains(&"--with-flashrnn".to_string()), "{peers:?}");
         assert!(has(&peers, &["--commit", "abc1234", "--out", "/tmp/x.csv"]), "{peers:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

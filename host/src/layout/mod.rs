@@ -15,6 +15,10 @@
 //!    [`registers::KERNEL_REGISTERS`], and [`Plan::simulate_matvec`], the CPU twin of the
 //!    kernel's product.
 //!
+//! The fit decision alone — the launch shape, or the refusal — comes from [`check_fit`], which
+//! needs only the layer's [`RowStats`] (size, nonzeros, longest row): it tells whether a layer
+//! fits before the layer is generated, in microseconds ([`plan`] calls it first).
+//!
 //! # Reduction
 //!
 //! Each thread accumulates its `N` words in f32 in list order; the `TPR` lanes of a row
