@@ -39,6 +39,9 @@ Run on the GPU machine, e.g.:
   python3 bench/peers/peers.py --out bench/results/DATE-h200.csv
   python3 bench/peers/peers.py --cells rnn_tanh,lstm --hidden 2304 --batch 4 \\
       --density 0.1,0.3 --steps 256,1024 --out bench/results/DATE-h200.csv
+FlashRNN's capacity alone (after eval "$(bash bench/peers/flashrnn_setup.sh WHEEL_DIR)"):
+  python3 bench/peers/peers.py --cells rnn_tanh,lstm --batch 4 --approaches "" \\
+      --flashrnn-capacity --flashrnn-time-budget 500 --out bench/results/DATE-h200.csv
 Smoke test of the logic on a CPU:
   python3 bench/peers/peers.py --device cpu --hidden 64 --batch 2 --steps 8 --out /tmp/peers.csv
 """
