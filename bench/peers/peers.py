@@ -29,9 +29,9 @@ Timing: CUDA events around the whole T-step sequence after warm-up, rotating amo
 sets; us_per_step = median over repeats of elapsed / T.  Every configuration is checked once
 against a plain fp32 eager reference (PyTorch's documented cell equations) over the first steps.
 
---pairs CELL:H[:B],... (or @FILE, one a line, as sprnn-bench --capacity --pairs-out writes)
-replaces the --cells x --hidden (x --batch) product, e.g. to measure the peers at sprnn's
-capacity points.  When a time budget runs out, the configurations not started are listed at
+--pairs CELL:H[:B[:DENSITY]],... (or @FILE, one a line, as sprnn-bench --capacity --pairs-out
+writes) replaces the --cells x --hidden (x --batch) product, e.g. to measure the peers at
+sprnn's capacity points; a DENSITY restricts the sparse approaches to it.  When a time budget runs out, the configurations not started are listed at
 the end (and counted in the exit message); rows already measured are in the file, flushed
 after every row, so a sweep can be split across calls with --cells/--hidden/--pairs subsets.
 
@@ -590,15 +590,15 @@ def parse_args(argv=None):
     p.add_argument("--flashrnn-probe-timeout", type=float, default=120.0,
                    help="seconds for one answer of FlashRNN's constraint solver")
     p.add_argument("--pairs", default=None,
-                   help="CELL:H[:B],... or @FILE (one a line): replaces --cells x --hidden "
-                        "(x --batch)")
+                   help="CELL:H[:B[:DENSITY]],... or @FILE (one a line): replaces --cells x "
+                        "--hidden (x --batch); DENSITY: the sparse approaches' only density")
     p.add_argument("--device", default="cuda")
     a = p.parse_args(argv)
     if a.with_flashrnn and "flashrnn" not in a.approaches:
         a.approaches.append("flashrnn")
     a.pairs = parse_pairs(p, a.pairs, a.batch) if a.pairs else None
     if a.pairs:
-        a.cells = sorted({c for c, _, _ in a.pairs}, key=CELLS.index)
+        a.cells = sorted({t[0] for t in a.pairs}, key=CELLS.index)
     for name, vals, ok in (("cell", a.cells, CELLS), ("approach", a.approaches, APPROACHES),
                            ("dtype", a.dtypes + a.other_dtypes, DTYPES)):
         bad = [v for v in vals if v not in ok]
@@ -608,8 +608,9 @@ def parse_args(argv=None):
 
 
 def parse_pairs(p, spec, batches):
-    """CELL:H[:B] items (comma-separated, or one a line in @FILE) as (cell, H, B) triples; an
-    item without B stands for every --batch."""
+    """CELL:H[:B[:D]] items (comma-separated, or one a line in @FILE) as (cell, H, B, D)
+    tuples; an item without B stands for every --batch; D (a density) restricts the sparse
+    approaches to that density (None: every --density)."""
     if spec.startswith("@"):
         try:
             with open(spec[1:]) as f:
@@ -622,21 +623,22 @@ def parse_pairs(p, spec, batches):
     for it in filter(None, items):
         parts = it.split(":")
         try:
-            if len(parts) not in (2, 3) or parts[0] not in CELLS:
+            if len(parts) not in (2, 3, 4) or parts[0] not in CELLS:
                 raise ValueError
-            bs = [int(parts[2])] if len(parts) == 3 else batches
-            out += [(parts[0], int(parts[1]), b) for b in bs]
+            bs = [int(parts[2])] if len(parts) >= 3 else batches
+            d = float(parts[3]) if len(parts) == 4 else None
+            out += [(parts[0], int(parts[1]), b, d) for b in bs]
         except ValueError:
-            p.error(f"--pairs: bad item {it!r} (CELL:H[:B], cell one of {list(CELLS)})")
+            p.error(f"--pairs: bad item {it!r} (CELL:H[:B[:DENSITY]], cell one of {list(CELLS)})")
     return list(dict.fromkeys(out))
 
 
 def configs(a):
     """(cell, H, B, T, approach, dtype, density) in sweep order."""
-    triples = a.pairs or list(itertools.product(a.cells, a.hidden, a.batch))
-    for (cell, H, B), T, ap in itertools.product(triples, a.steps, a.approaches):
+    tuples = a.pairs or [(c, h, b, None) for c, h, b in itertools.product(a.cells, a.hidden, a.batch)]
+    for (cell, H, B, pd), T, ap in itertools.product(tuples, a.steps, a.approaches):
         dts = ["bf16"] if ap == "flashrnn" else a.dtypes if ap == "cudnn" else a.other_dtypes
-        dens = [1.0] if ap in ("cudnn", "cublas_graph", "flashrnn") else a.density
+        dens = [1.0] if ap in ("cudnn", "cublas_graph", "flashrnn") else [pd] if pd else a.density
         if ap == "semi_structured":  # 2:4 is density 0.5 only
             dens = [x for x in dens if abs(x - 0.5) < 1e-9]
         for dt, d in itertools.product(dts, dens):

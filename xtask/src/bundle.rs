@@ -26,8 +26,8 @@
 //! `--flashrnn-capacity`.
 //!
 //! `DIR/run.sh capacity ARGS…` measures capacity: `bin/sprnn-bench --capacity ARGS… --out CSV
-//! --pairs-out …`, then the dense peers (`$CAPACITY_PEERS`, default `cudnn,cublas_graph`) at the
-//! same cells, hidden sizes and batches (`peers.py --pairs`); with `FLASHRNN=1` also FlashRNN's
+//! --pairs-out …`, then the peers (`$CAPACITY_PEERS`, default `cudnn,cublas_graph,cusparse_csr`)
+//! at the same cells, hidden sizes, batches and densities (`peers.py --pairs`); with `FLASHRNN=1` also FlashRNN's
 //! capacity search (`peers.py --flashrnn-capacity`).
 
 use std::path::Path;
@@ -50,8 +50,9 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            own budget $FLASHRNN_TIME_BUDGET, default 400 s); FLASHRNN_CAPACITY=1:
 #                            also FlashRNN's capacity search.
 #   run.sh capacity ARGS...  sprnn's capacity (bin/sprnn-bench --capacity ARGS --out "$OUT_CSV"),
-#                            then the peers $CAPACITY_PEERS (default cudnn,cublas_graph) at the
-#                            same (cell, H, B); FLASHRNN=1: FlashRNN's capacity search as well.
+#                            then the peers $CAPACITY_PEERS (default cudnn,cublas_graph,cusparse_csr)
+#                            at the same (cell, H, B, density); FLASHRNN=1: FlashRNN's capacity
+#                            search as well.
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test and on every kernel variant; a tool's run fails
@@ -150,10 +151,10 @@ case "$what" in
     # Here FlashRNN is measured at its own capacity, not at sprnn's hidden sizes.
     [ ${#flashrnn_args[@]} -gt 0 ] && flashrnn_args=(--flashrnn-capacity --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-400}")
     if [ -s "$pairs" ]; then
-      echo "== capacity: peers ${CAPACITY_PEERS:-cudnn,cublas_graph} at $(tr '\n' ' ' < "$pairs")-> $out"
+      echo "== capacity: peers ${CAPACITY_PEERS:-cudnn,cublas_graph,cusparse_csr} at $(tr '\n' ' ' < "$pairs")-> $out"
       # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
       "${PYTHON:-python3}" "$here/peers/peers.py" --pairs "@$pairs" --batch "$batch" --steps "$steps" \
-        --density 1.0 --approaches "${CAPACITY_PEERS:-cudnn,cublas_graph}" "${meta[@]}" \
+        --approaches "${CAPACITY_PEERS:-cudnn,cublas_graph,cusparse_csr}" "${meta[@]}" \
         --time-budget "${PEERS_TIME_BUDGET:-600}" "${flashrnn_args[@]}" ${PEERS_ARGS:-}; rc_p=$?
     else
       echo "== capacity: sprnn-bench found no capacity point; peers not run"; rc_p=1
@@ -346,7 +347,7 @@ mod tests {
         // sprnn-bench: records its arguments and writes one capacity point to --pairs-out.
         write_exe(
             "bin/sprnn-bench",
-            format!("printf '%s\\n' \"$@\" > {}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --pairs-out ] && echo lstm:1024:4 > \"$2\"; shift; done\n", log("bench.args")),
+            format!("printf '%s\\n' \"$@\" > {}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --pairs-out ] && echo lstm:1024:4:0.01 > \"$2\"; shift; done\n", log("bench.args")),
         );
         write_exe("peers/peers.py", format!("printf '%s\\n' \"$@\" > {}\necho \"PYTHONPATH=$PYTHONPATH\" >> {}\n", log("peers.args"), log("peers.args")));
         write_exe("peers/flashrnn_setup.sh", format!("echo \"$1 $2\" > {}\necho 'export PYTHONPATH=/stub/site'\n", log("setup.args")));
@@ -384,7 +385,7 @@ mod tests {
         assert!(has(&bench, &["--repeats", "3"]) && has(&bench, &["--out", "/tmp/x.csv"]), "{bench:?}");
         let peers = read("peers.args");
         assert!(peers[0] == "--pairs" && peers[1].starts_with('@'), "{peers:?}");
-        assert!(has(&peers, &["--density", "1.0", "--approaches", "cudnn,cublas_graph"]), "{peers:?}");
+        assert!(has(&peers, &["--steps", "256", "--approaches", "cudnn,cublas_graph,cusparse_csr"]), "{peers:?}");
         assert!(has(&peers, &["--flashrnn-capacity", "--flashrnn-time-budget", "400"]) && !peers.contains(&"--with-flashrnn".to_string()), "{peers:?}");
         assert!(has(&peers, &["--commit", "abc1234", "--out", "/tmp/x.csv"]), "{peers:?}");
         std::fs::remove_dir_all(&dir).unwrap();

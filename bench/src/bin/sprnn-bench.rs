@@ -14,7 +14,7 @@
 //! accepts on this GPU, verifies it with a real random layer, and times it like the sweep: rows
 //! `sprnn_capacity` and `floor`, and at density 1.0 also `dense_persistent` (sprnn's dense
 //! persistent capacity). The note holds the dense-equivalent parameter count `G·H²`.
-//! `--pairs-out FILE` lists the `cell:H:B` found, one a line, for `peers.py --pairs @FILE`.
+//! `--pairs-out FILE` lists the `cell:H:B:density` found, one a line, for `peers.py --pairs @FILE`.
 //!
 //! `--plan-only` needs no GPU: it plans for `--preset` (h200 or a100) and prints what the sweep or
 //! the capacity search would run, without timing anything.
@@ -88,7 +88,7 @@ struct Args {
     /// The capacity search tries every multiple of this hidden size.
     #[arg(long, default_value_t = 32)]
     hidden_step: usize,
-    /// Capacity mode: write the `cell:H:B` of every capacity found to this file (for
+    /// Capacity mode: write the `cell:H:B:density` of every capacity found to this file (for
     /// `peers.py --pairs @FILE`).
     #[arg(long)]
     pairs_out: Option<String>,
@@ -263,7 +263,7 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                             if d >= 1.0 {
                                 meta.write(file, cell, h, b, d, t, "dense_persistent", &format!("{us:.3}"), &note);
                             }
-                            pairs.push(format!("{}:{h}:{b}", cell.name()));
+                            pairs.push(format!("{}:{h}:{b}:{d}", cell.name()));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} {:>12} {:>9.3} {:>9.3}", cell.name(), d, b, t, h, params, us, floor));
                         }
                         Err(e) => {
