@@ -12,7 +12,15 @@ includes its own input GEMM.  Approaches:
   cusparse_csr     same loop, W_hh magnitude-pruned per row to the density, torch.sparse_csr_tensor.
   cusparse_bsr     same loop, W_hh block-pruned (--bsr-block), BSR (fp16: PyTorch's Triton kernel).
   semi_structured  same loop, W_hh pruned 2:4 (density 0.5 only), to_sparse_semi_structured.
-  flashrnn         optional: FlashRNN's fused CUDA kernel (bf16, one head of size H), if installed.
+  flashrnn         FlashRNN 1.0.8's fused CUDA kernel (bf16, one head of size H, dense), cells
+                   rnn_tanh (its "elman") and lstm; opt-in (--with-flashrnn), installed by
+                   flashrnn_setup.sh.  Its kernel is JIT-built per (cell, H, B) on first use
+                   (minutes: not timed), so it has its own time budget (--flashrnn-time-budget).
+  flashrnn_capacity  with --flashrnn-capacity: for each cell and B, the largest H (a multiple of
+                   --flashrnn-step) the fused kernel accepts, timed there.  FlashRNN's own
+                   constraint solver decides which H can be built for this GPU; the search asks
+                   it alone (no build) to find the largest H it accepts, then builds and runs
+                   that H, stepping down while the build or run fails.
   projection       with --projection IxGHxN,...: only the input projection U = x W_ih^T + b_ih,
                    torch.addmm in fp16 (cuBLAS, fp32 accumulation) for N = T*B rows of I inputs
                    and G*H outputs, the peer of `sprnn-bench --projection`.  Rows: cell=projection,
@@ -25,10 +33,19 @@ Timing: CUDA events around the whole T-step sequence after warm-up, rotating amo
 sets; us_per_step = median over repeats of elapsed / T.  Every configuration is checked once
 against a plain fp32 eager reference (PyTorch's documented cell equations) over the first steps.
 
+--pairs CELL:H[:B[:DENSITY]],... (or @FILE, one a line, as sprnn-bench --capacity --pairs-out
+writes) replaces the --cells x --hidden (x --batch) product, e.g. to measure the peers at
+sprnn's capacity points; a DENSITY restricts the sparse approaches to it.  When a time budget runs out, the configurations not started are listed at
+the end (and counted in the exit message); rows already measured are in the file, flushed
+after every row, so a sweep can be split across calls with --cells/--hidden/--pairs subsets.
+
 Run on the GPU machine, e.g.:
   python3 bench/peers/peers.py --out bench/results/DATE-h200.csv
   python3 bench/peers/peers.py --cells rnn_tanh,lstm --hidden 2304 --batch 4 \\
       --density 0.1,0.3 --steps 256,1024 --out bench/results/DATE-h200.csv
+FlashRNN's capacity alone (after eval "$(bash bench/peers/flashrnn_setup.sh WHEEL_DIR)"):
+  python3 bench/peers/peers.py --cells rnn_tanh,lstm --batch 4 --approaches "" \\
+      --flashrnn-capacity --flashrnn-time-budget 500 --out bench/results/DATE-h200.csv
 Smoke test of the logic on a CPU:
   python3 bench/peers/peers.py --device cpu --hidden 64 --batch 2 --steps 8 --out /tmp/peers.csv
 """
@@ -50,6 +67,12 @@ import torch
 CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 APPROACHES = ("cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn")
+FLASHRNN_FUNCTION = {"rnn_tanh": "elman", "lstm": "lstm"}  # FlashRNN's name of each cell
+# Where FlashRNN 1.0.8's constraint solver stops accepting H (step 64): the largest H accepted,
+# found on a CPU with the H200's properties (132 SMs, 64 K registers, 227 KB shared memory per
+# block, 1024 threads per block; B = 4).  Only a starting point for the capacity search, which
+# asks the solver on the GPU machine (H and H + step) before relying on it.
+FLASHRNN_SOLVER_HINT = {("NVIDIA H200", "lstm", 4): 2688, ("NVIDIA H200", "rnn_tanh", 4): 5376}
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
 DTNAME = {v: k for k, v in DTYPES.items()}
 COLUMNS = ["cell", "H", "B", "density", "T", "dtype", "approach", "us_per_step",
@@ -344,34 +367,183 @@ def bench_cudnn(cell, H, B, T, dt, args, dev):
     return us, DTNAME[dt], err, err <= TOL[dt], notes
 
 
-_FLASHRNN = []
+_FLASHRNN = {}
+
+
+def flashrnn_module():
+    """FlashRNN's `flashrnn` function and its module (for the solver-only probe), or Skip."""
+    if "fn" not in _FLASHRNN:
+        try:
+            import importlib
+            import flashrnn  # noqa: F401  (installed by flashrnn_setup.sh)
+            _FLASHRNN["mod"] = importlib.import_module("flashrnn.flashrnn.flashrnn")
+            _FLASHRNN["fn"] = _FLASHRNN["mod"].flashrnn
+        except Exception as e:  # noqa: BLE001
+            _FLASHRNN["fn"] = None
+            _FLASHRNN["why"] = f"{type(e).__name__}: {e}"
+            log(f"flashrnn not importable ({_FLASHRNN['why']}); run flashrnn_setup.sh first")
+    if _FLASHRNN["fn"] is None:
+        raise Skip(f"flashrnn not installed ({_FLASHRNN['why'][:200]})")
+    return _FLASHRNN["fn"], _FLASHRNN["mod"]
+
+
+def flashrnn_inputs(cell, H, B, T, dev, sets=3):
+    """FlashRNN's operands for one head of size H: Wx [B, T, G, 1, H] (input pre-activations),
+    R [G, 1, H, H] (gate g's pre-activation is R[g, 0] @ h, rows = outputs; the same gate order
+    as PyTorch: LSTM i, f, g, o), b [G, 1, H]; bf16, radius about 0.9."""
+    G, bf = GATES[cell], torch.bfloat16
+    R = rnd(G, 1, H, H, dt=torch.float32, dev=dev) * (0.9 / H ** 0.5)
+    b = rnd(G, 1, H, dt=torch.float32, dev=dev) * 0.1
+    xs = [(rnd(B, T, G, 1, H, dt=torch.float32, dev=dev) * 0.5).to(bf) for _ in range(sets)]
+    return xs, R.to(bf), b.to(bf)
 
 
 def bench_flashrnn(cell, H, B, T, args, dev):
+    """FlashRNN's fused kernel over T steps; checked against ref_loop on the first steps."""
     if dev.type != "cuda":
         raise Skip("flashrnn needs CUDA")
-    func = {"rnn_tanh": "elman", "lstm": "lstm"}.get(cell)
+    func = FLASHRNN_FUNCTION.get(cell)
     if func is None:
-        raise Skip(f"flashrnn: cell {cell} not benchmarked (lstm and elman only)")
-    if not _FLASHRNN:
-        try:
-            from flashrnn import flashrnn as fn  # the function (package re-export)
-            _FLASHRNN.append(fn if callable(fn) else fn.flashrnn)
-        except Exception as e:  # noqa: BLE001
-            _FLASHRNN.append(None)
-            log(f"skipped: flashrnn not installed ({type(e).__name__}: {e})")
-    if (fn := _FLASHRNN[0]) is None:
-        raise Skip("flashrnn not installed")
-    G, bf = GATES[cell], torch.bfloat16
-    R = rnd(G, 1, H, H, dt=bf, dev=dev) * (0.9 / H ** 0.5)
-    b = torch.zeros(G, 1, H, device=dev, dtype=bf)
-    xs = [rnd(B, T, G, 1, H, dt=bf, dev=dev) * 0.5 for _ in range(3)]
-    fns = [lambda x=x: fn(x, R, b, function=func, backend="cuda_fused", dtype="bfloat16")
-           for x in xs]
-    fns[0]()
+        raise Skip(f"flashrnn: cell {cell} not benchmarked (its fused kernel: elman and lstm)")
+    fn, _ = flashrnn_module()
+    xs, R, b = flashrnn_inputs(cell, H, B, T, dev)
+    call = lambda x: fn(x, R, b, function=func, backend="cuda_fused", dtype="bfloat16")  # noqa: E731
+    t0 = time.monotonic()
+    out = call(xs[0])  # JIT build on first use of (cell, H, B): not timed
+    torch.cuda.synchronize()
+    built = time.monotonic() - t0
+    # out[0]: states [S, B, T, 1, H] (S = 1 for elman, 2 = (h, c) for lstm).
+    k, G = min(T, CHECK_STEPS), GATES[cell]
+    h = out[0]
+    notes = ["cuda_fused", "one head of size H", "no input GEMM", f"first call (JIT build) {built:.0f} s"]
+    if tuple(h.shape[1:]) == (B, T, 1, H):
+        U = xs[0][:, :k].float().reshape(B, k, G * H).permute(1, 0, 2) + b.float().reshape(1, 1, G * H)
+        ref = ref_loop(cell, U, R.float().reshape(G * H, H), torch.zeros(G * H, device=dev), k)
+        err = rel_err(h[0, :, :k, 0, :].permute(1, 0, 2), ref)
+    else:
+        err = float("inf")
+        notes.append(f"unexpected output shape {tuple(h.shape)}")
+    fns = [lambda x=x: call(x) for x in xs]
     us = time_fns(fns, T, args, dev)
-    return us, "bf16", float("nan"), True, ["cuda_fused, one head of size H, unchecked, "
-                                            "no input GEMM"]
+    return us, "bf16", err, err <= TOL[torch.bfloat16], notes
+
+
+class _SolverAnswer(Exception):
+    """Raised by the solver-only probe in place of FlashRNN's build step."""
+
+    def __init__(self, ok, detail=""):
+        super().__init__(detail)
+        self.ok, self.detail = ok, detail
+
+
+def flashrnn_solver_accepts(cell, H, B, timeout):
+    """Whether FlashRNN's constraint solver finds kernel parameters for (cell, H, B) on this GPU:
+    the condition its fused backend checks before building anything.  Runs FlashRNN's own
+    module-instance code with its build step replaced by the solver alone (nothing compiled,
+    nothing cached); bounded by `timeout` seconds (None: the solver did not answer in time)."""
+    import signal
+    fn, mod = flashrnn_module()
+    from flashrnn.autotune import constrint as cst
+    meta = torch.device("meta")
+    G = GATES[cell]
+    cfg = mod._get_config(torch.empty(B, 1, G, 1, H, device=meta, dtype=torch.bfloat16),
+                          torch.empty(G, 1, H, H, device=meta, dtype=torch.bfloat16),
+                          torch.empty(G, 1, H, device=meta, dtype=torch.bfloat16),
+                          FLASHRNN_FUNCTION[cell], "cuda_fused", "bfloat16")
+
+    def solve_only(*, constraint_str, value_refinements, **_):
+        constr, var = cst.parse_expression(constraint_str)
+        sols = cst.solve_constrint(constr, var, value_refinements, 1)
+        raise _SolverAnswer(bool(sols))
+
+    def on_alarm(*_):
+        raise TimeoutError
+
+    real = mod.load_parametric_and_test_and_bisect
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    mod.load_parametric_and_test_and_bisect = solve_only
+    try:
+        signal.alarm(max(1, int(timeout)))
+        mod._FlashRNNCUDAFused.instance(cfg)
+        return True  # an instance existed already: it was built before
+    except _SolverAnswer as a:
+        return a.ok
+    except TimeoutError:
+        return None
+    except (ValueError, AssertionError):
+        return False
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        mod.load_parametric_and_test_and_bisect = real
+
+
+def flashrnn_capacity(cell, B, T, args, dev, deadline):
+    """The largest H (multiple of --flashrnn-step, at most --flashrnn-max-hidden) FlashRNN's
+    fused kernel accepts and runs for (cell, B), and its time there.  Returns
+    (H, (us, dtype, err, ok, notes)) or raises Skip/RuntimeError."""
+    if dev.type != "cuda":
+        raise Skip("flashrnn needs CUDA")
+    if cell not in FLASHRNN_FUNCTION:
+        raise Skip(f"flashrnn: cell {cell} not benchmarked (its fused kernel: elman and lstm)")
+    step, top = args.flashrnn_step, args.flashrnn_max_hidden // args.flashrnn_step
+    probes = []
+
+    def solver(k):
+        ans = flashrnn_solver_accepts(cell, k * step, B, args.flashrnn_probe_timeout)
+        probes.append(f"{k * step}:{'yes' if ans else 'no' if ans is False else 'timeout'}")
+        log(f"    flashrnn solver {cell} H={k * step} B={B}: {probes[-1].split(':')[1]}")
+        return bool(ans)
+
+    # Largest k the solver accepts: from the hint for this GPU (then its next step), else
+    # doubling up from H = 1024 (where the fused kernel is known to build for both cells); then
+    # bisection between the last accepted and the first rejected k (assumes acceptance is
+    # monotone in between).
+    hint = FLASHRNN_SOLVER_HINT.get((torch.cuda.get_device_name(dev), cell, B), 0)
+    kh = hint // step if hint % step == 0 and 0 < hint // step < top else None
+    lo, hi, k = 0, None, kh or max(1, min(top, 1024 // step))
+    while hi is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"time budget ran out during the solver search ({' '.join(probes)})")
+        if solver(k):
+            lo = k
+            if k == top:
+                break
+            k = k + 1 if k == kh else min(top, 2 * k)
+        else:
+            hi = k
+    while hi is not None and hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if solver(mid) else (lo, mid)
+    if lo == 0:
+        raise RuntimeError(f"FlashRNN's solver accepts no H up to {top * step} ({' '.join(probes)})")
+    solver_max = lo * step
+    # Build and run the solver's largest H; while that fails, step down by 1, 2, 4, ... steps.
+    good, tried, k, delta = None, [], lo, 1
+    while k >= 1 and time.monotonic() < deadline:
+        try:
+            res = bench_flashrnn(cell, k * step, B, T, args, dev)
+            tried.append(f"{k * step}: ran")
+            good = (k, res)
+            break
+        except Skip:
+            raise
+        except Exception as e:  # noqa: BLE001  (build or run failure)
+            torch.cuda.synchronize()
+            tried.append(f"{k * step}: {type(e).__name__}")
+            log(f"    flashrnn {cell} H={k * step} B={B} failed: {type(e).__name__}: {str(e)[:300]}")
+            k, delta = k - delta, 2 * delta
+    if good is None:
+        raise RuntimeError(f"no H built and ran in time (solver accepts up to {solver_max}; "
+                           f"tried {'; '.join(tried) or 'none'})")
+    k, (us, dto, err, ok, notes) = good
+    H = k * step
+    notes = notes + [f"capacity: dense-equivalent params {GATES[cell] * H * H} (G*H^2)",
+                     f"solver accepts up to H={solver_max} (step {step}; probes {' '.join(probes)})",
+                     f"built: {'; '.join(tried)}"]
+    if H != solver_max:
+        notes.append("largest built H is below the solver's: not exact")
+    return H, (us, dto, err, ok, notes)
 
 
 def bench_projection(I, GH, N, args, dev):
@@ -423,7 +595,24 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True)
     for o in ("--gpu-name", "--driver", "--date", "--commit"):  # default: read from the machine
         p.add_argument(o, default=None)
-    p.add_argument("--time-budget", type=float, default=240.0)
+    p.add_argument("--time-budget", type=float, default=240.0,
+                   help="seconds for every approach but flashrnn; configurations not started "
+                        "in time are listed at the end")
+    p.add_argument("--with-flashrnn", action="store_true",
+                   help="add the flashrnn approach (FlashRNN installed by flashrnn_setup.sh)")
+    p.add_argument("--flashrnn-time-budget", type=float, default=400.0,
+                   help="seconds for the flashrnn rows (its first call per configuration "
+                        "JIT-builds a kernel)")
+    p.add_argument("--flashrnn-capacity", action="store_true",
+                   help="also search FlashRNN's capacity (largest H) per cell and B: rows "
+                        "flashrnn_capacity")
+    p.add_argument("--flashrnn-step", type=int, default=64)
+    p.add_argument("--flashrnn-max-hidden", type=int, default=8192)
+    p.add_argument("--flashrnn-probe-timeout", type=float, default=120.0,
+                   help="seconds for one answer of FlashRNN's constraint solver")
+    p.add_argument("--pairs", default=None,
+                   help="CELL:H[:B[:DENSITY]],... or @FILE (one a line): replaces --cells x "
+                        "--hidden (x --batch); DENSITY: the sparse approaches' only density")
     p.add_argument("--device", default="cuda")
     p.add_argument("--projection", type=lst(str), default=[],
                    help="time only the input projection for these shapes IxGHxN (input size, "
@@ -433,6 +622,11 @@ def parse_args(argv=None):
         parts = s.split("x")
         if len(parts) != 3 or not all(x.isdigit() and int(x) > 0 for x in parts):
             p.error(f"--projection {s}: expected three positive sizes IxGHxN, e.g. 1024x4096x1024")
+    if a.with_flashrnn and "flashrnn" not in a.approaches:
+        a.approaches.append("flashrnn")
+    a.pairs = parse_pairs(p, a.pairs, a.batch) if a.pairs else None
+    if a.pairs:
+        a.cells = sorted({t[0] for t in a.pairs}, key=CELLS.index)
     for name, vals, ok in (("cell", a.cells, CELLS), ("approach", a.approaches, APPROACHES),
                            ("dtype", a.dtypes + a.other_dtypes, DTYPES)):
         bad = [v for v in vals if v not in ok]
@@ -441,11 +635,38 @@ def parse_args(argv=None):
     return a
 
 
+def parse_pairs(p, spec, batches):
+    """CELL:H[:B[:D]] items (comma-separated, or one a line in @FILE) as (cell, H, B, D)
+    tuples; an item without B stands for every --batch; D (a density) restricts the sparse
+    approaches to that density (None: every --density)."""
+    if spec.startswith("@"):
+        try:
+            with open(spec[1:]) as f:
+                items = [x.strip() for x in f.read().replace(",", "\n").splitlines()]
+        except OSError as e:
+            p.error(f"--pairs {spec}: {e}")
+    else:
+        items = [x.strip() for x in spec.split(",")]
+    out = []
+    for it in filter(None, items):
+        parts = it.split(":")
+        try:
+            if len(parts) not in (2, 3, 4) or parts[0] not in CELLS:
+                raise ValueError
+            bs = [int(parts[2])] if len(parts) >= 3 else batches
+            d = float(parts[3]) if len(parts) == 4 else None
+            out += [(parts[0], int(parts[1]), b, d) for b in bs]
+        except ValueError:
+            p.error(f"--pairs: bad item {it!r} (CELL:H[:B[:DENSITY]], cell one of {list(CELLS)})")
+    return list(dict.fromkeys(out))
+
+
 def configs(a):
     """(cell, H, B, T, approach, dtype, density) in sweep order."""
-    for cell, H, B, T, ap in itertools.product(a.cells, a.hidden, a.batch, a.steps, a.approaches):
+    tuples = a.pairs or [(c, h, b, None) for c, h, b in itertools.product(a.cells, a.hidden, a.batch)]
+    for (cell, H, B, pd), T, ap in itertools.product(tuples, a.steps, a.approaches):
         dts = ["bf16"] if ap == "flashrnn" else a.dtypes if ap == "cudnn" else a.other_dtypes
-        dens = [1.0] if ap in ("cudnn", "cublas_graph", "flashrnn") else a.density
+        dens = [1.0] if ap in ("cudnn", "cublas_graph", "flashrnn") else [pd] if pd else a.density
         if ap == "semi_structured":  # 2:4 is density 0.5 only
             dens = [x for x in dens if abs(x - 0.5) < 1e-9]
         for dt, d in itertools.product(dts, dens):
@@ -478,32 +699,41 @@ def main(argv=None):
     if "semi_structured" in a.approaches and not any(abs(x - 0.5) < 1e-9 for x in a.density):
         log("semi_structured: skipped, 2:4 sparsity needs density 0.5 in --density")
     t_start, done, skipped = time.monotonic(), [], []
+    spent = {"flashrnn": 0.0, "other": 0.0}  # seconds per time budget
+    budget = {"flashrnn": a.flashrnn_time_budget, "other": a.time_budget}
     torch.set_grad_enabled(False)
+
+    def emit(cell, H, B, T, d, dto, ap, us, err, ok, notes):
+        if err == err:  # not NaN: checked
+            notes.append(f"max rel err {err:.1e}")
+        if not ok:
+            notes.insert(0, "CHECK FAILED")
+        row = [cell, H, B, str(float(d)), T, dto, ap, f"{us:.3f}", meta["gpu"], meta["driver"],
+               meta["date"], meta["commit"], "; ".join(notes)]
+        w.writerow(row)
+        fout.flush()
+        done.append(row)
+        log(f"{'ok  ' if ok else 'FAIL'}  {cell} H={H} B={B} T={T} {ap}: {us:9.3f} us/step  "
+            f"({'; '.join(notes)})")
+
     jobs = ([("projection", *map(int, s.split("x"))) for s in a.projection] if a.projection
             else configs(a))
     for job in jobs:
         if job[0] == "projection":
             I, GH, N = job[1:]
             us, dto, err, ok, notes = bench_projection(I, GH, N, a, dev)
-            notes.append(f"max rel err {err:.1e}")
-            if not ok:
-                notes.insert(0, "CHECK FAILED")
-            row = ["projection", GH, N, "1.0", I, dto, "projection", f"{us:.3f}", meta["gpu"],
-                   meta["driver"], meta["date"], meta["commit"], "; ".join(notes)]
-            w.writerow(row)
-            fout.flush()
-            done.append(row)
-            log(f"{'ok  ' if ok else 'FAIL'}  projection I={I} GH={GH} N={N}: {us:9.3f} us  "
-                f"({'; '.join(notes)})")
+            emit("projection", GH, N, I, 1.0, dto, "projection", us, err, ok, notes)
             continue
         cell, H, B, T, ap, dts, d = job
         tag = f"{cell} H={H} B={B} T={T} {ap} {dts} d={d}"
-        if time.monotonic() - t_start > a.time_budget:
+        which = "flashrnn" if ap == "flashrnn" else "other"
+        if spent[which] > budget[which]:
             skipped.append(tag)
             continue
         dt = DTYPES[dts]
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+        t_conf = time.monotonic()
         try:
             us, dto, err, ok, notes = (
                 bench_cudnn(cell, H, B, T, dt, a, dev) if ap == "cudnn" else
@@ -519,23 +749,38 @@ def main(argv=None):
                 traceback.print_exc(limit=3, file=sys.stdout)
             sys.stdout.flush()
             continue
-        if err == err:  # not NaN: checked
-            notes.append(f"max rel err {err:.1e}")
-        if not ok:
-            notes.insert(0, "CHECK FAILED")
-        row = [cell, H, B, str(float(d)), T, dto, ap, f"{us:.3f}", meta["gpu"], meta["driver"],
-               meta["date"], meta["commit"], "; ".join(notes)]
-        w.writerow(row)
-        fout.flush()
-        done.append(row)
-        log(f"{'ok  ' if ok else 'FAIL'}  {tag}: {us:9.3f} us/step  ({'; '.join(notes)})")
+        finally:
+            spent[which] += time.monotonic() - t_conf
+        emit(cell, H, B, T, d, dto, ap, us, err, ok, notes)
+    if a.flashrnn_capacity:
+        for cell, B, T in itertools.product(a.cells, a.batch, a.steps):
+            tag = f"{cell} B={B} T={T} flashrnn_capacity"
+            if cell not in FLASHRNN_FUNCTION:
+                log(f"skip  {tag}: FlashRNN's fused kernel has no {cell}")
+                continue
+            if spent["flashrnn"] > budget["flashrnn"]:
+                skipped.append(tag)
+                continue
+            t_conf = time.monotonic()
+            deadline = t_conf + budget["flashrnn"] - spent["flashrnn"]
+            try:
+                H, (us, dto, err, ok, notes) = flashrnn_capacity(cell, B, T, a, dev, deadline)
+                emit(cell, H, B, T, 1.0, dto, "flashrnn_capacity", us, err, ok, notes)
+            except Skip as e:
+                log(f"skip  {tag}: {e}")
+            except Exception as e:  # noqa: BLE001
+                log(f"ERROR {tag}: {type(e).__name__}: {str(e)[:2000]}")
+            finally:
+                spent["flashrnn"] += time.monotonic() - t_conf
     fout.close()
     log("\ncell      H     B    density  T      approach         dtype  us/step")
     for r in done:
         log(f"{r[0]:<9} {r[1]:<5} {r[2]:<4} {r[3]:<8} {r[4]:<6} {r[6]:<16} {r[5]:<6} {r[7]:>9}"
             f"{'  CHECK FAILED' if r[12].startswith('CHECK FAILED') else ''}")
     if skipped:
-        log(f"\ntime budget {a.time_budget:g} s exceeded; {len(skipped)} configurations not started:\n  "
+        log(f"\ntime budget exceeded (other approaches {a.time_budget:g} s, spent "
+            f"{spent['other']:.0f}; flashrnn {a.flashrnn_time_budget:g} s, spent "
+            f"{spent['flashrnn']:.0f}); {len(skipped)} configurations not started:\n  "
             + "\n  ".join(skipped))
     log(f"\n{len(done)} rows appended to {a.out} in {time.monotonic() - t_start:.0f} s")
 

@@ -1,8 +1,20 @@
-//! Shared pieces of sprnn's benchmark and demo programs: seeded random layers and inputs, and
-//! the timing protocol.
+//! Shared pieces of sprnn's benchmark and demo programs: seeded random layers and inputs, the
+//! timing protocol, and the capacity search.
+//!
+//! # Capacity search
+//!
+//! [`random_layer`] gives every row of `W_hh` exactly [`row_nnz`]`(H, d)` nonzeros, so whether
+//! the planner accepts it depends on `(cell, H, B, d)` and the device alone, and
+//! [`precheck`] answers exactly that from row statistics ([`sprnn::layout::check_fit`]) in
+//! microseconds, with the planner's own typed refusal. [`fitting_hidden_sizes`] scans every
+//! multiple of a step up to the kernel's largest hidden size (no monotonicity is assumed: a
+//! larger H can fit where a smaller one does not, when the grid or list length changes), and
+//! [`verified_capacity`] confirms the largest with a real random layer that [`sprnn::layout::plan`]
+//! accepts, stepping down if it is refused.
 
 use rand::{Rng, SeedableRng};
 use sprnn::layer::{DeviceInput, Input};
+use sprnn::layout::{check_fit, plan, DeviceInfo, Fit, Plan, PlanError, PlanOptions, RowStats};
 use sprnn::{Cell, Csr, Gpu, SparseRecurrentLayer};
 
 /// A random pruned layer: `W_hh` (`G·H × H`, density `d`, every gate block's largest singular
@@ -49,4 +61,124 @@ pub fn time_layer(gpu: &Gpu, layer: &mut SparseRecurrentLayer, steps: usize, rep
     let t = run(false)?;
     let f = run(true)?;
     Ok((t, f))
+}
+
+/// Nonzeros in every row of [`random_layer`]`(…, hidden, density)`: `round(density · hidden)`
+/// (the count [`sprnn::sparse::random_recurrent`] draws).
+pub fn row_nnz(hidden: usize, density: f64) -> usize {
+    (density * hidden as f64).round() as usize
+}
+
+/// Dense-equivalent parameters of a recurrent matrix: `G · H²`.
+pub fn dense_params(cell: Cell, hidden: usize) -> usize {
+    cell.gates() * hidden * hidden
+}
+
+/// The planner's decision for [`random_layer`]`(_, cell, hidden, density)` at `batch` on `device`,
+/// without generating the layer: the launch shape [`plan`] would choose, or the error it would
+/// return ([`PlanError::DoesNotFit`], [`PlanError::SharedMemory`], …).
+pub fn precheck(cell: Cell, hidden: usize, density: f64, batch: usize, device: &DeviceInfo) -> Result<Fit, PlanError> {
+    check_fit(&RowStats::uniform(cell, hidden, row_nnz(hidden, density)), cell, batch, device, &PlanOptions::default())
+}
+
+/// Every hidden size `k · step ≤ max_hidden` (k ≥ 1) at which [`precheck`] accepts the layer,
+/// largest first, with the launch shape.
+pub fn fitting_hidden_sizes(cell: Cell, density: f64, batch: usize, device: &DeviceInfo, step: usize, max_hidden: usize) -> Vec<(usize, Fit)> {
+    let step = step.max(1);
+    (1..=max_hidden / step)
+        .rev()
+        .map(|k| k * step)
+        .filter_map(|h| precheck(cell, h, density, batch, device).ok().map(|f| (h, f)))
+        .collect()
+}
+
+/// The largest layer that was generated and planned, and the larger candidates the planner
+/// refused once the real layer existed.
+pub struct Capacity {
+    /// Hidden size.
+    pub hidden: usize,
+    /// The random layer (`W_hh`, `b_hh`).
+    pub layer: (Csr, Vec<f32>),
+    /// Its plan.
+    pub plan: Plan,
+    /// Larger hidden sizes [`precheck`] accepted but [`plan`] refused, with the reason.
+    pub refused: Vec<(usize, String)>,
+}
+
+/// The largest hidden size (a multiple of `step`, at most `max_hidden`) whose
+/// [`random_layer`]`(seed, cell, H, density)` the planner accepts at `batch` on `device`:
+/// candidates from [`fitting_hidden_sizes`], largest first, each generated and planned for
+/// real until one plans (at most `attempts` of them). `None` when none does.
+pub fn verified_capacity(
+    seed: u64,
+    cell: Cell,
+    density: f64,
+    batch: usize,
+    device: &DeviceInfo,
+    step: usize,
+    max_hidden: usize,
+    attempts: usize,
+) -> sprnn::Result<Option<Capacity>> {
+    let mut refused = Vec::new();
+    for (h, _) in fitting_hidden_sizes(cell, density, batch, device, step, max_hidden).into_iter().take(attempts.max(1)) {
+        let (w, b) = random_layer(seed, cell, h, density)?;
+        match plan(&w, cell, batch, device, &PlanOptions::default()) {
+            Ok(p) => return Ok(Some(Capacity { hidden: h, layer: (w, b), plan: p, refused })),
+            Err(e) => refused.push((h, e.to_string())),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sprnn_kernels::format::MAX_HIDDEN;
+
+    #[test]
+    fn precheck_matches_plan_of_the_generated_layer() {
+        let dev = DeviceInfo::h200();
+        for (cell, h, d, b) in [(Cell::RnnTanh, 2304, 0.3, 4), (Cell::Lstm, 2304, 0.3, 4), (Cell::Gru, 512, 1.0, 4), (Cell::Lstm, 4608, 0.01, 64)] {
+            let (w, _) = random_layer(9, cell, h, d).unwrap();
+            let real = plan(&w, cell, b, &dev, &PlanOptions::default()).map(|p| (p.grid, p.threads_per_cta, p.list_len));
+            let pre = precheck(cell, h, d, b, &dev).map(|f| (f.grid, f.threads_per_cta, f.list_len));
+            assert_eq!(real, pre, "{cell:?} H={h} d={d} B={b}");
+        }
+    }
+
+    /// The search returns the largest fitting multiple of the step: it fits, and no larger
+    /// multiple up to the kernel's limit does (checked independently, one by one).
+    #[test]
+    fn capacity_search_finds_the_largest_fitting_hidden_size() {
+        let dev = DeviceInfo::h200();
+        for (cell, d) in [(Cell::RnnTanh, 0.3), (Cell::Lstm, 0.1), (Cell::Gru, 1.0), (Cell::RnnTanh, 0.01)] {
+            let sizes = fitting_hidden_sizes(cell, d, 4, &dev, 32, MAX_HIDDEN);
+            let (h, _) = sizes[0];
+            assert!(sizes.windows(2).all(|w| w[0].0 > w[1].0), "largest first");
+            assert!(precheck(cell, h, d, 4, &dev).is_ok());
+            let mut above = h + 32;
+            while above <= MAX_HIDDEN {
+                assert!(precheck(cell, above, d, 4, &dev).is_err(), "{cell:?} d={d}: {above} fits above the capacity {h}");
+                above += 32;
+            }
+        }
+        // Known points (bench/RESULTS.md, Capacity): the RNN at d = 0.3 fits H = 2304, the LSTM
+        // at d = 0.3 does not, so its capacity lies below.
+        let rnn = fitting_hidden_sizes(Cell::RnnTanh, 0.3, 4, &dev, 32, MAX_HIDDEN)[0].0;
+        let lstm = fitting_hidden_sizes(Cell::Lstm, 0.3, 4, &dev, 32, MAX_HIDDEN)[0].0;
+        assert!(rnn >= 2304 && lstm < 2304, "rnn {rnn}, lstm {lstm}");
+        // Sparser layers hold more dense-equivalent parameters.
+        let dense = fitting_hidden_sizes(Cell::RnnTanh, 1.0, 4, &dev, 32, MAX_HIDDEN)[0].0;
+        assert!(dense_params(Cell::RnnTanh, rnn) > 2 * dense_params(Cell::RnnTanh, dense));
+    }
+
+    #[test]
+    fn verified_capacity_plans_a_real_layer() {
+        let dev = DeviceInfo::h200();
+        let c = verified_capacity(5, Cell::Gru, 1.0, 4, &dev, 32, MAX_HIDDEN, 3).unwrap().expect("a dense GRU fits somewhere");
+        assert_eq!(c.hidden, fitting_hidden_sizes(Cell::Gru, 1.0, 4, &dev, 32, MAX_HIDDEN)[0].0);
+        assert_eq!(c.plan.hidden, c.hidden);
+        assert_eq!(c.layer.0.nnz(), 3 * c.hidden * c.hidden);
+        assert!(c.refused.is_empty());
+    }
 }

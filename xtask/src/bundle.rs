@@ -17,6 +17,19 @@
 //! `$PEERS_ARGS`. The rows of both get the same driver (`nvidia-smi`), date (UTC) and commit
 //! (`COMMIT`) unless `--driver`, `--date`, `--commit` (and `--gpu-name`) are given. `$PYTHON`
 //! overrides `python3`. It exits non-zero when either program failed, after running both.
+//!
+//! FlashRNN (the dense persistent peer): when the workspace has a `.whl` folder (wheels fetched
+//! for the GPU machine, see `bench/peers/flashrnn_setup.sh`; not in git), its `*.whl` files are
+//! copied to `DIR/wheels/`. `FLASHRNN=1 DIR/run.sh bench-all …` then installs them offline with
+//! `peers/flashrnn_setup.sh` (into `$FLASHRNN_DIR`, default `/tmp/sprnn-flashrnn`, whose JIT
+//! build cache later runs on the same machine reuse) and runs `peers.py --with-flashrnn
+//! --flashrnn-time-budget $FLASHRNN_TIME_BUDGET` (default 400 s); `FLASHRNN_CAPACITY=1` adds
+//! `--flashrnn-capacity`.
+//!
+//! `DIR/run.sh capacity ARGS…` measures capacity: `bin/sprnn-bench --capacity ARGS… --out CSV
+//! --pairs-out …`, then the peers (`$CAPACITY_PEERS`, default `cudnn,cublas_graph,cusparse_csr`)
+//! at the same cells, hidden sizes, batches and densities (`peers.py --pairs`); with `FLASHRNN=1` also FlashRNN's
+//! capacity search (`peers.py --flashrnn-capacity`).
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +46,14 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            same --cells/--hidden/--batch/--density/--steps, --out "$OUT_CSV",
 #                            --time-budget "$PEERS_TIME_BUDGET" (default 600 s) and $PEERS_ARGS.
 #                            OUT_CSV defaults to ./bench-all-DATE.csv; PYTHON to python3.
+#                            FLASHRNN=1: also FlashRNN's fused kernel (wheels/ installed offline by
+#                            peers/flashrnn_setup.sh into $FLASHRNN_DIR, default /tmp/sprnn-flashrnn;
+#                            own budget $FLASHRNN_TIME_BUDGET, default 400 s); FLASHRNN_CAPACITY=1:
+#                            also FlashRNN's capacity search.
+#   run.sh capacity ARGS...  sprnn's capacity (bin/sprnn-bench --capacity ARGS --out "$OUT_CSV"),
+#                            then the peers $CAPACITY_PEERS (default cudnn,cublas_graph,cusparse_csr)
+#                            at the same (cell, H, B, density); FLASHRNN=1: FlashRNN's capacity
+#                            search as well.
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
 #   run.sh models [ARGS...]  the model examples bin/nmt and bin/deepspeech (ARGS to both; their
 #                            MODEL lines), then peers/models.py for cuDNN over the same shapes
@@ -45,6 +66,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-test}; [ $# -gt 0 ] && shift
 export SPRNN_REQUIRE_GPU=${SPRNN_REQUIRE_GPU:-1}
 export SPRNN_CLI_BIN=${SPRNN_CLI_BIN:-$here/bin/sprnn}
+# FlashRNN options for peers.py (FLASHRNN=1): installs the bundle's wheels, sets flashrnn_args.
+flashrnn_args=()
+flashrnn_setup() {
+  [ "${FLASHRNN:-0}" = 1 ] || return 0
+  local env
+  if env=$(bash "$here/peers/flashrnn_setup.sh" "$here/wheels" "${FLASHRNN_DIR:-/tmp/sprnn-flashrnn}"); then
+    eval "$env"
+    flashrnn_args=(--with-flashrnn --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-400}")
+    [ "${FLASHRNN_CAPACITY:-0}" = 1 ] && flashrnn_args+=(--flashrnn-capacity)
+  else
+    echo "== FlashRNN set-up failed (no wheels/ in the bundle? see peers/flashrnn_setup.sh): peers run without it" >&2
+  fi
+  return 0
+}
 case "$what" in
   test)
     rc=0
@@ -84,10 +119,52 @@ case "$what" in
     echo "== bench-all: sprnn and floor -> $out"
     "$here/bin/sprnn-bench" "${sweep[@]}" "${rest[@]}" "${meta[@]}"; rc_s=$?
     echo "== bench-all: peers (time budget ${PEERS_TIME_BUDGET:-600} s) -> $out"
+    flashrnn_setup
     # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
     "${PYTHON:-python3}" "$here/peers/peers.py" "${sweep[@]}" "${meta[@]}" \
-      --time-budget "${PEERS_TIME_BUDGET:-600}" ${PEERS_ARGS:-}; rc_p=$?
+      --time-budget "${PEERS_TIME_BUDGET:-600}" "${flashrnn_args[@]}" ${PEERS_ARGS:-}; rc_p=$?
     echo "== bench-all: sprnn-bench exit $rc_s, peers.py exit $rc_p; rows in $out"
+    [ $rc_s = 0 ] && [ $rc_p = 0 ] ;;
+  capacity)
+    out=${OUT_CSV:-$PWD/capacity-$(date -u +%F).csv}
+    gpu=() driver= day= commit= rest=() steps=256 batch=4 cells=rnn_tanh,gru,lstm
+    while [ $# -gt 0 ]; do
+      a=$1; shift; k=${a%%=*}
+      case "$k" in
+        --cells|--capacity-batch|--steps|--out|--gpu-name|--driver|--date|--commit) ;;
+        *) rest+=("$a"); continue ;;
+      esac
+      if [ "$k" != "$a" ]; then v=${a#*=}
+      elif [ $# -gt 0 ]; then v=$1; shift
+      else echo "run.sh capacity: $a needs a value" >&2; exit 2; fi
+      case "$k" in
+        --cells) cells=$v ;; --capacity-batch) batch=$v ;; --steps) steps=$v ;; --out) out=$v ;;
+        --gpu-name) gpu=(--gpu-name "$v") ;; --driver) driver=$v ;; --date) day=$v ;;
+        --commit) commit=$v ;;
+      esac
+    done
+    [ -n "$driver" ] || driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+    [ -n "$day" ] || day=$(date -u +%F)
+    [ -n "$commit" ] || commit=$(cat "$here/COMMIT" 2>/dev/null)
+    meta=("${gpu[@]}" --driver "$driver" --date "$day" --commit "$commit" --out "$out")
+    pairs=$(mktemp)
+    echo "== capacity: sprnn -> $out"
+    "$here/bin/sprnn-bench" --capacity --cells "$cells" --capacity-batch "$batch" --steps "$steps" \
+      --pairs-out "$pairs" "${rest[@]}" "${meta[@]}"; rc_s=$?
+    flashrnn_setup
+    # Here FlashRNN is measured at its own capacity, not at sprnn's hidden sizes.
+    [ ${#flashrnn_args[@]} -gt 0 ] && flashrnn_args=(--flashrnn-capacity --flashrnn-time-budget "${FLASHRNN_TIME_BUDGET:-400}")
+    if [ -s "$pairs" ]; then
+      echo "== capacity: peers ${CAPACITY_PEERS:-cudnn,cublas_graph,cusparse_csr} at $(tr '\n' ' ' < "$pairs")-> $out"
+      # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
+      "${PYTHON:-python3}" "$here/peers/peers.py" --pairs "@$pairs" --batch "$batch" --steps "$steps" \
+        --approaches "${CAPACITY_PEERS:-cudnn,cublas_graph,cusparse_csr}" "${meta[@]}" \
+        --time-budget "${PEERS_TIME_BUDGET:-600}" "${flashrnn_args[@]}" ${PEERS_ARGS:-}; rc_p=$?
+    else
+      echo "== capacity: sprnn-bench found no capacity point; peers not run"; rc_p=1
+    fi
+    rm -f "$pairs"
+    echo "== capacity: sprnn-bench exit $rc_s, peers.py exit $rc_p; rows in $out"
     [ $rc_s = 0 ] && [ $rc_p = 0 ] ;;
   demo) exec "$here/bin/sprnn-demo" "$@" ;;
   models)
@@ -113,7 +190,7 @@ case "$what" in
       done
     done
     exit $rc ;;
-  *) echo "usage: run.sh [test|bench|bench-all|demo|models|sanitize] ARGS..." >&2; exit 2 ;;
+  *) echo "usage: run.sh [test|bench|bench-all|capacity|demo|models|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
@@ -158,6 +235,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
             std::fs::copy(&p, dir.join("peers").join(p.file_name().unwrap())).map_err(|e| e.to_string())?;
         }
     }
+    let wheels = copy_wheels(&root.join(".whl"), &dir.join("wheels"))?;
     let head = run(Command::new("git").current_dir(&root).args(["rev-parse", "--short", "HEAD"]))
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
@@ -169,8 +247,48 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     let sh = dir.join("run.sh");
     std::fs::write(&sh, RUN_SH).map_err(|e| e.to_string())?;
     run(Command::new("chmod").arg("+x").arg(&sh))?;
-    println!("bundle in {} ({n} test executables, sprnn-bench, sprnn-demo, sprnn, nmt, deepspeech)", dir.display());
+    let size = dir_bytes(&dir);
+    println!(
+        "bundle in {} ({n} test executables, sprnn-bench, sprnn-demo, sprnn, nmt, deepspeech; {wheels} wheel(s) for FLASHRNN=1; {:.1} MiB)",
+        dir.display(),
+        size as f64 / (1 << 20) as f64
+    );
+    if size > BUNDLE_WARN_BYTES {
+        eprintln!("warning: the bundle is over {} MiB: a device call carries at most 64 MiB in all", BUNDLE_WARN_BYTES >> 20);
+    }
     Ok(())
+}
+
+/// Above this the bundle is reported as too large to carry comfortably to a device call.
+const BUNDLE_WARN_BYTES: u64 = 60 << 20;
+
+/// Copies the `*.whl` files of `from` (if it exists) into `to`; returns how many.
+fn copy_wheels(from: &Path, to: &Path) -> Result<usize, String> {
+    let Ok(entries) = std::fs::read_dir(from) else { return Ok(0) };
+    let mut n = 0;
+    for e in entries {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.is_file() && p.extension().is_some_and(|x| x == "whl") {
+            std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).map_err(|e| format!("{}: {e}", p.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() { dir_bytes(&p) } else { p.metadata().map_or(0, |m| m.len()) }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -226,6 +344,85 @@ mod tests {
         // A failing program fails the run; a missing value is an error.
         assert!(!go(&[], "3").status.success());
         assert_eq!(go(&["--steps"], "0").status.code(), Some(2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `FLASHRNN=1` installs the wheels through `flashrnn_setup.sh` and adds the FlashRNN options;
+    /// `run.sh capacity` hands sprnn-bench's capacity points to the peers.
+    #[test]
+    fn flashrnn_and_capacity_modes() {
+        let dir = std::env::temp_dir().join(format!("sprnn-runsh-fr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["bin", "peers", "wheels"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let sh = dir.join("run.sh");
+        std::fs::write(&sh, RUN_SH).unwrap();
+        let write_exe = |name: &str, body: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/usr/bin/env bash\n{body}")).unwrap();
+            Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+        };
+        let log = |f: &str| dir.join(f).display().to_string();
+        // sprnn-bench: records its arguments and writes one capacity point to --pairs-out.
+        write_exe(
+            "bin/sprnn-bench",
+            format!("printf '%s\\n' \"$@\" > {}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --pairs-out ] && echo lstm:1024:4:0.01 > \"$2\"; shift; done\n", log("bench.args")),
+        );
+        write_exe("peers/peers.py", format!("printf '%s\\n' \"$@\" > {}\necho \"PYTHONPATH=$PYTHONPATH\" >> {}\n", log("peers.args"), log("peers.args")));
+        write_exe("peers/flashrnn_setup.sh", format!("echo \"$1 $2\" > {}\necho 'export PYTHONPATH=/stub/site'\n", log("setup.args")));
+        std::fs::write(dir.join("COMMIT"), "abc1234\n").unwrap();
+        let go = |what: &str, args: &[&str], env: &[(&str, &str)]| {
+            let mut c = Command::new("bash");
+            c.arg(&sh).arg(what).args(args).current_dir(&dir).env("PYTHON", "bash").env("OUT_CSV", "/tmp/x.csv");
+            for k in ["FLASHRNN", "FLASHRNN_CAPACITY", "FLASHRNN_DIR", "FLASHRNN_TIME_BUDGET", "PEERS_ARGS", "CAPACITY_PEERS"] {
+                c.env_remove(k);
+            }
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            c.output().unwrap()
+        };
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().lines().map(String::from).collect::<Vec<_>>();
+        let has = |v: &[String], seq: &[&str]| v.windows(seq.len()).any(|w| w.iter().zip(seq).all(|(a, b)| a == b));
+        // Without FLASHRNN nothing is installed and peers.py gets no FlashRNN option.
+        assert!(go("bench-all", &["--cells", "lstm"], &[]).status.success());
+        assert!(!dir.join("setup.args").exists());
+        assert!(!read("peers.args").iter().any(|a| a.contains("flashrnn")));
+        // FLASHRNN=1: set-up from the bundle's wheels, PYTHONPATH exported, options passed.
+        let out = go("bench-all", &["--cells", "lstm"], &[("FLASHRNN", "1"), ("FLASHRNN_CAPACITY", "1"), ("FLASHRNN_DIR", "/tmp/frd")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(read("setup.args"), vec![format!("{} /tmp/frd", dir.join("wheels").display())]);
+        let peers = read("peers.args");
+        assert!(has(&peers, &["--with-flashrnn", "--flashrnn-time-budget", "400", "--flashrnn-capacity"]), "{peers:?}");
+        assert!(peers.contains(&"PYTHONPATH=/stub/site".to_string()), "{peers:?}");
+        // capacity: sprnn-bench --capacity, then the dense peers at its points; FlashRNN's own
+        // capacity search (not its run at sprnn's hidden sizes).
+        let out = go("capacity", &["--cells=lstm", "--capacity-batch", "4", "--repeats", "3"], &[("FLASHRNN", "1")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let bench = read("bench.args");
+        assert!(has(&bench, &["--capacity", "--cells", "lstm", "--capacity-batch", "4", "--steps", "256"]), "{bench:?}");
+        assert!(has(&bench, &["--repeats", "3"]) && has(&bench, &["--out", "/tmp/x.csv"]), "{bench:?}");
+        let peers = read("peers.args");
+        assert!(peers[0] == "--pairs" && peers[1].starts_with('@'), "{peers:?}");
+        assert!(has(&peers, &["--steps", "256", "--approaches", "cudnn,cublas_graph,cusparse_csr"]), "{peers:?}");
+        assert!(has(&peers, &["--flashrnn-capacity", "--flashrnn-time-budget", "400"]) && !peers.contains(&"--with-flashrnn".to_string()), "{peers:?}");
+        assert!(has(&peers, &["--commit", "abc1234", "--out", "/tmp/x.csv"]), "{peers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn wheels_are_copied_when_present() {
+        let dir = std::env::temp_dir().join(format!("sprnn-wheels-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(super::copy_wheels(&dir.join("none"), &dir.join("out")).unwrap(), 0);
+        assert!(!dir.join("out").exists(), "no wheels folder: nothing created");
+        std::fs::create_dir_all(dir.join("whl")).unwrap();
+        std::fs::write(dir.join("whl/a-1.0-py3-none-any.whl"), b"zip").unwrap();
+        std::fs::write(dir.join("whl/notes.txt"), b"x").unwrap();
+        assert_eq!(super::copy_wheels(&dir.join("whl"), &dir.join("out")).unwrap(), 1);
+        assert!(dir.join("out/a-1.0-py3-none-any.whl").exists() && !dir.join("out/notes.txt").exists());
+        assert_eq!(super::dir_bytes(&dir.join("whl")), 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,7 +8,9 @@
 //!   with a run script into `DIR` (default `bundle/`), for a GPU machine with no Rust toolchain.
 //! - `plots [--out DIR] [CSV...]`: PNG charts of benchmark CSVs (default: `bench/results/*.csv`
 //!   except `*-correctness.csv`, into `bench/plots/`); see `plots`.
-//!
+//! - `report [--results | --out FILE] [CSV...]`: the markdown summary of the same CSVs (speed per
+//!   configuration against the best peer of the same run, × floor, capacity); printed, written
+//!   to FILE, or with `--results` into `bench/RESULTS.md` between its markers; see `report`.
 //! - `bench [ARGS]`: on a machine with a GPU (and PyTorch for the peers), builds the bundle and
 //!   runs `bundle/run.sh bench-all ARGS`: sprnn, its floor and the peers in one run, into one
 //!   CSV (`OUT_CSV`, default `bench/results/DATE-bench-all.csv`).
@@ -19,6 +21,7 @@
 mod bundle;
 mod link;
 mod plots;
+mod report;
 mod ptxas;
 mod ptx;
 
@@ -34,9 +37,10 @@ fn main() -> ExitCode {
         Some("build-ptx") => ptx::build_ptx(rest.contains(&"--check")),
         Some("gpu-bundle") => bundle::gpu_bundle(rest.first().copied().unwrap_or("bundle")),
         Some("plots") => plots::plots(&rest),
+        Some("report") => report::report(&rest),
         Some("bench") => bundle::bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR] | bench [ARGS...] | plots [--out DIR] [CSV...]");
+            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR] | bench [ARGS...] | plots [--out DIR] [CSV...] | report [--results | --out FILE] [CSV...]");
             return ExitCode::from(2);
         }
     };

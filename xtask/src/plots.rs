@@ -13,11 +13,19 @@
 //!   for every density; rows whose note says `CHECK FAILED` are ignored. A (cell, H, B, T) with
 //!   no peer row is left out. Hollow markers: no sparse peer was measured at that density, so
 //!   the best peer is a dense one.
+//! - `GPU-speedup-<cell>.png`: the same speedups, one chart per cell (like the paper's figures):
+//!   one line per (H, B, sprnn commit) against density.
 //! - `GPU-floor-H<H>.png`: sprnn's time as a multiple of its exchange floor (the `floor` row of
 //!   the same run: same configuration and commit) against density, one panel per cell.
 //! - `GPU-capacity.png`: for each cell, H and B, the largest density at which sprnn ran (a row
 //!   with a number) as nonzeros against the dense-equivalent parameter count G·H·H, with the
 //!   smallest larger density that was tried and did not run; one panel per B.
+//! - `GPU-capacity-search.png`, from the rows of `sprnn-bench --capacity` and `peers.py
+//!   --flashrnn-capacity`: for each cell (one panel each), the largest dense-equivalent parameter
+//!   count `G·H²` sprnn ran against density (`sprnn_capacity`, one line per B and commit, each
+//!   point labelled with H and µs per step), with horizontal lines at the largest dense
+//!   persistent layers (sprnn at density 1.0, `dense_persistent`; FlashRNN's fused kernel,
+//!   `flashrnn_capacity`), labelled likewise, and at 5× the larger of them (the target).
 //!
 //! Every chart names the GPU, driver(s), date(s), commit(s) and source files of the rows it uses.
 //! When a configuration was measured more than once at the same commit, the last row counts.
@@ -34,10 +42,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::workspace_root;
 
-/// Peer approaches (everything `peers.py` writes).
-const PEERS: &[&str] = &["cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn"];
+/// Peer approaches (everything `peers.py` writes at a configuration of the sweep).
+pub(crate) const PEERS: &[&str] = &["cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn"];
 /// Peers that use the full matrix: their rows (density 1.0) hold for every density.
-const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
+pub(crate) const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
 const FONT: &str = "sans-serif";
 const PALETTE: [(u8, u8, u8); 10] = [
     (31, 119, 180),
@@ -54,29 +62,29 @@ const PALETTE: [(u8, u8, u8); 10] = [
 
 /// One CSV row.
 #[derive(Clone, Debug, PartialEq)]
-struct Row {
-    cell: String,
-    h: usize,
-    b: usize,
-    density: f64,
-    t: usize,
-    dtype: String,
-    approach: String,
-    us: Option<f64>,
-    gpu: String,
-    driver: String,
-    date: String,
-    commit: String,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) cell: String,
+    pub(crate) h: usize,
+    pub(crate) b: usize,
+    pub(crate) density: f64,
+    pub(crate) t: usize,
+    pub(crate) dtype: String,
+    pub(crate) approach: String,
+    pub(crate) us: Option<f64>,
+    pub(crate) gpu: String,
+    pub(crate) driver: String,
+    pub(crate) date: String,
+    pub(crate) commit: String,
+    pub(crate) note: String,
     /// Source file, as shown in the charts.
-    src: String,
+    pub(crate) src: String,
 }
 
-fn same_density(a: f64, b: f64) -> bool {
+pub(crate) fn same_density(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(1.0)
 }
 
-fn gates(cell: &str) -> usize {
+pub(crate) fn gates(cell: &str) -> usize {
     match cell {
         "lstm" => 4,
         "gru" => 3,
@@ -212,6 +220,72 @@ fn speedup_series(rows: &[Row], gpu: &str, h: usize) -> (Vec<Series>, Provenance
     (series, prov)
 }
 
+/// Speedup series of one GPU and cell (label `H=.. B=.. @commit`), and the rows used.
+fn speedup_series_cell(rows: &[Row], gpu: &str, cell: &str) -> (Vec<Series>, Provenance) {
+    let mut prov = Provenance::default();
+    let sprnn: Vec<&Row> = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && r.cell == cell).collect();
+    let show_t = many_t(&sprnn);
+    let mut by: BTreeMap<(usize, String, usize, usize, usize), (String, Vec<Pt>)> = BTreeMap::new();
+    for s in sprnn {
+        let Some((peer, sparse_here)) = best_peer(rows, s) else { continue };
+        for r in rows.iter().filter(|r| PEERS.contains(&r.approach.as_str()) && r.us.is_some() && !r.note.contains("CHECK FAILED")) {
+            if r.gpu == s.gpu && r.cell == s.cell && r.h == s.h && r.b == s.b && r.t == s.t {
+                prov.peers_seen.insert(r.approach.clone());
+            }
+        }
+        prov.add("sprnn", s);
+        prov.add("peers", peer);
+        let key = (s.h, String::new(), s.b, s.t, commit_rank(rows, &s.commit));
+        by.entry(key).or_insert_with(|| (format!("H={} {}", s.h, label("", s.b, s.t, show_t, &s.commit)), Vec::new())).1.push(Pt {
+            x: s.density,
+            y: peer.us.unwrap() / s.us.unwrap(),
+            hollow: !sparse_here,
+        });
+    }
+    (by.into_iter().map(|(sort, (label, pts))| Series { label, pts, sort }).collect(), prov)
+}
+
+/// One point of the capacity-search chart.
+#[derive(Clone, Debug, PartialEq)]
+struct CapPoint {
+    density: f64,
+    h: usize,
+    us: Option<f64>,
+}
+
+/// What the capacity-search chart shows for one cell: sprnn's points per (B, commit) and the
+/// dense persistent references (label, H, µs).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct CapacityPanel {
+    sprnn: BTreeMap<(usize, usize, String), Vec<CapPoint>>,
+    dense: Vec<(String, usize, Option<f64>)>,
+}
+
+/// The capacity-search rows of one GPU, per cell (last row per configuration and commit).
+fn capacity_search(rows: &[Row], gpu: &str, prov: &mut Provenance) -> BTreeMap<String, CapacityPanel> {
+    let mut out: BTreeMap<String, CapacityPanel> = BTreeMap::new();
+    // Last row per (cell, B, T, density, commit): a later search replaces an earlier one.
+    let mut last: BTreeMap<(String, usize, usize, u64, String), &Row> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.approach == "sprnn_capacity" && r.gpu == gpu && r.h > 0) {
+        last.insert((r.cell.clone(), r.b, r.t, r.density.to_bits(), r.commit.clone()), r);
+    }
+    for r in last.into_values() {
+        prov.add("sprnn", r);
+        let key = (r.b, commit_rank(rows, &r.commit), r.commit.clone());
+        out.entry(r.cell.clone()).or_default().sprnn.entry(key).or_default().push(CapPoint { density: r.density, h: r.h, us: r.us });
+    }
+    for (approach, name) in [("dense_persistent", "sprnn dense"), ("flashrnn_capacity", "FlashRNN fused")] {
+        for r in measured(rows, approach).into_iter().filter(|r| r.gpu == gpu) {
+            prov.add(if approach == "dense_persistent" { "sprnn" } else { "peers" }, r);
+            let panel = out.entry(r.cell.clone()).or_default();
+            let label = format!("{name} B={} @{}", r.b, if r.commit.is_empty() { "?" } else { &r.commit });
+            panel.dense.retain(|d| d.0 != label);
+            panel.dense.push((label, r.h, r.us));
+        }
+    }
+    out
+}
+
 fn label(cell: &str, b: usize, t: usize, show_t: bool, commit: &str) -> String {
     let t = if show_t { format!(" T={t}") } else { String::new() };
     let commit = if commit.is_empty() { "?" } else { commit };
@@ -271,7 +345,7 @@ fn capacities(rows: &[Row], gpu: &str, prov: &mut Provenance) -> Vec<Capacity> {
 
 // ---------------------------------------------------------------- input
 
-fn read_csv(path: &Path, shown: &str) -> Result<Vec<Row>, String> {
+pub(crate) fn read_csv(path: &Path, shown: &str) -> Result<Vec<Row>, String> {
     let mut rdr = csv::ReaderBuilder::new().from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| format!("{}: no column {name}", path.display()));
@@ -310,7 +384,7 @@ fn read_csv(path: &Path, shown: &str) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-fn default_inputs(root: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn default_inputs(root: &Path) -> Result<Vec<PathBuf>, String> {
     let dir = root.join("bench/results");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -525,16 +599,16 @@ fn assign_colors<'a>(series: impl Iterator<Item = &'a Series>) -> (BTreeMap<Stri
     (order.iter().enumerate().map(|(i, l)| (l.clone(), color(i))).collect(), order)
 }
 
-fn plot_speedup(path: &Path, gpu: &str, h: usize, series: &[Series], prov: &Provenance) -> Result<(), String> {
+fn plot_speedup(path: &Path, title: &str, heading: &str, series: &[Series], prov: &Provenance) -> Result<(), String> {
     let (colors, order) = assign_colors(series.iter());
-    let mut legend: Vec<Legend> = vec![Legend::Text("sprnn (cell, B, commit):".into())];
+    let mut legend: Vec<Legend> = vec![Legend::Text(heading.into())];
     legend.extend(order.iter().map(|l| Legend::Line(l.clone(), colors[l])));
     legend.push(Legend::Text(String::new()));
     legend.push(Legend::Guide("1× = as fast as best peer".into()));
     legend.push(Legend::Marker("sparse peers measured here too".into(), false));
     legend.push(Legend::Marker("dense peers only at this density".into(), true));
     let root = BitMapBackend::new(path, (1300, 760)).into_drawing_area();
-    let charts = frame(&root, &format!("sprnn speedup over the best peer measured, H = {h} ({gpu})"), &prov.lines(), &legend, 360)?;
+    let charts = frame(&root, title, &prov.lines(), &legend, 360)?;
     let refs: Vec<&Series> = series.iter().collect();
     density_panel(
         &charts,
@@ -664,6 +738,92 @@ fn plot_capacity(path: &Path, gpu: &str, caps: &[Capacity], prov: &Provenance) -
     root.present().map_err(de)
 }
 
+fn plot_capacity_search(path: &Path, gpu: &str, panels: &BTreeMap<String, CapacityPanel>, prov: &Provenance) -> Result<(), String> {
+    let mut cells: Vec<&String> = panels.keys().collect();
+    cells.sort_by_key(|c| (gates(c), c.to_string()));
+    let params = |cell: &str, h: usize| (gates(cell) * h * h) as f64 / 1e6;
+    let mut keys: Vec<(usize, usize, String)> = panels.values().flat_map(|p| p.sprnn.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+    keys.sort();
+    let colors: BTreeMap<(usize, usize, String), RGBColor> = keys.iter().enumerate().map(|(i, k)| (k.clone(), color(i))).collect();
+    let mut legend: Vec<Legend> = vec![Legend::Text("sprnn at its capacity (B, commit):".into())];
+    legend.extend(keys.iter().map(|k| Legend::Line(format!("B={} @{}", k.0, if k.2.is_empty() { "?" } else { &k.2 }), colors[k])));
+    legend.push(Legend::Text(String::new()));
+    legend.push(Legend::Guide("largest dense persistent layer".into()));
+    legend.push(Legend::Text("(sprnn at d = 1, FlashRNN fused),".into()));
+    legend.push(Legend::Text("dotted: 5× the larger (target)".into()));
+    legend.push(Legend::Text(String::new()));
+    legend.push(Legend::Text("Labels: H and µs per step.".into()));
+    legend.push(Legend::Text("Hollow: capacity found, not timed.".into()));
+    let mut ys: Vec<f64> = Vec::new();
+    for (cell, p) in panels {
+        ys.extend(p.sprnn.values().flatten().map(|c| params(cell, c.h)));
+        ys.extend(p.dense.iter().map(|d| params(cell, d.1) * 5.0));
+        ys.extend(p.dense.iter().map(|d| params(cell, d.1)));
+    }
+    if ys.is_empty() {
+        return Ok(());
+    }
+    let y = (ys.iter().cloned().fold(f64::INFINITY, f64::min) / 2.0, ys.iter().cloned().fold(0.0, f64::max) * 3.0);
+    let xs: Vec<f64> = panels.values().flat_map(|p| p.sprnn.values().flatten().map(|c| c.density)).collect();
+    let x = (xs.iter().cloned().fold(f64::INFINITY, f64::min) / 1.6, xs.iter().cloned().fold(0.0, f64::max) * 1.6);
+    let n = cells.len() as u32;
+    let root = BitMapBackend::new(path, (80 + 600 * n + 330, 800)).into_drawing_area();
+    let charts = frame(&root, &format!("Capacity: the largest layer each approach runs persistently, by density ({gpu})"), &prov.lines(), &legend, 330)?;
+    for (cell, area) in cells.iter().zip(charts.split_evenly((1, cells.len()))) {
+        let panel = &panels[*cell];
+        let mut chart = ChartBuilder::on(&area)
+            .caption(format!("{cell} (G = {})", gates(cell)), (FONT, 20))
+            .margin(12)
+            .x_label_area_size(55)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                (x.0..x.1).log_scale().with_key_points(log_ticks(x.0, x.1).0).with_light_points(log_ticks(x.0, x.1).1),
+                (y.0..y.1).log_scale().with_key_points(log_ticks(y.0, y.1).0).with_light_points(log_ticks(y.0, y.1).1),
+            )
+            .map_err(de)?;
+        chart
+            .configure_mesh()
+            .x_desc("density (log scale)")
+            .y_desc("dense-equivalent parameters G·H² (millions, log)")
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .x_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| fmt_num(*v))
+            .light_line_style(BLACK.mix(0.05))
+            .bold_line_style(BLACK.mix(0.15))
+            .draw()
+            .map_err(de)?;
+        let grey = BLACK.mix(0.6);
+        for (i, (label, h, us)) in panel.dense.iter().enumerate() {
+            let v = params(cell, *h);
+            chart.draw_series(LineSeries::new(vec![(x.0, v), (x.1, v)], grey.stroke_width(2))).map_err(de)?;
+            let text = format!("{label}: H={h}, {} µs", us.map_or("?".into(), fmt_num));
+            chart
+                .draw_series(std::iter::once(Text::new(text, (x.0 * 1.05, v * 1.04 * (1.0 + 0.12 * i as f64)), TextStyle::from((FONT, 13).into_font()).color(&RGBColor(60, 60, 60)).pos(Pos::new(HPos::Left, VPos::Bottom)))))
+                .map_err(de)?;
+        }
+        if let Some(top) = panel.dense.iter().map(|d| params(cell, d.1)).reduce(f64::max) {
+            let t = 5.0 * top;
+            let dots: Vec<(f64, f64)> = (0..=40).map(|i| (x.0 * (x.1 / x.0).powf(i as f64 / 40.0), t)).collect();
+            chart.draw_series(dots.into_iter().map(|p| Circle::new(p, 1, grey.filled()))).map_err(de)?;
+        }
+        for (k, pts) in &panel.sprnn {
+            let c = colors[k];
+            let mut pts = pts.clone();
+            pts.sort_by(|a, b| a.density.total_cmp(&b.density));
+            chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.density, params(cell, p.h))), c.stroke_width(2))).map_err(de)?;
+            for p in &pts {
+                let at = (p.density, params(cell, p.h));
+                let st = if p.us.is_some() { c.filled() } else { c.stroke_width(2) };
+                chart.draw_series(std::iter::once(Circle::new(at, 5, st))).map_err(de)?;
+                let text = format!("H={} {}", p.h, p.us.map_or(String::new(), |u| format!("{} µs", fmt_num(u))));
+                chart.draw_series(std::iter::once(Text::new(text, (at.0, at.1 * 1.15), TextStyle::from((FONT, 13).into_font()).color(&c).pos(Pos::new(HPos::Center, VPos::Bottom))))).map_err(de)?;
+            }
+        }
+    }
+    root.present().map_err(de)
+}
+
 // ---------------------------------------------------------------- entry point
 
 pub fn plots(args: &[&str]) -> Result<(), String> {
@@ -696,7 +856,7 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
     let font = register_font()?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut written = Vec::new();
-    let gpus: BTreeSet<String> = rows.iter().filter(|r| r.approach == "sprnn").map(|r| r.gpu.clone()).collect();
+    let gpus: BTreeSet<String> = rows.iter().filter(|r| r.approach == "sprnn" || r.approach == "sprnn_capacity").map(|r| r.gpu.clone()).collect();
     for gpu in &gpus {
         let slug = gpu_slug(gpu);
         let hs: BTreeSet<usize> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn" && r.us.is_some()).map(|r| r.h).collect();
@@ -704,7 +864,7 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
             let (series, prov) = speedup_series(&rows, gpu, h);
             if !series.is_empty() {
                 let p = out.join(format!("{slug}-speedup-H{h}.png"));
-                plot_speedup(&p, gpu, h, &series, &prov)?;
+                plot_speedup(&p, &format!("sprnn speedup over the best peer measured, H = {h} ({gpu})"), "sprnn (cell, B, commit):", &series, &prov)?;
                 written.push(p);
             }
             let mut prov = Provenance::default();
@@ -723,6 +883,22 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
                 plot_floor(&p, gpu, h, &panels, &prov)?;
                 written.push(p);
             }
+        }
+        let cells: BTreeSet<String> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn").map(|r| r.cell.clone()).collect();
+        for cell in &cells {
+            let (series, prov) = speedup_series_cell(&rows, gpu, cell);
+            if !series.is_empty() {
+                let p = out.join(format!("{slug}-speedup-{cell}.png"));
+                plot_speedup(&p, &format!("sprnn speedup over the best peer measured, {cell} ({gpu})"), "sprnn (H, B, commit):", &series, &prov)?;
+                written.push(p);
+            }
+        }
+        let mut prov = Provenance::default();
+        let search = capacity_search(&rows, gpu, &mut prov);
+        if search.values().any(|p| !p.sprnn.is_empty()) {
+            let p = out.join(format!("{slug}-capacity-search.png"));
+            plot_capacity_search(&p, gpu, &search, &prov)?;
+            written.push(p);
         }
         let mut prov = Provenance::default();
         let caps = capacities(&rows, gpu, &mut prov);
@@ -814,6 +990,33 @@ mod tests {
         assert_eq!(s[0].pts[0].y, 1.5);
         let caps = capacities(&rows, "NVIDIA H200", &mut prov);
         assert_eq!(caps, vec![Capacity { cell: "lstm".into(), h: 512, b: 4, ran: Some(0.1), failed_above: Some(0.3) }]);
+    }
+
+    #[test]
+    fn per_cell_speedup_and_capacity_search_series() {
+        let mut rows = vec![
+            row("gru", 512, 4, 0.1, "sprnn", Some(2.0), "a"),
+            row("gru", 1024, 4, 0.1, "sprnn", Some(4.0), "a"),
+            row("gru", 512, 4, 1.0, "cudnn", Some(10.0), "p"),
+            row("gru", 1024, 4, 1.0, "cudnn", Some(20.0), "p"),
+            row("lstm", 512, 4, 0.1, "sprnn", Some(2.0), "a"),
+            row("gru", 9000, 4, 0.01, "sprnn_capacity", Some(7.0), "a"),
+            row("gru", 8000, 4, 0.01, "sprnn_capacity", Some(6.0), "a"),
+            row("gru", 1000, 4, 1.0, "sprnn_capacity", Some(3.0), "a"),
+            row("gru", 1000, 4, 1.0, "dense_persistent", Some(3.0), "a"),
+        ];
+        let (s, _) = speedup_series_cell(&rows, "NVIDIA H200", "gru");
+        assert_eq!(s.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), vec!["H=512 B=4 @a", "H=1024 B=4 @a"]);
+        assert_eq!(s[0].pts, vec![Pt { x: 0.1, y: 5.0, hollow: true }]);
+        assert_eq!(s[1].pts[0].y, 5.0);
+        rows.push(row("lstm", 2048, 4, 1.0, "flashrnn_capacity", Some(9.0), "p"));
+        let mut prov = Provenance::default();
+        let cap = capacity_search(&rows, "NVIDIA H200", &mut prov);
+        // The last row of a configuration counts (8000 replaced 9000 at d = 0.01).
+        assert_eq!(cap["gru"].sprnn[&(4, 0, "a".to_string())], vec![CapPoint { density: 0.01, h: 8000, us: Some(6.0) }, CapPoint { density: 1.0, h: 1000, us: Some(3.0) }]);
+        assert_eq!(cap["gru"].dense, vec![("sprnn dense B=4 @a".to_string(), 1000, Some(3.0))]);
+        assert_eq!(cap["lstm"].dense, vec![("FlashRNN fused B=4 @p".to_string(), 2048, Some(9.0))]);
+        assert!(cap["lstm"].sprnn.is_empty());
     }
 
     #[test]

@@ -11,13 +11,33 @@
 //! sprnn_projection` and `us_per_step` = microseconds per whole projection (median of the
 //! repeats, CUDA events); `peers.py --projection` writes the cuBLAS (torch fp16 matmul) row of
 //! the same shape as `approach = projection`.
+//!
+//! Before generating a layer, each configuration is checked against the planner from its row
+//! statistics alone ([`sprnn_bench::precheck`]), so a layer that cannot fit is refused in
+//! microseconds with the planner's typed reason instead of after generating millions of random
+//! weights. Rows are appended (and reach the file) one configuration at a time.
+//!
+//! `--capacity` finds, for each cell, density (`--capacity-density`) and batch
+//! (`--capacity-batch`), the largest hidden size (a multiple of `--hidden-step`) the planner
+//! accepts on this GPU, verifies it with a real random layer, and times it like the sweep: rows
+//! `sprnn_capacity` and `floor`, and at density 1.0 also `dense_persistent` (sprnn's dense
+//! persistent capacity). The note holds the dense-equivalent parameter count `G·H²`.
+//! `--pairs-out FILE` lists the `cell:H:B:density` found, one a line, for `peers.py --pairs @FILE`.
+//!
+//! `--plan-only` needs no GPU: it plans for `--preset` (h200 or a100) and prints what the sweep or
+//! the capacity search would run, without timing anything.
 
 use std::io::Write;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use sprnn::layout::DeviceInfo;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
-use sprnn_bench::{median, random_input, random_layer, time_layer};
+use sprnn_bench::{dense_params, median, precheck, random_input, random_layer, time_layer, verified_capacity};
+use sprnn_kernels::format::MAX_HIDDEN;
+
+/// CSV header of every rows file.
+const HEADER: &str = "cell,H,B,density,T,dtype,approach,us_per_step,gpu,driver,date,commit,note";
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark sprnn's sparse persistent recurrent kernel against its exchange floor")]
@@ -67,10 +87,224 @@ struct Args {
     /// Commit for the rows.
     #[arg(long, default_value = "")]
     commit: String,
+    /// Capacity mode: the largest hidden size that fits for each cell, capacity density and
+    /// capacity batch, timed (`--hidden`, `--density` and `--batch` are not used).
+    #[arg(long)]
+    capacity: bool,
+    /// Densities of the capacity search (1.0: sprnn's dense persistent capacity).
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.02,0.05,0.1,0.2,0.3,0.5,1.0")]
+    capacity_density: Vec<f64>,
+    /// Batch sizes of the capacity search.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    capacity_batch: Vec<usize>,
+    /// The capacity search tries every multiple of this hidden size.
+    #[arg(long, default_value_t = 32)]
+    hidden_step: usize,
+    /// Capacity mode: write the `cell:H:B:density` of every capacity found to this file (for
+    /// `peers.py --pairs @FILE`).
+    #[arg(long)]
+    pairs_out: Option<String>,
+    /// Plan only, no GPU: print what the sweep (or `--capacity`) would run for `--preset`.
+    #[arg(long)]
+    plan_only: bool,
+    /// Device preset for `--plan-only`: h200 or a100.
+    #[arg(long, default_value = "h200")]
+    preset: String,
+}
+
+fn parse_cells(names: &[String]) -> Vec<Cell> {
+    names
+        .iter()
+        .map(|c| {
+            Cell::from_name(c).unwrap_or_else(|| {
+                eprintln!("sprnn-bench: unknown cell {c} (rnn_relu, rnn_tanh, gru, lstm)");
+                std::process::exit(2)
+            })
+        })
+        .collect()
+}
+
+fn open_out(path: &Option<String>) -> Option<std::fs::File> {
+    path.as_ref().map(|p| {
+        let new = std::fs::metadata(p).map_or(true, |m| m.len() == 0);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap_or_else(|e| {
+            eprintln!("sprnn-bench: --out {p}: {e}");
+            std::process::exit(1)
+        });
+        if new {
+            writeln!(f, "{HEADER}").unwrap();
+        }
+        f
+    })
+}
+
+/// `--plan-only`: the planner's decisions for a preset, no GPU.
+fn plan_only(args: &Args) {
+    let device = match args.preset.as_str() {
+        "h200" => DeviceInfo::h200(),
+        "a100" => DeviceInfo::a100(),
+        p => {
+            eprintln!("sprnn-bench: unknown preset {p} (h200, a100)");
+            std::process::exit(2)
+        }
+    };
+    let cells = parse_cells(&args.cells);
+    if args.capacity {
+        println!("capacity on the {} preset (hidden sizes in steps of {}; verified with a random layer):", device.name, args.hidden_step);
+        println!("{:<8} {:>5} {:>3} {:>6} {:>12} {:>10} {:>6} {:>7} {:>4} {:>4}", "cell", "d", "B", "H", "params G.H^2", "nonzeros", "grid", "threads", "tpr", "N");
+        for &cell in &cells {
+            for &b in &args.capacity_batch {
+                for &d in &args.capacity_density {
+                    match verified_capacity(2000, cell, d, b, &device, args.hidden_step, MAX_HIDDEN, 4) {
+                        Ok(Some(c)) => {
+                            let p = &c.plan;
+                            println!(
+                                "{:<8} {:>5} {:>3} {:>6} {:>12} {:>10} {:>6} {:>7} {:>4} {:>4}{}",
+                                cell.name(),
+                                d,
+                                b,
+                                c.hidden,
+                                dense_params(cell, c.hidden),
+                                p.nnz,
+                                p.grid,
+                                p.threads_per_cta,
+                                p.threads_per_row,
+                                p.list_len,
+                                if c.refused.is_empty() { String::new() } else { format!("  (refused larger: {:?})", c.refused) }
+                            );
+                        }
+                        Ok(None) => println!("{:<8} {:>5} {:>3}  no hidden size fits", cell.name(), d, b),
+                        Err(e) => println!("{:<8} {:>5} {:>3}  error: {e}", cell.name(), d, b),
+                    }
+                }
+            }
+        }
+        return;
+    }
+    println!("sweep on the {} preset (row statistics of the random layers; nothing generated):", device.name);
+    for &cell in &cells {
+        for &h in &args.hidden {
+            for &b in &args.batch {
+                for &d in &args.density {
+                    match precheck(cell, h, d, b, &device) {
+                        Ok(f) => println!(
+                            "{:<8} {:>5} {:>3} {:>5}  fits: grid {} threads {} tpr {} N {} BT {} ({} registers/SM, {} B shared/CTA)",
+                            cell.name(),
+                            h,
+                            b,
+                            d,
+                            f.grid,
+                            f.threads_per_cta,
+                            f.threads_per_row,
+                            f.list_len,
+                            f.batch_tile,
+                            f.registers_per_sm,
+                            f.smem_bytes
+                        ),
+                        Err(e) => println!("{:<8} {:>5} {:>3} {:>5}  does not fit: {e}", cell.name(), h, b, d),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Row metadata shared by every row of a run.
+struct Meta<'a> {
+    gpu: String,
+    args: &'a Args,
+}
+
+impl Meta<'_> {
+    fn write(&self, f: &mut Option<std::fs::File>, cell: Cell, h: usize, b: usize, d: f64, t: usize, approach: &str, us: &str, note: &str) {
+        if let Some(f) = f.as_mut() {
+            let note = note.replace(',', ";");
+            writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{},{},{},{},{note}", cell.name(), self.gpu, self.args.driver, self.args.date, self.args.commit).unwrap();
+        }
+    }
+}
+
+/// `--capacity` on a GPU.
+fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File>) {
+    let cells = parse_cells(&args.cells);
+    let mut pairs = Vec::new();
+    let mut table = Vec::new();
+    let n = cells.len() * args.capacity_batch.len() * args.capacity_density.len() * args.steps.len();
+    let bar = ProgressBar::new(n as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").unwrap());
+    let mut i = 0u64;
+    for &cell in &cells {
+        for &b in &args.capacity_batch {
+            for &d in &args.capacity_density {
+                bar.set_message(format!("capacity {} B={b} d={d}", cell.name()));
+                let found = verified_capacity(3000 + i, cell, d, b, gpu.info(), args.hidden_step, MAX_HIDDEN, 4);
+                for &t in &args.steps {
+                    i += 1;
+                    let c = match &found {
+                        Ok(Some(c)) => c,
+                        Ok(None) => {
+                            meta.write(file, cell, 0, b, d, t, "sprnn_capacity", "", "not run: no hidden size fits");
+                            table.push(format!("{:<8} {:>5} {:>3} {:>5}  no hidden size fits", cell.name(), d, b, t));
+                            bar.inc(1);
+                            continue;
+                        }
+                        Err(e) => {
+                            meta.write(file, cell, 0, b, d, t, "sprnn_capacity", "", &format!("not run: {e}"));
+                            table.push(format!("{:<8} {:>5} {:>3} {:>5}  error: {e}", cell.name(), d, b, t));
+                            bar.inc(1);
+                            continue;
+                        }
+                    };
+                    let h = c.hidden;
+                    let params = dense_params(cell, h);
+                    let mut note = format!("capacity: dense-equivalent params {params} (G*H^2); nonzeros {}; hidden step {}", c.plan.nnz, args.hidden_step);
+                    if !c.refused.is_empty() {
+                        let r: Vec<String> = c.refused.iter().map(|(h, e)| format!("H={h} refused by plan: {e}")).collect();
+                        note.push_str(&format!("; {}", r.join(" / ")));
+                    }
+                    let timed = SparseRecurrentLayer::from_plan_with(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), false, true).and_then(|mut layer| {
+                        let shape = layer.launch_shape();
+                        let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 91 + i)?;
+                        Ok((us, floor, format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4)))
+                    });
+                    match timed {
+                        Ok((us, floor, shape)) => {
+                            let note = format!("{note}; {shape}");
+                            meta.write(file, cell, h, b, d, t, "sprnn_capacity", &format!("{us:.3}"), &note);
+                            meta.write(file, cell, h, b, d, t, "floor", &format!("{floor:.3}"), &note);
+                            if d >= 1.0 {
+                                meta.write(file, cell, h, b, d, t, "dense_persistent", &format!("{us:.3}"), &note);
+                            }
+                            pairs.push(format!("{}:{h}:{b}:{d}", cell.name()));
+                            table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} {:>12} {:>9.3} {:>9.3}", cell.name(), d, b, t, h, params, us, floor));
+                        }
+                        Err(e) => {
+                            meta.write(file, cell, h, b, d, t, "sprnn_capacity", "", &format!("not run: {e}; {note}"));
+                            table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} not run: {e}", cell.name(), d, b, t, h));
+                        }
+                    }
+                    bar.inc(1);
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(p) = &args.pairs_out {
+        pairs.dedup();
+        std::fs::write(p, pairs.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap_or_else(|e| eprintln!("sprnn-bench: --pairs-out {p}: {e}"));
+    }
+    println!("{:<8} {:>5} {:>3} {:>5} {:>6} {:>12} {:>9} {:>9}", "cell", "d", "B", "T", "H", "params", "us/step", "floor");
+    for l in table {
+        println!("{l}");
+    }
 }
 
 fn main() {
     let args = Args::parse();
+    if args.plan_only {
+        plan_only(&args);
+        return;
+    }
     let gpu = match sprnn::try_default_gpu() {
         Ok(Some(g)) => g,
         Ok(None) => {
@@ -84,7 +318,7 @@ fn main() {
     };
     let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
     if !args.projection.is_empty() {
-        let mut file = open_csv(&args.out);
+        let mut file = open_out(&args.out);
         for shape in &args.projection {
             let (i, gh, n) = parse_shape(shape).unwrap_or_else(|e| {
                 eprintln!("sprnn-bench: --projection {shape}: {e}");
@@ -108,7 +342,12 @@ fn main() {
         }
         return;
     }
-    let cells: Vec<Cell> = args.cells.iter().map(|c| Cell::from_name(c).unwrap_or_else(|| panic!("unknown cell {c}"))).collect();
+    let mut file = open_out(&args.out);
+    if args.capacity {
+        capacity(&args, &gpu, &Meta { gpu: gpu_name, args: &args }, &mut file);
+        return;
+    }
+    let cells = parse_cells(&args.cells);
     let mut configs = Vec::new();
     for &c in &cells {
         for &h in &args.hidden {
@@ -121,7 +360,6 @@ fn main() {
             }
         }
     }
-    let mut file = open_csv(&args.out);
     let bar = ProgressBar::new(configs.len() as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").unwrap());
     let mut table = Vec::new();
@@ -133,7 +371,8 @@ fn main() {
         } else {
             &[("sprnn", false, true)]
         };
-        let result = random_layer(1000 + i as u64, cell, h, d).and_then(|(w, bias)| {
+        // Refuse what cannot fit before generating it (the planner's decision from row statistics).
+        let result = precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
             let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
             let mut times = Vec::new();
             for &(name, double, fuse) in variants {
@@ -176,18 +415,6 @@ fn main() {
     for l in table {
         println!("{l}");
     }
-}
-
-/// The CSV file to append to, with the header when it is new.
-fn open_csv(out: &Option<String>) -> Option<std::fs::File> {
-    out.as_ref().map(|p| {
-        let new = !std::path::Path::new(p).exists();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).expect("open --out");
-        if new {
-            writeln!(f, "cell,H,B,density,T,dtype,approach,us_per_step,gpu,driver,date,commit,note").unwrap();
-        }
-        f
-    })
 }
 
 /// `IxGHxN` → `(I, GH, N)`.

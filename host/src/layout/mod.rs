@@ -15,6 +15,10 @@
 //!    [`registers::KERNEL_REGISTERS`], and [`Plan::simulate_matvec`], the CPU twin of the
 //!    kernel's product.
 //!
+//! The fit decision alone — the launch shape, or the refusal — comes from [`check_fit`], which
+//! needs only the layer's [`RowStats`] (size, nonzeros, longest row): it tells whether a layer
+//! fits before the layer is generated, in microseconds ([`plan`] calls it first).
+//!
 //! # Reduction
 //!
 //! Each thread accumulates its `N` words in f32 in list order; the `TPR` lanes of a row
@@ -103,6 +107,7 @@ pub use bank::{batch_tile, BankModel, BankStats};
 pub use device::DeviceInfo;
 pub use error::PlanError;
 pub use plan::{
-    default_grid, layout_with, plan, step_cost, Geometry, Plan, PlanOptions, MIN_UNITS_PER_CTA, THREADS_PER_ROW,
+    check_fit, default_grid, layout_with, plan, step_cost, Fit, Geometry, Plan, PlanOptions, RowStats, MIN_UNITS_PER_CTA,
+    THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::Cell;

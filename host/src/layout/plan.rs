@@ -115,7 +115,97 @@ pub struct Plan {
 ///   registers ≤ 255 per thread and ≤ the register file per SM, see [`kernel_registers`]), the one
 ///   with the least estimated time per step, [`step_cost`].
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    let (hidden, gates) = validate(w_hh, cell, batch)?;
+    validate(w_hh, cell, batch)?;
+    let fit = check_fit(&RowStats::of(w_hh), cell, batch, device, opts)?;
+    let geometry = Geometry {
+        grid: fit.grid,
+        units_per_cta: fit.units_per_cta,
+        threads_per_cta: fit.threads_per_cta,
+        threads_per_row: fit.threads_per_row,
+        list_len: fit.list_len,
+    };
+    let mut p = build(w_hh, cell, batch, &geometry, opts.order)?;
+    p.ctas_per_sm = fit.ctas_per_sm;
+    p.registers_per_thread = fit.registers_per_thread;
+    Ok(p)
+}
+
+/// What the fit decision of [`plan`] needs to know about `W_hh`: its shape and row lengths.
+///
+/// [`RowStats::of`] reads it from a matrix; a caller that knows the row lengths of a layer it has
+/// not built yet (e.g. [`crate::sparse::random_recurrent`] gives every row `round(d·H)`
+/// nonzeros) can fill it in directly and ask [`check_fit`] without building the layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowStats {
+    /// Hidden size H (columns of `W_hh`).
+    pub hidden: usize,
+    /// Rows of `W_hh` (`G·H` for a well-formed layer).
+    pub rows: usize,
+    /// Nonzeros of `W_hh`.
+    pub nnz: usize,
+    /// Nonzeros of the longest row.
+    pub max_row_nnz: usize,
+    /// Index of a row with `max_row_nnz` nonzeros (reported by [`PlanError::RowTooLong`]).
+    pub longest_row: usize,
+}
+
+impl RowStats {
+    /// The statistics of a matrix.
+    pub fn of(w_hh: &Csr) -> RowStats {
+        let (mut longest_row, mut max_row_nnz) = (0, 0);
+        for r in 0..w_hh.rows() {
+            if w_hh.row_nnz(r) > max_row_nnz {
+                (longest_row, max_row_nnz) = (r, w_hh.row_nnz(r));
+            }
+        }
+        RowStats { hidden: w_hh.cols(), rows: w_hh.rows(), nnz: w_hh.nnz(), max_row_nnz, longest_row }
+    }
+
+    /// The statistics of a layer whose `G·H` rows (`G = cell.gates()`) all hold `row_nnz`
+    /// nonzeros, such as [`crate::sparse::random_recurrent`]`(seed, G·H, H, d, r)` with
+    /// `row_nnz = round(d·H)`.
+    pub fn uniform(cell: Cell, hidden: usize, row_nnz: usize) -> RowStats {
+        let rows = cell.gates() * hidden;
+        RowStats { hidden, rows, nnz: rows.saturating_mul(row_nnz), max_row_nnz: row_nnz, longest_row: 0 }
+    }
+}
+
+/// The launch shape [`plan`] chooses for a layer, without laying the weights out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fit {
+    /// CTAs in the grid.
+    pub grid: usize,
+    /// Hidden units per CTA.
+    pub units_per_cta: usize,
+    /// Threads per CTA.
+    pub threads_per_cta: usize,
+    /// Threads sharing one row.
+    pub threads_per_row: usize,
+    /// Words per thread (`N`).
+    pub list_len: usize,
+    /// Batch values per shared-memory load (`BT`).
+    pub batch_tile: usize,
+    /// CTAs per SM the fit was checked for.
+    pub ctas_per_sm: usize,
+    /// Registers per thread of the kernel variant `(N, BT)` on the device.
+    pub registers_per_thread: u32,
+    /// Registers per SM the launch needs (allocation granularity and scheduler split included).
+    pub registers_per_sm: usize,
+    /// Dynamic shared memory per CTA, bytes.
+    pub smem_bytes: usize,
+}
+
+/// The fit decision of [`plan`] from a layer's [`RowStats`]: the launch shape `plan` would choose,
+/// or the same [`PlanError`] it would return, without building or laying out any weights (cost:
+/// a few dozen candidate shapes, microseconds).
+///
+/// For a matrix `w`, `check_fit(&RowStats::of(&w), …)` agrees with `plan(&w, …)` on every
+/// outcome except the checks that need the values themselves ([`PlanError::ValueOutOfRange`])
+/// or the shape of the matrix beyond its row and column counts.
+pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
+    let hidden = stats.hidden;
+    let gates = cell.gates();
+    validate_sizes(hidden, stats.rows, cell, batch)?;
     let cps = opts.ctas_per_sm.unwrap_or(1);
     // At least one warp per CTA: more CTAs per SM than `max_threads_per_sm / 32` can never be
     // resident (and the bound keeps `sm_count * ctas_per_sm` from overflowing).
@@ -163,7 +253,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
     }
 
     // Registers and threads.
-    let max_row_nnz = (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0);
+    let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     let limits = Limits::new(device, cps);
     let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
@@ -185,26 +275,25 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
         if tpr * n < max_row_nnz {
-            let row = (0..w_hh.rows()).find(|&r| w_hh.row_nnz(r) == max_row_nnz).unwrap_or(0);
-            return Err(PlanError::RowTooLong { row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n });
+            return Err(PlanError::RowTooLong { row: stats.longest_row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n });
         }
     }
     let fitting = shapes.iter().filter(|s| s.n * s.tpr >= max_row_nnz && limits.fits(s));
     let Some(best) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
-        return Err(does_not_fit(w_hh, gates, batch, device, cps, rows_per_cta, upc, cell, max_row_nnz, &shapes, opts, &limits));
+        return Err(does_not_fit(stats, batch, device, cps, rows_per_cta, upc, cell, &shapes, opts, &limits));
     };
-
-    let geometry = Geometry {
+    Ok(Fit {
         grid,
         units_per_cta: upc,
         threads_per_cta: best.nt,
         threads_per_row: best.tpr,
         list_len: best.n,
-    };
-    let mut p = build(w_hh, cell, batch, &geometry, opts.order)?;
-    p.ctas_per_sm = cps;
-    p.registers_per_thread = best.regs;
-    Ok(p)
+        batch_tile: bt,
+        ctas_per_sm: cps,
+        registers_per_thread: best.regs,
+        registers_per_sm: best.need_regs,
+        smem_bytes,
+    })
 }
 
 /// Lays a layer out for a given launch shape, without checking it against any device (threads
@@ -223,6 +312,16 @@ pub fn default_grid(hidden: usize, max_ctas: usize) -> (usize, usize) {
 
 fn validate(w_hh: &Csr, cell: Cell, batch: usize) -> Result<(usize, usize), PlanError> {
     let hidden = w_hh.cols();
+    validate_sizes(hidden, w_hh.rows(), cell, batch)?;
+    if let Some(i) = w_hh.values().iter().position(|&v| f16::from_f32(v).is_infinite()) {
+        let row = w_hh.row_ptr().partition_point(|&p| p <= i) - 1;
+        return Err(PlanError::ValueOutOfRange { row, col: w_hh.col_idx()[i] as usize, value: w_hh.values()[i] });
+    }
+    Ok((hidden, cell.gates()))
+}
+
+/// The checks of [`validate`] that need only the sizes.
+fn validate_sizes(hidden: usize, rows: usize, cell: Cell, batch: usize) -> Result<(), PlanError> {
     let gates = cell.gates();
     if hidden == 0 {
         return Err(PlanError::EmptyHidden);
@@ -230,8 +329,8 @@ fn validate(w_hh: &Csr, cell: Cell, batch: usize) -> Result<(usize, usize), Plan
     if hidden > MAX_HIDDEN {
         return Err(PlanError::HiddenTooLarge { hidden, max: MAX_HIDDEN });
     }
-    if w_hh.rows() != gates * hidden {
-        return Err(PlanError::Shape { cell, rows: w_hh.rows(), cols: hidden, expected_rows: gates * hidden });
+    if rows != gates * hidden {
+        return Err(PlanError::Shape { cell, rows, cols: hidden, expected_rows: gates * hidden });
     }
     if batch == 0 {
         return Err(PlanError::ZeroBatch);
@@ -241,11 +340,7 @@ fn validate(w_hh: &Csr, cell: Cell, batch: usize) -> Result<(usize, usize), Plan
     if batch > u32::MAX as usize {
         return Err(PlanError::BadOption { option: "batch", value: batch, allowed: format!("at most {} (32-bit kernel parameter)", u32::MAX) });
     }
-    if let Some(i) = w_hh.values().iter().position(|&v| f16::from_f32(v).is_infinite()) {
-        let row = w_hh.row_ptr().partition_point(|&p| p <= i) - 1;
-        return Err(PlanError::ValueOutOfRange { row, col: w_hh.col_idx()[i] as usize, value: w_hh.values()[i] });
-    }
-    Ok((hidden, gates))
+    Ok(())
 }
 
 fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder) -> Result<Plan, PlanError> {
@@ -407,20 +502,19 @@ pub const GATHER_CHUNK_CYCLES: f64 = 600.0;
 
 #[allow(clippy::too_many_arguments)]
 fn does_not_fit(
-    w_hh: &Csr,
-    gates: usize,
+    stats: &RowStats,
     batch: usize,
     device: &DeviceInfo,
     cps: usize,
     rows_per_cta: usize,
     upc: usize,
     cell: Cell,
-    max_row_nnz: usize,
     shapes: &[Shape],
     opts: &PlanOptions,
     limits: &Limits,
 ) -> PlanError {
-    let hidden = w_hh.cols();
+    let hidden = stats.hidden;
+    let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     // The candidate closest to fitting: within the thread limit if any is, least registers.
     let within: Vec<&Shape> = shapes.iter().filter(|s| s.nt <= limits.threads_per_cta).collect();
@@ -438,14 +532,14 @@ fn does_not_fit(
             .unwrap_or(0)
     };
     let max_row_fit = fit_row(bt);
-    let density = w_hh.nnz() as f64 / (w_hh.rows() as f64 * hidden as f64);
+    let density = stats.nnz as f64 / (stats.rows as f64 * hidden as f64);
     let fit_density = if max_row_fit == 0 {
         0.0
     } else {
         // Rows spread like a binomial: max ≈ mean + a·sqrt(mean·(1 − d)). Keep a (with a 30 %
         // margin for the sample's luck), take the spread at density → 0 (the widest), and solve
         // for the mean whose max is max_row_fit.
-        let mean = w_hh.nnz() as f64 / w_hh.rows() as f64;
+        let mean = stats.nnz as f64 / stats.rows as f64;
         let spread = (mean * (1.0 - density)).max(1e-9).sqrt();
         let a = if mean > 0.0 { 1.3 * (max_row_nnz as f64 - mean).max(0.0) / spread } else { 0.0 };
         let x = (-a + (a * a + 4.0 * max_row_fit as f64).sqrt()) / 2.0;
@@ -462,7 +556,6 @@ fn does_not_fit(
         .find(|&b| {
             recurrent_smem_bytes(hidden, b, rows_per_cta, upc, cell) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
         });
-    let _ = gates;
     let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
     PlanError::DoesNotFit {
         device: device.name.clone(),

@@ -5,7 +5,8 @@
 use half::f16;
 use proptest::prelude::*;
 use sprnn::layout::{
-    layout_with, plan, synthetic, BankModel, Cell, DeviceInfo, Geometry, Plan, PlanError, PlanOptions, WeightOrder,
+    check_fit, layout_with, plan, synthetic, BankModel, Cell, DeviceInfo, Geometry, Plan, PlanError, PlanOptions, RowStats,
+    WeightOrder,
 };
 use sprnn::Csr;
 use sprnn_kernels::format::{nonzero_col, nonzero_value_bits, pad_word, recurrent_smem_bytes, NO_UNIT};
@@ -199,6 +200,51 @@ proptest! {
         prop_assert!(max_cta <= mean + max_unit, "max {max_cta} > mean {mean} + max unit {max_unit}");
         prop_assert_eq!(part.cta_nnz.iter().sum::<usize>(), w.nnz());
     }
+}
+
+/// `check_fit` (row statistics only) makes the same decision as `plan` (the whole matrix): the
+/// same launch shape when it fits, the same error when it does not. Layers sized around the
+/// register-file limit of the H200 so that both outcomes occur.
+#[test]
+fn check_fit_agrees_with_plan() {
+    let (mut fits, mut refused) = (0, 0);
+    let cases: &[(Cell, usize, f64, usize)] = &[
+        (Cell::RnnTanh, 2304, 0.3, 4),
+        (Cell::RnnTanh, 2304, 0.6, 4),
+        (Cell::Lstm, 2304, 0.1, 4),
+        (Cell::Lstm, 2304, 0.3, 4),
+        (Cell::Gru, 1152, 0.5, 16),
+        (Cell::Lstm, 1152, 0.9, 4),
+        (Cell::RnnRelu, 4608, 0.15, 1),
+        (Cell::Gru, 256, 0.2, 64),
+        (Cell::RnnTanh, 2304, 0.01, 64),
+    ];
+    for (i, &(cell, hidden, density, batch)) in cases.iter().enumerate() {
+        let w = random_csr(cell.gates() * hidden, hidden, density, 500 + i as u64);
+        let stats = RowStats::of(&w);
+        assert_eq!(stats.nnz, w.nnz());
+        assert_eq!(w.row_nnz(stats.longest_row), stats.max_row_nnz);
+        let case = format!("{cell:?} H={hidden} d={density} B={batch}");
+        match (plan(&w, cell, batch, &DeviceInfo::h200(), &PlanOptions::default()), check_fit(&stats, cell, batch, &DeviceInfo::h200(), &PlanOptions::default())) {
+            (Ok(p), Ok(f)) => {
+                fits += 1;
+                assert_eq!(
+                    (p.grid, p.units_per_cta, p.threads_per_cta, p.threads_per_row, p.list_len, p.batch_tile, p.registers_per_thread, p.smem_bytes),
+                    (f.grid, f.units_per_cta, f.threads_per_cta, f.threads_per_row, f.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
+                    "{case}"
+                );
+            }
+            (Err(a), Err(b)) => {
+                refused += 1;
+                assert_eq!(a, b, "{case}");
+            }
+            (a, b) => panic!("{case}: plan {:?} but check_fit {:?}", a.map(|p| p.list_len), b),
+        }
+    }
+    assert!(fits >= 3 && refused >= 3, "{fits} fit, {refused} refused: the cases should exercise both");
+    // Uniform row statistics are those of `random_recurrent`.
+    let w = sprnn::sparse::random_recurrent(3, 4 * 300, 300, 0.1, 0.9).unwrap();
+    assert_eq!(RowStats::of(&w), RowStats::uniform(Cell::Lstm, 300, 30));
 }
 
 /// Per-warp wavefront totals of both orders on the same shape.
