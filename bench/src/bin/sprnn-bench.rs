@@ -329,14 +329,15 @@ fn main() {
                     let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
                     (
                         format!("projection I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, max error {err:.1e} of the bound)"),
-                        format!("{us:.3},I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound"),
+                        (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound")),
                     )
                 }
-                Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), format!(",not run: {}", e.to_string().replace(',', ";"))),
+                Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
             };
             println!("{line}");
             if let Some(f) = file.as_mut() {
-                writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{row},{gpu_name},{},{},{}", args.driver, args.date, args.commit)
+                let (us, note) = &row;
+                writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{note}", args.driver, args.date, args.commit)
                     .unwrap();
             }
         }
