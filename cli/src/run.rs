@@ -36,6 +36,16 @@ pub enum PrecisionArg {
     F64,
 }
 
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::DeviceFaithful => Precision::DeviceFaithful,
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::F64 => Precision::F64,
+        }
+    }
+}
+
 /// Arguments of `sprnn run`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -204,11 +214,7 @@ pub fn main(args: &RunArgs) -> CliResult {
             }
         }
         None => {
-            let precision = match args.precision {
-                PrecisionArg::DeviceFaithful => Precision::DeviceFaithful,
-                PrecisionArg::F32 => Precision::F32,
-                PrecisionArg::F64 => Precision::F64,
-            };
+            let precision = Precision::from(args.precision);
             engine = format!("reference: {precision:?}");
             let mut state = StreamState::new(l.cell, b, h);
             if inp.h0.is_some() || inp.c0.is_some() {
@@ -361,11 +367,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
             }
         }
         None => {
-            let precision = match args.precision {
-                PrecisionArg::DeviceFaithful => Precision::DeviceFaithful,
-                PrecisionArg::F32 => Precision::F32,
-                PrecisionArg::F64 => Precision::F64,
-            };
+            let precision = Precision::from(args.precision);
             engine = format!("reference: {precision:?}");
             let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
             let spinner = (pieces.len() == 1).then(|| progress::spin_start("running the CPU reference"));
