@@ -66,6 +66,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-test}; [ $# -gt 0 ] && shift
 export SPRNN_REQUIRE_GPU=${SPRNN_REQUIRE_GPU:-1}
 export SPRNN_CLI_BIN=${SPRNN_CLI_BIN:-$here/bin/sprnn}
+# The rows' metadata: --driver/--date/--commit as given, else nvidia-smi, the UTC date and
+# bundle/COMMIT; sets `meta`, the arguments every writer of rows gets.
+set_meta() {
+  [ -n "$driver" ] || driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+  [ -n "$day" ] || day=$(date -u +%F)
+  [ -n "$commit" ] || commit=$(cat "$here/COMMIT" 2>/dev/null)
+  meta=("${gpu[@]}" --driver "$driver" --date "$day" --commit "$commit" --out "$out")
+}
 # FlashRNN options for peers.py (FLASHRNN=1): installs the bundle's wheels, sets flashrnn_args.
 flashrnn_args=()
 flashrnn_setup() {
@@ -111,11 +119,8 @@ case "$what" in
         --commit) commit=$v ;;
       esac
     done
-    [ -n "$driver" ] || driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
-    [ -n "$day" ] || day=$(date -u +%F)
-    [ -n "$commit" ] || commit=$(cat "$here/COMMIT" 2>/dev/null)
     sweep=(--cells "$cells" --hidden "$hidden" --batch "$batch" --density "$density" --steps "$steps")
-    meta=("${gpu[@]}" --driver "$driver" --date "$day" --commit "$commit" --out "$out")
+    set_meta
     echo "== bench-all: sprnn and floor -> $out"
     "$here/bin/sprnn-bench" "${sweep[@]}" "${rest[@]}" "${meta[@]}"; rc_s=$?
     echo "== bench-all: peers (time budget ${PEERS_TIME_BUDGET:-600} s) -> $out"
@@ -143,10 +148,7 @@ case "$what" in
         --commit) commit=$v ;;
       esac
     done
-    [ -n "$driver" ] || driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
-    [ -n "$day" ] || day=$(date -u +%F)
-    [ -n "$commit" ] || commit=$(cat "$here/COMMIT" 2>/dev/null)
-    meta=("${gpu[@]}" --driver "$driver" --date "$day" --commit "$commit" --out "$out")
+    set_meta
     pairs=$(mktemp)
     echo "== capacity: sprnn -> $out"
     "$here/bin/sprnn-bench" --capacity --cells "$cells" --capacity-batch "$batch" --steps "$steps" \
