@@ -351,6 +351,10 @@ fn forward_u_order(
     check_len("u", u.len(), mul(&[steps, batch, gh], "T * B * G * H")?, || {
         format!("[T={steps}][B={batch}][G*H={gh}]")
     })?;
+    if batch * w_hh.cols() == 0 {
+        // No state: every output is empty, however many steps (no loop over them).
+        return Ok(RefOutput { h: Vec::new(), c: (cell == Cell::Lstm).then(Vec::new) });
+    }
     let (u, h0, c0) = (widen(u), h0.map(widen), c0.map(widen));
     let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref() };
     Ok(output(cell, recur(&p, precision, order)))
