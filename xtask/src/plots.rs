@@ -191,41 +191,35 @@ fn many_t(rows: &[&Row]) -> bool {
     rows.iter().map(|r| r.t).collect::<BTreeSet<_>>().len() > 1
 }
 
+/// Sort key of a speedup series: (major, cell, B, T, commit rank).
+type SeriesKey = (usize, String, usize, usize, usize);
+
 /// Speedup series of one GPU and H (label `cell B=.. @commit`), and the rows used.
 fn speedup_series(rows: &[Row], gpu: &str, h: usize) -> (Vec<Series>, Provenance) {
-    let mut prov = Provenance::default();
-    let sprnn: Vec<&Row> = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && r.h == h).collect();
-    let show_t = many_t(&sprnn);
-    let mut by: BTreeMap<(usize, String, usize, usize, usize), (String, Vec<Pt>)> = BTreeMap::new();
-    for s in sprnn {
-        let Some((peer, sparse_here)) = best_peer(rows, s) else { continue };
-        for r in rows.iter().filter(|r| PEERS.contains(&r.approach.as_str()) && r.us.is_some() && !r.note.contains("CHECK FAILED")) {
-            if r.gpu == s.gpu && r.cell == s.cell && r.h == s.h && r.b == s.b && r.t == s.t {
-                prov.peers_seen.insert(r.approach.clone());
-            }
-        }
-        prov.add("sprnn", s);
-        prov.add("peers", peer);
-        let key = (gates(&s.cell), s.cell.clone(), s.b, s.t, commit_rank(rows, &s.commit));
-        by.entry(key).or_insert_with(|| (label(&s.cell, s.b, s.t, show_t, &s.commit), Vec::new())).1.push(Pt {
-            x: s.density,
-            y: peer.us.unwrap() / s.us.unwrap(),
-            hollow: !sparse_here,
-        });
-    }
-    let series = by
-        .into_iter()
-        .map(|(sort, (label, pts))| Series { label, pts, sort })
-        .collect();
-    (series, prov)
+    speedup_series_by(rows, gpu, |r| r.h == h, |s, show_t| {
+        ((gates(&s.cell), s.cell.clone(), s.b, s.t, commit_rank(rows, &s.commit)), label(&s.cell, s.b, s.t, show_t, &s.commit))
+    })
 }
 
 /// Speedup series of one GPU and cell (label `H=.. B=.. @commit`), and the rows used.
 fn speedup_series_cell(rows: &[Row], gpu: &str, cell: &str) -> (Vec<Series>, Provenance) {
+    speedup_series_by(rows, gpu, |r| r.cell == cell, |s, show_t| {
+        ((s.h, String::new(), s.b, s.t, commit_rank(rows, &s.commit)), format!("H={} {}", s.h, label("", s.b, s.t, show_t, &s.commit)))
+    })
+}
+
+/// sprnn's speedup over the best peer for the sprnn rows of `gpu` that `keep` selects, one
+/// series per key (`key_label(row, show_t)` gives the series' sort key and label).
+fn speedup_series_by(
+    rows: &[Row],
+    gpu: &str,
+    keep: impl Fn(&Row) -> bool,
+    key_label: impl Fn(&Row, bool) -> (SeriesKey, String),
+) -> (Vec<Series>, Provenance) {
     let mut prov = Provenance::default();
-    let sprnn: Vec<&Row> = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && r.cell == cell).collect();
+    let sprnn: Vec<&Row> = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && keep(r)).collect();
     let show_t = many_t(&sprnn);
-    let mut by: BTreeMap<(usize, String, usize, usize, usize), (String, Vec<Pt>)> = BTreeMap::new();
+    let mut by: BTreeMap<SeriesKey, (String, Vec<Pt>)> = BTreeMap::new();
     for s in sprnn {
         let Some((peer, sparse_here)) = best_peer(rows, s) else { continue };
         for r in rows.iter().filter(|r| PEERS.contains(&r.approach.as_str()) && r.us.is_some() && !r.note.contains("CHECK FAILED")) {
@@ -235,8 +229,8 @@ fn speedup_series_cell(rows: &[Row], gpu: &str, cell: &str) -> (Vec<Series>, Pro
         }
         prov.add("sprnn", s);
         prov.add("peers", peer);
-        let key = (s.h, String::new(), s.b, s.t, commit_rank(rows, &s.commit));
-        by.entry(key).or_insert_with(|| (format!("H={} {}", s.h, label("", s.b, s.t, show_t, &s.commit)), Vec::new())).1.push(Pt {
+        let (key, name) = key_label(s, show_t);
+        by.entry(key).or_insert_with(|| (name, Vec::new())).1.push(Pt {
             x: s.density,
             y: peer.us.unwrap() / s.us.unwrap(),
             hollow: !sparse_here,
