@@ -15,7 +15,8 @@ includes its own input GEMM.  Approaches:
   flashrnn         FlashRNN 1.0.8's fused CUDA kernel (bf16, one head of size H, dense), cells
                    rnn_tanh (its "elman") and lstm; opt-in (--with-flashrnn), installed by
                    flashrnn_setup.sh.  Its kernel is JIT-built per (cell, H, B) on first use
-                   (minutes: not timed), so it has its own time budget (--flashrnn-time-budget).
+                   (minutes: not timed), so it has its own time budget (--flashrnn-time-budget);
+                   --flashrnn-prebuild CELL:H:B,... builds several in parallel beforehand.
   flashrnn_capacity  with --flashrnn-capacity: for each cell and B, the largest H (a multiple of
                    --flashrnn-step) the fused kernel accepts, timed there.  FlashRNN's own
                    constraint solver decides which H can be built for this GPU; the search asks
@@ -428,6 +429,45 @@ def bench_flashrnn(cell, H, B, T, args, dev):
     return us, "bf16", err, err <= TOL[torch.bfloat16], notes
 
 
+def flashrnn_build(cell, H, B, T):
+    """JIT-builds FlashRNN's fused kernel for (cell, H, B) by one untimed call (the build is
+    cached in TORCH_EXTENSIONS_DIR); returns the seconds it took.  Run in a child process by
+    --flashrnn-prebuild."""
+    dev = torch.device("cuda")
+    fn, _ = flashrnn_module()
+    xs, R, b = flashrnn_inputs(cell, H, B, T, dev, sets=1)
+    t0 = time.monotonic()
+    fn(xs[0], R, b, function=FLASHRNN_FUNCTION[cell], backend="cuda_fused", dtype="bfloat16")
+    torch.cuda.synchronize()
+    return time.monotonic() - t0
+
+
+def flashrnn_prebuild(items, T, timeout):
+    """Builds FlashRNN's kernels for the (cell, H, B) items in parallel child processes (one
+    each; the builds are CPU-bound nvcc runs, minutes each) before anything is timed, so the
+    timed runs find them in the cache.  Bounded by `timeout` seconds; logs each outcome."""
+    procs = []
+    for cell, H, B, _ in items:
+        if cell not in FLASHRNN_FUNCTION:
+            log(f"prebuild {cell} H={H} B={B}: FlashRNN's fused kernel has no {cell}")
+            continue
+        code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+                f"import peers; print(round(peers.flashrnn_build({cell!r}, {H}, {B}, {T})))")
+        procs.append(((cell, H, B), subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                                     stderr=subprocess.STDOUT, text=True)))
+    deadline = time.monotonic() + timeout
+    for (cell, H, B), pr in procs:
+        try:
+            out, _ = pr.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            last = (out.strip().splitlines() or [""])[-1]
+            log(f"prebuild flashrnn {cell} H={H} B={B}: " +
+                (f"built in {last} s" if pr.returncode == 0 else f"failed (exit {pr.returncode}): {out[-1500:]}"))
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.communicate()
+            log(f"prebuild flashrnn {cell} H={H} B={B}: not done in {timeout:g} s, killed")
+
+
 class _SolverAnswer(Exception):
     """Raised by the solver-only probe in place of FlashRNN's build step."""
 
@@ -608,6 +648,11 @@ def parse_args(argv=None):
                         "flashrnn_capacity")
     p.add_argument("--flashrnn-step", type=int, default=64)
     p.add_argument("--flashrnn-max-hidden", type=int, default=8192)
+    p.add_argument("--flashrnn-prebuild", default=None,
+                   help="CELL:H:B,... (or @FILE): JIT-build FlashRNN's kernels for these "
+                        "configurations in parallel child processes before timing anything "
+                        "(each build takes minutes; in parallel they take about one)")
+    p.add_argument("--flashrnn-prebuild-timeout", type=float, default=400.0)
     p.add_argument("--flashrnn-probe-timeout", type=float, default=120.0,
                    help="seconds for one answer of FlashRNN's constraint solver")
     p.add_argument("--pairs", default=None,
@@ -625,6 +670,7 @@ def parse_args(argv=None):
     if a.with_flashrnn and "flashrnn" not in a.approaches:
         a.approaches.append("flashrnn")
     a.pairs = parse_pairs(p, a.pairs, a.batch) if a.pairs else None
+    a.flashrnn_prebuild = parse_pairs(p, a.flashrnn_prebuild, a.batch) if a.flashrnn_prebuild else []
     if a.pairs:
         a.cells = sorted({t[0] for t in a.pairs}, key=CELLS.index)
     for name, vals, ok in (("cell", a.cells, CELLS), ("approach", a.approaches, APPROACHES),
@@ -716,6 +762,11 @@ def main(argv=None):
         log(f"{'ok  ' if ok else 'FAIL'}  {cell} H={H} B={B} T={T} {ap}: {us:9.3f} us/step  "
             f"({'; '.join(notes)})")
 
+    if a.flashrnn_prebuild:
+        if dev.type != "cuda":
+            log("prebuild: flashrnn needs CUDA; nothing built")
+        else:
+            flashrnn_prebuild(a.flashrnn_prebuild, max(a.steps), a.flashrnn_prebuild_timeout)
     jobs = ([("projection", *map(int, s.split("x"))) for s in a.projection] if a.projection
             else configs(a))
     for job in jobs:
