@@ -739,7 +739,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     new = not os.path.exists(a.out) or os.path.getsize(a.out) == 0
     fout = open(a.out, "a", newline="")  # append; flushed after every row
-    w = csv.writer(fout)
+    w = csv.writer(fout, lineterminator="\n")  # the rows files use LF, like sprnn-bench
     if new:
         w.writerow(COLUMNS)
     if "semi_structured" in a.approaches and not any(abs(x - 0.5) < 1e-9 for x in a.density):

@@ -6,7 +6,9 @@
 //! named in the rows (`GPU` below is its short name, e.g. `h200`):
 //!
 //! - `GPU-speedup-H<H>.png`: for each H where a peer was measured, sprnn's speedup over the best
-//!   peer against density, one line per (cell, B, sprnn commit). Best peer: the smallest
+//!   peer against density, one line per (cell, B). Each point is the newest measurement of its
+//!   configuration (the sprnn row of the latest commit in file order; the caption lists the
+//!   commits drawn). Best peer: the smallest
 //!   `us_per_step` over every peer approach (`cudnn`, `cublas_graph`, `cusparse_csr`,
 //!   `cusparse_bsr`, `semi_structured`, `flashrnn`) and every dtype with the same GPU, cell, H, B
 //!   and T; sparse peers must have the same density, rows at density 1.0 (dense peers) count
@@ -14,15 +16,20 @@
 //!   no peer row is left out. Hollow markers: no sparse peer was measured at that density, so
 //!   the best peer is a dense one.
 //! - `GPU-speedup-<cell>.png`: the same speedups, one chart per cell (like the paper's figures):
-//!   one line per (H, B, sprnn commit) against density.
+//!   one line per (H, B) against density.
 //! - `GPU-floor-H<H>.png`: sprnn's time as a multiple of its exchange floor (the `floor` row of
-//!   the same run: same configuration and commit) against density, one panel per cell.
+//!   the same run: same configuration and commit; newest such pair) against density, one panel
+//!   per cell, one line per B.
+//!
+//! Where the rows hold several sequence lengths T, each of these three kinds of chart is drawn
+//! once per T, with `-T<T>` before `.png`.
 //! - `GPU-capacity.png`: for each cell, H and B, the largest density at which sprnn ran (a row
 //!   with a number) as nonzeros against the dense-equivalent parameter count G·H·H, with the
 //!   smallest larger density that was tried and did not run; one panel per B.
 //! - `GPU-capacity-search.png`, from the rows of `sprnn-bench --capacity` and `peers.py
 //!   --flashrnn-capacity`: for each cell (one panel each), the largest dense-equivalent parameter
-//!   count `G·H²` sprnn ran against density (`sprnn_capacity`, one line per B and commit, each
+//!   count `G·H²` sprnn ran against density (`sprnn_capacity`, one line per B and commit (the
+//!   newest search of each point counts), each
 //!   point labelled with H and µs per step), with horizontal lines at the largest dense
 //!   persistent layers (sprnn at density 1.0, `dense_persistent`; FlashRNN's fused kernel,
 //!   `flashrnn_capacity`), labelled likewise, and at 5× the larger of them (the issue's target).
@@ -47,7 +54,8 @@ pub(crate) const PEERS: &[&str] = &["cudnn", "cublas_graph", "cusparse_csr", "cu
 /// Peers that use the full matrix: their rows (density 1.0) hold for every density.
 pub(crate) const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
 const FONT: &str = "sans-serif";
-const PALETTE: [(u8, u8, u8); 10] = [
+/// Sixteen distinguishable colours (a chart has at most 4 H × 4 B lines).
+const PALETTE: [(u8, u8, u8); 16] = [
     (31, 119, 180),
     (255, 127, 14),
     (44, 160, 44),
@@ -58,6 +66,12 @@ const PALETTE: [(u8, u8, u8); 10] = [
     (127, 127, 127),
     (188, 189, 34),
     (23, 190, 207),
+    (0, 0, 0),
+    (128, 0, 0),
+    (0, 0, 139),
+    (154, 205, 50),
+    (255, 215, 0),
+    (0, 128, 128),
 ];
 
 /// One CSV row.
@@ -187,38 +201,47 @@ fn best_peer<'a>(rows: &'a [Row], s: &Row) -> Option<(&'a Row, bool)> {
     best.map(|b| (b, sparse_here))
 }
 
-fn many_t(rows: &[&Row]) -> bool {
-    rows.iter().map(|r| r.t).collect::<BTreeSet<_>>().len() > 1
+/// The newest of `v` per configuration (GPU, cell, H, B, T, density): the row whose commit
+/// comes last in the files (they are appended run after run).
+fn newest<'a>(rows: &[Row], v: impl IntoIterator<Item = &'a Row>) -> Vec<&'a Row> {
+    let mut best: BTreeMap<(String, String, usize, usize, usize, u64), (usize, &Row)> = BTreeMap::new();
+    for r in v {
+        let rank = commit_rank(rows, &r.commit);
+        let e = best.entry((r.gpu.clone(), r.cell.clone(), r.h, r.b, r.t, r.density.to_bits())).or_insert((rank, r));
+        if rank >= e.0 {
+            *e = (rank, r);
+        }
+    }
+    let mut out: Vec<&Row> = best.into_values().map(|(_, r)| r).collect();
+    out.sort_by(|a, b| a.density.total_cmp(&b.density));
+    out
 }
 
 /// Sort key of a speedup series: (major, cell, B, T, commit rank).
 type SeriesKey = (usize, String, usize, usize, usize);
 
-/// Speedup series of one GPU and H (label `cell B=.. @commit`), and the rows used.
-fn speedup_series(rows: &[Row], gpu: &str, h: usize) -> (Vec<Series>, Provenance) {
-    speedup_series_by(rows, gpu, |r| r.h == h, |s, show_t| {
-        ((gates(&s.cell), s.cell.clone(), s.b, s.t, commit_rank(rows, &s.commit)), label(&s.cell, s.b, s.t, show_t, &s.commit))
-    })
+/// Speedup series of one GPU, H and T (label `cell B=..`), and the rows used.
+fn speedup_series(rows: &[Row], gpu: &str, h: usize, t: usize) -> (Vec<Series>, Provenance) {
+    speedup_series_by(rows, gpu, |r| r.h == h && r.t == t, |s| ((gates(&s.cell), s.cell.clone(), s.b, 0, 0), label(&s.cell, s.b)))
 }
 
-/// Speedup series of one GPU and cell (label `H=.. B=.. @commit`), and the rows used.
-fn speedup_series_cell(rows: &[Row], gpu: &str, cell: &str) -> (Vec<Series>, Provenance) {
-    speedup_series_by(rows, gpu, |r| r.cell == cell, |s, show_t| {
-        ((s.h, String::new(), s.b, s.t, commit_rank(rows, &s.commit)), format!("H={} {}", s.h, label("", s.b, s.t, show_t, &s.commit)))
-    })
+/// Speedup series of one GPU, cell and T (label `H=.. B=..`), and the rows used.
+fn speedup_series_cell(rows: &[Row], gpu: &str, cell: &str, t: usize) -> (Vec<Series>, Provenance) {
+    speedup_series_by(rows, gpu, |r| r.cell == cell && r.t == t, |s| ((s.h, String::new(), s.b, 0, 0), format!("H={} {}", s.h, label("", s.b))))
 }
 
 /// sprnn's speedup over the best peer for the sprnn rows of `gpu` that `keep` selects, one
-/// series per key (`key_label(row, show_t)` gives the series' sort key and label).
+/// series per key (`key_label(row)` gives the series' sort key and label); the newest
+/// measurement of each configuration that has a peer.
 fn speedup_series_by(
     rows: &[Row],
     gpu: &str,
     keep: impl Fn(&Row) -> bool,
-    key_label: impl Fn(&Row, bool) -> (SeriesKey, String),
+    key_label: impl Fn(&Row) -> (SeriesKey, String),
 ) -> (Vec<Series>, Provenance) {
     let mut prov = Provenance::default();
-    let sprnn: Vec<&Row> = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && keep(r)).collect();
-    let show_t = many_t(&sprnn);
+    let with_peer = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && keep(r) && best_peer(rows, r).is_some());
+    let sprnn = newest(rows, with_peer);
     let mut by: BTreeMap<SeriesKey, (String, Vec<Pt>)> = BTreeMap::new();
     for s in sprnn {
         let Some((peer, sparse_here)) = best_peer(rows, s) else { continue };
@@ -229,7 +252,7 @@ fn speedup_series_by(
         }
         prov.add("sprnn", s);
         prov.add("peers", peer);
-        let (key, name) = key_label(s, show_t);
+        let (key, name) = key_label(s);
         by.entry(key).or_insert_with(|| (name, Vec::new())).1.push(Pt {
             x: s.density,
             y: peer.us.unwrap() / s.us.unwrap(),
@@ -258,10 +281,11 @@ struct CapacityPanel {
 /// The capacity-search rows of one GPU, per cell (last row per configuration and commit).
 fn capacity_search(rows: &[Row], gpu: &str, prov: &mut Provenance) -> BTreeMap<String, CapacityPanel> {
     let mut out: BTreeMap<String, CapacityPanel> = BTreeMap::new();
-    // Last row per (cell, B, T, density, commit): a later search replaces an earlier one.
-    let mut last: BTreeMap<(String, usize, usize, u64, String), &Row> = BTreeMap::new();
+    // Last row per (cell, B, T, density): a later search (the files are appended run after
+    // run) replaces an earlier one, whatever its commit, so each point is drawn once.
+    let mut last: BTreeMap<(String, usize, usize, u64), &Row> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.approach == "sprnn_capacity" && r.gpu == gpu && r.h > 0) {
-        last.insert((r.cell.clone(), r.b, r.t, r.density.to_bits(), r.commit.clone()), r);
+        last.insert((r.cell.clone(), r.b, r.t, r.density.to_bits()), r);
     }
     for r in last.into_values() {
         prov.add("sprnn", r);
@@ -269,39 +293,42 @@ fn capacity_search(rows: &[Row], gpu: &str, prov: &mut Provenance) -> BTreeMap<S
         out.entry(r.cell.clone()).or_default().sprnn.entry(key).or_default().push(CapPoint { density: r.density, h: r.h, us: r.us });
     }
     for (approach, name) in [("dense_persistent", "sprnn dense"), ("flashrnn_capacity", "FlashRNN fused")] {
-        for r in measured(rows, approach).into_iter().filter(|r| r.gpu == gpu) {
+        // In the order of the runs, so the newest run's reference stands.
+        let mut runs: Vec<&Row> = measured(rows, approach).into_iter().filter(|r| r.gpu == gpu).collect();
+        runs.sort_by_key(|r| commit_rank(rows, &r.commit));
+        for r in runs {
             prov.add(if approach == "dense_persistent" { "sprnn" } else { "peers" }, r);
             let panel = out.entry(r.cell.clone()).or_default();
-            let label = format!("{name} B={} @{}", r.b, if r.commit.is_empty() { "?" } else { &r.commit });
-            panel.dense.retain(|d| d.0 != label);
+            let which = format!("{name} B={} @", r.b);
+            let label = format!("{which}{}", if r.commit.is_empty() { "?" } else { &r.commit });
+            panel.dense.retain(|d| !d.0.starts_with(&which));
             panel.dense.push((label, r.h, r.us));
         }
     }
     out
 }
 
-fn label(cell: &str, b: usize, t: usize, show_t: bool, commit: &str) -> String {
-    let t = if show_t { format!(" T={t}") } else { String::new() };
-    let commit = if commit.is_empty() { "?" } else { commit };
-    format!("{cell}{}B={b}{t} @{commit}", if cell.is_empty() { "" } else { " " })
+fn label(cell: &str, b: usize) -> String {
+    format!("{cell}{}B={b}", if cell.is_empty() { "" } else { " " })
 }
 
-/// sprnn ÷ floor series of one GPU, H and cell (label `B=.. @commit`).
-fn floor_series(rows: &[Row], gpu: &str, h: usize, cell: &str, prov: &mut Provenance) -> Vec<Series> {
+/// sprnn ÷ floor series of one GPU, H, T and cell (label `B=..`): the newest sprnn row of each
+/// configuration that has a floor row of the same commit.
+fn floor_series(rows: &[Row], gpu: &str, h: usize, t: usize, cell: &str, prov: &mut Provenance) -> Vec<Series> {
     let floors = measured(rows, "floor");
-    let sprnn: Vec<&Row> = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && r.h == h && r.cell == cell).collect();
-    let show_t = many_t(&sprnn);
-    let mut by: BTreeMap<(usize, String, usize, usize, usize), (String, Vec<Pt>)> = BTreeMap::new();
-    for s in sprnn {
-        let Some(f) = floors.iter().find(|f| {
+    let floor_of = |s: &Row| {
+        floors.iter().copied().find(|f| {
             f.gpu == s.gpu && f.cell == s.cell && f.h == s.h && f.b == s.b && f.t == s.t && f.commit == s.commit && same_density(f.density, s.density)
-        }) else {
-            continue;
-        };
+        })
+    };
+    let paired = measured(rows, "sprnn").into_iter().filter(|r| r.gpu == gpu && r.h == h && r.t == t && r.cell == cell && floor_of(r).is_some());
+    let mut by: BTreeMap<(usize, String, usize, usize, usize), (String, Vec<Pt>)> = BTreeMap::new();
+    for s in newest(rows, paired) {
+        let f = floor_of(s).expect("paired above");
         prov.add("sprnn", s);
-        let key = (0, String::new(), s.b, s.t, commit_rank(rows, &s.commit));
+        let key = (0, String::new(), s.b, 0, 0);
         let pt = Pt { x: s.density, y: s.us.unwrap() / f.us.unwrap(), hollow: false };
-        by.entry(key).or_insert_with(|| (label("", s.b, s.t, show_t, &s.commit), Vec::new())).1.push(pt);
+        by.entry(key).or_insert_with(|| (label("", s.b), Vec::new())).1.push(pt);
     }
     by.into_iter()
         .map(|(sort, (label, pts))| Series { label, pts, sort })
@@ -601,12 +628,16 @@ fn plot_speedup(path: &Path, title: &str, heading: &str, series: &[Series], prov
     legend.push(Legend::Guide("1× = as fast as best peer".into()));
     legend.push(Legend::Marker("sparse peers measured here too".into(), false));
     legend.push(Legend::Marker("dense peers only at this density".into(), true));
+    legend.push(Legend::Text(String::new()));
+    legend.push(Legend::Text("best peer among (any dtype):".into()));
+    let peers: Vec<String> = prov.peers_seen.iter().cloned().collect();
+    legend.extend(peers.chunks(3).map(|c| Legend::Text(format!("  {}", c.join(", ")))));
     let root = BitMapBackend::new(path, (1300, 760)).into_drawing_area();
     let charts = frame(&root, title, &prov.lines(), &legend, 360)?;
     let refs: Vec<&Series> = series.iter().collect();
     density_panel(
         &charts,
-        &format!("best peer µs/step ÷ sprnn µs/step; peers: {} (any dtype)", prov.peers_seen.iter().cloned().collect::<Vec<_>>().join(", ")),
+        "speedup = best peer µs/step ÷ sprnn µs/step",
         "speedup over best peer (×)",
         series,
         &colors,
@@ -617,9 +648,9 @@ fn plot_speedup(path: &Path, title: &str, heading: &str, series: &[Series], prov
     root.present().map_err(de)
 }
 
-fn plot_floor(path: &Path, gpu: &str, h: usize, panels: &[(String, Vec<Series>)], prov: &Provenance) -> Result<(), String> {
+fn plot_floor(path: &Path, gpu: &str, h: usize, ttitle: &str, panels: &[(String, Vec<Series>)], prov: &Provenance) -> Result<(), String> {
     let (colors, order) = assign_colors(panels.iter().flat_map(|(_, s)| s.iter()));
-    let mut legend: Vec<Legend> = vec![Legend::Text("sprnn (B, commit):".into())];
+    let mut legend: Vec<Legend> = vec![Legend::Text("sprnn (B):".into())];
     legend.extend(order.iter().map(|l| Legend::Line(l.clone(), colors[l])));
     legend.push(Legend::Text(String::new()));
     legend.push(Legend::Guide("1× = the exchange floor".into()));
@@ -627,7 +658,7 @@ fn plot_floor(path: &Path, gpu: &str, h: usize, panels: &[(String, Vec<Series>)]
     let root = BitMapBackend::new(path, (80 + 560 * n + 260, 720)).into_drawing_area();
     let charts = frame(
         &root,
-        &format!("sprnn time per step as a multiple of its exchange floor (same launch, no product, no cell), H = {h} ({gpu})"),
+        &format!("sprnn time per step as a multiple of its exchange floor (same launch, no product, no cell), H = {h}{ttitle} ({gpu})"),
         &prov.lines(),
         &legend,
         260,
@@ -853,12 +884,16 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
     let gpus: BTreeSet<String> = rows.iter().filter(|r| r.approach == "sprnn" || r.approach == "sprnn_capacity").map(|r| r.gpu.clone()).collect();
     for gpu in &gpus {
         let slug = gpu_slug(gpu);
-        let hs: BTreeSet<usize> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn" && r.us.is_some()).map(|r| r.h).collect();
+        let ts: BTreeSet<usize> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn" && r.us.is_some()).map(|r| r.t).collect();
+        for &t in &ts {
+        // One set of charts per T; a suffix only where there are several.
+        let (tsuf, ttitle) = if ts.len() > 1 { (format!("-T{t}"), format!(", T = {t}")) } else { (String::new(), String::new()) };
+        let hs: BTreeSet<usize> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn" && r.us.is_some() && r.t == t).map(|r| r.h).collect();
         for &h in &hs {
-            let (series, prov) = speedup_series(&rows, gpu, h);
+            let (series, prov) = speedup_series(&rows, gpu, h, t);
             if !series.is_empty() {
-                let p = out.join(format!("{slug}-speedup-H{h}.png"));
-                plot_speedup(&p, &format!("sprnn speedup over the best peer measured, H = {h} ({gpu})"), "sprnn (cell, B, commit):", &series, &prov)?;
+                let p = out.join(format!("{slug}-speedup-H{h}{tsuf}.png"));
+                plot_speedup(&p, &format!("sprnn speedup over the best peer measured, H = {h}{ttitle} ({gpu})"), "sprnn (cell, B):", &series, &prov)?;
                 written.push(p);
             }
             let mut prov = Provenance::default();
@@ -867,25 +902,26 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
             let panels: Vec<(String, Vec<Series>)> = cells
                 .into_iter()
                 .map(|c| {
-                    let s = floor_series(&rows, gpu, h, &c, &mut prov);
+                    let s = floor_series(&rows, gpu, h, t, &c, &mut prov);
                     (c, s)
                 })
                 .filter(|(_, s)| !s.is_empty())
                 .collect();
             if !panels.is_empty() {
-                let p = out.join(format!("{slug}-floor-H{h}.png"));
-                plot_floor(&p, gpu, h, &panels, &prov)?;
+                let p = out.join(format!("{slug}-floor-H{h}{tsuf}.png"));
+                plot_floor(&p, gpu, h, &ttitle, &panels, &prov)?;
                 written.push(p);
             }
         }
-        let cells: BTreeSet<String> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn").map(|r| r.cell.clone()).collect();
+        let cells: BTreeSet<String> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn" && r.t == t).map(|r| r.cell.clone()).collect();
         for cell in &cells {
-            let (series, prov) = speedup_series_cell(&rows, gpu, cell);
+            let (series, prov) = speedup_series_cell(&rows, gpu, cell, t);
             if !series.is_empty() {
-                let p = out.join(format!("{slug}-speedup-{cell}.png"));
-                plot_speedup(&p, &format!("sprnn speedup over the best peer measured, {cell} ({gpu})"), "sprnn (H, B, commit):", &series, &prov)?;
+                let p = out.join(format!("{slug}-speedup-{cell}{tsuf}.png"));
+                plot_speedup(&p, &format!("sprnn speedup over the best peer measured, {cell}{ttitle} ({gpu})"), "sprnn (H, B):", &series, &prov)?;
                 written.push(p);
             }
+        }
         }
         let mut prov = Provenance::default();
         let search = capacity_search(&rows, gpu, &mut prov);
@@ -960,11 +996,22 @@ mod tests {
             row("lstm", 512, 4, 0.1, "sprnn", Some(2.0), "a"),
             failed,
         ];
-        let (s, prov) = speedup_series(&rows, "NVIDIA H200", 512);
+        let (s, prov) = speedup_series(&rows, "NVIDIA H200", 512, 256);
         assert_eq!(s.len(), 1, "lstm has no peer: left out");
-        assert_eq!(s[0].label, "gru B=4 @a");
+        assert_eq!(s[0].label, "gru B=4");
         assert_eq!(s[0].pts, vec![Pt { x: 0.1, y: 3.0, hollow: false }, Pt { x: 0.3, y: 2.5, hollow: false }]);
         assert_eq!(prov.commits["peers"].iter().collect::<Vec<_>>(), vec!["p"]);
+        // A later run of the same configuration replaces the point (file order, not commit
+        // name); another T is another chart.
+        let mut rows = rows;
+        rows.push(row("gru", 512, 4, 0.1, "sprnn", Some(1.0), "0"));
+        let mut long = row("gru", 512, 4, 0.1, "sprnn", Some(0.5), "0");
+        long.t = 1024;
+        rows.push(long);
+        let (s, prov) = speedup_series(&rows, "NVIDIA H200", 512, 256);
+        assert_eq!(s[0].pts, vec![Pt { x: 0.1, y: 6.0, hollow: false }, Pt { x: 0.3, y: 2.5, hollow: false }]);
+        assert_eq!(prov.commits["sprnn"].iter().collect::<Vec<_>>(), vec!["0", "a"]);
+        assert!(speedup_series(&rows, "NVIDIA H200", 512, 1024).0.is_empty(), "no peer at T = 1024");
     }
 
     #[test]
@@ -978,9 +1025,9 @@ mod tests {
             row("lstm", 512, 4, 0.01, "sprnn", None, "b"),
         ];
         let mut prov = Provenance::default();
-        let s = floor_series(&rows, "NVIDIA H200", 512, "lstm", &mut prov);
+        let s = floor_series(&rows, "NVIDIA H200", 512, 256, "lstm", &mut prov);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].label, "B=4 @a");
+        assert_eq!(s[0].label, "B=4");
         assert_eq!(s[0].pts[0].y, 1.5);
         let caps = capacities(&rows, "NVIDIA H200", &mut prov);
         assert_eq!(caps, vec![Capacity { cell: "lstm".into(), h: 512, b: 4, ran: Some(0.1), failed_above: Some(0.3) }]);
@@ -999,8 +1046,8 @@ mod tests {
             row("gru", 1000, 4, 1.0, "sprnn_capacity", Some(3.0), "a"),
             row("gru", 1000, 4, 1.0, "dense_persistent", Some(3.0), "a"),
         ];
-        let (s, _) = speedup_series_cell(&rows, "NVIDIA H200", "gru");
-        assert_eq!(s.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), vec!["H=512 B=4 @a", "H=1024 B=4 @a"]);
+        let (s, _) = speedup_series_cell(&rows, "NVIDIA H200", "gru", 256);
+        assert_eq!(s.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), vec!["H=512 B=4", "H=1024 B=4"]);
         assert_eq!(s[0].pts, vec![Pt { x: 0.1, y: 5.0, hollow: true }]);
         assert_eq!(s[1].pts[0].y, 5.0);
         rows.push(row("lstm", 2048, 4, 1.0, "flashrnn_capacity", Some(9.0), "p"));
@@ -1011,6 +1058,15 @@ mod tests {
         assert_eq!(cap["gru"].dense, vec![("sprnn dense B=4 @a".to_string(), 1000, Some(3.0))]);
         assert_eq!(cap["lstm"].dense, vec![("FlashRNN fused B=4 @p".to_string(), 2048, Some(9.0))]);
         assert!(cap["lstm"].sprnn.is_empty());
+        // A later search at another commit replaces the point and the dense reference.
+        rows.push(row("gru", 8500, 4, 0.01, "sprnn_capacity", Some(6.5), "0"));
+        // ("0" sorts before "p" but comes later in the file: the file's order decides.)
+        rows.push(row("gru", 1000, 4, 1.0, "dense_persistent", Some(2.9), "0"));
+        let cap = capacity_search(&rows, "NVIDIA H200", &mut Provenance::default());
+        let rank_0 = commit_rank(&rows, "0");
+        assert_eq!(cap["gru"].sprnn[&(4, rank_0, "0".to_string())], vec![CapPoint { density: 0.01, h: 8500, us: Some(6.5) }]);
+        assert_eq!(cap["gru"].sprnn[&(4, 0, "a".to_string())], vec![CapPoint { density: 1.0, h: 1000, us: Some(3.0) }]);
+        assert_eq!(cap["gru"].dense, vec![("sprnn dense B=4 @0".to_string(), 1000, Some(2.9))]);
     }
 
     #[test]
