@@ -107,7 +107,7 @@ pub use bank::{batch_tile, BankModel, BankStats};
 pub use device::DeviceInfo;
 pub use error::PlanError;
 pub use plan::{
-    check_fit, default_grid, layout_with, plan, step_cost, Fit, Geometry, Plan, PlanOptions, RowStats, MIN_UNITS_PER_CTA,
+    check_fit, default_grid, layout_with, plan, step_cost, Fit, Geometry, Plan, PlanOptions, RowStats, CELL_CYCLES, MIN_UNITS_PER_CTA,
     THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::Cell;

@@ -270,7 +270,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
             // Padding threads only help the gather; offer the bare shape and wider ones.
             [0, 256, 512, 768, 1024]
                 .into_iter()
-                .map(move |extra| Shape::new(device, hidden, rows_per_cta, tpr, n, bt, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, hidden, rows_per_cta, tpr, n, bt, batch, cps, extra))
         })
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
@@ -458,7 +458,7 @@ impl Shape {
     /// A shape with `rows_per_cta · tpr` threads rounded up to a warp, or `extra_threads` if
     /// that is more (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize, extra_threads: usize) -> Shape {
+    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = round_up(rows_per_cta * tpr, 32).max(extra_threads);
         let regs = device.registers(n, bt).unwrap_or(u32::MAX);
         // The register file is split over the SM's four schedulers and a CTA's warps are dealt
@@ -467,7 +467,7 @@ impl Shape {
         // not fit although 18 · 32 · 104 < 65536).
         let warps = (nt / 32 * cps).div_ceil(4) * 4;
         let need_regs = warps * 32 * round_up(regs as usize, REGISTER_ALLOCATION_UNIT);
-        Shape { tpr, n, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch) }
+        Shape { tpr, n, nt, regs, need_regs, cost: step_cost(cell, hidden, nt, tpr, n, bt, batch) }
     }
 }
 
@@ -481,7 +481,12 @@ impl Shape {
 /// butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles. So:
 /// `tiles · (max(⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
-pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
+///
+/// RNN cells (one gate) finish the cell in the tile loop: lane `j` of a row runs batch entries
+/// `j, j + TPR, …` of the tile one after the other, each waiting for its input `U_t` from global
+/// memory, so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. (GRU and LSTM run the cell in a
+/// separate phase, one thread per unit and batch entry, whatever `TPR`; not counted.)
+pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
     // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
     // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
     // (2026-11-29): the exchange floor at H = 2304, B = 4 was 8.5 µs with 96 threads per CTA
@@ -494,8 +499,15 @@ pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, 
     let issue = warps_per_scheduler * n * (3.0 + 2.0 * bt);
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
-    gather + tiles * (issue.max(chain) + reduce)
+    let cells = if cell.gates() == 1 { batch_tile.div_ceil(threads_per_row.max(1)) as f64 * CELL_CYCLES } else { 0.0 };
+    gather + tiles * (issue.max(chain) + reduce + cells)
 }
+
+/// Cycles of one RNN cell in the tile loop (a dependent global load of `U_t`, then the update
+/// and the publish). Measured on the H200 (2026-11-29): RNN-tanh H = 1152 with the same grid,
+/// threads and list length ran 0.35, 2.25 and 8.5 µs per step slower at B = 4, 16 and 64 with
+/// TPR = 2 than with TPR = 8 — 2, 6 and 24 more cells one after the other, ≈ 700 cycles each.
+pub const CELL_CYCLES: f64 = 700.0;
 
 /// Cycles one thread spends per 16-byte chunk of the gather (an L2 round trip of a strong load).
 pub const GATHER_CHUNK_CYCLES: f64 = 600.0;
@@ -526,7 +538,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, hidden, rows_per_cta, t, n, bt, batch, cps, 0)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, rows_per_cta, t, n, bt, batch, cps, 0)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)
