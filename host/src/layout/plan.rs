@@ -483,8 +483,8 @@ impl Shape {
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
 ///
 /// RNN cells (one gate) finish the cell in the tile loop: lane `j` of a row runs batch entries
-/// `j, j + TPR, …` of the tile one after the other, each waiting for its input `U_t` from global
-/// memory, so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. (GRU and LSTM run the cell in a
+/// `j, j + TPR, …` of the tile one after the other (input, bias, tanh, fp16 rounding, publish,
+/// output store), so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. (GRU and LSTM run the cell in a
 /// separate phase, one thread per unit and batch entry, whatever `TPR`; not counted.)
 pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
     // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
@@ -503,10 +503,11 @@ pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_
     gather + tiles * (issue.max(chain) + reduce + cells)
 }
 
-/// Cycles of one RNN cell in the tile loop (a dependent global load of `U_t`, then the update
-/// and the publish). Measured on the H200 (2026-11-29): RNN-tanh H = 1152 with the same grid,
-/// threads and list length ran 0.35, 2.25 and 8.5 µs per step slower at B = 4, 16 and 64 with
-/// TPR = 2 than with TPR = 8 — 2, 6 and 24 more cells one after the other, ≈ 700 cycles each.
+/// Cycles of one RNN cell in the tile loop, as measured on the H200 (2026-11-29): RNN-tanh
+/// H = 1152 with the same grid, threads and list length ran 0.35, 2.25 and 8.5 µs per step
+/// slower at B = 4, 16 and 64 with TPR = 2 than with TPR = 8 — 2, 6 and 24 more cells one after
+/// the other, ≈ 700 cycles each. (Not the load of `U_t`: it is prefetched, and `ncu` samples no
+/// stall on it.)
 pub const CELL_CYCLES: f64 = 700.0;
 
 /// Cycles one thread spends per 16-byte chunk of the gather (an L2 round trip of a strong load).
