@@ -268,8 +268,6 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Above this the bundle is reported as too large to carry comfortably to a device call.
-
 /// Copies the `*.whl` files of `from` (if it exists) into `to`; returns how many.
 fn copy_wheels(from: &Path, to: &Path) -> Result<usize, String> {
     let Ok(entries) = std::fs::read_dir(from) else { return Ok(0) };
