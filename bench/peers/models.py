@@ -28,9 +28,8 @@ shape.
 PyTorch is imported only when something is timed (--help works without it).
 """
 import argparse
-import statistics
+import os
 import sys
-import time
 
 PRESETS = {
     "nmt": dict(cell="lstm", layers=2, bidirectional=False, hidden=[1024], batch=4, steps=256),
@@ -78,27 +77,12 @@ def module(torch, cell, inp, hidden, layers, bidirectional):
     return getattr(torch.nn, cell.upper())(inp, hidden, **kw)
 
 
-def time_call(torch, fn, steps, args, dev):
-    """Median us per step of fn() over args.repeats calls after args.warmup."""
-    cuda = dev.type == "cuda"
-    for _ in range(args.warmup):
-        fn()
-    if cuda:
-        torch.cuda.synchronize()
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        if cuda:
-            e0.record()
-        fn()
-        if cuda:
-            e1.record()
-            e1.synchronize()
-            times.append(e0.elapsed_time(e1) * 1e3 / steps)
-        else:
-            times.append((time.perf_counter() - t0) * 1e6 / steps)
-    return statistics.median(times)
+def time_call(fn, steps, args, dev):
+    """Median us per step of fn() over args.repeats calls after args.warmup (peers.py's timer,
+    imported here so that --help needs no PyTorch)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from peers import time_fns
+    return time_fns([fn], steps, args, dev)
 
 
 def measure(torch, a, hidden, dtname, dev):
@@ -111,13 +95,13 @@ def measure(torch, a, hidden, dtname, dev):
     out, _ = stack(x)  # fails here if the dtype is unsupported on this device
     if not torch.isfinite(out).all():
         raise RuntimeError("non-finite output")
-    model_us = time_call(torch, lambda: stack(x), a.steps, a, dev)
+    model_us = time_call(lambda: stack(x), a.steps, a, dev)
     layer_us = []
     for l in range(a.layers):
         li = inp if l == 0 else dirs * hidden
         xl = x if l == 0 else torch.randn(a.steps, a.batch, li, device=dev, dtype=dt, generator=g) * 0.5
         one = module(torch, a.cell, li, hidden, 1, a.bidirectional).to(device=dev, dtype=dt).eval()
-        layer_us.append(time_call(torch, lambda: one(xl), a.steps, a, dev))
+        layer_us.append(time_call(lambda: one(xl), a.steps, a, dev))
     return (f"MODEL name={a.model} impl=cudnn_{dtname} cell={a.cell} layers={a.layers} directions={dirs} "
             f"input={inp} hidden={hidden} batch={a.batch} steps={a.steps} density=1.0 dtype={dtname} "
             f"layer_us_per_step={','.join(f'{u:.3f}' for u in layer_us)} "

@@ -183,7 +183,6 @@ pub fn main(args: &RunArgs) -> CliResult {
     let max_chunk = (u32::MAX as usize / per_step).max(1);
     let chunk = args.chunk.unwrap_or(steps).min(max_chunk);
     let pieces = chunks(steps, chunk);
-    let bar = (pieces.len() > 1).then(|| progress::bar(pieces.len() as u64));
     let started = Instant::now();
     let mut out_h = Vec::with_capacity(steps * b * h);
     let mut out_c = None;
@@ -195,6 +194,7 @@ pub fn main(args: &RunArgs) -> CliResult {
                 SparseRecurrentLayer::new(&gpu, l.cell, &l.w_hh, &l.b_hh, b, &LayerOptions::default())
             })?;
             let mut stream = StreamingLayer::new(layer);
+            let progress = progress::Chunks::new(pieces.len(), None);
             if inp.h0.is_some() || inp.c0.is_some() {
                 let zeros = vec![0.0; b * h];
                 stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
@@ -208,9 +208,7 @@ pub fn main(args: &RunArgs) -> CliResult {
                 let o = stream.forward(u, n)?;
                 out_h.extend_from_slice(&o.h);
                 out_c = o.c;
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
+                progress.step();
             }
         }
         None => {
@@ -221,7 +219,7 @@ pub fn main(args: &RunArgs) -> CliResult {
                 let zeros = vec![0.0; b * h];
                 state.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
             }
-            let spinner = (pieces.len() == 1).then(|| progress::spin_start("running the CPU reference"));
+            let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
             for &(t0, n) in &pieces {
                 let (h0, c0) = state.initial();
                 let u = &inp.u.values[t0 * per_step..(t0 + n) * per_step];
@@ -229,17 +227,9 @@ pub fn main(args: &RunArgs) -> CliResult {
                 state.advance(n, &o.h, o.c.as_deref())?;
                 out_h.extend_from_slice(&o.h);
                 out_c = o.c;
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
-            }
-            if let Some(s) = spinner {
-                s.finish_and_clear();
+                progress.step();
             }
         }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
     }
     let elapsed = started.elapsed();
     let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![("h", vec![steps, b, h], &out_h)];
@@ -336,7 +326,6 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
         return Err(Failure::new(format!("--chunk {chunk}: {}", sprnn::Error::NotStreamable { directions: 2 })));
     }
     let pieces = chunks(steps, chunk);
-    let bar = (pieces.len() > 1).then(|| progress::bar(pieces.len() as u64));
     let started = Instant::now();
     let mut output = Vec::with_capacity(steps * b * dirs * h);
     let (mut h_n, mut c_n) = (Vec::new(), None);
@@ -352,6 +341,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
                 (output, h_n, c_n) = (o.output, o.h_n, o.c_n);
             } else {
                 let mut stream = StreamingModel::new(m)?;
+                let progress = progress::Chunks::new(pieces.len(), None);
                 if inp.h0.is_some() || inp.c0.is_some() {
                     let zeros = vec![0.0; stream.model().state_len()];
                     stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
@@ -360,9 +350,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
                     let o = stream.forward(&inp.x[t0 * per_step..(t0 + n) * per_step], n)?;
                     output.extend_from_slice(&o.output);
                     (h_n, c_n) = (o.h_n, o.c_n);
-                    if let Some(bar) = &bar {
-                        bar.inc(1);
-                    }
+                    progress.step();
                 }
             }
         }
@@ -370,7 +358,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
             let precision = Precision::from(args.precision);
             engine = format!("reference: {precision:?}");
             let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
-            let spinner = (pieces.len() == 1).then(|| progress::spin_start("running the CPU reference"));
+            let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
             for (k, &(t0, n)) in pieces.iter().enumerate() {
                 let (h0, c0) = if k == 0 { (inp.h0.as_deref(), inp.c0.as_deref()) } else { state.initial() };
                 let o = reference::forward_model(&model, &inp.x[t0 * per_step..(t0 + n) * per_step], n, b, h0, c0, precision)?;
@@ -379,17 +367,9 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
                 }
                 output.extend_from_slice(&o.output);
                 (h_n, c_n) = (o.h_n, o.c_n);
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
-            }
-            if let Some(s) = spinner {
-                s.finish_and_clear();
+                progress.step();
             }
         }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
     }
     let elapsed = started.elapsed();
     let ld = model.num_layers() * dirs;

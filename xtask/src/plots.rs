@@ -43,6 +43,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -555,6 +556,26 @@ fn x_range(series: &[&Series]) -> (f64, f64) {
 
 /// One panel of lines against density (log x); `guide` draws a horizontal reference line.
 #[allow(clippy::too_many_arguments)]
+/// The grid, axis descriptions and labels of a chart with density (log scale) along x.
+fn density_mesh<'a, X, Y>(chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>, y_desc: &str) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("density (log scale)")
+        .y_desc(y_desc)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
+        .light_line_style(BLACK.mix(0.05))
+        .bold_line_style(BLACK.mix(0.15))
+        .draw()
+        .map_err(de)
+}
+
 fn density_panel(
     area: &Area,
     title: &str,
@@ -575,18 +596,7 @@ fn density_panel(
             y.0..y.1,
         )
         .map_err(de)?;
-    chart
-        .configure_mesh()
-        .x_desc("density (log scale)")
-        .y_desc(y_desc)
-        .label_style((FONT, 15))
-        .axis_desc_style((FONT, 17))
-        .x_label_formatter(&|v| fmt_num(*v))
-        .y_label_formatter(&|v| fmt_num(*v))
-        .light_line_style(BLACK.mix(0.05))
-        .bold_line_style(BLACK.mix(0.15))
-        .draw()
-        .map_err(de)?;
+    density_mesh(&mut chart, y_desc)?;
     if let Some(g) = guide {
         chart.draw_series(LineSeries::new(vec![(x.0, g), (x.1, g)], BLACK.mix(0.45).stroke_width(2))).map_err(de)?;
     }
@@ -806,18 +816,7 @@ fn plot_capacity_search(path: &Path, gpu: &str, panels: &BTreeMap<String, Capaci
                 (y.0..y.1).log_scale().with_key_points(log_ticks(y.0, y.1).0).with_light_points(log_ticks(y.0, y.1).1),
             )
             .map_err(de)?;
-        chart
-            .configure_mesh()
-            .x_desc("density (log scale)")
-            .y_desc("dense-equivalent parameters G·H² (millions, log)")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 17))
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .light_line_style(BLACK.mix(0.05))
-            .bold_line_style(BLACK.mix(0.15))
-            .draw()
-            .map_err(de)?;
+        density_mesh(&mut chart, "dense-equivalent parameters G·H² (millions, log)")?;
         let grey = BLACK.mix(0.6);
         for (i, (label, h, us)) in panel.dense.iter().enumerate() {
             let v = params(cell, *h);
