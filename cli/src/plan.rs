@@ -28,6 +28,15 @@ pub enum OrderArg {
     Naive,
 }
 
+/// Element type of the hidden state in shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HiddenArg {
+    /// fp16: half the shared memory, converted at every use.
+    F16,
+    /// f32: converted once per step.
+    F32,
+}
+
 /// Arguments of `sprnn plan`.
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -54,6 +63,9 @@ pub struct PlanArgs {
     /// Order of the nonzeros in the lists.
     #[arg(long, value_enum, default_value = "bank-aware")]
     pub order: OrderArg,
+    /// Hidden state in shared memory: f32 or fp16 (default: f32 where it fits).
+    #[arg(long, value_enum)]
+    pub hidden_state: Option<HiddenArg>,
     /// Machine-readable output (one JSON object).
     #[arg(long)]
     pub json: bool,
@@ -87,6 +99,9 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "units_per_cta": p.units_per_cta,
         "list_len": p.list_len,
         "batch_tile": p.batch_tile,
+        "hidden_state": if p.hidden_f32 { "f32" } else { "f16" },
+        "columns": p.columns,
+        "slots_per_cta": p.slots_per_cta,
         "smem_bytes": p.smem_bytes,
         "smem_bytes_available": d.shared_per_cta(p.ctas_per_sm),
         "registers_per_thread": p.registers_per_thread,
@@ -147,6 +162,12 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
     println!("threads:            {} per CTA, {} per row", p.threads_per_cta, p.threads_per_row);
     println!("list length:        {} words per thread", p.list_len);
     println!("batch tile:         {}", p.batch_tile);
+    println!(
+        "hidden state:       {} in shared memory, {} columns ({} per CTA)",
+        if p.hidden_f32 { "f32" } else { "fp16" },
+        p.columns,
+        p.slots_per_cta
+    );
     println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes, d.shared_per_cta(p.ctas_per_sm));
     println!(
         "registers:          {} per thread, {} per SM (of {})",
@@ -184,6 +205,7 @@ pub fn main(args: &PlanArgs) -> CliResult {
             OrderArg::BankAware => WeightOrder::BankAware,
             OrderArg::Naive => WeightOrder::Naive,
         },
+        hidden_f32: args.hidden_state.map(|h| h == HiddenArg::F32),
     };
     let result = progress::spin("planning", || layout::plan(&l.w_hh, l.cell, args.batch, &device, &opts));
     let s = l.w_hh.stats();

@@ -85,7 +85,7 @@ fn plan_random_on_the_presets() {
         ("rnn_tanh", "2304", "0.3", "4", "h200", true, "grid:               128 CTAs"),
         ("rnn_tanh", "2304", "0.3", "4", "a100", true, "fits:               yes"),
         ("rnn_tanh", "2304", "0.1", "40", "h200", true, "fits:               yes"),
-        ("rnn_tanh", "2304", "0.1", "40", "a100", false, "batch <= 35 fits"),
+        ("rnn_tanh", "2304", "0.1", "40", "a100", false, "batch <= 32 fits"),
         ("lstm", "2304", "0.3", "4", "h200", false, "density <= "),
         ("gru", "256", "0.1", "1", "a100", true, "bank-aware order"),
     ];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
-use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, LIST_LENGTHS};
+use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, HIDDEN_F32, LIST_LENGTHS};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -32,7 +32,7 @@ struct GpuInner {
     ordinal: u32,
     info: DeviceInfo,
     arch: ptx::Arch,
-    kernel_local_bytes: Vec<(usize, usize, u32)>,
+    kernel_local_bytes: Vec<(usize, usize, bool, u32)>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -74,18 +74,18 @@ impl Gpu {
         let optin = a(attr::MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize;
         let mut kernel_registers = Vec::new();
         let mut kernel_local_bytes = Vec::new();
-        for n in LIST_LENGTHS {
-            for bt in BATCH_TILES {
-                let name = recurrent_kernel_name(n, bt);
+        for (n, bt, h32) in LIST_LENGTHS.into_iter().flat_map(|n| BATCH_TILES.into_iter().flat_map(move |bt| HIDDEN_F32.map(|h| (n, bt, h)))) {
+            {
+                let name = recurrent_kernel_name(n, bt, h32);
                 let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
                 let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
                 // The largest dynamic shared memory any layer may ask for, set once here: a
                 // per-layer setting would race between layers built on several threads.
                 driver::set_max_dynamic_shared(&f, optin)?;
                 driver::prefer_max_shared(&f)?;
-                kernel_registers.push((n, bt, regs as u32));
+                kernel_registers.push((n, bt, h32, regs as u32));
                 let local = f.get_attribute(FunctionAttribute::LocalSizeBytes).map_err(cust_err("cuFuncGetAttribute"))?;
-                kernel_local_bytes.push((n, bt, local as u32));
+                kernel_local_bytes.push((n, bt, h32, local as u32));
             }
         }
         let info = DeviceInfo {
@@ -110,9 +110,9 @@ impl Gpu {
     }
 
     /// Local memory (bytes per thread: spills and stack) of each recurrent-kernel variant
-    /// `(N, BT, bytes)` as the driver's JIT compiled it on this GPU. The offline build checks
+    /// `(N, BT, H32, bytes)` as the driver's JIT compiled it on this GPU. The offline build checks
     /// that ptxas needs none; this is the same check for the compiler that actually runs.
-    pub fn kernel_local_bytes(&self) -> &[(usize, usize, u32)] {
+    pub fn kernel_local_bytes(&self) -> &[(usize, usize, bool, u32)] {
         &self.inner.kernel_local_bytes
     }
 

@@ -20,7 +20,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    exchange_words, flags, h_smem_bytes, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
+    exchange_slots, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
 };
 
 use crate::driver;
@@ -206,10 +206,12 @@ pub struct SparseRecurrentLayer {
     threads_per_cta: usize,
     threads_per_row: usize,
     units_per_cta: usize,
+    slots_per_cta: usize,
+    columns: usize,
     smem_bytes: usize,
     registers: usize,
-    double_buffer: bool,
     fuse_rnn_cell: bool,
+    first_step: u32,
     kernel: &'static str,
     timeout: Duration,
     weights: DeviceBuffer<u32>,
@@ -261,16 +263,13 @@ impl SparseRecurrentLayer {
 
     /// Uploads a plan made with [`layout::plan`] (for this GPU's [`crate::layout::DeviceInfo`]).
     pub fn from_plan(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration) -> Result<Self> {
-        Self::from_plan_with(gpu, plan, b_hh, timeout, false, true)
+        Self::from_plan_with(gpu, plan, b_hh, timeout, true)
     }
 
-    /// [`Self::from_plan`] with the two kernel-structure choices exposed for measurements:
-    /// `double_buffer` allows the second shared-memory hidden-state buffer (used only when it
-    /// fits; default `false`: measured slower, see `bench/RESULTS.md` — without the end-of-step
-    /// barrier CTAs start polling the exchange earlier and the extra L2 traffic costs more than
-    /// the barrier), `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on
-    /// GRU and LSTM; default `true`).
-    pub fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, double_buffer: bool, fuse_rnn_cell: bool) -> Result<Self> {
+    /// [`Self::from_plan`] with the kernel-structure choice exposed for measurements:
+    /// `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on GRU and LSTM;
+    /// default `true`; `false` runs it in a separate phase after a barrier, as GRU and LSTM do).
+    pub fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_rnn_cell: bool) -> Result<Self> {
         let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;
         check_finite("b_hh", b_hh)?;
@@ -286,22 +285,16 @@ impl SparseRecurrentLayer {
                 actual_sms: info.sm_count,
             });
         }
-        let kernel = recurrent_kernel_name(plan.list_len, plan.batch_tile);
+        let kernel = recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32);
         if kernel.is_empty() {
-            return Err(Error::MissingKernel { name: format!("sprnn_recurrent_n{}_bt{}", plan.list_len, plan.batch_tile) });
+            let h = if plan.hidden_f32 { 32 } else { 16 };
+            return Err(Error::MissingKernel { name: format!("sprnn_recurrent_n{}_bt{}_h{h}", plan.list_len, plan.batch_tile) });
         }
         gpu.make_current()?;
         let f = gpu.function(kernel)?;
         let registers = f.get_attribute(cust::function::FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))? as usize;
-        // A second hidden-state buffer saves a barrier per step; use it when it fits and every
-        // CTA stays resident with it, else fall back to one buffer.
-        let resident = |smem: usize| -> Result<usize> { driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem) };
-        let double_smem = plan.smem_bytes + h_smem_bytes(h, b);
-        let double_buffer = double_buffer
-            && double_smem <= info.shared_per_cta(plan.ctas_per_sm)
-            && resident(double_smem)? * info.sm_count >= plan.grid;
-        let smem_bytes = if double_buffer { double_smem } else { plan.smem_bytes };
-        let per_sm = resident(smem_bytes)?;
+        let smem_bytes = plan.smem_bytes;
+        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem_bytes)?;
         if per_sm * info.sm_count < plan.grid {
             return Err(Error::NotResident {
                 grid: plan.grid,
@@ -337,10 +330,24 @@ impl SparseRecurrentLayer {
         if let Some(i) = plan.units.iter().position(|&u| u != NO_UNIT && u as usize >= h) {
             return Err(Error::Input { name: "plan", problem: format!("unit-table entry {i} is unit {}, but H = {h}", plan.units[i]) });
         }
-        if let Some(i) = plan.weights.iter().position(|&w| nonzero_col(w) as usize > h) {
+        if plan.slots_per_cta != exchange_slots(plan.units_per_cta, b) || plan.grid.checked_mul(plan.slots_per_cta) != Some(plan.columns) {
             return Err(Error::Input {
                 name: "plan",
-                problem: format!("packed word {i} has column {}, but H = {h} (the padding column) is the largest", nonzero_col(plan.weights[i])),
+                problem: format!(
+                    "{} columns of {} slots per CTA, but grid {} x units_per_cta {} at B = {b} need {} slots per CTA",
+                    plan.columns,
+                    plan.slots_per_cta,
+                    plan.grid,
+                    plan.units_per_cta,
+                    exchange_slots(plan.units_per_cta, b)
+                ),
+            });
+        }
+        let columns = plan.columns;
+        if let Some(i) = plan.weights.iter().position(|&w| nonzero_col(w) as usize > columns) {
+            return Err(Error::Input {
+                name: "plan",
+                problem: format!("packed word {i} has column {}, but {columns} (the padding column) is the largest", nonzero_col(plan.weights[i])),
             });
         }
         let alloc = cust_err("cuMemAlloc");
@@ -354,16 +361,19 @@ impl SparseRecurrentLayer {
             threads_per_cta: plan.threads_per_cta,
             threads_per_row: plan.threads_per_row,
             units_per_cta: plan.units_per_cta,
+            slots_per_cta: plan.slots_per_cta,
+            columns,
             smem_bytes,
             registers,
-            double_buffer,
             fuse_rnn_cell,
+            first_step: 0,
             kernel,
             timeout,
             weights: DeviceBuffer::from_slice(&plan.weights).map_err(up)?,
             units: DeviceBuffer::from_slice(&plan.units).map_err(cust_err("cuMemAlloc"))?,
             bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
-            exchange: DeviceBuffer::zeroed(2 * exchange_words(h, b)).map_err(cust_err("cuMemAlloc"))?,
+            // Two buffers of tagged fp16 values, held as 32-bit words.
+            exchange: DeviceBuffer::zeroed(exchange_values(columns, b)).map_err(cust_err("cuMemAlloc"))?,
             status: DeviceBuffer::zeroed(1).map_err(cust_err("cuMemAlloc"))?,
             h0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
             c0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
@@ -393,6 +403,18 @@ impl SparseRecurrentLayer {
     /// Launch shape: `(CTAs, threads per CTA, threads per row, dynamic shared bytes, kernel)`.
     pub fn launch_shape(&self) -> (usize, usize, usize, usize, &'static str) {
         (self.grid, self.threads_per_cta, self.threads_per_row, self.smem_bytes, self.kernel)
+    }
+
+    /// Numbers the next launch's steps from `steps_done + 1`, as the continuation of a sequence
+    /// of which `steps_done` steps have run (default 0: every launch starts a sequence).
+    ///
+    /// The number of a step decides how its hidden state is rounded to fp16 for the exchange
+    /// (the last mantissa bit carries the step's tag, see [`crate::reference`]), so a sequence
+    /// run in chunks gives one long call's bits only when each chunk is numbered where the
+    /// previous one ended; [`crate::StreamingLayer`] does this.
+    pub fn set_steps_done(&mut self, steps_done: u64) {
+        // The tags repeat every four steps.
+        self.first_step = (steps_done % 4) as u32;
     }
 
     /// Registers per thread of the kernel variant as the driver compiled it.
@@ -565,11 +587,16 @@ impl SparseRecurrentLayer {
             threads_per_cta: self.threads_per_cta as u32,
             threads_per_row: self.threads_per_row as u32,
             units_per_cta: self.units_per_cta as u32,
-            flags: fl
-                | if self.double_buffer { flags::DOUBLE_BUFFER_H } else { 0 }
-                | if self.fuse_rnn_cell { 0 } else { flags::SEPARATE_CELL },
+            slots_per_cta: self.slots_per_cta as u32,
+            columns: self.columns as u32,
+            flags: fl | if self.fuse_rnn_cell { 0 } else { flags::SEPARATE_CELL },
+            first_step: self.first_step,
         };
-        driver::memset_u32(params.exchange, 0, self.exchange.len(), stream)?;
+        let half = self.exchange.len() / 2;
+        for buffer in 0..2u32 {
+            let pattern = initial_tag_pattern32(self.first_step, buffer);
+            driver::memset_u32(params.exchange + 4 * (buffer as u64) * half as u64, pattern, half, stream)?;
+        }
         driver::memset_u32(params.status, 0, 1, stream)?;
         let f = gpu.function(self.kernel)?;
         let start = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;

@@ -286,6 +286,15 @@ impl Model {
 
     /// Runs the model on host input `x` (`[T][B][I]`, finite) from `h0`/`c0` (`[L·D][B][H]`,
     /// zeros when `None`; `c0` for LSTM only) and returns PyTorch's `output`, `h_n` and (LSTM)
+    /// Numbers the next forward pass's steps as the continuation of a sequence of which
+    /// `steps_done` steps have run (see [`SparseRecurrentLayer::set_steps_done`]); used by
+    /// [`crate::StreamingModel`].
+    pub fn set_steps_done(&mut self, steps_done: u64) {
+        for dir in self.layers.iter_mut().flatten() {
+            dir.layer.set_steps_done(steps_done);
+        }
+    }
+
     /// `c_n`. Errors as [`Self::forward_device`], plus a non-finite `x` (`"x"`).
     pub fn forward(&mut self, x: &[f32], steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<ModelOutput> {
         check_finite("x", x)?;

@@ -45,7 +45,7 @@ impl Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_DENSE_KERNEL};
+    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_DENSE_KERNEL};
 
     #[test]
     fn every_kernel_variant_is_in_both_ptx_files() {
@@ -58,8 +58,10 @@ mod tests {
             assert!(ptx.contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
             for n in LIST_LENGTHS {
                 for bt in BATCH_TILES {
-                    let name = recurrent_kernel_name(n, bt);
-                    assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
+                    for h32 in HIDDEN_F32 {
+                        let name = recurrent_kernel_name(n, bt, h32);
+                        assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
+                    }
                 }
             }
         }

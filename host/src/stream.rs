@@ -199,6 +199,7 @@ impl StreamingLayer {
     /// (`[steps][B][H]`) and, for LSTM, the final `c`. On error the state is unchanged.
     pub fn forward(&mut self, u: Input<'_>, steps: usize) -> Result<Output> {
         let (h0, c0) = self.state.initial();
+        self.layer.set_steps_done(self.state.steps());
         let out = self.layer.forward(u, steps, h0, c0)?;
         self.state.advance(steps, &out.h, out.c.as_deref())?;
         Ok(out)
@@ -350,6 +351,7 @@ impl StreamingModel {
     /// [`Model::forward`]; the state is then unchanged.
     pub fn forward(&mut self, x: &[f32], steps: usize) -> Result<ModelOutput> {
         let (h0, c0) = self.state.initial();
+        self.model.set_steps_done(self.state.steps());
         let out = self.model.forward(x, steps, h0, c0)?;
         self.state.advance(steps, &out.h_n, out.c_n.as_deref())?;
         Ok(out)

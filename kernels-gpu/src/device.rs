@@ -322,6 +322,21 @@ pub unsafe fn ld_relaxed_gpu_v4_u32(p: *const u32) -> [u32; 4] {
     [a, b, c, d]
 }
 
+/// `st.relaxed.gpu.global.v2.u32`: one 8-byte strong store at GPU scope, seen by strong loads
+/// of other CTAs without a fence. The memory model treats it as two 32-bit accesses, each
+/// single-copy atomic (the pair as a whole is not), with no order between them.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_relaxed_gpu_v2_u32(p: *mut u32, v: [u32; 2]) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("st.relaxed.gpu.global.v2.u32 [{p}], {{{x}, {y}}};", p = in(reg64) p, x = in(reg32) v[0],
+            y = in(reg32) v[1], options(nostack))
+    };
+}
+
 /// `ld.acquire.gpu.global.u32`: later accesses of this thread are ordered after it, and it
 /// synchronises with a release store it reads from.
 ///

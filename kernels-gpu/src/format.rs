@@ -30,13 +30,24 @@
 //! column). A thread reads batch tile `j` (batch entries `j*BT .. (j+1)*BT`) of column `col` with
 //! one `2*BT`-byte load at byte offset [`h_smem_offset`]`(col, j, B, BT)`.
 //!
-//! # Exchange words (Lamport timestamps)
+//! # Exchange (Lamport timestamps carried by the values themselves)
 //!
-//! `h_t[unit][b]` is published as one 32-bit word, [`tag_word`]: fp16 bits in the low half, the
-//! step tag `t mod 2^16` in the high half, in buffer `t % 2` of two. Readers spin until the tag of
-//! every word they need equals the step they wait for. Before a launch the host zeroes both buffers
-//! (tag 0); the kernel waits for tags of steps 1, 2, …, so a stale word (two steps old, or the
-//! zeroed start) can never be taken for a fresh one.
+//! Every CTA owns [`exchange_slots`]`(units_per_cta, B)` consecutive *columns* of the hidden
+//! state (its units, then empty slots up to a multiple that makes its share a whole number of
+//! 8-byte stores). The planner renames the columns of `W_hh` accordingly: unit `units[c·upc +
+//! s]` becomes column `c·S + s` ([`column_of_slot`]). The hidden state, in shared memory and in
+//! the exchange, is `h[column][b]`, `columns · B` values, column `columns` being the zero column
+//! in shared memory.
+//!
+//! `h_t` is published as fp16 values whose **last mantissa bit is the step's tag**, [`tag_bit`]
+//! `(t)`: each value is rounded to the nearest fp16 whose last bit is the tag ([`tag_round`],
+//! error ≤ 1 fp16 ulp instead of ½). A value is a 16-bit single-copy-atomic piece of every
+//! wider access, so a reader may load 16 bytes (eight values) at once and check each value's
+//! own tag bit: no torn read can pass the check. Two buffers alternate by step parity
+//! (buffer `t % 2`); a buffer holds either step `t` or step `t − 2` (a CTA cannot publish
+//! `t + 2` before every CTA has read `t`), and [`tag_bit`] differs between `t` and `t − 2`, and
+//! from the zeroed start for `t = 1, 2`. Each CTA stages its values in shared memory during the
+//! step and publishes them after the step's last barrier, 8 bytes (four values) per store.
 
 /// Cell type of a layer, with PyTorch's conventions.
 #[repr(u32)]
@@ -126,35 +137,98 @@ pub const fn pad_word(hidden: usize) -> u32 {
     pack_nonzero(0, hidden as u16)
 }
 
-/// Tag carried by the exchange words of step `t` (1-based: h_1 is the first computed state).
+/// Tag bit of step `t` (1-based: `h_1` is the first computed state): `⌊(t + 1) / 2⌋ mod 2`,
+/// i.e. 1, 1, 0, 0, 1, 1, … Steps `t` and `t − 2` (the two contents of one exchange buffer)
+/// always differ, and steps 1 and 2 differ from the zeroed buffers.
 #[inline(always)]
-pub const fn step_tag(t: u32) -> u32 {
-    t & 0xFFFF
+pub const fn tag_bit(t: u32) -> u32 {
+    (t.wrapping_add(1) >> 1) & 1
 }
 
-/// One exchange word: step tag in the high half, fp16 bits of the value in the low half.
+/// The tag bits of the two fp16 values of a 32-bit exchange piece.
+pub const TAG_BITS32: u32 = 0x0001_0001;
+
+/// The two tag bits of a 32-bit exchange piece holding values of step `t`.
 #[inline(always)]
-pub const fn tag_word(t: u32, value_f16_bits: u16) -> u32 {
-    (step_tag(t) << 16) | value_f16_bits as u32
+pub const fn tag_pattern32(t: u32) -> u32 {
+    if tag_bit(t) == 1 {
+        TAG_BITS32
+    } else {
+        0
+    }
 }
 
-/// Byte offset in shared memory of batch tile `tile` (of `batch_tile` values) of column `col`.
+/// The exchanged fp16 value of `x` at a step with tag bit `bit`: of the fp16 values whose last
+/// mantissa bit is `bit`, the one nearest to `x`, never an infinity for a finite `x`.
+///
+/// `rne` must be `x` rounded to fp16 to nearest even and `to_f32` the exact fp16 → f32
+/// conversion (the kernel passes `cvt`, the host `half`), so both sides compute the same bits.
+/// If `rne`'s last bit already is `bit` it is returned. Otherwise the neighbour on `x`'s side
+/// (`rne ± 1` in magnitude) is taken, so the error is at most one fp16 ulp (the plain rounding
+/// error is at most ½): zeros go to the smallest subnormal of their sign, the largest finite
+/// magnitude and ±∞ step down, NaN stays NaN.
 #[inline(always)]
-pub const fn h_smem_offset(col: u32, tile: u32, batch: u32, batch_tile: u32) -> u32 {
-    (col * batch + tile * batch_tile) * 2
+pub fn tag_round(x: f32, rne: u16, bit: u32, to_f32: impl Fn(u16) -> f32) -> u16 {
+    if (rne as u32 & 1) == bit {
+        return rne;
+    }
+    let mag = rne & 0x7FFF;
+    let abs = |v: f32| f32::from_bits(v.to_bits() & 0x7FFF_FFFF);
+    let up = mag == 0 || (mag < 0x7BFF && abs(x) > abs(to_f32(rne)));
+    if up {
+        rne + 1
+    } else {
+        rne - 1
+    }
 }
 
-/// Exchange-buffer index of hidden value `(unit, b)` (one 32-bit word each).
+/// The 32-bit pattern an exchange buffer of parity `buffer` (0 or 1) is filled with before a
+/// launch whose first step is `first_step + 1`: the tag bits of the step two before its first
+/// use, which can never be taken for that step's.
 #[inline(always)]
-pub const fn exchange_index(unit: u32, b: u32, batch: u32) -> u32 {
-    unit * batch + b
+pub const fn initial_tag_pattern32(first_step: u32, buffer: u32) -> u32 {
+    let next = first_step.wrapping_add(1);
+    let first_use = if next & 1 == buffer { next } else { next.wrapping_add(1) };
+    tag_pattern32(first_use.wrapping_sub(2))
 }
 
-/// Words in one of the two exchange buffers: `H*B` rounded up to whole 16-byte chunks.
+/// Byte offset in shared memory of batch tile `tile` (of `batch_tile` values) of column `col`,
+/// for hidden-state elements of `elem_bytes` bytes (2: fp16, 4: f32).
 #[inline(always)]
-pub const fn exchange_words(hidden: usize, batch: usize) -> usize {
-    round_up(hidden * batch, 4)
+pub const fn h_smem_offset(col: u32, tile: u32, batch: u32, batch_tile: u32, elem_bytes: u32) -> u32 {
+    (col * batch + tile * batch_tile) * elem_bytes
 }
+
+/// Values one publishing store carries (8 bytes of fp16).
+pub const VALUES_PER_STORE: usize = 4;
+
+/// Columns `S` each CTA owns in the hidden state: `units_per_cta` rounded up until `S · B` is a
+/// multiple of [`VALUES_PER_STORE`], so every CTA publishes whole 8-byte stores.
+#[inline(always)]
+pub const fn exchange_slots(units_per_cta: usize, batch: usize) -> usize {
+    let mut s = units_per_cta;
+    while (s * batch) % VALUES_PER_STORE != 0 {
+        s += 1;
+    }
+    s
+}
+
+/// Column of local unit slot `slot` of CTA `cta` (see the module docs).
+#[inline(always)]
+pub const fn column_of_slot(cta: usize, slot: usize, slots_per_cta: usize) -> usize {
+    cta * slots_per_cta + slot
+}
+
+/// fp16 values in one of the two exchange buffers for `columns` columns (`grid · S`) and batch
+/// `B`, rounded up to whole 16-byte reads (eight values).
+#[inline(always)]
+pub const fn exchange_values(columns: usize, batch: usize) -> usize {
+    round_up(columns * batch, 8)
+}
+
+/// Busy-wait iterations between two checks of the clock and of the launch's status word while a
+/// thread waits for an exchange chunk: an ordinary step never pays for them.
+pub const SPINS_PER_CHECK: u32 = 1024;
 
 /// Register-list lengths `N` the recurrent kernel is instantiated for. (`N` = 128 is not among
 /// them: ptxas 12.9 spills 48–96 bytes of it to local memory even at 255 registers.)
@@ -163,42 +237,83 @@ pub const LIST_LENGTHS: [usize; 7] = [8, 16, 24, 32, 48, 64, 96];
 /// Batch tiles `BT` the recurrent kernel is instantiated for (batch values per shared load).
 pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 
-/// Register budget of recurrent-kernel variant `(n, bt)`: the `.maxnreg` directive the PTX
+/// Register budget of recurrent-kernel variant `(n, bt, h32)`: the `.maxnreg` directive the PTX
 /// linker gives it, so ptxas and the driver's JIT compiler both stay within it and the planner
 /// can count on it. `N` weight registers plus room for addresses, accumulators and the cell:
 /// `N + 64 + 2·BT` rounded up to 8 covers the short lists; for `N` ≥ 64 the values are the
 /// smallest multiples of 8 at which ptxas 12.9 (sm_80 and sm_90) keeps the kernel free of
 /// local memory, found by compiling each variant at increasing budgets (`cargo xtask
 /// build-ptx` fails on any spill, so a budget that becomes too small is caught there).
-pub const fn register_budget(n: usize, bt: usize) -> u32 {
-    let r = match (n, bt) {
-        (64, 1) | (64, 8) => 144,
-        (64, _) => 136,
-        (96, 1) => 208,
-        (96, _) => 200,
+pub const fn register_budget(n: usize, bt: usize, h32: bool) -> u32 {
+    let r = match (n, bt, h32) {
+        (64, 1, _) | (64, 8, _) => 144,
+        (64, _, _) => 136,
+        (96, 1, _) => 208,
+        (96, _, _) => 200,
         _ => round_up(n + 64 + 2 * bt, 8),
     };
     if r > 255 { 255 } else { r as u32 }
 }
 
-/// Entry-point name of the recurrent kernel for list length `n` and batch tile `bt`.
+/// Hidden-state element types in shared memory the recurrent kernel is instantiated for:
+/// `false` fp16 (2 bytes, converted at every use), `true` f32 (4 bytes, converted once by the
+/// gather; needs twice the shared memory).
+pub const HIDDEN_F32: [bool; 2] = [false, true];
+
+/// Entry-point name of the recurrent kernel for list length `n`, batch tile `bt` and the hidden
+/// state in f32 (`h32`) or fp16 in shared memory.
 ///
-/// Names look like `sprnn_recurrent_n32_bt4`; the host looks kernels up by this name.
-pub const fn recurrent_kernel_name(n: usize, bt: usize) -> &'static str {
+/// Names look like `sprnn_recurrent_n32_bt4_h16`; the host looks kernels up by this name, and
+/// the kernel crate checks at compile time that each entry point is named by this function.
+pub const fn recurrent_kernel_name(n: usize, bt: usize, h32: bool) -> &'static str {
     macro_rules! names {
         ($($n:literal),*) => {
-            match (n, bt) {
+            match (n, bt, h32) {
                 $(
-                    ($n, 1) => concat!("sprnn_recurrent_n", $n, "_bt1"),
-                    ($n, 2) => concat!("sprnn_recurrent_n", $n, "_bt2"),
-                    ($n, 4) => concat!("sprnn_recurrent_n", $n, "_bt4"),
-                    ($n, 8) => concat!("sprnn_recurrent_n", $n, "_bt8"),
+                    ($n, 1, false) => concat!("sprnn_recurrent_n", $n, "_bt1_h16"),
+                    ($n, 2, false) => concat!("sprnn_recurrent_n", $n, "_bt2_h16"),
+                    ($n, 4, false) => concat!("sprnn_recurrent_n", $n, "_bt4_h16"),
+                    ($n, 8, false) => concat!("sprnn_recurrent_n", $n, "_bt8_h16"),
+                    ($n, 1, true) => concat!("sprnn_recurrent_n", $n, "_bt1_h32"),
+                    ($n, 2, true) => concat!("sprnn_recurrent_n", $n, "_bt2_h32"),
+                    ($n, 4, true) => concat!("sprnn_recurrent_n", $n, "_bt4_h32"),
+                    ($n, 8, true) => concat!("sprnn_recurrent_n", $n, "_bt8_h32"),
                 )*
                 _ => "",
             }
         };
     }
     names!(8, 16, 24, 32, 48, 64, 96)
+}
+
+/// The variant `(n, bt, h32)` a kernel name denotes (the inverse of [`recurrent_kernel_name`]).
+pub fn parse_recurrent_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
+    let rest = name.strip_prefix("sprnn_recurrent_n")?;
+    let (n, rest) = rest.split_once("_bt")?;
+    let (bt, h) = rest.split_once("_h")?;
+    let h32 = match h {
+        "16" => false,
+        "32" => true,
+        _ => return None,
+    };
+    let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
+    (recurrent_kernel_name(n, bt, h32).len() == name.len()).then_some((n, bt, h32))
+}
+
+/// Byte-wise string equality usable in constants (the kernel crate's name check).
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Error codes the kernel writes to `Params::status` (0 means success).
@@ -223,12 +338,10 @@ pub mod flags {
     pub const HAS_H0: u32 = 1 << 1;
     /// `c0` is given (LSTM; otherwise zeros).
     pub const HAS_C0: u32 = 1 << 2;
-    /// Exchange floor: skip the product and the cell; each CTA republishes its units'
-    /// previous values. Measures the exchange and barriers alone (benchmarks only).
+    /// Exchange floor: skip the product and the cell; each CTA republishes its staged values
+    /// with the new step's tag. Measures the gather, the barriers and the publication alone
+    /// (benchmarks only).
     pub const EXCHANGE_ONLY: u32 = 1 << 3;
-    /// Two hidden-state buffers in shared memory, alternating by step parity (the host sets it
-    /// when `h_smem_bytes` more shared memory fits): saves the end-of-step barrier.
-    pub const DOUBLE_BUFFER_H: u32 = 1 << 4;
     /// RNN: finish the cell in a separate phase after a barrier, as for GRU and LSTM, instead
     /// of in the row reduction (for A/B measurements).
     pub const SEPARATE_CELL: u32 = 1 << 5;
@@ -260,7 +373,7 @@ pub struct RecurrentParams {
     pub h_out: u64,
     /// Final cell state, `[B][H]` f32 (LSTM).
     pub c_out: u64,
-    /// Two exchange buffers of [`exchange_words`] tagged words each, zeroed before launch.
+    /// Two exchange buffers of [`exchange_values`] tagged fp16 values each, zeroed before launch.
     pub exchange: u64,
     /// Status word, zeroed before launch; see [`status`].
     pub status: u64,
@@ -280,8 +393,18 @@ pub struct RecurrentParams {
     pub threads_per_row: u32,
     /// Entries per CTA in the unit table.
     pub units_per_cta: u32,
+    /// Columns each CTA owns in the hidden state, [`exchange_slots`]`(units_per_cta, B)`.
+    pub slots_per_cta: u32,
+    /// Columns of the hidden state, `grid · slots_per_cta` (also the zero column's index).
+    pub columns: u32,
     /// Bits from [`flags`].
     pub flags: u32,
+    /// Steps of the sequence before this launch's first (a stream continuing a sequence): the
+    /// launch's step `t` is step `first_step + t` for the tags and hence for the rounding of the
+    /// exchanged values, so chunks give one long call's bits. Before the launch the host fills
+    /// each exchange buffer with the tag bit its first step does *not* carry,
+    /// [`initial_tag_pattern32`].
+    pub first_step: u32,
 }
 
 /// Arguments of the smoke kernel that exercises the device layer.
@@ -407,30 +530,40 @@ pub struct ConcatParams {
     pub pad: u32,
 }
 
-/// Bytes of dynamic shared memory the recurrent kernel needs.
+/// Where the recurrent kernel keeps things in its dynamic shared memory (byte offsets).
 ///
-/// Layout: hidden state `[(H+1)][B]` fp16 (rounded up to 16 bytes), then the reduced gate sums
-/// `[rows][B]` f32, then (LSTM) the cell state `[units][B]` f32. With `flags::DOUBLE_BUFFER_H`
-/// a second hidden-state buffer follows the first: add [`h_smem_bytes`].
-pub const fn recurrent_smem_bytes(hidden: usize, batch: usize, rows: usize, units: usize, cell: Cell) -> usize {
-    let h = h_smem_bytes(hidden, batch);
-    let acc = rows * batch * 4;
-    let c = match cell {
-        Cell::Lstm => units * batch * 4,
-        _ => 0,
-    };
-    h + acc + c
+/// In order: the hidden state `h[(columns + 1)][B]` (fp16 or f32, column `columns` is the zero
+/// column), the staged outputs `[S][B]` fp16 (this CTA's next values, published after the step's
+/// last barrier), the reduced gate sums `[rows][B]` f32 (GRU, LSTM and the separate RNN cell),
+/// and (LSTM) the cell state `[units][B]` f32. Each part starts 16-byte aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurrentSmem {
+    /// Bytes per hidden-state element (2 or 4).
+    pub elem_bytes: usize,
+    /// Offset of the staged outputs.
+    pub stage: usize,
+    /// Offset of the gate sums.
+    pub acc: usize,
+    /// Offset of the LSTM cell state.
+    pub c: usize,
+    /// Bytes in all.
+    pub total: usize,
 }
 
-/// Bytes of one shared-memory hidden-state buffer, `[(H+1)][B]` fp16 rounded up to 16 bytes.
-pub const fn h_smem_bytes(hidden: usize, batch: usize) -> usize {
-    round_up((hidden + 1) * batch * 2, 16)
-}
-
-/// Byte offset of the gate-sum array in dynamic shared memory, after the hidden-state buffer
-/// (or both, with `flags::DOUBLE_BUFFER_H`).
-pub const fn smem_acc_offset(hidden: usize, batch: usize, double_buffer: bool) -> usize {
-    h_smem_bytes(hidden, batch) * if double_buffer { 2 } else { 1 }
+impl RecurrentSmem {
+    /// The layout for `columns` hidden-state columns, batch `batch`, `slots` columns per CTA,
+    /// `rows` gate rows and `units` units per CTA, with the hidden state in f32 (`h32`) or fp16.
+    pub const fn new(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool) -> RecurrentSmem {
+        let elem_bytes = if h32 { 4 } else { 2 };
+        let stage = round_up((columns + 1) * batch * elem_bytes, 16);
+        let acc = stage + round_up(slots * batch * 2, 16);
+        let c = acc + round_up(rows * batch * 4, 16);
+        let total = c + match cell {
+            Cell::Lstm => units * batch * 4,
+            _ => 0,
+        };
+        RecurrentSmem { elem_bytes, stage, acc, c, total }
+    }
 }
 
 /// `x` rounded up to a multiple of `m`.
@@ -452,5 +585,11 @@ const _: () = {
     assert!((PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8) % PROJECTION_THREADS == 0);
     assert!(projection_smem_bytes() <= 48 * 1024);
     assert!(MAX_HIDDEN < 1 << 16);
-    assert!(recurrent_kernel_name(32, 4).len() > 0);
+    assert!(str_eq(recurrent_kernel_name(32, 4, true), "sprnn_recurrent_n32_bt4_h32"));
+    // Steps t and t - 2 share a buffer; their tags differ, and steps 1 and 2 differ from the
+    // zeroed buffers.
+    assert!(tag_bit(1) == 1 && tag_bit(2) == 1 && tag_bit(3) == 0 && tag_bit(4) == 0);
+    // A fresh launch starts from zeroed buffers.
+    assert!(initial_tag_pattern32(0, 0) == 0 && initial_tag_pattern32(0, 1) == 0);
+    assert!(exchange_slots(18, 4) == 18 && exchange_slots(18, 1) == 20 && exchange_slots(3, 2) == 4);
 };

@@ -93,12 +93,13 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
     let mut out = String::with_capacity(ptx.len() + 4096);
     let mut pending: Option<u32> = None;
     for line in ptx.lines() {
-        if let Some(rest) = line.trim_start().strip_prefix(".visible .entry sprnn_recurrent_n") {
+        if let Some(rest) = line.trim_start().strip_prefix(".visible .entry ") {
             let name = rest.split('(').next().unwrap_or("");
-            let (n, bt) = name.split_once("_bt").ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
-            let n: usize = n.parse().map_err(|_| format!("odd kernel name in PTX: {line}"))?;
-            let bt: usize = bt.parse().map_err(|_| format!("odd kernel name in PTX: {line}"))?;
-            pending = Some(sprnn_kernels::format::register_budget(n, bt));
+            if name.starts_with("sprnn_recurrent_") {
+                let (n, bt, h32) = sprnn_kernels::format::parse_recurrent_kernel_name(name)
+                    .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
+                pending = Some(sprnn_kernels::format::register_budget(n, bt, h32));
+            }
         }
         if line == "{" {
             if let Some(r) = pending.take() {

@@ -63,9 +63,9 @@ struct Args {
     /// Untimed runs first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Also time the kernel-structure variants (two shared-memory hidden-state buffers; RNN cell
-    /// in a separate phase) as approaches `sprnn_double_buffer`, `sprnn_separate_cell`,
-    /// `sprnn_double_separate`.
+    /// Also time the kernel-structure variants as approaches `sprnn_separate_cell` (RNN cell in
+    /// a separate phase after a barrier), `sprnn_h16` and `sprnn_h32` (hidden state fp16 or f32
+    /// in shared memory, whichever the default did not choose, where it fits).
     #[arg(long)]
     ab: bool,
     /// Time the input projection for these shapes `IxGHxN` (input size, G·H outputs, T·B rows;
@@ -262,7 +262,7 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                         let r: Vec<String> = c.refused.iter().map(|(h, e)| format!("H={h} refused by plan: {e}")).collect();
                         note.push_str(&format!("; {}", r.join(" / ")));
                     }
-                    let timed = SparseRecurrentLayer::from_plan_with(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), false, true).and_then(|mut layer| {
+                    let timed = SparseRecurrentLayer::from_plan_with(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), true).and_then(|mut layer| {
                         let shape = layer.launch_shape();
                         let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 91 + i)?;
                         Ok((us, floor, format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4)))
@@ -367,17 +367,26 @@ fn main() {
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell.name()));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
-        let variants: &[(&str, bool, bool)] = if args.ab {
-            &[("sprnn", false, true), ("sprnn_double_buffer", true, true), ("sprnn_separate_cell", false, false), ("sprnn_double_separate", true, false)]
+        let variants: &[(&str, Option<bool>, bool)] = if args.ab {
+            &[("sprnn", None, true), ("sprnn_separate_cell", None, false), ("sprnn_h16", Some(false), true), ("sprnn_h32", Some(true), true)]
         } else {
-            &[("sprnn", false, true)]
+            &[("sprnn", None, true)]
         };
         // Refuse what cannot fit before generating it (the planner's decision from row statistics).
         let result = precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
             let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
             let mut times = Vec::new();
-            for &(name, double, fuse) in variants {
-                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &bias, std::time::Duration::from_secs(1), double, fuse)?;
+            for &(name, hidden_f32, fuse) in variants {
+                let plan = match hidden_f32 {
+                    None => plan.clone(),
+                    // Only the precision the default did not choose, and only where it fits.
+                    Some(h32) if h32 == plan.hidden_f32 => continue,
+                    Some(h32) => match sprnn::layout::plan(&w, cell, b, gpu.info(), &sprnn::layout::PlanOptions { hidden_f32: Some(h32), ..Default::default() }) {
+                        Ok(p) => p,
+                        Err(_) => continue,
+                    },
+                };
+                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &bias, std::time::Duration::from_secs(1), fuse)?;
                 let shape = layer.launch_shape();
                 let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
                 let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4);

@@ -3,8 +3,10 @@
 //! # Model
 //!
 //! Shared memory has 32 banks of 4 bytes; byte address `a` is in word `a / 4`, bank
-//! `(a / 4) % 32`. At unrolled position `k` every lane of a warp loads `w = 2·BT` bytes of the
-//! hidden state at [`h_smem_offset`]`(col, tile, B, BT)`. The offset is a multiple of `w`, so a
+//! `(a / 4) % 32`. At unrolled position `k` every lane of a warp loads `w = e·BT` bytes of the
+//! hidden state (elements of `e` = 2 bytes, fp16, or 4, f32) at
+//! [`h_smem_offset`]`(col, tile, B, BT, e)`; `w = 32` (f32, `BT` = 8) is two 16-byte loads,
+//! each costed like one. The offset is a multiple of `w`, so a
 //! lane touches `⌈w / 4⌉` consecutive words. The hardware splits the warp's request into
 //! *phases*: one phase of 32 lanes for `w ≤ 4`, two of 16 lanes for `w = 8`, four of 8 lanes for
 //! `w = 16`. A phase costs as many wavefronts as the largest number of *distinct* words any one
@@ -15,7 +17,8 @@
 //! is the same for every tile; we measure tile 0. Padding words read the zero column `H` and are
 //! counted like any other load (all padding lanes of a phase share one word).
 //!
-//! Consequences of the layout `h[col][b]` (column stride `2·B` bytes):
+//! Consequences of the layout `h[col][b]` for fp16 (column stride `2·B` bytes; f32 doubles
+//! every stride):
 //!
 //! | B | BT | bytes per lane | phases | columns mapping to distinct bank groups |
 //! | --- | --- | --- | --- | --- |
@@ -46,43 +49,59 @@ pub struct BankModel {
     pub phases: usize,
     /// Lanes per phase.
     pub lanes_per_phase: usize,
-    /// 4-byte words one lane touches.
+    /// 4-byte words one lane touches per load.
     pub words_per_lane: usize,
+    /// Bytes per hidden-state element (2 or 4).
+    pub elem_bytes: usize,
+    /// Loads per position (2 for f32 with `BT` = 8, else 1).
+    pub loads: usize,
 }
 
 impl BankModel {
-    /// The model for batch size `batch` (`batch ≥ 1`).
-    pub fn new(batch: usize) -> BankModel {
+    /// The model for batch size `batch` (`batch ≥ 1`) and hidden-state elements of
+    /// `elem_bytes` bytes (2 or 4).
+    pub fn new(batch: usize, elem_bytes: usize) -> BankModel {
         let bt = batch_tile(batch);
-        let bytes = 2 * bt;
+        let loads = (elem_bytes * bt).div_ceil(16);
+        let bytes = elem_bytes * bt / loads;
         let phases = match bytes {
             0..=4 => 1,
             8 => 2,
             _ => 4,
         };
-        BankModel { batch, batch_tile: bt, phases, lanes_per_phase: 32 / phases, words_per_lane: bytes.div_ceil(4) }
+        BankModel {
+            batch,
+            batch_tile: bt,
+            phases: phases * loads,
+            lanes_per_phase: 32 / phases,
+            words_per_lane: bytes.div_ceil(4),
+            elem_bytes,
+            loads,
+        }
     }
 
     /// First 4-byte word a lane reading column `col` touches (tile 0).
     #[inline]
     pub fn word(&self, col: u32) -> u32 {
-        h_smem_offset(col, 0, self.batch as u32, self.batch_tile as u32) / 4
+        h_smem_offset(col, 0, self.batch as u32, self.batch_tile as u32, self.elem_bytes as u32) / 4
     }
 
     /// Bank class of a column: its byte offset modulo 128, halved (0..64). Columns of one class
     /// touch the same banks.
     #[inline]
     pub fn class(&self, col: u32) -> usize {
-        ((col as usize % 64) * (self.batch % 64) * 2 % 128) / 2
+        ((col as usize % 64) * (self.batch % 64) * self.elem_bytes % 128) / 2
     }
 
-    /// Banks touched by columns of bank class `class`, as a bit mask.
+    /// Banks touched by columns of bank class `class` (by the first load), as a bit mask.
     pub fn class_mask(&self, class: usize) -> u32 {
         let first = (class * 2) / 4;
         (0..self.words_per_lane).fold(0u32, |m, i| m | 1 << ((first + i) % 32))
     }
 
-    /// Wavefronts of one warp instruction whose lane `l` reads column `cols[l]`.
+    /// Wavefronts of one warp's loads of one position whose lane `l` reads column `cols[l]`
+    /// (the second 16-byte load of an f32 tile of 8 touches the same banks as the first, so it
+    /// costs the same).
     pub fn wavefronts(&self, cols: &[u32; 32]) -> u32 {
         let mut total = 0;
         let mut pairs = [0u64; 32];
@@ -112,7 +131,7 @@ impl BankModel {
             }
             total += best;
         }
-        total
+        total * self.loads as u32
     }
 }
 

@@ -26,11 +26,11 @@ pub struct DeviceInfo {
     pub max_threads_per_block: usize,
     /// L2 cache, bytes.
     pub l2_bytes: usize,
-    /// Registers per thread of each recurrent-kernel variant `(N, BT, registers)` as compiled
+    /// Registers per thread of each recurrent-kernel variant `(N, BT, H32, registers)` as compiled
     /// for this device. The presets carry ptxas's figures ([`KERNEL_REGISTERS`]); a
     /// [`crate::Gpu`] reads them from the module the driver loaded, whose JIT compiler may
     /// allocate more registers than the offline ptxas did.
-    pub kernel_registers: Vec<(usize, usize, u32)>,
+    pub kernel_registers: Vec<(usize, usize, bool, u32)>,
 }
 
 use super::registers::KERNEL_REGISTERS;
@@ -78,9 +78,10 @@ impl DeviceInfo {
         }
     }
 
-    /// Registers per thread of kernel variant `(n, bt)` on this device, `None` if it has none.
-    pub fn registers(&self, n: usize, bt: usize) -> Option<u32> {
-        self.kernel_registers.iter().find(|&&(vn, vbt, _)| vn == n && vbt == bt).map(|&(_, _, r)| r)
+    /// Registers per thread of kernel variant `(n, bt, h32)` on this device, `None` if it has
+    /// none.
+    pub fn registers(&self, n: usize, bt: usize, h32: bool) -> Option<u32> {
+        self.kernel_registers.iter().find(|&&(vn, vbt, vh, _)| vn == n && vbt == bt && vh == h32).map(|&(_, _, _, r)| r)
     }
 
     /// Dynamic shared memory one CTA may use when `ctas_per_sm` CTAs share an SM.

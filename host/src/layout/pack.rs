@@ -76,8 +76,10 @@ fn pack_ctas(
     ctas: std::ops::Range<usize>,
 ) -> (Vec<u32>, BankStats, BankStats) {
     let PackShape { gates, units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, .. } = shape;
-    let h = w.cols();
-    let pad = pad_word(h);
+    // Rows are `gate · H + unit`; columns are the kernel's (`w.cols()` of them, the last + 1 is
+    // the zero column).
+    let h = w.rows() / gates;
+    let pad = pad_word(w.cols());
     let mut asg = Assigner::new(w, tpr, n, model);
     let mut buf = vec![pad; ctas.len() * n * nt];
     let mut bank = BankStats::new(&model);

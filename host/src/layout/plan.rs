@@ -2,8 +2,8 @@
 
 use half::f16;
 use sprnn_kernels::format::{
-    nonzero_col, nonzero_value_bits, recurrent_smem_bytes, round_up, Cell, BATCH_TILES, LIST_LENGTHS, MAX_HIDDEN,
-    NO_UNIT,
+    column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, Cell, RecurrentSmem, BATCH_TILES,
+    LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
 };
 
 use super::assign::WeightOrder;
@@ -35,6 +35,9 @@ pub struct PlanOptions {
     pub ctas_per_sm: Option<usize>,
     /// Order of the nonzeros in the lists (default bank-aware).
     pub order: WeightOrder,
+    /// Hidden state in shared memory as f32 (`Some(true)`) or fp16 (`Some(false)`); by default
+    /// f32 where it fits (one conversion per value per step instead of one per use).
+    pub hidden_f32: Option<bool>,
 }
 
 /// A launch shape: grid, threads, units, list length. [`plan`] chooses one for a device;
@@ -76,9 +79,17 @@ pub struct Plan {
     pub list_len: usize,
     /// Batch values per shared-memory load (`BT`, the kernel variant).
     pub batch_tile: usize,
+    /// Hidden state in shared memory as f32 (else fp16; the kernel variant).
+    pub hidden_f32: bool,
+    /// Hidden-state columns each CTA owns (`S`, its units and empty slots; see
+    /// [`sprnn_kernels::format`]'s exchange section).
+    pub slots_per_cta: usize,
+    /// Hidden-state columns, `grid · slots_per_cta`: unit `units[c · units_per_cta + s]` is column
+    /// `c · slots_per_cta + s`, and the packed words index these columns.
+    pub columns: usize,
     /// Dynamic shared memory per CTA, bytes.
     pub smem_bytes: usize,
-    /// Registers per thread of the kernel variant `(N, BT)` (from [`kernel_registers`]).
+    /// Registers per thread of the kernel variant `(N, BT, hidden_f32)` (from [`kernel_registers`]).
     pub registers_per_thread: u32,
     /// Nonzeros of `W_hh`.
     pub nnz: usize,
@@ -124,7 +135,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
         threads_per_row: fit.threads_per_row,
         list_len: fit.list_len,
     };
-    let mut p = build(w_hh, cell, batch, &geometry, opts.order)?;
+    let mut p = build(w_hh, cell, batch, &geometry, opts.order, fit.hidden_f32)?;
     p.ctas_per_sm = fit.ctas_per_sm;
     p.registers_per_thread = fit.registers_per_thread;
     Ok(p)
@@ -185,6 +196,8 @@ pub struct Fit {
     pub list_len: usize,
     /// Batch values per shared-memory load (`BT`).
     pub batch_tile: usize,
+    /// Hidden state in shared memory as f32 (else fp16).
+    pub hidden_f32: bool,
     /// CTAs per SM the fit was checked for.
     pub ctas_per_sm: usize,
     /// Registers per thread of the kernel variant `(N, BT)` on the device.
@@ -240,16 +253,20 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
         None => default_grid(hidden, max_ctas),
     };
     let rows_per_cta = upc * gates;
+    check_columns(hidden, grid, upc, batch)?;
 
-    // Shared memory.
+    // Shared memory: f32 hidden state where it fits (unless an option says otherwise).
     let have_smem = device.shared_per_cta(cps);
-    let smem = |b: usize| recurrent_smem_bytes(hidden, b, rows_per_cta, upc, cell);
-    let smem_bytes = smem(batch);
+    let smem = |b: usize, h32: bool| smem_bytes_for(cell, grid, upc, b, h32);
+    let hidden_f32 = opts.hidden_f32.unwrap_or(smem(batch, true) <= have_smem);
+    let smem_bytes = smem(batch, hidden_f32);
     if smem_bytes > have_smem {
-        // smem is affine in b: find the largest b that fits.
-        let per_b = smem(2) - smem(1);
-        let max_batch = (1..=have_smem / per_b.max(1) + 1).rev().find(|&b| smem(b) <= have_smem).unwrap_or(0);
-        return Err(PlanError::SharedMemory { need_bytes: smem_bytes, have_bytes: have_smem, batch, max_batch });
+        // The largest b such that every batch up to b fits ("batch <= b fits" must hold for
+        // each smaller one too: shared memory is not monotone in b, since each CTA's columns
+        // are padded until S·b is a multiple of 4). At most `have_smem / 2H` candidates.
+        let top = (batch - 1).min(have_smem / (2 * (hidden + 1)));
+        let lo = (1..=top).take_while(|&b| smem(b, hidden_f32) <= have_smem).last().unwrap_or(0);
+        return Err(PlanError::SharedMemory { need_bytes: smem_bytes, have_bytes: have_smem, batch, max_batch: lo });
     }
 
     // Registers and threads.
@@ -270,7 +287,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
             // Padding threads only help the gather; offer the bare shape and wider ones.
             [0, 256, 512, 768, 1024]
                 .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, rows_per_cta, tpr, n, bt, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, hidden, rows_per_cta, tpr, n, bt, hidden_f32, batch, cps, extra))
         })
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
@@ -280,7 +297,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
     }
     let fitting = shapes.iter().filter(|s| s.n * s.tpr >= max_row_nnz && limits.fits(s));
     let Some(best) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
-        return Err(does_not_fit(stats, batch, device, cps, rows_per_cta, upc, cell, &shapes, opts, &limits));
+        return Err(does_not_fit(stats, batch, device, cps, grid, upc, cell, hidden_f32, &shapes, opts, &limits));
     };
     Ok(Fit {
         grid,
@@ -289,6 +306,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
         threads_per_row: best.tpr,
         list_len: best.n,
         batch_tile: bt,
+        hidden_f32,
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
@@ -298,10 +316,31 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
 
 /// Lays a layer out for a given launch shape, without checking it against any device (threads
 /// per CTA may exceed 1024, registers are not counted). Checks the shape is consistent with the
-/// layer: every unit has a slot, every row fits in `threads_per_row × list_len` words.
+/// layer: every unit has a slot, every row fits in `threads_per_row × list_len` words. The hidden
+/// state is fp16 in shared memory ([`layout_with_hidden`] chooses).
 pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder) -> Result<Plan, PlanError> {
+    layout_with_hidden(w_hh, cell, batch, geometry, order, false)
+}
+
+/// [`layout_with`] with the hidden state in shared memory as f32 (`hidden_f32`) or fp16.
+pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
-    build(w_hh, cell, batch, geometry, order)
+    build(w_hh, cell, batch, geometry, order, hidden_f32)
+}
+
+/// Dynamic shared memory of a layer with `grid` CTAs of `upc` units at batch `batch`.
+fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> usize {
+    let slots = exchange_slots(upc, batch);
+    RecurrentSmem::new(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32).total
+}
+
+/// The packed words index `grid · S` columns (16 bits, the zero column included).
+fn check_columns(hidden: usize, grid: usize, upc: usize, batch: usize) -> Result<(), PlanError> {
+    let columns = grid.saturating_mul(exchange_slots(upc, batch));
+    if columns > MAX_HIDDEN {
+        return Err(PlanError::HiddenTooLarge { hidden, max: MAX_HIDDEN.saturating_sub(columns - hidden) });
+    }
+    Ok(())
 }
 
 /// The default grid: `(grid, units_per_cta)` for `hidden` units on at most `max_ctas` CTAs.
@@ -343,7 +382,7 @@ fn validate_sizes(hidden: usize, rows: usize, cell: Cell, batch: usize) -> Resul
     Ok(())
 }
 
-fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder) -> Result<Plan, PlanError> {
+fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     let hidden = w_hh.cols();
     let gates = cell.gates();
     let bad = |option: &'static str, value: usize, allowed: String| Err(PlanError::BadOption { option, value, allowed });
@@ -386,9 +425,13 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder)
             list_len: g.list_len,
         });
     }
+    check_columns(hidden, g.grid, g.units_per_cta, batch)?;
     let unit_nnz = unit_nnz(w_hh, gates);
     let part = partition(&unit_nnz, g.grid, g.units_per_cta);
-    let model = BankModel::new(batch);
+    let slots = exchange_slots(g.units_per_cta, batch);
+    let columns = g.grid * slots;
+    let w_cols = rename_columns(w_hh, &part.units, g.units_per_cta, slots, columns);
+    let model = BankModel::new(batch, if hidden_f32 { 4 } else { 2 });
     let shape = PackShape {
         gates,
         grid: g.grid,
@@ -397,7 +440,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder)
         threads_per_row: g.threads_per_row,
         list_len: g.list_len,
     };
-    let packed = pack(w_hh, &part.units, shape, model, order);
+    let packed = pack(&w_cols, &part.units, shape, model, order);
     Ok(Plan {
         cell,
         hidden,
@@ -409,8 +452,11 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder)
         units_per_cta: g.units_per_cta,
         list_len: g.list_len,
         batch_tile: model.batch_tile,
-        smem_bytes: recurrent_smem_bytes(hidden, batch, g.units_per_cta * gates, g.units_per_cta, cell),
-        registers_per_thread: kernel_registers(g.list_len, model.batch_tile).unwrap_or(0),
+        hidden_f32,
+        slots_per_cta: slots,
+        columns,
+        smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
+        registers_per_thread: kernel_registers(g.list_len, model.batch_tile, hidden_f32).unwrap_or(0),
         nnz: w_hh.nnz(),
         max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
         cta_nnz: part.cta_nnz,
@@ -420,6 +466,30 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder)
         bank: packed.bank,
         bank_naive: packed.bank_naive,
     })
+}
+
+/// `w_hh` with its columns renamed to the kernel's: unit `units[c · upc + s]` becomes column
+/// [`column_of_slot`]`(c, s, slots)`; `columns` columns in all (each row re-sorted).
+fn rename_columns(w_hh: &Csr, units: &[u32], upc: usize, slots: usize, columns: usize) -> Csr {
+    let mut column = vec![u32::MAX; w_hh.cols()];
+    for (i, &u) in units.iter().enumerate() {
+        if u != NO_UNIT {
+            column[u as usize] = column_of_slot(i / upc, i % upc, slots) as u32;
+        }
+    }
+    let mut col_idx = Vec::with_capacity(w_hh.nnz());
+    let mut values = Vec::with_capacity(w_hh.nnz());
+    let mut row: Vec<(u32, f32)> = Vec::new();
+    for r in 0..w_hh.rows() {
+        let (cols, vals) = w_hh.row(r);
+        row.clear();
+        row.extend(cols.iter().zip(vals).map(|(&c, &v)| (column[c as usize], v)));
+        row.sort_unstable_by_key(|e| e.0);
+        col_idx.extend(row.iter().map(|e| e.0));
+        values.extend(row.iter().map(|e| e.1));
+    }
+    Csr::new(w_hh.rows(), columns, w_hh.row_ptr().to_vec(), col_idx, values)
+        .expect("renaming the columns of a valid matrix by a bijection onto fewer than `columns` keeps it valid")
 }
 
 /// Device limits for a given number of CTAs per SM.
@@ -458,9 +528,9 @@ impl Shape {
     /// A shape with `rows_per_cta · tpr` threads rounded up to a warp, or `extra_threads` if
     /// that is more (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, batch: usize, cps: usize, extra_threads: usize) -> Shape {
+    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = round_up(rows_per_cta * tpr, 32).max(extra_threads);
-        let regs = device.registers(n, bt).unwrap_or(u32::MAX);
+        let regs = device.registers(n, bt, h32).unwrap_or(u32::MAX);
         // The register file is split over the SM's four schedulers and a CTA's warps are dealt
         // to them in turn, so the busiest scheduler holds ⌈warps / 4⌉ of them: count warps in
         // multiples of four (measured on the H200, 2026-11-29: 18 warps of 101 registers did
@@ -519,14 +589,16 @@ fn does_not_fit(
     batch: usize,
     device: &DeviceInfo,
     cps: usize,
-    rows_per_cta: usize,
+    grid: usize,
     upc: usize,
     cell: Cell,
+    hidden_f32: bool,
     shapes: &[Shape],
     opts: &PlanOptions,
     limits: &Limits,
 ) -> PlanError {
     let hidden = stats.hidden;
+    let rows_per_cta = upc * cell.gates();
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     // The candidate closest to fitting: within the thread limit if any is, least registers.
@@ -539,7 +611,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, rows_per_cta, t, n, bt, batch, cps, 0)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, rows_per_cta, t, n, bt, hidden_f32, batch, cps, 0)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)
@@ -567,7 +639,7 @@ fn does_not_fit(
         .filter(|&&t| t < bt)
         .filter_map(|&t| (1..batch).rev().find(|&b| batch_tile(b) == t))
         .find(|&b| {
-            recurrent_smem_bytes(hidden, b, rows_per_cta, upc, cell) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
+            smem_bytes_for(cell, grid, upc, b, hidden_f32) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
         });
     let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
     PlanError::DoesNotFit {
@@ -606,6 +678,18 @@ impl Plan {
         }
     }
 
+    /// The hidden unit of each column of the packed words (`columns + 1` entries; [`NO_UNIT`]
+    /// for empty slots and the zero column `columns`).
+    pub fn unit_of_column(&self) -> Vec<u32> {
+        let mut unit_of = vec![NO_UNIT; self.columns + 1];
+        for (i, &u) in self.units.iter().enumerate() {
+            if u != NO_UNIT {
+                unit_of[column_of_slot(i / self.units_per_cta, i % self.units_per_cta, self.slots_per_cta)] = u;
+            }
+        }
+        unit_of
+    }
+
     /// The recurrent product `W·h` exactly as the kernel computes it from [`Plan::weights`] and
     /// [`Plan::units`]: `h` is `[B][H]` f32, the result `[B][G·H]` in PyTorch row order.
     ///
@@ -619,6 +703,7 @@ impl Plan {
         let (hd, b_n, g_n) = (self.hidden, self.batch, self.cell.gates());
         assert_eq!(h.len(), b_n * hd, "h must be [B][H]");
         let h16: Vec<f32> = h.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+        let unit_of = self.unit_of_column();
         let rows = g_n * hd;
         let mut out = vec![0f32; b_n * rows];
         let (nt, tpr, n, total) = (self.threads_per_cta, self.threads_per_row, self.list_len, self.total_threads());
@@ -640,8 +725,10 @@ impl Plan {
                         let mut acc = 0f32;
                         for k in 0..n {
                             let w = self.weights[k * total + c * nt + tid];
-                            let col = nonzero_col(w) as usize;
-                            let hv = if col == hd { 0.0 } else { h16[b * hd + col] };
+                            let hv = match unit_of[nonzero_col(w) as usize] {
+                                NO_UNIT => 0.0,
+                                unit => h16[b * hd + unit as usize],
+                            };
                             acc += f16::from_bits(nonzero_value_bits(w)).to_f32() * hv;
                         }
                         *p = acc;
@@ -666,7 +753,7 @@ impl Plan {
     /// Wavefronts of the hidden-state loads summed over the `N` positions, for each warp of the
     /// grid (`[grid][threads_per_cta / 32]`), recomputed from [`Plan::weights`].
     pub fn warp_wavefronts(&self) -> Vec<u64> {
-        let model = BankModel::new(self.batch);
+        let model = BankModel::new(self.batch, if self.hidden_f32 { 4 } else { 2 });
         let (nt, total) = (self.threads_per_cta, self.total_threads());
         let mut out = Vec::with_capacity(total / 32);
         let mut cols = [0u32; 32];

@@ -43,8 +43,11 @@
 //!      fp16-rounded previous state as `f32`.
 //!   4. `σ(x) = 1 / (1 + exp(−x))` and `tanh` in `f32`. LSTM `c_t = f · c + i · g` stays in `f32`
 //!      (never rounded; `c0` is used as given), `h = o · tanh(c)`.
-//!   5. `h_t` is rounded to fp16; that value is both the next step's `h_prev` and the output
-//!      (returned as `f32`, exactly representable).
+//!   5. `h_t` is rounded to the fp16 value the kernel exchanges at step `t`: the nearest fp16
+//!      whose last mantissa bit is the step's tag bit (`sprnn_kernels::format::tag_round`; the
+//!      exchange carries its Lamport timestamp in that bit), so the rounding error is at most one
+//!      fp16 ulp (2^-10 relative) instead of half of one. That value is both the next step's
+//!      `h_prev` and the output (returned as `f32`, exactly representable).
 //!
 //!   [`forward_x`] computes `U` for this mode in `f64` and rounds it to `f32` once (the kernel's
 //!   contract starts at `U`).
@@ -304,7 +307,27 @@ pub fn forward_u(
     c0: Option<&[f32]>,
     precision: Precision,
 ) -> Result<RefOutput, ReferenceError> {
-    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, Order::Sequential)
+    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, Order::Sequential, 0)
+}
+
+/// [`forward_u`] for a chunk that continues a sequence of which `steps_done` steps have run: its
+/// steps are numbered from `steps_done + 1`. Only [`Precision::DeviceFaithful`] depends on it
+/// (each step's `h` is rounded with that step's tag bit, as the GPU exchanges it), so chunks
+/// numbered this way give one long call's bits, as [`crate::StreamingLayer`] does on the GPU.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_u_continuing(
+    cell: Cell,
+    w_hh: &Csr,
+    b_hh: &[f32],
+    u: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    precision: Precision,
+    steps_done: u64,
+) -> Result<RefOutput, ReferenceError> {
+    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, Order::Sequential, steps_done)
 }
 
 /// [`forward_u`] at [`Precision::DeviceFaithful`], but with each row of `W_hh · h` summed in a
@@ -330,7 +353,7 @@ pub fn forward_u_permuted(
         return Err(ReferenceError::Lanes { lanes });
     }
     let order = Order::Permuted { seed, lanes };
-    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, Precision::DeviceFaithful, order)
+    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, Precision::DeviceFaithful, order, 0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -345,6 +368,7 @@ fn forward_u_order(
     c0: Option<&[f32]>,
     precision: Precision,
     order: Order,
+    steps_done: u64,
 ) -> Result<RefOutput, ReferenceError> {
     check_recurrent(cell, w_hh, b_hh, batch, h0, c0)?;
     let gh = w_hh.rows();
@@ -356,7 +380,7 @@ fn forward_u_order(
         return Ok(RefOutput { h: Vec::new(), c: (cell == Cell::Lstm).then(Vec::new) });
     }
     let (u, h0, c0) = (widen(u), h0.map(widen), c0.map(widen));
-    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref() };
+    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref(), steps_done };
     Ok(output(cell, recur(&p, precision, order)))
 }
 
@@ -420,7 +444,7 @@ pub fn forward_x(
     let x = widen(x);
     let u = project(w_ih, b_ih, &x, steps * batch, precision);
     let (h0, c0) = (h0.map(widen), c0.map(widen));
-    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref() };
+    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref(), steps_done: 0 };
     Ok(output(cell, recur(&p, precision, Order::Sequential)))
 }
 
@@ -445,6 +469,7 @@ fn layer_pass(
     h0: Option<&[f64]>,
     c0: Option<&[f64]>,
     precision: Precision,
+    steps_done: u64,
 ) -> Trajectory {
     let i = layer.input_size();
     let flip = |v: &[f64], width: usize| -> Vec<f64> {
@@ -452,7 +477,7 @@ fn layer_pass(
     };
     let xs = if reverse { flip(x, batch * i) } else { x.to_vec() };
     let u = project(layer.w_ih(), layer.b_ih(), &xs, steps * batch, precision);
-    let p = Problem { cell: layer.cell(), w_hh: layer.w_hh(), b_hh: layer.b_hh(), u: &u, steps, batch, h0, c0 };
+    let p = Problem { cell: layer.cell(), w_hh: layer.w_hh(), b_hh: layer.b_hh(), u: &u, steps, batch, h0, c0, steps_done };
     let mut t = recur(&p, precision, Order::Sequential);
     if reverse {
         t.h = flip(&t.h, batch * layer.hidden());
@@ -478,6 +503,22 @@ pub fn forward_model(
     h0: Option<&[f32]>,
     c0: Option<&[f32]>,
     precision: Precision,
+) -> Result<ModelOutput, ReferenceError> {
+    forward_model_continuing(model, x, steps, batch, h0, c0, precision, 0)
+}
+
+/// [`forward_model`] for a chunk that continues a sequence of which `steps_done` steps have run
+/// (see [`forward_u_continuing`]; what [`crate::StreamingModel`] does on the GPU).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_model_continuing(
+    model: &ModelWeights,
+    x: &[f32],
+    steps: usize,
+    batch: usize,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    precision: Precision,
+    steps_done: u64,
 ) -> Result<ModelOutput, ReferenceError> {
     let (cell, hidden, dirs) = (model.cell(), model.hidden(), model.directions());
     let layers = model.num_layers();
@@ -505,7 +546,7 @@ pub fn forward_model(
             let k = l * dirs + d;
             let init = |v: &Option<Vec<f64>>| v.as_ref().map(|v| v[k * bh..(k + 1) * bh].to_vec());
             let (h0k, c0k) = (init(&h0), init(&c0));
-            let t = layer_pass(model.layer(l, d), &x, steps, batch, d == 1, h0k.as_deref(), c0k.as_deref(), precision);
+            let t = layer_pass(model.layer(l, d), &x, steps, batch, d == 1, h0k.as_deref(), c0k.as_deref(), precision, steps_done);
             for s in 0..steps {
                 for b in 0..batch {
                     let src = &t.h[(s * batch + b) * hidden..(s * batch + b + 1) * hidden];
@@ -572,7 +613,51 @@ mod tests {
         let out = forward_u(Cell::Lstm, &w, &[0.0; 4], &[0.0; 4], 1, 1, None, Some(&c0), Precision::DeviceFaithful).unwrap();
         assert_eq!(out.c.unwrap()[0], 0.5 * c0[0]);
         let h = 0.5 * (0.5 * c0[0]).tanh();
-        assert_eq!(out.h[0], half::f16::from_f32(h).to_f32());
+        // h_1 is exchanged with step 1's tag bit (1) as its last mantissa bit.
+        assert_eq!(out.h[0], recurrence::round_f16_tagged(h, 1));
+        assert_eq!(half::f16::from_f32(out.h[0]).to_bits() & 1, 1);
+        assert!((out.h[0] - h).abs() <= half::f16::from_f32(h).to_f32() * 2f32.powi(-10));
+    }
+
+    #[test]
+    fn tagged_rounding_is_the_nearest_value_with_the_tag_bit() {
+        use half::f16;
+        use sprnn_kernels::format::tag_round;
+        let to_f32 = |b: u16| f16::from_bits(b).to_f32();
+        let tagged = |x: f32, bit: u32| tag_round(x, f16::from_f32(x).to_bits(), bit, to_f32);
+        // Every finite fp16 magnitude and the points between neighbours, both signs, both bits.
+        for bits in 0u16..0x7BFF {
+            for sign in [0u16, 0x8000] {
+                let (lo, hi) = (to_f32(bits | sign), to_f32((bits + 1) | sign));
+                for x in [lo, (lo + hi) / 2.0, lo + (hi - lo) * 0.3, lo + (hi - lo) * 0.7] {
+                    for bit in [0, 1] {
+                        let t = tagged(x, bit);
+                        assert_eq!(t as u32 & 1, bit, "{x}: last bit");
+                        let err = (to_f32(t) as f64 - x as f64).abs();
+                        // The nearest fp16 with that last bit: no other candidate is closer.
+                        for c in [t.wrapping_sub(2), t.wrapping_add(2)] {
+                            if c & 0x7FFF < 0x7C00 && (c ^ t) & 0x8000 == 0 {
+                                assert!(err <= (to_f32(c) as f64 - x as f64).abs(), "{x} bit {bit}: {t:#x} vs {c:#x}");
+                            }
+                        }
+                        let ulp = (hi - lo).abs() as f64;
+                        assert!(err <= ulp, "{x} bit {bit}: error {err} over one ulp {ulp}");
+                    }
+                }
+            }
+        }
+        // Zeros go to the smallest subnormal of their sign; the largest finite value and
+        // infinities step down, never up to an infinity; NaN stays NaN.
+        assert_eq!(tagged(0.0, 1), 0x0001);
+        assert_eq!(tagged(-0.0, 1), 0x8001);
+        assert_eq!(tagged(65504.0, 0), 0x7BFE);
+        assert_eq!(tagged(65510.0, 0), 0x7BFE);
+        assert_eq!(tagged(f32::INFINITY, 1), 0x7BFF);
+        assert_eq!(tagged(f32::NEG_INFINITY, 1), 0xFBFF);
+        assert_eq!(tagged(f32::INFINITY, 0), 0x7C00);
+        for bit in [0, 1] {
+            assert!(f16::from_bits(tagged(f32::NAN, bit)).is_nan());
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use sprnn_kernels::format::{tag_bit, tag_round};
+
 use super::cell::{cell_step, Scalar};
 use crate::{Cell, Csr};
 
@@ -90,10 +92,20 @@ pub(crate) fn round_f16(v: f32) -> f32 {
     f16::from_f32(v).to_f32()
 }
 
+/// Rounds an `f32` to the fp16 value the kernel exchanges at step `step` (1-based): the nearest
+/// fp16 whose last mantissa bit is the step's tag bit (`sprnn_kernels::format::tag_round`,
+/// error at most one fp16 ulp), and back.
+#[inline]
+pub(crate) fn round_f16_tagged(v: f32, step: u32) -> f32 {
+    let rne = f16::from_f32(v).to_bits();
+    f16::from_bits(tag_round(v, rne, tag_bit(step), |b| f16::from_bits(b).to_f32())).to_f32()
+}
+
 /// What the loop rounds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rounding {
-    /// Round `W_hh` values, `h0` and every `h_t` to fp16 (the GPU's storage precision).
+    /// Round `W_hh` values and `h0` to fp16, and every `h_t` to the tagged fp16 value the GPU
+    /// exchanges ([`round_f16_tagged`]).
     pub fp16_state: bool,
 }
 
@@ -111,6 +123,8 @@ pub(crate) struct Problem<'a> {
     pub h0: Option<&'a [f64]>,
     /// `[B][H]`.
     pub c0: Option<&'a [f64]>,
+    /// Steps of the sequence before this one (the first step is `steps_done + 1`).
+    pub steps_done: u64,
 }
 
 /// Every `h_t` (`[T][B][H]`) and the final `c` (`[B][H]`, zeros for non-LSTM cells).
@@ -159,7 +173,9 @@ pub(crate) fn run<S: Scalar>(p: &Problem<'_>, rounding: Rounding, order: Order) 
             let cb: &mut [S] = if p.cell == Cell::Lstm { &mut c[b * hidden..(b + 1) * hidden] } else { &mut [] };
             cell_step(p.cell, &gi, &gh, hb, cb);
             if rounding.fp16_state {
-                hb.iter_mut().for_each(|v| *v = S::from_f32(round_f16(v.to_f64() as f32)));
+                // The tags repeat every four steps.
+                let step = ((p.steps_done % 4) as usize + t + 1) as u32 % 4;
+                hb.iter_mut().for_each(|v| *v = S::from_f32(round_f16_tagged(v.to_f64() as f32, step)));
             }
         }
         out.extend(h.iter().map(|v| v.to_f64()));

@@ -1,34 +1,38 @@
 //! The sparse persistent recurrent kernel: one launch computes all T steps of an RNN, GRU or
 //! LSTM layer whose pruned recurrent matrix stays in registers.
 //!
-//! Phases (see `format` for every layout):
-//! 1. **Load weights**: thread `tid` of CTA `c` loads its `N` packed nonzeros (coalesced) into
+//! Phases (each an `#[inline(always)]` function below; see `format` for every layout):
+//! 1. [`load_weights`]: thread `tid` of CTA `c` loads its `N` packed nonzeros (coalesced) into
 //!    the register array `w` — `N` registers, held for the whole sequence.
-//! 2. **Warm start**: `h0` (or zeros) into shared memory as fp16, the zero column, LSTM `c0`.
-//! 3. **Step loop**, t = 1..=T:
-//!    - *prefetch* `U_t` of this thread's cells toward L1;
-//!    - *gather* (t ≥ 2): copy `h_{t-1}` from the exchange buffer `(t-1) % 2` into shared
-//!      memory, spinning on each 16-byte chunk until every word carries tag `t-1` (bounded by
-//!      `timeout_ns`; an error or another CTA's error ends the kernel for the whole CTA);
-//!    - *multiply*: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (fp32), then a
-//!      shuffle butterfly over the `threads_per_row` lanes of the row — `BT` accumulator
+//! 2. [`warm_start`]: `h0` (or zeros) into shared memory, the zero column, the staged outputs,
+//!    LSTM `c0`.
+//! 3. Step loop, t = 1..=T:
+//!    - [`load_inputs`]: `U_t` of this thread's cell into registers, before the wait;
+//!    - [`gather`] (t ≥ 2): copy `h_{t-1}` from exchange buffer `(t-1) % 2` into shared memory,
+//!      16 bytes (eight tagged fp16 values) per load, spinning on each chunk until every value
+//!      carries the tag of step `t-1` (bounded by `timeout_ns`; the clock and the status word are
+//!      read only every `SPINS_PER_CHECK` spins). Then a barrier: `h_{t-1}` is complete;
+//!    - [`multiply_tile`]: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (f32),
+//!      then a shuffle butterfly over the `threads_per_row` lanes of the row — `BT` accumulator
 //!      registers. RNN (one gate): lane `j` of the row finishes batch entry `j` of the tile
-//!      right there (adds `U_t` and `b_hh`, applies the cell, publishes). GRU and LSTM (or RNN
-//!      with `flags::SEPARATE_CELL`): lane 0 of the row writes its sums to shared memory;
-//!    - *cell* (GRU, LSTM): after a barrier, one thread per (unit, batch) pair adds `U_t` and
-//!      `b_hh`, applies the cell, rounds `h_t` to fp16, publishes the tagged word to exchange
-//!      buffer `t % 2` and writes `h_t` to the output.
-//! 4. **Drain**: LSTM writes its final `c`.
+//!      right there ([`finish_h`]). GRU and LSTM (or RNN with `flags::SEPARATE_CELL`): lane 0
+//!      of the row writes its sums to shared memory;
+//!    - [`cell_phase`] (GRU, LSTM): after a barrier, one thread per (unit, batch) pair adds
+//!      `U_t` and `b_hh` and applies the cell ([`finish_h`]);
+//!    - a barrier (the staged outputs are complete, and the next gather may overwrite `h`), then
+//!      [`publish`]: the CTA's staged values go to exchange buffer `t % 2`, 8 bytes per store.
+//! 4. Drain: LSTM writes its final `c` in the last step's cell phase.
 //!
-//! Barriers per step: after the gather (h complete); GRU/LSTM also after the multiply (sums
-//! complete); and at the end of the step (the next gather overwrites h and the sums) unless
-//! the hidden state is double-buffered (`flags::DOUBLE_BUFFER_H`). Registers: `N` for the list,
-//! `BT` accumulators, the rest addresses, loop state and the cell; each variant is compiled
-//! under `format::register_budget` (`.maxnreg`).
+//! [`finish_h`] rounds `h_t` to the fp16 value whose last bit is the step's tag
+//! (`format::tag_round`), stages it and writes it (as f32) to the output.
+//!
+//! Registers: `N` for the list, `BT` accumulators, the rest addresses, loop state and the cell;
+//! each variant is compiled under `format::register_budget` (`.maxnreg`).
 
 use crate::device::*;
 use crate::format::{
-    exchange_words, flags, h_smem_bytes, smem_acc_offset, status, step_tag, tag_word, Cell, RecurrentParams, NO_UNIT,
+    flags, status, tag_bit, tag_pattern32, tag_round, Cell, RecurrentParams, RecurrentSmem, NO_UNIT, SPINS_PER_CHECK,
+    TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -40,37 +44,219 @@ struct Layer {
     hidden: u32,
     batch: u32,
     steps: u32,
+    /// Threads per CTA.
     nt: u32,
+    /// Threads per row.
     tpr: u32,
+    /// Entries per CTA in the unit table.
     upc: u32,
+    /// Columns this CTA owns (`S`).
+    slots: u32,
+    /// Columns of the hidden state (`grid · S`), the zero column's index.
+    columns: u32,
     u_f16: bool,
-    /// Shared address of hidden-state buffer 0.
+    /// Shared address of the hidden state `h[columns + 1][B]`.
     h_smem: u32,
-    /// Bytes between the two hidden-state buffers (0 when single-buffered).
-    h_stride: u32,
+    /// Shared address of the staged outputs `[S][B]` fp16.
+    stage_smem: u32,
+    /// Shared address of the gate sums `[rows][B]` f32.
     acc_smem: u32,
+    /// Shared address of the LSTM cell state `[upc][B]` f32.
     c_smem: u32,
-    xwords: u32,
+    /// fp16 values in one exchange buffer.
+    xvalues: u32,
+    /// Steps of the sequence before this launch (the tags number steps `first_step + t`).
+    first_step: u32,
 }
 
-/// Spins until the 16-byte chunk at `p` holds `valid` words tagged `tag`; returns the words,
-/// or the error code when the wait passes its bound or another CTA failed.
+impl Layer {
+    /// The layer of `p` for hidden-state elements of f32 (`H32`) or fp16, or `None` when the
+    /// parameters do not fit this kernel variant or launch.
+    #[inline(always)]
+    fn new<const BT: usize, const H32: bool>(p: &RecurrentParams) -> Option<Layer> {
+        let cell = Cell::from_u32(p.cell)?;
+        let gates = cell.gates() as u32;
+        let rows = p.units_per_cta * gates;
+        let smem = RecurrentSmem::new(
+            p.columns as usize,
+            p.batch as usize,
+            p.slots_per_cta as usize,
+            rows as usize,
+            p.units_per_cta as usize,
+            cell,
+            H32,
+        );
+        let base = dyn_smem_base();
+        let tpr = p.threads_per_row;
+        let bad = block_dim_x() != p.threads_per_cta
+            || p.batch % BT as u32 != 0
+            || tpr == 0
+            || tpr > 32
+            || tpr & (tpr - 1) != 0
+            || rows * tpr > p.threads_per_cta
+            || p.slots_per_cta < p.units_per_cta
+            || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
+            || p.columns != p.slots_per_cta * grid_dim_x();
+        if bad {
+            return None;
+        }
+        Some(Layer {
+            cell,
+            gates,
+            hidden: p.hidden,
+            batch: p.batch,
+            steps: p.steps,
+            nt: p.threads_per_cta,
+            tpr,
+            upc: p.units_per_cta,
+            slots: p.slots_per_cta,
+            columns: p.columns,
+            u_f16: p.flags & flags::U_F16 != 0,
+            h_smem: base,
+            stage_smem: base + smem.stage as u32,
+            acc_smem: base + smem.acc as u32,
+            c_smem: base + smem.c as u32,
+            xvalues: crate::format::exchange_values(p.columns as usize, p.batch as usize) as u32,
+            first_step: p.first_step,
+        })
+    }
+
+    /// Bytes per hidden-state element in shared memory.
+    #[inline(always)]
+    const fn elem_bytes<const H32: bool>() -> u32 {
+        if H32 {
+            4
+        } else {
+            2
+        }
+    }
+}
+
+/// Records the first error of the launch (later ones keep the first).
+#[inline(always)]
+unsafe fn report(p: &RecurrentParams, code: u32) {
+    // SAFETY: `status` is a valid device word (kernel contract).
+    unsafe { atom_cas_gpu_u32(p.status as *mut u32, status::OK, code | (block_idx_x() << status::CTA_SHIFT)) };
+}
+
+/// Phase 1: this thread's `N` packed nonzeros (`N` registers for the whole sequence).
+///
+/// # Safety
+/// The weight buffer holds `N · grid · threads_per_cta` words.
+#[inline(always)]
+unsafe fn load_weights<const N: usize>(p: &RecurrentParams, l: &Layer) -> [u32; N] {
+    let total = grid_dim_x() * l.nt;
+    let me = (block_idx_x() * l.nt + thread_idx_x()) as usize;
+    let mut w = [0u32; N];
+    for (k, wk) in w.iter_mut().enumerate() {
+        // SAFETY: the caller guarantees the buffer's size.
+        *wk = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total as usize + me)) };
+    }
+    w
+}
+
+/// Stores one hidden value (fp16 bits) at element `i` of the shared hidden state.
+///
+/// # Safety
+/// `i` must be inside the hidden state.
+#[inline(always)]
+unsafe fn store_h_elem<const H32: bool>(l: &Layer, i: u32, bits: u16) {
+    // SAFETY: the caller guarantees the index.
+    unsafe {
+        if H32 {
+            st_shared_f32(l.h_smem + 4 * i, f16_to_f32(bits));
+        } else {
+            st_shared_u16(l.h_smem + 2 * i, bits);
+        }
+    }
+}
+
+/// Loads one hidden value at element `i` of the shared hidden state as f32.
+///
+/// # Safety
+/// `i` must be inside the hidden state.
+#[inline(always)]
+unsafe fn load_h_elem<const H32: bool>(l: &Layer, i: u32) -> f32 {
+    // SAFETY: the caller guarantees the index.
+    unsafe {
+        if H32 {
+            ld_shared_f32(l.h_smem + 4 * i)
+        } else {
+            f16_to_f32(ld_shared_u16(l.h_smem + 2 * i))
+        }
+    }
+}
+
+/// Phase 2: `h0` rounded to fp16 (or zeros) at every column, the zero column, zeroed staged
+/// outputs and (LSTM) `c0`; ends with a barrier.
+///
+/// # Safety
+/// Kernel contract (`format::RecurrentParams`).
+#[inline(always)]
+unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer) {
+    let tid = thread_idx_x();
+    let units = p.units as *const u32;
+    let has_h0 = p.flags & flags::HAS_H0 != 0;
+    // SAFETY: every shared address below is inside the window sized by the host; global reads
+    // are inside h0/c0 ([B][H]) and the unit table.
+    unsafe {
+        let mut i = tid;
+        while i < (l.columns + 1) * l.batch {
+            let (col, b) = (i / l.batch, i % l.batch);
+            let (c, s) = (col / l.slots, col % l.slots);
+            let unit = if has_h0 && col < l.columns && s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
+            let v = if unit != NO_UNIT { f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize))) } else { 0 };
+            store_h_elem::<H32>(l, i, v);
+            i += l.nt;
+        }
+        let mut i = tid;
+        while i < l.slots * l.batch {
+            st_shared_u16(l.stage_smem + 2 * i, 0);
+            i += l.nt;
+        }
+        if l.cell == Cell::Lstm {
+            let unit_base = block_idx_x() * l.upc;
+            let mut q = tid;
+            while q < l.upc * l.batch {
+                let u = ld_nc_u32(units.add((unit_base + q / l.batch) as usize));
+                let c = if u != NO_UNIT && p.flags & flags::HAS_C0 != 0 {
+                    ld_nc_f32((p.c0 as *const f32).add(((q % l.batch) * l.hidden + u) as usize))
+                } else {
+                    0.0
+                };
+                st_shared_f32(l.c_smem + 4 * q, c);
+                q += l.nt;
+            }
+        }
+        sync_threads();
+    }
+}
+
+/// Spins until the 16-byte chunk at `p` holds values tagged for the expected step (`expect`,
+/// from `format::tag_pattern32`): all four 32-bit pieces, or the first two when `full` is
+/// false (the last chunk of a vector of `8k + 4` values). Returns the pieces, or the error code
+/// when the wait passes its bound or another CTA failed. The clock and the status word are read
+/// only every `SPINS_PER_CHECK` spins, so a chunk that arrives in time costs loads of the chunk
+/// alone; the bound starts at the first check.
 ///
 /// # Safety
 /// `p` must be a 16-byte-aligned chunk of the exchange buffer; `status_word` the status word.
 #[inline(always)]
-unsafe fn wait_chunk(p: *const u32, valid: u32, tag: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
+unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
     let mut spins: u32 = 0;
     let mut deadline: u64 = 0;
     loop {
         // SAFETY: the caller guarantees `p` is a valid chunk.
         let v = unsafe { ld_relaxed_gpu_v4_u32(p) };
-        let fresh = |i: u32| i >= valid || (v[i as usize] >> 16) == tag;
-        if fresh(0) && fresh(1) && fresh(2) && fresh(3) {
+        let mut stale = (v[0] ^ expect) | (v[1] ^ expect);
+        if full {
+            stale |= (v[2] ^ expect) | (v[3] ^ expect);
+        }
+        if stale & TAG_BITS32 == 0 {
             return Ok(v);
         }
         spins = spins.wrapping_add(1);
-        if spins % 32 == 1 {
+        if spins % SPINS_PER_CHECK == 0 {
             let now = global_timer_ns();
             if deadline == 0 {
                 deadline = now + timeout_ns;
@@ -85,38 +271,108 @@ unsafe fn wait_chunk(p: *const u32, valid: u32, tag: u32, status_word: *const u3
     }
 }
 
-/// Records the first error of the launch (later ones keep the first).
+/// Writes one gathered chunk (eight fp16 values as four 32-bit pieces; four values when not
+/// `full`) to the shared hidden state at chunk index `chunk`.
+///
+/// # Safety
+/// The chunk's values must be inside the hidden state.
 #[inline(always)]
-unsafe fn report(p: &RecurrentParams, code: u32) {
-    // SAFETY: `status` is a valid device word (kernel contract).
-    unsafe { atom_cas_gpu_u32(p.status as *mut u32, status::OK, code | (block_idx_x() << status::CTA_SHIFT)) };
+unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
+    // SAFETY: the caller guarantees the chunk is inside; addresses are 16-byte aligned.
+    unsafe {
+        if H32 {
+            let f = |x: u32| [f16_to_f32(x as u16).to_bits(), f16_to_f32((x >> 16) as u16).to_bits()];
+            let (a, b) = (f(v[0]), f(v[1]));
+            st_shared_v4_u32(l.h_smem + 32 * chunk, [a[0], a[1], b[0], b[1]]);
+            if full {
+                let (c, d) = (f(v[2]), f(v[3]));
+                st_shared_v4_u32(l.h_smem + 32 * chunk + 16, [c[0], c[1], d[0], d[1]]);
+            }
+        } else if full {
+            st_shared_v4_u32(l.h_smem + 16 * chunk, v);
+        } else {
+            st_shared_v2_u32(l.h_smem + 16 * chunk, [v[0], v[1]]);
+        }
+    }
 }
 
-/// Loads `BT` fp16 hidden values at shared address `addr` as f32.
+/// Gathers `h_{t}` (the launch's step `t`, just published by every CTA) into shared memory: this thread's
+/// chunks, one wait after the other. Returns the error code of a failed wait.
+///
+/// # Safety
+/// Kernel contract (`format::RecurrentParams`).
 #[inline(always)]
-unsafe fn load_h<const BT: usize>(addr: u32) -> [f32; BT] {
+unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Result<(), u32> {
+    let step = l.first_step.wrapping_add(t);
+    let expect = tag_pattern32(step);
+    let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
+    let values = l.columns * l.batch;
+    let mut chunk = thread_idx_x();
+    while chunk * 8 < values {
+        let full = values - chunk * 8 >= 8;
+        // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
+        let v = unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns)? };
+        // SAFETY: values `8·chunk ..` are inside the hidden state.
+        unsafe { store_chunk::<H32>(l, chunk, v, full) };
+        chunk += l.nt;
+    }
+    Ok(())
+}
+
+/// Loads `BT` hidden values at shared address `addr` as f32.
+///
+/// # Safety
+/// `addr` must be a valid shared address aligned to the load (`BT` elements).
+#[inline(always)]
+unsafe fn load_h<const BT: usize, const H32: bool>(addr: u32) -> [f32; BT] {
     let mut out = [0.0f32; BT];
-    // SAFETY: the caller guarantees `addr` is a valid, `2*BT`-aligned shared address.
+    // SAFETY: the caller guarantees `addr` is a valid, aligned shared address.
     unsafe {
-        match BT {
-            1 => out[0] = f16_to_f32(ld_shared_u16(addr)),
-            2 => {
-                let v = ld_shared_u32(addr);
-                out[0] = f16_to_f32(v as u16);
-                out[1] = f16_to_f32((v >> 16) as u16);
-            }
-            4 => {
-                let v = ld_shared_v2_u32(addr);
-                for i in 0..2 {
-                    out[2 * i] = f16_to_f32(v[i] as u16);
-                    out[2 * i + 1] = f16_to_f32((v[i] >> 16) as u16);
+        if H32 {
+            match BT {
+                1 => out[0] = ld_shared_f32(addr),
+                2 => {
+                    let v = ld_shared_v2_u32(addr);
+                    for i in 0..2 {
+                        out[i] = f32::from_bits(v[i]);
+                    }
+                }
+                4 => {
+                    let v = ld_shared_v4_u32(addr);
+                    for i in 0..4 {
+                        out[i] = f32::from_bits(v[i]);
+                    }
+                }
+                _ => {
+                    let v = ld_shared_v4_u32(addr);
+                    let w = ld_shared_v4_u32(addr + 16);
+                    for i in 0..4 {
+                        out[i] = f32::from_bits(v[i]);
+                        out[4 + i] = f32::from_bits(w[i]);
+                    }
                 }
             }
-            _ => {
-                let v = ld_shared_v4_u32(addr);
-                for i in 0..4 {
-                    out[2 * i] = f16_to_f32(v[i] as u16);
-                    out[2 * i + 1] = f16_to_f32((v[i] >> 16) as u16);
+        } else {
+            match BT {
+                1 => out[0] = f16_to_f32(ld_shared_u16(addr)),
+                2 => {
+                    let v = ld_shared_u32(addr);
+                    out[0] = f16_to_f32(v as u16);
+                    out[1] = f16_to_f32((v >> 16) as u16);
+                }
+                4 => {
+                    let v = ld_shared_v2_u32(addr);
+                    for i in 0..2 {
+                        out[2 * i] = f16_to_f32(v[i] as u16);
+                        out[2 * i + 1] = f16_to_f32((v[i] >> 16) as u16);
+                    }
+                }
+                _ => {
+                    let v = ld_shared_v4_u32(addr);
+                    for i in 0..4 {
+                        out[2 * i] = f16_to_f32(v[i] as u16);
+                        out[2 * i + 1] = f16_to_f32((v[i] >> 16) as u16);
+                    }
                 }
             }
         }
@@ -124,299 +380,40 @@ unsafe fn load_h<const BT: usize>(addr: u32) -> [f32; BT] {
     out
 }
 
-/// Stores four fp16 values (the low halves of exchange words) at shared word index `i`
-/// (`valid` of them, the rest are past the end of the vector).
-#[inline(always)]
-unsafe fn store_h4(h_smem: u32, i: u32, v: [u32; 4], valid: u32) {
-    let addr = h_smem + 2 * i;
-    // SAFETY: the caller guarantees the `valid` halves at `addr` are inside the hidden state;
-    // `i` is a multiple of 4, so `addr` is 8-byte aligned.
-    unsafe {
-        if valid == 4 {
-            st_shared_v2_u32(addr, [(v[0] & 0xFFFF) | (v[1] << 16), (v[2] & 0xFFFF) | (v[3] << 16)]);
-        } else {
-            for (k, word) in v.iter().enumerate() {
-                if (k as u32) < valid {
-                    st_shared_u16(addr + 2 * k as u32, *word as u16);
-                }
-            }
-        }
-    }
-}
-
-/// The kernel body for list length `N` and batch tile `BT`.
+/// The row sums of batch tile `tile` for this thread's row: its `N` words (`BT` accumulators),
+/// then the butterfly over the row's `threads_per_row` lanes (every lane ends with the sums).
 ///
 /// # Safety
-/// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
-/// every CTA of the grid co-resident, dynamic shared memory of `format::recurrent_smem_bytes`).
+/// Every column of `w` is inside the hidden state; the whole warp calls this together.
 #[inline(always)]
-pub unsafe fn recurrent<const N: usize, const BT: usize>(p: &RecurrentParams) {
-    let tid = thread_idx_x();
-    let cta = block_idx_x();
-    let Some(cell_kind) = Cell::from_u32(p.cell) else {
-        // SAFETY: status is valid.
-        unsafe { report(p, status::BAD_PARAMS) };
-        return;
-    };
-    let gates = cell_kind.gates() as u32;
-    let base = dyn_smem_base();
-    let double = p.flags & flags::DOUBLE_BUFFER_H != 0;
-    let l = Layer {
-        cell: cell_kind,
-        gates,
-        hidden: p.hidden,
-        batch: p.batch,
-        steps: p.steps,
-        nt: p.threads_per_cta,
-        tpr: p.threads_per_row,
-        upc: p.units_per_cta,
-        u_f16: p.flags & flags::U_F16 != 0,
-        h_smem: base,
-        h_stride: if double { h_smem_bytes(p.hidden as usize, p.batch as usize) as u32 } else { 0 },
-        acc_smem: base + smem_acc_offset(p.hidden as usize, p.batch as usize, double) as u32,
-        c_smem: base
-            + smem_acc_offset(p.hidden as usize, p.batch as usize, double) as u32
-            + p.units_per_cta * gates * p.batch * 4,
-        xwords: exchange_words(p.hidden as usize, p.batch as usize) as u32,
-    };
-    let bad = block_dim_x() != l.nt
-        || l.batch % BT as u32 != 0
-        || l.tpr == 0
-        || l.tpr > 32
-        || l.tpr & (l.tpr - 1) != 0
-        || l.upc * gates * l.tpr > l.nt;
-    if bad {
-        if tid == 0 {
-            // SAFETY: status is valid.
-            unsafe { report(p, status::BAD_PARAMS) };
-        }
-        return;
-    }
-    let units = p.units as *const u32;
-    let unit_base = cta * l.upc;
-    let hb = l.hidden * l.batch;
-    let gh = l.gates * l.hidden;
-    let cells = l.upc * l.batch;
-
-    // ---- Phase 1: weights into registers (N registers per thread, whole sequence).
-    let total = grid_dim_x() * l.nt;
-    let mut w = [0u32; N];
-    for (k, wk) in w.iter_mut().enumerate() {
-        // SAFETY: the weight buffer holds N * total words.
-        *wk = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total as usize + (cta * l.nt + tid) as usize)) };
-    }
-    let slot = tid / l.tpr;
-    let lane_in_row = tid & (l.tpr - 1);
-    let writes_sum = lane_in_row == 0 && slot < l.upc * gates;
-    // RNN (one gate): the lanes of a row finish the cell themselves after the butterfly, with
-    // no shared-memory round trip and no barrier; `my_unit`/`my_bias` are then this row's.
-    let fused = gates == 1 && p.flags & flags::SEPARATE_CELL == 0;
-    let my_unit = if slot < l.upc {
-        // SAFETY: the unit table holds grid * upc entries.
-        unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
-    } else {
-        NO_UNIT
-    };
-    let my_bias = if fused && my_unit != NO_UNIT {
-        // SAFETY: b_hh holds G*H values and my_unit < H.
-        unsafe { ld_nc_f32((p.bias_hh as *const f32).add(my_unit as usize)) }
-    } else {
-        0.0
-    };
-
-    // ---- Phase 2: warm start.
-    // SAFETY: all shared addresses below are inside the dynamic window sized by the host;
-    // global reads are inside h0/c0 ([B][H]).
-    unsafe {
-        let mut i = tid;
-        while i < hb + l.batch {
-            // i < hb: h[col][b] with col = i / B; i ≥ hb: the zero column.
-            let v = if i < hb && p.flags & flags::HAS_H0 != 0 {
-                let (col, b) = (i / l.batch, i % l.batch);
-                f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + col) as usize)))
-            } else {
-                0
-            };
-            st_shared_u16(l.h_smem + 2 * i, v);
-            if i >= hb {
-                st_shared_u16(l.h_smem + l.h_stride + 2 * i, 0);
-            }
-            i += l.nt;
-        }
-        if cell_kind == Cell::Lstm {
-            let mut q = tid;
-            while q < cells {
-                let u = ld_nc_u32(units.add((unit_base + q / l.batch) as usize));
-                let c = if u != NO_UNIT && p.flags & flags::HAS_C0 != 0 {
-                    ld_nc_f32((p.c0 as *const f32).add(((q % l.batch) * l.hidden + u) as usize))
-                } else {
-                    0.0
-                };
-                st_shared_f32(l.c_smem + 4 * q, c);
-                q += l.nt;
-            }
-        }
-        sync_threads();
-    }
-
-    let status_word = p.status as *const u32;
-    let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
-    let exchange = p.exchange as *mut u32;
-    let mut failed = false;
-
-    // ---- Phase 3: step loop.
-    for t in 1..=l.steps {
-        // Prefetch U_t of this thread's cells.
-        let mut q = tid;
-        while q < cells {
-            // SAFETY: the unit table holds grid * upc entries.
-            let u = unsafe { ld_nc_u32(units.add((unit_base + q / l.batch) as usize)) };
-            if u != NO_UNIT {
-                let row0 = ((t - 1) * l.batch + q % l.batch) * gh + u;
-                for g in 0..gates {
-                    let idx = (row0 + g * l.hidden) as usize;
-                    if l.u_f16 {
-                        prefetch_l1((p.u as *const u16).wrapping_add(idx));
-                    } else {
-                        prefetch_l1((p.u as *const f32).wrapping_add(idx));
-                    }
-                }
-            }
-            q += l.nt;
-        }
-
-        // This step's hidden-state buffer: h_{t-1} (buffer (t-1) % 2 when double-buffered).
-        let h_cur = l.h_smem + ((t - 1) & 1) * l.h_stride;
-        // Gather h_{t-1} from the other CTAs.
-        if t >= 2 {
-            let tag = step_tag(t - 1);
-            let buf = exchange.wrapping_add((((t - 1) & 1) * l.xwords) as usize);
-            let mut chunk = tid;
-            while chunk * 4 < hb {
-                let valid = if hb - chunk * 4 < 4 { hb - chunk * 4 } else { 4 };
-                // SAFETY: the chunk lies in the exchange buffer; status is valid.
-                match unsafe { wait_chunk(buf.add(4 * chunk as usize), valid, tag, status_word, p.timeout_ns) } {
-                    Ok(v) => unsafe { store_h4(h_cur, 4 * chunk, v, valid) },
-                    Err(code) => {
-                        // SAFETY: status is valid.
-                        unsafe { report(p, code) };
-                        failed = true;
-                        break;
-                    }
-                }
-                chunk += l.nt;
-            }
-        }
-        // SAFETY: every thread reaches this barrier once per step.
-        if unsafe { sync_threads_or(failed) } {
-            return;
-        }
-
-        // Multiply: W h for this thread's slot, one batch tile at a time.
-        let mut tile = 0;
-        // The exchange floor skips the product, and with several gates the whole tile loop (the
-        // cell phase republishes); the fused RNN path still runs it to republish.
-        let tiles = if exchange_only && !fused { 0 } else { l.batch / BT as u32 };
-        while tile < tiles {
-            let mut acc = [0.0f32; BT];
-            // Opaque per tile, so the N column addresses are not hoisted out of the tile loop
-            // (that would hold N more registers).
-            let tile_base = opaque_u32(h_cur + 2 * tile * BT as u32);
-            let col_bytes = opaque_u32(2 * l.batch);
-            for k in 0..if exchange_only { 0 } else { N } {
-                let wk = opaque_u32(w[k]);
-                let col = wk & 0xFFFF;
-                let v = f16_to_f32((wk >> 16) as u16);
-                // SAFETY: col ≤ H, so the address is inside the hidden state.
-                let h = unsafe { load_h::<BT>(tile_base + col * col_bytes) };
-                for j in 0..BT {
-                    acc[j] = fma(v, h[j], acc[j]);
-                }
-            }
-            let mut m = 16;
-            while m > 0 {
-                if m < l.tpr {
-                    for a in acc.iter_mut() {
-                        // SAFETY: the whole warp runs this (uniform trip count).
-                        *a += unsafe { shfl_xor_f32(*a, m) };
-                    }
-                }
-                m >>= 1;
-            }
-            if fused && my_unit != NO_UNIT {
-                // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry `j`
-                // of the tile: the lanes run one cell together instead of BT divergent ones.
-                let mut j = lane_in_row;
-                while j < BT as u32 {
-                    let mut a = acc[0];
-                    for (jj, v) in acc.iter().enumerate().skip(1) {
-                        if jj as u32 == j {
-                            a = *v;
-                        }
-                    }
-                    let b = tile * BT as u32 + j;
-                    // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                    let inp = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * gh + my_unit) as usize) };
-                    let h = if exchange_only {
-                        // SAFETY: inside the hidden state.
-                        f16_to_f32(unsafe { ld_shared_u16(h_cur + 2 * (my_unit * l.batch + b)) })
-                    } else {
-                        cell::update(l.cell, [a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0
-                    };
-                    // SAFETY: (my_unit, b) is one of this CTA's outputs.
-                    unsafe { emit_h(p, &l, t, my_unit, b, h) };
-                    j += l.tpr;
-                }
-            } else if writes_sum {
-                for (j, a) in acc.iter().enumerate() {
-                    // SAFETY: slot < upc * G, inside the sums array.
-                    unsafe { st_shared_f32(l.acc_smem + 4 * (slot * l.batch + tile * BT as u32 + j as u32), *a) };
-                }
-            }
-            tile += 1;
-        }
-        if !fused {
-            // SAFETY: uniform barrier (`fused` is uniform).
-            unsafe { sync_threads() };
-        }
-
-        // Cell: one thread per (unit, batch) pair (cells with several gates).
-        let mut q = if fused { cells } else { tid };
-        while q < cells {
-            let (lu, b) = (q / l.batch, q % l.batch);
-            // SAFETY: all indices below are inside their buffers (format contract).
-            unsafe {
-                let u = ld_nc_u32(units.add((unit_base + lu) as usize));
-                if u != NO_UNIT {
-                    let row0 = ((t - 1) * l.batch + b) * gh + u;
-                    let mut pre = [0.0f32; 4];
-                    let mut inp = [0.0f32; 4];
-                    for g in 0..if exchange_only { 0 } else { gates } {
-                        pre[g as usize] = ld_shared_f32(l.acc_smem + 4 * ((lu * gates + g) * l.batch + b))
-                            + ld_nc_f32((p.bias_hh as *const f32).add((g * l.hidden + u) as usize));
-                        let idx = (row0 + g * l.hidden) as usize;
-                        inp[g as usize] = load_u(p, l.u_f16, idx);
-                    }
-                    let h_prev = f16_to_f32(ld_shared_u16(h_cur + 2 * (u * l.batch + b)));
-                    let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(l.c_smem + 4 * q) } else { 0.0 };
-                    let (h, c) = if exchange_only { (h_prev, c_prev) } else { cell::update(l.cell, pre, inp, h_prev, c_prev) };
-                    emit_h(p, &l, t, u, b, h);
-                    if l.cell == Cell::Lstm {
-                        st_shared_f32(l.c_smem + 4 * q, c);
-                        if t == l.steps {
-                            st_global_f32((p.c_out as *mut f32).add((b * l.hidden + u) as usize), c);
-                        }
-                    }
-                }
-            }
-            q += l.nt;
-        }
-        if l.h_stride == 0 {
-            // Single-buffered: the next gather overwrites the state this step still reads.
-            // SAFETY: uniform barrier.
-            unsafe { sync_threads() };
+unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
+    let eb = Layer::elem_bytes::<H32>();
+    let mut acc = [0.0f32; BT];
+    // Opaque per tile, so the N column addresses are not hoisted out of the tile loop (that
+    // would hold N more registers).
+    let tile_base = opaque_u32(l.h_smem + eb * tile * BT as u32);
+    let col_bytes = opaque_u32(eb * l.batch);
+    for wk in w.iter() {
+        let wk = opaque_u32(*wk);
+        let col = wk & 0xFFFF;
+        let v = f16_to_f32((wk >> 16) as u16);
+        // SAFETY: col ≤ columns, so the address is inside the hidden state.
+        let h = unsafe { load_h::<BT, H32>(tile_base + col * col_bytes) };
+        for j in 0..BT {
+            acc[j] = fma(v, h[j], acc[j]);
         }
     }
+    let mut m = 16;
+    while m > 0 {
+        if m < l.tpr {
+            for a in acc.iter_mut() {
+                // SAFETY: the whole warp runs this (uniform trip count).
+                *a += unsafe { shfl_xor_f32(*a, m) };
+            }
+        }
+        m >>= 1;
+    }
+    acc
 }
 
 /// Input pre-activation `U[idx]` as f32 (stored as f32, or fp16 with `flags::U_F16`).
@@ -435,48 +432,307 @@ unsafe fn load_u(p: &RecurrentParams, f16: bool, idx: usize) -> f32 {
     }
 }
 
-/// Rounds `h_t[unit][b]` to fp16, publishes it with step tag `t` in exchange buffer `t % 2`
-/// (unless the never-publish test switch holds it back) and writes it to the output.
+/// `U_t` of the `gates` gate rows of `unit` for batch entry `b` (zeros beyond `gates`).
 ///
 /// # Safety
-/// `unit < H`, `b < B`, and this thread is the only writer of `(unit, b)` at step `t`.
+/// `t ≥ 1`, `unit < H`, `b < B`.
 #[inline(always)]
-unsafe fn emit_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32, h: f32) {
-    let hbits = f32_to_f16(h);
-    let never = p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1;
+unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32) -> [f32; 4] {
+    let mut inp = [0.0f32; 4];
+    let row0 = ((t - 1) * l.batch + b) * l.gates * l.hidden + unit;
+    // Unrolled over all four slots with static indices, so the array stays in registers.
+    for (g, x) in inp.iter_mut().enumerate() {
+        if (g as u32) < l.gates {
+            // SAFETY: U holds T·B·G·H values.
+            *x = unsafe { load_u(p, l.u_f16, (row0 + g as u32 * l.hidden) as usize) };
+        }
+    }
+    inp
+}
+
+/// `b_hh` of the `gates` gate rows of `unit` (zeros beyond `gates`).
+///
+/// # Safety
+/// `unit < H`.
+#[inline(always)]
+unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f32; 4] {
+    let mut bias = [0.0f32; 4];
+    for (g, x) in bias.iter_mut().enumerate() {
+        if (g as u32) < l.gates {
+            // SAFETY: b_hh holds G·H values.
+            *x = unsafe { ld_nc_f32((p.bias_hh as *const f32).add((g as u32 * l.hidden + unit) as usize)) };
+        }
+    }
+    bias
+}
+
+/// Rounds `h_t[unit][b]` to the tagged fp16 value of the launch's step `t`, stages it for publication (local
+/// slot `slot`) and writes it to the output.
+///
+/// # Safety
+/// `unit < H`, `slot < units_per_cta`, `b < B`; this thread is the only writer of `(unit, b)`.
+#[inline(always)]
+unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, slot: u32, b: u32, h: f32) {
+    let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
     // SAFETY: the caller guarantees the indices; the buffers have the documented sizes.
     unsafe {
-        if !never {
-            let x = (p.exchange as *mut u32).add(((t & 1) * l.xwords + unit * l.batch + b) as usize);
-            st_relaxed_gpu_u32(x, tag_word(t, hbits));
+        st_shared_u16(l.stage_smem + 2 * (slot * l.batch + b), bits);
+        st_global_f32((p.h_out as *mut f32).add((((t - 1) * l.batch + b) * l.hidden + unit) as usize), f16_to_f32(bits));
+    }
+}
+
+/// The cell phase of GRU and LSTM (and of RNN with `flags::SEPARATE_CELL`): one thread per
+/// (unit, batch) pair of the CTA reads the gate sums, adds `b_hh` and `U_t`, applies the cell
+/// and finishes `h_t` (LSTM keeps `c` in shared memory and writes it out at the last step).
+/// Thread `tid`'s own pair uses the inputs loaded before the gather (`inp_tid`) and its bias
+/// (`bias_tid`, loaded once).
+///
+/// # Safety
+/// Kernel contract; the gate sums of this step are complete (after a barrier).
+#[inline(always)]
+unsafe fn cell_phase<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, inp_tid: [f32; 4], bias_tid: [f32; 4]) {
+    let tid = thread_idx_x();
+    let units = p.units as *const u32;
+    let unit_base = block_idx_x() * l.upc;
+    let cta_col = block_idx_x() * l.slots;
+    let mut q = tid;
+    while q < l.upc * l.batch {
+        let (lu, b) = (q / l.batch, q % l.batch);
+        // SAFETY: all indices below are inside their buffers (format contract).
+        unsafe {
+            let u = ld_nc_u32(units.add((unit_base + lu) as usize));
+            if u != NO_UNIT {
+                let (inp, bias) = if q == tid {
+                    (inp_tid, bias_tid)
+                } else {
+                    (load_inputs(p, l, t, u, b), load_bias(p, l, u))
+                };
+                let mut pre = [0.0f32; 4];
+                for (g, x) in pre.iter_mut().enumerate() {
+                    if (g as u32) < l.gates {
+                        *x = ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g as u32) * l.batch + b)) + bias[g];
+                    }
+                }
+                let h_prev = load_h_elem::<H32>(l, (cta_col + lu) * l.batch + b);
+                let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(l.c_smem + 4 * q) } else { 0.0 };
+                let (h, c) = cell::update(l.cell, pre, inp, h_prev, c_prev);
+                finish_h(p, l, t, u, lu, b, h);
+                if l.cell == Cell::Lstm {
+                    st_shared_f32(l.c_smem + 4 * q, c);
+                    if t == l.steps {
+                        st_global_f32((p.c_out as *mut f32).add((b * l.hidden + u) as usize), c);
+                    }
+                }
+            }
         }
-        st_global_f32((p.h_out as *mut f32).add((((t - 1) * l.batch + b) * l.hidden + unit) as usize), f16_to_f32(hbits));
+        q += l.nt;
+    }
+}
+
+/// Publishes this CTA's staged values as the launch's step `t` (sequence step `first_step + t`)
+/// to exchange buffer `(first_step + t) % 2`: four values per
+/// 8-byte relaxed store, each value's last bit set to the step's tag (already so for computed
+/// values; this tags the empty slots, and in the exchange floor republishes the staged values).
+///
+/// # Safety
+/// Kernel contract; the staged values are complete (after a barrier).
+#[inline(always)]
+unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
+    if p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1 {
+        return;
+    }
+    let step = l.first_step.wrapping_add(t);
+    let pattern = tag_pattern32(step);
+    let base = ((step & 1) * l.xvalues + block_idx_x() * l.slots * l.batch) / 2;
+    let stores = l.slots * l.batch / VALUES_PER_STORE as u32;
+    let mut i = thread_idx_x();
+    while i < stores {
+        // SAFETY: store `i` covers staged values 4i..4i+4 of this CTA, inside the stage and
+        // inside this CTA's share of the exchange buffer (8-byte aligned: S·B is a multiple of 4).
+        unsafe {
+            let v = ld_shared_v2_u32(l.stage_smem + 8 * i);
+            let v = [(v[0] & !TAG_BITS32) | pattern, (v[1] & !TAG_BITS32) | pattern];
+            st_relaxed_gpu_v2_u32((p.exchange as *mut u32).add((base + 2 * i) as usize), v);
+        }
+        i += l.nt;
+    }
+}
+
+/// The kernel body for list length `N`, batch tile `BT` and the hidden state in f32 (`H32`) or
+/// fp16 in shared memory.
+///
+/// # Safety
+/// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
+/// every CTA of the grid co-resident, dynamic shared memory of `format::RecurrentSmem::total`).
+#[inline(always)]
+pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &RecurrentParams) {
+    let tid = thread_idx_x();
+    let Some(l) = Layer::new::<BT, H32>(p) else {
+        if tid == 0 {
+            // SAFETY: status is valid.
+            unsafe { report(p, status::BAD_PARAMS) };
+        }
+        return;
+    };
+    let units = p.units as *const u32;
+    let unit_base = block_idx_x() * l.upc;
+    let cells = l.upc * l.batch;
+    let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
+
+    // ---- Phase 1: weights into registers (N registers per thread, whole sequence).
+    // SAFETY: kernel contract.
+    let w = unsafe { load_weights::<N>(p, &l) };
+    let slot = tid / l.tpr;
+    let lane_in_row = tid & (l.tpr - 1);
+    let writes_sum = lane_in_row == 0 && slot < l.upc * l.gates;
+    // RNN (one gate): the lanes of a row finish the cell themselves after the butterfly, with
+    // no shared-memory round trip and no barrier; `my_unit`/`my_bias` are then this row's.
+    let fused = l.gates == 1 && p.flags & flags::SEPARATE_CELL == 0;
+    let my_unit = if slot < l.upc {
+        // SAFETY: the unit table holds grid * upc entries.
+        unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
+    } else {
+        NO_UNIT
+    };
+    let my_bias = if fused && my_unit != NO_UNIT {
+        // SAFETY: b_hh holds G*H values and my_unit < H.
+        unsafe { ld_nc_f32((p.bias_hh as *const f32).add(my_unit as usize)) }
+    } else {
+        0.0
+    };
+    // The separate cell phase: thread `tid`'s own (unit, batch) pair, its unit and b_hh (two to
+    // five registers for the whole sequence).
+    let cell_unit = if !fused && tid < cells {
+        // SAFETY: the unit table holds grid * upc entries.
+        unsafe { ld_nc_u32(units.add((unit_base + tid / l.batch) as usize)) }
+    } else {
+        NO_UNIT
+    };
+    // SAFETY: cell_unit < H when it is a unit.
+    let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
+
+    // ---- Phase 2: warm start.
+    // SAFETY: kernel contract.
+    unsafe { warm_start::<H32>(p, &l) };
+
+    // ---- Phase 3: step loop.
+    for t in 1..=l.steps {
+        // Inputs of this thread's first cell, loaded before the wait.
+        let mut my_input = 0.0f32;
+        let mut cell_input = [0.0f32; 4];
+        if !exchange_only {
+            if fused && my_unit != NO_UNIT && lane_in_row < BT as u32 {
+                // SAFETY: U holds T*B*H values (G = 1), my_unit < H, lane_in_row < B.
+                my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + lane_in_row) * l.hidden + my_unit) as usize) };
+            }
+            if cell_unit != NO_UNIT {
+                // SAFETY: cell_unit < H, tid % B < B.
+                cell_input = unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) };
+            }
+        }
+
+        // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
+        let failed = if t >= 2 {
+            // SAFETY: kernel contract.
+            match unsafe { gather::<H32>(p, &l, t - 1) } {
+                Ok(()) => false,
+                Err(code) => {
+                    // SAFETY: status is valid.
+                    unsafe { report(p, code) };
+                    true
+                }
+            }
+        } else {
+            false
+        };
+        // SAFETY: every thread reaches this barrier once per step.
+        if unsafe { sync_threads_or(failed) } {
+            return;
+        }
+
+        if !exchange_only {
+            // Multiply: W h for this thread's slot, one batch tile at a time.
+            for tile in 0..l.batch / BT as u32 {
+                // SAFETY: uniform over the warp; columns are inside the hidden state.
+                let acc = unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) };
+                if fused && my_unit != NO_UNIT {
+                    // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry
+                    // `j` of the tile: the lanes run one cell together instead of BT divergent ones.
+                    let mut j = lane_in_row;
+                    while j < BT as u32 {
+                        let mut a = acc[0];
+                        for (jj, v) in acc.iter().enumerate().skip(1) {
+                            if jj as u32 == j {
+                                a = *v;
+                            }
+                        }
+                        let b = tile * BT as u32 + j;
+                        let inp = if tile == 0 && j == lane_in_row {
+                            my_input
+                        } else {
+                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
+                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
+                        };
+                        let h = cell::update(l.cell, [a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0;
+                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
+                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
+                        j += l.tpr;
+                    }
+                } else if writes_sum {
+                    for (j, a) in acc.iter().enumerate() {
+                        // SAFETY: slot < upc * G, inside the sums array.
+                        unsafe { st_shared_f32(l.acc_smem + 4 * (slot * l.batch + tile * BT as u32 + j as u32), *a) };
+                    }
+                }
+            }
+            if !fused {
+                // SAFETY: uniform barrier (`fused` is uniform); the sums are complete after it.
+                unsafe {
+                    sync_threads();
+                    cell_phase::<H32>(p, &l, t, cell_input, cell_bias);
+                }
+            }
+        }
+        // The staged outputs are complete, and nobody reads h_{t-1} any more.
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
+        }
     }
 }
 
 macro_rules! entries {
-    ($($name:ident = ($n:literal, $bt:literal);)*) => {
+    ($($name:ident = ($n:literal, $bt:literal, $h32:literal);)*) => {
         $(
-            /// Recurrent kernel entry point (list length and batch tile in the name).
+            /// Recurrent kernel entry point (list length, batch tile and hidden-state type in the
+            /// name).
             ///
             /// # Safety
             /// See [`recurrent`].
             #[no_mangle]
             pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
-                const _: () = assert!(crate::format::recurrent_kernel_name($n, $bt).len() == stringify!($name).len());
+                const _: () = assert!(crate::format::str_eq(crate::format::recurrent_kernel_name($n, $bt, $h32), stringify!($name)));
                 // SAFETY: forwarded contract.
-                unsafe { recurrent::<$n, $bt>(&p) }
+                unsafe { recurrent::<$n, $bt, $h32>(&p) }
             }
         )*
     };
 }
 
 entries! {
-    sprnn_recurrent_n8_bt1 = (8, 1); sprnn_recurrent_n8_bt2 = (8, 2); sprnn_recurrent_n8_bt4 = (8, 4); sprnn_recurrent_n8_bt8 = (8, 8);
-    sprnn_recurrent_n16_bt1 = (16, 1); sprnn_recurrent_n16_bt2 = (16, 2); sprnn_recurrent_n16_bt4 = (16, 4); sprnn_recurrent_n16_bt8 = (16, 8);
-    sprnn_recurrent_n24_bt1 = (24, 1); sprnn_recurrent_n24_bt2 = (24, 2); sprnn_recurrent_n24_bt4 = (24, 4); sprnn_recurrent_n24_bt8 = (24, 8);
-    sprnn_recurrent_n32_bt1 = (32, 1); sprnn_recurrent_n32_bt2 = (32, 2); sprnn_recurrent_n32_bt4 = (32, 4); sprnn_recurrent_n32_bt8 = (32, 8);
-    sprnn_recurrent_n48_bt1 = (48, 1); sprnn_recurrent_n48_bt2 = (48, 2); sprnn_recurrent_n48_bt4 = (48, 4); sprnn_recurrent_n48_bt8 = (48, 8);
-    sprnn_recurrent_n64_bt1 = (64, 1); sprnn_recurrent_n64_bt2 = (64, 2); sprnn_recurrent_n64_bt4 = (64, 4); sprnn_recurrent_n64_bt8 = (64, 8);
-    sprnn_recurrent_n96_bt1 = (96, 1); sprnn_recurrent_n96_bt2 = (96, 2); sprnn_recurrent_n96_bt4 = (96, 4); sprnn_recurrent_n96_bt8 = (96, 8);
+    sprnn_recurrent_n8_bt1_h16 = (8, 1, false); sprnn_recurrent_n8_bt2_h16 = (8, 2, false); sprnn_recurrent_n8_bt4_h16 = (8, 4, false); sprnn_recurrent_n8_bt8_h16 = (8, 8, false);
+    sprnn_recurrent_n16_bt1_h16 = (16, 1, false); sprnn_recurrent_n16_bt2_h16 = (16, 2, false); sprnn_recurrent_n16_bt4_h16 = (16, 4, false); sprnn_recurrent_n16_bt8_h16 = (16, 8, false);
+    sprnn_recurrent_n24_bt1_h16 = (24, 1, false); sprnn_recurrent_n24_bt2_h16 = (24, 2, false); sprnn_recurrent_n24_bt4_h16 = (24, 4, false); sprnn_recurrent_n24_bt8_h16 = (24, 8, false);
+    sprnn_recurrent_n32_bt1_h16 = (32, 1, false); sprnn_recurrent_n32_bt2_h16 = (32, 2, false); sprnn_recurrent_n32_bt4_h16 = (32, 4, false); sprnn_recurrent_n32_bt8_h16 = (32, 8, false);
+    sprnn_recurrent_n48_bt1_h16 = (48, 1, false); sprnn_recurrent_n48_bt2_h16 = (48, 2, false); sprnn_recurrent_n48_bt4_h16 = (48, 4, false); sprnn_recurrent_n48_bt8_h16 = (48, 8, false);
+    sprnn_recurrent_n64_bt1_h16 = (64, 1, false); sprnn_recurrent_n64_bt2_h16 = (64, 2, false); sprnn_recurrent_n64_bt4_h16 = (64, 4, false); sprnn_recurrent_n64_bt8_h16 = (64, 8, false);
+    sprnn_recurrent_n96_bt1_h16 = (96, 1, false); sprnn_recurrent_n96_bt2_h16 = (96, 2, false); sprnn_recurrent_n96_bt4_h16 = (96, 4, false); sprnn_recurrent_n96_bt8_h16 = (96, 8, false);
+    sprnn_recurrent_n8_bt1_h32 = (8, 1, true); sprnn_recurrent_n8_bt2_h32 = (8, 2, true); sprnn_recurrent_n8_bt4_h32 = (8, 4, true); sprnn_recurrent_n8_bt8_h32 = (8, 8, true);
+    sprnn_recurrent_n16_bt1_h32 = (16, 1, true); sprnn_recurrent_n16_bt2_h32 = (16, 2, true); sprnn_recurrent_n16_bt4_h32 = (16, 4, true); sprnn_recurrent_n16_bt8_h32 = (16, 8, true);
+    sprnn_recurrent_n24_bt1_h32 = (24, 1, true); sprnn_recurrent_n24_bt2_h32 = (24, 2, true); sprnn_recurrent_n24_bt4_h32 = (24, 4, true); sprnn_recurrent_n24_bt8_h32 = (24, 8, true);
+    sprnn_recurrent_n32_bt1_h32 = (32, 1, true); sprnn_recurrent_n32_bt2_h32 = (32, 2, true); sprnn_recurrent_n32_bt4_h32 = (32, 4, true); sprnn_recurrent_n32_bt8_h32 = (32, 8, true);
+    sprnn_recurrent_n48_bt1_h32 = (48, 1, true); sprnn_recurrent_n48_bt2_h32 = (48, 2, true); sprnn_recurrent_n48_bt4_h32 = (48, 4, true); sprnn_recurrent_n48_bt8_h32 = (48, 8, true);
+    sprnn_recurrent_n64_bt1_h32 = (64, 1, true); sprnn_recurrent_n64_bt2_h32 = (64, 2, true); sprnn_recurrent_n64_bt4_h32 = (64, 4, true); sprnn_recurrent_n64_bt8_h32 = (64, 8, true);
+    sprnn_recurrent_n96_bt1_h32 = (96, 1, true); sprnn_recurrent_n96_bt2_h32 = (96, 2, true); sprnn_recurrent_n96_bt4_h32 = (96, 4, true); sprnn_recurrent_n96_bt8_h32 = (96, 8, true);
 }

@@ -267,9 +267,9 @@ fn sweep_matches_the_reference() {
     assert!(failures.is_empty(), "failed: {failures:#?}");
 }
 
-/// Every kernel variant `(N, BT)` against the reference, with both hidden-state buffering
-/// modes and (RNN) both cell placements: the list length is forced through `PlanOptions` and
-/// the batch tile through the batch size. Small enough to run under compute-sanitizer
+/// Every kernel variant `(N, BT, H32)` against the reference and (RNN) both cell placements: the
+/// list length and the hidden-state type are forced through `PlanOptions` and the batch tile
+/// through the batch size. Small enough to run under compute-sanitizer
 /// (`bundle/run.sh sanitize`).
 #[test]
 fn every_kernel_variant_matches_the_reference() {
@@ -285,20 +285,20 @@ fn every_kernel_variant_matches_the_reference() {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let b = random_vec(&mut rng, g * h, 0.2);
             let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
-            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), ..PlanOptions::default() };
-            let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
-            assert_eq!((plan.list_len, plan.batch_tile), (n, bt));
             let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::DeviceFaithful).unwrap();
-            for (double, fuse) in [(false, true), (true, true), (false, false)] {
-                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &b, Duration::from_secs(1), double, fuse).unwrap();
+            for (h32, fuse) in [(true, true), (false, true), (true, false)] {
+                let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), hidden_f32: Some(h32), ..PlanOptions::default() };
+                let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
+                assert_eq!((plan.list_len, plan.batch_tile, plan.hidden_f32), (n, bt, h32));
+                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &b, Duration::from_secs(1), fuse).unwrap();
                 let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
                 let mut out = layer.alloc_output(steps).unwrap();
                 out.poison(&layer).unwrap();
                 layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
                 let got = out.to_host(&layer).unwrap();
                 let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
-                println!("{cell:?} N={n} BT={bt} double={double} fused={fuse}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
-                assert!(e.worst <= reference::DEVICE_TOLERANCE, "N={n} BT={bt} double={double} fused={fuse}: {}", e.worst);
+                println!("{cell:?} N={n} BT={bt} h32={h32} fused={fuse}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
+                assert!(e.worst <= reference::DEVICE_TOLERANCE, "N={n} BT={bt} h32={h32} fused={fuse}: {}", e.worst);
             }
         }
     }
@@ -310,12 +310,15 @@ fn every_kernel_variant_matches_the_reference() {
 fn the_driver_compiles_every_variant_without_local_memory() {
     let Some(gpu) = gpu() else { return };
     let regs = &gpu.info().kernel_registers;
-    for (&(n, bt, local), &(_, _, r)) in gpu.kernel_local_bytes().iter().zip(regs) {
-        println!("N={n:<3} BT={bt}: {r} registers (budget {}), {local} bytes local memory", sprnn_kernels::format::register_budget(n, bt));
+    for (&(n, bt, h32, local), &(_, _, _, r)) in gpu.kernel_local_bytes().iter().zip(regs) {
+        println!("N={n:<3} BT={bt} h32={h32}: {r} registers (budget {}), {local} bytes local memory", sprnn_kernels::format::register_budget(n, bt, h32));
     }
-    let spilled: Vec<_> = gpu.kernel_local_bytes().iter().filter(|v| v.2 > 0).collect();
+    let spilled: Vec<_> = gpu.kernel_local_bytes().iter().filter(|v| v.3 > 0).collect();
     assert!(spilled.is_empty(), "variants with local memory under the driver's JIT: {spilled:?}");
-    assert_eq!(gpu.kernel_local_bytes().len(), sprnn_kernels::format::LIST_LENGTHS.len() * sprnn_kernels::format::BATCH_TILES.len());
+    assert_eq!(
+        gpu.kernel_local_bytes().len(),
+        sprnn_kernels::format::LIST_LENGTHS.len() * sprnn_kernels::format::BATCH_TILES.len() * sprnn_kernels::format::HIDDEN_F32.len()
+    );
 }
 
 /// CPU twin of [`every_kernel_variant_matches_the_reference`]: the same forced plans on the H200

@@ -9,7 +9,7 @@ use sprnn::layout::{
     WeightOrder,
 };
 use sprnn::Csr;
-use sprnn_kernels::format::{nonzero_col, nonzero_value_bits, pad_word, recurrent_smem_bytes, NO_UNIT};
+use sprnn_kernels::format::{exchange_slots, nonzero_col, nonzero_value_bits, pad_word, Cell as FormatCell, RecurrentSmem, NO_UNIT};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
@@ -60,6 +60,9 @@ fn check_permutation(p: &Plan, w: &Csr) {
 
     let mut got: Vec<Vec<(u32, u16)>> = vec![Vec::new(); g * h];
     let (nt, total) = (p.threads_per_cta, p.total_threads());
+    // The packed words index the kernel's columns; map them back to units.
+    let unit_of = p.unit_of_column();
+    assert_eq!(p.columns, p.grid * p.slots_per_cta);
     for c in 0..p.grid {
         for tid in 0..nt {
             let s = tid / p.threads_per_row;
@@ -67,12 +70,14 @@ fn check_permutation(p: &Plan, w: &Csr) {
             let unit = if u < p.units_per_cta { p.units[c * p.units_per_cta + u] } else { NO_UNIT };
             for k in 0..p.list_len {
                 let word = p.weights[k * total + c * nt + tid];
-                if nonzero_col(word) as usize == h {
-                    assert_eq!(word, pad_word(h), "padding is +0.0 at the zero column");
+                if nonzero_col(word) as usize == p.columns {
+                    assert_eq!(word, pad_word(p.columns), "padding is +0.0 at the zero column");
                     continue;
                 }
                 assert_ne!(unit, NO_UNIT, "a real word in a padding slot");
-                got[gate * h + unit as usize].push((nonzero_col(word), nonzero_value_bits(word)));
+                let col_unit = unit_of[nonzero_col(word) as usize];
+                assert_ne!(col_unit, NO_UNIT, "a word points at an empty slot");
+                got[gate * h + unit as usize].push((col_unit, nonzero_value_bits(word)));
             }
         }
     }
@@ -317,7 +322,7 @@ fn bank_aware_is_never_worse_than_naive() {
 #[test]
 fn bank_model_counts_wavefronts() {
     // B = 1: one phase; columns 2m and 2m+1 share a word (broadcast), 64 apart share a bank.
-    let m = BankModel::new(1);
+    let m = BankModel::new(1, 2);
     assert_eq!((m.phases, m.lanes_per_phase, m.words_per_lane), (1, 32, 1));
     let distinct: [u32; 32] = core::array::from_fn(|l| 2 * l as u32);
     assert_eq!(m.wavefronts(&distinct), 1);
@@ -327,23 +332,23 @@ fn bank_model_counts_wavefronts() {
     assert_eq!(m.wavefronts(&same_bank), 32);
     assert_eq!(m.wavefronts(&[7; 32]), 1);
     // B = 4: 8 bytes, two phases of 16 lanes; 16 columns cover the 32 banks.
-    let m = BankModel::new(4);
+    let m = BankModel::new(4, 2);
     assert_eq!((m.phases, m.lanes_per_phase, m.words_per_lane), (2, 16, 2));
     let ideal: [u32; 32] = core::array::from_fn(|l| (l % 16) as u32);
     assert_eq!(m.wavefronts(&ideal), 2);
     let clash: [u32; 32] = core::array::from_fn(|l| 16 * l as u32);
     assert_eq!(m.wavefronts(&clash), 32);
     // B = 16: four phases of 8 lanes, 4 bank groups: 8 distinct columns cost 2 per phase.
-    let m = BankModel::new(16);
+    let m = BankModel::new(16, 2);
     assert_eq!((m.phases, m.lanes_per_phase, m.words_per_lane), (4, 8, 4));
     let spread: [u32; 32] = core::array::from_fn(|l| l as u32);
     assert_eq!(m.wavefronts(&spread), 8);
     // B = 64: every column in banks 0-3; 8 distinct columns per phase cost 8.
-    let m = BankModel::new(64);
+    let m = BankModel::new(64, 2);
     assert_eq!(m.wavefronts(&spread), 32);
     assert_eq!(m.wavefronts(&[3; 32]), 4);
     // B = 6: tile 2, 4 bytes, one phase.
-    let m = BankModel::new(6);
+    let m = BankModel::new(6, 2);
     assert_eq!((m.batch_tile, m.phases), (2, 1));
 }
 
@@ -417,8 +422,13 @@ fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
     assert!(need_bytes > have_bytes);
     assert!(max_batch > 0 && max_batch < 64, "{max_batch}");
     assert!(err.to_string().contains(&format!("batch <= {max_batch}")), "{err}");
-    assert!(recurrent_smem_bytes(2304, max_batch, 18, 18, Cell::RnnTanh) <= have_bytes);
-    assert!(recurrent_smem_bytes(2304, max_batch + 1, 18, 18, Cell::RnnTanh) > have_bytes);
+    // 128 CTAs of 18 units; at this size only the fp16 hidden state can fit.
+    let smem = |b: usize| {
+        let s = exchange_slots(18, b);
+        RecurrentSmem::new(128 * s, b, s, 18, 18, FormatCell::RnnTanh, false).total
+    };
+    assert!(smem(max_batch) <= have_bytes);
+    assert!(smem(max_batch + 1) > have_bytes);
     h200_plan(&w, Cell::RnnTanh, max_batch).expect("the suggested batch fits");
     // Absurd batch: still a typed error.
     assert!(matches!(h200_plan(&w, Cell::RnnTanh, 1 << 20), Err(PlanError::SharedMemory { .. })));

@@ -16,7 +16,7 @@ use sprnn::cust::memory::DeviceBuffer;
 use sprnn::layer::DeviceInput;
 use sprnn::layout::DeviceInfo;
 use sprnn::model::{co_resident, CtaFootprint, DirectionSchedule, ModelOptions};
-use sprnn::reference::{compare_steps, forward_model, ModelOutput, Precision, DEVICE_TOLERANCE};
+use sprnn::reference::{compare_steps, forward_model, forward_model_continuing, ModelOutput, Precision, DEVICE_TOLERANCE};
 use sprnn::sparse::{Dense, Matrix};
 use sprnn::weights::{LayerWeights, ModelWeights};
 use sprnn::{Cell, Csr, Error, Gpu, InputProjection, Model, ModelStreamState, StreamingModel};
@@ -488,7 +488,8 @@ fn reference_model_chunked_equals_one_call_bit_for_bit() {
             let mut last = None;
             for &n in chunks {
                 let (h0, c0) = state.initial();
-                let o = forward_model(&weights, &x[t0 * batch * input..(t0 + n) * batch * input], n, batch, h0, c0, Precision::DeviceFaithful).unwrap();
+                let o = forward_model_continuing(&weights, &x[t0 * batch * input..(t0 + n) * batch * input], n, batch, h0, c0, Precision::DeviceFaithful, state.steps())
+                    .unwrap();
                 state.advance(n, &o.h_n, o.c_n.as_deref()).unwrap();
                 out.extend_from_slice(&o.output);
                 t0 += n;

@@ -70,7 +70,7 @@ fn reference_chunked(p: &Problem, chunks: &[usize], precision: Precision) -> (Ve
     let mut c = None;
     for (t0, n) in chunk_bounds(chunks) {
         let (h0, c0) = state.initial();
-        let out = reference::forward_u(p.cell, &p.w, &p.b, &p.u[t0 * gbh..(t0 + n) * gbh], n, p.batch, h0, c0, precision)
+        let out = reference::forward_u_continuing(p.cell, &p.w, &p.b, &p.u[t0 * gbh..(t0 + n) * gbh], n, p.batch, h0, c0, precision, state.steps())
             .expect("reference chunk");
         state.advance(n, &out.h, out.c.as_deref()).expect("advance");
         assert_eq!(out.h.len(), n * bh);
