@@ -169,9 +169,10 @@ fn from_plan_unit_out_of_range() {
 fn from_plan_column_out_of_range() {
     let Some(gpu) = gpu() else { return };
     let mut plan = small_plan(&gpu);
-    plan.weights[0] = (plan.weights[0] & 0xFFFF_0000) | (H as u32 + 1);
+    let columns = plan.columns;
+    plan.weights[0] = (plan.weights[0] & 0xFFFF_0000) | (columns as u32 + 1);
     let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &[0.0; H], Duration::from_secs(1));
-    says(&input_err(r, "plan"), &[&format!("column {}", H + 1), &format!("H = {H}")]);
+    says(&input_err(r, "plan"), &[&format!("column {}", columns + 1), &format!("{columns} (the padding column)")]);
 }
 
 // ---------------------------------------------------------------------------------------------
