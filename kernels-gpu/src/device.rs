@@ -602,3 +602,173 @@ pub unsafe fn mma_m16n8k16_f32_f16(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f3
     };
     [d0, d1, d2, d3]
 }
+
+// ---------------------------------------------------------------------------------------------
+// 64-bit exchange words, the SM clock
+
+/// `%clock64`: this SM's cycle counter (it runs at the SM clock; not synchronised between SMs).
+#[inline(always)]
+pub fn clock64() -> u64 {
+    let r: u64;
+    // SAFETY: reading a special register has no preconditions. Not `pure`: it changes.
+    unsafe { asm!("mov.u64 {r}, %clock64;", r = out(reg64) r, options(nomem, nostack)) };
+    r
+}
+
+/// `ld.relaxed.gpu.global.v2.u64`: one 16-byte strong load at GPU scope. The memory model treats
+/// it as two 64-bit accesses, each single-copy atomic (the pair as a whole is not): each word
+/// returned is whole as some thread stored it.
+///
+/// # Safety
+/// `p` must be a valid, 16-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn ld_relaxed_gpu_v2_u64(p: *const u64) -> [u64; 2] {
+    let (a, b): (u64, u64);
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("ld.relaxed.gpu.global.v2.u64 {{{a}, {b}}}, [{p}];", a = out(reg64) a, b = out(reg64) b,
+            p = in(reg64) p, options(nostack))
+    };
+    [a, b]
+}
+
+/// `st.relaxed.gpu.global.u64`: a strong, single-copy-atomic 64-bit store at GPU scope.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_relaxed_gpu_u64(p: *mut u64, v: u64) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.relaxed.gpu.global.u64 [{p}], {v};", p = in(reg64) p, v = in(reg64) v, options(nostack)) };
+}
+
+/// Plain `st.global.u64` (weak): for outputs the host reads after the kernel.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_global_u64(p: *mut u64, v: u64) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe { asm!("st.global.u64 [{p}], {v};", p = in(reg64) p, v = in(reg64) v, options(nostack)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread-block clusters and distributed shared memory (sm_90 and newer)
+
+/// `%cluster_ctarank`: this CTA's rank in its cluster.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub fn cluster_ctarank() -> u32 {
+    let r: u32;
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { asm!("mov.u32 {r}, %cluster_ctarank;", r = out(reg32) r, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `mapa.shared::cluster.u32`: the `.shared::cluster` address of shared address `addr` (this
+/// CTA's window) in the CTA of rank `rank` of the same cluster. Address arithmetic only.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub fn mapa_shared_cluster(addr: u32, rank: u32) -> u32 {
+    let r: u32;
+    // SAFETY: computes an address; nothing is accessed.
+    unsafe {
+        asm!("mapa.shared::cluster.u32 {r}, {a}, {k};", r = out(reg32) r, a = in(reg32) addr, k = in(reg32) rank,
+            options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `barrier.cluster.arrive.release.aligned` then `barrier.cluster.wait.acquire.aligned`: waits
+/// until every thread of every CTA of the cluster has arrived. Release/acquire at cluster scope:
+/// every memory access before the barrier (shared memory of any CTA of the cluster included)
+/// happens before every access after it. Also a barrier for this CTA's threads.
+///
+/// # Safety
+/// Every thread of every CTA of the cluster must reach the same barrier the same number of
+/// times (`.aligned`: no divergent call sites within a warp); every CTA of the cluster must
+/// still be running (a CTA that exits early leaves its peers waiting).
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub unsafe fn cluster_sync() {
+    // SAFETY: the caller guarantees cluster-uniform control flow.
+    unsafe { asm!("barrier.cluster.arrive.release.aligned;", "barrier.cluster.wait.acquire.aligned;", options(nostack)) };
+}
+
+/// `st.relaxed.cluster.shared::cluster.v4.u32`: 16 bytes into the shared memory of a CTA of this
+/// cluster. Four 32-bit strong stores at cluster scope, each single-copy atomic.
+///
+/// # Safety
+/// `addr` must be a 16-byte-aligned `.shared::cluster` address ([`mapa_shared_cluster`]) of a
+/// CTA of the cluster that is running and stays running until the store is complete.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub unsafe fn st_relaxed_cluster_shared_cluster_v4_u32(addr: u32, v: [u32; 4]) {
+    // SAFETY: the caller guarantees the address and the target CTA.
+    unsafe {
+        asm!("st.relaxed.cluster.shared::cluster.v4.u32 [{a}], {{{x}, {y}, {z}, {w}}};", a = in(reg32) addr,
+            x = in(reg32) v[0], y = in(reg32) v[1], z = in(reg32) v[2], w = in(reg32) v[3], options(nostack))
+    };
+}
+
+/// `st.relaxed.cluster.shared::cluster.v2.u64`: 16 bytes into the shared memory of a CTA of this
+/// cluster. Two 64-bit strong stores at cluster scope, each single-copy atomic.
+///
+/// # Safety
+/// As [`st_relaxed_cluster_shared_cluster_v4_u32`].
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub unsafe fn st_relaxed_cluster_shared_cluster_v2_u64(addr: u32, v: [u64; 2]) {
+    // SAFETY: the caller guarantees the address and the target CTA.
+    unsafe {
+        asm!("st.relaxed.cluster.shared::cluster.v2.u64 [{a}], {{{x}, {y}}};", a = in(reg32) addr,
+            x = in(reg64) v[0], y = in(reg64) v[1], options(nostack))
+    };
+}
+
+/// Plain `st.shared::cluster.u32` (weak): one word into the shared memory of a CTA of this
+/// cluster, for data read only after a [`cluster_sync`].
+///
+/// # Safety
+/// As [`st_relaxed_cluster_shared_cluster_v4_u32`], 4-byte-aligned.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub unsafe fn st_shared_cluster_u32(addr: u32, v: u32) {
+    // SAFETY: the caller guarantees the address and the target CTA.
+    unsafe { asm!("st.shared::cluster.u32 [{a}], {v};", a = in(reg32) addr, v = in(reg32) v, options(nostack)) };
+}
+
+/// `ld.relaxed.cluster.shared.v4.u32`: 16 bytes of this CTA's shared memory as four strong
+/// 32-bit loads at cluster scope, each single-copy atomic: polls words that a peer CTA stores
+/// with [`st_relaxed_cluster_shared_cluster_v4_u32`].
+///
+/// # Safety
+/// `addr` must be a 16-byte-aligned address inside the CTA's shared memory.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub unsafe fn ld_relaxed_cluster_shared_v4_u32(addr: u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("ld.relaxed.cluster.shared.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a, b = out(reg32) b,
+            c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr, options(nostack))
+    };
+    [a, b, c, d]
+}
+
+/// `ld.relaxed.cluster.shared.v2.u64`: 16 bytes of this CTA's shared memory as two strong 64-bit
+/// loads at cluster scope, each single-copy atomic (see [`st_relaxed_cluster_shared_cluster_v2_u64`]).
+///
+/// # Safety
+/// As [`ld_relaxed_cluster_shared_v4_u32`].
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub unsafe fn ld_relaxed_cluster_shared_v2_u64(addr: u32) -> [u64; 2] {
+    let (a, b): (u64, u64);
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("ld.relaxed.cluster.shared.v2.u64 {{{a}, {b}}}, [{p}];", a = out(reg64) a, b = out(reg64) b,
+            p = in(reg32) addr, options(nostack))
+    };
+    [a, b]
+}

@@ -593,3 +593,147 @@ const _: () = {
     assert!(initial_tag_pattern32(0, 0) == 0 && initial_tag_pattern32(0, 1) == 0);
     assert!(exchange_slots(18, 4) == 18 && exchange_slots(18, 1) == 20 && exchange_slots(3, 2) == 4);
 };
+
+// ---------------------------------------------------------------------------------------------
+// Exchange probe (a benchmark of the hidden-state exchange alone; `sprnn-probe`)
+
+/// Threads per CTA of the exchange probe: the headline layer's (H = 2304, B = 4, 128 CTAs).
+pub const PROBE_THREADS: usize = 576;
+/// CTAs of the exchange probe's headline geometry.
+pub const PROBE_CTAS: usize = 128;
+/// Hidden units each CTA publishes in the headline geometry (`2304 / 128`).
+pub const PROBE_ROWS_PER_CTA: usize = 18;
+/// Batch lanes of the headline geometry.
+pub const PROBE_BATCH: usize = 4;
+
+/// How the exchange probe packs values into tagged words.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeWord {
+    /// Today's 32-bit word: fp16 value in the low half, 16-bit step tag in the high half
+    /// (as [`tag_word`]). A 16-byte chunk holds four words.
+    Tagged32 = 0,
+    /// A 64-bit word: three fp16 values in bits 0..48, the 16-bit step tag in bits 48..64. An
+    /// aligned 64-bit access is single-copy atomic, so the tag vouches for all three values;
+    /// a 16-byte chunk holds two words, polled as two 64-bit accesses.
+    Tagged64 = 1,
+}
+
+impl ProbeWord {
+    /// Bytes per word.
+    pub const fn bytes(self) -> usize {
+        match self {
+            ProbeWord::Tagged32 => 4,
+            ProbeWord::Tagged64 => 8,
+        }
+    }
+
+    /// fp16 values per word.
+    pub const fn values(self) -> usize {
+        match self {
+            ProbeWord::Tagged32 => 1,
+            ProbeWord::Tagged64 => 3,
+        }
+    }
+
+    /// `w32` or `w64`, as in kernel names and the probe's rows.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProbeWord::Tagged32 => "w32",
+            ProbeWord::Tagged64 => "w64",
+        }
+    }
+}
+
+/// How the CTAs of the exchange probe share the vector.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeExchange {
+    /// Every CTA polls the whole vector in global memory (L2), as the recurrent kernel does.
+    Global = 0,
+    /// Clusters of two CTAs (sm_90): each polls half of the vector and forwards every chunk
+    /// into its partner's shared memory (DSMEM); one cluster barrier per step publishes it.
+    ClusterBarrier = 1,
+    /// Clusters of two CTAs (sm_90): as `ClusterBarrier`, but the forwarded chunks keep their
+    /// tags and the partner polls its own shared memory for them: no cluster barrier per step.
+    ClusterTagged = 2,
+}
+
+impl ProbeExchange {
+    /// CTAs per thread-block cluster (1: no cluster).
+    pub const fn cluster_size(self) -> usize {
+        match self {
+            ProbeExchange::Global => 1,
+            ProbeExchange::ClusterBarrier | ProbeExchange::ClusterTagged => 2,
+        }
+    }
+}
+
+/// Entry-point name of the exchange probe for a word format and an exchange.
+pub const fn probe_kernel_name(word: ProbeWord, exchange: ProbeExchange) -> &'static str {
+    match (exchange, word) {
+        (ProbeExchange::Global, ProbeWord::Tagged32) => "sprnn_probe_global_w32",
+        (ProbeExchange::Global, ProbeWord::Tagged64) => "sprnn_probe_global_w64",
+        (ProbeExchange::ClusterBarrier, ProbeWord::Tagged32) => "sprnn_probe_cluster_barrier_w32",
+        (ProbeExchange::ClusterBarrier, ProbeWord::Tagged64) => "sprnn_probe_cluster_barrier_w64",
+        (ProbeExchange::ClusterTagged, ProbeWord::Tagged32) => "sprnn_probe_cluster_tagged_w32",
+        (ProbeExchange::ClusterTagged, ProbeWord::Tagged64) => "sprnn_probe_cluster_tagged_w64",
+    }
+}
+
+/// Bits of `ProbeParams::flags`.
+pub mod probe_flags {
+    /// Test switch: CTA 0 never publishes step 1, so every wait for it must end with
+    /// `status::TIMEOUT` (or `status::ABORTED` once another CTA has failed), never hang.
+    pub const NEVER_PUBLISH: u32 = 1 << 0;
+}
+
+/// Every argument of the exchange probe, passed by value as one `.param` struct.
+///
+/// Step `t` = 1..=`steps`: (t ≥ 2) every thread polls its chunks of the vector in exchange buffer
+/// `(t-1) % 2` until each word carries tag `t-1` and copies them to shared memory; barrier; the
+/// first `words_per_cta` threads publish their CTA's words (each value one more than the value
+/// gathered for it, so after step `t` every value is `t mod 2^16`) with tag `t` into buffer
+/// `t % 2`; barrier. Dynamic shared memory: [`probe_smem_bytes`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeParams {
+    /// Two exchange buffers of `chunks * 16` bytes each (buffer `p` at `exchange + p·chunks·16`),
+    /// zeroed before launch.
+    pub exchange: u64,
+    /// Status word, zeroed before launch; see [`status`].
+    pub status: u64,
+    /// Four u64 written by thread 0 of CTA 0: `%clock64` and `%globaltimer` before the step
+    /// loop, then both after it (the SM clock while the probe runs).
+    pub clocks: u64,
+    /// Per-wait bound in nanoseconds (`%globaltimer`), counted from the wait's first check.
+    pub timeout_ns: u64,
+    /// Steps (at most 65535, so tags never wrap to the zeroed start).
+    pub steps: u32,
+    /// Words each CTA publishes (its words are `cta·words_per_cta ..`).
+    pub words_per_cta: u32,
+    /// 16-byte chunks in the vector: `grid · words_per_cta · word bytes / 16`.
+    pub chunks: u32,
+    /// A wait reads `%globaltimer` and the status word when `spins & check_mask == check_phase`
+    /// (spins counted from 1): mask 31, phase 1 is the recurrent kernel's (first miss, then every
+    /// 32 spins); mask 1023, phase 0 checks every 1024 spins only.
+    pub check_mask: u32,
+    /// See `check_mask`.
+    pub check_phase: u32,
+    /// Bits from [`probe_flags`].
+    pub flags: u32,
+}
+
+/// Dynamic shared memory of the exchange probe for a vector of `chunks` 16-byte chunks: two
+/// copies of the vector (by step parity) and one 16-byte cluster flag.
+pub const fn probe_smem_bytes(chunks: usize) -> usize {
+    2 * chunks * 16 + 16
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<ProbeParams>().is_multiple_of(8));
+    assert!(PROBE_CTAS * PROBE_ROWS_PER_CTA == 2304);
+    // The headline vector is whole chunks in both word formats.
+    assert!((PROBE_ROWS_PER_CTA * PROBE_BATCH * 4).is_multiple_of(16));
+    assert!((PROBE_CTAS * PROBE_ROWS_PER_CTA * PROBE_BATCH / 3 * 8).is_multiple_of(16));
+};

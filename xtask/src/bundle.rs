@@ -1,7 +1,7 @@
 //! `cargo xtask gpu-bundle [DIR]`: everything needed to run sprnn's tests and benchmarks on a
 //! GPU machine that has no Rust toolchain, in one folder.
 //!
-//! The folder holds the release test executables (`tests/`), the benchmark and demo programs and
+//! The folder holds the release test executables (`tests/`), the benchmark, exchange-probe and demo programs and
 //! the model examples `nmt` and `deepspeech` (`bin/`), the peer benchmark scripts (`peers/`:
 //! `peers.py`, and `models.py` for cuDNN whole-model timings), `COMMIT` (the short hash it was built from,
 //! `-dirty` when tracked files had changes) and `run.sh`. The PTX is embedded in every
@@ -27,6 +27,10 @@
 //! build cache later runs on the same machine reuse) and runs `peers.py --with-flashrnn
 //! --flashrnn-time-budget $FLASHRNN_TIME_BUDGET` (default 400 s); `FLASHRNN_CAPACITY=1` adds
 //! `--flashrnn-capacity`.
+//!
+//! `DIR/run.sh probe ARGS…` runs the exchange probe, `bin/sprnn-probe --commit COMMIT ARGS…`
+//! (`--all --out FILE` for every sweep; it reads the driver version from `nvidia-smi` and the
+//! date itself; a `--commit` among ARGS wins over the bundle's).
 //!
 //! `DIR/run.sh capacity ARGS…` measures capacity: `bin/sprnn-bench --capacity ARGS… --out CSV
 //! --pairs-out …`, then the peers (`$CAPACITY_PEERS`, default `cudnn,cublas_graph,cusparse_csr`)
@@ -56,6 +60,8 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            then the peers $CAPACITY_PEERS (default cudnn,cublas_graph,cusparse_csr)
 #                            at the same (cell, H, B, density); FLASHRNN=1: FlashRNN's capacity
 #                            search as well.
+#   run.sh probe ARGS...     the exchange probe (bin/sprnn-probe --commit "$(cat COMMIT)" ARGS;
+#                            e.g. run.sh probe --all --out probe.csv)
 #   run.sh demo ARGS...      the demo (bin/sprnn-demo ARGS)
 #   run.sh models [ARGS...]  the model examples bin/nmt and bin/deepspeech (ARGS to both; their
 #                            MODEL lines), then peers/models.py for cuDNN over the same shapes
@@ -170,6 +176,10 @@ case "$what" in
     rm -f "$pairs"
     echo "== capacity: sprnn-bench exit $rc_s, peers.py exit $rc_p; rows in $out"
     [ $rc_s = 0 ] && [ $rc_p = 0 ] ;;
+  probe)
+    # The rows' commit is the bundle's unless ARGS give one (the last --commit wins).
+    commit=$(cat "$here/COMMIT" 2>/dev/null)
+    exec "$here/bin/sprnn-probe" --commit "${commit:-unknown}" "$@" ;;
   demo) exec "$here/bin/sprnn-demo" "$@" ;;
   models)
     lines=$(mktemp); rc=0
@@ -194,7 +204,7 @@ case "$what" in
       done
     done
     exit $rc ;;
-  *) echo "usage: run.sh [test|bench|bench-all|capacity|demo|models|sanitize] ARGS..." >&2; exit 2 ;;
+  *) echo "usage: run.sh [test|bench|bench-all|capacity|probe|demo|models|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
@@ -226,7 +236,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
         return Err("no test executables found".into());
     }
     run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "sprnn-bench", "-p", "sprnn-cli", "--bins"]))?;
-    for bin in ["sprnn-bench", "sprnn-demo", "sprnn"] {
+    for bin in ["sprnn-bench", "sprnn-probe", "sprnn-demo", "sprnn"] {
         std::fs::copy(root.join("target/release").join(bin), dir.join("bin").join(bin)).map_err(|e| format!("{bin}: {e}"))?;
     }
     run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "sprnn", "--example", "nmt", "--example", "deepspeech"]))?;
@@ -253,7 +263,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     run(Command::new("chmod").arg("+x").arg(&sh))?;
     let size = dir_bytes(&dir);
     println!(
-        "bundle in {} ({n} test executables, sprnn-bench, sprnn-demo, sprnn, nmt, deepspeech; {wheels} wheel(s) for FLASHRNN=1; {:.1} MiB)",
+        "bundle in {} ({n} test executables, sprnn-bench, sprnn-probe, sprnn-demo, sprnn, nmt, deepspeech; {wheels} wheel(s) for FLASHRNN=1; {:.1} MiB)",
         dir.display(),
         size as f64 / (1 << 20) as f64
     );
@@ -414,6 +424,28 @@ mod tests {
         assert!(has(&peers, &["--steps", "256", "--approaches", "cudnn,cublas_graph,cusparse_csr"]), "{peers:?}");
         assert!(has(&peers, &["--flashrnn-capacity", "--flashrnn-time-budget", "400"]) && !peers.contains(&"--with-flashrnn".to_string()), "{peers:?}");
         assert!(has(&peers, &["--commit", "abc1234", "--out", "/tmp/x.csv"]), "{peers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `run.sh probe` runs bin/sprnn-probe with the bundle's commit first, so a `--commit`
+    /// among the arguments (clap: the last one wins) overrides it, and passes its exit code on.
+    #[test]
+    fn probe_mode_runs_the_probe_with_the_bundle_commit() {
+        let dir = std::env::temp_dir().join(format!("sprnn-runsh-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let sh = dir.join("run.sh");
+        std::fs::write(&sh, RUN_SH).unwrap();
+        let p = dir.join("bin/sprnn-probe");
+        std::fs::write(&p, format!("#!/usr/bin/env bash\nprintf '%s\\n' \"$@\" > {}\nexit ${{STUB_RC:-0}}\n", dir.join("probe.args").display())).unwrap();
+        Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+        std::fs::write(dir.join("COMMIT"), "abc1234\n").unwrap();
+        let go = |rc: &str| Command::new("bash").arg(&sh).args(["probe", "--all", "--out", "/tmp/p.csv"]).current_dir(&dir).env("STUB_RC", rc).output().unwrap();
+        let out = go("0");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let args: Vec<String> = std::fs::read_to_string(dir.join("probe.args")).unwrap().lines().map(String::from).collect();
+        assert_eq!(args, ["--commit", "abc1234", "--all", "--out", "/tmp/p.csv"]);
+        assert_eq!(go("1").status.code(), Some(1));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -55,9 +55,14 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
             _ => objects.push(input.clone()),
         }
     }
+    // The crate's own objects (one per codegen unit) are linked whole first: llvm-link's
+    // `--only-needed` applies to every input after the first, so linking them in the same call
+    // as the archive members would drop the kernels of every codegen unit but the first.
+    let crate_bc = work.join("crate.bc");
+    crate::run(Command::new(bin.join("llvm-link")).args(&objects).arg("-o").arg(&crate_bc))?;
     let linked = work.join("linked.bc");
     let mut cmd = Command::new(bin.join("llvm-link"));
-    cmd.args(&objects);
+    cmd.arg(&crate_bc);
     if !members.is_empty() {
         cmd.arg("--only-needed").args(&members);
     }
