@@ -30,6 +30,13 @@ struct Args {
     /// Sequence length.
     #[arg(long, default_value_t = 256)]
     steps: usize,
+    /// Hidden state in shared memory: `f16` or `f32` (default: the planner's choice, f32 where it
+    /// fits).
+    #[arg(long)]
+    hidden_state: Option<String>,
+    /// Threads per row (default: the planner's choice).
+    #[arg(long)]
+    threads_per_row: Option<usize>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,7 +67,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     };
     println!("GPU: {} (sm_{}{}), {} SMs, PTX {}", gpu.info().name, gpu.info().compute_capability.0, gpu.info().compute_capability.1, gpu.info().sm_count, gpu.arch());
-    let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, a.batch, &LayerOptions::default())?;
+    let hidden_f32 = match a.hidden_state.as_deref() {
+        None => None,
+        Some("f16") => Some(false),
+        Some("f32") => Some(true),
+        Some(other) => return Err(format!("--hidden-state {other}: expected f16 or f32").into()),
+    };
+    let opts = LayerOptions {
+        plan: PlanOptions { hidden_f32, threads_per_row: a.threads_per_row, ..PlanOptions::default() },
+        ..LayerOptions::default()
+    };
+    let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, a.batch, &opts)?;
     let (grid, threads, tpr, smem, kernel) = layer.launch_shape();
     println!("plan: {grid} CTAs x {threads} threads, {tpr} threads per row, {smem} B shared memory, kernel {kernel}");
     let out = layer.forward(Input::F32(&u), a.steps, None, None)?;
