@@ -167,9 +167,10 @@ mod tests {
         let rnn = fitting_hidden_sizes(Cell::RnnTanh, 0.3, 4, &dev, 32, MAX_HIDDEN)[0].0;
         let lstm = fitting_hidden_sizes(Cell::Lstm, 0.3, 4, &dev, 32, MAX_HIDDEN)[0].0;
         assert!(rnn >= 2304 && lstm < 2304, "rnn {rnn}, lstm {lstm}");
-        // Sparser layers hold more dense-equivalent parameters.
+        // Sparser layers hold more dense-equivalent parameters (a fully dense layer runs as the
+        // dense tensor-core slab, which a layer at d = 0.3 can use too).
         let dense = fitting_hidden_sizes(Cell::RnnTanh, 1.0, 4, &dev, 32, MAX_HIDDEN)[0].0;
-        assert!(dense_params(Cell::RnnTanh, rnn) > 2 * dense_params(Cell::RnnTanh, dense));
+        assert!(dense_params(Cell::RnnTanh, rnn) > dense_params(Cell::RnnTanh, dense), "rnn {rnn}, dense {dense}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use sprnn::layout::{self, DeviceInfo, Plan, PlanError, PlanOptions, WeightOrder};
+use sprnn::layout::{self, DeviceInfo, KernelKind, Plan, PlanError, PlanOptions, WeightOrder};
 use sprnn::Gpu;
 
 use crate::layer::{self, Layer, LayerSource};
@@ -37,6 +37,15 @@ pub enum HiddenArg {
     F32,
 }
 
+/// The kernel a plan runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KernelArg {
+    /// Packed nonzeros in registers.
+    Sparse,
+    /// Dense fp16 tensor-core fragments in registers.
+    Dense,
+}
+
 /// Arguments of `sprnn plan`.
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -66,6 +75,10 @@ pub struct PlanArgs {
     /// Hidden state in shared memory: f32 or fp16 (default: f32 where it fits).
     #[arg(long, value_enum)]
     pub hidden_state: Option<HiddenArg>,
+    /// Kernel: sparse lists or the dense tensor-core slab (default: dense where it fits and the
+    /// density is at least 0.05).
+    #[arg(long, value_enum)]
+    pub kernel: Option<KernelArg>,
     /// Machine-readable output (one JSON object).
     #[arg(long)]
     pub json: bool,
@@ -99,6 +112,9 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "units_per_cta": p.units_per_cta,
         "list_len": p.list_len,
         "batch_tile": p.batch_tile,
+        "kernel": if p.dense.is_some() { "dense" } else { "sparse" },
+        "dense_m_tiles": p.dense.map(|s| s.m_tiles),
+        "dense_k_tiles_per_warp": p.dense.map(|s| s.k_tiles_per_warp),
         "hidden_state": if p.hidden_f32 { "f32" } else { "f16" },
         "columns": p.columns,
         "slots_per_cta": p.slots_per_cta,
@@ -161,7 +177,13 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
     println!("grid:               {} CTAs ({} per SM, {} hidden units each)", p.grid, p.ctas_per_sm, p.units_per_cta);
     println!("threads:            {} per CTA, {} per row", p.threads_per_cta, p.threads_per_row);
     println!("list length:        {} words per thread", p.list_len);
-    println!("batch tile:         {}", p.batch_tile);
+    match p.dense {
+        Some(s) => println!(
+            "kernel:             dense tensor-core slab: {} m-tiles of 16 rows, {} k-tiles of 16 columns per warp, {} warps",
+            s.m_tiles, s.k_tiles_per_warp, s.warps
+        ),
+        None => println!("kernel:             sparse lists, batch tile {}", p.batch_tile),
+    }
     println!(
         "hidden state:       {} in shared memory, {} columns ({} per CTA)",
         if p.hidden_f32 { "f32" } else { "fp16" },
@@ -206,6 +228,10 @@ pub fn main(args: &PlanArgs) -> CliResult {
             OrderArg::Naive => WeightOrder::Naive,
         },
         hidden_f32: args.hidden_state.map(|h| h == HiddenArg::F32),
+        kernel: args.kernel.map(|k| match k {
+            KernelArg::Sparse => KernelKind::Sparse,
+            KernelArg::Dense => KernelKind::Dense,
+        }),
     };
     let result = progress::spin("planning", || layout::plan(&l.w_hh, l.cell, args.batch, &device, &opts));
     let s = l.w_hh.stats();

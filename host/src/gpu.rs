@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
-use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, HIDDEN_F32, LIST_LENGTHS};
+use sprnn_kernels::format::{dense_kernel_name, recurrent_kernel_name, BATCH_TILES, DENSE_SHAPES, HIDDEN_F32, LIST_LENGTHS};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -88,6 +88,15 @@ impl Gpu {
                 kernel_local_bytes.push((n, bt, h32, local as u32));
             }
         }
+        let mut dense_registers = Vec::new();
+        for (mt, kw) in DENSE_SHAPES {
+            let name = dense_kernel_name(mt, kw);
+            let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+            let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
+            driver::set_max_dynamic_shared(&f, optin)?;
+            driver::prefer_max_shared(&f)?;
+            dense_registers.push((mt, kw, regs as u32));
+        }
         let info = DeviceInfo {
             name,
             compute_capability: (major, minor),
@@ -100,6 +109,7 @@ impl Gpu {
             max_threads_per_block: a(attr::MAX_THREADS_PER_BLOCK)? as usize,
             l2_bytes: a(attr::L2_CACHE_SIZE)? as usize,
             kernel_registers,
+            dense_registers,
         };
         Ok(Gpu { inner: Arc::new(GpuInner { stream, module, context, ordinal, info, arch, kernel_local_bytes }) })
     }

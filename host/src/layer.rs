@@ -20,7 +20,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    exchange_slots, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
+    dense_kernel_name, exchange_slots, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
 };
 
 use crate::driver;
@@ -285,10 +285,16 @@ impl SparseRecurrentLayer {
                 actual_sms: info.sm_count,
             });
         }
-        let kernel = recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32);
+        let kernel = match plan.dense {
+            Some(s) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
+            None => recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32),
+        };
         if kernel.is_empty() {
-            let h = if plan.hidden_f32 { 32 } else { 16 };
-            return Err(Error::MissingKernel { name: format!("sprnn_recurrent_n{}_bt{}_h{h}", plan.list_len, plan.batch_tile) });
+            let name = match plan.dense {
+                Some(s) => format!("sprnn_dense_mt{}_kw{}", s.m_tiles, s.k_tiles_per_warp),
+                None => format!("sprnn_recurrent_n{}_bt{}_h{}", plan.list_len, plan.batch_tile, if plan.hidden_f32 { 32 } else { 16 }),
+            };
+            return Err(Error::MissingKernel { name });
         }
         gpu.make_current()?;
         let f = gpu.function(kernel)?;

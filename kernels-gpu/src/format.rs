@@ -423,6 +423,92 @@ pub struct SmokeParams {
     pub pad: u32,
 }
 
+// ---------------------------------------------------------------------------------------------
+// The dense tensor-core slab
+
+/// Batch columns of one `mma.m16n8k16` (`N` = 8): the dense slab kernel runs batches up to this.
+pub const DENSE_MAX_BATCH: usize = 8;
+
+/// Rows of one `mma.m16n8k16` tile (`M` = 16) and columns of one k-tile (`K` = 16).
+pub const DENSE_TILE: usize = 16;
+
+/// The dense slab kernel's variants `(MT, KW)`: `MT` m-tiles (16 gate rows each) per CTA and
+/// `KW` k-tiles (16 hidden columns each) per warp. A thread holds `4 · MT · KW` registers of
+/// `W_hh` as `mma` A fragments (fp16 pairs, pruned entries as zeros).
+pub const DENSE_SHAPES: [(usize, usize); 12] =
+    [(1, 4), (1, 8), (1, 12), (1, 16), (2, 4), (2, 8), (2, 12), (2, 16), (3, 4), (3, 8), (4, 4), (4, 8)];
+
+/// Entry-point name of the dense slab kernel with `mt` m-tiles and `kw` k-tiles per warp, e.g.
+/// `sprnn_dense_mt2_kw8`; `""` for a shape that has no variant.
+pub const fn dense_kernel_name(mt: usize, kw: usize) -> &'static str {
+    match (mt, kw) {
+        (1, 4) => "sprnn_dense_mt1_kw4",
+        (1, 8) => "sprnn_dense_mt1_kw8",
+        (1, 12) => "sprnn_dense_mt1_kw12",
+        (1, 16) => "sprnn_dense_mt1_kw16",
+        (2, 4) => "sprnn_dense_mt2_kw4",
+        (2, 8) => "sprnn_dense_mt2_kw8",
+        (2, 12) => "sprnn_dense_mt2_kw12",
+        (2, 16) => "sprnn_dense_mt2_kw16",
+        (3, 4) => "sprnn_dense_mt3_kw4",
+        (3, 8) => "sprnn_dense_mt3_kw8",
+        (4, 4) => "sprnn_dense_mt4_kw4",
+        (4, 8) => "sprnn_dense_mt4_kw8",
+        _ => "",
+    }
+}
+
+/// The variant `(mt, kw)` a dense kernel name denotes (the inverse of [`dense_kernel_name`]).
+pub fn parse_dense_kernel_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("sprnn_dense_mt")?;
+    let (mt, kw) = rest.split_once("_kw")?;
+    let (mt, kw) = (mt.parse().ok()?, kw.parse().ok()?);
+    (dense_kernel_name(mt, kw).len() == name.len()).then_some((mt, kw))
+}
+
+/// Register budget (`.maxnreg`) of dense variant `(mt, kw)`: its `4 · MT · KW` fragment
+/// registers plus 64 for the rest (the accumulators, addresses and the cell).
+pub const fn dense_register_budget(mt: usize, kw: usize) -> u32 {
+    let r = round_up(4 * mt * kw + 64, 8);
+    if r > 255 { 255 } else { r as u32 }
+}
+
+/// Where the dense slab kernel keeps things in its dynamic shared memory (byte offsets).
+///
+/// In order: the hidden state transposed, `ht[8][row]` fp16 with `row` = [`DenseSmem::row_halves`]
+/// values per batch row (`warps · KW · 16` columns, the columns past `columns` zero, plus 8 of
+/// padding so the 8 rows start in different banks); the staged outputs `[S][B]` fp16; the
+/// per-warp partial sums `[warps][MT · 16][8]` f32; (LSTM) the cell state `[units][B]` f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenseSmem {
+    /// fp16 values per row of `ht`.
+    pub row_halves: usize,
+    /// Offset of the staged outputs.
+    pub stage: usize,
+    /// Offset of the partial sums.
+    pub part: usize,
+    /// Offset of the LSTM cell state.
+    pub c: usize,
+    /// Bytes in all.
+    pub total: usize,
+}
+
+impl DenseSmem {
+    /// The layout for `warps` warps of `kw` k-tiles, `mt` m-tiles, batch `batch`, `slots`
+    /// columns per CTA and `units` units per CTA.
+    pub const fn new(warps: usize, kw: usize, mt: usize, batch: usize, slots: usize, units: usize, cell: Cell) -> DenseSmem {
+        let row_halves = warps * kw * DENSE_TILE + 8;
+        let stage = round_up(DENSE_MAX_BATCH * row_halves * 2, 16);
+        let part = stage + round_up(slots * batch * 2, 16);
+        let c = part + warps * mt * DENSE_TILE * DENSE_MAX_BATCH * 4;
+        let total = c + match cell {
+            Cell::Lstm => units * batch * 4,
+            _ => 0,
+        };
+        DenseSmem { row_halves, stage, part, c, total }
+    }
+}
+
 /// Bits of `ProjectionParams::flags`.
 pub mod projection_flags {
     /// Write time-reversed: input row `t·B + b` goes to output slot `(T-1-t)·B + b` (the reverse

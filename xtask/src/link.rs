@@ -104,6 +104,10 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
                 let (n, bt, h32) = sprnn_kernels::format::parse_recurrent_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
                 pending = Some(sprnn_kernels::format::register_budget(n, bt, h32));
+            } else if name.starts_with("sprnn_dense_") {
+                let (mt, kw) = sprnn_kernels::format::parse_dense_kernel_name(name)
+                    .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
+                pending = Some(sprnn_kernels::format::dense_register_budget(mt, kw));
             }
         }
         if line == "{" {

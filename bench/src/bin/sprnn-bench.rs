@@ -65,7 +65,8 @@ struct Args {
     warmup: usize,
     /// Also time the kernel-structure variants as approaches `sprnn_separate_cell` (RNN cell in
     /// a separate phase after a barrier), `sprnn_h16` and `sprnn_h32` (hidden state fp16 or f32
-    /// in shared memory, whichever the default did not choose, where it fits).
+    /// in shared memory), `sprnn_sparse` and `sprnn_dense` (the sparse kernel or the dense
+    /// tensor-core slab) — each only where it differs from the default plan and fits.
     #[arg(long)]
     ab: bool,
     /// Time the input projection for these shapes `IxGHxN` (input size, G·H outputs, T·B rows;
@@ -367,21 +368,31 @@ fn main() {
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell.name()));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
-        let variants: &[(&str, Option<bool>, bool)] = if args.ab {
-            &[("sprnn", None, true), ("sprnn_separate_cell", None, false), ("sprnn_h16", Some(false), true), ("sprnn_h32", Some(true), true)]
+        use sprnn::layout::{KernelKind, PlanOptions};
+        let sparse = |h32: Option<bool>| PlanOptions { hidden_f32: h32, kernel: Some(KernelKind::Sparse), ..Default::default() };
+        let variants: Vec<(&str, Option<PlanOptions>, bool)> = if args.ab {
+            vec![
+                ("sprnn", None, true),
+                ("sprnn_separate_cell", Some(sparse(None)), false),
+                ("sprnn_h16", Some(sparse(Some(false))), true),
+                ("sprnn_h32", Some(sparse(Some(true))), true),
+                ("sprnn_sparse", Some(sparse(None)), true),
+                ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
+            ]
         } else {
-            &[("sprnn", None, true)]
+            vec![("sprnn", None, true)]
         };
         // Refuse what cannot fit before generating it (the planner's decision from row statistics).
         let result = precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
             let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
             let mut times = Vec::new();
-            for &(name, hidden_f32, fuse) in variants {
-                let plan = match hidden_f32 {
+            for (name, opts, fuse) in &variants {
+                let (name, fuse) = (*name, *fuse);
+                let plan = match opts {
                     None => plan.clone(),
-                    // Only the precision the default did not choose, and only where it fits.
-                    Some(h32) if h32 == plan.hidden_f32 => continue,
-                    Some(h32) => match sprnn::layout::plan(&w, cell, b, gpu.info(), &sprnn::layout::PlanOptions { hidden_f32: Some(h32), ..Default::default() }) {
+                    Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
+                        // Only variants that differ from the default plan, and only where they fit.
+                        Ok(p) if fuse && p.dense == plan.dense && p.hidden_f32 == plan.hidden_f32 && p.list_len == plan.list_len => continue,
                         Ok(p) => p,
                         Err(_) => continue,
                     },

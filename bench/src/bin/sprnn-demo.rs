@@ -37,6 +37,9 @@ struct Args {
     /// Threads per row (default: the planner's choice).
     #[arg(long)]
     threads_per_row: Option<usize>,
+    /// Kernel: `sparse` or `dense` (default: the planner's choice).
+    #[arg(long)]
+    kernel: Option<String>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -73,8 +76,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("f32") => Some(true),
         Some(other) => return Err(format!("--hidden-state {other}: expected f16 or f32").into()),
     };
+    let kernel = match a.kernel.as_deref() {
+        None => None,
+        Some("sparse") => Some(layout::KernelKind::Sparse),
+        Some("dense") => Some(layout::KernelKind::Dense),
+        Some(other) => return Err(format!("--kernel {other}: expected sparse or dense").into()),
+    };
     let opts = LayerOptions {
-        plan: PlanOptions { hidden_f32, threads_per_row: a.threads_per_row, ..PlanOptions::default() },
+        plan: PlanOptions { hidden_f32, threads_per_row: a.threads_per_row, kernel, ..PlanOptions::default() },
         ..LayerOptions::default()
     };
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, a.batch, &opts)?;

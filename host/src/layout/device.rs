@@ -31,9 +31,12 @@ pub struct DeviceInfo {
     /// [`crate::Gpu`] reads them from the module the driver loaded, whose JIT compiler may
     /// allocate more registers than the offline ptxas did.
     pub kernel_registers: Vec<(usize, usize, bool, u32)>,
+    /// Registers per thread of each dense slab variant `(MT, KW, registers)`, likewise
+    /// ([`DENSE_REGISTERS`] in the presets).
+    pub dense_registers: Vec<(usize, usize, u32)>,
 }
 
-use super::registers::KERNEL_REGISTERS;
+use super::registers::{DENSE_REGISTERS, KERNEL_REGISTERS};
 
 /// Shared memory the driver reserves per resident CTA (bytes), on sm_80 and later.
 pub const SHARED_RESERVED_PER_CTA: usize = 1024;
@@ -57,6 +60,7 @@ impl DeviceInfo {
             max_threads_per_block: 1024,
             l2_bytes: 60 * 1024 * 1024,
             kernel_registers: KERNEL_REGISTERS.to_vec(),
+            dense_registers: DENSE_REGISTERS.to_vec(),
         }
     }
 
@@ -75,6 +79,7 @@ impl DeviceInfo {
             max_threads_per_block: 1024,
             l2_bytes: 40 * 1024 * 1024,
             kernel_registers: KERNEL_REGISTERS.to_vec(),
+            dense_registers: DENSE_REGISTERS.to_vec(),
         }
     }
 
@@ -82,6 +87,12 @@ impl DeviceInfo {
     /// none.
     pub fn registers(&self, n: usize, bt: usize, h32: bool) -> Option<u32> {
         self.kernel_registers.iter().find(|&&(vn, vbt, vh, _)| vn == n && vbt == bt && vh == h32).map(|&(_, _, _, r)| r)
+    }
+
+    /// Registers per thread of dense slab variant `(mt, kw)` on this device, `None` if it has
+    /// none.
+    pub fn dense_registers(&self, mt: usize, kw: usize) -> Option<u32> {
+        self.dense_registers.iter().find(|&&(m, k, _)| m == mt && k == kw).map(|&(_, _, r)| r)
     }
 
     /// Dynamic shared memory one CTA may use when `ctas_per_sm` CTAs share an SM.

@@ -14,6 +14,8 @@
 //! 5. [`plan()`]: launch shape (grid, threads, TPR, N), fit checks against [`DeviceInfo`] and
 //!    [`registers::KERNEL_REGISTERS`], and [`Plan::simulate_matvec`], the CPU twin of the
 //!    kernel's product.
+//! 6. [`dense`]: the alternative for dense-enough layers — the CTA's rows as dense fp16 tensor-core
+//!    fragments ([`DenseShape`]); [`plan()`] chooses it by [`DENSE_MIN_DENSITY`] when it fits.
 //!
 //! The fit decision alone — the launch shape, or the refusal — comes from [`check_fit`], which
 //! needs only the layer's [`RowStats`] (size, nonzeros, longest row): it tells whether a layer
@@ -94,6 +96,7 @@
 
 pub mod assign;
 pub mod bank;
+pub mod dense;
 pub mod device;
 pub mod error;
 pub mod pack;
@@ -106,8 +109,9 @@ pub use assign::WeightOrder;
 pub use bank::{batch_tile, BankModel, BankStats};
 pub use device::DeviceInfo;
 pub use error::PlanError;
+pub use dense::DenseShape;
 pub use plan::{
-    check_fit, default_grid, layout_with, plan, step_cost, Fit, Geometry, Plan, PlanOptions, RowStats, CELL_CYCLES, MIN_UNITS_PER_CTA,
-    THREADS_PER_ROW,
+    check_fit, default_grid, layout_with, layout_with_hidden, plan, step_cost, Fit, Geometry, KernelKind, Plan, PlanOptions, RowStats,
+    CELL_CYCLES, DENSE_MIN_DENSITY, MIN_UNITS_PER_CTA, THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::Cell;

@@ -3,11 +3,12 @@
 use half::f16;
 use sprnn_kernels::format::{
     column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, Cell, RecurrentSmem, BATCH_TILES,
-    LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
+    DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
 };
 
 use super::assign::WeightOrder;
 use super::bank::{batch_tile, BankModel, BankStats};
+use super::dense::{self, DenseFit, DenseShape};
 use super::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT};
 use super::error::PlanError;
 use super::pack::{pack, PackShape};
@@ -36,9 +37,25 @@ pub struct PlanOptions {
     /// Order of the nonzeros in the lists (default bank-aware).
     pub order: WeightOrder,
     /// Hidden state in shared memory as f32 (`Some(true)`) or fp16 (`Some(false)`); by default
-    /// f32 where it fits (one conversion per value per step instead of one per use).
+    /// f32 where it fits (one conversion per value per step instead of one per use). Sparse
+    /// kernel only.
     pub hidden_f32: Option<bool>,
+    /// The kernel: sparse lists or the dense tensor-core slab (default: the dense slab where it
+    /// fits and the layer's density is at least [`DENSE_MIN_DENSITY`], or where only it fits).
+    pub kernel: Option<KernelKind>,
 }
+
+/// Which kernel a plan runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelKind {
+    /// Packed nonzeros in registers, the sparse product (`sprnn_recurrent_*`).
+    Sparse,
+    /// Dense fp16 tensor-core fragments in registers (`sprnn_dense_*`, [`super::dense`]).
+    Dense,
+}
+
+/// Density from which the planner prefers the dense slab where both kernels fit.
+pub const DENSE_MIN_DENSITY: f64 = 0.05;
 
 /// A launch shape: grid, threads, units, list length. [`plan`] chooses one for a device;
 /// [`layout_with`] lays a layer out for a given one.
@@ -75,7 +92,7 @@ pub struct Plan {
     pub threads_per_row: usize,
     /// Entries per CTA in [`Plan::units`].
     pub units_per_cta: usize,
-    /// Words per thread (`N`, the kernel variant).
+    /// Words per thread (`N`, the kernel variant; `4·MT·KW` for the dense slab).
     pub list_len: usize,
     /// Batch values per shared-memory load (`BT`, the kernel variant).
     pub batch_tile: usize,
@@ -107,6 +124,10 @@ pub struct Plan {
     pub bank: BankStats,
     /// Bank conflicts the naive order would have had (same launch shape).
     pub bank_naive: BankStats,
+    /// The dense slab's shape when the plan runs the dense kernel (then `weights` holds its
+    /// fragments, `list_len` is `4·MT·KW`, and `threads_per_row`, `batch_tile`, `hidden_f32`
+    /// and the bank statistics do not apply).
+    pub dense: Option<DenseShape>,
 }
 
 /// Plans a layer for a device: chooses the launch shape, checks that everything fits and stays
@@ -128,6 +149,10 @@ pub struct Plan {
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
     let fit = check_fit(&RowStats::of(w_hh), cell, batch, device, opts)?;
+    if let Some(shape) = fit.dense {
+        let dense = DenseFit { shape, registers_per_thread: fit.registers_per_thread, registers_per_sm: fit.registers_per_sm, smem_bytes: fit.smem_bytes };
+        return build_dense(w_hh, cell, batch, fit.grid, fit.units_per_cta, dense, opts.order);
+    }
     let geometry = Geometry {
         grid: fit.grid,
         units_per_cta: fit.units_per_cta,
@@ -139,6 +164,68 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
     p.ctas_per_sm = fit.ctas_per_sm;
     p.registers_per_thread = fit.registers_per_thread;
     Ok(p)
+}
+
+/// The dense slab [`plan`] could use: its fit, grid and units per CTA, or `None` (options that
+/// only the sparse kernel has, more than one CTA per SM, or no variant fits). Errors only for
+/// options that are wrong for either kernel (as [`check_fit`] reports them).
+fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Option<(DenseFit, usize, usize)>, PlanError> {
+    let sparse_only = opts.kernel == Some(KernelKind::Sparse)
+        || opts.ctas_per_sm.is_some_and(|c| c != 1)
+        || opts.threads_per_row.is_some()
+        || opts.list_len.is_some()
+        || opts.hidden_f32 == Some(true);
+    validate_sizes(stats.hidden, stats.rows, cell, batch)?;
+    if sparse_only {
+        return Ok(None);
+    }
+    let (grid, upc) = match opts.ctas {
+        Some(c) if c == 0 || c > device.sm_count || c > stats.hidden => return Ok(None),
+        Some(c) => (c, stats.hidden.div_ceil(c)),
+        None => default_grid(stats.hidden, device.sm_count),
+    };
+    if check_columns(stats.hidden, grid, upc, batch).is_err() {
+        return Ok(None);
+    }
+    let slots = exchange_slots(upc, batch);
+    Ok(dense::fit(cell, upc, slots, grid * slots, batch, device).map(|f| (f, grid, upc)))
+}
+
+/// Lays a layer out as a dense slab.
+fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fit: DenseFit, order: WeightOrder) -> Result<Plan, PlanError> {
+    let hidden = w_hh.cols();
+    let gates = cell.gates();
+    let part = partition(&unit_nnz(w_hh, gates), grid, upc);
+    let slots = exchange_slots(upc, batch);
+    let columns = grid * slots;
+    let w_cols = rename_columns(w_hh, &part.units, upc, slots, columns);
+    let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, fit.shape);
+    Ok(Plan {
+        cell,
+        hidden,
+        batch,
+        grid,
+        ctas_per_sm: 1,
+        threads_per_cta: fit.shape.threads(),
+        threads_per_row: 1,
+        units_per_cta: upc,
+        list_len: fit.shape.words_per_thread(),
+        batch_tile: batch,
+        hidden_f32: false,
+        slots_per_cta: slots,
+        columns,
+        smem_bytes: fit.smem_bytes,
+        registers_per_thread: fit.registers_per_thread,
+        nnz: w_hh.nnz(),
+        max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
+        cta_nnz: part.cta_nnz,
+        units: part.units,
+        weights,
+        order,
+        bank: BankStats::default(),
+        bank_naive: BankStats::default(),
+        dense: Some(fit.shape),
+    })
 }
 
 /// What the fit decision of [`plan`] needs to know about `W_hh`: its shape and row lengths.
@@ -206,6 +293,9 @@ pub struct Fit {
     pub registers_per_sm: usize,
     /// Dynamic shared memory per CTA, bytes.
     pub smem_bytes: usize,
+    /// The dense slab's shape when the layer runs the dense kernel (then `list_len` is
+    /// `4·MT·KW` and `threads_per_row`, `batch_tile`, `hidden_f32` do not apply).
+    pub dense: Option<DenseShape>,
 }
 
 /// The fit decision of [`plan`] from a layer's [`RowStats`]: the launch shape `plan` would choose,
@@ -216,6 +306,48 @@ pub struct Fit {
 /// outcome except the checks that need the values themselves ([`PlanError::ValueOutOfRange`])
 /// or the shape of the matrix beyond its row and column counts.
 pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
+    let sparse = if opts.kernel == Some(KernelKind::Dense) { None } else { Some(sparse_fit(stats, cell, batch, device, opts)) };
+    let dense = dense_fit(stats, cell, batch, device, opts)?;
+    let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
+    let use_dense = match (opts.kernel, dense, &sparse) {
+        (Some(KernelKind::Sparse), _, _) | (None, None, _) => false,
+        (Some(KernelKind::Dense), Some(_), _) | (None, Some(_), Some(Err(_))) => true,
+        (None, Some(_), _) => density >= DENSE_MIN_DENSITY,
+        (Some(KernelKind::Dense), None, _) => {
+            return Err(PlanError::BadOption {
+                option: "kernel",
+                value: 1,
+                allowed: format!(
+                    "sparse: the dense slab needs B <= {DENSE_MAX_BATCH}, one CTA per SM, at most 64 gate rows per CTA, no sparse-only option, and registers and shared memory on the {}",
+                    device.name
+                ),
+            })
+        }
+    };
+    match (use_dense, dense, sparse) {
+        (true, Some((f, grid, upc)), _) => Ok(Fit {
+            grid,
+            units_per_cta: upc,
+            threads_per_cta: f.shape.threads(),
+            threads_per_row: 1,
+            list_len: f.shape.words_per_thread(),
+            batch_tile: batch,
+            hidden_f32: false,
+            ctas_per_sm: 1,
+            registers_per_thread: f.registers_per_thread,
+            registers_per_sm: f.registers_per_sm,
+            smem_bytes: f.smem_bytes,
+            dense: Some(f.shape),
+        }),
+        (_, _, Some(sparse)) => sparse,
+        // Unreachable: without a dense fit `use_dense` is false only when the sparse kernel may
+        // be used, and a forced dense kernel without a fit returned above.
+        _ => sparse_fit(stats, cell, batch, device, opts),
+    }
+}
+
+/// The sparse kernel's fit decision (see [`check_fit`]).
+fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let hidden = stats.hidden;
     let gates = cell.gates();
     validate_sizes(hidden, stats.rows, cell, batch)?;
@@ -311,6 +443,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
         smem_bytes,
+        dense: None,
     })
 }
 
@@ -465,6 +598,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         order,
         bank: packed.bank,
         bank_naive: packed.bank_naive,
+        dense: None,
     })
 }
 
@@ -704,6 +838,9 @@ impl Plan {
         assert_eq!(h.len(), b_n * hd, "h must be [B][H]");
         let h16: Vec<f32> = h.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
         let unit_of = self.unit_of_column();
+        if let Some(shape) = self.dense {
+            return self.simulate_dense(shape, &h16, &unit_of);
+        }
         let rows = g_n * hd;
         let mut out = vec![0f32; b_n * rows];
         let (nt, tpr, n, total) = (self.threads_per_cta, self.threads_per_row, self.list_len, self.total_threads());
@@ -750,9 +887,49 @@ impl Plan {
         out
     }
 
+    /// [`Plan::simulate_matvec`] for the dense slab: per warp, its k-tiles' products summed in
+    /// column order (the tensor cores' order within a k-tile is the hardware's), then the warps'
+    /// partial sums added in warp order, as the cell's thread does.
+    fn simulate_dense(&self, shape: DenseShape, h16: &[f32], unit_of: &[u32]) -> Vec<f32> {
+        let (hd, b_n, g_n) = (self.hidden, self.batch, self.cell.gates());
+        let rows = g_n * hd;
+        let mut out = vec![0f32; b_n * rows];
+        let cols = shape.warps * shape.k_tiles_per_warp * DENSE_TILE;
+        let per_warp = shape.k_tiles_per_warp * DENSE_TILE;
+        for c in 0..self.grid {
+            let a = dense::unpack_cta(&self.weights, self.grid, c, shape);
+            for lr in 0..self.units_per_cta * g_n {
+                let unit = self.units[c * self.units_per_cta + lr / g_n];
+                if unit == NO_UNIT {
+                    continue;
+                }
+                let row = (lr % g_n) * hd + unit as usize;
+                for b in 0..b_n {
+                    let mut sum = 0f32;
+                    for w in 0..shape.warps {
+                        let mut part = 0f32;
+                        for k in w * per_warp..(w + 1) * per_warp {
+                            let hv = match unit_of.get(k).copied().unwrap_or(NO_UNIT) {
+                                NO_UNIT => 0.0,
+                                u => h16[b * hd + u as usize],
+                            };
+                            part += f16::from_bits(a[lr * cols + k]).to_f32() * hv;
+                        }
+                        sum += part;
+                    }
+                    out[b * rows + row] = sum;
+                }
+            }
+        }
+        out
+    }
+
     /// Wavefronts of the hidden-state loads summed over the `N` positions, for each warp of the
     /// grid (`[grid][threads_per_cta / 32]`), recomputed from [`Plan::weights`].
     pub fn warp_wavefronts(&self) -> Vec<u64> {
+        if self.dense.is_some() {
+            return Vec::new();
+        }
         let model = BankModel::new(self.batch, if self.hidden_f32 { 4 } else { 2 });
         let (nt, total) = (self.threads_per_cta, self.total_threads());
         let mut out = Vec::with_capacity(total / 32);

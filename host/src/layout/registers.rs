@@ -72,3 +72,25 @@ pub const KERNEL_REGISTERS: &[(usize, usize, bool, u32)] = &[
 pub fn kernel_registers(n: usize, bt: usize, h32: bool) -> Option<u32> {
     KERNEL_REGISTERS.iter().find(|&&(vn, vbt, vh, _)| vn == n && vbt == bt && vh == h32).map(|&(_, _, _, r)| r)
 }
+
+/// `(MT, KW, registers per thread)` for every dense slab variant (in
+/// [`DENSE_SHAPES`](sprnn_kernels::format::DENSE_SHAPES)).
+pub const DENSE_REGISTERS: &[(usize, usize, u32)] = &[
+    (1, 4, 80),
+    (1, 8, 96),
+    (1, 12, 112),
+    (1, 16, 128),
+    (2, 4, 96),
+    (2, 8, 128),
+    (2, 12, 160),
+    (2, 16, 192),
+    (3, 4, 112),
+    (3, 8, 160),
+    (4, 4, 128),
+    (4, 8, 192),
+];
+
+/// Registers per thread of the dense slab variant `(mt, kw)`, or `None` when there is none.
+pub fn dense_kernel_registers(mt: usize, kw: usize) -> Option<u32> {
+    DENSE_REGISTERS.iter().find(|&&(m, k, _)| m == mt && k == kw).map(|&(_, _, r)| r)
+}

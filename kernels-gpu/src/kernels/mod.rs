@@ -2,6 +2,7 @@
 
 pub mod cell;
 pub mod concat;
+pub mod dense;
 pub mod probe;
 pub mod projection;
 pub mod recurrent;

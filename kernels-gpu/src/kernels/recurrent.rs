@@ -31,42 +31,42 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, status, tag_bit, tag_pattern32, tag_round, Cell, RecurrentParams, RecurrentSmem, NO_UNIT, SPINS_PER_CHECK,
-    TAG_BITS32, VALUES_PER_STORE,
+    flags, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH,
+    DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
 
 /// Read-only view of the parameters with derived values, computed once.
-struct Layer {
-    cell: Cell,
-    gates: u32,
-    hidden: u32,
-    batch: u32,
-    steps: u32,
+pub(super) struct Layer {
+    pub(super) cell: Cell,
+    pub(super) gates: u32,
+    pub(super) hidden: u32,
+    pub(super) batch: u32,
+    pub(super) steps: u32,
     /// Threads per CTA.
-    nt: u32,
+    pub(super) nt: u32,
     /// Threads per row.
-    tpr: u32,
+    pub(super) tpr: u32,
     /// Entries per CTA in the unit table.
-    upc: u32,
+    pub(super) upc: u32,
     /// Columns this CTA owns (`S`).
-    slots: u32,
+    pub(super) slots: u32,
     /// Columns of the hidden state (`grid · S`), the zero column's index.
-    columns: u32,
-    u_f16: bool,
+    pub(super) columns: u32,
+    pub(super) u_f16: bool,
     /// Shared address of the hidden state `h[columns + 1][B]`.
-    h_smem: u32,
+    pub(super) h_smem: u32,
     /// Shared address of the staged outputs `[S][B]` fp16.
-    stage_smem: u32,
+    pub(super) stage_smem: u32,
     /// Shared address of the gate sums `[rows][B]` f32.
-    acc_smem: u32,
+    pub(super) acc_smem: u32,
     /// Shared address of the LSTM cell state `[upc][B]` f32.
-    c_smem: u32,
+    pub(super) c_smem: u32,
     /// fp16 values in one exchange buffer.
-    xvalues: u32,
+    pub(super) xvalues: u32,
     /// Steps of the sequence before this launch (the tags number steps `first_step + t`).
-    first_step: u32,
+    pub(super) first_step: u32,
 }
 
 impl Layer {
@@ -121,6 +121,57 @@ impl Layer {
         })
     }
 
+    /// The layer of `p` for the dense slab kernel with `MT` m-tiles and `KW` k-tiles per warp,
+    /// or `None` when the parameters do not fit that variant or launch.
+    #[inline(always)]
+    pub(super) fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) -> Option<(Layer, u32)> {
+        let cell = Cell::from_u32(p.cell)?;
+        let gates = cell.gates() as u32;
+        let warps = block_dim_x() / 32;
+        let smem = DenseSmem::new(
+            warps as usize,
+            KW,
+            MT,
+            p.batch as usize,
+            p.slots_per_cta as usize,
+            p.units_per_cta as usize,
+            cell,
+        );
+        let base = dyn_smem_base();
+        let bad = block_dim_x() != p.threads_per_cta
+            || block_dim_x() % 32 != 0
+            || p.batch == 0
+            || p.batch as usize > DENSE_MAX_BATCH
+            || p.units_per_cta * gates > (MT * DENSE_TILE) as u32
+            || p.columns > warps * (KW * DENSE_TILE) as u32
+            || p.slots_per_cta < p.units_per_cta
+            || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
+            || p.columns != p.slots_per_cta * grid_dim_x();
+        if bad {
+            return None;
+        }
+        let l = Layer {
+            cell,
+            gates,
+            hidden: p.hidden,
+            batch: p.batch,
+            steps: p.steps,
+            nt: p.threads_per_cta,
+            tpr: 1,
+            upc: p.units_per_cta,
+            slots: p.slots_per_cta,
+            columns: p.columns,
+            u_f16: p.flags & flags::U_F16 != 0,
+            h_smem: base,
+            stage_smem: base + smem.stage as u32,
+            acc_smem: base + smem.part as u32,
+            c_smem: base + smem.c as u32,
+            xvalues: crate::format::exchange_values(p.columns as usize, p.batch as usize) as u32,
+            first_step: p.first_step,
+        };
+        Some((l, smem.row_halves as u32))
+    }
+
     /// Bytes per hidden-state element in shared memory.
     #[inline(always)]
     const fn elem_bytes<const H32: bool>() -> u32 {
@@ -134,7 +185,7 @@ impl Layer {
 
 /// Records the first error of the launch (later ones keep the first).
 #[inline(always)]
-unsafe fn report(p: &RecurrentParams, code: u32) {
+pub(super) unsafe fn report(p: &RecurrentParams, code: u32) {
     // SAFETY: `status` is a valid device word (kernel contract).
     unsafe { atom_cas_gpu_u32(p.status as *mut u32, status::OK, code | (block_idx_x() << status::CTA_SHIFT)) };
 }
@@ -144,7 +195,7 @@ unsafe fn report(p: &RecurrentParams, code: u32) {
 /// # Safety
 /// The weight buffer holds `N · grid · threads_per_cta` words.
 #[inline(always)]
-unsafe fn load_weights<const N: usize>(p: &RecurrentParams, l: &Layer) -> [u32; N] {
+pub(super) unsafe fn load_weights<const N: usize>(p: &RecurrentParams, l: &Layer) -> [u32; N] {
     let total = grid_dim_x() * l.nt;
     let me = (block_idx_x() * l.nt + thread_idx_x()) as usize;
     let mut w = [0u32; N];
@@ -242,7 +293,7 @@ unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer) {
 /// # Safety
 /// `p` must be a 16-byte-aligned chunk of the exchange buffer; `status_word` the status word.
 #[inline(always)]
-unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
+pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
     let mut spins: u32 = 0;
     let mut deadline: u64 = 0;
     loop {
@@ -421,7 +472,7 @@ unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u
 /// # Safety
 /// `idx` must be inside `U`.
 #[inline(always)]
-unsafe fn load_u(p: &RecurrentParams, f16: bool, idx: usize) -> f32 {
+pub(super) unsafe fn load_u(p: &RecurrentParams, f16: bool, idx: usize) -> f32 {
     // SAFETY: the caller guarantees `idx` is inside U, which is read-only for the launch.
     unsafe {
         if f16 {
@@ -437,7 +488,7 @@ unsafe fn load_u(p: &RecurrentParams, f16: bool, idx: usize) -> f32 {
 /// # Safety
 /// `t ≥ 1`, `unit < H`, `b < B`.
 #[inline(always)]
-unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32) -> [f32; 4] {
+pub(super) unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32) -> [f32; 4] {
     let mut inp = [0.0f32; 4];
     let row0 = ((t - 1) * l.batch + b) * l.gates * l.hidden + unit;
     // Unrolled over all four slots with static indices, so the array stays in registers.
@@ -455,7 +506,7 @@ unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32)
 /// # Safety
 /// `unit < H`.
 #[inline(always)]
-unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f32; 4] {
+pub(super) unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f32; 4] {
     let mut bias = [0.0f32; 4];
     for (g, x) in bias.iter_mut().enumerate() {
         if (g as u32) < l.gates {
@@ -472,7 +523,7 @@ unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f32; 4] {
 /// # Safety
 /// `unit < H`, `slot < units_per_cta`, `b < B`; this thread is the only writer of `(unit, b)`.
 #[inline(always)]
-unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, slot: u32, b: u32, h: f32) {
+pub(super) unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, slot: u32, b: u32, h: f32) {
     let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
     // SAFETY: the caller guarantees the indices; the buffers have the documented sizes.
     unsafe {
@@ -481,20 +532,28 @@ unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, slot: u32,
     }
 }
 
-/// The cell phase of GRU and LSTM (and of RNN with `flags::SEPARATE_CELL`): one thread per
-/// (unit, batch) pair of the CTA reads the gate sums, adds `b_hh` and `U_t`, applies the cell
-/// and finishes `h_t` (LSTM keeps `c` in shared memory and writes it out at the last step).
-/// Thread `tid`'s own pair uses the inputs loaded before the gather (`inp_tid`) and its bias
-/// (`bias_tid`, loaded once).
+/// The cell phase of GRU and LSTM (and of RNN with `flags::SEPARATE_CELL`, and of the dense
+/// slab): one thread per (unit, batch) pair of the CTA takes the gate sums (`sums(lu, g, b)`:
+/// gate `g` of local unit `lu`, batch entry `b`), adds `b_hh` and `U_t`, applies the cell and
+/// finishes `h_t` (LSTM keeps `c` in shared memory and writes it out at the last step).
+/// `h_prev(lu, b)` is the unit's previous state. Thread `tid`'s own pair uses the inputs loaded
+/// before the gather (`inp_tid`) and its bias (`bias_tid`, loaded once).
 ///
 /// # Safety
 /// Kernel contract; the gate sums of this step are complete (after a barrier).
 #[inline(always)]
-unsafe fn cell_phase<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, inp_tid: [f32; 4], bias_tid: [f32; 4]) {
+pub(super) unsafe fn cell_phase(
+    p: &RecurrentParams,
+    l: &Layer,
+    t: u32,
+    inp_tid: [f32; 4],
+    bias_tid: [f32; 4],
+    sums: impl Fn(u32, u32, u32) -> f32,
+    h_prev: impl Fn(u32, u32) -> f32,
+) {
     let tid = thread_idx_x();
     let units = p.units as *const u32;
     let unit_base = block_idx_x() * l.upc;
-    let cta_col = block_idx_x() * l.slots;
     let mut q = tid;
     while q < l.upc * l.batch {
         let (lu, b) = (q / l.batch, q % l.batch);
@@ -502,20 +561,15 @@ unsafe fn cell_phase<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, in
         unsafe {
             let u = ld_nc_u32(units.add((unit_base + lu) as usize));
             if u != NO_UNIT {
-                let (inp, bias) = if q == tid {
-                    (inp_tid, bias_tid)
-                } else {
-                    (load_inputs(p, l, t, u, b), load_bias(p, l, u))
-                };
+                let (inp, bias) = if q == tid { (inp_tid, bias_tid) } else { (load_inputs(p, l, t, u, b), load_bias(p, l, u)) };
                 let mut pre = [0.0f32; 4];
                 for (g, x) in pre.iter_mut().enumerate() {
                     if (g as u32) < l.gates {
-                        *x = ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g as u32) * l.batch + b)) + bias[g];
+                        *x = sums(lu, g as u32, b) + bias[g];
                     }
                 }
-                let h_prev = load_h_elem::<H32>(l, (cta_col + lu) * l.batch + b);
                 let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(l.c_smem + 4 * q) } else { 0.0 };
-                let (h, c) = cell::update(l.cell, pre, inp, h_prev, c_prev);
+                let (h, c) = cell::update(l.cell, pre, inp, h_prev(lu, b), c_prev);
                 finish_h(p, l, t, u, lu, b, h);
                 if l.cell == Cell::Lstm {
                     st_shared_f32(l.c_smem + 4 * q, c);
@@ -537,7 +591,7 @@ unsafe fn cell_phase<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, in
 /// # Safety
 /// Kernel contract; the staged values are complete (after a barrier).
 #[inline(always)]
-unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
+pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
     if p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1 {
         return;
     }
@@ -687,9 +741,20 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
             }
             if !fused {
                 // SAFETY: uniform barrier (`fused` is uniform); the sums are complete after it.
+                let cta_col = block_idx_x() * l.slots;
+                // SAFETY: the indices the closures get are the cell phase's (lu < upc, g < G,
+                // b < B), inside the sums array and the hidden state.
                 unsafe {
                     sync_threads();
-                    cell_phase::<H32>(p, &l, t, cell_input, cell_bias);
+                    cell_phase(
+                        p,
+                        &l,
+                        t,
+                        cell_input,
+                        cell_bias,
+                        |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
+                        |lu, b| load_h_elem::<H32>(&l, (cta_col + lu) * l.batch + b),
+                    );
                 }
             }
         }

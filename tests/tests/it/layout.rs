@@ -5,8 +5,9 @@
 use half::f16;
 use proptest::prelude::*;
 use sprnn::layout::{
-    check_fit, layout_with, plan, synthetic, BankModel, Cell, DeviceInfo, Geometry, Plan, PlanError, PlanOptions, RowStats,
-    WeightOrder,
+    check_fit, layout_with, plan, synthetic, BankModel, Cell, DenseShape, DeviceInfo, Geometry, KernelKind, Plan, PlanError, PlanOptions,
+    RowStats, WeightOrder,
+
 };
 use sprnn::Csr;
 use sprnn_kernels::format::{exchange_slots, nonzero_col, nonzero_value_bits, pad_word, Cell as FormatCell, RecurrentSmem, NO_UNIT};
@@ -45,6 +46,9 @@ fn random_csr(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
 /// Checks that the plan holds exactly the nonzeros of `w` (fp16-rounded), each once, in the
 /// thread slots of its row, with padding everywhere else, and every unit exactly once.
 fn check_permutation(p: &Plan, w: &Csr) {
+    if let Some(shape) = p.dense {
+        return check_dense_layout(p, w, shape);
+    }
     let (h, g) = (p.hidden, p.cell.gates());
     let mut seen_unit = vec![0u32; h];
     for &u in &p.units {
@@ -89,6 +93,40 @@ fn check_permutation(p: &Plan, w: &Csr) {
     }
 }
 
+/// The dense slab holds exactly `W_hh` (fp16-rounded) at the kernel's columns of its units' gate
+/// rows, zeros everywhere else (padding rows, padding columns, pruned entries).
+fn check_dense_layout(p: &Plan, w: &Csr, shape: DenseShape) {
+    let g = p.cell.gates();
+    assert!(p.units_per_cta * g <= shape.m_tiles * 16, "m-tiles cover the rows");
+    assert!(p.columns <= shape.warps * shape.k_tiles_per_warp * 16, "k-tiles cover the columns");
+    assert_eq!(p.weights.len(), shape.words_per_thread() * p.grid * shape.threads());
+    let cols = shape.warps * shape.k_tiles_per_warp * 16;
+    let mut column_of = vec![usize::MAX; p.hidden];
+    for (col, &u) in p.unit_of_column().iter().enumerate() {
+        if u != NO_UNIT {
+            column_of[u as usize] = col;
+        }
+    }
+    let mut seen = 0usize;
+    for c in 0..p.grid {
+        let a = sprnn::layout::dense::unpack_cta(&p.weights, p.grid, c, shape);
+        let mut want = vec![0u16; a.len()];
+        for lr in 0..p.units_per_cta * g {
+            let unit = p.units[c * p.units_per_cta + lr / g];
+            if unit == NO_UNIT {
+                continue;
+            }
+            let (ci, vals) = w.row((lr % g) * p.hidden + unit as usize);
+            for (&col, &v) in ci.iter().zip(vals) {
+                want[lr * cols + column_of[col as usize]] = f16::from_f32(v).to_bits();
+                seen += 1;
+            }
+        }
+        assert_eq!(a, want, "CTA {c}");
+    }
+    assert_eq!(seen, w.nnz(), "every nonzero in some CTA");
+}
+
 /// Checks `simulate_matvec` against W·h in f64 over fp16-rounded weights and h.
 fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
     let (h, b, rows) = (p.hidden, p.batch, p.rows());
@@ -122,6 +160,11 @@ fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
 
 fn h200_plan(w: &Csr, cell: Cell, batch: usize) -> Result<Plan, PlanError> {
     plan(w, cell, batch, &DeviceInfo::h200(), &PlanOptions::default())
+}
+
+/// The sparse kernel's plan (tests of the sparse lists' layout).
+fn h200_sparse_plan(w: &Csr, cell: Cell, batch: usize) -> Result<Plan, PlanError> {
+    plan(w, cell, batch, &DeviceInfo::h200(), &PlanOptions { kernel: Some(KernelKind::Sparse), ..PlanOptions::default() })
 }
 
 proptest! {
@@ -230,7 +273,9 @@ fn check_fit_agrees_with_plan() {
         assert_eq!(stats.nnz, w.nnz());
         assert_eq!(w.row_nnz(stats.longest_row), stats.max_row_nnz);
         let case = format!("{cell:?} H={hidden} d={density} B={batch}");
-        match (plan(&w, cell, batch, &DeviceInfo::h200(), &PlanOptions::default()), check_fit(&stats, cell, batch, &DeviceInfo::h200(), &PlanOptions::default())) {
+        // check_fit is the sparse kernel's decision.
+        let sparse = PlanOptions { kernel: Some(KernelKind::Sparse), ..PlanOptions::default() };
+        match (plan(&w, cell, batch, &DeviceInfo::h200(), &sparse), check_fit(&stats, cell, batch, &DeviceInfo::h200(), &sparse)) {
             (Ok(p), Ok(f)) => {
                 fits += 1;
                 assert_eq!(
@@ -355,7 +400,13 @@ fn bank_model_counts_wavefronts() {
 #[test]
 fn h200_rnn_2304_d03_b4_fits() {
     let w = random_csr(2304, 2304, 0.3, 21);
-    let p = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
+    // The default is the dense slab: 18 rows in 2 m-tiles, 144 k-tiles over 12 warps of 12.
+    let d = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
+    assert_eq!(d.dense, Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 12, warps: 12 }));
+    assert_eq!((d.grid, d.units_per_cta, d.threads_per_cta), (128, 18, 384));
+    check_dense_layout(&d, &w, d.dense.unwrap());
+    check_matvec(&d, &w, 5);
+    let p = h200_sparse_plan(&w, Cell::RnnTanh, 4).expect("fits");
     assert_eq!((p.grid, p.units_per_cta, p.batch_tile), (128, 18, 4));
     assert!(p.threads_per_cta <= 1024);
     assert!(p.threads_per_cta as u64 * p.registers_per_thread.div_ceil(8) as u64 * 8 <= 65536);
@@ -403,7 +454,9 @@ fn too_big_layer_gives_does_not_fit() {
     // LSTM, H = 1152, d = 0.9: 36 rows of ~1040 nonzeros per CTA; TPR 8 holds at most 1024,
     // TPR 16 x N 96 needs 576 threads x 144 registers > 64 K.
     let w = random_csr(4 * 1152, 1152, 0.9, 26);
-    let err = h200_plan(&w, Cell::Lstm, 4).unwrap_err();
+    // (The dense slab holds this layer: 36 rows x 1152 columns per CTA; the sparse lists do not.)
+    assert!(h200_plan(&w, Cell::Lstm, 4).is_ok_and(|p| p.dense.is_some()));
+    let err = h200_sparse_plan(&w, Cell::Lstm, 4).unwrap_err();
     match err {
         PlanError::DoesNotFit { fit_density, density, .. } => {
             assert!(fit_density > 0.0 && fit_density < density, "{fit_density} vs {density}");

@@ -1,0 +1,256 @@
+//! The dense tensor-core slab: the persistent recurrent kernel with the CTA's rows of `W_hh` held
+//! as dense fp16 `mma.m16n8k16` A fragments in registers (pruned entries as zeros) instead of
+//! packed nonzeros. Where a layer is dense enough, `mma` does the product with a small fraction of
+//! the instructions of the sparse loop, so the step is the exchange plus little else.
+//!
+//! Same contract, exchange and cell as [`super::recurrent`]; phases:
+//! 1. **Load fragments**: warp `w` owns k-tiles `w·KW .. (w+1)·KW` (16 hidden columns each) of
+//!    all `MT` m-tiles (16 gate rows each): `4 · MT · KW` registers per thread, held for the
+//!    whole sequence (`format::DenseSmem` and the host's `layout::dense` define the order).
+//! 2. **Warm start**: the hidden state transposed, `ht[b][column]` fp16 (zeros past the layer's
+//!    columns and for batch rows past `B`), staged outputs, LSTM `c0`.
+//! 3. Step loop:
+//!    - inputs `U_t` of this thread's cell before the wait;
+//!    - **gather** `h_{t-1}` as the sparse kernel does, each chunk's eight values scattered to
+//!      `ht`; barrier;
+//!    - **mma**: per k-tile two 32-bit shared loads give the B fragment (`ht` rows are batch
+//!      entries, so the loads of a warp hit 32 banks), then one `mma` per m-tile into `MT`
+//!      accumulator fragments; the fragments go to the warp's partial sums; barrier;
+//!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
+//!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
+
+use crate::device::*;
+use crate::format::{flags, status, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
+
+use super::recurrent::{cell_phase, load_bias, load_inputs, publish, report, wait_chunk, Layer};
+
+/// Writes one gathered chunk (eight fp16 values in `[column][b]` order as four 32-bit pieces;
+/// four values when not `full`) to the transposed hidden state `ht[b][column]`.
+///
+/// # Safety
+/// The chunk's values must be inside the hidden state.
+#[inline(always)]
+unsafe fn store_chunk_transposed(l: &Layer, row_halves: u32, chunk: u32, v: [u32; 4], full: bool) {
+    let n = if full { 8 } else { 4 };
+    for i in 0..8u32 {
+        if i < n {
+            let value = (v[(i / 2) as usize] >> (16 * (i % 2))) as u16;
+            let pos = 8 * chunk + i;
+            let (col, b) = (pos / l.batch, pos % l.batch);
+            // SAFETY: b < B ≤ 8 and col < columns ≤ the row length (caller).
+            unsafe { st_shared_u16(l.h_smem + 2 * (b * row_halves + col), value) };
+        }
+    }
+}
+
+/// The dense kernel body for `MT` m-tiles per CTA and `KW` k-tiles per warp.
+///
+/// # Safety
+/// `p` must satisfy the contract in `format::RecurrentParams`, with `weights` holding the A
+/// fragments (`4 · MT · KW` words per thread, `[k][grid · threads]`), every CTA of the grid
+/// co-resident and dynamic shared memory of `format::DenseSmem::total`.
+#[inline(always)]
+pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
+    let tid = thread_idx_x();
+    let (warp, lane) = (tid / 32, tid % 32);
+    let Some((l, row_halves)) = Layer::dense::<MT, KW>(p) else {
+        if tid == 0 {
+            // SAFETY: status is valid.
+            unsafe { report(p, status::BAD_PARAMS) };
+        }
+        return;
+    };
+    let units = p.units as *const u32;
+    let unit_base = block_idx_x() * l.upc;
+    let cells = l.upc * l.batch;
+    let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
+
+    // ---- Phase 1: A fragments (4 · MT · KW registers per thread, whole sequence).
+    let total = (grid_dim_x() * l.nt) as usize;
+    let me = (block_idx_x() * l.nt + tid) as usize;
+    let mut a = [[[0u32; 4]; MT]; KW];
+    for (kw, frags) in a.iter_mut().enumerate() {
+        for (mt, frag) in frags.iter_mut().enumerate() {
+            for (i, r) in frag.iter_mut().enumerate() {
+                let k = (kw * MT + mt) * 4 + i;
+                // SAFETY: the weight buffer holds 4 · MT · KW words per thread.
+                *r = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total + me)) };
+            }
+        }
+    }
+    // The cell phase: thread `tid`'s own (unit, batch) pair, its unit and b_hh.
+    let cell_unit = if tid < cells {
+        // SAFETY: the unit table holds grid * upc entries.
+        unsafe { ld_nc_u32(units.add((unit_base + tid / l.batch) as usize)) }
+    } else {
+        NO_UNIT
+    };
+    // SAFETY: cell_unit < H when it is a unit.
+    let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
+
+    // ---- Phase 2: warm start.
+    // SAFETY: every shared address is inside the window sized by the host; global reads are
+    // inside h0/c0 and the unit table.
+    unsafe {
+        let mut i = tid;
+        while i < DENSE_MAX_BATCH as u32 * row_halves {
+            st_shared_u16(l.h_smem + 2 * i, 0);
+            i += l.nt;
+        }
+        let mut i = tid;
+        while i < l.slots * l.batch {
+            st_shared_u16(l.stage_smem + 2 * i, 0);
+            i += l.nt;
+        }
+        sync_threads();
+        if p.flags & flags::HAS_H0 != 0 {
+            let mut i = tid;
+            while i < l.columns * l.batch {
+                let (col, b) = (i / l.batch, i % l.batch);
+                let (c, s) = (col / l.slots, col % l.slots);
+                let unit = if s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
+                if unit != NO_UNIT {
+                    let v = f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize)));
+                    st_shared_u16(l.h_smem + 2 * (b * row_halves + col), v);
+                }
+                i += l.nt;
+            }
+        }
+        if l.cell == crate::format::Cell::Lstm {
+            let mut q = tid;
+            while q < cells {
+                let u = ld_nc_u32(units.add((unit_base + q / l.batch) as usize));
+                let c = if u != NO_UNIT && p.flags & flags::HAS_C0 != 0 {
+                    ld_nc_f32((p.c0 as *const f32).add(((q % l.batch) * l.hidden + u) as usize))
+                } else {
+                    0.0
+                };
+                st_shared_f32(l.c_smem + 4 * q, c);
+                q += l.nt;
+            }
+        }
+        sync_threads();
+    }
+
+    // Shared addresses of this lane's B-fragment loads (k-tile 0 of its warp) and of its
+    // partial sums (row g of m-tile 0, batch columns 2q, 2q + 1).
+    let (g, q4) = (lane / 4, lane % 4);
+    let b_base = l.h_smem + 2 * (g * row_halves + warp * (KW * DENSE_TILE) as u32 + 2 * q4);
+    let part_rows = (MT * DENSE_TILE) as u32;
+    let part_base = l.acc_smem + 4 * ((warp * part_rows + g) * DENSE_MAX_BATCH as u32 + 2 * q4);
+    let warps = l.nt / 32;
+
+    // ---- Phase 3: step loop.
+    for t in 1..=l.steps {
+        let cell_input = if !exchange_only && cell_unit != NO_UNIT {
+            // SAFETY: cell_unit < H, tid % B < B.
+            unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) }
+        } else {
+            [0.0; 4]
+        };
+
+        // Gather h_{t-1}, transposed, then a barrier.
+        let mut failed = false;
+        if t >= 2 {
+            let step = l.first_step.wrapping_add(t - 1);
+            let expect = crate::format::tag_pattern32(step);
+            let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
+            let values = l.columns * l.batch;
+            let mut chunk = tid;
+            while chunk * 8 < values {
+                let full = values - chunk * 8 >= 8;
+                // SAFETY: the chunk lies in the exchange buffer; status is valid.
+                match unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns) } {
+                    // SAFETY: values 8·chunk.. are inside the hidden state.
+                    Ok(v) => unsafe { store_chunk_transposed(&l, row_halves, chunk, v, full) },
+                    Err(code) => {
+                        // SAFETY: status is valid.
+                        unsafe { report(p, code) };
+                        failed = true;
+                        break;
+                    }
+                }
+                chunk += l.nt;
+            }
+        }
+        // SAFETY: every thread reaches this barrier once per step.
+        if unsafe { sync_threads_or(failed) } {
+            return;
+        }
+
+        if !exchange_only {
+            // mma over this warp's k-tiles, then its partial sums to shared memory.
+            let mut c = [[0.0f32; 4]; MT];
+            for (kw, frags) in a.iter().enumerate() {
+                let addr = b_base + 2 * (kw * DENSE_TILE) as u32;
+                // SAFETY: inside ht (the row holds warps · KW · 16 columns); a converged warp.
+                unsafe {
+                    let b = [ld_shared_u32(addr), ld_shared_u32(addr + 16)];
+                    for (mt, frag) in frags.iter().enumerate() {
+                        c[mt] = mma_m16n8k16_f32_f16(*frag, b, c[mt]);
+                    }
+                }
+            }
+            for (mt, cm) in c.iter().enumerate() {
+                let row = part_base + 4 * ((mt * DENSE_TILE) as u32 * DENSE_MAX_BATCH as u32);
+                // SAFETY: rows g and g + 8 of m-tile mt, columns 2q and 2q + 1 of this warp's
+                // partial sums.
+                unsafe {
+                    st_shared_v2_u32(row, [cm[0].to_bits(), cm[1].to_bits()]);
+                    st_shared_v2_u32(row + 4 * 8 * DENSE_MAX_BATCH as u32, [cm[2].to_bits(), cm[3].to_bits()]);
+                }
+            }
+            let cta_col = block_idx_x() * l.slots;
+            // SAFETY: uniform barrier; the closures read the partial sums of rows lu·G + g
+            // < MT·16 (checked in `Layer::dense`) and ht inside its bounds.
+            unsafe {
+                sync_threads();
+                cell_phase(
+                    p,
+                    &l,
+                    t,
+                    cell_input,
+                    cell_bias,
+                    |lu, g, b| {
+                        let row = lu * l.gates + g;
+                        let mut sum = 0.0f32;
+                        for w in 0..warps {
+                            sum += ld_shared_f32(l.acc_smem + 4 * ((w * part_rows + row) * DENSE_MAX_BATCH as u32 + b));
+                        }
+                        sum
+                    },
+                    |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * (b * row_halves + cta_col + lu))),
+                );
+            }
+        }
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
+        }
+    }
+}
+
+macro_rules! entries {
+    ($($name:ident = ($mt:literal, $kw:literal);)*) => {
+        $(
+            /// Dense slab kernel entry point (m-tiles and k-tiles per warp in the name).
+            ///
+            /// # Safety
+            /// See [`dense`].
+            #[no_mangle]
+            pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
+                const _: () = assert!(crate::format::str_eq(crate::format::dense_kernel_name($mt, $kw), stringify!($name)));
+                // SAFETY: forwarded contract.
+                unsafe { dense::<$mt, $kw>(&p) }
+            }
+        )*
+    };
+}
+
+entries! {
+    sprnn_dense_mt1_kw4 = (1, 4); sprnn_dense_mt1_kw8 = (1, 8); sprnn_dense_mt1_kw12 = (1, 12); sprnn_dense_mt1_kw16 = (1, 16);
+    sprnn_dense_mt2_kw4 = (2, 4); sprnn_dense_mt2_kw8 = (2, 8); sprnn_dense_mt2_kw12 = (2, 12); sprnn_dense_mt2_kw16 = (2, 16);
+    sprnn_dense_mt3_kw4 = (3, 4); sprnn_dense_mt3_kw8 = (3, 8);
+    sprnn_dense_mt4_kw4 = (4, 4); sprnn_dense_mt4_kw8 = (4, 8);
+}
