@@ -461,6 +461,29 @@ pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geome
     build(w_hh, cell, batch, geometry, order, hidden_f32)
 }
 
+/// Lays a layer out as a dense slab of a given shape on `grid` CTAs of `units_per_cta` units,
+/// without checking it against any device (for tests of every variant); registers are the
+/// offline ptxas figures. Errors when the shape cannot hold the layer (rows, columns, batch).
+pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, units_per_cta: usize, shape: DenseShape) -> Result<Plan, PlanError> {
+    validate(w_hh, cell, batch)?;
+    let hidden = w_hh.cols();
+    let bad = |option: &'static str, value: usize, allowed: String| Err(PlanError::BadOption { option, value, allowed });
+    if grid == 0 || units_per_cta == 0 || grid.saturating_mul(units_per_cta) < hidden || grid > hidden {
+        return bad("grid", grid, format!("grid x units_per_cta >= H = {hidden}, grid <= H"));
+    }
+    if batch > DENSE_MAX_BATCH {
+        return bad("batch", batch, format!("at most {DENSE_MAX_BATCH} for the dense slab"));
+    }
+    check_columns(hidden, grid, units_per_cta, batch)?;
+    let slots = exchange_slots(units_per_cta, batch);
+    if units_per_cta * cell.gates() > shape.m_tiles * DENSE_TILE || grid * slots > shape.warps * shape.k_tiles_per_warp * DENSE_TILE {
+        return bad("dense shape", shape.m_tiles, "m-tiles covering the CTA's rows and k-tiles covering the columns".into());
+    }
+    let registers_per_thread = super::registers::dense_kernel_registers(shape.m_tiles, shape.k_tiles_per_warp).unwrap_or(0);
+    let fit = DenseFit { shape, registers_per_thread, registers_per_sm: 0, smem_bytes: shape.smem_bytes(cell, batch, slots, units_per_cta) };
+    build_dense(w_hh, cell, batch, grid, units_per_cta, fit, WeightOrder::BankAware)
+}
+
 /// Dynamic shared memory of a layer with `grid` CTAs of `upc` units at batch `batch`.
 fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> usize {
     let slots = exchange_slots(upc, batch);

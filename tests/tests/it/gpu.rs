@@ -304,6 +304,52 @@ fn every_kernel_variant_matches_the_reference() {
     }
 }
 
+/// Every dense slab variant `(MT, KW)` against the reference: a layer whose CTAs hold between
+/// `16·(MT-1)` and `16·MT` gate rows, laid out with that variant, every cell and B = 1, 2, 4, 8,
+/// with `h0` (and LSTM `c0`).
+#[test]
+fn every_dense_variant_matches_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("dense variants");
+    let steps = 12;
+    let mut ran = 0;
+    for (i, (mt, kw)) in sprnn_kernels::format::DENSE_SHAPES.into_iter().enumerate() {
+        let cell = [Cell::RnnTanh, Cell::Lstm, Cell::Gru, Cell::RnnRelu][i % 4];
+        let batch = [1usize, 2, 4, 8][(i / 4) % 4];
+        let g = cell.gates();
+        let upc = 16 * mt / g;
+        let grid = 6;
+        let h = grid * upc;
+        let slots = sprnn_kernels::format::exchange_slots(upc, batch);
+        let warps = (grid * slots).div_ceil(16 * kw);
+        let shape = sprnn::layout::DenseShape { m_tiles: mt, k_tiles_per_warp: kw, warps };
+        let seed = s + i as u64;
+        let w = sprnn::sparse::random_recurrent(seed, g * h, h, 0.3, 0.9).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let b = random_vec(&mut rng, g * h, 0.2);
+        let u = random_vec(&mut rng, steps * batch * g * h, 1.0);
+        let h0 = random_vec(&mut rng, batch * h, 0.5);
+        let c0 = (cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * h, 0.5));
+        let plan = sprnn::layout::layout_dense_with(&w, cell, batch, grid, upc, shape).expect("dense layout");
+        let want = reference::forward_u(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithful).unwrap();
+        let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b, Duration::from_secs(1)).unwrap();
+        let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
+        let mut out = layer.alloc_output(steps).unwrap();
+        out.poison(&layer).unwrap();
+        layer.forward_device(&d_u, Some(&h0), c0.as_deref(), &mut out, None).unwrap();
+        let got = out.to_host(&layer).unwrap();
+        let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
+        println!("{cell:?} MT={mt} KW={kw} warps={warps} B={batch} H={h}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
+        assert!(e.worst <= reference::DEVICE_TOLERANCE, "MT={mt} KW={kw}: {}", e.worst);
+        if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
+            let ec = gc.iter().zip(wc).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(ec <= 1e-2, "MT={mt} KW={kw}: c off by {ec}");
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, sprnn_kernels::format::DENSE_SHAPES.len());
+}
+
 /// The driver's JIT (not only the offline ptxas of `cargo xtask build-ptx`) compiles every
 /// recurrent variant without local memory: no spills in the step loop on the GPU that runs it.
 #[test]
