@@ -350,7 +350,9 @@ impl SparseRecurrentLayer {
             });
         }
         let columns = plan.columns;
-        if let Some(i) = plan.weights.iter().position(|&w| nonzero_col(w) as usize > columns) {
+        // Packed nonzeros name a column each; the dense slab's fragments are fp16 pairs.
+        let sparse_words = if plan.dense.is_none() { plan.weights.as_slice() } else { &[] };
+        if let Some(i) = sparse_words.iter().position(|&w| nonzero_col(w) as usize > columns) {
             return Err(Error::Input {
                 name: "plan",
                 problem: format!("packed word {i} has column {}, but {columns} (the padding column) is the largest", nonzero_col(plan.weights[i])),

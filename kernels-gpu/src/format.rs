@@ -250,6 +250,8 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool) -> u32 {
         (64, _, _) => 136,
         (96, 1, _) => 208,
         (96, _, _) => 200,
+        // One batch value per load: the fused RNN cell's registers are the larger share.
+        (_, 1, _) => round_up(n + 72, 8),
         _ => round_up(n + 64 + 2 * bt, 8),
     };
     if r > 255 { 255 } else { r as u32 }

@@ -3,6 +3,19 @@
 use crate::device::{sigmoid, tanh};
 use crate::format::Cell;
 
+/// The RNN cell (`tanh` for [`Cell::RnnTanh`], else `relu`) of pre-activation `x`: the fused
+/// path's two-way choice instead of the general cell's four-way one.
+#[inline(always)]
+pub fn rnn(cell: Cell, x: f32) -> f32 {
+    if cell == Cell::RnnTanh {
+        tanh(x)
+    } else if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
 /// One cell update. `pre[g]` is gate `g`'s recurrent sum plus `b_hh` (`W_hh h + b_hh`), `u[g]`
 /// its input part (`W_ih x + b_ih`), `h_prev` the unit's previous state (fp16 value), `c_prev`
 /// the LSTM cell state. Returns `(h, c)`; `c` is `c_prev` for cells without one.

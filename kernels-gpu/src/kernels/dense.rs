@@ -32,13 +32,19 @@ use super::recurrent::{cell_phase, load_bias, load_inputs, publish, report, wait
 #[inline(always)]
 unsafe fn store_chunk_transposed(l: &Layer, row_halves: u32, chunk: u32, v: [u32; 4], full: bool) {
     let n = if full { 8 } else { 4 };
+    // Value 8·chunk + i is (column, b) = divmod(8·chunk + i, B): one division, then steps.
+    let first = 8 * chunk;
+    let (mut col, mut b) = (first / l.batch, first % l.batch);
     for i in 0..8u32 {
         if i < n {
             let value = (v[(i / 2) as usize] >> (16 * (i % 2))) as u16;
-            let pos = 8 * chunk + i;
-            let (col, b) = (pos / l.batch, pos % l.batch);
             // SAFETY: b < B ≤ 8 and col < columns ≤ the row length (caller).
             unsafe { st_shared_u16(l.h_smem + 2 * (b * row_halves + col), value) };
+            b += 1;
+            if b == l.batch {
+                b = 0;
+                col += 1;
+            }
         }
     }
 }

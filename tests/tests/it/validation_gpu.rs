@@ -142,8 +142,10 @@ fn from_plan_made_for_a_gpu_with_more_shared_memory() {
     says(&e, &[&format!("{} bytes of shared memory", plan.smem_bytes), &gpu.info().name]);
 }
 
+/// A sparse-kernel plan (whose packed words name columns the checks can corrupt).
 fn small_plan(gpu: &Gpu) -> sprnn::layout::Plan {
-    sprnn::layout::plan(&w_hh(Cell::RnnTanh), Cell::RnnTanh, B, gpu.info(), &PlanOptions::default()).unwrap()
+    let opts = PlanOptions { kernel: Some(sprnn::layout::KernelKind::Sparse), ..PlanOptions::default() };
+    sprnn::layout::plan(&w_hh(Cell::RnnTanh), Cell::RnnTanh, B, gpu.info(), &opts).unwrap()
 }
 
 #[test]
