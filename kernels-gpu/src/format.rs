@@ -477,14 +477,14 @@ pub const fn dense_register_budget(mt: usize, kw: usize) -> u32 {
 
 /// Where the dense slab kernel keeps things in its dynamic shared memory (byte offsets).
 ///
-/// In order: the hidden state transposed, `ht[8][row]` fp16 with `row` = [`DenseSmem::row_halves`]
-/// values per batch row (`warps · KW · 16` columns, the columns past `columns` zero, plus 8 of
-/// padding so the 8 rows start in different banks); the staged outputs `[S][B]` fp16; the
-/// per-warp partial sums `[warps][MT · 16][8]` f32; (LSTM) the cell state `[units][B]` f32.
+/// In order: the hidden state `h[column][b]` fp16 as the sparse kernel keeps it (the gather is
+/// the same), for [`DenseSmem::columns`] = `warps · KW · 16` columns, those past the layer's
+/// zero; the staged outputs `[S][B]` fp16; the per-warp partial sums `[warps][MT · 16][8]` f32;
+/// (LSTM) the cell state `[units][B]` f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DenseSmem {
-    /// fp16 values per row of `ht`.
-    pub row_halves: usize,
+    /// Columns of the hidden state the k-tiles cover.
+    pub columns: usize,
     /// Offset of the staged outputs.
     pub stage: usize,
     /// Offset of the partial sums.
@@ -499,15 +499,15 @@ impl DenseSmem {
     /// The layout for `warps` warps of `kw` k-tiles, `mt` m-tiles, batch `batch`, `slots`
     /// columns per CTA and `units` units per CTA.
     pub const fn new(warps: usize, kw: usize, mt: usize, batch: usize, slots: usize, units: usize, cell: Cell) -> DenseSmem {
-        let row_halves = warps * kw * DENSE_TILE + 8;
-        let stage = round_up(DENSE_MAX_BATCH * row_halves * 2, 16);
+        let columns = warps * kw * DENSE_TILE;
+        let stage = round_up(columns * batch * 2, 16);
         let part = stage + round_up(slots * batch * 2, 16);
         let c = part + warps * mt * DENSE_TILE * DENSE_MAX_BATCH * 4;
         let total = c + match cell {
             Cell::Lstm => units * batch * 4,
             _ => 0,
         };
-        DenseSmem { row_halves, stage, part, c, total }
+        DenseSmem { columns, stage, part, c, total }
     }
 }
 

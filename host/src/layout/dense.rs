@@ -17,7 +17,7 @@
 //! # Cost
 //!
 //! Registers: `4·MT·KW` per thread for the fragments. The product of a step is `MT·KW` `mma`
-//! per warp plus two 32-bit shared loads per k-tile; the warps' partial sums are added by the
+//! per warp plus four 16-bit shared loads per k-tile; the warps' partial sums are added by the
 //! cell's thread (`warps` loads per gate row). Each thread still gathers its share of the
 //! exchange, so fewer warps mean more serial polls per thread.
 

@@ -7,47 +7,22 @@
 //! 1. **Load fragments**: warp `w` owns k-tiles `w·KW .. (w+1)·KW` (16 hidden columns each) of
 //!    all `MT` m-tiles (16 gate rows each): `4 · MT · KW` registers per thread, held for the
 //!    whole sequence (`format::DenseSmem` and the host's `layout::dense` define the order).
-//! 2. **Warm start**: the hidden state transposed, `ht[b][column]` fp16 (zeros past the layer's
-//!    columns and for batch rows past `B`), staged outputs, LSTM `c0`.
+//! 2. **Warm start**: the hidden state `h[column][b]` fp16 (zeros past the layer's columns),
+//!    staged outputs, LSTM `c0`.
 //! 3. Step loop:
 //!    - inputs `U_t` of this thread's cell before the wait;
-//!    - **gather** `h_{t-1}` as the sparse kernel does, each chunk's eight values scattered to
-//!      `ht`; barrier;
-//!    - **mma**: per k-tile two 32-bit shared loads give the B fragment (`ht` rows are batch
-//!      entries, so the loads of a warp hit 32 banks), then one `mma` per m-tile into `MT`
-//!      accumulator fragments; the fragments go to the warp's partial sums; barrier;
+//!    - **gather** `h_{t-1}` exactly as the sparse kernel does (one 16-byte store per chunk, no
+//!      work between a thread's serial polls); barrier;
+//!    - **mma**: per k-tile four 16-bit shared loads give the B fragment, then one `mma` per
+//!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
+//!      barrier;
 //!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
 //!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
 
 use crate::device::*;
 use crate::format::{flags, status, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
-use super::recurrent::{cell_phase, load_bias, load_inputs, publish, report, wait_chunk, Layer};
-
-/// Writes one gathered chunk (eight fp16 values in `[column][b]` order as four 32-bit pieces;
-/// four values when not `full`) to the transposed hidden state `ht[b][column]`.
-///
-/// # Safety
-/// The chunk's values must be inside the hidden state.
-#[inline(always)]
-unsafe fn store_chunk_transposed(l: &Layer, row_halves: u32, chunk: u32, v: [u32; 4], full: bool) {
-    let n = if full { 8 } else { 4 };
-    // Value 8·chunk + i is (column, b) = divmod(8·chunk + i, B): one division, then steps.
-    let first = 8 * chunk;
-    let (mut col, mut b) = (first / l.batch, first % l.batch);
-    for i in 0..8u32 {
-        if i < n {
-            let value = (v[(i / 2) as usize] >> (16 * (i % 2))) as u16;
-            // SAFETY: b < B ≤ 8 and col < columns ≤ the row length (caller).
-            unsafe { st_shared_u16(l.h_smem + 2 * (b * row_halves + col), value) };
-            b += 1;
-            if b == l.batch {
-                b = 0;
-                col += 1;
-            }
-        }
-    }
-}
+use super::recurrent::{cell_phase, load_bias, load_inputs, publish, report, store_chunk, wait_chunk, Layer};
 
 /// The dense kernel body for `MT` m-tiles per CTA and `KW` k-tiles per warp.
 ///
@@ -59,7 +34,7 @@ unsafe fn store_chunk_transposed(l: &Layer, row_halves: u32, chunk: u32, v: [u32
 pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
     let tid = thread_idx_x();
     let (warp, lane) = (tid / 32, tid % 32);
-    let Some((l, row_halves)) = Layer::dense::<MT, KW>(p) else {
+    let Some((l, cols_pad)) = Layer::dense::<MT, KW>(p) else {
         if tid == 0 {
             // SAFETY: status is valid.
             unsafe { report(p, status::BAD_PARAMS) };
@@ -99,7 +74,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
     // inside h0/c0 and the unit table.
     unsafe {
         let mut i = tid;
-        while i < DENSE_MAX_BATCH as u32 * row_halves {
+        while i < cols_pad * l.batch {
             st_shared_u16(l.h_smem + 2 * i, 0);
             i += l.nt;
         }
@@ -117,7 +92,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
                 let unit = if s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
                 if unit != NO_UNIT {
                     let v = f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize)));
-                    st_shared_u16(l.h_smem + 2 * (b * row_halves + col), v);
+                    st_shared_u16(l.h_smem + 2 * i, v);
                 }
                 i += l.nt;
             }
@@ -138,10 +113,13 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
         sync_threads();
     }
 
-    // Shared addresses of this lane's B-fragment loads (k-tile 0 of its warp) and of its
-    // partial sums (row g of m-tile 0, batch columns 2q, 2q + 1).
+    // Shared addresses of this lane's B-fragment values (column 2q of k-tile 0 of its warp, batch
+    // entry g — a batch column past B reads entry B - 1, whose products land in columns of the
+    // result nobody reads) and of its partial sums (row g of m-tile 0, batch columns 2q, 2q + 1).
     let (g, q4) = (lane / 4, lane % 4);
-    let b_base = l.h_smem + 2 * (g * row_halves + warp * (KW * DENSE_TILE) as u32 + 2 * q4);
+    let gb = if g < l.batch { g } else { l.batch - 1 };
+    let col_bytes = 2 * l.batch;
+    let b_base = l.h_smem + 2 * gb + col_bytes * (warp * (KW * DENSE_TILE) as u32 + 2 * q4);
     let part_rows = (MT * DENSE_TILE) as u32;
     let part_base = l.acc_smem + 4 * ((warp * part_rows + g) * DENSE_MAX_BATCH as u32 + 2 * q4);
     let warps = l.nt / 32;
@@ -168,7 +146,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
                 // SAFETY: the chunk lies in the exchange buffer; status is valid.
                 match unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns) } {
                     // SAFETY: values 8·chunk.. are inside the hidden state.
-                    Ok(v) => unsafe { store_chunk_transposed(&l, row_halves, chunk, v, full) },
+                    Ok(v) => unsafe { store_chunk::<false>(&l, chunk, v, full) },
                     Err(code) => {
                         // SAFETY: status is valid.
                         unsafe { report(p, code) };
@@ -187,11 +165,15 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
         if !exchange_only {
             // mma over this warp's k-tiles, then its partial sums to shared memory.
             let mut c = [[0.0f32; 4]; MT];
+            // Opaque per step, so the KW · 4 load addresses are not hoisted out of the step
+            // loop (that would hold them in registers for the whole sequence).
+            let (base, col_bytes) = (opaque_u32(b_base), opaque_u32(col_bytes));
             for (kw, frags) in a.iter().enumerate() {
-                let addr = b_base + 2 * (kw * DENSE_TILE) as u32;
-                // SAFETY: inside ht (the row holds warps · KW · 16 columns); a converged warp.
+                let addr = base + col_bytes * (kw * DENSE_TILE) as u32;
+                // SAFETY: inside h (warps · KW · 16 columns of B values); a converged warp.
                 unsafe {
-                    let b = [ld_shared_u32(addr), ld_shared_u32(addr + 16)];
+                    let pair = |a: u32| ld_shared_u16(a) as u32 | (ld_shared_u16(a + col_bytes) as u32) << 16;
+                    let b = [pair(addr), pair(addr + 8 * col_bytes)];
                     for (mt, frag) in frags.iter().enumerate() {
                         c[mt] = mma_m16n8k16_f32_f16(*frag, b, c[mt]);
                     }
@@ -225,7 +207,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
                         }
                         sum
                     },
-                    |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * (b * row_halves + cta_col + lu))),
+                    |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * ((cta_col + lu) * l.batch + b))),
                 );
             }
         }

@@ -169,7 +169,7 @@ impl Layer {
             xvalues: crate::format::exchange_values(p.columns as usize, p.batch as usize) as u32,
             first_step: p.first_step,
         };
-        Some((l, smem.row_halves as u32))
+        Some((l, smem.columns as u32))
     }
 
     /// Bytes per hidden-state element in shared memory.
@@ -328,7 +328,7 @@ pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_w
 /// # Safety
 /// The chunk's values must be inside the hidden state.
 #[inline(always)]
-unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
+pub(super) unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
     // SAFETY: the caller guarantees the chunk is inside; addresses are 16-byte aligned.
     unsafe {
         if H32 {
