@@ -197,6 +197,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
                     p,
                     &l,
                     t,
+                    cell_unit,
                     cell_input,
                     cell_bias,
                     |lu, g, b| {

@@ -536,8 +536,9 @@ pub(super) unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32,
 /// slab): one thread per (unit, batch) pair of the CTA takes the gate sums (`sums(lu, g, b)`:
 /// gate `g` of local unit `lu`, batch entry `b`), adds `b_hh` and `U_t`, applies the cell and
 /// finishes `h_t` (LSTM keeps `c` in shared memory and writes it out at the last step).
-/// `h_prev(lu, b)` is the unit's previous state. Thread `tid`'s own pair uses the inputs loaded
-/// before the gather (`inp_tid`) and its bias (`bias_tid`, loaded once).
+/// `h_prev(lu, b)` is the unit's previous state. Thread `tid`'s own pair uses its unit
+/// (`unit_tid`, loaded once), the inputs loaded before the gather (`inp_tid`) and its bias
+/// (`bias_tid`, loaded once).
 ///
 /// # Safety
 /// Kernel contract; the gate sums of this step are complete (after a barrier).
@@ -546,6 +547,7 @@ pub(super) unsafe fn cell_phase(
     p: &RecurrentParams,
     l: &Layer,
     t: u32,
+    unit_tid: u32,
     inp_tid: [f32; 4],
     bias_tid: [f32; 4],
     sums: impl Fn(u32, u32, u32) -> f32,
@@ -559,7 +561,9 @@ pub(super) unsafe fn cell_phase(
         let (lu, b) = (q / l.batch, q % l.batch);
         // SAFETY: all indices below are inside their buffers (format contract).
         unsafe {
-            let u = ld_nc_u32(units.add((unit_base + lu) as usize));
+            // Thread `tid`'s own pair has its unit, inputs and bias in registers already: no
+            // global load on the step's critical path.
+            let u = if q == tid { unit_tid } else { ld_nc_u32(units.add((unit_base + lu) as usize)) };
             if u != NO_UNIT {
                 let (inp, bias) = if q == tid { (inp_tid, bias_tid) } else { (load_inputs(p, l, t, u, b), load_bias(p, l, u)) };
                 let mut pre = [0.0f32; 4];
@@ -750,6 +754,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
                         p,
                         &l,
                         t,
+                        cell_unit,
                         cell_input,
                         cell_bias,
                         |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
