@@ -72,11 +72,11 @@ pub struct PlanArgs {
     /// Order of the nonzeros in the lists.
     #[arg(long, value_enum, default_value = "bank-aware")]
     pub order: OrderArg,
-    /// Hidden state in shared memory: f32 or fp16 (default: f32 where it fits).
+    /// Hidden state in shared memory: f32 or fp16 (default: fp16).
     #[arg(long, value_enum)]
     pub hidden_state: Option<HiddenArg>,
-    /// Kernel: sparse lists or the dense tensor-core slab (default: dense where it fits and the
-    /// density is at least 0.05).
+    /// Kernel: sparse lists or the dense tensor-core slab (default: sparse; dense where only it
+    /// fits).
     #[arg(long, value_enum)]
     pub kernel: Option<KernelArg>,
     /// Machine-readable output (one JSON object).

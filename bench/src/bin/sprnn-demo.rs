@@ -30,8 +30,7 @@ struct Args {
     /// Sequence length.
     #[arg(long, default_value_t = 256)]
     steps: usize,
-    /// Hidden state in shared memory: `f16` or `f32` (default: the planner's choice, f32 where it
-    /// fits).
+    /// Hidden state in shared memory: `f16` or `f32` (default: the planner's choice, fp16).
     #[arg(long)]
     hidden_state: Option<String>,
     /// Threads per row (default: the planner's choice).

@@ -36,12 +36,12 @@ pub struct PlanOptions {
     pub ctas_per_sm: Option<usize>,
     /// Order of the nonzeros in the lists (default bank-aware).
     pub order: WeightOrder,
-    /// Hidden state in shared memory as f32 (`Some(true)`) or fp16 (`Some(false)`); by default
-    /// f32 where it fits (one conversion per value per step instead of one per use). Sparse
-    /// kernel only.
+    /// Hidden state in shared memory as f32 (`Some(true)`, one conversion per value per step
+    /// instead of one per use, twice the shared memory and its bandwidth) or fp16 (`Some(false)`,
+    /// the default: measured faster). Sparse kernel only.
     pub hidden_f32: Option<bool>,
-    /// The kernel: sparse lists or the dense tensor-core slab (default: the dense slab where it
-    /// fits and the layer's density is at least [`DENSE_MIN_DENSITY`], or where only it fits).
+    /// The kernel: sparse lists or the dense tensor-core slab (default: the sparse lists, and the
+    /// dense slab where only it fits or the density is at least [`DENSE_MIN_DENSITY`]).
     pub kernel: Option<KernelKind>,
 }
 
@@ -54,8 +54,11 @@ pub enum KernelKind {
     Dense,
 }
 
-/// Density from which the planner prefers the dense slab where both kernels fit.
-pub const DENSE_MIN_DENSITY: f64 = 0.05;
+/// Density from which the planner prefers the dense slab where both kernels fit: above 1, i.e.
+/// never — measured on the H200 (bench/RESULTS.md, session 4), the dense slab was slower than
+/// the sparse lists at every point both could run (RNN H = 1152–2304, d = 0.1–0.3; GRU and LSTM
+/// H = 1152, d = 0.1), so it is used only where the sparse lists do not fit, or on request.
+pub const DENSE_MIN_DENSITY: f64 = 1.5;
 
 /// A launch shape: grid, threads, units, list length. [`plan`] chooses one for a device;
 /// [`layout_with`] lays a layer out for a given one.
@@ -390,7 +393,10 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     // Shared memory: f32 hidden state where it fits (unless an option says otherwise).
     let have_smem = device.shared_per_cta(cps);
     let smem = |b: usize, h32: bool| smem_bytes_for(cell, grid, upc, b, h32);
-    let hidden_f32 = opts.hidden_f32.unwrap_or(smem(batch, true) <= have_smem);
+    // fp16 by default: measured faster than f32 at every point but one (H200, bench/RESULTS.md):
+    // the f32 state's 16-byte loads need twice the shared-memory wavefronts of the fp16 ones,
+    // which costs more than the conversions they save.
+    let hidden_f32 = opts.hidden_f32.unwrap_or(false);
     let smem_bytes = smem(batch, hidden_f32);
     if smem_bytes > have_smem {
         // The largest b such that every batch up to b fits ("batch <= b fits" must hold for

@@ -400,13 +400,15 @@ fn bank_model_counts_wavefronts() {
 #[test]
 fn h200_rnn_2304_d03_b4_fits() {
     let w = random_csr(2304, 2304, 0.3, 21);
-    // The default is the dense slab: 18 rows in 2 m-tiles, 144 k-tiles over 12 warps of 12.
-    let d = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
+    // The dense slab on request: 18 rows in 2 m-tiles, 144 k-tiles over 12 warps of 12.
+    let dense = PlanOptions { kernel: Some(KernelKind::Dense), ..PlanOptions::default() };
+    let d = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &dense).expect("fits");
     assert_eq!(d.dense, Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 12, warps: 12 }));
     assert_eq!((d.grid, d.units_per_cta, d.threads_per_cta), (128, 18, 384));
     check_dense_layout(&d, &w, d.dense.unwrap());
     check_matvec(&d, &w, 5);
-    let p = h200_sparse_plan(&w, Cell::RnnTanh, 4).expect("fits");
+    let p = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
+    assert_eq!(p.dense, None, "the sparse lists are the default");
     assert_eq!((p.grid, p.units_per_cta, p.batch_tile), (128, 18, 4));
     assert!(p.threads_per_cta <= 1024);
     assert!(p.threads_per_cta as u64 * p.registers_per_thread.div_ceil(8) as u64 * 8 <= 65536);
