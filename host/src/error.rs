@@ -9,14 +9,15 @@ use crate::sparse::SparseError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The CUDA driver library is missing or unusable: `cuInit` failed with `code` (for example
-    /// 34, stub library, or 35, driver older than the runtime needs), or libcuda could not load.
-    #[error("no usable CUDA driver: cuInit failed with {name} ({code})")]
+    /// No usable NVIDIA driver: libcuda could not be loaded (`code` is `None`; `reason` is the
+    /// dynamic loader's message), or `cuInit` failed with `code` (for example 34, stub library,
+    /// or 35, a driver older than the runtime needs).
+    #[error("no NVIDIA driver: {reason}")]
     NoDriver {
-        /// Raw `CUresult`.
-        code: u32,
-        /// The driver's name for it.
-        name: String,
+        /// Raw `CUresult` of `cuInit`, when the library loaded.
+        code: Option<u32>,
+        /// Why: the loader's message, or the failed call with the driver's name for its code.
+        reason: String,
     },
     /// The driver works but sees no CUDA device (or none with the ordinal asked for).
     #[error("no CUDA device{}", if *.ordinal > 0 { format!(" with ordinal {}", .ordinal) } else { String::new() })]

@@ -33,6 +33,7 @@ pub mod driver;
 pub mod error;
 pub mod gpu;
 pub mod layer;
+mod libcuda;
 pub mod layout;
 pub mod model;
 pub mod projection;
