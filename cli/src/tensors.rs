@@ -67,6 +67,25 @@ impl File {
     }
 }
 
+/// Longest safetensors header read by [`read_header`] (the format's own limit is 100 MB).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The JSON header of the safetensors file at `path`, read without the tensor data.
+pub fn read_header(path: &Path) -> std::io::Result<serde_json::Value> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n)?;
+    let n = u64::from_le_bytes(n);
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    if n > MAX_HEADER_BYTES || n > f.metadata()?.len() {
+        return Err(bad("header too long"));
+    }
+    let mut json = Vec::with_capacity(n as usize);
+    f.take(n).read_to_end(&mut json)?;
+    serde_json::from_slice(&json).map_err(|e| bad(&e.to_string()))
+}
+
 /// Writes F32 tensors `(name, shape, values)` with `metadata` to `path`, atomically: the bytes go
 /// to a temporary file beside the target, are flushed to disk, and the temporary file is renamed
 /// onto `path`. A failure (a full disk, say) leaves any previous file at `path` untouched and

@@ -144,7 +144,10 @@ fn plan_random_on_the_presets() {
                 assert_eq!(j["bank_naive"]["max_wavefronts"], p.bank_naive.max, "{case}");
                 assert_eq!(v["layer"]["nnz"], w.nnz(), "{case}");
             }
-            Err(e) => assert_eq!(v["refusal"]["error"], e.to_string(), "{case}"),
+            Err(e) => {
+                let r = sprnn::advice::Refusal::explain(e, &layout::RowStats::of(&w), c, b.parse().unwrap(), &device, &PlanOptions::default());
+                assert_eq!(v["refusal"]["error"], r.to_string(), "{case}");
+            }
         }
     }
 }
@@ -727,4 +730,42 @@ fn output_is_replaced_atomically() {
     let (_, err) = expect(&["run", "--reference", "--weights", w, "--cell", "rnn_tanh", "--input", i, "--output", c.dir.path().to_str().unwrap()], 1);
     assert!(!err.is_empty());
     assert!(c.dir.path().is_dir());
+}
+
+/// Refusals decidable from sizes come before any weight is generated: each of these took seconds
+/// to minutes (or aborted) when the layer was generated first. No sentinel value in text or JSON.
+#[test]
+fn size_refusals_come_before_generation() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--cell", "rnn_tanh", "--hidden", "1000000", "--density", "1e-4"], "exceeds the largest supported, 65535"),
+        (&["--cell", "rnn_tanh", "--hidden", "100000", "--density", "0.01"], "exceeds the largest supported, 65535"),
+        (&["--cell", "lstm", "--hidden", "20000", "--density", "0.1"], "does not fit on the NVIDIA H200"),
+        (&["--cell", "lstm", "--hidden", "20000", "--density", "0.01", "--device", "a100"], "no batch size fits"),
+    ];
+    for (extra, want) in cases {
+        for json_out in [false, true] {
+            let mut args = vec!["plan", "--random"];
+            args.extend_from_slice(extra);
+            if json_out {
+                args.push("--json");
+            }
+            let t = std::time::Instant::now();
+            let (out, _) = expect(&args, 3);
+            assert!(t.elapsed() < std::time::Duration::from_secs(1), "sprnn {}: {:?}", args.join(" "), t.elapsed());
+            assert!(out.contains(want), "sprnn {}: {out}", args.join(" "));
+            assert!(!out.contains("18446744073709551615") && !out.contains("2814749767"), "{out}");
+            if json_out {
+                assert_eq!(json(&out)["fits"], false);
+            }
+        }
+    }
+    // `run` refuses a random layer's impossible hidden size before generating it, too.
+    let dir = tempfile::tempdir().unwrap();
+    let u = dir.path().join("u.safetensors");
+    write_tensors(&u, &[("u", Dtype::F32, vec![1, 1, 3], &[0.0; 3])]);
+    let out = dir.path().join("out.safetensors");
+    let t = std::time::Instant::now();
+    let (_, err) = expect(&["run", "--reference", "--random", "--cell", "gru", "--hidden", "1000000", "--input", u.to_str().unwrap(), "--output", out.to_str().unwrap()], 1);
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    assert!(err.contains("--hidden 1000000: hidden size 1000000 exceeds the largest supported"), "{err}");
 }

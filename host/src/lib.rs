@@ -29,6 +29,7 @@
 //! that `cust` does not wrap, or wraps losing the raw `CUresult`, are in [`driver`].
 #![deny(missing_docs)]
 
+pub mod advice;
 pub mod driver;
 pub mod error;
 pub mod gpu;
