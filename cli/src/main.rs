@@ -72,7 +72,7 @@ impl From<sprnn::weights::WeightsError> for Failure {
 
 impl From<sprnn::reference::ReferenceError> for Failure {
     fn from(e: sprnn::reference::ReferenceError) -> Failure {
-        Failure::new(format!("reference: {e}"))
+        Failure::new(format!("the CPU reference refused the layer: {e}"))
     }
 }
 

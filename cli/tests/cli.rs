@@ -769,3 +769,32 @@ fn size_refusals_come_before_generation() {
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
     assert!(err.contains("--hidden 1000000: hidden size 1000000 exceeds the largest supported"), "{err}");
 }
+
+/// The CPU reference refuses a weight beyond fp16's range as `plan` and the GPU do (it used to
+/// give all-NaN output and exit 0).
+#[test]
+fn run_reference_refuses_what_plan_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (i, h) = (2, 4);
+    let mut dense = vec![0.0f32; h * h];
+    dense[5] = 70_000.0;
+    dense[0] = 0.5;
+    let w_hh = sprnn::Csr::from_dense(&dense, h, h).unwrap();
+    let w_ih = Matrix::Dense(Dense::new(h, i, vec![0.1; h * i]).unwrap());
+    let layer = LayerWeights::new(Cell::RnnTanh, w_ih, w_hh, vec![0.0; h], vec![0.0; h]).unwrap();
+    let weights = dir.path().join("big.safetensors");
+    ModelWeights::single(layer).save(&weights, SaveOptions::default()).unwrap();
+    let u = dir.path().join("u.safetensors");
+    write_tensors(&u, &[("u", Dtype::F32, vec![2, 1, h], &[0.1; 8])]);
+    let x = dir.path().join("x.safetensors");
+    write_tensors(&x, &[("x", Dtype::F32, vec![2, 1, i], &[0.1; 4])]);
+    let out = dir.path().join("out.safetensors");
+    let want = "weight at row 1, column 1 is 70000, outside the fp16 range";
+    let (plan_out, _) = expect(&["plan", "--weights", weights.to_str().unwrap(), "--cell", "rnn_tanh"], 3);
+    assert!(plan_out.contains(want), "{plan_out}");
+    for input in [&u, &x] {
+        let (_, err) = expect(&["run", "--reference", "--weights", weights.to_str().unwrap(), "--cell", "rnn_tanh", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()], 1);
+        assert!(err.contains(want), "{err}");
+        assert!(!out.exists());
+    }
+}

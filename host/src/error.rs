@@ -58,7 +58,9 @@ pub enum Error {
     /// A sparse matrix was malformed.
     #[error(transparent)]
     Sparse(#[from] SparseError),
-    /// An argument has the wrong size, range or value; the message names it and the limit.
+    /// An argument has the wrong size, range or value; the message names it and the limit. A
+    /// value that is not finite ([`crate::validate::NotFinite`]) comes as this variant, with the
+    /// message the CPU reference gives for it.
     #[error("invalid {name}: {problem}")]
     Input {
         /// The argument.
@@ -120,6 +122,12 @@ pub enum Error {
         /// CTA that reported it.
         cta: u32,
     },
+}
+
+impl From<crate::validate::NotFinite> for Error {
+    fn from(e: crate::validate::NotFinite) -> Error {
+        Error::Input { name: e.name, problem: format!("element {} is {} (values must be finite)", e.index, e.value) }
+    }
 }
 
 /// Result with [`Error`](enum@Error).

@@ -236,10 +236,7 @@ impl std::fmt::Debug for SparseRecurrentLayer {
 
 /// `Error::Input` naming the first non-finite element of `v`.
 pub(crate) fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
-    match v.iter().position(|x| !x.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(Error::Input { name, problem: format!("element {i} is {} (values must be finite)", v[i]) }),
-    }
+    Ok(crate::validate::finite(name, v)?)
 }
 
 /// `Error::Input` unless `got == want`.
@@ -255,6 +252,7 @@ impl SparseRecurrentLayer {
     /// Plans `w_hh` (PyTorch's `weight_hh`, `G·H × H`, pruned) for `gpu` and batch `batch`, and
     /// uploads it with `b_hh` (`G·H` values).
     pub fn new(gpu: &Gpu, cell: Cell, w_hh: &Csr, b_hh: &[f32], batch: usize, opts: &LayerOptions) -> Result<Self> {
+        crate::validate::layer(cell, w_hh, batch)?;
         let plan = layout::plan(w_hh, cell, batch, gpu.info(), &opts.plan)?;
         Self::from_plan(gpu, &plan, b_hh, opts.timeout)
     }

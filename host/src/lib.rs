@@ -43,6 +43,7 @@ pub mod reference;
 pub mod smoke;
 pub mod sparse;
 pub mod stream;
+pub mod validate;
 pub mod weights;
 
 /// The `cust` crate sprnn is built on (streams for `forward_device`, device buffers).

@@ -813,20 +813,19 @@ fn tolerance_catches_typical_bugs() {
     }
 }
 
-/// A layer without state (H = 0, or B = 0) returns empty outputs at once, even for a step
-/// count the loop over steps could not finish.
+/// A layer without state (H = 0, or B = 0) is refused at once, as the GPU refuses it, even for a
+/// step count the loop over steps could not finish.
 #[test]
-fn empty_state_returns_at_once_for_any_step_count() {
+fn empty_state_is_refused_at_once_for_any_step_count() {
     for cell in [Cell::RnnTanh, Cell::Lstm] {
         let w = Csr::new(0, 0, vec![0], vec![], vec![]).unwrap();
         let t0 = std::time::Instant::now();
-        let out = sprnn::reference::forward_u(cell, &w, &[], &[], 1 << 40, 4, None, None, Precision::F64).unwrap();
-        assert!(out.h.is_empty());
-        assert_eq!(out.c.as_ref().map(Vec::len), (cell == Cell::Lstm).then_some(0));
+        let e = sprnn::reference::forward_u(cell, &w, &[], &[], 1 << 40, 4, None, None, Precision::F64).unwrap_err();
+        assert_eq!(e, sprnn::reference::ReferenceError::Layer(sprnn::layout::PlanError::EmptyHidden));
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(1, g * 8, 8, 0.5, 0.9).unwrap();
-        let out = sprnn::reference::forward_u(cell, &w, &vec![0.0; g * 8], &[], 1 << 40, 0, None, None, Precision::F64).unwrap();
-        assert!(out.h.is_empty());
+        let e = sprnn::reference::forward_u(cell, &w, &vec![0.0; g * 8], &[], 1 << 40, 0, None, None, Precision::F64).unwrap_err();
+        assert_eq!(e, sprnn::reference::ReferenceError::Layer(sprnn::layout::PlanError::ZeroBatch));
         assert!(t0.elapsed() < std::time::Duration::from_secs(1), "took {:?}", t0.elapsed());
     }
 }

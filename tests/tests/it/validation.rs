@@ -1025,8 +1025,8 @@ fn reference_c0_for_a_gru() {
 fn reference_w_hh_not_gates_times_hidden() {
     let (w, b) = tiny();
     let e = forward_u(Cell::Gru, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::F32).unwrap_err();
-    assert_eq!(e, ReferenceError::RecurrentShape { cell: Cell::Gru, gates: 3, rows: 2, cols: 2 });
-    says(&e, &["W_hh is 2 x 2", "3 * H rows for H = 2"]);
+    assert_eq!(e, ReferenceError::Layer(PlanError::Shape { cell: Cell::Gru, rows: 2, cols: 2, expected_rows: 6 }));
+    says(&e, &["W_hh is 2 x 2", "needs 6 x 2"]);
 }
 
 #[test]
@@ -1142,4 +1142,79 @@ fn gpu_new_ordinal_out_of_range() {
             says(&e, &[&format!("ordinal {}", u32::MAX)]);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one validation path: the CPU reference refuses what the GPU refuses, with the same error
+// ---------------------------------------------------------------------------------------------
+
+/// A bad layer or input, as `(name, cell, w_hh, b_hh, u, steps, batch, h0, c0)`.
+type Parity = (&'static str, Cell, Csr, Vec<f32>, Vec<f32>, usize, usize, Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// Every case the GPU refuses before launching, each with a layer that is otherwise fine.
+pub(crate) fn parity_cases() -> Vec<Parity> {
+    let ok = |cell: Cell, h: usize| random_recurrent(3, cell.gates() * h, h, 0.5, 0.9).unwrap();
+    let u = |cell: Cell, h: usize, t: usize, b: usize| vec![0.1f32; t * b * cell.gates() * h];
+    let mut big = Csr::from_dense(&[0.5, 0.0, 0.25, 0.125], 2, 2).unwrap();
+    big = big.map_values(|v| if v == 0.25 { 70_000.0 } else { v }).unwrap();
+    let mut nan_u = u(Cell::Gru, 4, 2, 1);
+    nan_u[5] = f32::NAN;
+    let mut inf_b = vec![0.0; 16];
+    inf_b[3] = f32::INFINITY;
+    vec![
+        ("H = 0", Cell::RnnTanh, Csr::new(0, 0, vec![0], vec![], vec![]).unwrap(), vec![], vec![], 1, 1, None, None),
+        ("H > 65535", Cell::RnnTanh, Csr::new(65_536, 65_536, vec![0; 65_537], vec![], vec![]).unwrap(), vec![0.0; 65_536], vec![0.0; 65_536], 1, 1, None, None),
+        ("W_hh not G*H x H", Cell::Lstm, ok(Cell::Gru, 4), vec![0.0; 12], u(Cell::Gru, 4, 1, 1), 1, 1, None, None),
+        ("batch 0", Cell::Gru, ok(Cell::Gru, 4), vec![0.0; 12], vec![], 1, 0, None, None),
+        ("weight beyond fp16", Cell::RnnTanh, big, vec![0.0; 2], vec![0.0; 2], 1, 1, None, None),
+        ("NaN in u", Cell::Gru, ok(Cell::Gru, 4), vec![0.0; 12], nan_u, 2, 1, None, None),
+        ("inf in b_hh", Cell::Lstm, ok(Cell::Lstm, 4), inf_b, u(Cell::Lstm, 4, 1, 1), 1, 1, None, None),
+        ("NaN in h0", Cell::RnnTanh, ok(Cell::RnnTanh, 4), vec![0.0; 4], u(Cell::RnnTanh, 4, 1, 2), 1, 2, Some(vec![0.0, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), None),
+        ("-inf in c0", Cell::Lstm, ok(Cell::Lstm, 4), vec![0.0; 16], u(Cell::Lstm, 4, 1, 1), 1, 1, None, Some(vec![0.0, 0.0, f32::NEG_INFINITY, 0.0])),
+    ]
+}
+
+/// The reference's refusal of each case is the shared check's ([`sprnn::validate`]), and for
+/// the layer checks also what the planner (the GPU layer's next step) says.
+#[test]
+fn reference_refuses_what_the_gpu_refuses_with_the_same_error() {
+    for (name, cell, w, b, u, steps, batch, h0, c0) in parity_cases() {
+        let e = forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful)
+            .expect_err(name);
+        let shared: String = match sprnn::validate::layer(cell, &w, batch) {
+            Err(p) => {
+                assert_eq!(e, ReferenceError::Layer(p.clone()), "{name}");
+                assert_eq!(plan(&w, cell, batch, &DeviceInfo::h200(), &PlanOptions::default()).unwrap_err(), p, "{name}");
+                p.to_string()
+            }
+            Ok(_) => {
+                let values = [("b_hh", Some(&b)), ("u", Some(&u)), ("h0", h0.as_ref()), ("c0", c0.as_ref())];
+                let nf = values.iter().find_map(|(n, v)| v.and_then(|v| sprnn::validate::finite(n, v).err())).expect(name);
+                // (Debug, not ==: NaN is not equal to itself.)
+                assert_eq!(format!("{e:?}"), format!("{:?}", ReferenceError::NotFinite(nf)), "{name}");
+                // The GPU layer's error for it (Error::Input) reads the same.
+                assert_eq!(Error::from(nf).to_string(), nf.to_string(), "{name}");
+                nf.to_string()
+            }
+        };
+        assert_eq!(e.to_string(), shared, "{name}");
+        // The other precisions refuse the same.
+        for p in [Precision::F32, Precision::F64] {
+            let e2 = forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), p).unwrap_err();
+            assert_eq!(format!("{e2:?}"), format!("{e:?}"), "{name} {p:?}");
+        }
+    }
+}
+
+/// The whole-model reference refuses a weight beyond fp16 and a NaN in x as the GPU model does.
+#[test]
+fn reference_model_refuses_what_the_gpu_model_refuses() {
+    let m = tiny_model();
+    let (steps, batch, input) = (2, 1, m.input_size());
+    let mut x = vec![0.0f32; steps * batch * input];
+    x[1] = f32::NAN;
+    let e = forward_model(&m, &x, steps, batch, None, None, Precision::F64).unwrap_err();
+    assert_eq!(e.to_string(), "invalid x: element 1 is NaN (values must be finite)");
+    let e = forward_model(&m, &[], 0, 0, None, None, Precision::F64).unwrap_err();
+    assert_eq!(e, ReferenceError::Layer(PlanError::ZeroBatch));
 }
