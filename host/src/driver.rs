@@ -19,6 +19,7 @@ type CuStream = *mut c_void;
 /// `CUDA_ERROR_NOT_INITIALIZED` (3) when the library or the symbol is missing.
 macro_rules! raw_driver_fns {
     ($(fn $name:ident = $sym:literal ($($arg:ident: $ty:ty),*);)*) => {$(
+        #[allow(clippy::too_many_arguments)] // the driver's signature
         unsafe fn $name($($arg: $ty),*) -> c_uint {
             static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
             match libcuda::resolve(&SLOT, libcuda::c_name!($sym)) {
