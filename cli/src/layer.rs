@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use sprnn::weights::{ModelWeights, WeightsError};
+use sprnn::weights::{LoadOptions, ModelWeights, WeightsError};
 use sprnn::{Cell, Csr};
 
 use crate::{progress, CliResult, Failure};
@@ -44,6 +44,10 @@ pub struct LayerSource {
     /// the pruned entries.
     #[arg(long, value_name = "FILE", required_unless_present = "random", conflicts_with = "random")]
     pub weights: Option<PathBuf>,
+    /// Module prefix of the tensor names, for the state dict of a bigger model: `--prefix rnn.`
+    /// reads `rnn.weight_hh_l0`, `rnn.bias_hh_l0`, ...
+    #[arg(long, value_name = "PREFIX", default_value = "", hide_default_value = true)]
+    pub prefix: String,
     /// Cell type (not stored in a state dict).
     #[arg(long, value_enum)]
     pub cell: CellArg,
@@ -66,6 +70,13 @@ pub struct LayerSource {
     /// Seed of the random layer.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+impl LayerSource {
+    /// How to read the weights file.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { prefix: self.prefix.clone() }
+    }
 }
 
 /// A layer's recurrent part, ready to plan or run.
@@ -101,7 +112,7 @@ pub fn peek_hidden(src: &LayerSource) -> Option<usize> {
         return src.hidden;
     }
     let path = src.weights.as_ref()?;
-    let suffix = format!("weight_hh_l{}{}", src.layer, if src.reverse { "_reverse" } else { "" });
+    let suffix = format!("{}weight_hh_l{}{}", src.prefix, src.layer, if src.reverse { "_reverse" } else { "" });
     let header = crate::tensors::read_header(path).ok()?;
     let obj = header.as_object()?;
     let shapes: Vec<&serde_json::Value> = obj
@@ -146,7 +157,7 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
         return Ok(Layer { cell, w_hh, b_hh, source });
     }
     let path = src.weights.as_ref().ok_or_else(|| Failure::new("give --weights FILE or --random"))?;
-    let model = progress::spin("loading weights", || ModelWeights::load(path, cell)).map_err(|e| match e {
+    let model = progress::spin("loading weights", || ModelWeights::load_with(path, cell, &src.load_options())).map_err(|e| match e {
         WeightsError::Io { .. } => Failure::from(e),
         e => Failure::new(format!("{}: {e}", path.display())),
     })?;

@@ -354,7 +354,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
         return Err(Failure::new("--layer and --reverse pick one layer for a \"u\" input; a model input \"x\" runs every layer and direction"));
     }
     let cell = Cell::from(src.cell);
-    let model = progress::spin("loading weights", || ModelWeights::load(path, cell)).map_err(|e| match e {
+    let model = progress::spin("loading weights", || ModelWeights::load_with(path, cell, &args.layer.load_options())).map_err(|e| match e {
         WeightsError::Io { .. } => Failure::from(e),
         e => Failure::new(format!("{}: {e}", path.display())),
     })?;

@@ -798,3 +798,33 @@ fn run_reference_refuses_what_plan_refuses() {
         assert!(!out.exists());
     }
 }
+
+/// A state dict whose names carry a module prefix (`rnn.weight_hh_l0`): without `--prefix` the
+/// refusal names the prefix to give; with it, `plan` and `run` read the file.
+#[test]
+fn prefixed_state_dict_needs_and_takes_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, model) = write_lstm_model(dir.path());
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let renamed: Vec<(String, TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (format!("encoder.rnn.{n}"), TensorView::new(t.dtype(), t.shape().to_vec(), t.data()).unwrap()))
+        .collect();
+    let prefixed = dir.path().join("prefixed.safetensors");
+    std::fs::write(&prefixed, safetensors::serialize(renamed, &None::<HashMap<String, String>>).unwrap()).unwrap();
+    let p = prefixed.to_str().unwrap();
+    let (_, err) = expect(&["plan", "--weights", p, "--cell", "lstm"], 1);
+    assert!(err.contains("--prefix encoder.rnn.") && err.contains("encoder.rnn.weight_hh_l0"), "{err}");
+    let (out, _) = expect(&["plan", "--weights", p, "--cell", "lstm", "--prefix", "encoder.rnn."], 0);
+    assert!(out.contains("fits:               yes"), "{out}");
+    // A wrong prefix names the tensor it looked for.
+    let (_, err) = expect(&["plan", "--weights", p, "--cell", "lstm", "--prefix", "decoder."], 1);
+    assert!(err.contains("missing tensor decoder.weight_hh_l0") || err.contains("prefix"), "{err}");
+    // The model reads the same through the prefix.
+    let opts = sprnn::weights::LoadOptions { prefix: "encoder.rnn.".into() };
+    assert_eq!(ModelWeights::load_with(&prefixed, Cell::Lstm, &opts).unwrap(), model);
+    let e = ModelWeights::load(&prefixed, Cell::Lstm).unwrap_err();
+    assert!(matches!(&e, sprnn::weights::WeightsError::Prefixed { prefix } if prefix == "encoder.rnn."), "{e:?}");
+}

@@ -109,7 +109,7 @@ pub enum Error {
     /// A bidirectional model was asked to run chunk by chunk
     /// ([`crate::stream::StreamingModel`]): its reverse direction starts from the end of the
     /// sequence, so it needs the whole sequence in one call.
-    #[error("a bidirectional model cannot stream: its reverse direction needs the whole sequence in one call (use Model::forward)")]
+    #[error("a bidirectional model cannot stream: its reverse direction needs the whole sequence in one call (run it in one call, without chunks)")]
     NotStreamable {
         /// The model's number of directions.
         directions: usize,

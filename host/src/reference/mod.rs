@@ -194,7 +194,7 @@ pub enum ReferenceError {
         expected: usize,
     },
     /// An initial cell state was given for a cell without one.
-    #[error("c0 given for a {cell:?} layer, which has no cell state")]
+    #[error("c0 given for a {} layer, which has no cell state", .cell.name())]
     CellStateNotLstm {
         /// The cell.
         cell: Cell,

@@ -742,7 +742,7 @@ fn weights_hidden_above_65535_in_file() {
 fn weights_gate_count_does_not_match_cell() {
     let e = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), None), Cell::Gru).unwrap_err();
     assert!(matches!(&e, WeightsError::GateMismatch { rows: 3, hidden: 3, gates: 3, .. }), "{e:?}");
-    says(&e, &["3 x 3", "Gru layer needs 3 * 3 rows"]);
+    says(&e, &["3 x 3", "gru layer needs 3 * 3 rows"]);
 }
 
 #[test]
@@ -834,7 +834,7 @@ fn weights_cell_metadata_mismatch() {
     let meta: HashMap<String, String> = [("sprnn.cell".to_string(), "lstm".to_string())].into();
     let e = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), Some(meta)), Cell::RnnTanh).unwrap_err();
     assert!(matches!(&e, WeightsError::CellMismatch { file, given: Cell::RnnTanh } if file == "lstm"), "{e:?}");
-    says(&e, &["\"lstm\"", "RnnTanh"]);
+    says(&e, &["\"lstm\"", "rnn_tanh was asked for"]);
 }
 
 #[test]
@@ -914,7 +914,7 @@ fn layer_weights_new_gate_mismatch() {
     let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
     let e = LayerWeights::new(Cell::Lstm, ih(2), w_hh, vec![0.0; 2], vec![0.0; 2]).unwrap_err();
     assert!(matches!(&e, WeightsError::GateMismatch { rows: 2, hidden: 2, gates: 4, .. }), "{e:?}");
-    says(&e, &["2 x 2", "Lstm layer needs 4 * 2 rows"]);
+    says(&e, &["2 x 2", "lstm layer needs 4 * 2 rows"]);
 }
 
 #[test]
@@ -969,7 +969,7 @@ fn model_weights_new_three_directions() {
 fn model_weights_new_cell_differs() {
     let e = ModelWeights::new(Cell::Gru, vec![vec![small_layer(1.0)]]).unwrap_err();
     assert!(matches!(&e, WeightsError::InconsistentLayers { .. }), "{e:?}");
-    says(&e, &["direction 0 is RnnTanh", "model is Gru"]);
+    says(&e, &["direction 0 is rnn_tanh", "model is gru"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1018,7 +1018,7 @@ fn reference_c0_for_a_gru() {
     let w = Csr::new(6, 2, vec![0; 7], vec![], vec![]).unwrap();
     let e = forward_u(Cell::Gru, &w, &[0.0; 6], &[0.0; 6], 1, 1, None, Some(&[0.0; 2]), Precision::F32).unwrap_err();
     assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::Gru });
-    says(&e, &["c0 given for a Gru layer", "no cell state"]);
+    says(&e, &["c0 given for a gru layer", "no cell state"]);
 }
 
 #[test]
@@ -1101,7 +1101,7 @@ fn reference_model_h0_wrong_length() {
 fn reference_model_c0_for_an_rnn() {
     let e = forward_model(&tiny_model(), &[0.0; 2], 2, 1, None, Some(&[0.0]), Precision::F64).unwrap_err();
     assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::RnnTanh });
-    says(&e, &["c0 given for a RnnTanh layer"]);
+    says(&e, &["c0 given for a rnn_tanh layer"]);
 }
 
 #[test]

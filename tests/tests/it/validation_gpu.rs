@@ -256,7 +256,7 @@ fn forward_c0_for_a_non_lstm() {
     let mut l = layer(&gpu, Cell::Gru);
     let u = vec![0.1f32; l.input_len(2)];
     let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&vec![0.0; B * H])), "c0");
-    says(&e, &["Gru layer", "only LSTM has a cell state"]);
+    says(&e, &["gru layer", "only LSTM has a cell state"]);
 }
 
 #[test]
