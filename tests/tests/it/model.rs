@@ -344,8 +344,8 @@ fn a_large_bidirectional_layer_matches_the_reference() {
 // ---------------------------------------------------------------------------------------------
 
 /// The fixtures made by tests/fixtures/make_fixtures.py, embedded so the GPU bundle's test
-/// executable needs no source tree.
-const FIXTURES: [(&str, &[u8]); 9] = [
+/// executable needs no source tree (every test that reads a fixture reads it from here).
+pub(crate) const FIXTURES: [(&str, &[u8]); 9] = [
     ("rnn_relu", include_bytes!("../../fixtures/rnn_relu.safetensors")),
     ("rnn_tanh", include_bytes!("../../fixtures/rnn_tanh.safetensors")),
     ("gru", include_bytes!("../../fixtures/gru.safetensors")),
