@@ -18,7 +18,8 @@ type CuStream = *mut c_void;
 /// of that name (looked up once, see [`crate::libcuda`]) and returns the raw `CUresult`;
 /// `CUDA_ERROR_NOT_INITIALIZED` (3) when the library or the symbol is missing.
 macro_rules! raw_driver_fns {
-    ($(fn $name:ident = $sym:literal ($($arg:ident: $ty:ty),*);)*) => {$(
+    ($($(#[$attr:meta])* fn $name:ident = $sym:literal ($($arg:ident: $ty:ty),*);)*) => {$(
+        $(#[$attr])*
         #[allow(clippy::too_many_arguments)] // the driver's signature
         unsafe fn $name($($arg: $ty),*) -> c_uint {
             static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
@@ -51,6 +52,7 @@ raw_driver_fns! {
         blocks: *mut c_int, f: CuFunction, block: c_int, smem: usize
     );
     fn cu_memset_d32_async = "cuMemsetD32Async"(dst: u64, value: c_uint, n: usize, stream: CuStream);
+    #[cfg(feature = "test-hooks")]
     fn cu_memset_d16_async = "cuMemsetD16Async"(dst: u64, value: u16, n: usize, stream: CuStream);
     fn cu_mem_get_info = "cuMemGetInfo_v2"(free: *mut usize, total: *mut usize);
     fn cu_stream_synchronize = "cuStreamSynchronize"(stream: CuStream);
@@ -215,6 +217,7 @@ pub(crate) fn memset_u32(dst: u64, value: u32, n: usize, stream: &cust::stream::
 }
 
 /// Fills `n` 16-bit values at device address `dst` with `value`, ordered on `stream`.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn memset_u16(dst: u64, value: u16, n: usize, stream: &cust::stream::Stream) -> Result<()> {
     // SAFETY: the caller passes a device allocation of at least `n` 16-bit values.
     check("cuMemsetD16Async", unsafe { cu_memset_d16_async(dst, value, n, stream.as_inner() as CuStream) })

@@ -58,6 +58,13 @@ pub enum Error {
     /// A sparse matrix was malformed.
     #[error(transparent)]
     Sparse(#[from] SparseError),
+    /// A weights file could not be read or holds a malformed model
+    /// ([`crate::weights`]), so a program can `?` a load and a run through one error type.
+    #[error(transparent)]
+    Weights(#[from] crate::weights::WeightsError),
+    /// The CPU reference refused its inputs ([`crate::reference`]).
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
     /// An argument has the wrong size, range or value; the message names it and the limit. A
     /// value that is not finite ([`crate::validate::NotFinite`]) comes as this variant, with the
     /// message the CPU reference gives for it.

@@ -106,7 +106,8 @@ impl DeviceInput {
     }
 
     /// Fills the values with NaN (fp16 or f32), so a value a kernel does not write cannot pass a
-    /// check. Waits for the fill.
+    /// check. Waits for the fill. (Test hook.)
+    #[cfg(feature = "test-hooks")]
     pub fn poison(&mut self, gpu: &Gpu) -> Result<()> {
         gpu.make_current()?;
         let stream = gpu.stream();
@@ -168,6 +169,8 @@ impl DeviceOutput {
     }
 
     /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
+    /// (Test hook.)
+    #[cfg(feature = "test-hooks")]
     pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
         layer.gpu.make_current()?;
         let nan = f32::NAN.to_bits();
@@ -525,7 +528,7 @@ impl SparseRecurrentLayer {
 
     /// Test hook: runs with `flags::TEST_NEVER_PUBLISH`, so CTA 0 never publishes step 1 and
     /// every wait must end in [`Error::Timeout`].
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn forward_never_publish(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<f32> {
         self.check_steps(out.steps)?;
         check_len("u", u.len(), self.input_len(out.steps), "T*B*G*H")?;

@@ -1218,3 +1218,30 @@ fn reference_model_refuses_what_the_gpu_model_refuses() {
     let e = forward_model(&m, &[], 0, 0, None, None, Precision::F64).unwrap_err();
     assert_eq!(e, ReferenceError::Layer(PlanError::ZeroBatch));
 }
+
+// ---------------------------------------------------------------------------------------------
+// one error type: weights, reference and GPU errors all `?` into sprnn::Error
+// ---------------------------------------------------------------------------------------------
+
+/// The README's whole-model example, verbatim but for the file name: it compiles with
+/// `sprnn::Result` (weight-file errors convert with `?`).
+fn readme_model_example(path: &std::path::Path, x: &[f32], steps: usize) -> sprnn::Result<Vec<f32>> {
+    let weights = ModelWeights::load(path, Cell::Lstm)?;
+    let mut model = sprnn::Model::new(&Gpu::new(0)?, &weights, 4, &sprnn::ModelOptions::default())?;
+    let out = model.forward(x, steps, None, None)?;
+    Ok(out.output)
+}
+
+#[test]
+fn weights_and_reference_errors_convert_to_the_crate_error() {
+    let e = readme_model_example(std::path::Path::new("/nonexistent/lstm.safetensors"), &[], 1).unwrap_err();
+    assert!(matches!(e, Error::Weights(WeightsError::Io { .. })), "{e:?}");
+    let run = || -> sprnn::Result<()> {
+        let (w, b) = tiny();
+        forward_u(Cell::RnnTanh, &w, &b, &[0.0; 3], 1, 1, None, None, Precision::F32)?;
+        Ok(())
+    };
+    let e = run().unwrap_err();
+    assert!(matches!(e, Error::Reference(ReferenceError::Length { what: "u", .. })), "{e:?}");
+    says(&e, &["u has 3 values, expected 2"]);
+}
