@@ -45,6 +45,7 @@ pub mod model;
 pub mod projection;
 pub mod ptx;
 pub mod reference;
+pub mod shape;
 #[cfg(feature = "test-hooks")]
 pub mod smoke;
 pub mod sparse;
@@ -58,6 +59,7 @@ pub use driver::driver_library;
 pub use error::{Error, Result};
 pub use gpu::{try_default_gpu, Gpu};
 pub use layer::{LayerOptions, SparseRecurrentLayer};
+pub use shape::{KernelVariant, LaunchShape};
 pub use sparse::{Csr, SparseError};
 pub use model::{Model, ModelOptions};
 pub use projection::InputProjection;

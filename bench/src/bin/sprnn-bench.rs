@@ -262,10 +262,10 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                         let r: Vec<String> = c.refused.iter().map(|(h, e)| format!("H={h} refused by plan: {e}")).collect();
                         note.push_str(&format!("; {}", r.join(" / ")));
                     }
-                    let timed = SparseRecurrentLayer::from_plan_with(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), false, true).and_then(|mut layer| {
-                        let shape = layer.launch_shape();
+                    let timed = SparseRecurrentLayer::from_plan_variant(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), sprnn::KernelVariant::default()).and_then(|mut layer| {
+                        let shape = layer.shape();
                         let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 91 + i)?;
-                        Ok((us, floor, format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4)))
+                        Ok((us, floor, format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel)))
                     });
                     match timed {
                         Ok((us, floor, shape)) => {
@@ -377,10 +377,11 @@ fn main() {
             let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
             let mut times = Vec::new();
             for &(name, double, fuse) in variants {
-                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &bias, std::time::Duration::from_secs(1), double, fuse)?;
-                let shape = layer.launch_shape();
+                let variant = sprnn::KernelVariant { double_buffer: double, fuse_rnn_cell: fuse };
+                let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &bias, std::time::Duration::from_secs(1), variant)?;
+                let shape = layer.shape();
                 let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
-                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4);
+                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
                 times.push((name, us, floor, note));
             }
             Ok(times)

@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("GPU: {} (sm_{}{}), {} SMs, PTX {}", gpu.info().name, gpu.info().compute_capability.0, gpu.info().compute_capability.1, gpu.info().sm_count, gpu.arch());
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, a.batch, &LayerOptions::default())?;
-    let (grid, threads, tpr, smem, kernel) = layer.launch_shape();
+    let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, smem_bytes: smem, kernel } = layer.shape();
     println!("plan: {grid} CTAs x {threads} threads, {tpr} threads per row, {smem} B shared memory, kernel {kernel}");
     let out = layer.forward(Input::F32(&u), a.steps, None, None)?;
     let r = reference::forward_u(cell, &w, &b, &u, a.steps, a.batch, None, None, Precision::DeviceFaithful)?;

@@ -68,7 +68,7 @@ fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome,
             e.worst_step = c.steps - 1;
         }
     }
-    let (grid, threads, tpr, _, kernel) = layer.launch_shape();
+    let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, kernel, .. } = layer.shape();
     Ok(Outcome { worst: e.worst, worst_step: e.worst_step, shape: format!("{grid}x{threads} tpr{tpr} {kernel}") })
 }
 
@@ -290,14 +290,14 @@ fn every_kernel_variant_matches_the_reference() {
             assert_eq!((plan.list_len, plan.batch_tile), (n, bt));
             let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::DeviceFaithful).unwrap();
             for (double, fuse) in [(false, true), (true, true), (false, false)] {
-                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &b, Duration::from_secs(1), double, fuse).unwrap();
+                let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { double_buffer: double, fuse_rnn_cell: fuse }).unwrap();
                 let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
                 let mut out = layer.alloc_output(steps).unwrap();
                 out.poison(&layer).unwrap();
                 layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
                 let got = out.to_host(&layer).unwrap();
                 let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
-                println!("{cell:?} N={n} BT={bt} double={double} fused={fuse}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
+                println!("{cell:?} N={n} BT={bt} double={double} fused={fuse}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
                 assert!(e.worst <= reference::DEVICE_TOLERANCE, "N={n} BT={bt} double={double} fused={fuse}: {}", e.worst);
             }
         }

@@ -329,7 +329,7 @@ fn a_large_bidirectional_layer_matches_the_reference() {
         let mut rng = ChaCha8Rng::seed_from_u64(s ^ 99);
         let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
         let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
-        let (grid, threads, _, smem, kernel) = model.layer(0, 0).launch_shape();
+        let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, smem_bytes: smem, kernel, .. } = model.layer(0, 0).shape();
         println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
         let got = run_poisoned(&mut model, &x, steps, None, None);
         let want = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
