@@ -83,7 +83,10 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "registers_per_sm_available": d.registers_per_sm,
         "cta_nnz_min": min,
         "cta_nnz_max": max,
-        "order": format!("{:?}", p.order),
+        "order": match p.order {
+            WeightOrder::BankAware => "bank-aware",
+            WeightOrder::Naive => "naive",
+        },
         "bank": bank_json(&p.bank),
         "bank_naive": bank_json(&p.bank_naive),
     })

@@ -133,6 +133,7 @@ fn plan_random_on_the_presets() {
             Ok(p) => {
                 let j = &v["plan"];
                 assert_eq!(j["grid"], p.grid, "{case}");
+                assert_eq!(j["order"], "bank-aware", "{case}: names in the CLI's words");
                 assert_eq!(j["threads_per_cta"], p.threads_per_cta, "{case}");
                 assert_eq!(j["threads_per_row"], p.threads_per_row, "{case}");
                 assert_eq!(j["list_len"], p.list_len, "{case}");
