@@ -305,11 +305,16 @@ fn main() {
         plan_only(&args);
         return;
     }
-    let gpu = match sprnn::try_default_gpu() {
-        Ok(Some(g)) => g,
-        Ok(None) => {
-            eprintln!("sprnn-bench: no CUDA device: nothing to measure");
-            std::process::exit(2);
+    // Exit status as the sprnn CLI's: 4 no NVIDIA driver, 5 no CUDA device.
+    let gpu = match sprnn::Gpu::new(0) {
+        Ok(g) => g,
+        Err(e @ sprnn::Error::NoDriver { .. }) => {
+            eprintln!("sprnn-bench: {e}: nothing to measure");
+            std::process::exit(4);
+        }
+        Err(e @ sprnn::Error::NoDevice { .. }) => {
+            eprintln!("sprnn-bench: {e}: nothing to measure");
+            std::process::exit(5);
         }
         Err(e) => {
             eprintln!("sprnn-bench: {e}");
