@@ -7,7 +7,9 @@
 #  4. cargo test --workspace: CPU tests everywhere; GPU tests run where there is a CUDA device
 #     and print "skipped: no CUDA device" where there is none;
 #  5. cargo doc for the library crates with warnings as errors;
-#  6. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30).
+#  6. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30);
+#  7. scripts/no-driver.sh: no executable needs libcuda to start, and the release CLI works
+#     (and GPU commands fail with exit status 4) with no libcuda anywhere the loader looks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/setup.sh)"
@@ -32,4 +34,6 @@ skipped=$(grep -o "skipped: no CUDA device" "$log" | wc -l)
 rm -f "$log"
 echo "GPU tests that found no CUDA device: $skipped"
 echo "tests: $passed passed, $failed failed"
-exit "$rc"
+[ "$rc" = 0 ] || exit "$rc"
+echo "== without the NVIDIA driver library"
+bash scripts/no-driver.sh

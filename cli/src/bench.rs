@@ -73,7 +73,7 @@ pub fn main(args: &BenchArgs) -> CliResult {
         let seed = args.seed.wrapping_add(1000 * i as u64);
         let result = random_layer(seed, cell, h, d).and_then(|(w, bias)| {
             let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &bias, b, &Default::default())?;
-            let (grid, threads, tpr, _, _) = layer.launch_shape();
+            let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, .. } = layer.shape();
             let (us, floor) = time_layer(&gpu, &mut layer, args.steps, args.repeats, args.warmup, 3, seed ^ 0x77)?;
             Ok((us, floor, format!("{grid} x {threads}, TPR {tpr}")))
         });

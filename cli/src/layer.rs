@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use sprnn::weights::{ModelWeights, WeightsError};
+use sprnn::weights::{LoadOptions, ModelWeights, WeightsError};
 use sprnn::{Cell, Csr};
 
 use crate::{progress, CliResult, Failure};
@@ -44,6 +44,10 @@ pub struct LayerSource {
     /// the pruned entries.
     #[arg(long, value_name = "FILE", required_unless_present = "random", conflicts_with = "random")]
     pub weights: Option<PathBuf>,
+    /// Module prefix of the tensor names, for the state dict of a bigger model: `--prefix rnn.`
+    /// reads `rnn.weight_hh_l0`, `rnn.bias_hh_l0`, ...
+    #[arg(long, value_name = "PREFIX", default_value = "", hide_default_value = true)]
+    pub prefix: String,
     /// Cell type (not stored in a state dict).
     #[arg(long, value_enum)]
     pub cell: CellArg,
@@ -68,6 +72,13 @@ pub struct LayerSource {
     pub seed: u64,
 }
 
+impl LayerSource {
+    /// How to read the weights file.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { prefix: self.prefix.clone() }
+    }
+}
+
 /// A layer's recurrent part, ready to plan or run.
 pub struct Layer {
     /// Cell type.
@@ -87,6 +98,42 @@ impl Layer {
     }
 }
 
+/// Nonzeros per row of the random layer `src` names: `round(d·H)`, as the generator makes it.
+pub fn random_row_nnz(src: &LayerSource) -> Option<usize> {
+    let hidden = src.hidden?;
+    (src.random && (0.0..=1.0).contains(&src.density)).then(|| (src.density * hidden as f64).round() as usize)
+}
+
+/// The hidden size of the layer `src` names, read from the weights file's header only (no
+/// tensor data is read), or `None` when the header does not say (the full load then reports
+/// why). For a random layer, `--hidden`.
+pub fn peek_hidden(src: &LayerSource) -> Option<usize> {
+    if src.random {
+        return src.hidden;
+    }
+    let path = src.weights.as_ref()?;
+    let suffix = format!("{}weight_hh_l{}{}", src.prefix, src.layer, if src.reverse { "_reverse" } else { "" });
+    let header = crate::tensors::read_header(path).ok()?;
+    let obj = header.as_object()?;
+    let shapes: Vec<&serde_json::Value> = obj
+        .iter()
+        .filter(|(name, _)| name.as_str() == suffix || name.ends_with(&format!(".{suffix}")))
+        .map(|(_, v)| &v["shape"])
+        .collect();
+    match shapes[..] {
+        [shape] => shape.as_array().filter(|s| s.len() == 2).and_then(|s| s[1].as_u64()).map(|h| h as usize),
+        _ => None,
+    }
+}
+
+/// Where the layer comes from, for messages (before it is loaded).
+pub fn describe(src: &LayerSource) -> String {
+    match &src.weights {
+        Some(path) if !src.random => format!("{} layer {}{}", path.display(), src.layer, if src.reverse { " reverse" } else { "" }),
+        _ => format!("random {} H={} d={} seed {}", Cell::from(src.cell).name(), src.hidden.unwrap_or(0), src.density, src.seed),
+    }
+}
+
 /// Loads or generates the layer `src` names.
 pub fn load(src: &LayerSource) -> CliResult<Layer> {
     let cell = Cell::from(src.cell);
@@ -101,6 +148,8 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
         if src.layer != 0 || src.reverse {
             return Err(Failure::new("--layer and --reverse select a layer of a --weights file; a --random layer has only one"));
         }
+        // Refused from its size before anything is generated.
+        sprnn::advice::check_hidden(hidden).map_err(|e| Failure::new(format!("--hidden {hidden}: {e}")))?;
         let (w_hh, b_hh) = progress::spin("generating a random layer", || {
             sprnn_bench::random_layer(src.seed, cell, hidden, src.density)
         })?;
@@ -108,7 +157,7 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
         return Ok(Layer { cell, w_hh, b_hh, source });
     }
     let path = src.weights.as_ref().ok_or_else(|| Failure::new("give --weights FILE or --random"))?;
-    let model = progress::spin("loading weights", || ModelWeights::load(path, cell)).map_err(|e| match e {
+    let model = progress::spin("loading weights", || ModelWeights::load_with(path, cell, &src.load_options())).map_err(|e| match e {
         WeightsError::Io { .. } => Failure::from(e),
         e => Failure::new(format!("{}: {e}", path.display())),
     })?;

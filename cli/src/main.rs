@@ -12,8 +12,9 @@
 //!   `c`), from safetensors files, on the GPU or (`--reference`) on the CPU reference.
 //! - `bench` ([`bench`]): a small timing sweep through the benchmark crate's protocol.
 //!
-//! Exit status: 0 success; 1 an error (bad file, bad values, a GPU failure); 2 a CUDA device is
-//! needed and there is none (and clap's usage errors); 3 `plan`: the planner refused the layer.
+//! Exit status: 0 success; 1 an error (bad file, bad values, a GPU failure); 2 a usage error
+//! (clap's); 3 the planner refused the layer; 4 a GPU is needed and there is no NVIDIA driver;
+//! 5 the driver works but there is no CUDA device (with that ordinal).
 
 mod bench;
 mod info;
@@ -36,10 +37,14 @@ pub struct Failure {
     pub message: String,
 }
 
-/// Exit status when a CUDA device is needed and there is none.
-pub const EXIT_NO_DEVICE: u8 = 2;
-/// Exit status of `plan` when the planner refuses the layer.
+/// Exit status of a usage error (clap's own).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when the planner refuses the layer (it does not fit the device).
 pub const EXIT_DOES_NOT_FIT: u8 = 3;
+/// Exit status when a GPU is needed and the NVIDIA driver library is missing or unusable.
+pub const EXIT_NO_DRIVER: u8 = 4;
+/// Exit status when the driver works but there is no CUDA device (with the ordinal asked for).
+pub const EXIT_NO_DEVICE: u8 = 5;
 
 impl Failure {
     /// An ordinary error (exit status 1).
@@ -51,9 +56,9 @@ impl Failure {
 impl From<sprnn::Error> for Failure {
     fn from(e: sprnn::Error) -> Failure {
         match e {
-            sprnn::Error::NoDevice { .. } | sprnn::Error::NoDriver { .. } => {
-                Failure { code: EXIT_NO_DEVICE, message: no_device_message(&e) }
-            }
+            sprnn::Error::NoDriver { .. } => Failure { code: EXIT_NO_DRIVER, message: no_device_message(&e) },
+            sprnn::Error::NoDevice { .. } => Failure { code: EXIT_NO_DEVICE, message: no_device_message(&e) },
+            sprnn::Error::Plan(_) => Failure { code: EXIT_DOES_NOT_FIT, message: e.to_string() },
             e => Failure::new(e.to_string()),
         }
     }
@@ -67,7 +72,7 @@ impl From<sprnn::weights::WeightsError> for Failure {
 
 impl From<sprnn::reference::ReferenceError> for Failure {
     fn from(e: sprnn::reference::ReferenceError) -> Failure {
-        Failure::new(format!("reference: {e}"))
+        Failure::new(format!("the CPU reference refused the layer: {e}"))
     }
 }
 
@@ -77,13 +82,9 @@ impl From<sprnn::SparseError> for Failure {
     }
 }
 
-/// "no CUDA device", with the driver's reason when there is one beyond that.
+/// "no NVIDIA driver (the loader's reason)" or "no CUDA device".
 pub fn no_device_message(e: &sprnn::Error) -> String {
-    match e {
-        sprnn::Error::NoDevice { ordinal: 0 } => "no CUDA device".to_string(),
-        e @ sprnn::Error::NoDevice { .. } => e.to_string(),
-        e => format!("no CUDA device ({e})"),
-    }
+    e.to_string()
 }
 
 /// Result of a subcommand.
@@ -99,8 +100,14 @@ Examples:
   sprnn run --reference --weights lstm.safetensors --cell lstm --input u.safetensors --output out.safetensors
   sprnn bench --cells rnn_tanh --hidden 2304 --batch 4 --density 0.3
 
-Exit status: 0 success, 1 error, 2 no CUDA device where one is needed (or a usage error),
-3 the planner refused the layer (plan).";
+Exit status:
+  0  success
+  1  error (a bad file or value, a failed GPU call)
+  2  usage error (unknown option, missing argument)
+  3  the layer does not fit the device (the planner refused it)
+  4  no NVIDIA driver: a GPU command on a machine without the driver library (libcuda)
+  5  no CUDA device: the driver works but sees no device (or none with that ordinal)
+Without a GPU, `info`, `plan` (presets h200, a100) and `run --reference` still work.";
 
 #[derive(Parser, Debug)]
 #[command(name = "sprnn", version, about = "Sparse persistent RNN, GRU and LSTM layers on NVIDIA GPUs", after_help = AFTER_HELP)]

@@ -2,10 +2,11 @@
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use sprnn::layout::{self, DeviceInfo, KernelKind, Plan, PlanError, PlanOptions, WeightOrder};
+use sprnn::advice::{self, Refusal};
+use sprnn::layout::{self, DeviceInfo, KernelKind, Plan, PlanError, PlanOptions, RowStats, WeightOrder};
 use sprnn::Gpu;
 
-use crate::layer::{self, Layer, LayerSource};
+use crate::layer::{self, LayerSource};
 use crate::{progress, CliResult, Failure, EXIT_DOES_NOT_FIT};
 
 /// Which device to plan for.
@@ -90,18 +91,6 @@ fn registers_per_sm(p: &Plan) -> usize {
     (p.registers_per_thread as usize).div_ceil(unit) * unit * p.threads_per_cta * p.ctas_per_sm
 }
 
-fn layer_json(l: &Layer) -> serde_json::Value {
-    let s = l.w_hh.stats();
-    json!({
-        "source": l.source,
-        "cell": l.cell.name(),
-        "hidden": l.hidden(),
-        "nnz": s.nnz,
-        "density": s.density,
-        "max_row_nnz": s.max_row_nnz,
-    })
-}
-
 fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
     let (min, max) = nnz_range(p);
     json!({
@@ -125,7 +114,10 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "registers_per_sm_available": d.registers_per_sm,
         "cta_nnz_min": min,
         "cta_nnz_max": max,
-        "order": format!("{:?}", p.order),
+        "order": match p.order {
+            WeightOrder::BankAware => "bank-aware",
+            WeightOrder::Naive => "naive",
+        },
         "bank": bank_json(&p.bank),
         "bank_naive": bank_json(&p.bank_naive),
     })
@@ -139,32 +131,35 @@ fn nnz_range(p: &Plan) -> (usize, usize) {
     (p.cta_nnz.iter().copied().min().unwrap_or(0), p.cta_nnz.iter().copied().max().unwrap_or(0))
 }
 
-/// The refusal as JSON: its message, its kind and the suggestion's values.
-fn error_json(e: &PlanError) -> serde_json::Value {
-    let mut v = json!({ "error": e.to_string() });
-    let kind = match e {
-        PlanError::DoesNotFit { need_regs, have_regs, fit_density, fit_batch, .. } => {
-            v["need_regs"] = json!(need_regs);
+/// The refusal as JSON: its message, its kind and the checked suggestions (no sentinel values:
+/// a need the planner could not compute is `null`).
+fn error_json(r: &Refusal) -> serde_json::Value {
+    let mut v = json!({ "error": r.to_string() });
+    let kind = match &r.error {
+        PlanError::DoesNotFit { need_regs, have_regs, .. } => {
+            v["need_regs"] = if *need_regs == usize::MAX { serde_json::Value::Null } else { json!(need_regs) };
             v["have_regs"] = json!(have_regs);
-            v["fit_density"] = json!(fit_density);
-            v["fit_batch"] = json!(fit_batch);
-            "DoesNotFit"
+            v["fit_density"] = json!(r.fitting_density());
+            v["fit_row_nnz"] = json!(r.fitting_row_nnz);
+            v["fit_batch"] = json!(r.fitting_batch);
+            "does-not-fit"
         }
-        PlanError::SharedMemory { need_bytes, have_bytes, max_batch, .. } => {
+        PlanError::SharedMemory { need_bytes, have_bytes, .. } => {
             v["need_bytes"] = json!(need_bytes);
             v["have_bytes"] = json!(have_bytes);
-            v["max_batch"] = json!(max_batch);
-            "SharedMemory"
+            v["max_batch"] = json!(r.fitting_batch.unwrap_or(0));
+            v["fit_batch"] = json!(r.fitting_batch);
+            "shared-memory"
         }
-        PlanError::Shape { .. } => "Shape",
-        PlanError::EmptyHidden => "EmptyHidden",
-        PlanError::HiddenTooLarge { .. } => "HiddenTooLarge",
-        PlanError::ZeroBatch => "ZeroBatch",
-        PlanError::BadOption { .. } => "BadOption",
-        PlanError::NotCoResident { .. } => "NotCoResident",
-        PlanError::ValueOutOfRange { .. } => "ValueOutOfRange",
-        PlanError::RowTooLong { .. } => "RowTooLong",
-        _ => "Other",
+        PlanError::Shape { .. } => "shape",
+        PlanError::EmptyHidden => "empty-hidden",
+        PlanError::HiddenTooLarge { .. } => "hidden-too-large",
+        PlanError::ZeroBatch => "zero-batch",
+        PlanError::BadOption { .. } => "bad-option",
+        PlanError::NotCoResident { .. } => "not-co-resident",
+        PlanError::ValueOutOfRange { .. } => "value-out-of-range",
+        PlanError::RowTooLong { .. } => "row-too-long",
+        _ => "other",
     };
     v["kind"] = json!(kind);
     v
@@ -217,7 +212,6 @@ pub fn main(args: &PlanArgs) -> CliResult {
             gpu.info().clone()
         }
     };
-    let l = layer::load(&args.layer)?;
     let opts = PlanOptions {
         ctas: args.ctas,
         threads_per_row: args.threads_per_row,
@@ -233,33 +227,75 @@ pub fn main(args: &PlanArgs) -> CliResult {
             KernelArg::Dense => KernelKind::Dense,
         }),
     };
+    let cell = sprnn::Cell::from(args.layer.cell);
+    // What sizes alone decide, before any weight is generated or loaded.
+    if let Some(hidden) = layer::peek_hidden(&args.layer) {
+        let row_nnz = layer::random_row_nnz(&args.layer).unwrap_or(0);
+        if let Some(refusal) = advice::precheck(cell, hidden, row_nnz, args.batch, &device, &opts) {
+            let summary = Summary {
+                cell: cell.name(),
+                source: layer::describe(&args.layer),
+                hidden,
+                nnz: args.layer.random.then(|| cell.gates() * hidden * row_nnz),
+                max_row_nnz: args.layer.random.then_some(row_nnz),
+            };
+            return report(args, &summary, &device, Err(refusal));
+        }
+    }
+    let l = layer::load(&args.layer)?;
     let result = progress::spin("planning", || layout::plan(&l.w_hh, l.cell, args.batch, &device, &opts));
+    let result = result.map_err(|e| Refusal::explain(e, &RowStats::of(&l.w_hh), l.cell, args.batch, &device, &opts));
     let s = l.w_hh.stats();
+    let summary = Summary { cell: l.cell.name(), source: l.source.clone(), hidden: l.hidden(), nnz: Some(s.nnz), max_row_nnz: Some(s.max_row_nnz) };
+    report(args, &summary, &device, result)
+}
+
+/// The layer as `plan` describes it (from its sizes when it was refused before it existed).
+struct Summary {
+    cell: &'static str,
+    source: String,
+    hidden: usize,
+    nnz: Option<usize>,
+    max_row_nnz: Option<usize>,
+}
+
+impl Summary {
+    fn density(&self, gates: usize) -> Option<f64> {
+        self.nnz.map(|n| n as f64 / (gates * self.hidden * self.hidden).max(1) as f64)
+    }
+}
+
+/// Prints the plan or the refusal (text or JSON) and gives the exit status.
+fn report(args: &PlanArgs, l: &Summary, device: &DeviceInfo, result: Result<Plan, Refusal>) -> CliResult {
+    let gates = sprnn::Cell::from(args.layer.cell).gates();
     if args.json {
         let mut v = json!({
-            "layer": layer_json(&l),
+            "layer": {
+                "source": l.source,
+                "cell": l.cell,
+                "hidden": l.hidden,
+                "nnz": l.nnz,
+                "density": l.density(gates),
+                "max_row_nnz": l.max_row_nnz,
+            },
             "device": device.name,
             "batch": args.batch,
             "fits": result.is_ok(),
         });
         match &result {
-            Ok(p) => v["plan"] = plan_json(p, &device),
+            Ok(p) => v["plan"] = plan_json(p, device),
             Err(e) => v["refusal"] = error_json(e),
         }
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
     } else {
-        println!(
-            "layer:              {} ({}), H = {}, {} nonzeros (density {:.4}), longest row {}",
-            l.cell.name(),
-            l.source,
-            l.hidden(),
-            s.nnz,
-            s.density,
-            s.max_row_nnz
-        );
+        let rows = match (l.nnz, l.max_row_nnz, l.density(gates)) {
+            (Some(nnz), Some(longest), Some(d)) => format!(", {nnz} nonzeros (density {d:.4}), longest row {longest}"),
+            _ => String::new(),
+        };
+        println!("layer:              {} ({}), H = {}{rows}", l.cell, l.source, l.hidden);
         println!("device:             {} ({} SMs), batch {}", device.name, device.sm_count, args.batch);
         match &result {
-            Ok(p) => print_plan(p, &device),
+            Ok(p) => print_plan(p, device),
             Err(e) => {
                 println!("fits:               no");
                 println!("why:                {e}");

@@ -36,6 +36,17 @@ pub enum PrecisionArg {
     F64,
 }
 
+impl PrecisionArg {
+    /// The name `--precision` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecisionArg::DeviceFaithful => "device-faithful",
+            PrecisionArg::F32 => "f32",
+            PrecisionArg::F64 => "f64",
+        }
+    }
+}
+
 impl From<PrecisionArg> for Precision {
     fn from(p: PrecisionArg) -> Precision {
         match p {
@@ -154,11 +165,39 @@ fn chunks(steps: usize, chunk: usize) -> Vec<(usize, usize)> {
     (0..steps).step_by(chunk).map(|t| (t, chunk.min(steps - t))).collect()
 }
 
+/// What the reported time covers.
+fn timing_label(reference: bool) -> &'static str {
+    if reference {
+        "CPU wall time"
+    } else {
+        "wall time with host-device transfers"
+    }
+}
+
+/// Refuses an `--output` that is the `--input` or `--weights` file (also through a link), before
+/// anything is read or run: writing it would destroy the data it was computed from.
+fn refuse_overwriting_inputs(args: &RunArgs) -> CliResult {
+    let named = [("--input", Some(&args.input)), ("--weights", args.layer.weights.as_ref())];
+    for (option, path) in named {
+        if let Some(path) = path {
+            if tensors::same_file(&args.output, path) {
+                return Err(Failure::new(format!(
+                    "--output {} is the {option} file {}; writing it would destroy that file (choose another output path)",
+                    args.output.display(),
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `sprnn run`.
 pub fn main(args: &RunArgs) -> CliResult {
     if args.chunk == Some(0) {
         return Err(Failure::new("--chunk must be at least 1"));
     }
+    refuse_overwriting_inputs(args)?;
     let gpu = if args.reference {
         None
     } else {
@@ -213,7 +252,7 @@ pub fn main(args: &RunArgs) -> CliResult {
         }
         None => {
             let precision = Precision::from(args.precision);
-            engine = format!("reference: {precision:?}");
+            engine = format!("the CPU reference ({} arithmetic)", args.precision.name());
             let mut state = StreamState::new(l.cell, b, h);
             if inp.h0.is_some() || inp.c0.is_some() {
                 let zeros = vec![0.0; b * h];
@@ -243,11 +282,12 @@ pub fn main(args: &RunArgs) -> CliResult {
     ]);
     tensors::write(&args.output, &tensors, meta)?;
     println!(
-        "ran {} ({}) for T = {steps}, B = {b} on {engine} in {:.1} ms ({:.2} us per step, wall time with transfers{}); wrote h [{steps}, {b}, {h}]{} to {}",
+        "ran {} ({}) for T = {steps}, B = {b} on {engine} in {:.1} ms ({:.2} us per step, {}{}); wrote h [{steps}, {b}, {h}]{} to {}",
         l.cell.name(),
         l.source,
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e6 / steps as f64,
+        timing_label(args.reference),
         if pieces.len() > 1 { format!(", {} chunks", pieces.len()) } else { String::new() },
         if out_c.is_some() { format!(" and c [{b}, {h}]") } else { String::new() },
         args.output.display()
@@ -314,7 +354,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
         return Err(Failure::new("--layer and --reverse pick one layer for a \"u\" input; a model input \"x\" runs every layer and direction"));
     }
     let cell = Cell::from(src.cell);
-    let model = progress::spin("loading weights", || ModelWeights::load(path, cell)).map_err(|e| match e {
+    let model = progress::spin("loading weights", || ModelWeights::load_with(path, cell, &args.layer.load_options())).map_err(|e| match e {
         WeightsError::Io { .. } => Failure::from(e),
         e => Failure::new(format!("{}: {e}", path.display())),
     })?;
@@ -356,7 +396,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
         }
         None => {
             let precision = Precision::from(args.precision);
-            engine = format!("reference: {precision:?}");
+            engine = format!("the CPU reference ({} arithmetic)", args.precision.name());
             let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
             let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
             for (k, &(t0, n)) in pieces.iter().enumerate() {
@@ -384,13 +424,14 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
     ]);
     tensors::write(&args.output, &tensors, meta)?;
     println!(
-        "ran a {}-layer {}{} model ({}) for T = {steps}, B = {b} on {engine} in {:.1} ms ({:.2} us per step, wall time with transfers{}); wrote output [{steps}, {b}, {}], h_n [{ld}, {b}, {h}]{} to {}",
+        "ran a {}-layer {}{} model ({}) for T = {steps}, B = {b} on {engine} in {:.1} ms ({:.2} us per step, {}{}); wrote output [{steps}, {b}, {}], h_n [{ld}, {b}, {h}]{} to {}",
         model.num_layers(),
         if dirs == 2 { "bidirectional " } else { "" },
         cell.name(),
         path.display(),
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e6 / steps as f64,
+        timing_label(args.reference),
         if pieces.len() > 1 { format!(", {} chunks", pieces.len()) } else { String::new() },
         dirs * h,
         if c_n.is_some() { format!(" and c_n [{ld}, {b}, {h}]") } else { String::new() },

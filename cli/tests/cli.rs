@@ -46,6 +46,24 @@ fn expect(args: &[&str], code: i32) -> (String, String) {
     (out, err)
 }
 
+/// Runs a command that needs a GPU on a machine without one: exit status 4 and "no NVIDIA driver"
+/// without the driver library, 5 and "no CUDA device" with a driver but no device. Returns stderr.
+fn expect_no_gpu(args: &[&str]) -> String {
+    let o = sprnn(args);
+    let (out, err) = text(&o);
+    match o.status.code() {
+        Some(4) => assert!(err.contains("sprnn: error: no NVIDIA driver"), "{err}"),
+        Some(5) => assert!(err.contains("sprnn: error: no CUDA device"), "{err}"),
+        other => panic!("sprnn {}: exit status {other:?}, expected 4 or 5\nstdout:\n{out}\nstderr:\n{err}", args.join(" ")),
+    }
+    err
+}
+
+/// Whether `s` starts with what sprnn says when there is no GPU to use.
+fn says_no_gpu(s: &str) -> bool {
+    s.starts_with("no NVIDIA driver") || s.starts_with("no CUDA device")
+}
+
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
 }
@@ -59,7 +77,7 @@ fn info_exits_0_and_says_whether_there_is_a_gpu() {
     if has_gpu() {
         assert!(out.contains("compute capability") && out.contains("on-chip capacity"), "{out}");
     } else {
-        assert!(out.starts_with("no CUDA device"), "{out}");
+        assert!(says_no_gpu(&out), "{out}");
         for want in ["NVIDIA H200", "NVIDIA A100", "on-chip capacity", "SMs                  132", "SMs                  108"] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
@@ -69,7 +87,7 @@ fn info_exits_0_and_says_whether_there_is_a_gpu() {
     let (out, _) = expect(&["info", "--json"], 0);
     let v = json(&out);
     if !has_gpu() {
-        assert_eq!(v["no_device"], "no CUDA device");
+        assert!(says_no_gpu(v["no_device"].as_str().expect("a string")), "{v}");
         let h200 = DeviceInfo::h200();
         assert_eq!(v["presets"][0]["on_chip_bytes"], h200.sm_count * (h200.registers_per_sm * 4 + h200.shared_per_sm));
     }
@@ -115,6 +133,7 @@ fn plan_random_on_the_presets() {
             Ok(p) => {
                 let j = &v["plan"];
                 assert_eq!(j["grid"], p.grid, "{case}");
+                assert_eq!(j["order"], "bank-aware", "{case}: names in the CLI's words");
                 assert_eq!(j["threads_per_cta"], p.threads_per_cta, "{case}");
                 assert_eq!(j["threads_per_row"], p.threads_per_row, "{case}");
                 assert_eq!(j["list_len"], p.list_len, "{case}");
@@ -126,7 +145,10 @@ fn plan_random_on_the_presets() {
                 assert_eq!(j["bank_naive"]["max_wavefronts"], p.bank_naive.max, "{case}");
                 assert_eq!(v["layer"]["nnz"], w.nnz(), "{case}");
             }
-            Err(e) => assert_eq!(v["refusal"]["error"], e.to_string(), "{case}"),
+            Err(e) => {
+                let r = sprnn::advice::Refusal::explain(e, &layout::RowStats::of(&w), c, b.parse().unwrap(), &device, &PlanOptions::default());
+                assert_eq!(v["refusal"]["error"], r.to_string(), "{case}");
+            }
         }
     }
 }
@@ -293,7 +315,7 @@ fn run_reference_round_trip() {
             ];
             args.extend_from_slice(extra);
             let (stdout, _) = expect(&args, 0);
-            assert!(stdout.contains("reference: DeviceFaithful"), "{case}: {stdout}");
+            assert!(stdout.contains("the CPU reference (device-faithful arithmetic)") && stdout.contains("CPU wall time"), "{case}: {stdout}");
             let (shape, h) = read_tensor(&out, "h").expect("h");
             assert_eq!(shape, vec![10, 3, 32], "{case}");
             assert_eq!(bits(&h), bits(&want.h), "{case} {extra:?}: h differs from sprnn::reference");
@@ -378,7 +400,7 @@ fn run_model_reference_matches_the_library() {
             let mut args = vec!["run", "--reference", "--weights", weights.to_str().unwrap(), "--cell", "lstm", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()];
             args.extend_from_slice(extra);
             let (stdout, _) = expect(&args, 0);
-            assert!(stdout.contains("reference: DeviceFaithful") && stdout.contains(&format!("{}-layer", model.num_layers())), "{stdout}");
+            assert!(stdout.contains("the CPU reference (device-faithful arithmetic)") && stdout.contains(&format!("{}-layer", model.num_layers())), "{stdout}");
             let case = format!("model {k} {extra:?}");
             let (shape, output) = read_tensor(&out, "output").expect("output");
             assert_eq!(shape, vec![steps, batch, model.directions() * 64], "{case}");
@@ -576,12 +598,11 @@ fn bad_arguments_give_clear_errors() {
         assert!(err.contains(want), "sprnn {}: stderr lacks {want:?}:\n{err}", args.join(" "));
     }
     if !has_gpu() {
-        let (_, err) = expect(&["run", "--weights", weights, "--cell", "lstm", "--input", input, "--output", out], 2);
-        assert!(err.contains("no CUDA device") && err.contains("--reference"), "{err}");
-        let (_, err) = expect(&["bench", "--cells", "rnn_tanh", "--hidden", "256"], 2);
-        assert!(err.contains("no CUDA device"), "{err}");
-        let (_, err) = expect(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--device", "gpu"], 2);
-        assert!(err.contains("no CUDA device") && err.contains("--device h200"), "{err}");
+        let err = expect_no_gpu(&["run", "--weights", weights, "--cell", "lstm", "--input", input, "--output", out]);
+        assert!(err.contains("--reference"), "{err}");
+        expect_no_gpu(&["bench", "--cells", "rnn_tanh", "--hidden", "256"]);
+        let err = expect_no_gpu(&["plan", "--random", "--cell", "gru", "--hidden", "8", "--device", "gpu"]);
+        assert!(err.contains("--device h200"), "{err}");
         assert!(!Path::new(out).exists(), "no output is written on failure");
     }
 }
@@ -600,4 +621,211 @@ fn help_everywhere() {
     assert!(out.contains("[T, B, G*H]") && out.contains("\"h\", F32 [T, B, H]"), "{out}");
     let (out, _) = expect(&["--help"], 0);
     assert!(out.contains("Exit status"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// no driver library, output files
+
+/// `sprnn` with `SPRNN_LIBCUDA` naming a library that does not exist: the program starts, the
+/// commands that need no GPU work, and the GPU commands fail with exit status 4 and "no NVIDIA
+/// driver" (on a GPU machine too: the variable replaces the loader's search).
+#[test]
+fn without_the_driver_library_gpu_free_commands_work_and_gpu_commands_say_so() {
+    let c = run_case(Cell::Gru, 4, 2, false, Dtype::F32);
+    let out_file = c.dir.path().join("out.safetensors");
+    let (w, i, o) = (c.weights.to_str().unwrap(), c.input.to_str().unwrap(), out_file.to_str().unwrap());
+    let run_without = |args: &[&str]| {
+        let o = std::process::Command::new(std::env::var("SPRNN_CLI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sprnn").to_string()))
+            .args(args)
+            .env("SPRNN_LIBCUDA", "/nonexistent/libcuda.so.1")
+            .output()
+            .expect("the sprnn binary runs");
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let (code, out, _) = run_without(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("4  no NVIDIA driver"), "{out}");
+    let (code, out, _) = run_without(&["info"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("no NVIDIA driver: /nonexistent/libcuda.so.1"), "{out}");
+    let (code, out, _) = run_without(&["plan", "--random", "--cell", "gru", "--hidden", "64", "--device", "h200"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, _, err) = run_without(&["run", "--reference", "--weights", w, "--cell", "gru", "--input", i, "--output", o]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(read_tensor(&out_file, "h").is_some());
+    for args in [
+        &["run", "--weights", w, "--cell", "gru", "--input", i, "--output", o][..],
+        &["plan", "--random", "--cell", "gru", "--hidden", "64", "--device", "gpu"][..],
+        &["bench", "--cells", "gru", "--hidden", "64"][..],
+    ] {
+        let (code, _, err) = run_without(args);
+        assert_eq!(code, Some(4), "sprnn {}: {err}", args.join(" "));
+        assert!(err.starts_with("sprnn: error: no NVIDIA driver: "), "{err}");
+    }
+}
+
+/// `--output` naming the input or the weights file (directly, through a symbolic link, or by
+/// another relative path) is refused before anything runs, and the file is left as it was.
+#[test]
+fn output_that_is_an_input_is_refused() {
+    let c = run_case(Cell::Lstm, 4, 2, false, Dtype::F32);
+    let (w, i) = (c.weights.to_str().unwrap(), c.input.to_str().unwrap());
+    let before_w = std::fs::read(&c.weights).unwrap();
+    let before_i = std::fs::read(&c.input).unwrap();
+    let link = c.dir.path().join("link.safetensors");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&c.weights, &link).unwrap();
+    #[cfg(not(unix))]
+    std::fs::copy(&c.weights, &link).unwrap();
+    let dotted = c.dir.path().join(".").join(c.input.file_name().unwrap());
+    let cases: Vec<(String, &str)> = vec![
+        (i.to_string(), "is the --input file"),
+        (w.to_string(), "is the --weights file"),
+        (dotted.to_str().unwrap().to_string(), "is the --input file"),
+        #[cfg(unix)]
+        (link.to_str().unwrap().to_string(), "is the --weights file"),
+    ];
+    for reference in [true, false] {
+        for (output, want) in &cases {
+            let mut args = vec!["run", "--weights", w, "--cell", "lstm", "--input", i, "--output", output];
+            if reference {
+                args.push("--reference");
+            }
+            let (_, err) = expect(&args, 1);
+            assert!(err.contains(want) && err.contains("would destroy"), "{output}: {err}");
+        }
+    }
+    assert_eq!(std::fs::read(&c.weights).unwrap(), before_w);
+    assert_eq!(std::fs::read(&c.input).unwrap(), before_i);
+}
+
+/// The output is written beside the target and renamed into place: an existing output is
+/// replaced whole, a symbolic link's target is replaced (the link stays), no temporary file is
+/// left behind, and a write that fails leaves the previous output as it was.
+#[test]
+fn output_is_replaced_atomically() {
+    let c = run_case(Cell::RnnTanh, 4, 2, false, Dtype::F32);
+    let (w, i) = (c.weights.to_str().unwrap(), c.input.to_str().unwrap());
+    let out = c.dir.path().join("out.safetensors");
+    std::fs::write(&out, vec![7u8; 1 << 20]).unwrap();
+    expect(&["run", "--reference", "--weights", w, "--cell", "rnn_tanh", "--input", i, "--output", out.to_str().unwrap()], 0);
+    assert_eq!(read_tensor(&out, "h").unwrap().0, vec![4, 2, 32]);
+    let leftovers: Vec<_> = std::fs::read_dir(c.dir.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().ends_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    #[cfg(unix)]
+    {
+        let target = c.dir.path().join("target.safetensors");
+        std::fs::write(&target, b"old").unwrap();
+        let link = c.dir.path().join("out-link.safetensors");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        expect(&["run", "--reference", "--weights", w, "--cell", "rnn_tanh", "--input", i, "--output", link.to_str().unwrap()], 0);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is kept");
+        assert!(read_tensor(&target, "h").is_some(), "the link's target holds the output");
+    }
+    // A folder that cannot be written (here: one that does not exist) fails without leaving
+    // anything, and an output that is a folder is refused without touching it.
+    let missing = c.dir.path().join("no-such-folder").join("out.safetensors");
+    let (_, err) = expect(&["run", "--reference", "--weights", w, "--cell", "rnn_tanh", "--input", i, "--output", missing.to_str().unwrap()], 1);
+    assert!(err.contains("no-such-folder"), "{err}");
+    let (_, err) = expect(&["run", "--reference", "--weights", w, "--cell", "rnn_tanh", "--input", i, "--output", c.dir.path().to_str().unwrap()], 1);
+    assert!(!err.is_empty());
+    assert!(c.dir.path().is_dir());
+}
+
+/// Refusals decidable from sizes come before any weight is generated: each of these took seconds
+/// to minutes (or aborted) when the layer was generated first. No sentinel value in text or JSON.
+#[test]
+fn size_refusals_come_before_generation() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--cell", "rnn_tanh", "--hidden", "1000000", "--density", "1e-4"], "exceeds the largest supported, 65535"),
+        (&["--cell", "rnn_tanh", "--hidden", "100000", "--density", "0.01"], "exceeds the largest supported, 65535"),
+        (&["--cell", "lstm", "--hidden", "20000", "--density", "0.1"], "does not fit on the NVIDIA H200"),
+        (&["--cell", "lstm", "--hidden", "20000", "--density", "0.01", "--device", "a100"], "no batch size fits"),
+    ];
+    for (extra, want) in cases {
+        for json_out in [false, true] {
+            let mut args = vec!["plan", "--random"];
+            args.extend_from_slice(extra);
+            if json_out {
+                args.push("--json");
+            }
+            let t = std::time::Instant::now();
+            let (out, _) = expect(&args, 3);
+            assert!(t.elapsed() < std::time::Duration::from_secs(1), "sprnn {}: {:?}", args.join(" "), t.elapsed());
+            assert!(out.contains(want), "sprnn {}: {out}", args.join(" "));
+            assert!(!out.contains("18446744073709551615") && !out.contains("2814749767"), "{out}");
+            if json_out {
+                assert_eq!(json(&out)["fits"], false);
+            }
+        }
+    }
+    // `run` refuses a random layer's impossible hidden size before generating it, too.
+    let dir = tempfile::tempdir().unwrap();
+    let u = dir.path().join("u.safetensors");
+    write_tensors(&u, &[("u", Dtype::F32, vec![1, 1, 3], &[0.0; 3])]);
+    let out = dir.path().join("out.safetensors");
+    let t = std::time::Instant::now();
+    let (_, err) = expect(&["run", "--reference", "--random", "--cell", "gru", "--hidden", "1000000", "--input", u.to_str().unwrap(), "--output", out.to_str().unwrap()], 1);
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    assert!(err.contains("--hidden 1000000: hidden size 1000000 exceeds the largest supported"), "{err}");
+}
+
+/// The CPU reference refuses a weight beyond fp16's range as `plan` and the GPU do (it used to
+/// give all-NaN output and exit 0).
+#[test]
+fn run_reference_refuses_what_plan_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (i, h) = (2, 4);
+    let mut dense = vec![0.0f32; h * h];
+    dense[5] = 70_000.0;
+    dense[0] = 0.5;
+    let w_hh = sprnn::Csr::from_dense(&dense, h, h).unwrap();
+    let w_ih = Matrix::Dense(Dense::new(h, i, vec![0.1; h * i]).unwrap());
+    let layer = LayerWeights::new(Cell::RnnTanh, w_ih, w_hh, vec![0.0; h], vec![0.0; h]).unwrap();
+    let weights = dir.path().join("big.safetensors");
+    ModelWeights::single(layer).save(&weights, SaveOptions::default()).unwrap();
+    let u = dir.path().join("u.safetensors");
+    write_tensors(&u, &[("u", Dtype::F32, vec![2, 1, h], &[0.1; 8])]);
+    let x = dir.path().join("x.safetensors");
+    write_tensors(&x, &[("x", Dtype::F32, vec![2, 1, i], &[0.1; 4])]);
+    let out = dir.path().join("out.safetensors");
+    let want = "weight at row 1, column 1 is 70000, outside the fp16 range";
+    let (plan_out, _) = expect(&["plan", "--weights", weights.to_str().unwrap(), "--cell", "rnn_tanh"], 3);
+    assert!(plan_out.contains(want), "{plan_out}");
+    for input in [&u, &x] {
+        let (_, err) = expect(&["run", "--reference", "--weights", weights.to_str().unwrap(), "--cell", "rnn_tanh", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()], 1);
+        assert!(err.contains(want), "{err}");
+        assert!(!out.exists());
+    }
+}
+
+/// A state dict whose names carry a module prefix (`rnn.weight_hh_l0`): without `--prefix` the
+/// refusal names the prefix to give; with it, `plan` and `run` read the file.
+#[test]
+fn prefixed_state_dict_needs_and_takes_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, model) = write_lstm_model(dir.path());
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let renamed: Vec<(String, TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (format!("encoder.rnn.{n}"), TensorView::new(t.dtype(), t.shape().to_vec(), t.data()).unwrap()))
+        .collect();
+    let prefixed = dir.path().join("prefixed.safetensors");
+    std::fs::write(&prefixed, safetensors::serialize(renamed, &None::<HashMap<String, String>>).unwrap()).unwrap();
+    let p = prefixed.to_str().unwrap();
+    let (_, err) = expect(&["plan", "--weights", p, "--cell", "lstm"], 1);
+    assert!(err.contains("--prefix encoder.rnn.") && err.contains("encoder.rnn.weight_hh_l0"), "{err}");
+    let (out, _) = expect(&["plan", "--weights", p, "--cell", "lstm", "--prefix", "encoder.rnn."], 0);
+    assert!(out.contains("fits:               yes"), "{out}");
+    // A wrong prefix names the tensor it looked for.
+    let (_, err) = expect(&["plan", "--weights", p, "--cell", "lstm", "--prefix", "decoder."], 1);
+    assert!(err.contains("missing tensor decoder.weight_hh_l0") || err.contains("prefix"), "{err}");
+    // The model reads the same through the prefix.
+    let opts = sprnn::weights::LoadOptions { prefix: "encoder.rnn.".into() };
+    assert_eq!(ModelWeights::load_with(&prefixed, Cell::Lstm, &opts).unwrap(), model);
+    let e = ModelWeights::load(&prefixed, Cell::Lstm).unwrap_err();
+    assert!(matches!(&e, sprnn::weights::WeightsError::Prefixed { prefix } if prefix == "encoder.rnn."), "{e:?}");
 }

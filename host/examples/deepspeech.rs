@@ -4,7 +4,7 @@
 //! reference, and times the recurrent layers (CUDA events, median of the repeats after a
 //! warm-up): µs per step per layer and in total, also as one `MODEL …` line (see `common`),
 //! which `bench/peers/models.py` prints for cuDNN too. Without a CUDA device it plans the
-//! layers for the H200 preset and exits 0.
+//! layers for the H200 preset and exits 0 (3 when a layer does not fit).
 //!
 //! `cargo run --release -p sprnn --example deepspeech -- [--layers 5] [--hidden 1760] [--help]`
 

@@ -4,7 +4,8 @@
 //! checks its first steps against the CPU reference, and times the recurrent layers (CUDA
 //! events, median of the repeats after a warm-up): µs per step per layer and in total, also as
 //! one `MODEL …` line (see `common`), which `bench/peers/models.py` prints for cuDNN too.
-//! Without a CUDA device it plans the layers for the H200 preset and exits 0.
+//! Without a CUDA device it plans the layers for the H200 preset and exits 0; a layer that
+//! does not fit ends it with exit status 3.
 //!
 //! `cargo run --release -p sprnn --example nmt -- [--hidden 2048] [--density 0.1] [--help]`
 

@@ -1,53 +1,62 @@
 //! The driver calls cust does not wrap (or wraps losing the raw code), declared here with
 //! `CUresult` as a plain `u32` so an unknown code is kept, never mapped to "unknown".
 //!
-//! libcuda is linked by `cust_raw`'s build script.
+//! libcuda itself is opened at run time ([`crate::libcuda`]), so these calls, like cust's, work
+//! only after [`init`] has found it.
 
 use std::ffi::c_void;
+use std::sync::atomic::AtomicPtr;
 use std::os::raw::{c_char, c_int, c_uint};
 
 use crate::error::{Error, Result};
+use crate::libcuda;
 
 type CuFunction = *mut c_void;
 type CuStream = *mut c_void;
 
-#[allow(non_snake_case, clashing_extern_declarations)]
-extern "C" {
-    fn cuInit(flags: c_uint) -> c_uint;
-    fn cuGetErrorName(error: c_uint, name: *mut *const c_char) -> c_uint;
-    fn cuLaunchCooperativeKernel(
-        f: CuFunction,
-        grid_x: c_uint,
-        grid_y: c_uint,
-        grid_z: c_uint,
-        block_x: c_uint,
-        block_y: c_uint,
-        block_z: c_uint,
-        shared_bytes: c_uint,
-        stream: CuStream,
-        params: *mut *mut c_void,
-    ) -> c_uint;
-    fn cuLaunchKernel(
-        f: CuFunction,
-        grid_x: c_uint,
-        grid_y: c_uint,
-        grid_z: c_uint,
-        block_x: c_uint,
-        block_y: c_uint,
-        block_z: c_uint,
-        shared_bytes: c_uint,
-        stream: CuStream,
-        params: *mut *mut c_void,
-        extra: *mut *mut c_void,
-    ) -> c_uint;
-    fn cuFuncSetAttribute(f: CuFunction, attr: c_int, value: c_int) -> c_uint;
-    fn cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks: *mut c_int, f: CuFunction, block: c_int, smem: usize) -> c_uint;
-    fn cuMemsetD32Async(dst: u64, value: c_uint, n: usize, stream: CuStream) -> c_uint;
-    fn cuMemsetD16Async(dst: u64, value: u16, n: usize, stream: CuStream) -> c_uint;
-    #[link_name = "cuMemGetInfo_v2"]
-    fn cuMemGetInfo(free: *mut usize, total: *mut usize) -> c_uint;
-    fn cuStreamSynchronize(stream: CuStream) -> c_uint;
-    fn cuDeviceGetAttribute(value: *mut c_int, attr: c_int, device: c_int) -> c_uint;
+/// Defines each listed driver function as a private Rust function that calls libcuda's function
+/// of that name (looked up once, see [`crate::libcuda`]) and returns the raw `CUresult`;
+/// `CUDA_ERROR_NOT_INITIALIZED` (3) when the library or the symbol is missing.
+macro_rules! raw_driver_fns {
+    ($($(#[$attr:meta])* fn $name:ident = $sym:literal ($($arg:ident: $ty:ty),*);)*) => {$(
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)] // the driver's signature
+        unsafe fn $name($($arg: $ty),*) -> c_uint {
+            static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+            match libcuda::resolve(&SLOT, libcuda::c_name!($sym)) {
+                Some(p) => {
+                    // SAFETY: `p` is libcuda's `$sym`, whose C signature is the one declared here.
+                    let f = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> c_uint>(p) };
+                    // SAFETY: the caller upholds the driver function's contract.
+                    unsafe { f($($arg),*) }
+                }
+                None => ERROR_NOT_INITIALIZED,
+            }
+        }
+    )*};
+}
+
+raw_driver_fns! {
+    fn cu_init = "cuInit"(flags: c_uint);
+    fn cu_get_error_name = "cuGetErrorName"(error: c_uint, name: *mut *const c_char);
+    fn cu_launch_cooperative_kernel = "cuLaunchCooperativeKernel"(
+        f: CuFunction, grid_x: c_uint, grid_y: c_uint, grid_z: c_uint, block_x: c_uint, block_y: c_uint,
+        block_z: c_uint, shared_bytes: c_uint, stream: CuStream, params: *mut *mut c_void
+    );
+    fn cu_launch_kernel = "cuLaunchKernel"(
+        f: CuFunction, grid_x: c_uint, grid_y: c_uint, grid_z: c_uint, block_x: c_uint, block_y: c_uint,
+        block_z: c_uint, shared_bytes: c_uint, stream: CuStream, params: *mut *mut c_void, extra: *mut *mut c_void
+    );
+    fn cu_func_set_attribute = "cuFuncSetAttribute"(f: CuFunction, attr: c_int, value: c_int);
+    fn cu_occupancy_max_active_blocks_per_multiprocessor = "cuOccupancyMaxActiveBlocksPerMultiprocessor"(
+        blocks: *mut c_int, f: CuFunction, block: c_int, smem: usize
+    );
+    fn cu_memset_d32_async = "cuMemsetD32Async"(dst: u64, value: c_uint, n: usize, stream: CuStream);
+    #[cfg(feature = "test-hooks")]
+    fn cu_memset_d16_async = "cuMemsetD16Async"(dst: u64, value: u16, n: usize, stream: CuStream);
+    fn cu_mem_get_info = "cuMemGetInfo_v2"(free: *mut usize, total: *mut usize);
+    fn cu_stream_synchronize = "cuStreamSynchronize"(stream: CuStream);
+    fn cu_device_get_attribute = "cuDeviceGetAttribute"(value: *mut c_int, attr: c_int, device: c_int);
 }
 
 /// `CUdevice_attribute` values read by [`device_attribute`].
@@ -69,12 +78,15 @@ pub(crate) mod attr {
 pub(crate) fn device_attribute(ordinal: u32, attr: i32) -> Result<i64> {
     let mut v: c_int = 0;
     // SAFETY: valid out pointer; the driver checks the ordinal and attribute.
-    check("cuDeviceGetAttribute", unsafe { cuDeviceGetAttribute(&mut v, attr, ordinal as c_int) })?;
+    check("cuDeviceGetAttribute", unsafe { cu_device_get_attribute(&mut v, attr, ordinal as c_int) })?;
     Ok(v as i64)
 }
 
 /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
 const ATTR_MAX_DYNAMIC_SHARED: c_int = 8;
+/// `CUDA_ERROR_NOT_INITIALIZED`: what a driver function returns when libcuda or the symbol is
+/// missing.
+const ERROR_NOT_INITIALIZED: u32 = 3;
 /// `CUDA_ERROR_NO_DEVICE`.
 pub(crate) const ERROR_NO_DEVICE: u32 = 100;
 /// `CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE`.
@@ -84,7 +96,7 @@ pub(crate) const ERROR_COOPERATIVE_LAUNCH_TOO_LARGE: u32 = 720;
 pub fn error_name(code: u32) -> String {
     let mut p: *const c_char = std::ptr::null();
     // SAFETY: cuGetErrorName only writes a pointer to a static string (or fails).
-    let rc = unsafe { cuGetErrorName(code, &mut p) };
+    let rc = unsafe { cu_get_error_name(code, &mut p) };
     if rc == 0 && !p.is_null() {
         // SAFETY: the driver returns a NUL-terminated static string.
         unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
@@ -101,21 +113,31 @@ fn check(call: &'static str, code: c_uint) -> Result<()> {
     }
 }
 
-/// `cuInit(0)`; a failure becomes [`Error::NoDevice`] (code 100) or [`Error::NoDriver`].
+/// Opens libcuda and calls `cuInit(0)`; a missing library or a failure of `cuInit` becomes
+/// [`Error::NoDriver`], `cuInit`'s "no device" (code 100) [`Error::NoDevice`].
 pub(crate) fn init() -> Result<()> {
+    if let Err(why) = libcuda::library() {
+        return Err(Error::NoDriver { code: None, reason: why.to_string() });
+    }
     // SAFETY: cuInit has no preconditions.
-    let code = unsafe { cuInit(0) };
+    let code = unsafe { cu_init(0) };
     match code {
         0 => Ok(()),
         ERROR_NO_DEVICE => Err(Error::NoDevice { ordinal: 0 }),
-        c => Err(Error::NoDriver { code: c, name: error_name(c) }),
+        c => Err(Error::NoDriver { code: Some(c), reason: format!("cuInit failed with {} ({c})", error_name(c)) }),
     }
+}
+
+/// Whether the NVIDIA driver library can be loaded (it is opened once, on the first call);
+/// `Err` holds the dynamic loader's reason. Says nothing about devices: see [`crate::Gpu::new`].
+pub fn driver_library() -> std::result::Result<(), String> {
+    libcuda::library().map(|_| ()).map_err(str::to_string)
 }
 
 /// Raises a kernel's dynamic shared-memory limit to `bytes`.
 pub(crate) fn set_max_dynamic_shared(f: &cust::function::Function<'_>, bytes: usize) -> Result<()> {
     // SAFETY: `f` is a live function handle of the current context.
-    check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f.to_raw() as CuFunction, ATTR_MAX_DYNAMIC_SHARED, bytes as c_int) })
+    check("cuFuncSetAttribute", unsafe { cu_func_set_attribute(f.to_raw() as CuFunction, ATTR_MAX_DYNAMIC_SHARED, bytes as c_int) })
 }
 
 /// `CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT`.
@@ -124,7 +146,7 @@ const ATTR_PREFERRED_CARVEOUT: c_int = 9;
 /// Asks for the largest shared-memory carveout (the rest of the unified L1 stays cache).
 pub(crate) fn prefer_max_shared(f: &cust::function::Function<'_>) -> Result<()> {
     // SAFETY: `f` is a live function handle of the current context.
-    check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f.to_raw() as CuFunction, ATTR_PREFERRED_CARVEOUT, 100) })
+    check("cuFuncSetAttribute", unsafe { cu_func_set_attribute(f.to_raw() as CuFunction, ATTR_PREFERRED_CARVEOUT, 100) })
 }
 
 /// CTAs of `f` that fit on one SM with `threads` threads and `smem` bytes of dynamic shared memory.
@@ -132,7 +154,7 @@ pub(crate) fn max_active_ctas_per_sm(f: &cust::function::Function<'_>, threads: 
     let mut n: c_int = 0;
     // SAFETY: `f` is a live function handle; `n` is a valid out pointer.
     check("cuOccupancyMaxActiveBlocksPerMultiprocessor", unsafe {
-        cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut n, f.to_raw() as CuFunction, threads as c_int, smem)
+        cu_occupancy_max_active_blocks_per_multiprocessor(&mut n, f.to_raw() as CuFunction, threads as c_int, smem)
     })?;
     Ok(n.max(0) as usize)
 }
@@ -155,7 +177,7 @@ pub(crate) unsafe fn launch_cooperative<P>(
     // SAFETY: the caller guarantees the parameter struct matches; the driver copies it before
     // returning.
     let code = unsafe {
-        cuLaunchCooperativeKernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg)
+        cu_launch_cooperative_kernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg)
     };
     if code == 0 {
         Ok(())
@@ -183,7 +205,7 @@ pub(crate) unsafe fn launch<P>(
     // SAFETY: the caller guarantees the parameter struct matches; the driver copies it before
     // returning.
     check("cuLaunchKernel", unsafe {
-        cuLaunchKernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg, std::ptr::null_mut())
+        cu_launch_kernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg, std::ptr::null_mut())
     })
 }
 
@@ -191,25 +213,26 @@ pub(crate) unsafe fn launch<P>(
 pub(crate) fn memset_u32(dst: u64, value: u32, n: usize, stream: &cust::stream::Stream) -> Result<()> {
     // SAFETY: the caller passes a device allocation of at least `n` words (checked by the
     // callers' buffer types).
-    check("cuMemsetD32Async", unsafe { cuMemsetD32Async(dst, value, n, stream.as_inner() as CuStream) })
+    check("cuMemsetD32Async", unsafe { cu_memset_d32_async(dst, value, n, stream.as_inner() as CuStream) })
 }
 
 /// Fills `n` 16-bit values at device address `dst` with `value`, ordered on `stream`.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn memset_u16(dst: u64, value: u16, n: usize, stream: &cust::stream::Stream) -> Result<()> {
     // SAFETY: the caller passes a device allocation of at least `n` 16-bit values.
-    check("cuMemsetD16Async", unsafe { cuMemsetD16Async(dst, value, n, stream.as_inner() as CuStream) })
+    check("cuMemsetD16Async", unsafe { cu_memset_d16_async(dst, value, n, stream.as_inner() as CuStream) })
 }
 
 /// Waits for `stream`.
 pub(crate) fn synchronize(stream: &cust::stream::Stream) -> Result<()> {
     // SAFETY: a live stream handle.
-    check("cuStreamSynchronize", unsafe { cuStreamSynchronize(stream.as_inner() as CuStream) })
+    check("cuStreamSynchronize", unsafe { cu_stream_synchronize(stream.as_inner() as CuStream) })
 }
 
 /// Free and total device memory of the current context, bytes.
 pub fn mem_info() -> Result<(usize, usize)> {
     let (mut free, mut total) = (0usize, 0usize);
     // SAFETY: valid out pointers.
-    check("cuMemGetInfo", unsafe { cuMemGetInfo(&mut free, &mut total) })?;
+    check("cuMemGetInfo", unsafe { cu_mem_get_info(&mut free, &mut total) })?;
     Ok((free, total))
 }

@@ -9,14 +9,15 @@ use crate::sparse::SparseError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The CUDA driver library is missing or unusable: `cuInit` failed with `code` (for example
-    /// 34, stub library, or 35, driver older than the runtime needs), or libcuda could not load.
-    #[error("no usable CUDA driver: cuInit failed with {name} ({code})")]
+    /// No usable NVIDIA driver: libcuda could not be loaded (`code` is `None`; `reason` is the
+    /// dynamic loader's message), or `cuInit` failed with `code` (for example 34, stub library,
+    /// or 35, a driver older than the runtime needs).
+    #[error("no NVIDIA driver: {reason}")]
     NoDriver {
-        /// Raw `CUresult`.
-        code: u32,
-        /// The driver's name for it.
-        name: String,
+        /// Raw `CUresult` of `cuInit`, when the library loaded.
+        code: Option<u32>,
+        /// Why: the loader's message, or the failed call with the driver's name for its code.
+        reason: String,
     },
     /// The driver works but sees no CUDA device (or none with the ordinal asked for).
     #[error("no CUDA device{}", if *.ordinal > 0 { format!(" with ordinal {}", .ordinal) } else { String::new() })]
@@ -57,7 +58,16 @@ pub enum Error {
     /// A sparse matrix was malformed.
     #[error(transparent)]
     Sparse(#[from] SparseError),
-    /// An argument has the wrong size, range or value; the message names it and the limit.
+    /// A weights file could not be read or holds a malformed model
+    /// ([`crate::weights`]), so a program can `?` a load and a run through one error type.
+    #[error(transparent)]
+    Weights(#[from] crate::weights::WeightsError),
+    /// The CPU reference refused its inputs ([`crate::reference`]).
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    /// An argument has the wrong size, range or value; the message names it and the limit. A
+    /// value that is not finite ([`crate::validate::NotFinite`]) comes as this variant, with the
+    /// message the CPU reference gives for it.
     #[error("invalid {name}: {problem}")]
     Input {
         /// The argument.
@@ -106,7 +116,7 @@ pub enum Error {
     /// A bidirectional model was asked to run chunk by chunk
     /// ([`crate::stream::StreamingModel`]): its reverse direction starts from the end of the
     /// sequence, so it needs the whole sequence in one call.
-    #[error("a bidirectional model cannot stream: its reverse direction needs the whole sequence in one call (use Model::forward)")]
+    #[error("a bidirectional model cannot stream: its reverse direction needs the whole sequence in one call (run it in one call, without chunks)")]
     NotStreamable {
         /// The model's number of directions.
         directions: usize,
@@ -119,6 +129,12 @@ pub enum Error {
         /// CTA that reported it.
         cta: u32,
     },
+}
+
+impl From<crate::validate::NotFinite> for Error {
+    fn from(e: crate::validate::NotFinite) -> Error {
+        Error::Input { name: e.name, problem: format!("element {} is {} (values must be finite)", e.index, e.value) }
+    }
 }
 
 /// Result with [`Error`](enum@Error).

@@ -106,7 +106,8 @@ impl DeviceInput {
     }
 
     /// Fills the values with NaN (fp16 or f32), so a value a kernel does not write cannot pass a
-    /// check. Waits for the fill.
+    /// check. Waits for the fill. (Test hook.)
+    #[cfg(feature = "test-hooks")]
     pub fn poison(&mut self, gpu: &Gpu) -> Result<()> {
         gpu.make_current()?;
         let stream = gpu.stream();
@@ -168,6 +169,8 @@ impl DeviceOutput {
     }
 
     /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
+    /// (Test hook.)
+    #[cfg(feature = "test-hooks")]
     pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
         layer.gpu.make_current()?;
         let nan = f32::NAN.to_bits();
@@ -238,10 +241,7 @@ impl std::fmt::Debug for SparseRecurrentLayer {
 
 /// `Error::Input` naming the first non-finite element of `v`.
 pub(crate) fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
-    match v.iter().position(|x| !x.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(Error::Input { name, problem: format!("element {i} is {} (values must be finite)", v[i]) }),
-    }
+    Ok(crate::validate::finite(name, v)?)
 }
 
 /// `Error::Input` unless `got == want`.
@@ -257,6 +257,7 @@ impl SparseRecurrentLayer {
     /// Plans `w_hh` (PyTorch's `weight_hh`, `G·H × H`, pruned) for `gpu` and batch `batch`, and
     /// uploads it with `b_hh` (`G·H` values).
     pub fn new(gpu: &Gpu, cell: Cell, w_hh: &Csr, b_hh: &[f32], batch: usize, opts: &LayerOptions) -> Result<Self> {
+        crate::validate::layer(cell, w_hh, batch)?;
         let plan = layout::plan(w_hh, cell, batch, gpu.info(), &opts.plan)?;
         Self::from_plan(gpu, &plan, b_hh, opts.timeout)
     }
@@ -557,7 +558,7 @@ impl SparseRecurrentLayer {
 
     /// Test hook: runs with `flags::TEST_NEVER_PUBLISH`, so CTA 0 never publishes step 1 and
     /// every wait must end in [`Error::Timeout`].
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn forward_never_publish(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<f32> {
         self.check_steps(out.steps)?;
         check_len("u", u.len(), self.input_len(out.steps), "T*B*G*H")?;

@@ -25,29 +25,41 @@
 //!   rounding), the oracle every GPU result is tested against.
 //!
 //! Errors are [`Error`](enum@Error) (every bad input is listed in `docs/VALIDATION.md`); the
-//! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. Driver calls
-//! that `cust` does not wrap, or wraps losing the raw `CUresult`, are in [`driver`].
+//! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. The NVIDIA
+//! driver library is loaded at run time (`docs/DRIVER.md`): every program that uses sprnn starts
+//! without it, and [`Gpu::new`] says [`Error::NoDriver`] when it is missing
+//! ([`driver_library`] asks without opening a device).
 #![deny(missing_docs)]
 
+pub mod advice;
+#[cfg(feature = "test-hooks")]
 pub mod driver;
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) mod driver;
 pub mod error;
 pub mod gpu;
 pub mod layer;
+mod libcuda;
 pub mod layout;
 pub mod model;
 pub mod projection;
 pub mod ptx;
 pub mod reference;
+pub mod shape;
+#[cfg(feature = "test-hooks")]
 pub mod smoke;
 pub mod sparse;
 pub mod stream;
+pub mod validate;
 pub mod weights;
 
 /// The `cust` crate sprnn is built on (streams for `forward_device`, device buffers).
 pub use cust;
+pub use driver::driver_library;
 pub use error::{Error, Result};
 pub use gpu::{try_default_gpu, Gpu};
 pub use layer::{LayerOptions, SparseRecurrentLayer};
+pub use shape::{KernelVariant, LaunchShape};
 pub use sparse::{Csr, SparseError};
 pub use model::{Model, ModelOptions};
 pub use projection::InputProjection;

@@ -429,7 +429,9 @@ impl Model {
 
     /// Sizes every buffer for `steps` steps and fills all of them (each direction's `U`, `h`
     /// and `c`, the joined outputs) with NaN, so a value a kernel does not write cannot pass a
-    /// check; the next [`Self::forward_device`] of `steps` steps runs on these buffers.
+    /// check; the next [`Self::forward_device`] of `steps` steps runs on these buffers. (Test
+    /// hook.)
+    #[cfg(feature = "test-hooks")]
     pub fn poison(&mut self, steps: usize) -> Result<()> {
         if steps == 0 {
             return Err(Error::Input { name: "steps", problem: "0; a sequence needs at least one step".into() });

@@ -172,7 +172,7 @@ impl StreamState {
             }
             (Cell::Lstm, None) => Err(Error::Input { name, problem: "missing; an LSTM chunk returns its final cell state".into() }),
             (_, None) => Ok(None),
-            (cell, Some(_)) => Err(Error::Input { name, problem: format!("given for a {cell:?} layer; only LSTM has a cell state") }),
+            (cell, Some(_)) => Err(Error::Input { name, problem: format!("given for a {} layer; only LSTM has a cell state", cell.name()) }),
         }
     }
 }
@@ -282,7 +282,7 @@ impl ModelStreamState {
             (Cell::Lstm, Some(c)) => check_len("c_n", c.len(), self.len(), "L*B*H")?,
             (Cell::Lstm, None) => return Err(Error::Input { name: "c_n", problem: "missing; an LSTM chunk returns its final cell states".into() }),
             (_, None) => {}
-            (cell, Some(_)) => return Err(Error::Input { name: "c_n", problem: format!("given for a {cell:?} model; only LSTM has a cell state") }),
+            (cell, Some(_)) => return Err(Error::Input { name: "c_n", problem: format!("given for a {} model; only LSTM has a cell state", cell.name()) }),
         }
         self.h = Some(h_n.to_vec());
         self.c = c_n.map(<[f32]>::to_vec);

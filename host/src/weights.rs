@@ -76,6 +76,13 @@ pub enum WeightsError {
         /// What the parser reported.
         reason: String,
     },
+    /// The file has the tensors a model needs only under a module prefix (`rnn.weight_hh_l0`, as
+    /// the state dict of a bigger model names them), and no [`LoadOptions::prefix`] was given.
+    #[error("no tensor weight_hh_l0, but the file has it as {prefix}weight_hh_l0 (the state dict of a bigger model): give the prefix \"{prefix}\" (LoadOptions::prefix; on the command line, --prefix {prefix})")]
+    Prefixed {
+        /// The prefix the file's names carry, e.g. `"rnn."`.
+        prefix: String,
+    },
     /// A tensor the model needs is not in the file.
     #[error("missing tensor {name}")]
     MissingTensor {
@@ -125,7 +132,7 @@ pub enum WeightsError {
         max: usize,
     },
     /// `weight_hh`'s rows are not `G * H` for the cell given.
-    #[error("{name} is {rows} x {hidden}: a {cell:?} layer needs {gates} * {hidden} rows")]
+    #[error("{name} is {rows} x {hidden}: a {} layer needs {gates} * {hidden} rows", .cell.name())]
     GateMismatch {
         /// Tensor name.
         name: String,
@@ -156,7 +163,7 @@ pub enum WeightsError {
         source: SparseError,
     },
     /// The file's `sprnn.cell` metadata names another cell than the one given.
-    #[error("file says cell {file:?}, but {given:?} was asked for")]
+    #[error("file says cell \"{file}\", but {} was asked for", .given.name())]
     CellMismatch {
         /// Cell named in the file.
         file: String,
@@ -216,6 +223,15 @@ pub enum Storage {
     Dense,
     /// `weight_hh` (and a sparse `weight_ih`) in the CSR encoding of the [module docs](self).
     Csr,
+}
+
+/// Options of [`ModelWeights::from_safetensors_with`] and [`ModelWeights::load_with`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct LoadOptions {
+    /// Prepended to every tensor name: `"rnn."` reads `rnn.weight_hh_l0` and so on, as the
+    /// state dict of a model holding the recurrent module as `rnn` names them. Empty: PyTorch's
+    /// names of the module itself.
+    pub prefix: String,
 }
 
 /// Options of [`ModelWeights::to_safetensors`].
@@ -370,7 +386,7 @@ impl ModelWeights {
             }
             for (d, w) in layer.iter().enumerate() {
                 if w.cell != cell {
-                    return Err(bad(format!("direction {d} is {:?}, model is {cell:?}", w.cell)));
+                    return Err(bad(format!("direction {d} is {}, model is {}", w.cell.name(), cell.name())));
                 }
                 if w.hidden != hidden {
                     return Err(bad(format!("direction {d} has hidden size {}, layer 0 has {hidden}", w.hidden)));
@@ -443,6 +459,13 @@ impl ModelWeights {
     /// `bias_*_l{l}` tensor; the model is bidirectional when any `_reverse` tensor is present.
     /// Every tensor of every layer and direction must then be there.
     pub fn from_safetensors(bytes: &[u8], cell: Cell) -> Result<Self, WeightsError> {
+        Self::from_safetensors_with(bytes, cell, &LoadOptions::default())
+    }
+
+    /// [`ModelWeights::from_safetensors`] with options: a [`LoadOptions::prefix`] for the state
+    /// dict of a bigger model (`rnn.weight_hh_l0`). Without one, a file whose names all carry a
+    /// prefix is refused with [`WeightsError::Prefixed`], which names the prefix to give.
+    pub fn from_safetensors_with(bytes: &[u8], cell: Cell, options: &LoadOptions) -> Result<Self, WeightsError> {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
         if let Some(file_cell) = meta.metadata().as_ref().and_then(|m| m.get("sprnn.cell")) {
             if file_cell != cell.name() {
@@ -450,15 +473,26 @@ impl ModelWeights {
             }
         }
         let st = SafeTensors::deserialize(bytes).map_err(corrupt)?;
-        let file = File { st: &st };
+        let prefix = options.prefix.as_str();
+        let file = File { st: &st, prefix };
         let mut max_layer: Option<usize> = None;
         let mut reverse = false;
         let mut has_bias = false;
-        for name in st.names() {
+        let mut prefixed: Option<String> = None;
+        for full in st.names() {
+            let Some(name) = full.strip_prefix(prefix) else { continue };
             let base = name.split(".csr_").next().unwrap_or(name);
+            if prefixed.is_none() && parse_name(base).is_none() {
+                // `rnn.weight_hh_l0`: the name of a tensor sprnn reads, after a module path.
+                if let Some((module, last)) = base.rsplit_once('.') {
+                    if parse_name(last).is_some() {
+                        prefixed = Some(format!("{prefix}{module}."));
+                    }
+                }
+            }
             if base.starts_with("weight_hr_l") {
                 return Err(WeightsError::Unsupported {
-                    name: name.clone(),
+                    name: full.clone(),
                     what: "LSTM projections (proj_size > 0)".into(),
                 });
             }
@@ -467,6 +501,9 @@ impl ModelWeights {
                 reverse |= rev;
                 has_bias |= kind.starts_with("bias");
             }
+        }
+        if let (None, Some(prefix)) = (max_layer, prefixed) {
+            return Err(WeightsError::Prefixed { prefix });
         }
         // The layer count comes from tensor names (`weight_hh_l4000000000` is a valid name), so
         // nothing is allocated from it: a gap fails at the first missing layer's tensors.
@@ -523,6 +560,11 @@ impl ModelWeights {
     /// [`ModelWeights::from_safetensors`] on a file.
     pub fn load(path: impl AsRef<Path>, cell: Cell) -> Result<Self, WeightsError> {
         Self::from_safetensors(&read(path.as_ref())?, cell)
+    }
+
+    /// [`ModelWeights::from_safetensors_with`] on a file.
+    pub fn load_with(path: impl AsRef<Path>, cell: Cell, options: &LoadOptions) -> Result<Self, WeightsError> {
+        Self::from_safetensors_with(&read(path.as_ref())?, cell, options)
     }
 
     /// [`ModelWeights::to_safetensors`] to a file.
@@ -612,15 +654,17 @@ enum Stored {
 /// Reading helpers over a parsed file.
 struct File<'a, 'b> {
     st: &'a SafeTensors<'b>,
+    /// Prepended to every tensor name looked up ([`LoadOptions::prefix`]).
+    prefix: &'a str,
 }
 
 impl File<'_, '_> {
     fn get(&self, name: &str) -> Option<TensorView<'_>> {
-        self.st.tensor(name).ok()
+        self.st.tensor(&format!("{}{name}", self.prefix)).ok()
     }
 
     fn require(&self, name: &str) -> Result<TensorView<'_>, WeightsError> {
-        self.get(name).ok_or_else(|| WeightsError::MissingTensor { name: name.to_string() })
+        self.get(name).ok_or_else(|| WeightsError::MissingTensor { name: format!("{}{name}", self.prefix) })
     }
 
     /// Float tensor as `f32`, checked finite.

@@ -698,8 +698,8 @@ pub const PROBE_BATCH: usize = 4;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProbeWord {
-    /// Today's 32-bit word: fp16 value in the low half, 16-bit step tag in the high half
-    /// (as [`tag_word`]). A 16-byte chunk holds four words.
+    /// The 32-bit word of the earlier exchange: fp16 value in the low half, 16-bit step tag in the high half
+    /// (fp16 value | 16-bit step tag, the 32-bit word format this probe compares against). A 16-byte chunk holds four words.
     Tagged32 = 0,
     /// A 64-bit word: three fp16 values in bits 0..48, the 16-bit step tag in bits 48..64. An
     /// aligned 64-bit access is single-copy atomic, so the tag vouches for all three values;

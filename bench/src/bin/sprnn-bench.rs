@@ -263,10 +263,10 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                         let r: Vec<String> = c.refused.iter().map(|(h, e)| format!("H={h} refused by plan: {e}")).collect();
                         note.push_str(&format!("; {}", r.join(" / ")));
                     }
-                    let timed = SparseRecurrentLayer::from_plan_with(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), true).and_then(|mut layer| {
-                        let shape = layer.launch_shape();
+                    let timed = SparseRecurrentLayer::from_plan_variant(gpu, &c.plan, &c.layer.1, std::time::Duration::from_secs(1), sprnn::KernelVariant::default()).and_then(|mut layer| {
+                        let shape = layer.shape();
                         let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 91 + i)?;
-                        Ok((us, floor, format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4)))
+                        Ok((us, floor, format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel)))
                     });
                     match timed {
                         Ok((us, floor, shape)) => {
@@ -306,11 +306,16 @@ fn main() {
         plan_only(&args);
         return;
     }
-    let gpu = match sprnn::try_default_gpu() {
-        Ok(Some(g)) => g,
-        Ok(None) => {
-            eprintln!("sprnn-bench: no CUDA device: nothing to measure");
-            std::process::exit(2);
+    // Exit status as the sprnn CLI's: 4 no NVIDIA driver, 5 no CUDA device.
+    let gpu = match sprnn::Gpu::new(0) {
+        Ok(g) => g,
+        Err(e @ sprnn::Error::NoDriver { .. }) => {
+            eprintln!("sprnn-bench: {e}: nothing to measure");
+            std::process::exit(4);
+        }
+        Err(e @ sprnn::Error::NoDevice { .. }) => {
+            eprintln!("sprnn-bench: {e}: nothing to measure");
+            std::process::exit(5);
         }
         Err(e) => {
             eprintln!("sprnn-bench: {e}");
@@ -397,10 +402,10 @@ fn main() {
                         Err(_) => continue,
                     },
                 };
-                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &bias, std::time::Duration::from_secs(1), fuse)?;
-                let shape = layer.launch_shape();
+                let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse })?;
+                let shape = layer.shape();
                 let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
-                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.0, shape.1, shape.2, shape.3, shape.4);
+                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
                 times.push((name, us, floor, note));
             }
             Ok(times)

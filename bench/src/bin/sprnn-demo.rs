@@ -44,7 +44,7 @@ struct Args {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let cell = Cell::from_name(&a.cell).ok_or_else(|| format!("unknown cell {}", a.cell))?;
-    println!("layer: {cell:?}, H = {}, density {}, batch {}, T = {}", a.hidden, a.density, a.batch, a.steps);
+    println!("layer: {}, H = {}, density {}, batch {}, T = {}", cell.name(), a.hidden, a.density, a.batch, a.steps);
     let (w, b) = random_layer(1, cell, a.hidden, a.density)?;
     let st = w.stats();
     println!("W_hh: {} x {}, {} nonzeros (density {:.4}, {}..{} per row)", w.rows(), w.cols(), st.nnz, st.density, st.min_row_nnz, st.max_row_nnz);
@@ -53,12 +53,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gpu = sprnn::try_default_gpu()?;
     let Some(gpu) = gpu else {
         println!("no CUDA device: running the planner (H200 preset) and the CPU reference only");
+        let mut fits = true;
         match layout::plan(&w, cell, a.batch, &DeviceInfo::h200(), &PlanOptions::default()) {
             Ok(p) => println!(
                 "plan for H200: {} CTAs x {} threads, {} threads per row, {} words per thread, {} B shared memory, {} registers",
                 p.grid, p.threads_per_cta, p.threads_per_row, p.list_len, p.smem_bytes, p.registers_per_thread
             ),
-            Err(e) => println!("plan for H200: {e}"),
+            Err(e) => {
+                println!("plan for H200: {}", sprnn::advice::Refusal::explain(e, &layout::RowStats::of(&w), cell, a.batch, &DeviceInfo::h200(), &PlanOptions::default()));
+                fits = false;
+            }
         }
         let t = a.steps.min(32);
         let start = std::time::Instant::now();
@@ -66,6 +70,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let last = &r.h[(t - 1) * a.batch * a.hidden..];
         let norm = last.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
         println!("CPU reference (device-faithful), {t} steps: {:.1} ms, |h_T| = {norm:.4}", start.elapsed().as_secs_f64() * 1e3);
+        if !fits {
+            eprintln!("sprnn-demo: the layer does not fit on the H200 preset (reason above)");
+            std::process::exit(3);
+        }
         return Ok(());
     };
     println!("GPU: {} (sm_{}{}), {} SMs, PTX {}", gpu.info().name, gpu.info().compute_capability.0, gpu.info().compute_capability.1, gpu.info().sm_count, gpu.arch());
@@ -86,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..LayerOptions::default()
     };
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, a.batch, &opts)?;
-    let (grid, threads, tpr, smem, kernel) = layer.launch_shape();
+    let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, smem_bytes: smem, kernel } = layer.shape();
     println!("plan: {grid} CTAs x {threads} threads, {tpr} threads per row, {smem} B shared memory, kernel {kernel}");
     let out = layer.forward(Input::F32(&u), a.steps, None, None)?;
     let r = reference::forward_u(cell, &w, &b, &u, a.steps, a.batch, None, None, Precision::DeviceFaithful)?;

@@ -130,6 +130,16 @@ impl Config {
     }
 }
 
+/// Exit status when a layer of the model does not fit the device (as `sprnn plan`'s).
+pub const EXIT_DOES_NOT_FIT: i32 = 3;
+
+/// Says that the model does not fit `device` (the reasons are printed above) and exits with
+/// [`EXIT_DOES_NOT_FIT`]: the example cannot do its job.
+fn does_not_fit(c: &Config, device: &str) -> ! {
+    eprintln!("error: {}: a layer does not fit on the {device} (reasons above); try a smaller --hidden, --density or --batch", c.name);
+    std::process::exit(EXIT_DOES_NOT_FIT)
+}
+
 /// Prints `error: …` and exits with status 2.
 fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
@@ -222,12 +232,16 @@ pub fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     println!("random pruned W_hh in {:.1} s", t.elapsed().as_secs_f64());
     let Some(gpu) = sprnn::try_default_gpu()? else {
         println!("no CUDA device: planning for the H200 preset only");
-        print_plans(&c, &w_hh, &DeviceInfo::h200());
+        if !print_plans(&c, &w_hh, &DeviceInfo::h200()) {
+            does_not_fit(&c, "the H200 preset");
+        }
         println!("no CUDA device: nothing run or timed");
         return Ok(());
     };
     println!("{} ({} SMs):", gpu.info().name, gpu.info().sm_count);
-    print_plans(&c, &w_hh, gpu.info());
+    if !print_plans(&c, &w_hh, gpu.info()) {
+        does_not_fit(&c, &gpu.info().name);
+    }
     let weights = model_weights(&c, w_hh);
     let mut opts = ModelOptions::default();
     opts.layer.plan = c.plan_options(gpu.info());

@@ -149,7 +149,7 @@ pub(crate) fn pack(w_cols: &Csr, cell: Cell, units: &[u32], grid: usize, units_p
 }
 
 /// The dense matrix a CTA's fragments hold, `[MT·16 rows][warps·KW·16 columns]` fp16 bits,
-/// read back from a plan's weights (the inverse of [`pack`], for tests and the CPU twin).
+/// read back from a plan's weights (the inverse of the packing, for tests and the CPU twin).
 pub fn unpack_cta(weights: &[u32], grid: usize, cta: usize, shape: DenseShape) -> Vec<u16> {
     let (mt_n, kw_n, warps) = (shape.m_tiles, shape.k_tiles_per_warp, shape.warps);
     let threads = shape.threads();

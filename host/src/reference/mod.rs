@@ -188,18 +188,6 @@ pub enum ReferenceError {
         /// The expected shape in words, e.g. `"[T=4][B=2][G*H=12]"`.
         shape: String,
     },
-    /// `W_hh` is not `G * H` rows by `H` columns for the cell.
-    #[error("W_hh is {rows} x {cols}, but a {cell:?} layer needs {gates} * H rows for H = {cols} columns")]
-    RecurrentShape {
-        /// The cell.
-        cell: Cell,
-        /// Its gate count G.
-        gates: usize,
-        /// Rows of `W_hh`.
-        rows: usize,
-        /// Columns of `W_hh` (H).
-        cols: usize,
-    },
     /// `W_ih` does not have as many rows as `W_hh`.
     #[error("W_ih has {rows} rows, W_hh has {expected}")]
     InputRows {
@@ -209,7 +197,7 @@ pub enum ReferenceError {
         expected: usize,
     },
     /// An initial cell state was given for a cell without one.
-    #[error("c0 given for a {cell:?} layer, which has no cell state")]
+    #[error("c0 given for a {} layer, which has no cell state", .cell.name())]
     CellStateNotLstm {
         /// The cell.
         cell: Cell,
@@ -220,6 +208,15 @@ pub enum ReferenceError {
         /// Which size.
         what: &'static str,
     },
+    /// The layer is refused exactly as the GPU refuses it ([`crate::validate::layer`]): `H = 0`,
+    /// `H` beyond the 16-bit column indices, `W_hh` not `G·H × H`, batch 0, or a weight outside
+    /// the fp16 range.
+    #[error(transparent)]
+    Layer(#[from] crate::layout::PlanError),
+    /// An input value is NaN or infinite, refused as the GPU refuses it
+    /// ([`crate::validate::finite`]).
+    #[error(transparent)]
+    NotFinite(#[from] crate::validate::NotFinite),
     /// The lane count of [`forward_u_permuted`] is not a power of two from 1 to 32.
     #[error("{lanes} lanes: must be a power of two from 1 to 32")]
     Lanes {
@@ -248,21 +245,21 @@ fn check_recurrent(
     h0: Option<&[f32]>,
     c0: Option<&[f32]>,
 ) -> Result<usize, ReferenceError> {
-    let gates = cell.gates();
-    let hidden = w_hh.cols();
-    if hidden.checked_mul(gates) != Some(w_hh.rows()) {
-        return Err(ReferenceError::RecurrentShape { cell, gates, rows: w_hh.rows(), cols: hidden });
-    }
+    // The GPU's checks first, so both refuse the same layers with the same error.
+    let hidden = crate::validate::layer(cell, w_hh, batch)?;
     check_len("b_hh", b_hh.len(), w_hh.rows(), || format!("[G*H={}]", w_hh.rows()))?;
+    crate::validate::finite("b_hh", b_hh)?;
     let bh = mul(&[batch, hidden], "B * H")?;
     if let Some(h0) = h0 {
         check_len("h0", h0.len(), bh, || format!("[B={batch}][H={hidden}]"))?;
+        crate::validate::finite("h0", h0)?;
     }
     if let Some(c0) = c0 {
         if cell != Cell::Lstm {
             return Err(ReferenceError::CellStateNotLstm { cell });
         }
         check_len("c0", c0.len(), bh, || format!("[B={batch}][H={hidden}]"))?;
+        crate::validate::finite("c0", c0)?;
     }
     Ok(hidden)
 }
@@ -292,9 +289,10 @@ fn output(cell: Cell, t: Trajectory) -> RefOutput {
 /// `w_hh` is `G*H × H`, `b_hh` has `G*H` values, `u` is `[steps][batch][G*H]` (`W_ih x_t + b_ih`,
 /// **without** `b_hh`), `h0` and `c0` (LSTM only) are `[batch][H]` and default to zeros. Returns
 /// every `h_t` and, for LSTM, the final `c`. Every shape is checked first
-/// ([`ReferenceError::Length`], [`ReferenceError::RecurrentShape`],
-/// [`ReferenceError::CellStateNotLstm`], [`ReferenceError::SizeOverflow`]); values are not (NaN
-/// propagates as it would on the GPU).
+/// ([`ReferenceError::Length`], [`ReferenceError::Layer`],
+/// [`ReferenceError::CellStateNotLstm`], [`ReferenceError::SizeOverflow`]), then the values
+/// ([`ReferenceError::NotFinite`]; weights outside fp16's range are [`ReferenceError::Layer`]):
+/// the reference refuses exactly what the GPU layer refuses ([`crate::validate`]).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_u(
     cell: Cell,
@@ -375,6 +373,7 @@ fn forward_u_order(
     check_len("u", u.len(), mul(&[steps, batch, gh], "T * B * G * H")?, || {
         format!("[T={steps}][B={batch}][G*H={gh}]")
     })?;
+    crate::validate::finite("u", u)?;
     if batch * w_hh.cols() == 0 {
         // No state: every output is empty, however many steps (no loop over them).
         return Ok(RefOutput { h: Vec::new(), c: (cell == Cell::Lstm).then(Vec::new) });
@@ -441,6 +440,8 @@ pub fn forward_x(
 ) -> Result<RefOutput, ReferenceError> {
     check_recurrent(cell, w_hh, b_hh, batch, h0, c0)?;
     check_input(w_ih, b_ih, w_hh.rows(), x.len(), steps, batch)?;
+    crate::validate::finite("b_ih", b_ih)?;
+    crate::validate::finite("x", x)?;
     let x = widen(x);
     let u = project(w_ih, b_ih, &x, steps * batch, precision);
     let (h0, c0) = (h0.map(widen), c0.map(widen));
@@ -535,6 +536,19 @@ pub fn forward_model_continuing(
             return Err(ReferenceError::CellStateNotLstm { cell });
         }
         check_len("c0", c0.len(), state_len, shape)?;
+    }
+    // The GPU's checks: every layer and direction as a layer of this batch, every input finite.
+    for l in 0..layers {
+        for d in 0..dirs {
+            let lw = model.layer(l, d);
+            crate::validate::layer(cell, lw.w_hh(), batch)?;
+        }
+    }
+    crate::validate::finite("x", x)?;
+    for (name, v) in [("h0", h0), ("c0", c0)] {
+        if let Some(v) = v {
+            crate::validate::finite(name, v)?;
+        }
     }
     let (h0, c0) = (h0.map(widen), c0.map(widen));
     let mut x = widen(x);
@@ -666,7 +680,7 @@ mod tests {
         let run = |cell, b: &[f32], u: &[f32], h0: Option<&[f32]>, c0: Option<&[f32]>| {
             forward_u(cell, &w, b, u, 1, 1, h0, c0, Precision::F32).unwrap_err()
         };
-        assert!(matches!(run(Cell::Gru, &b, &u, None, None), ReferenceError::RecurrentShape { gates: 3, rows: 2, cols: 2, .. }));
+        assert!(matches!(run(Cell::Gru, &b, &u, None, None), ReferenceError::Layer(crate::layout::PlanError::Shape { expected_rows: 6, rows: 2, cols: 2, .. })));
         assert!(matches!(run(Cell::RnnTanh, &b[..1], &u, None, None), ReferenceError::Length { what: "b_hh", expected: 2, got: 1, .. }));
         assert!(matches!(run(Cell::RnnTanh, &b, &[0.0; 3], None, None), ReferenceError::Length { what: "u", expected: 2, got: 3, .. }));
         assert!(matches!(run(Cell::RnnTanh, &b, &u, Some(&h0[..1]), None), ReferenceError::Length { what: "h0", .. }));

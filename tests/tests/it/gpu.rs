@@ -68,7 +68,7 @@ fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome,
             e.worst_step = c.steps - 1;
         }
     }
-    let (grid, threads, tpr, _, kernel) = layer.launch_shape();
+    let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, kernel, .. } = layer.shape();
     Ok(Outcome { worst: e.worst, worst_step: e.worst_step, shape: format!("{grid}x{threads} tpr{tpr} {kernel}") })
 }
 
@@ -290,14 +290,14 @@ fn every_kernel_variant_matches_the_reference() {
                 let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), hidden_f32: Some(h32), ..PlanOptions::default() };
                 let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
                 assert_eq!((plan.list_len, plan.batch_tile, plan.hidden_f32), (n, bt, h32));
-                let mut layer = SparseRecurrentLayer::from_plan_with(&gpu, &plan, &b, Duration::from_secs(1), fuse).unwrap();
+                let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse }).unwrap();
                 let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
                 let mut out = layer.alloc_output(steps).unwrap();
                 out.poison(&layer).unwrap();
                 layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
                 let got = out.to_host(&layer).unwrap();
                 let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
-                println!("{cell:?} N={n} BT={bt} h32={h32} fused={fuse}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
+                println!("{cell:?} N={n} BT={bt} h32={h32} fused={fuse}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
                 assert!(e.worst <= reference::DEVICE_TOLERANCE, "N={n} BT={bt} h32={h32} fused={fuse}: {}", e.worst);
             }
         }
@@ -339,7 +339,7 @@ fn every_dense_variant_matches_the_reference() {
         layer.forward_device(&d_u, Some(&h0), c0.as_deref(), &mut out, None).unwrap();
         let got = out.to_host(&layer).unwrap();
         let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
-        println!("{cell:?} MT={mt} KW={kw} warps={warps} B={batch} H={h}: worst {:.2e} ({})", e.worst, layer.launch_shape().4);
+        println!("{cell:?} MT={mt} KW={kw} warps={warps} B={batch} H={h}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
         assert!(e.worst <= reference::DEVICE_TOLERANCE, "MT={mt} KW={kw}: {}", e.worst);
         if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
             let ec = gc.iter().zip(wc).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

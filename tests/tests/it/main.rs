@@ -1,5 +1,6 @@
 //! sprnn's integration tests: one binary, one module per area.
 
+mod advice;
 mod common;
 mod gpu;
 mod layout;

@@ -329,7 +329,7 @@ fn a_large_bidirectional_layer_matches_the_reference() {
         let mut rng = ChaCha8Rng::seed_from_u64(s ^ 99);
         let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
         let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
-        let (grid, threads, _, smem, kernel) = model.layer(0, 0).launch_shape();
+        let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, smem_bytes: smem, kernel, .. } = model.layer(0, 0).shape();
         println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
         let got = run_poisoned(&mut model, &x, steps, None, None);
         let want = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
@@ -344,8 +344,8 @@ fn a_large_bidirectional_layer_matches_the_reference() {
 // ---------------------------------------------------------------------------------------------
 
 /// The fixtures made by tests/fixtures/make_fixtures.py, embedded so the GPU bundle's test
-/// executable needs no source tree.
-const FIXTURES: [(&str, &[u8]); 9] = [
+/// executable needs no source tree (every test that reads a fixture reads it from here).
+pub(crate) const FIXTURES: [(&str, &[u8]); 9] = [
     ("rnn_relu", include_bytes!("../../fixtures/rnn_relu.safetensors")),
     ("rnn_tanh", include_bytes!("../../fixtures/rnn_tanh.safetensors")),
     ("gru", include_bytes!("../../fixtures/gru.safetensors")),

@@ -1,7 +1,6 @@
 //! Tests of the CPU reference, the sparse-matrix utilities and the weight files
 //! (`sprnn::reference`, `sprnn::sparse`, `sprnn::weights`).
 
-use std::path::PathBuf;
 
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -42,9 +41,13 @@ const FIXTURES: [(&str, usize, usize); 9] = [
     ("lstm_bf16_nobias", 1, 1),
 ];
 
+/// A fixture's bytes, embedded in the test executable (the GPU bundle has no source tree).
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(format!("{name}.safetensors"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run tests/fixtures/make_fixtures.py)", path.display()))
+    let (_, bytes) = crate::model::FIXTURES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no fixture {name} (run tests/fixtures/make_fixtures.py and list it in model::FIXTURES)"));
+    bytes.to_vec()
 }
 
 fn floats(st: &SafeTensors<'_>, name: &str) -> Vec<f64> {
@@ -813,20 +816,36 @@ fn tolerance_catches_typical_bugs() {
     }
 }
 
-/// A layer without state (H = 0, or B = 0) returns empty outputs at once, even for a step
-/// count the loop over steps could not finish.
+/// A layer without state (H = 0, or B = 0) is refused at once, as the GPU refuses it, even for a
+/// step count the loop over steps could not finish.
 #[test]
-fn empty_state_returns_at_once_for_any_step_count() {
+fn empty_state_is_refused_at_once_for_any_step_count() {
     for cell in [Cell::RnnTanh, Cell::Lstm] {
         let w = Csr::new(0, 0, vec![0], vec![], vec![]).unwrap();
         let t0 = std::time::Instant::now();
-        let out = sprnn::reference::forward_u(cell, &w, &[], &[], 1 << 40, 4, None, None, Precision::F64).unwrap();
-        assert!(out.h.is_empty());
-        assert_eq!(out.c.as_ref().map(Vec::len), (cell == Cell::Lstm).then_some(0));
+        let e = sprnn::reference::forward_u(cell, &w, &[], &[], 1 << 40, 4, None, None, Precision::F64).unwrap_err();
+        assert_eq!(e, sprnn::reference::ReferenceError::Layer(sprnn::layout::PlanError::EmptyHidden));
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(1, g * 8, 8, 0.5, 0.9).unwrap();
-        let out = sprnn::reference::forward_u(cell, &w, &vec![0.0; g * 8], &[], 1 << 40, 0, None, None, Precision::F64).unwrap();
-        assert!(out.h.is_empty());
+        let e = sprnn::reference::forward_u(cell, &w, &vec![0.0; g * 8], &[], 1 << 40, 0, None, None, Precision::F64).unwrap_err();
+        assert_eq!(e, sprnn::reference::ReferenceError::Layer(sprnn::layout::PlanError::ZeroBatch));
         assert!(t0.elapsed() < std::time::Duration::from_secs(1), "took {:?}", t0.elapsed());
+    }
+}
+
+/// Every fixture file is embedded in the test executable, so the GPU bundle's tests (run where
+/// there is no source tree) read the same files. Where the source tree is present, the list is
+/// checked against the folder.
+#[test]
+fn every_fixture_is_embedded() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for e in entries {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".safetensors") {
+            let embedded = crate::model::FIXTURES.iter().find(|(n, _)| *n == stem).map(|(_, b)| *b);
+            let on_disk = std::fs::read(dir.join(&name)).unwrap();
+            assert_eq!(embedded, Some(&on_disk[..]), "{name}: not embedded in model::FIXTURES, or stale");
+        }
     }
 }

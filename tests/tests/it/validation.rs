@@ -743,7 +743,7 @@ fn weights_hidden_above_65535_in_file() {
 fn weights_gate_count_does_not_match_cell() {
     let e = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), None), Cell::Gru).unwrap_err();
     assert!(matches!(&e, WeightsError::GateMismatch { rows: 3, hidden: 3, gates: 3, .. }), "{e:?}");
-    says(&e, &["3 x 3", "Gru layer needs 3 * 3 rows"]);
+    says(&e, &["3 x 3", "gru layer needs 3 * 3 rows"]);
 }
 
 #[test]
@@ -835,7 +835,7 @@ fn weights_cell_metadata_mismatch() {
     let meta: HashMap<String, String> = [("sprnn.cell".to_string(), "lstm".to_string())].into();
     let e = ModelWeights::from_safetensors(&file(&rnn_tensors("_l0", 2, 3), Some(meta)), Cell::RnnTanh).unwrap_err();
     assert!(matches!(&e, WeightsError::CellMismatch { file, given: Cell::RnnTanh } if file == "lstm"), "{e:?}");
-    says(&e, &["\"lstm\"", "RnnTanh"]);
+    says(&e, &["\"lstm\"", "rnn_tanh was asked for"]);
 }
 
 #[test]
@@ -915,7 +915,7 @@ fn layer_weights_new_gate_mismatch() {
     let w_hh = Csr::from_dense(&[1.0; 4], 2, 2).unwrap();
     let e = LayerWeights::new(Cell::Lstm, ih(2), w_hh, vec![0.0; 2], vec![0.0; 2]).unwrap_err();
     assert!(matches!(&e, WeightsError::GateMismatch { rows: 2, hidden: 2, gates: 4, .. }), "{e:?}");
-    says(&e, &["2 x 2", "Lstm layer needs 4 * 2 rows"]);
+    says(&e, &["2 x 2", "lstm layer needs 4 * 2 rows"]);
 }
 
 #[test]
@@ -970,7 +970,7 @@ fn model_weights_new_three_directions() {
 fn model_weights_new_cell_differs() {
     let e = ModelWeights::new(Cell::Gru, vec![vec![small_layer(1.0)]]).unwrap_err();
     assert!(matches!(&e, WeightsError::InconsistentLayers { .. }), "{e:?}");
-    says(&e, &["direction 0 is RnnTanh", "model is Gru"]);
+    says(&e, &["direction 0 is rnn_tanh", "model is gru"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1019,15 +1019,15 @@ fn reference_c0_for_a_gru() {
     let w = Csr::new(6, 2, vec![0; 7], vec![], vec![]).unwrap();
     let e = forward_u(Cell::Gru, &w, &[0.0; 6], &[0.0; 6], 1, 1, None, Some(&[0.0; 2]), Precision::F32).unwrap_err();
     assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::Gru });
-    says(&e, &["c0 given for a Gru layer", "no cell state"]);
+    says(&e, &["c0 given for a gru layer", "no cell state"]);
 }
 
 #[test]
 fn reference_w_hh_not_gates_times_hidden() {
     let (w, b) = tiny();
     let e = forward_u(Cell::Gru, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::F32).unwrap_err();
-    assert_eq!(e, ReferenceError::RecurrentShape { cell: Cell::Gru, gates: 3, rows: 2, cols: 2 });
-    says(&e, &["W_hh is 2 x 2", "3 * H rows for H = 2"]);
+    assert_eq!(e, ReferenceError::Layer(PlanError::Shape { cell: Cell::Gru, rows: 2, cols: 2, expected_rows: 6 }));
+    says(&e, &["W_hh is 2 x 2", "needs 6 x 2"]);
 }
 
 #[test]
@@ -1102,7 +1102,7 @@ fn reference_model_h0_wrong_length() {
 fn reference_model_c0_for_an_rnn() {
     let e = forward_model(&tiny_model(), &[0.0; 2], 2, 1, None, Some(&[0.0]), Precision::F64).unwrap_err();
     assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::RnnTanh });
-    says(&e, &["c0 given for a RnnTanh layer"]);
+    says(&e, &["c0 given for a rnn_tanh layer"]);
 }
 
 #[test]
@@ -1126,7 +1126,7 @@ fn gpu_new_ordinal_out_of_range() {
             for ordinal in [0, 1, 7, u32::MAX] {
                 let r = std::panic::catch_unwind(|| Gpu::new(ordinal)).expect("Gpu::new panicked");
                 match r {
-                    Err(e @ Error::NoDriver { .. }) => says(&e, &["no usable CUDA driver", "cuInit failed"]),
+                    Err(e @ Error::NoDriver { .. }) => says(&e, &["no NVIDIA driver"]),
                     Err(e @ Error::NoDevice { ordinal: o }) => {
                         assert_eq!(o, ordinal);
                         if ordinal > 0 {
@@ -1143,4 +1143,106 @@ fn gpu_new_ordinal_out_of_range() {
             says(&e, &[&format!("ordinal {}", u32::MAX)]);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one validation path: the CPU reference refuses what the GPU refuses, with the same error
+// ---------------------------------------------------------------------------------------------
+
+/// A bad layer or input, as `(name, cell, w_hh, b_hh, u, steps, batch, h0, c0)`.
+type Parity = (&'static str, Cell, Csr, Vec<f32>, Vec<f32>, usize, usize, Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// Every case the GPU refuses before launching, each with a layer that is otherwise fine.
+pub(crate) fn parity_cases() -> Vec<Parity> {
+    let ok = |cell: Cell, h: usize| random_recurrent(3, cell.gates() * h, h, 0.5, 0.9).unwrap();
+    let u = |cell: Cell, h: usize, t: usize, b: usize| vec![0.1f32; t * b * cell.gates() * h];
+    let mut big = Csr::from_dense(&[0.5, 0.0, 0.25, 0.125], 2, 2).unwrap();
+    big = big.map_values(|v| if v == 0.25 { 70_000.0 } else { v }).unwrap();
+    let mut nan_u = u(Cell::Gru, 4, 2, 1);
+    nan_u[5] = f32::NAN;
+    let mut inf_b = vec![0.0; 16];
+    inf_b[3] = f32::INFINITY;
+    vec![
+        ("H = 0", Cell::RnnTanh, Csr::new(0, 0, vec![0], vec![], vec![]).unwrap(), vec![], vec![], 1, 1, None, None),
+        ("H > 65535", Cell::RnnTanh, Csr::new(65_536, 65_536, vec![0; 65_537], vec![], vec![]).unwrap(), vec![0.0; 65_536], vec![0.0; 65_536], 1, 1, None, None),
+        ("W_hh not G*H x H", Cell::Lstm, ok(Cell::Gru, 4), vec![0.0; 12], u(Cell::Gru, 4, 1, 1), 1, 1, None, None),
+        ("batch 0", Cell::Gru, ok(Cell::Gru, 4), vec![0.0; 12], vec![], 1, 0, None, None),
+        ("weight beyond fp16", Cell::RnnTanh, big, vec![0.0; 2], vec![0.0; 2], 1, 1, None, None),
+        ("NaN in u", Cell::Gru, ok(Cell::Gru, 4), vec![0.0; 12], nan_u, 2, 1, None, None),
+        ("inf in b_hh", Cell::Lstm, ok(Cell::Lstm, 4), inf_b, u(Cell::Lstm, 4, 1, 1), 1, 1, None, None),
+        ("NaN in h0", Cell::RnnTanh, ok(Cell::RnnTanh, 4), vec![0.0; 4], u(Cell::RnnTanh, 4, 1, 2), 1, 2, Some(vec![0.0, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), None),
+        ("-inf in c0", Cell::Lstm, ok(Cell::Lstm, 4), vec![0.0; 16], u(Cell::Lstm, 4, 1, 1), 1, 1, None, Some(vec![0.0, 0.0, f32::NEG_INFINITY, 0.0])),
+    ]
+}
+
+/// The reference's refusal of each case is the shared check's ([`sprnn::validate`]), and for
+/// the layer checks also what the planner (the GPU layer's next step) says.
+#[test]
+fn reference_refuses_what_the_gpu_refuses_with_the_same_error() {
+    for (name, cell, w, b, u, steps, batch, h0, c0) in parity_cases() {
+        let e = forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful)
+            .expect_err(name);
+        let shared: String = match sprnn::validate::layer(cell, &w, batch) {
+            Err(p) => {
+                assert_eq!(e, ReferenceError::Layer(p.clone()), "{name}");
+                assert_eq!(plan(&w, cell, batch, &DeviceInfo::h200(), &PlanOptions::default()).unwrap_err(), p, "{name}");
+                p.to_string()
+            }
+            Ok(_) => {
+                let values = [("b_hh", Some(&b)), ("u", Some(&u)), ("h0", h0.as_ref()), ("c0", c0.as_ref())];
+                let nf = values.iter().find_map(|(n, v)| v.and_then(|v| sprnn::validate::finite(n, v).err())).expect(name);
+                // (Debug, not ==: NaN is not equal to itself.)
+                assert_eq!(format!("{e:?}"), format!("{:?}", ReferenceError::NotFinite(nf)), "{name}");
+                // The GPU layer's error for it (Error::Input) reads the same.
+                assert_eq!(Error::from(nf).to_string(), nf.to_string(), "{name}");
+                nf.to_string()
+            }
+        };
+        assert_eq!(e.to_string(), shared, "{name}");
+        // The other precisions refuse the same.
+        for p in [Precision::F32, Precision::F64] {
+            let e2 = forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), p).unwrap_err();
+            assert_eq!(format!("{e2:?}"), format!("{e:?}"), "{name} {p:?}");
+        }
+    }
+}
+
+/// The whole-model reference refuses a weight beyond fp16 and a NaN in x as the GPU model does.
+#[test]
+fn reference_model_refuses_what_the_gpu_model_refuses() {
+    let m = tiny_model();
+    let (steps, batch, input) = (2, 1, m.input_size());
+    let mut x = vec![0.0f32; steps * batch * input];
+    x[1] = f32::NAN;
+    let e = forward_model(&m, &x, steps, batch, None, None, Precision::F64).unwrap_err();
+    assert_eq!(e.to_string(), "invalid x: element 1 is NaN (values must be finite)");
+    let e = forward_model(&m, &[], 0, 0, None, None, Precision::F64).unwrap_err();
+    assert_eq!(e, ReferenceError::Layer(PlanError::ZeroBatch));
+}
+
+// ---------------------------------------------------------------------------------------------
+// one error type: weights, reference and GPU errors all `?` into sprnn::Error
+// ---------------------------------------------------------------------------------------------
+
+/// The README's whole-model example, verbatim but for the file name: it compiles with
+/// `sprnn::Result` (weight-file errors convert with `?`).
+fn readme_model_example(path: &std::path::Path, x: &[f32], steps: usize) -> sprnn::Result<Vec<f32>> {
+    let weights = ModelWeights::load(path, Cell::Lstm)?;
+    let mut model = sprnn::Model::new(&Gpu::new(0)?, &weights, 4, &sprnn::ModelOptions::default())?;
+    let out = model.forward(x, steps, None, None)?;
+    Ok(out.output)
+}
+
+#[test]
+fn weights_and_reference_errors_convert_to_the_crate_error() {
+    let e = readme_model_example(std::path::Path::new("/nonexistent/lstm.safetensors"), &[], 1).unwrap_err();
+    assert!(matches!(e, Error::Weights(WeightsError::Io { .. })), "{e:?}");
+    let run = || -> sprnn::Result<()> {
+        let (w, b) = tiny();
+        forward_u(Cell::RnnTanh, &w, &b, &[0.0; 3], 1, 1, None, None, Precision::F32)?;
+        Ok(())
+    };
+    let e = run().unwrap_err();
+    assert!(matches!(e, Error::Reference(ReferenceError::Length { what: "u", .. })), "{e:?}");
+    says(&e, &["u has 3 values, expected 2"]);
 }

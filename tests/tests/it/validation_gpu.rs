@@ -259,7 +259,7 @@ fn forward_c0_for_a_non_lstm() {
     let mut l = layer(&gpu, Cell::Gru);
     let u = vec![0.1f32; l.input_len(2)];
     let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&vec![0.0; B * H])), "c0");
-    says(&e, &["Gru layer", "only LSTM has a cell state"]);
+    says(&e, &["gru layer", "only LSTM has a cell state"]);
 }
 
 #[test]
@@ -362,4 +362,22 @@ fn smoke_run_zero_elements() {
 fn smoke_run_too_many_elements() {
     let Some(gpu) = gpu() else { return };
     says(&input_err(sprnn::smoke::run(&gpu, (1 << 24) + 1, 1), "n"), &["16777217 elements", "1..=16777216"]);
+}
+
+/// The GPU layer refuses every case of the CPU reference's parity list with the reference's
+/// message (one validation path, `sprnn::validate`): at `SparseRecurrentLayer::new` for the
+/// layer, at `forward` for the inputs.
+#[test]
+fn gpu_refuses_what_the_reference_refuses_with_the_same_message() {
+    let Some(gpu) = gpu() else { return };
+    for (name, cell, w, b, u, steps, batch, h0, c0) in crate::validation::parity_cases() {
+        let want = sprnn::reference::forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), sprnn::reference::Precision::DeviceFaithful)
+            .expect_err(name)
+            .to_string();
+        let got = match SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()) {
+            Err(e) => e.to_string(),
+            Ok(mut l) => l.forward(Input::F32(&u), steps, h0.as_deref(), c0.as_deref()).expect_err(name).to_string(),
+        };
+        assert_eq!(got, want, "{name}");
+    }
 }
