@@ -14,6 +14,7 @@ type CuStream = *mut c_void;
 #[allow(non_snake_case, clashing_extern_declarations)]
 extern "C" {
     fn cuInit(flags: c_uint) -> c_uint;
+    fn cuMemcpyDtoDAsync_v2(dst: u64, src: u64, bytes: usize, stream: CuStream) -> c_uint;
     fn cuGetErrorName(error: c_uint, name: *mut *const c_char) -> c_uint;
     fn cuLaunchCooperativeKernel(
         f: CuFunction,
@@ -212,4 +213,11 @@ pub fn mem_info() -> Result<(usize, usize)> {
     // SAFETY: valid out pointers.
     check("cuMemGetInfo", unsafe { cuMemGetInfo(&mut free, &mut total) })?;
     Ok((free, total))
+}
+
+/// Copies `bytes` bytes from device address `src` to device address `dst`, ordered on `stream`.
+pub(crate) fn memcpy_dtod(dst: u64, src: u64, bytes: usize, stream: &cust::stream::Stream) -> Result<()> {
+    // SAFETY: the caller passes two device allocations of at least `bytes` bytes each that do
+    // not overlap.
+    check("cuMemcpyDtoDAsync", unsafe { cuMemcpyDtoDAsync_v2(dst, src, bytes, stream.as_inner() as CuStream) })
 }
