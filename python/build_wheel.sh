@@ -10,12 +10,24 @@
 # follows the extension. The wheel must not bundle the real driver library (it belongs to the
 # machine), hence --auditwheel skip; the glibc symbols stay within 2.34 (checked below).
 #
-# Needs: maturin (PyPI), a C compiler (cc), nm; the environment of scripts/setup.sh.
+# Needs a C compiler (cc), nm and the environment of scripts/setup.sh. maturin comes from
+# $MATURIN, else from a venv in .cache/py, made here when missing (maturin, pytest and numpy from
+# PyPI: what scripts/test.sh then tests with).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+if [ -z "${MATURIN:-}" ]; then
+  venv=.cache/py
+  if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c "import numpy" 2>/dev/null; then
+    echo "build_wheel: setting up $venv (maturin, pytest, numpy)" >&2
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q "maturin>=1.5,<2" pytest numpy >&2
+  fi
+  MATURIN=$venv/bin/maturin
+  PYTHON=${PYTHON:-$venv/bin/python}
+fi
 py=${PYTHON:-python3}
-maturin=${MATURIN:-maturin}
+maturin=$MATURIN
 out=target/wheels
 build() {
   rm -f "$out"/sprnn-*.whl

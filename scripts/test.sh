@@ -7,7 +7,8 @@
 #  4. cargo test --workspace: CPU tests everywhere; GPU tests run where there is a CUDA device
 #     and print "skipped: no CUDA device" where there is none;
 #  5. cargo doc for the library crates with warnings as errors;
-#  6. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30).
+#  6. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30);
+#  7. the Python package: its wheel (maturin) and python/tests (pytest), at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/setup.sh)"
@@ -32,4 +33,17 @@ skipped=$(grep -o "skipped: no CUDA device" "$log" | wc -l)
 rm -f "$log"
 echo "GPU tests that found no CUDA device: $skipped"
 echo "tests: $passed passed, $failed failed"
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# ---- Python package (python/): wheel and pytest --------------------------------------------
+# Builds the abi3 wheel with maturin and runs python/tests against the installed wheel, in a
+# venv under .cache/py (maturin, pytest, numpy from PyPI; no torch: its tests say
+# "skipped: no torch", the GPU ones "skipped: no CUDA device").
+echo "== python: wheel and pytest"
+wheel=$(bash python/build_wheel.sh)   # sets up the venv .cache/py on first use
+venv=$PWD/.cache/py
+"$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel"
+# From outside the source tree, so `import sprnn` is the installed wheel; at least one test
+# must run (exit 5, "no tests collected", fails here like any other).
+(cd "$venv" && "$venv/bin/pytest" -q -rs -p no:cacheprovider "$OLDPWD/python/tests")
+# ---- end of the Python package block --------------------------------------------------------

@@ -6,6 +6,8 @@ A stand-in module (`StandIn`) has the attributes and parameters of torch.nn.RNN/
 arrays, and `oracle` computes PyTorch's equations in float64, independently of sprnn.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,12 @@ except ImportError:  # CI has no torch: the package's core is tested without it
     HAVE_TORCH = False
 
 HAVE_CUDA = HAVE_TORCH and torch.cuda.is_available() and sprnn.cuda_available()
+
+if os.environ.get("SPRNN_REQUIRE_GPU") == "1" and not HAVE_CUDA:  # bundle/run.sh python-test
+    raise pytest.UsageError(
+        f"SPRNN_REQUIRE_GPU=1 but no CUDA device through torch and sprnn (torch: {HAVE_TORCH}, "
+        f"sprnn.cuda_available(): {sprnn.cuda_available()})"
+    )
 
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="skipped: no torch")
 needs_cuda = pytest.mark.skipif(not HAVE_CUDA, reason="skipped: no CUDA device")
