@@ -10,6 +10,7 @@
 #  6. the cargo-fuzz targets (docs/VALIDATION.md) for SPRNN_FUZZ_SECONDS each (default 30);
 #  7. scripts/no-driver.sh: no executable needs libcuda to start, and the release CLI works
 #     (and GPU commands fail with exit status 4) with no libcuda anywhere the loader looks.
+#  8. the Python package: its wheel (maturin) and python/tests (pytest), at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/setup.sh)"
@@ -37,3 +38,16 @@ echo "tests: $passed passed, $failed failed"
 [ "$rc" = 0 ] || exit "$rc"
 echo "== without the NVIDIA driver library"
 bash scripts/no-driver.sh
+
+# ---- Python package (python/): wheel and pytest --------------------------------------------
+# Builds the abi3 wheel with maturin and runs python/tests against the installed wheel, in a
+# venv under .cache/py (maturin, pytest, numpy from PyPI; no torch: its tests say
+# "skipped: no torch", the GPU ones "skipped: no CUDA device").
+echo "== python: wheel and pytest"
+wheel=$(bash python/build_wheel.sh)   # sets up the venv .cache/py on first use
+venv=$PWD/.cache/py
+"$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel"
+# From outside the source tree, so `import sprnn` is the installed wheel; at least one test
+# must run (exit 5, "no tests collected", fails here like any other).
+(cd "$venv" && "$venv/bin/pytest" -q -rs -p no:cacheprovider "$OLDPWD/python/tests")
+# ---- end of the Python package block --------------------------------------------------------

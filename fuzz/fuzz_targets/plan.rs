@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sprnn::layout::{plan, DeviceInfo, PlanOptions, WeightOrder};
+use sprnn::layout::{plan, DeviceInfo, KernelKind, PlanOptions, WeightOrder};
 use sprnn::{Cell, Csr};
 use sprnn_kernels::format::NO_UNIT;
 
@@ -73,6 +73,8 @@ fuzz_target!(|data: &[u8]| {
         list_len: b.option(&[0, 8, 10, 16, 24, 32, 48, 64, 96, 128, 256]),
         ctas_per_sm: b.option(&[0, 1, 2, 4, 32, 64, 65, usize::MAX]),
         order: if b.u8() & 1 == 0 { WeightOrder::BankAware } else { WeightOrder::Naive },
+        hidden_f32: [None, Some(false), Some(true)][b.u8() as usize % 3],
+        kernel: [None, Some(KernelKind::Sparse), Some(KernelKind::Dense)][b.u8() as usize % 3],
     };
     let device = match b.u8() % 4 {
         0 => DeviceInfo::a100(),
@@ -99,6 +101,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(!std::mem::replace(&mut seen[u as usize], true), "unit {u} placed twice");
     }
     assert!(seen.iter().all(|&s| s), "a unit has no CTA");
-    let placed = p.weights.iter().filter(|&&x| (x & 0xFFFF) as usize != hidden).count();
-    assert_eq!(placed, w.nnz(), "nonzeros placed vs stored");
+    if p.dense.is_none() {
+        // Packed nonzeros: every word not pointing at the zero column is a nonzero of W.
+        let placed = p.weights.iter().filter(|&&x| (x & 0xFFFF) as usize != p.columns).count();
+        assert_eq!(placed, w.nnz(), "nonzeros placed vs stored");
+    } else {
+        // Dense fragments: fp16 pairs, zeros where W has none (a nonzero may round to +0.0).
+        let placed = p.weights.iter().map(|&x| (x & 0xFFFF != 0) as usize + (x >> 16 != 0) as usize).sum::<usize>();
+        assert!(placed <= w.nnz(), "{placed} fragment values for {} nonzeros", w.nnz());
+    }
 });

@@ -38,6 +38,7 @@ macro_rules! raw_driver_fns {
 
 raw_driver_fns! {
     fn cu_init = "cuInit"(flags: c_uint);
+    fn cu_memcpy_dtod_async = "cuMemcpyDtoDAsync_v2"(dst: u64, src: u64, bytes: usize, stream: CuStream);
     fn cu_get_error_name = "cuGetErrorName"(error: c_uint, name: *mut *const c_char);
     fn cu_launch_cooperative_kernel = "cuLaunchCooperativeKernel"(
         f: CuFunction, grid_x: c_uint, grid_y: c_uint, grid_z: c_uint, block_x: c_uint, block_y: c_uint,
@@ -235,4 +236,11 @@ pub fn mem_info() -> Result<(usize, usize)> {
     // SAFETY: valid out pointers.
     check("cuMemGetInfo", unsafe { cu_mem_get_info(&mut free, &mut total) })?;
     Ok((free, total))
+}
+
+/// Copies `bytes` bytes from device address `src` to device address `dst`, ordered on `stream`.
+pub(crate) fn memcpy_dtod(dst: u64, src: u64, bytes: usize, stream: &cust::stream::Stream) -> Result<()> {
+    // SAFETY: the caller passes two device allocations of at least `bytes` bytes each that do
+    // not overlap.
+    check("cuMemcpyDtoDAsync", unsafe { cu_memcpy_dtod_async(dst, src, bytes, stream.as_inner() as CuStream) })
 }

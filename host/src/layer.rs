@@ -159,7 +159,7 @@ pub struct DeviceOutput {
     pub h: DeviceBuffer<f32>,
     /// Final cell state `[B][H]` (allocated for every cell; written by LSTM only).
     pub c: DeviceBuffer<f32>,
-    steps: usize,
+    pub(crate) steps: usize,
 }
 
 impl DeviceOutput {
@@ -222,8 +222,8 @@ pub struct SparseRecurrentLayer {
     bias_hh: DeviceBuffer<f32>,
     exchange: DeviceBuffer<u32>,
     status: DeviceBuffer<u32>,
-    h0: DeviceBuffer<f32>,
-    c0: DeviceBuffer<f32>,
+    pub(crate) h0: DeviceBuffer<f32>,
+    pub(crate) c0: DeviceBuffer<f32>,
 }
 
 impl std::fmt::Debug for SparseRecurrentLayer {
@@ -448,7 +448,7 @@ impl SparseRecurrentLayer {
         })
     }
 
-    fn check_steps(&self, steps: usize) -> Result<()> {
+    pub(crate) fn check_steps(&self, steps: usize) -> Result<()> {
         let limit = u32::MAX as usize;
         if steps == 0 {
             return Err(Error::Input { name: "steps", problem: "0; a sequence needs at least one step".into() });
@@ -575,7 +575,7 @@ impl SparseRecurrentLayer {
 
     /// Zeroes the exchange buffers and the status word and launches the kernel on `stream`
     /// between two recorded events; returns at once.
-    fn enqueue(&mut self, u: u64, out: &mut DeviceOutput, fl: u32, stream: &Stream) -> Result<(Event, Event)> {
+    pub(crate) fn enqueue(&mut self, u: u64, out: &mut DeviceOutput, fl: u32, stream: &Stream) -> Result<(Event, Event)> {
         let gpu = self.gpu.clone();
         let params = RecurrentParams {
             weights: self.weights.as_device_ptr().as_raw(),
@@ -640,7 +640,7 @@ impl SparseRecurrentLayer {
 
     /// Waits for `stream`, then turns the kernel's status word into a result; the kernel time
     /// in ms on success.
-    fn complete(&self, stream: &Stream, start: &Event, stop: &Event) -> Result<f32> {
+    pub(crate) fn complete(&self, stream: &Stream, start: &Event, stop: &Event) -> Result<f32> {
         self.gpu.make_current()?;
         driver::synchronize(stream)?;
         let ms = stop.elapsed_time_f32(start).map_err(cust_err("cuEventElapsedTime"))?;

@@ -15,7 +15,8 @@
 //!   once and runs it many times ([`SparseRecurrentLayer::forward`], or
 //!   [`SparseRecurrentLayer::forward_device`] with inputs and outputs on the GPU and the
 //!   caller's stream); [`StreamingLayer`] carries `h` (and LSTM's `c`) across calls so a
-//!   sequence can be fed chunk by chunk.
+//!   sequence can be fed chunk by chunk; [`raw`] runs a layer on device memory and a stream
+//!   owned by other CUDA code (PyTorch, cudarc, ...) without copies.
 //! - Whole models: [`InputProjection`] computes `U = W_ih x + b_ih` for all steps on the GPU
 //!   (tensor cores for a dense `W_ih`, a CSR kernel for a pruned one); [`Model`] chains
 //!   projection and recurrent layer for every layer and direction of a
@@ -44,6 +45,7 @@ pub mod layout;
 pub mod model;
 pub mod projection;
 pub mod ptx;
+pub mod raw;
 pub mod reference;
 pub mod shape;
 #[cfg(feature = "test-hooks")]

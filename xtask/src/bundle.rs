@@ -28,6 +28,11 @@
 //! --flashrnn-time-budget $FLASHRNN_TIME_BUDGET` (default 400 s); `FLASHRNN_CAPACITY=1` adds
 //! `--flashrnn-capacity`.
 //!
+//! `DIR/run.sh python-test` installs the Python package's wheel (`python/`, built here by
+//! `python/build_wheel.sh`) offline into `$SPRNN_PY_DIR` and runs its pytest suite with the
+//! GPU tests required; `DIR/run.sh python-bench ARGS…` runs `python/bench.py` (rows
+//! `sprnn_py`, `sprnn_py_kernel`, `sprnn_py_layer`, `cudnn`).
+//!
 //! `DIR/run.sh probe ARGS…` runs the exchange probe, `bin/sprnn-probe --commit COMMIT ARGS…`
 //! (`--all --out FILE` for every sweep; it reads the driver version from `nvidia-smi` and the
 //! date itself; a `--commit` among ARGS wins over the bundle's).
@@ -66,6 +71,11 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #   run.sh models [ARGS...]  the model examples bin/nmt and bin/deepspeech (ARGS to both; their
 #                            MODEL lines), then peers/models.py for cuDNN over the same shapes
 #                            with --compare (needs PyTorch with CUDA; fails without it)
+#   run.sh python-test [PYTEST ARGS...]  the Python package's tests (python/tests, pytest) against
+#                            the bundle's wheel, installed offline into $SPRNN_PY_DIR (default
+#                            /tmp/sprnn-python); needs PyTorch with CUDA (pytest comes with the
+#                            bundle when the machine lacks it)
+#   run.sh python-bench ARGS...  python/bench.py (sprnn from Python vs cuDNN; --out CSV)
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test and on every kernel variant; a tool's run fails
 #                            when it reports any error
@@ -204,7 +214,21 @@ case "$what" in
       done
     done
     exit $rc ;;
-  *) echo "usage: run.sh [test|bench|bench-all|capacity|probe|demo|models|sanitize] ARGS..." >&2; exit 2 ;;
+  python-test|python-bench)
+    py=${PYTHON:-python3}
+    site=${SPRNN_PY_DIR:-/tmp/sprnn-python}
+    rm -rf "$site"
+    "$py" -m pip install -q --no-index --no-deps --target "$site" "$here"/python/sprnn-*.whl || exit 1
+    if [ "$what" = python-test ] && ! "$py" -c "import pytest" 2>/dev/null; then
+      "$py" -m pip install -q --no-index --no-deps --target "$site" "$here"/python/wheels/*.whl || exit 1
+    fi
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    cd "$site" || exit 1
+    if [ "$what" = python-test ]; then
+      exec "$py" -m pytest -q -rs -p no:cacheprovider "$here/python/tests" "$@"
+    fi
+    exec "$py" "$here/python/bench.py" --commit "$(cat "$here/COMMIT")" "$@" ;;
+  *) echo "usage: run.sh [test|bench|bench-all|capacity|probe|demo|models|python-test|python-bench|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
@@ -250,6 +274,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
         }
     }
     let wheels = copy_wheels(&root.join(".whl"), &dir.join("wheels"))?;
+    python_bundle(&root, &dir.join("python"))?;
     let head = run(Command::new("git").current_dir(&root).args(["rev-parse", "--short", "HEAD"]))
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
@@ -275,6 +300,31 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     run(Command::new("tar").arg("czf").arg(&archive).arg("-C").arg(parent).arg(name))?;
     let packed = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     println!("archive {} ({:.1} MiB): `tar xzf` it on the GPU machine", archive.display(), packed as f64 / (1 << 20) as f64);
+    Ok(())
+}
+
+/// The Python package for `run.sh python-test` / `python-bench`: the sprnn wheel (built by
+/// `python/build_wheel.sh`), `tests/` and `bench.py` from `python/`, and in `wheels/` pytest's
+/// wheels for Python 3.12 (the GPU machine may lack pytest; best effort, it has no network).
+fn python_bundle(root: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to.join("tests")).map_err(|e| e.to_string())?;
+    let out = run(Command::new("bash").current_dir(root).arg("python/build_wheel.sh"))?;
+    let wheel = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let wheel = root.join(&wheel);
+    let name = wheel.file_name().ok_or("python/build_wheel.sh printed no wheel")?;
+    std::fs::copy(&wheel, to.join(name)).map_err(|e| format!("{}: {e}", wheel.display()))?;
+    for entry in std::fs::read_dir(root.join("python/tests")).map_err(|e| e.to_string())? {
+        let p = entry.map_err(|e| e.to_string())?.path();
+        if p.extension().is_some_and(|x| x == "py") {
+            std::fs::copy(&p, to.join("tests").join(p.file_name().unwrap())).map_err(|e| e.to_string())?;
+        }
+    }
+    std::fs::copy(root.join("python/bench/bench.py"), to.join("bench.py")).map_err(|e| e.to_string())?;
+    let py = root.join(".cache/py/bin/python");
+    let downloaded = run(Command::new(&py).current_dir(root).args(["-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.12", "-d"]).arg(to.join("wheels")).arg("pytest"));
+    if let Err(e) = downloaded {
+        eprintln!("gpu-bundle: pytest wheels not downloaded ({e}); run.sh python-test then needs pytest on the GPU machine");
+    }
     Ok(())
 }
 

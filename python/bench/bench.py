@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""sprnn from Python against the same module under cuDNN, in one process (needs PyTorch with
+CUDA and the sprnn wheel). `bundle/run.sh python-bench ARGS` runs it.
+
+For each (cell, H, B, density) at T steps: a one-layer torch module (input_size = H), pruned with
+sprnn.prune_, timed as
+
+- `sprnn_py`: the compiled call `fast(x)` on CUDA tensors (input projection by cuBLAS, the
+  persistent kernel, outputs as tensors), fp16 input, CUDA events around each call;
+- `cudnn`: the module itself, `module(x)`, fp16 and fp32 (dense: cuDNN has no sparse path);
+- `sprnn_py_kernel`: the recurrent kernel alone as the layer measures it (CUDA events around the
+  launch, inside the same calls) - what `sprnn-bench` reports as `sprnn`;
+- `sprnn_py_layer`: the raw layer call from Python (`GpuLayer.forward` on device pointers), wall
+  time on the host: kernel + launch preparation + the Python/Rust boundary.
+
+µs per step = median over --repeats calls / T. The Python overhead at T = 256 is the note of the
+`sprnn_py_layer` rows: (layer call − kernel) / kernel, which the issue wants ≤ 5 %.
+Rows (CSV, bench/results's columns): cell,H,B,density,T,dtype,approach,us_per_step,gpu,driver,date,commit,note
+"""
+
+import argparse
+import copy
+import csv
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+COLUMNS = ["cell", "H", "B", "density", "T", "dtype", "approach", "us_per_step", "gpu", "driver", "date", "commit", "note"]
+
+
+def ints(s):
+    return [int(v) for v in s.split(",")]
+
+
+def floats(s):
+    return [float(v) for v in s.split(",")]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", default="rnn_tanh,lstm")
+    ap.add_argument("--hidden", type=ints, default=[1152, 2304])
+    ap.add_argument("--batch", type=ints, default=[4])
+    ap.add_argument("--density", type=floats, default=[0.1, 0.3])
+    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--out", default=None, help="append rows to this CSV (header when new)")
+    ap.add_argument("--commit", default="")
+    ap.add_argument("--driver", default=None)
+    ap.add_argument("--date", default=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"))
+    args = ap.parse_args()
+
+    import torch
+
+    import sprnn
+
+    if not torch.cuda.is_available() or not sprnn.cuda_available():
+        print("python-bench: no CUDA device (torch or sprnn)", file=sys.stderr)
+        return 2
+    dev = torch.device("cuda", 0)
+    gpu = torch.cuda.get_device_name(dev)
+    driver = args.driver
+    if driver is None:
+        try:
+            driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                    capture_output=True, text=True, check=True).stdout.split("\n")[0].strip()
+        except (OSError, subprocess.CalledProcessError):
+            driver = ""
+    rows = []
+
+    def row(cell, h, b, d, dtype, approach, us, note):
+        r = [cell, h, b, d, args.steps, dtype, approach, f"{us:.3f}", gpu, driver, args.date, args.commit, note]
+        rows.append(r)
+        print(",".join(str(v) for v in r), flush=True)
+
+    def timed(fn):
+        for _ in range(args.warmup):
+            fn()
+        torch.cuda.synchronize()
+        ms = []
+        for _ in range(args.repeats):
+            a, z = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            z.record()
+            z.synchronize()
+            ms.append(a.elapsed_time(z))
+        return statistics.median(ms)
+
+    t = args.steps
+    for cell in args.cells.split(","):
+        for h in args.hidden:
+            for b in args.batch:
+                for d in args.density:
+                    torch.manual_seed(0)
+                    if cell.startswith("rnn"):
+                        m = torch.nn.RNN(h, h, nonlinearity=cell[4:])
+                    else:
+                        m = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](h, h)
+                    m = m.eval()
+                    sprnn.prune_(m, d)
+                    m32 = copy.deepcopy(m).to(dev)
+                    m16 = m.to(dev).half()
+                    x16 = torch.randn(t, b, h, device=dev, dtype=torch.float16)
+                    try:
+                        fast = sprnn.compile(m16, batch=b)
+                    except sprnn.DoesNotFit as e:
+                        print(f"# {cell} H={h} B={b} d={d}: {e}", file=sys.stderr)
+                        continue
+                    with torch.no_grad():
+                        ms = timed(lambda: fast(x16))
+                        row(cell, h, b, d, "fp16", "sprnn_py", 1e3 * ms / t, "compiled call: cuBLAS input projection + persistent kernel; eager")
+                        # The layer alone, on a prepared U, from Python.
+                        layer = fast._gpu[0][0]
+                        w_ih, b_ih = fast._projection(0, 0, torch.float16)
+                        u = torch.addmm(b_ih, x16.reshape(t * b, h), w_ih.t()).contiguous()
+                        hout = torch.empty(t, b, h, device=dev)
+                        cout = torch.empty(b, h, device=dev)
+                        stream = torch.cuda.current_stream(dev).cuda_stream
+                        kernel = []
+                        wall = []
+                        for i in range(args.warmup + args.repeats):
+                            s0 = time.perf_counter()
+                            k = layer.forward(t, u.data_ptr(), True, 0, 0, hout.data_ptr(), cout.data_ptr(), stream, 0)
+                            w = time.perf_counter() - s0
+                            if i >= args.warmup:
+                                kernel.append(k)
+                                wall.append(1e3 * w)
+                        km, wm = statistics.median(kernel), statistics.median(wall)
+                        row(cell, h, b, d, "fp16", "sprnn_py_kernel", 1e3 * km / t, "recurrent kernel alone (CUDA events), as sprnn-bench's sprnn")
+                        row(cell, h, b, d, "fp16", "sprnn_py_layer", 1e3 * wm / t,
+                            f"GpuLayer.forward wall time from Python; overhead over the kernel {100 * (wm - km) / km:.1f}%")
+                        for dtype, mm, xx in [("fp16", m16, x16), ("fp32", m32, x16.float())]:
+                            ms = timed(lambda: mm(xx))
+                            row(cell, h, b, 1.0, dtype, "cudnn", 1e3 * ms / t, f"the same module dense (pruned to d={d}, cuDNN ignores zeros); eager module call; cudnn {torch.backends.cudnn.version()}")
+                    del fast
+                    torch.cuda.empty_cache()
+    if args.out:
+        new = not os.path.exists(args.out)
+        with open(args.out, "a", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            if new:
+                w.writerow(COLUMNS)
+            w.writerows(rows)
+        print(f"python-bench: {len(rows)} rows -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
