@@ -534,7 +534,7 @@ impl SparseRecurrentLayer {
         }
         if let Some(c0) = c0 {
             if self.cell != Cell::Lstm {
-                return Err(Error::Input { name: "c0", problem: format!("given for a {:?} layer; only LSTM has a cell state", self.cell) });
+                return Err(Error::Input { name: "c0", problem: format!("given for a {} layer; only LSTM has a cell state", self.cell.name()) });
             }
             check_len("c0", c0.len(), bh, "B*H")?;
             check_finite("c0", c0)?;

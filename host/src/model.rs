@@ -359,7 +359,7 @@ impl Model {
             }
         }
         if c0.is_some() && self.cell != Cell::Lstm {
-            return Err(Error::Input { name: "c0", problem: format!("given for a {:?} model; only LSTM has a cell state", self.cell) });
+            return Err(Error::Input { name: "c0", problem: format!("given for a {} model; only LSTM has a cell state", self.cell.name()) });
         }
         self.gpu.make_current()?;
         self.ensure_steps(steps)?;

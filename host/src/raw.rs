@@ -164,7 +164,7 @@ impl SparseRecurrentLayer {
             return Err(missing("c_out", "an LSTM layer writes its final cell state there"));
         }
         if !lstm && args.c0 != 0 {
-            return Err(Error::Input { name: "c0", problem: format!("given for a {:?} layer; only LSTM has a cell state", self.cell()) });
+            return Err(Error::Input { name: "c0", problem: format!("given for a {} layer; only LSTM has a cell state", self.cell().name()) });
         }
         let bh = self.batch() * self.hidden();
         self.gpu().make_current()?;

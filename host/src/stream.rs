@@ -126,7 +126,7 @@ impl StreamState {
         check_finite("h", h)?;
         if let Some(c) = c {
             if self.cell != Cell::Lstm {
-                return Err(Error::Input { name: "c", problem: format!("given for a {:?} layer; only LSTM has a cell state", self.cell) });
+                return Err(Error::Input { name: "c", problem: format!("given for a {} layer; only LSTM has a cell state", self.cell.name()) });
             }
             check_len("c", c.len(), self.batch * self.hidden, "B*H")?;
             check_finite("c", c)?;
@@ -303,7 +303,7 @@ impl ModelStreamState {
         check_finite("h", h)?;
         if let Some(c) = c {
             if self.cell != Cell::Lstm {
-                return Err(Error::Input { name: "c", problem: format!("given for a {:?} model; only LSTM has a cell state", self.cell) });
+                return Err(Error::Input { name: "c", problem: format!("given for a {} model; only LSTM has a cell state", self.cell.name()) });
             }
             check_len("c", c.len(), self.len(), "L*B*H")?;
             check_finite("c", c)?;
