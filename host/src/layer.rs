@@ -270,7 +270,7 @@ impl SparseRecurrentLayer {
     /// [`Self::from_plan`] with the kernel-structure choice exposed for measurements:
     /// `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on GRU and LSTM;
     /// default `true`; `false` runs it in a separate phase after a barrier, as GRU and LSTM do).
-    pub fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_rnn_cell: bool) -> Result<Self> {
+    pub(crate) fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_rnn_cell: bool) -> Result<Self> {
         let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;
         check_finite("b_hh", b_hh)?;
@@ -409,8 +409,9 @@ impl SparseRecurrentLayer {
         &self.gpu
     }
 
-    /// Launch shape: `(CTAs, threads per CTA, threads per row, dynamic shared bytes, kernel)`.
-    pub fn launch_shape(&self) -> (usize, usize, usize, usize, &'static str) {
+    /// Launch shape: `(CTAs, threads per CTA, threads per row, dynamic shared bytes, kernel)`
+    /// (the public form is [`Self::shape`]).
+    pub(crate) fn launch_shape(&self) -> (usize, usize, usize, usize, &'static str) {
         (self.grid, self.threads_per_cta, self.threads_per_row, self.smem_bytes, self.kernel)
     }
 

@@ -337,7 +337,7 @@ impl GpuLayer {
     /// "registers_per_thread"}`.
     fn launch_shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let l = self.lock();
-        let (grid, threads, tpr, smem, kernel) = l.launch_shape();
+        let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, smem_bytes: smem, kernel } = l.shape();
         let d = PyDict::new(py);
         d.set_item("grid", grid)?;
         d.set_item("threads_per_cta", threads)?;

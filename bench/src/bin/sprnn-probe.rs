@@ -199,8 +199,45 @@ mod attr {
     pub const MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: i32 = 97;
 }
 
-#[allow(non_snake_case, clashing_extern_declarations)]
-extern "C" {
+/// Defines each listed driver function as a Rust function that calls libcuda's function of that
+/// name, resolved at run time (so the probe starts, and says there is no driver, on a machine
+/// without one; `SPRNN_LIBCUDA` names another library file, as for the `sprnn` crate). Returns
+/// the raw `CUresult`, `CUDA_ERROR_NOT_INITIALIZED` (3) when the library or symbol is missing.
+macro_rules! driver_fns {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> c_uint;)*) => {$(
+        #[allow(non_snake_case, clippy::too_many_arguments)]
+        unsafe fn $name($($arg: $ty),*) -> c_uint {
+            static SLOT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+            let p = *SLOT.get_or_init(|| driver_symbol(concat!(stringify!($name), "\0")));
+            if p == 0 {
+                return 3;
+            }
+            // SAFETY: `p` is libcuda's function of this name, whose C signature is the one
+            // declared here.
+            let f = unsafe { std::mem::transmute::<usize, unsafe extern "C" fn($($ty),*) -> c_uint>(p) };
+            // SAFETY: the caller upholds the driver function's contract.
+            unsafe { f($($arg),*) }
+        }
+    )*};
+}
+
+/// The address of libcuda's symbol `name` (NUL-terminated), 0 when there is none.
+fn driver_symbol(name: &str) -> usize {
+    static LIBRARY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let library = *LIBRARY.get_or_init(|| {
+        let path = std::env::var("SPRNN_LIBCUDA").unwrap_or_else(|_| "libcuda.so.1".to_string());
+        let Ok(path) = std::ffi::CString::new(path) else { return 0 };
+        // SAFETY: `path` is NUL-terminated; dlopen has no other precondition.
+        unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) as usize }
+    });
+    if library == 0 {
+        return 0;
+    }
+    // SAFETY: `library` is a live dlopen handle (never closed); `name` is NUL-terminated.
+    unsafe { libc::dlsym(library as *mut c_void, name.as_ptr() as *const c_char) as usize }
+}
+
+driver_fns! {
     fn cuInit(flags: c_uint) -> c_uint;
     fn cuDeviceGetCount(count: *mut c_int) -> c_uint;
     fn cuDeviceGetName(name: *mut c_char, len: c_int, device: c_int) -> c_uint;
