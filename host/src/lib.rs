@@ -1,16 +1,18 @@
 //! sprnn: sparse persistent recurrent layers for NVIDIA GPUs.
 //!
 //! A pruned recurrent layer (RNN, GRU or LSTM) runs as one *persistent* kernel launch for all T
-//! steps: each thread keeps its share of the nonzero recurrent weights in registers, and CTAs
-//! hand each other the hidden state every step through Lamport-timestamped words in global
-//! memory.
+//! steps: each thread keeps its share of the nonzero recurrent weights in registers (or, for
+//! dense-enough layers that the sparse lists cannot hold, dense fp16 tensor-core fragments), and
+//! CTAs hand each other the hidden state every step through global memory as fp16 values that
+//! carry their step's Lamport tag in their last mantissa bit.
 //!
 //! How data flows:
 //! - [`Csr`] (module [`sparse`]) holds the pruned recurrent matrix `W_hh`; [`weights`] loads
 //!   and saves PyTorch-named safetensors files.
 //! - [`layout::plan`] turns it, for a [`layout::DeviceInfo`], into a [`layout::Plan`]: rows to
-//!   CTAs, nonzeros to threads and registers in bank-aware order, packed words, or a typed
-//!   [`layout::PlanError`] saying why the layer does not fit.
+//!   CTAs, nonzeros to threads and registers in bank-aware order, packed words (or the dense
+//!   slab's fragments, [`layout::dense`]), or a typed [`layout::PlanError`] saying why the layer
+//!   does not fit.
 //! - [`Gpu`] opens a device and loads the embedded PTX; [`SparseRecurrentLayer`] uploads a plan
 //!   once and runs it many times ([`SparseRecurrentLayer::forward`], or
 //!   [`SparseRecurrentLayer::forward_device`] with inputs and outputs on the GPU and the

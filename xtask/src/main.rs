@@ -7,7 +7,7 @@
 //! - `gpu-bundle [DIR]`: builds the test and bench executables in release mode and copies them
 //!   with a run script into `DIR` (default `bundle/`), for a GPU machine with no Rust toolchain.
 //! - `plots [--out DIR] [CSV...]`: PNG charts of benchmark CSVs (default: `bench/results/*.csv`
-//!   except `*-correctness.csv`, into `bench/plots/`); see `plots`.
+//!   except `*-correctness.csv` and `*-exchange-probe.csv`, into `bench/plots/`); see `plots`.
 //! - `report [--results | --out FILE] [CSV...]`: the markdown summary of the same CSVs (speed per
 //!   configuration against the best peer of the same run, × floor, capacity); printed, written
 //!   to FILE, or with `--results` into `bench/RESULTS.md` between its markers; see `report`.
@@ -21,6 +21,7 @@
 mod bundle;
 mod link;
 mod plots;
+mod probe_plot;
 mod report;
 mod ptxas;
 mod ptx;

@@ -54,7 +54,7 @@ use crate::workspace_root;
 pub(crate) const PEERS: &[&str] = &["cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn"];
 /// Peers that use the full matrix: their rows (density 1.0) hold for every density.
 pub(crate) const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 /// Sixteen distinguishable colours (a chart has at most 4 H × 4 B lines).
 const PALETTE: [(u8, u8, u8); 16] = [
     (31, 119, 180),
@@ -413,7 +413,8 @@ pub(crate) fn default_inputs(root: &Path) -> Result<Vec<PathBuf>, String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
-            n.ends_with(".csv") && !n.ends_with("-correctness.csv")
+            // The exchange probe's rows have columns of their own (`sprnn-probe --out`).
+            n.ends_with(".csv") && !n.ends_with("-correctness.csv") && !n.ends_with("-exchange-probe.csv")
         })
         .collect();
     v.sort();
@@ -421,7 +422,7 @@ pub(crate) fn default_inputs(root: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Registers a TrueType font as "sans-serif" (see the module docs for where it is looked for).
-fn register_font() -> Result<String, String> {
+pub(crate) fn register_font() -> Result<String, String> {
     let mut candidates: Vec<String> = Vec::new();
     if let Ok(p) = std::env::var("SPRNN_PLOT_FONT") {
         candidates.push(p);
@@ -458,13 +459,13 @@ fn register_font() -> Result<String, String> {
 
 // ---------------------------------------------------------------- drawing
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
-fn de<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn de<E: std::fmt::Display>(e: E) -> String {
     format!("drawing: {e}")
 }
 
-fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     RGBColor(r, g, b)
 }
@@ -480,7 +481,7 @@ fn fmt_num(x: f64) -> String {
 }
 
 /// An entry of the legend strip.
-enum Legend {
+pub(crate) enum Legend {
     Line(String, RGBColor),
     Marker(String, bool),
     Guide(String),
@@ -488,7 +489,7 @@ enum Legend {
 }
 
 /// Title on top, provenance at the bottom, legend strip on the right; returns the chart area.
-fn frame<'a>(root: &Area<'a>, title: &str, caption: &[String], legend: &[Legend], legend_w: u32) -> Result<Area<'a>, String> {
+pub(crate) fn frame<'a>(root: &Area<'a>, title: &str, caption: &[String], legend: &[Legend], legend_w: u32) -> Result<Area<'a>, String> {
     root.fill(&WHITE).map_err(de)?;
     let (w, h) = root.dim_in_pixel();
     let body = root.margin(8, 0, 0, 0).titled(title, (FONT, 24)).map_err(de)?;
@@ -879,7 +880,7 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
     }
     let font = register_font()?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut written = Vec::new();
+    let mut written = crate::probe_plot::plot_probes(&root, &out)?;
     let gpus: BTreeSet<String> = rows.iter().filter(|r| r.approach == "sprnn" || r.approach == "sprnn_capacity").map(|r| r.gpu.clone()).collect();
     for gpu in &gpus {
         let slug = gpu_slug(gpu);
