@@ -10,7 +10,8 @@
 //! - `dense`: [`Dense`], a row-major matrix (input weights `W_ih` are usually not pruned);
 //! - `matrix`: [`Matrix`], either of the two;
 //! - `prune`: magnitude pruning of a dense matrix ([`Csr::from_dense_pruned`], [`PruneMode`]);
-//! - `random`: the seeded random recurrent matrix ([`random_recurrent`]).
+//! - `random`: the library's random sparse-matrix generator ([`random_recurrent`], and the
+//!   synthetic patterns [`random_uniform`], [`random_block_sparse`], [`random_skewed`]).
 //!
 //! Every constructor reports a rejected input as a [`SparseError`].
 
@@ -26,7 +27,9 @@ pub use csr::{Csr, CsrStats};
 pub use dense::Dense;
 pub use matrix::Matrix;
 pub use prune::PruneMode;
-pub use random::{random_recurrent, RADIUS_MARGIN, RADIUS_POWER_ITERATIONS};
+pub use random::{
+    random_block_sparse, random_recurrent, random_skewed, random_uniform, RADIUS_MARGIN, RADIUS_POWER_ITERATIONS,
+};
 
 /// Why a sparse matrix was rejected.
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -1,9 +1,31 @@
-//! Seeded random sparse matrices.
+//! The library's random sparse-matrix generator: seeded, deterministic on every platform.
+//!
+//! Every matrix comes from a ChaCha8 generator seeded with the caller's `seed`, and every row is
+//! drawn the same way: its columns first, then one value uniform in `[-1, 1)` per column, in
+//! column order ([`draw_values`]). What differs is which columns a row keeps:
+//!
+//! - [`random_recurrent`]: exactly `round(density * cols)` columns per row, uniformly without
+//!   replacement, then every `H × H` gate block scaled so the recurrence is stable. The recurrent
+//!   matrices of examples, benchmarks and the CLI's `--random` layers.
+//! - [`random_uniform`]: each entry kept with probability `density`, independently (unstructured
+//!   pruning; row lengths vary).
+//! - [`random_block_sparse`]: dense `block × block` tiles kept with probability `density` (block
+//!   pruning; neighbouring rows share their columns).
+//! - [`random_skewed`]: Bernoulli rows whose densities are skewed, a few far longer than the mean.
+//!
+//! The last three are the layout code's synthetic patterns (`layout::synthetic`). Same seed and
+//! arguments, same matrix, bit for bit: tests pin their expectations to these matrices.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{check_density, Csr, SparseError};
+
+/// Fills `out` with values uniform in `[-1, 1)`, in order: the values of one row, drawn after its
+/// columns.
+fn draw_values(rng: &mut ChaCha8Rng, out: &mut [f32]) {
+    out.iter_mut().for_each(|v| *v = rng.gen_range(-1.0f32..1.0));
+}
 
 /// Rows [`random_recurrent`] draws from one generator stream (its unit of parallel work).
 const RANDOM_CHUNK_ROWS: usize = 256;
@@ -40,7 +62,7 @@ fn random_rows(rng: &mut ChaCha8Rng, cols: usize, k: usize, cols_out: &mut [u32]
             }
         }
         debug_assert_eq!(n, k);
-        row_vals.iter_mut().for_each(|v| *v = rng.gen_range(-1.0f32..1.0));
+        draw_values(rng, row_vals);
     }
 }
 
@@ -141,6 +163,98 @@ pub fn random_recurrent(
         }
     }
     Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic patterns
+// ---------------------------------------------------------------------------------------------
+
+/// A `rows × cols` matrix whose row `r` keeps the columns `row_cols(r, rng)` (sorted and
+/// deduplicated here), each with a value from [`draw_values`], all from one generator seeded with
+/// `seed`.
+fn from_rows(rows: usize, cols: usize, mut row_cols: impl FnMut(usize, &mut ChaCha8Rng) -> Vec<u32>, seed: u64) -> Csr {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut row_ptr = vec![0usize];
+    let (mut col_idx, mut values) = (Vec::new(), Vec::new());
+    for r in 0..rows {
+        let mut cs = row_cols(r, &mut rng);
+        cs.sort_unstable();
+        cs.dedup();
+        let first = values.len();
+        values.resize(first + cs.len(), 0.0);
+        draw_values(&mut rng, &mut values[first..]);
+        col_idx.extend(cs);
+        row_ptr.push(col_idx.len());
+    }
+    Csr::new(rows, cols, row_ptr, col_idx, values).expect("well-formed by construction")
+}
+
+/// A `rows × cols` matrix with each entry kept with probability `density`, independently
+/// (unstructured magnitude pruning), from `seed`. A density outside `[0, 1]` is clamped to it.
+pub fn random_uniform(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
+    from_rows(rows, cols, |_, rng| bernoulli_cols(cols, density, rng), seed)
+}
+
+/// Columns `0..cols` each kept with probability `d`, drawn by geometric gaps (cost ∝ kept).
+fn bernoulli_cols(cols: usize, d: f64, rng: &mut ChaCha8Rng) -> Vec<u32> {
+    let d = d.clamp(0.0, 1.0);
+    if d <= 0.0 {
+        return Vec::new();
+    }
+    if d >= 1.0 {
+        return (0..cols as u32).collect();
+    }
+    let ln_q = (1.0 - d).ln();
+    if ln_q >= 0.0 {
+        // `d` below f64's resolution next to 1: no column is ever drawn (and the geometric
+        // skip below would be -inf, an endless loop).
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity((cols as f64 * d * 1.2) as usize + 4);
+    let mut c = 0f64;
+    loop {
+        let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+        c += (u.ln() / ln_q).floor();
+        if c >= cols as f64 {
+            return out;
+        }
+        out.push(c as u32);
+        c += 1.0;
+    }
+}
+
+/// A `rows × cols` matrix of `block × block` tiles, each kept with probability `density` (block
+/// pruning), from `seed`; kept tiles are dense, so neighbouring rows share their columns. A density
+/// outside `[0, 1]` is clamped to it.
+pub fn random_block_sparse(rows: usize, cols: usize, density: f64, block: usize, seed: u64) -> Csr {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let (br, bc) = (rows.div_ceil(block), cols.div_ceil(block));
+    let keep: Vec<bool> = (0..br * bc).map(|_| rng.gen_bool(density.clamp(0.0, 1.0))).collect();
+    from_rows(
+        rows,
+        cols,
+        |r, _| {
+            (0..bc)
+                .filter(|&j| keep[(r / block) * bc + j])
+                .flat_map(|j| (j * block..((j + 1) * block).min(cols)).map(|c| c as u32))
+                .collect()
+        },
+        seed,
+    )
+}
+
+/// A `rows × cols` matrix with skewed row lengths, from `seed`: row `r`'s density is `density · 4 · x³` with `x` uniform in `[0, 1)`
+/// (mean `density`, clamped to 1), so a few rows are far longer than the mean.
+pub fn random_skewed(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
+    from_rows(
+        rows,
+        cols,
+        |_, rng| {
+            let x: f64 = rng.gen();
+            bernoulli_cols(cols, density * 4.0 * x * x * x, rng)
+        },
+        seed,
+    )
 }
 
 #[cfg(test)]
