@@ -18,7 +18,7 @@ use sprnn::weights::{LayerWeights, ModelWeights, SaveOptions};
 use sprnn::Cell;
 
 // The GPU helper of the integration tests (same skip line, same SPRNN_REQUIRE_GPU rule).
-#[path = "../../tests/tests/it/common.rs"]
+#[path = "../../tests/tests/it/common/device.rs"]
 mod common;
 use common::gpu;
 
