@@ -1,11 +1,11 @@
-//! `sprnn bench`: a small timing sweep on the GPU, through the benchmark crate's protocol
-//! ([`sprnn_bench::random_layer`], [`sprnn_bench::time_layer`]: median per-step time over
+//! `sprnn bench`: a small timing sweep on the GPU, through the library's timing protocol
+//! ([`sprnn::timing::random_layer`], [`sprnn::timing::time_layer`]: median per-step time over
 //! repeated runs, and the exchange floor of the same launch). `sprnn-bench` runs the full sweep
 //! with CSV output.
 
 use clap::Args;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
-use sprnn_bench::{random_layer, time_layer};
+use sprnn::timing::{random_layer, time_layer};
 
 use crate::layer::CellArg;
 use crate::{progress, CliResult, Failure};

@@ -151,7 +151,7 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
         // Refused from its size before anything is generated.
         sprnn::advice::check_hidden(hidden).map_err(|e| Failure::new(format!("--hidden {hidden}: {e}")))?;
         let (w_hh, b_hh) = progress::spin("generating a random layer", || {
-            sprnn_bench::random_layer(src.seed, cell, hidden, src.density)
+            sprnn::timing::random_layer(src.seed, cell, hidden, src.density)
         })?;
         let source = format!("random {} H={hidden} d={} seed {}", cell.name(), src.density, src.seed);
         return Ok(Layer { cell, w_hh, b_hh, source });

@@ -18,7 +18,7 @@ use sprnn::weights::{LayerWeights, ModelWeights, SaveOptions};
 use sprnn::Cell;
 
 // The GPU helper of the integration tests (same skip line, same SPRNN_REQUIRE_GPU rule).
-#[path = "../../tests/tests/it/common.rs"]
+#[path = "../../tests/tests/it/common/device.rs"]
 mod common;
 use common::gpu;
 
@@ -116,7 +116,7 @@ fn plan_random_on_the_presets() {
             assert!(out.contains("fits:               no"), "{case}:\n{out}");
             assert!(err.contains("the planner refused the layer"), "{case}:\n{err}");
         }
-        // The JSON agrees with the library on the same random layer (seed 1, sprnn-bench's generator).
+        // The JSON agrees with the library on the same random layer (seed 1, the generator of sprnn::timing).
         let mut jargs = args.to_vec();
         jargs.push("--json");
         let (out, _) = expect(&jargs, if fits { 0 } else { 3 });
@@ -127,7 +127,7 @@ fn plan_random_on_the_presets() {
             "gru" => Cell::Gru,
             _ => Cell::Lstm,
         };
-        let (w, _) = sprnn_bench::random_layer(1, c, h.parse().unwrap(), d.parse().unwrap()).unwrap();
+        let (w, _) = sprnn::timing::random_layer(1, c, h.parse().unwrap(), d.parse().unwrap()).unwrap();
         let device = if dev == "h200" { DeviceInfo::h200() } else { DeviceInfo::a100() };
         match layout::plan(&w, c, b.parse().unwrap(), &device, &PlanOptions::default()) {
             Ok(p) => {
@@ -156,8 +156,8 @@ fn plan_random_on_the_presets() {
 fn lstm_layer(seed: u64, input: usize, hidden: usize, density: f64) -> LayerWeights {
     let g = 4 * hidden;
     let w_hh = sprnn::sparse::random_recurrent(seed, g, hidden, density, 0.9).unwrap();
-    let w_ih = Dense::new(g, input, sprnn_bench::random_input(seed + 1, g * input)).unwrap();
-    let b: Vec<f32> = sprnn_bench::random_input(seed + 2, 2 * g).iter().map(|x| 0.1 * x).collect();
+    let w_ih = Dense::new(g, input, sprnn::timing::random_input(seed + 1, g * input)).unwrap();
+    let b: Vec<f32> = sprnn::timing::random_input(seed + 2, 2 * g).iter().map(|x| 0.1 * x).collect();
     LayerWeights::new(Cell::Lstm, Matrix::Dense(w_ih), w_hh, b[..g].to_vec(), b[g..].to_vec()).unwrap()
 }
 
@@ -253,17 +253,17 @@ fn run_case(cell: Cell, steps: usize, batch: usize, with_state: bool, dtype: Dty
     let (i, h, g) = (8, 32, cell.gates());
     let w_hh = sprnn::sparse::random_recurrent(5, g * h, h, 0.25, 0.9).unwrap();
     let w_ih = Matrix::Dense(Dense::new(g * h, i, vec![0.0; g * h * i]).unwrap());
-    let b: Vec<f32> = sprnn_bench::random_input(6, 2 * g * h).iter().map(|x| 0.1 * x).collect();
+    let b: Vec<f32> = sprnn::timing::random_input(6, 2 * g * h).iter().map(|x| 0.1 * x).collect();
     let layer = LayerWeights::new(cell, w_ih, w_hh, b[..g * h].to_vec(), b[g * h..].to_vec()).unwrap();
     let weights = dir.path().join("model.safetensors");
     ModelWeights::single(layer.clone()).save(&weights, SaveOptions::default()).unwrap();
-    let mut u = sprnn_bench::random_input(7, steps * batch * g * h);
+    let mut u = sprnn::timing::random_input(7, steps * batch * g * h);
     if dtype == Dtype::F16 {
         // What the file will hold: the program reads F16 exactly.
         u.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
     }
-    let h0 = with_state.then(|| sprnn_bench::random_input(8, batch * h).iter().map(|x| 0.5 * x).collect::<Vec<f32>>());
-    let c0 = (with_state && cell == Cell::Lstm).then(|| sprnn_bench::random_input(9, batch * h));
+    let h0 = with_state.then(|| sprnn::timing::random_input(8, batch * h).iter().map(|x| 0.5 * x).collect::<Vec<f32>>());
+    let c0 = (with_state && cell == Cell::Lstm).then(|| sprnn::timing::random_input(9, batch * h));
     let input = dir.path().join("u.safetensors");
     let mut tensors: Vec<(&str, Dtype, Vec<usize>, &[f32])> = vec![("u", dtype, vec![steps, batch, g * h], &u)];
     if let Some(h0) = &h0 {
@@ -388,9 +388,9 @@ fn run_model_reference_matches_the_library() {
     let (steps, batch) = (9, 3);
     for (k, (weights, model)) in [write_lstm_model(dir.path()), write_unidirectional_model(dir.path())].into_iter().enumerate() {
         let ld = model.num_layers() * model.directions();
-        let x = sprnn_bench::random_input(20 + k as u64, steps * batch * 16);
-        let h0: Vec<f32> = sprnn_bench::random_input(30, ld * batch * 64).iter().map(|v| 0.5 * v).collect();
-        let c0 = sprnn_bench::random_input(31, ld * batch * 64);
+        let x = sprnn::timing::random_input(20 + k as u64, steps * batch * 16);
+        let h0: Vec<f32> = sprnn::timing::random_input(30, ld * batch * 64).iter().map(|v| 0.5 * v).collect();
+        let c0 = sprnn::timing::random_input(31, ld * batch * 64);
         let input = dir.path().join(format!("x{k}.safetensors"));
         write_model_input(&input, &x, [steps, batch, 16], Some((&h0, [ld, batch, 64])), Some(&c0));
         let want = reference::forward_model(&model, &x, steps, batch, Some(&h0), Some(&c0), Precision::DeviceFaithful).unwrap();
@@ -462,7 +462,7 @@ fn run_model_on_the_gpu_matches_the_reference() {
     let (steps, batch) = (12, 4);
     for (k, (weights, model)) in [write_lstm_model(dir.path()), write_unidirectional_model(dir.path())].into_iter().enumerate() {
         // fp16-representable x: the dense projection's rounding of x is then exact.
-        let x: Vec<f32> = sprnn_bench::random_input(40 + k as u64, steps * batch * 16).iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        let x: Vec<f32> = sprnn::timing::random_input(40 + k as u64, steps * batch * 16).iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
         let input = dir.path().join(format!("gx{k}.safetensors"));
         write_model_input(&input, &x, [steps, batch, 16], None, None);
         // The files' W_ih are not fp16-representable: compare with the reference on the

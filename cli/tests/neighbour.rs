@@ -14,7 +14,7 @@ use sprnn::layer::Input;
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, LayerOptions, SparseRecurrentLayer};
 
-#[path = "../../tests/tests/it/common.rs"]
+#[path = "../../tests/tests/it/common/device.rs"]
 mod common;
 use common::gpu;
 

@@ -26,6 +26,8 @@
 //!   device; [`StreamingModel`] feeds a unidirectional model chunk by chunk.
 //! - [`reference`](mod@reference) computes the same layer on the CPU (f64, f32 and the device-faithful
 //!   rounding), the oracle every GPU result is tested against.
+//! - [`timing`] is the timing protocol (seeded random layers and inputs, median per-step time)
+//!   that the CLI's `sprnn bench` and the benchmark programs share.
 //!
 //! Errors are [`Error`](enum@Error) (every bad input is listed in `docs/VALIDATION.md`); the
 //! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. The NVIDIA
@@ -54,6 +56,7 @@ pub mod shape;
 pub mod smoke;
 pub mod sparse;
 pub mod stream;
+pub mod timing;
 pub mod validate;
 pub mod weights;
 
@@ -68,4 +71,4 @@ pub use sparse::{Csr, SparseError};
 pub use model::{Model, ModelOptions};
 pub use projection::InputProjection;
 pub use stream::{ModelStreamState, StreamState, StreamingLayer, StreamingModel};
-pub use sprnn_kernels::format::Cell;
+pub use sprnn_kernels::format::{Cell, MAX_HIDDEN};

@@ -34,7 +34,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sprnn::layout::DeviceInfo;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
 use sprnn_bench::{dense_params, median, precheck, random_input, random_layer, time_layer, verified_capacity};
-use sprnn_kernels::format::MAX_HIDDEN;
+use sprnn::MAX_HIDDEN;
 
 /// CSV header of every rows file.
 const HEADER: &str = "cell,H,B,density,T,dtype,approach,us_per_step,gpu,driver,date,commit,note";

@@ -66,7 +66,8 @@
 //! recurrence, which is contracting (spectral norm of each gate block ≤ radius < 1) and so keeps
 //! such errors from growing without bound.
 //!
-//! Measured with `tolerance_measurements` in `tests/tests/it/reference.rs` (`--ignored`, release):
+//! Measured with the `tolerance_measurements` example (`cargo run --release -p sprnn --example
+//! tolerance_measurements`):
 //! `W_hh` from [`random_recurrent`](crate::sparse::random_recurrent) with every gate block's
 //! largest singular value ≤ 0.95, `U` uniform in ±1, `b_hh` in ±0.1, `h0` in ±0.5; every column is
 //! the worst step of [`compare_steps`] against the device-faithful run (`t` = that step).

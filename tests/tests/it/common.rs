@@ -1,24 +1,129 @@
-//! Helpers shared by the test modules: the GPU handle with its visible skip.
+//! Tools shared by the test modules: the GPU handle with its visible skip, seeds, message
+//! checks, the embedded PyTorch fixtures and their readers, and hand-made safetensors files.
 
-use std::sync::OnceLock;
+mod device;
 
-use sprnn::Gpu;
+use std::collections::HashMap;
 
-/// Device 0, opened once per test binary; `None` (after printing "skipped: no CUDA device"
-/// straight to the terminal, past libtest's capture) on a machine without one. With
-/// `SPRNN_REQUIRE_GPU=1` (the GPU bundle sets it) a missing device fails the test instead.
-pub fn gpu() -> Option<Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    let g = GPU.get_or_init(|| match sprnn::try_default_gpu() {
-        Ok(g) => g,
-        Err(e) => panic!("opening the GPU failed: {e}"),
+use rand::Rng;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use sprnn::Cell;
+
+pub use device::gpu;
+
+// ---------------------------------------------------------------------------------------------
+// Seeds, random values and messages
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh seed per run (time-based), or `SPRNN_SEED`; printed with the test's name so a
+/// failing run can be repeated.
+pub fn seed(test: &str) -> u64 {
+    let s = std::env::var("SPRNN_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
-    if g.is_none() {
-        if std::env::var("SPRNN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-            panic!("SPRNN_REQUIRE_GPU=1 but there is no CUDA device");
-        }
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "skipped: no CUDA device");
+    println!("{test}: seed {s} (SPRNN_SEED={s} repeats it)");
+    s
+}
+
+/// `n` values uniform in `[-scale, scale)` from `rng`.
+pub fn random_vec(rng: &mut impl Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
+}
+
+/// Asserts that `e`'s message contains every part (the value and the limit, usually).
+#[track_caller]
+pub fn says(e: &impl std::fmt::Display, parts: &[&str]) {
+    let m = e.to_string();
+    for p in parts {
+        assert!(m.contains(p), "message {m:?} does not contain {p:?}");
     }
-    g.clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// The fixtures made by tests/fixtures/make_fixtures.py, embedded so the GPU bundle's test
+/// executable needs no source tree (every test that reads a fixture reads it from here).
+pub const FIXTURES: [(&str, &[u8]); 9] = [
+    ("rnn_relu", include_bytes!("../../fixtures/rnn_relu.safetensors")),
+    ("rnn_tanh", include_bytes!("../../fixtures/rnn_tanh.safetensors")),
+    ("gru", include_bytes!("../../fixtures/gru.safetensors")),
+    ("lstm", include_bytes!("../../fixtures/lstm.safetensors")),
+    ("gru_bidirectional", include_bytes!("../../fixtures/gru_bidirectional.safetensors")),
+    ("lstm_2layer", include_bytes!("../../fixtures/lstm_2layer.safetensors")),
+    ("rnn_tanh_2layer_bidirectional", include_bytes!("../../fixtures/rnn_tanh_2layer_bidirectional.safetensors")),
+    ("gru_f16", include_bytes!("../../fixtures/gru_f16.safetensors")),
+    ("lstm_bf16_nobias", include_bytes!("../../fixtures/lstm_bf16_nobias.safetensors")),
+];
+
+/// A fixture's bytes, by name.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let (_, bytes) = FIXTURES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no fixture {name} (run tests/fixtures/make_fixtures.py and list it in common::FIXTURES)"));
+    bytes.to_vec()
+}
+
+/// The cell a fixture was made for (its `sprnn.cell` metadata).
+pub fn fixture_cell(bytes: &[u8]) -> Cell {
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let name = &meta.metadata().as_ref().unwrap()["sprnn.cell"];
+    Cell::from_name(name).unwrap_or_else(|| panic!("unknown cell {name}"))
+}
+
+/// A fixture's f32 or f64 tensor `name` as f64 values.
+pub fn fixture_floats(st: &SafeTensors<'_>, name: &str) -> Vec<f64> {
+    let v = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    match v.dtype() {
+        Dtype::F32 => v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+        Dtype::F64 => v.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
+        d => panic!("{name}: dtype {d:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-made safetensors files (for the weight-file tests)
+// ---------------------------------------------------------------------------------------------
+
+/// One tensor of a hand-made file.
+pub struct T {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// An f32 tensor.
+pub fn f32s(name: &str, shape: &[usize], v: &[f32]) -> T {
+    T { name: name.into(), dtype: Dtype::F32, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
+}
+
+/// An i64 tensor.
+pub fn i64s(name: &str, shape: &[usize], v: &[i64]) -> T {
+    T { name: name.into(), dtype: Dtype::I64, shape: shape.to_vec(), data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
+}
+
+/// A tensor of any dtype from raw bytes.
+pub fn raw(name: &str, dtype: Dtype, shape: &[usize], data: Vec<u8>) -> T {
+    T { name: name.into(), dtype, shape: shape.to_vec(), data }
+}
+
+/// The serialized file.
+pub fn file(tensors: &[T], meta: Option<HashMap<String, String>>) -> Vec<u8> {
+    let views: Vec<(String, TensorView<'_>)> =
+        tensors.iter().map(|t| (t.name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.data).unwrap())).collect();
+    safetensors::serialize(views, &meta).unwrap()
+}
+
+/// A valid one-layer RNN-tanh layer (`input` inputs, `hidden` units), tensors named with
+/// `suffix`, for breaking one at a time.
+pub fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {
+    vec![
+        f32s(&format!("weight_ih{suffix}"), &[hidden, input], &vec![0.5; hidden * input]),
+        f32s(&format!("weight_hh{suffix}"), &[hidden, hidden], &vec![0.25; hidden * hidden]),
+        f32s(&format!("bias_ih{suffix}"), &[hidden], &vec![0.1; hidden]),
+        f32s(&format!("bias_hh{suffix}"), &[hidden], &vec![0.2; hidden]),
+    ]
 }

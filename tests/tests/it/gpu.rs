@@ -8,26 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sprnn::layer::{DeviceInput, Input};
 use sprnn::layout::PlanOptions;
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
-use crate::common::gpu;
-
-/// A fresh seed per run (time-based), or `SPRNN_SEED`.
-fn seed(test: &str) -> u64 {
-    let s = std::env::var("SPRNN_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!("{test}: seed {s} (SPRNN_SEED={s} repeats it)");
-    s
-}
-
-fn random_vec(rng: &mut impl Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
-}
+use crate::common::{gpu, random_vec, seed};
 
 struct Case {
     cell: Cell,

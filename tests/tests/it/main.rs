@@ -9,4 +9,3 @@ mod reference;
 mod validation;
 mod validation_gpu;
 mod stream;
-mod tensors;

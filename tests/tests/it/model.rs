@@ -11,7 +11,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use safetensors::tensor::{Dtype, SafeTensors};
+use safetensors::tensor::SafeTensors;
 use sprnn::cust::memory::DeviceBuffer;
 use sprnn::layer::DeviceInput;
 use sprnn::layout::DeviceInfo;
@@ -21,22 +21,9 @@ use sprnn::sparse::{Dense, Matrix};
 use sprnn::weights::{LayerWeights, ModelWeights};
 use sprnn::{Cell, Csr, Error, Gpu, InputProjection, Model, ModelStreamState, StreamingModel};
 
-use crate::common::gpu;
+use crate::common::{fixture_cell, fixture_floats, gpu, random_vec, seed, FIXTURES};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
-
-/// A fresh seed per run (time-based), or `SPRNN_SEED`; printed.
-fn seed(test: &str) -> u64 {
-    let s = std::env::var("SPRNN_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!("{test}: seed {s} (SPRNN_SEED={s} repeats it)");
-    s
-}
-
-fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
-}
 
 /// `v` rounded to the nearest fp16 value (as f32).
 fn fp16(v: &[f32]) -> Vec<f32> {
@@ -132,9 +119,9 @@ fn dense_projection_matches_f64_on_random_shapes() {
     for (i, &(input, gh, steps, batch)) in PROJECTION_SHAPES.iter().enumerate() {
         for reverse in [false, true] {
             let mut rng = ChaCha8Rng::seed_from_u64(s + i as u64);
-            let w = uniform(&mut rng, gh * input, 1.0);
-            let b = uniform(&mut rng, gh, 0.5);
-            let x = uniform(&mut rng, steps * batch * input, 1.0);
+            let w = random_vec(&mut rng, gh * input, 1.0);
+            let b = random_vec(&mut rng, gh, 0.5);
+            let x = random_vec(&mut rng, steps * batch * input, 1.0);
             let m = Matrix::Dense(Dense::new(gh, input, w.clone()).unwrap());
             let proj = InputProjection::new(&gpu, &m, &b).unwrap();
             assert!(!proj.is_sparse());
@@ -157,8 +144,8 @@ fn sparse_projection_matches_f64_on_random_shapes() {
         for (density, reverse) in [(0.1, false), (0.5, true)] {
             let mut rng = ChaCha8Rng::seed_from_u64(s + i as u64);
             let w = random_sparse(&mut rng, gh, input, density, 1.0);
-            let b = uniform(&mut rng, gh, 0.5);
-            let x = uniform(&mut rng, steps * batch * input, 1.0);
+            let b = random_vec(&mut rng, gh, 0.5);
+            let x = random_vec(&mut rng, steps * batch * input, 1.0);
             let dense = w.to_dense();
             let m = Matrix::Sparse(w);
             let proj = InputProjection::new(&gpu, &m, &b).unwrap();
@@ -229,10 +216,10 @@ fn random_model(seed: u64, cell: Cell, input: usize, hidden: usize, layers: usiz
             let scale = 1.0 / (i as f32).sqrt();
             let w_hh = sprnn::sparse::random_recurrent(seed + (10 * l + d) as u64, g * hidden, hidden, 0.2, 0.9).unwrap();
             let w_ih = match inputs {
-                InputWeights::DenseFp16 => Matrix::Dense(Dense::new(g * hidden, i, fp16(&uniform(&mut rng, g * hidden * i, scale))).unwrap()),
+                InputWeights::DenseFp16 => Matrix::Dense(Dense::new(g * hidden, i, fp16(&random_vec(&mut rng, g * hidden * i, scale))).unwrap()),
                 InputWeights::Sparse => Matrix::Sparse(random_sparse(&mut rng, g * hidden, i, 0.3, 2.0 * scale)),
             };
-            let (b_ih, b_hh) = (uniform(&mut rng, g * hidden, 0.2), uniform(&mut rng, g * hidden, 0.2));
+            let (b_ih, b_hh) = (random_vec(&mut rng, g * hidden, 0.2), random_vec(&mut rng, g * hidden, 0.2));
             layer.push(LayerWeights::new(cell, w_ih, w_hh, b_ih, b_hh).unwrap());
         }
         stack.push(layer);
@@ -272,10 +259,10 @@ fn random_models_match_the_reference() {
                     let k = s + (100 * i + 10 * j) as u64 + with_state as u64;
                     let weights = random_model(k, cell, input, hidden, layers, dirs, inputs);
                     let mut rng = ChaCha8Rng::seed_from_u64(k ^ 0x1234);
-                    let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
+                    let x = fp16(&random_vec(&mut rng, steps * batch * input, 1.0));
                     let n = layers * dirs * batch * hidden;
-                    let h0 = with_state.then(|| uniform(&mut rng, n, 0.5));
-                    let c0 = (with_state && cell == Cell::Lstm).then(|| uniform(&mut rng, n, 0.5));
+                    let h0 = with_state.then(|| random_vec(&mut rng, n, 0.5));
+                    let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, n, 0.5));
                     let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).expect("model");
                     let got = run_poisoned(&mut model, &x, steps, h0.as_deref(), c0.as_deref());
                     let want = forward_model(&weights, &x, steps, batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful).unwrap();
@@ -300,7 +287,7 @@ fn concurrent_and_sequential_directions_agree_bit_for_bit() {
         let (layers, input, hidden, batch, steps) = (2, 33, 80, 2, 19);
         let weights = random_model(s, cell, input, hidden, layers, 2, InputWeights::DenseFp16);
         let mut rng = ChaCha8Rng::seed_from_u64(s + 1);
-        let x = uniform(&mut rng, steps * batch * input, 1.0);
+        let x = random_vec(&mut rng, steps * batch * input, 1.0);
         let mut auto = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
         let opts = ModelOptions { schedule: DirectionSchedule::Sequential, ..ModelOptions::default() };
         let mut seq = Model::new(&gpu, &weights, batch, &opts).unwrap();
@@ -327,7 +314,7 @@ fn a_large_bidirectional_layer_matches_the_reference() {
     for inputs in [InputWeights::DenseFp16, InputWeights::Sparse] {
         let weights = random_model(s, Cell::Gru, input, hidden, 1, 2, inputs);
         let mut rng = ChaCha8Rng::seed_from_u64(s ^ 99);
-        let x = fp16(&uniform(&mut rng, steps * batch * input, 1.0));
+        let x = fp16(&random_vec(&mut rng, steps * batch * input, 1.0));
         let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
         let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, smem_bytes: smem, kernel, .. } = model.layer(0, 0).shape();
         println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
@@ -342,20 +329,6 @@ fn a_large_bidirectional_layer_matches_the_reference() {
 // ---------------------------------------------------------------------------------------------
 // PyTorch fixtures
 // ---------------------------------------------------------------------------------------------
-
-/// The fixtures made by tests/fixtures/make_fixtures.py, embedded so the GPU bundle's test
-/// executable needs no source tree (every test that reads a fixture reads it from here).
-pub(crate) const FIXTURES: [(&str, &[u8]); 9] = [
-    ("rnn_relu", include_bytes!("../../fixtures/rnn_relu.safetensors")),
-    ("rnn_tanh", include_bytes!("../../fixtures/rnn_tanh.safetensors")),
-    ("gru", include_bytes!("../../fixtures/gru.safetensors")),
-    ("lstm", include_bytes!("../../fixtures/lstm.safetensors")),
-    ("gru_bidirectional", include_bytes!("../../fixtures/gru_bidirectional.safetensors")),
-    ("lstm_2layer", include_bytes!("../../fixtures/lstm_2layer.safetensors")),
-    ("rnn_tanh_2layer_bidirectional", include_bytes!("../../fixtures/rnn_tanh_2layer_bidirectional.safetensors")),
-    ("gru_f16", include_bytes!("../../fixtures/gru_f16.safetensors")),
-    ("lstm_bf16_nobias", include_bytes!("../../fixtures/lstm_bf16_nobias.safetensors")),
-];
 
 /// Largest difference from PyTorch's f64 outputs allowed for a run with fp16 input projection
 /// and fp16 hidden state: the reference's own device-faithful tolerance on these fixtures. The
@@ -376,17 +349,9 @@ struct Fixture {
 }
 
 fn load_fixture(name: &str, bytes: &[u8]) -> Fixture {
-    let st = SafeTensors::deserialize(bytes).unwrap();
-    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
-    let cell = Cell::from_name(&meta.metadata().as_ref().unwrap()["sprnn.cell"]).unwrap();
-    let floats = |n: &str| -> Vec<f64> {
-        let v = st.tensor(n).unwrap_or_else(|e| panic!("{name}: {n}: {e}"));
-        match v.dtype() {
-            Dtype::F32 => v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-            Dtype::F64 => v.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
-            d => panic!("{name}: {n}: dtype {d:?}"),
-        }
-    };
+    let st = SafeTensors::deserialize(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let cell = fixture_cell(bytes);
+    let floats = |n: &str| -> Vec<f64> { fixture_floats(&st, n) };
     let shape = st.tensor("input").unwrap().shape().to_vec();
     let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
     let lstm = cell == Cell::Lstm;
@@ -480,7 +445,7 @@ fn reference_model_chunked_equals_one_call_bit_for_bit() {
         let (layers, input, hidden, batch, steps) = (2, 12, 24, 2, 12);
         let weights = random_model(3 + cell as u64, cell, input, hidden, layers, 1, InputWeights::DenseFp16);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        let x = uniform(&mut rng, steps * batch * input, 1.0);
+        let x = random_vec(&mut rng, steps * batch * input, 1.0);
         let whole = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
         for (name, chunks) in CHUNKINGS {
             let mut state = ModelStreamState::new(cell, layers, batch, hidden);
@@ -529,7 +494,7 @@ fn gpu_streaming_model_equals_one_call_bit_for_bit() {
             let (layers, input, hidden, batch, steps) = (2, 45, 96, 3, 12);
             let weights = random_model(s + cell as u64, cell, input, hidden, layers, 1, inputs);
             let mut rng = ChaCha8Rng::seed_from_u64(s ^ 77);
-            let x = uniform(&mut rng, steps * batch * input, 1.0);
+            let x = random_vec(&mut rng, steps * batch * input, 1.0);
             let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
             let whole = run_poisoned(&mut model, &x, steps, None, None);
             let want = forward_model(&weights, &fp16(&x), steps, batch, None, None, Precision::DeviceFaithful).unwrap();

@@ -14,14 +14,13 @@ use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, SparseError};
 
-use crate::tensors::{f32s, file, i64s, T};
+use crate::common::{f32s, file, fixture, fixture_cell, fixture_floats, i64s, random_vec, rnn_tensors, T};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
-/// Uniform random values in `[-scale, scale)`.
+/// Uniform random values in `[-scale, scale)` from their own generator seeded with `seed`.
 fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
+    random_vec(&mut ChaCha8Rng::seed_from_u64(seed), n, scale)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -41,35 +40,6 @@ const FIXTURES: [(&str, usize, usize); 9] = [
     ("lstm_bf16_nobias", 1, 1),
 ];
 
-/// A fixture's bytes, embedded in the test executable (the GPU bundle has no source tree).
-fn fixture(name: &str) -> Vec<u8> {
-    let (_, bytes) = crate::model::FIXTURES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no fixture {name} (run tests/fixtures/make_fixtures.py and list it in model::FIXTURES)"));
-    bytes.to_vec()
-}
-
-fn floats(st: &SafeTensors<'_>, name: &str) -> Vec<f64> {
-    let v = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    match v.dtype() {
-        Dtype::F32 => v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-        Dtype::F64 => v.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
-        d => panic!("{name}: dtype {d:?}"),
-    }
-}
-
-fn cell_of(bytes: &[u8]) -> Cell {
-    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
-    match meta.metadata().as_ref().unwrap()["sprnn.cell"].as_str() {
-        "rnn_relu" => Cell::RnnRelu,
-        "rnn_tanh" => Cell::RnnTanh,
-        "gru" => Cell::Gru,
-        "lstm" => Cell::Lstm,
-        c => panic!("unknown cell {c}"),
-    }
-}
-
 fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).abs()).fold(0.0, f64::max)
@@ -79,22 +49,22 @@ fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
 fn matches_pytorch_on_every_fixture() {
     for (name, layers, dirs) in FIXTURES {
         let bytes = fixture(name);
-        let cell = cell_of(&bytes);
+        let cell = fixture_cell(&bytes);
         let model = ModelWeights::from_safetensors(&bytes, cell).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!((model.num_layers(), model.directions()), (layers, dirs), "{name}");
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        let x: Vec<f32> = floats(&st, "input").iter().map(|&v| v as f32).collect();
+        let x: Vec<f32> = fixture_floats(&st, "input").iter().map(|&v| v as f32).collect();
         let shape = st.tensor("input").unwrap().shape().to_vec();
         let (steps, batch) = (shape[0], shape[1]);
-        let h0: Vec<f32> = floats(&st, "h0").iter().map(|&v| v as f32).collect();
-        let c0: Option<Vec<f32>> = (cell == Cell::Lstm).then(|| floats(&st, "c0").iter().map(|&v| v as f32).collect());
-        let (want_out, want_h) = (floats(&st, "output"), floats(&st, "h_n"));
+        let h0: Vec<f32> = fixture_floats(&st, "h0").iter().map(|&v| v as f32).collect();
+        let c0: Option<Vec<f32>> = (cell == Cell::Lstm).then(|| fixture_floats(&st, "c0").iter().map(|&v| v as f32).collect());
+        let (want_out, want_h) = (fixture_floats(&st, "output"), fixture_floats(&st, "h_n"));
         for (precision, tol) in [(Precision::F64, 1e-6), (Precision::F32, 1e-5), (Precision::DeviceFaithful, 5e-3)] {
             let got = forward_model(&model, &x, steps, batch, Some(&h0), c0.as_deref(), precision).unwrap();
             let (eo, eh) = (max_abs_diff(&got.output, &want_out), max_abs_diff(&got.h_n, &want_h));
             assert!(eo <= tol && eh <= tol, "{name} {precision:?}: output off by {eo:.2e}, h_n by {eh:.2e} (tolerance {tol:.0e})");
             if let Some(c_n) = &got.c_n {
-                let ec = max_abs_diff(c_n, &floats(&st, "c_n"));
+                let ec = max_abs_diff(c_n, &fixture_floats(&st, "c_n"));
                 assert!(ec <= tol, "{name} {precision:?}: c_n off by {ec:.2e}");
             }
         }
@@ -106,21 +76,21 @@ fn single_layer_forward_x_matches_pytorch() {
     // The one-layer fixtures again, through forward_x and the layer API.
     for name in ["rnn_relu", "rnn_tanh", "gru", "lstm"] {
         let bytes = fixture(name);
-        let cell = cell_of(&bytes);
+        let cell = fixture_cell(&bytes);
         let layer = LayerWeights::from_safetensors(&bytes, cell).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        let x: Vec<f32> = floats(&st, "input").iter().map(|&v| v as f32).collect();
+        let x: Vec<f32> = fixture_floats(&st, "input").iter().map(|&v| v as f32).collect();
         let shape = st.tensor("input").unwrap().shape().to_vec();
-        let h0: Vec<f32> = floats(&st, "h0").iter().map(|&v| v as f32).collect();
-        let c0: Option<Vec<f32>> = (cell == Cell::Lstm).then(|| floats(&st, "c0").iter().map(|&v| v as f32).collect());
+        let h0: Vec<f32> = fixture_floats(&st, "h0").iter().map(|&v| v as f32).collect();
+        let c0: Option<Vec<f32>> = (cell == Cell::Lstm).then(|| fixture_floats(&st, "c0").iter().map(|&v| v as f32).collect());
         let out = forward_x(
             cell, layer.w_ih(), layer.b_ih(), layer.w_hh(), layer.b_hh(), &x, shape[0], shape[1], Some(&h0), c0.as_deref(), Precision::F64,
         )
         .unwrap();
-        let e = max_abs_diff(&out.h, &floats(&st, "output"));
+        let e = max_abs_diff(&out.h, &fixture_floats(&st, "output"));
         assert!(e < 1e-6, "{name}: off by {e:.2e}");
         if let Some(c) = out.c {
-            assert!(max_abs_diff(&c, &floats(&st, "c_n")) < 1e-6, "{name}: c_n");
+            assert!(max_abs_diff(&c, &fixture_floats(&st, "c_n")) < 1e-6, "{name}: c_n");
         }
     }
 }
@@ -222,83 +192,6 @@ fn bidirectional_reverse_direction_reads_the_sequence_backwards() {
     }
     // h_n of the reverse direction is its state after reading x_0.
     assert_eq!(&bi.h_n[batch * h..], &fwd_rev.h_n[..]);
-}
-
-/// The experiment behind `DEVICE_TOLERANCE` (see `sprnn::reference`'s docs). Slow (about 3 min on
-/// 2 cores): run with
-/// `cargo test --release -p sprnn-tests tolerance_measurements -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn tolerance_measurements() {
-    struct Case {
-        cell: Cell,
-        hidden: usize,
-        density: f64,
-        steps: usize,
-        batch: usize,
-        radius: f64,
-    }
-    let mut cases = Vec::new();
-    let radius: f64 = std::env::var("SPRNN_RADIUS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.95);
-    // SPRNN_SHAPES="H:T:B,H:T:B" overrides the shapes, SPRNN_RADIUS the sigma_max bound.
-    let shapes: Vec<(usize, usize, usize)> = match std::env::var("SPRNN_SHAPES") {
-        Ok(v) => v
-            .split(',')
-            .map(|s| {
-                let n: Vec<usize> = s.split(':').map(|x| x.trim().parse().expect("SPRNN_SHAPES: H:T:B,...")).collect();
-                (n[0], n[1], n[2])
-            })
-            .collect(),
-        Err(_) => vec![(256, 1024, 4), (1152, 1024, 2), (2304, 256, 2)],
-    };
-    for &(hidden, steps, batch) in &shapes {
-        for density in [0.1, 0.3] {
-            for cell in CELLS {
-                cases.push(Case { cell, hidden, density, steps, batch, radius });
-            }
-        }
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rows = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(c) = cases.get(i) else { break };
-                let g = c.cell.gates();
-                let seed = i as u64 + 1;
-                let w = random_recurrent(seed, g * c.hidden, c.hidden, c.density, c.radius).unwrap();
-                let b_hh = uniform(seed + 100, g * c.hidden, 0.1);
-                let u = uniform(seed + 200, c.steps * c.batch * g * c.hidden, 1.0);
-                let h0 = uniform(seed + 300, c.batch * c.hidden, 0.5);
-                let run = |p| forward_u(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, p).unwrap().h;
-                let df = run(Precision::DeviceFaithful);
-                let f64r = run(Precision::F64);
-                let f32r = run(Precision::F32);
-                let perm8 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, seed + 400, 8).unwrap().h;
-                let perm4 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, seed + 500, 4).unwrap().h;
-                let cmp = |got: &[f32]| compare_steps(got, &df, c.steps, c.batch, c.hidden);
-                let (e64, e32, p8, p4) = (cmp(&f64r), cmp(&f32r), cmp(&perm8), cmp(&perm4));
-                let scale = df.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let line = format!(
-                    "| {:?} | {} | {} | {} | {} | {:.3} | {:.2e} (t={}) | {:.2e} | {:.2e} (t={}) | {:.2e} (t={}) |",
-                    c.cell, c.hidden, c.density, c.steps, c.batch, scale, e64.worst, e64.worst_step, e32.worst,
-                    p8.worst, p8.worst_step, p4.worst, p4.worst_step
-                );
-                println!("{line}");
-                rows.lock().unwrap().push((i, line));
-            });
-        }
-    });
-    let mut rows = rows.into_inner().unwrap();
-    rows.sort();
-    println!("radius (sigma_max bound) {radius}");
-    println!("| cell | H | d | T | B | max abs h | F64 vs DF | F32 vs DF | permuted 8 lanes vs DF | permuted 4 lanes vs DF |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (_, l) in rows {
-        println!("{l}");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -535,16 +428,6 @@ fn layer_save_load_through_a_file() {
     assert!(matches!(LayerWeights::load(&path, Cell::Lstm), Err(WeightsError::Io { .. })));
 }
 
-
-/// A valid one-layer RNN-tanh file (I = 2, H = 3) as tensors, for breaking one at a time.
-fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {
-    vec![
-        f32s(&format!("weight_ih{suffix}"), &[hidden, input], &vec![0.5; hidden * input]),
-        f32s(&format!("weight_hh{suffix}"), &[hidden, hidden], &vec![0.25; hidden * hidden]),
-        f32s(&format!("bias_ih{suffix}"), &[hidden], &vec![0.1; hidden]),
-        f32s(&format!("bias_hh{suffix}"), &[hidden], &vec![0.2; hidden]),
-    ]
-}
 
 fn load(tensors: &[T]) -> Result<ModelWeights, WeightsError> {
     ModelWeights::from_safetensors(&file(tensors, None), Cell::RnnTanh)
@@ -843,9 +726,9 @@ fn every_fixture_is_embedded() {
     for e in entries {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         if let Some(stem) = name.strip_suffix(".safetensors") {
-            let embedded = crate::model::FIXTURES.iter().find(|(n, _)| *n == stem).map(|(_, b)| *b);
+            let embedded = crate::common::FIXTURES.iter().find(|(n, _)| *n == stem).map(|(_, b)| *b);
             let on_disk = std::fs::read(dir.join(&name)).unwrap();
-            assert_eq!(embedded, Some(&on_disk[..]), "{name}: not embedded in model::FIXTURES, or stale");
+            assert_eq!(embedded, Some(&on_disk[..]), "{name}: not embedded in common::FIXTURES, or stale");
         }
     }
 }

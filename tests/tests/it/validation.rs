@@ -14,16 +14,7 @@ use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, Error, Gpu, SparseError};
 
-use crate::tensors::{f32s, file, i64s, raw, T};
-
-/// Asserts that `e`'s message contains every part (the value and the limit, usually).
-#[track_caller]
-fn says(e: &impl std::fmt::Display, parts: &[&str]) {
-    let m = e.to_string();
-    for p in parts {
-        assert!(m.contains(p), "message {m:?} does not contain {p:?}");
-    }
-}
+use crate::common::{f32s, file, i64s, raw, rnn_tensors, says, T};
 
 // ---------------------------------------------------------------------------------------------
 // sparse: Csr::new, Csr::from_dense, Csr::from_dense_pruned, Csr::pruned, Csr::map_values,
@@ -483,16 +474,6 @@ fn layout_with_row_too_long() {
 // to_safetensors (and save)
 // ---------------------------------------------------------------------------------------------
 
-
-/// A valid one-layer RNN-tanh layer (I = 2, H = 3), tensors named with `suffix`.
-fn rnn_tensors(suffix: &str, input: usize, hidden: usize) -> Vec<T> {
-    vec![
-        f32s(&format!("weight_ih{suffix}"), &[hidden, input], &vec![0.5; hidden * input]),
-        f32s(&format!("weight_hh{suffix}"), &[hidden, hidden], &vec![0.25; hidden * hidden]),
-        f32s(&format!("bias_ih{suffix}"), &[hidden], &vec![0.1; hidden]),
-        f32s(&format!("bias_hh{suffix}"), &[hidden], &vec![0.2; hidden]),
-    ]
-}
 
 fn load(tensors: &[T]) -> WeightsError {
     ModelWeights::from_safetensors(&file(tensors, None), Cell::RnnTanh).unwrap_err()

@@ -14,16 +14,7 @@ use sprnn::layout::PlanOptions;
 use sprnn::layout::PlanError;
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
-use crate::common::gpu;
-
-/// Asserts that `e`'s message contains every part (the value and the limit, usually).
-#[track_caller]
-fn says(e: &impl std::fmt::Display, parts: &[&str]) {
-    let m = e.to_string();
-    for p in parts {
-        assert!(m.contains(p), "message {m:?} does not contain {p:?}");
-    }
-}
+use crate::common::{gpu, says};
 
 /// Asserts `r` is `Error::Input` for argument `name` and returns it.
 #[track_caller]
