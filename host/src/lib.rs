@@ -29,6 +29,29 @@
 //! - [`timing`] is the timing protocol (seeded random layers and inputs, median per-step time)
 //!   that the CLI's `sprnn bench` and the benchmark programs share.
 //!
+//! # The house before the rooms
+//!
+//! ```text
+//! crates   sprnn-cli, sprnn-bench, sprnn-tests, sprnn-python   (users of the library)
+//!              │
+//!          sprnn (this crate) ──────────────► sprnn-kernels::format  (host–kernel format,
+//!              │                                   ▲                   compiled into both)
+//!          host/kernels/*.ptx  ◄── cargo xtask build-ptx ── sprnn-kernels (no_std, nvptx)
+//!
+//! modules  public API   layer · model · stream · projection · raw · shape · timing
+//!              │ uses
+//!          planning     layout (plan, dense, assign, bank, pack, partition, registers) · advice
+//!              │ uses
+//!          data         sparse · weights                validate (checks shared by GPU and CPU)
+//!          device       gpu · driver · libcuda · ptx    error (one error type for all)
+//!          oracle       reference (CPU, f64 / f32 / device-faithful), used by tests, never by
+//!                       the GPU path's arithmetic
+//! ```
+//!
+//! Imports should run downwards only. Where they do not yet (work of the host-structure issue):
+//! `model` and `stream` take `ModelOutput` from `reference` (the oracle's type serves as the
+//! GPU's output type); `error` imports from most modules to wrap their errors.
+//!
 //! Errors are [`Error`](enum@Error) (every bad input is listed in `docs/VALIDATION.md`); the
 //! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. The NVIDIA
 //! driver library is loaded at run time (`docs/DRIVER.md`): every program that uses sprnn starts
