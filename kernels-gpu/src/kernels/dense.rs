@@ -22,7 +22,7 @@
 use crate::device::*;
 use crate::format::{flags, status, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
-use super::recurrent::{cell_phase, load_bias, load_inputs, publish, report, store_chunk, wait_chunk, Layer};
+use super::recurrent::{cell_phase, gather_or_report, load_bias, load_inputs, publish, report, warm_start, Layer};
 
 /// The dense kernel body for `MT` m-tiles per CTA and `KW` k-tiles per warp.
 ///
@@ -69,49 +69,9 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
     // SAFETY: cell_unit < H when it is a unit.
     let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
 
-    // ---- Phase 2: warm start.
-    // SAFETY: every shared address is inside the window sized by the host; global reads are
-    // inside h0/c0 and the unit table.
-    unsafe {
-        let mut i = tid;
-        while i < cols_pad * l.batch {
-            st_shared_u16(l.h_smem + 2 * i, 0);
-            i += l.nt;
-        }
-        let mut i = tid;
-        while i < l.slots * l.batch {
-            st_shared_u16(l.stage_smem + 2 * i, 0);
-            i += l.nt;
-        }
-        sync_threads();
-        if p.flags & flags::HAS_H0 != 0 {
-            let mut i = tid;
-            while i < l.columns * l.batch {
-                let (col, b) = (i / l.batch, i % l.batch);
-                let (c, s) = (col / l.slots, col % l.slots);
-                let unit = if s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
-                if unit != NO_UNIT {
-                    let v = f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize)));
-                    st_shared_u16(l.h_smem + 2 * i, v);
-                }
-                i += l.nt;
-            }
-        }
-        if l.cell == crate::format::Cell::Lstm {
-            let mut q = tid;
-            while q < cells {
-                let u = ld_nc_u32(units.add((unit_base + q / l.batch) as usize));
-                let c = if u != NO_UNIT && p.flags & flags::HAS_C0 != 0 {
-                    ld_nc_f32((p.c0 as *const f32).add(((q % l.batch) * l.hidden + u) as usize))
-                } else {
-                    0.0
-                };
-                st_shared_f32(l.c_smem + 4 * q, c);
-                q += l.nt;
-            }
-        }
-        sync_threads();
-    }
+    // ---- Phase 2: warm start (the k-tiles' padding columns past the layer's are zeros).
+    // SAFETY: kernel contract; the hidden state holds `cols_pad` columns.
+    unsafe { warm_start::<false>(p, &l, cols_pad * l.batch) };
 
     // Shared addresses of this lane's B-fragment values (column 2q of k-tile 0 of its warp, batch
     // entry g — a batch column past B reads entry B - 1, whose products land in columns of the
@@ -133,30 +93,9 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
             [0.0; 4]
         };
 
-        // Gather h_{t-1}, transposed, then a barrier.
-        let mut failed = false;
-        if t >= 2 {
-            let step = l.first_step.wrapping_add(t - 1);
-            let expect = crate::format::tag_pattern32(step);
-            let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
-            let values = l.columns * l.batch;
-            let mut chunk = tid;
-            while chunk * 8 < values {
-                let full = values - chunk * 8 >= 8;
-                // SAFETY: the chunk lies in the exchange buffer; status is valid.
-                match unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns) } {
-                    // SAFETY: values 8·chunk.. are inside the hidden state.
-                    Ok(v) => unsafe { store_chunk::<false>(&l, chunk, v, full) },
-                    Err(code) => {
-                        // SAFETY: status is valid.
-                        unsafe { report(p, code) };
-                        failed = true;
-                        break;
-                    }
-                }
-                chunk += l.nt;
-            }
-        }
+        // Gather h_{t-1} from every CTA (as the sparse kernel does), then a barrier.
+        // SAFETY: kernel contract.
+        let failed = t >= 2 && unsafe { gather_or_report::<false>(p, &l, t - 1) };
         // SAFETY: every thread reaches this barrier once per step.
         if unsafe { sync_threads_or(failed) } {
             return;

@@ -100,7 +100,15 @@ impl Layer {
         if bad {
             return None;
         }
-        Some(Layer {
+        Some(Layer::with_smem(p, cell, gates, tpr, base, base + smem.stage as u32, base + smem.acc as u32, base + smem.c as u32))
+    }
+
+    /// The layer of `p` (cell `cell` of `gates` gate rows, `tpr` threads per row) with its
+    /// shared-memory parts at the given addresses.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn with_smem(p: &RecurrentParams, cell: Cell, gates: u32, tpr: u32, h_smem: u32, stage_smem: u32, acc_smem: u32, c_smem: u32) -> Layer {
+        Layer {
             cell,
             gates,
             hidden: p.hidden,
@@ -112,13 +120,13 @@ impl Layer {
             slots: p.slots_per_cta,
             columns: p.columns,
             u_f16: p.flags & flags::U_F16 != 0,
-            h_smem: base,
-            stage_smem: base + smem.stage as u32,
-            acc_smem: base + smem.acc as u32,
-            c_smem: base + smem.c as u32,
+            h_smem,
+            stage_smem,
+            acc_smem,
+            c_smem,
             xvalues: crate::format::exchange_values(p.columns as usize, p.batch as usize) as u32,
             first_step: p.first_step,
-        })
+        }
     }
 
     /// The layer of `p` for the dense slab kernel with `MT` m-tiles and `KW` k-tiles per warp,
@@ -150,25 +158,7 @@ impl Layer {
         if bad {
             return None;
         }
-        let l = Layer {
-            cell,
-            gates,
-            hidden: p.hidden,
-            batch: p.batch,
-            steps: p.steps,
-            nt: p.threads_per_cta,
-            tpr: 1,
-            upc: p.units_per_cta,
-            slots: p.slots_per_cta,
-            columns: p.columns,
-            u_f16: p.flags & flags::U_F16 != 0,
-            h_smem: base,
-            stage_smem: base + smem.stage as u32,
-            acc_smem: base + smem.part as u32,
-            c_smem: base + smem.c as u32,
-            xvalues: crate::format::exchange_values(p.columns as usize, p.batch as usize) as u32,
-            first_step: p.first_step,
-        };
+        let l = Layer::with_smem(p, cell, gates, 1, base, base + smem.stage as u32, base + smem.part as u32, base + smem.c as u32);
         Some((l, smem.columns as u32))
     }
 
@@ -238,13 +228,14 @@ unsafe fn load_h_elem<const H32: bool>(l: &Layer, i: u32) -> f32 {
     }
 }
 
-/// Phase 2: `h0` rounded to fp16 (or zeros) at every column, the zero column, zeroed staged
-/// outputs and (LSTM) `c0`; ends with a barrier.
+/// Phase 2: `h0` rounded to fp16 (or zeros) at the first `elements` hidden-state elements
+/// (`[column][b]`: the layer's columns, then the zero column or the dense slab's padding, all
+/// zeros), zeroed staged outputs and (LSTM) `c0`; ends with a barrier.
 ///
 /// # Safety
-/// Kernel contract (`format::RecurrentParams`).
+/// Kernel contract (`format::RecurrentParams`); `elements` fit the shared hidden state.
 #[inline(always)]
-unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer) {
+pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer, elements: u32) {
     let tid = thread_idx_x();
     let units = p.units as *const u32;
     let has_h0 = p.flags & flags::HAS_H0 != 0;
@@ -252,7 +243,7 @@ unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer) {
     // are inside h0/c0 ([B][H]) and the unit table.
     unsafe {
         let mut i = tid;
-        while i < (l.columns + 1) * l.batch {
+        while i < elements {
             let (col, b) = (i / l.batch, i % l.batch);
             let (c, s) = (col / l.slots, col % l.slots);
             let unit = if has_h0 && col < l.columns && s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
@@ -328,7 +319,7 @@ pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_w
 /// # Safety
 /// The chunk's values must be inside the hidden state.
 #[inline(always)]
-pub(super) unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
+unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
     // SAFETY: the caller guarantees the chunk is inside; addresses are 16-byte aligned.
     unsafe {
         if H32 {
@@ -368,6 +359,24 @@ unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Res
         chunk += l.nt;
     }
     Ok(())
+}
+
+/// [`gather`], reporting a failed wait to the status word; returns whether it failed (the
+/// caller then leaves the kernel after the step's first barrier).
+///
+/// # Safety
+/// Kernel contract (`format::RecurrentParams`).
+#[inline(always)]
+pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> bool {
+    // SAFETY: forwarded contract.
+    match unsafe { gather::<H32>(p, l, t) } {
+        Ok(()) => false,
+        Err(code) => {
+            // SAFETY: status is valid.
+            unsafe { report(p, code) };
+            true
+        }
+    }
 }
 
 /// Loads `BT` hidden values at shared address `addr` as f32.
@@ -671,7 +680,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
 
     // ---- Phase 2: warm start.
     // SAFETY: kernel contract.
-    unsafe { warm_start::<H32>(p, &l) };
+    // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
+    unsafe { warm_start::<H32>(p, &l, (l.columns + 1) * l.batch) };
 
     // ---- Phase 3: step loop.
     for t in 1..=l.steps {
@@ -690,19 +700,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
         }
 
         // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
-        let failed = if t >= 2 {
-            // SAFETY: kernel contract.
-            match unsafe { gather::<H32>(p, &l, t - 1) } {
-                Ok(()) => false,
-                Err(code) => {
-                    // SAFETY: status is valid.
-                    unsafe { report(p, code) };
-                    true
-                }
-            }
-        } else {
-            false
-        };
+        // SAFETY: kernel contract.
+        let failed = t >= 2 && unsafe { gather_or_report::<H32>(p, &l, t - 1) };
         // SAFETY: every thread reaches this barrier once per step.
         if unsafe { sync_threads_or(failed) } {
             return;
