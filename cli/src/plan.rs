@@ -105,8 +105,8 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "dense_m_tiles": p.dense.map(|s| s.m_tiles),
         "dense_k_tiles_per_warp": p.dense.map(|s| s.k_tiles_per_warp),
         "hidden_state": if p.hidden_f32 { "f32" } else { "f16" },
-        "columns": p.columns,
-        "slots_per_cta": p.slots_per_cta,
+        "columns": p.columns(),
+        "slots_per_cta": p.slots_per_cta(),
         "smem_bytes": p.smem_bytes,
         "smem_bytes_available": d.shared_per_cta(p.ctas_per_sm),
         "registers_per_thread": p.registers_per_thread,
@@ -182,8 +182,8 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
     println!(
         "hidden state:       {} in shared memory, {} columns ({} per CTA)",
         if p.hidden_f32 { "f32" } else { "fp16" },
-        p.columns,
-        p.slots_per_cta
+        p.columns(),
+        p.slots_per_cta()
     );
     println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes, d.shared_per_cta(p.ctas_per_sm));
     println!(

@@ -72,30 +72,27 @@ impl Gpu {
         // Registers as the driver compiled each variant: the planner must use these, not the
         // offline ptxas figures, or a plan could ask for more registers than an SM has.
         let optin = a(attr::MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize;
+        // Each persistent kernel: looked up, given the largest dynamic shared memory any layer
+        // may ask for (set once here: a per-layer setting would race between layers built on
+        // several threads), and asked for its registers and local memory.
+        let prepare = |name: &'static str| -> Result<(u32, u32)> {
+            let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+            driver::set_max_dynamic_shared(&f, optin)?;
+            driver::prefer_max_shared(&f)?;
+            let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
+            let local = f.get_attribute(FunctionAttribute::LocalSizeBytes).map_err(cust_err("cuFuncGetAttribute"))?;
+            Ok((regs as u32, local as u32))
+        };
         let mut kernel_registers = Vec::new();
         let mut kernel_local_bytes = Vec::new();
         for (n, bt, h32) in LIST_LENGTHS.into_iter().flat_map(|n| BATCH_TILES.into_iter().flat_map(move |bt| HIDDEN_F32.map(|h| (n, bt, h)))) {
-            {
-                let name = recurrent_kernel_name(n, bt, h32);
-                let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
-                let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
-                // The largest dynamic shared memory any layer may ask for, set once here: a
-                // per-layer setting would race between layers built on several threads.
-                driver::set_max_dynamic_shared(&f, optin)?;
-                driver::prefer_max_shared(&f)?;
-                kernel_registers.push((n, bt, h32, regs as u32));
-                let local = f.get_attribute(FunctionAttribute::LocalSizeBytes).map_err(cust_err("cuFuncGetAttribute"))?;
-                kernel_local_bytes.push((n, bt, h32, local as u32));
-            }
+            let (regs, local) = prepare(recurrent_kernel_name(n, bt, h32))?;
+            kernel_registers.push((n, bt, h32, regs));
+            kernel_local_bytes.push((n, bt, h32, local));
         }
         let mut dense_registers = Vec::new();
         for (mt, kw) in DENSE_SHAPES {
-            let name = dense_kernel_name(mt, kw);
-            let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
-            let regs = f.get_attribute(FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))?;
-            driver::set_max_dynamic_shared(&f, optin)?;
-            driver::prefer_max_shared(&f)?;
-            dense_registers.push((mt, kw, regs as u32));
+            dense_registers.push((mt, kw, prepare(dense_kernel_name(mt, kw))?.0));
         }
         let info = DeviceInfo {
             name,

@@ -20,7 +20,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    dense_kernel_name, exchange_slots, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
+    dense_kernel_name, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
 };
 
 use crate::driver;
@@ -337,20 +337,7 @@ impl SparseRecurrentLayer {
         if let Some(i) = plan.units.iter().position(|&u| u != NO_UNIT && u as usize >= h) {
             return Err(Error::Input { name: "plan", problem: format!("unit-table entry {i} is unit {}, but H = {h}", plan.units[i]) });
         }
-        if plan.slots_per_cta != exchange_slots(plan.units_per_cta, b) || plan.grid.checked_mul(plan.slots_per_cta) != Some(plan.columns) {
-            return Err(Error::Input {
-                name: "plan",
-                problem: format!(
-                    "{} columns of {} slots per CTA, but grid {} x units_per_cta {} at B = {b} need {} slots per CTA",
-                    plan.columns,
-                    plan.slots_per_cta,
-                    plan.grid,
-                    plan.units_per_cta,
-                    exchange_slots(plan.units_per_cta, b)
-                ),
-            });
-        }
-        let columns = plan.columns;
+        let columns = plan.columns();
         // Packed nonzeros name a column each; the dense slab's fragments are fp16 pairs.
         let sparse_words = if plan.dense.is_none() { plan.weights.as_slice() } else { &[] };
         if let Some(i) = sparse_words.iter().position(|&w| nonzero_col(w) as usize > columns) {
@@ -370,7 +357,7 @@ impl SparseRecurrentLayer {
             threads_per_cta: plan.threads_per_cta,
             threads_per_row: plan.threads_per_row,
             units_per_cta: plan.units_per_cta,
-            slots_per_cta: plan.slots_per_cta,
+            slots_per_cta: plan.slots_per_cta(),
             columns,
             smem_bytes,
             registers,

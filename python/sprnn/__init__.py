@@ -26,18 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from . import _native
-except ImportError as e:  # no libcuda.so.1: no NVIDIA driver on this machine
-    if "libcuda" not in str(e):
-        raise
-    import ctypes as _ctypes
-    import os as _os
-
-    # The wheel's stand-in (soname libcuda.so.1, every call "no device"): planning and the CPU
-    # reference work, GPU calls raise NoDevice.
-    _ctypes.CDLL(_os.path.join(_os.path.dirname(__file__), "_cuda_stub.so"), mode=_ctypes.RTLD_GLOBAL)
-    from . import _native
+# The extension loads the NVIDIA driver library only when a GPU is first asked for (the `sprnn`
+# crate's run-time loading), so it imports on a machine without one; GPU calls raise NoDevice.
+from . import _native
 from ._native import DoesNotFit, InvalidInput, KernelTimeout, NoDevice, SprnnError
 
 __all__ = [

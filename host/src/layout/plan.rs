@@ -101,12 +101,6 @@ pub struct Plan {
     pub batch_tile: usize,
     /// Hidden state in shared memory as f32 (else fp16; the kernel variant).
     pub hidden_f32: bool,
-    /// Hidden-state columns each CTA owns (`S`, its units and empty slots; see
-    /// [`sprnn_kernels::format`]'s exchange section).
-    pub slots_per_cta: usize,
-    /// Hidden-state columns, `grid · slots_per_cta`: unit `units[c · units_per_cta + s]` is column
-    /// `c · slots_per_cta + s`, and the packed words index these columns.
-    pub columns: usize,
     /// Dynamic shared memory per CTA, bytes.
     pub smem_bytes: usize,
     /// Registers per thread of the kernel variant `(N, BT, hidden_f32)` (from [`kernel_registers`]).
@@ -194,14 +188,19 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
     Ok(dense::fit(cell, upc, slots, grid * slots, batch, device).map(|f| (f, grid, upc)))
 }
 
+/// The units of each CTA (capped LPT over unit nonzeros) and `w_hh` with the kernel's columns
+/// ([`Plan::columns`]) for `grid` CTAs of `upc` units at batch `batch`.
+fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, batch: usize) -> (super::partition::Partition, Csr) {
+    let part = partition(&unit_nnz(w_hh, gates), grid, upc);
+    let slots = exchange_slots(upc, batch);
+    let w_cols = rename_columns(w_hh, &part.units, upc, slots, grid * slots);
+    (part, w_cols)
+}
+
 /// Lays a layer out as a dense slab.
 fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fit: DenseFit, order: WeightOrder) -> Result<Plan, PlanError> {
     let hidden = w_hh.cols();
-    let gates = cell.gates();
-    let part = partition(&unit_nnz(w_hh, gates), grid, upc);
-    let slots = exchange_slots(upc, batch);
-    let columns = grid * slots;
-    let w_cols = rename_columns(w_hh, &part.units, upc, slots, columns);
+    let (part, w_cols) = partition_columns(w_hh, cell.gates(), grid, upc, batch);
     let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, fit.shape);
     Ok(Plan {
         cell,
@@ -215,8 +214,6 @@ fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fi
         list_len: fit.shape.words_per_thread(),
         batch_tile: batch,
         hidden_f32: false,
-        slots_per_cta: slots,
-        columns,
         smem_bytes: fit.smem_bytes,
         registers_per_thread: fit.registers_per_thread,
         nnz: w_hh.nnz(),
@@ -309,43 +306,37 @@ pub struct Fit {
 /// outcome except the checks that need the values themselves ([`PlanError::ValueOutOfRange`])
 /// or the shape of the matrix beyond its row and column counts.
 pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
-    let sparse = if opts.kernel == Some(KernelKind::Dense) { None } else { Some(sparse_fit(stats, cell, batch, device, opts)) };
     let dense = dense_fit(stats, cell, batch, device, opts)?;
-    let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
-    let use_dense = match (opts.kernel, dense, &sparse) {
-        (Some(KernelKind::Sparse), _, _) | (None, None, _) => false,
-        (Some(KernelKind::Dense), Some(_), _) | (None, Some(_), Some(Err(_))) => true,
-        (None, Some(_), _) => density >= DENSE_MIN_DENSITY,
-        (Some(KernelKind::Dense), None, _) => {
-            return Err(PlanError::BadOption {
-                option: "kernel",
-                value: 1,
-                allowed: format!(
-                    "sparse: the dense slab needs B <= {DENSE_MAX_BATCH}, one CTA per SM, at most 64 gate rows per CTA, no sparse-only option, and registers and shared memory on the {}",
-                    device.name
-                ),
-            })
-        }
+    let dense_as_fit = |(f, grid, upc): (DenseFit, usize, usize)| Fit {
+        grid,
+        units_per_cta: upc,
+        threads_per_cta: f.shape.threads(),
+        threads_per_row: 1,
+        list_len: f.shape.words_per_thread(),
+        batch_tile: batch,
+        hidden_f32: false,
+        ctas_per_sm: 1,
+        registers_per_thread: f.registers_per_thread,
+        registers_per_sm: f.registers_per_sm,
+        smem_bytes: f.smem_bytes,
+        dense: Some(f.shape),
     };
-    match (use_dense, dense, sparse) {
-        (true, Some((f, grid, upc)), _) => Ok(Fit {
-            grid,
-            units_per_cta: upc,
-            threads_per_cta: f.shape.threads(),
-            threads_per_row: 1,
-            list_len: f.shape.words_per_thread(),
-            batch_tile: batch,
-            hidden_f32: false,
-            ctas_per_sm: 1,
-            registers_per_thread: f.registers_per_thread,
-            registers_per_sm: f.registers_per_sm,
-            smem_bytes: f.smem_bytes,
-            dense: Some(f.shape),
-        }),
-        (_, _, Some(sparse)) => sparse,
-        // Unreachable: without a dense fit `use_dense` is false only when the sparse kernel may
-        // be used, and a forced dense kernel without a fit returned above.
-        _ => sparse_fit(stats, cell, batch, device, opts),
+    if opts.kernel == Some(KernelKind::Dense) {
+        return dense.map(dense_as_fit).ok_or_else(|| PlanError::BadOption {
+            option: "kernel",
+            value: 1,
+            allowed: format!(
+                "sparse: the dense slab needs B <= {DENSE_MAX_BATCH}, one CTA per SM, at most 64 gate rows per CTA, no sparse-only option, and registers and shared memory on the {}",
+                device.name
+            ),
+        });
+    }
+    // `dense` is `None` when the sparse kernel was asked for.
+    let sparse = sparse_fit(stats, cell, batch, device, opts);
+    let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
+    match dense {
+        Some(d) if sparse.is_err() || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
+        _ => sparse,
     }
 }
 
@@ -588,11 +579,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         });
     }
     check_columns(hidden, g.grid, g.units_per_cta, batch)?;
-    let unit_nnz = unit_nnz(w_hh, gates);
-    let part = partition(&unit_nnz, g.grid, g.units_per_cta);
-    let slots = exchange_slots(g.units_per_cta, batch);
-    let columns = g.grid * slots;
-    let w_cols = rename_columns(w_hh, &part.units, g.units_per_cta, slots, columns);
+    let (part, w_cols) = partition_columns(w_hh, gates, g.grid, g.units_per_cta, batch);
     let model = BankModel::new(batch, if hidden_f32 { 4 } else { 2 });
     let shape = PackShape {
         gates,
@@ -615,8 +602,6 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         list_len: g.list_len,
         batch_tile: model.batch_tile,
         hidden_f32,
-        slots_per_cta: slots,
-        columns,
         smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
         registers_per_thread: kernel_registers(g.list_len, model.batch_tile, hidden_f32).unwrap_or(0),
         nnz: w_hh.nnz(),
@@ -841,13 +826,26 @@ impl Plan {
         }
     }
 
+    /// Hidden-state columns each CTA owns (`S`: its units, then empty slots up to whole 8-byte
+    /// stores; see [`sprnn_kernels::format`]'s exchange section).
+    pub fn slots_per_cta(&self) -> usize {
+        exchange_slots(self.units_per_cta, self.batch)
+    }
+
+    /// Hidden-state columns, `grid · slots_per_cta`: unit `units[c · units_per_cta + s]` is column
+    /// `c · slots_per_cta + s`, and the packed words index these columns (`columns` itself is the
+    /// zero column).
+    pub fn columns(&self) -> usize {
+        self.grid.saturating_mul(self.slots_per_cta())
+    }
+
     /// The hidden unit of each column of the packed words (`columns + 1` entries; [`NO_UNIT`]
     /// for empty slots and the zero column `columns`).
     pub fn unit_of_column(&self) -> Vec<u32> {
-        let mut unit_of = vec![NO_UNIT; self.columns + 1];
+        let mut unit_of = vec![NO_UNIT; self.columns() + 1];
         for (i, &u) in self.units.iter().enumerate() {
             if u != NO_UNIT {
-                unit_of[column_of_slot(i / self.units_per_cta, i % self.units_per_cta, self.slots_per_cta)] = u;
+                unit_of[column_of_slot(i / self.units_per_cta, i % self.units_per_cta, self.slots_per_cta())] = u;
             }
         }
         unit_of

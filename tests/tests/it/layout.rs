@@ -66,7 +66,7 @@ fn check_permutation(p: &Plan, w: &Csr) {
     let (nt, total) = (p.threads_per_cta, p.total_threads());
     // The packed words index the kernel's columns; map them back to units.
     let unit_of = p.unit_of_column();
-    assert_eq!(p.columns, p.grid * p.slots_per_cta);
+    assert_eq!(p.columns(), p.grid * p.slots_per_cta());
     for c in 0..p.grid {
         for tid in 0..nt {
             let s = tid / p.threads_per_row;
@@ -74,8 +74,8 @@ fn check_permutation(p: &Plan, w: &Csr) {
             let unit = if u < p.units_per_cta { p.units[c * p.units_per_cta + u] } else { NO_UNIT };
             for k in 0..p.list_len {
                 let word = p.weights[k * total + c * nt + tid];
-                if nonzero_col(word) as usize == p.columns {
-                    assert_eq!(word, pad_word(p.columns), "padding is +0.0 at the zero column");
+                if nonzero_col(word) as usize == p.columns() {
+                    assert_eq!(word, pad_word(p.columns()), "padding is +0.0 at the zero column");
                     continue;
                 }
                 assert_ne!(unit, NO_UNIT, "a real word in a padding slot");
@@ -98,7 +98,7 @@ fn check_permutation(p: &Plan, w: &Csr) {
 fn check_dense_layout(p: &Plan, w: &Csr, shape: DenseShape) {
     let g = p.cell.gates();
     assert!(p.units_per_cta * g <= shape.m_tiles * 16, "m-tiles cover the rows");
-    assert!(p.columns <= shape.warps * shape.k_tiles_per_warp * 16, "k-tiles cover the columns");
+    assert!(p.columns() <= shape.warps * shape.k_tiles_per_warp * 16, "k-tiles cover the columns");
     assert_eq!(p.weights.len(), shape.words_per_thread() * p.grid * shape.threads());
     let cols = shape.warps * shape.k_tiles_per_warp * 16;
     let mut column_of = vec![usize::MAX; p.hidden];

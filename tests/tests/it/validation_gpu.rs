@@ -162,7 +162,7 @@ fn from_plan_unit_out_of_range() {
 fn from_plan_column_out_of_range() {
     let Some(gpu) = gpu() else { return };
     let mut plan = small_plan(&gpu);
-    let columns = plan.columns;
+    let columns = plan.columns();
     plan.weights[0] = (plan.weights[0] & 0xFFFF_0000) | (columns as u32 + 1);
     let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &[0.0; H], Duration::from_secs(1));
     says(&input_err(r, "plan"), &[&format!("column {}", columns + 1), &format!("{columns} (the padding column)")]);
