@@ -384,6 +384,41 @@ impl GpuLayer {
             })
         })
     }
+
+    /// [`GpuLayer::forward`]'s work, `repeats` times in a loop on the Rust side: each call's
+    /// wall time in seconds (kernel, launch preparation and the wait, without the Python
+    /// boundary), measured with the GIL released. The benchmark compares it with the wall time
+    /// of `forward` called from Python. Same contract as `forward`.
+    #[pyo3(signature = (steps, u, u_f16, h0, c0, h_out, c_out, stream, repeats))]
+    #[allow(clippy::too_many_arguments)]
+    fn time_forward(
+        &self,
+        py: Python<'_>,
+        steps: usize,
+        u: u64,
+        u_f16: bool,
+        h0: u64,
+        c0: u64,
+        h_out: u64,
+        c_out: u64,
+        stream: usize,
+        repeats: usize,
+    ) -> PyResult<Vec<f64>> {
+        let args = RawForward { steps, u, u_f16, h0, c0, h_out, c_out, steps_done: 0 };
+        py.allow_threads(|| {
+            guarded(|| {
+                let mut layer = self.lock();
+                (0..repeats)
+                    .map(|_| {
+                        let start = std::time::Instant::now();
+                        // SAFETY: as in `forward`.
+                        unsafe { layer.forward_raw(&args, stream as RawStream) }.map_err(py_err)?;
+                        Ok(start.elapsed().as_secs_f64())
+                    })
+                    .collect()
+            })
+        })
+    }
 }
 
 impl GpuLayer {

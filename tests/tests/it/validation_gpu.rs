@@ -300,7 +300,7 @@ fn forward_device_c0_for_a_non_lstm() {
     let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(2)])).unwrap();
     let mut out = l.alloc_output(2).unwrap();
     let e = input_err(l.forward_device(&u, None, Some(&vec![0.0; B * H]), &mut out, None), "c0");
-    says(&e, &["RnnRelu layer", "only LSTM"]);
+    says(&e, &["rnn_relu layer", "only LSTM"]);
 }
 
 #[test]
