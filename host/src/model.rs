@@ -52,10 +52,11 @@ use sprnn_kernels::format::{ConcatParams, Cell, CONCAT_KERNEL, ELEMENTWISE_THREA
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::layer::{check_finite, check_len, DeviceInput, DeviceOutput, LayerOptions, SparseRecurrentLayer};
+use crate::args::{check_finite, check_len};
+use crate::layer::{LayerOptions, SparseRecurrentLayer};
 use crate::layout::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT, SHARED_RESERVED_PER_CTA};
 use crate::projection::{elementwise_grid, InputProjection};
-use crate::reference::ModelOutput;
+use crate::tensors::{DeviceInput, DeviceOutput, ModelOutput};
 use crate::weights::ModelWeights;
 
 /// How the two directions of a bidirectional layer are scheduled.
@@ -449,7 +450,7 @@ impl Model {
         for j in &self.joined {
             driver::memset_u32(j.as_device_ptr().as_raw(), nan, j.len(), stream)?;
         }
-        driver::synchronize(stream)
+        Ok(driver::synchronize(stream)?)
     }
 
     /// The last layer's output of the last successful run on the device, `[T][B][D·H]`

@@ -58,9 +58,10 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::layer::{check_finite, check_len, Input, Output, SparseRecurrentLayer};
+use crate::args::{check_finite, check_len};
+use crate::layer::SparseRecurrentLayer;
 use crate::model::Model;
-use crate::reference::ModelOutput;
+use crate::tensors::{Input, ModelOutput, Output};
 use crate::Cell;
 
 /// The state a stream carries between chunks, and the rule that advances it (see the
