@@ -28,6 +28,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         split_sms: false,
         seed: 2,
     }
-    .from_args("deepspeech: a DeepSpeech2-like stack of bidirectional GRU layers, pruned, on the GPU");
+    .with_args("deepspeech: a DeepSpeech2-like stack of bidirectional GRU layers, pruned, on the GPU");
     common::run(c)
 }

@@ -29,6 +29,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         split_sms: false,
         seed: 1,
     }
-    .from_args("nmt: an NMT-like 2-layer LSTM, pruned, on the GPU");
+    .with_args("nmt: an NMT-like 2-layer LSTM, pruned, on the GPU");
     common::run(c)
 }

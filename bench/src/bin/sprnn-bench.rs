@@ -33,7 +33,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use sprnn::layout::DeviceInfo;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
-use sprnn_bench::{dense_params, median, precheck, random_input, random_layer, time_layer, verified_capacity};
+use sprnn_bench::{dense_params, Candidates, median, precheck, random_input, random_layer, time_layer, verified_capacity};
 use sprnn::MAX_HIDDEN;
 
 /// CSV header of every rows file.
@@ -156,7 +156,7 @@ fn plan_only(args: &Args) {
         for &cell in &cells {
             for &b in &args.capacity_batch {
                 for &d in &args.capacity_density {
-                    match verified_capacity(2000, cell, d, b, &device, args.hidden_step, MAX_HIDDEN, 4) {
+                    match verified_capacity(2000, cell, d, b, &device, Candidates { step: args.hidden_step, max_hidden: MAX_HIDDEN, attempts: 4 }) {
                         Ok(Some(c)) => {
                             let p = &c.plan;
                             println!(
@@ -217,7 +217,8 @@ struct Meta<'a> {
 }
 
 impl Meta<'_> {
-    fn write(&self, f: &mut Option<std::fs::File>, cell: Cell, h: usize, b: usize, d: f64, t: usize, approach: &str, us: &str, note: &str) {
+    /// Writes one row of the configuration `(cell, H, B, density, T)`.
+    fn write(&self, f: &mut Option<std::fs::File>, (cell, h, b, d, t): (Cell, usize, usize, f64, usize), approach: &str, us: &str, note: &str) {
         if let Some(f) = f.as_mut() {
             let note = note.replace(',', ";");
             writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{},{},{},{},{note}", cell.name(), self.gpu, self.args.driver, self.args.date, self.args.commit).unwrap();
@@ -238,19 +239,19 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
         for &b in &args.capacity_batch {
             for &d in &args.capacity_density {
                 bar.set_message(format!("capacity {} B={b} d={d}", cell.name()));
-                let found = verified_capacity(3000 + i, cell, d, b, gpu.info(), args.hidden_step, MAX_HIDDEN, 4);
+                let found = verified_capacity(3000 + i, cell, d, b, gpu.info(), Candidates { step: args.hidden_step, max_hidden: MAX_HIDDEN, attempts: 4 });
                 for &t in &args.steps {
                     i += 1;
                     let c = match &found {
                         Ok(Some(c)) => c,
                         Ok(None) => {
-                            meta.write(file, cell, 0, b, d, t, "sprnn_capacity", "", "not run: no hidden size fits");
+                            meta.write(file, (cell, 0, b, d, t), "sprnn_capacity", "", "not run: no hidden size fits");
                             table.push(format!("{:<8} {:>5} {:>3} {:>5}  no hidden size fits", cell.name(), d, b, t));
                             bar.inc(1);
                             continue;
                         }
                         Err(e) => {
-                            meta.write(file, cell, 0, b, d, t, "sprnn_capacity", "", &format!("not run: {e}"));
+                            meta.write(file, (cell, 0, b, d, t), "sprnn_capacity", "", &format!("not run: {e}"));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5}  error: {e}", cell.name(), d, b, t));
                             bar.inc(1);
                             continue;
@@ -271,16 +272,16 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                     match timed {
                         Ok((us, floor, shape)) => {
                             let note = format!("{note}; {shape}");
-                            meta.write(file, cell, h, b, d, t, "sprnn_capacity", &format!("{us:.3}"), &note);
-                            meta.write(file, cell, h, b, d, t, "floor", &format!("{floor:.3}"), &note);
+                            meta.write(file, (cell, h, b, d, t), "sprnn_capacity", &format!("{us:.3}"), &note);
+                            meta.write(file, (cell, h, b, d, t), "floor", &format!("{floor:.3}"), &note);
                             if d >= 1.0 {
-                                meta.write(file, cell, h, b, d, t, "dense_persistent", &format!("{us:.3}"), &note);
+                                meta.write(file, (cell, h, b, d, t), "dense_persistent", &format!("{us:.3}"), &note);
                             }
                             pairs.push(format!("{}:{h}:{b}:{d}", cell.name()));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} {:>12} {:>9.3} {:>9.3}", cell.name(), d, b, t, h, params, us, floor));
                         }
                         Err(e) => {
-                            meta.write(file, cell, h, b, d, t, "sprnn_capacity", "", &format!("not run: {e}; {note}"));
+                            meta.write(file, (cell, h, b, d, t), "sprnn_capacity", "", &format!("not run: {e}; {note}"));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} not run: {e}", cell.name(), d, b, t, h));
                         }
                     }

@@ -66,7 +66,7 @@ impl Config {
     /// Applies `--hidden H --density D --batch B --steps T --layers L --input I --repeats N
     /// --warmup N --check-steps N --seed S --sparse-input` from the command line; `--help`
     /// prints them and exits.
-    pub fn from_args(mut self, about: &str) -> Config {
+    pub fn with_args(mut self, about: &str) -> Config {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let mut it = args.iter();
         while let Some(a) = it.next() {
