@@ -89,6 +89,21 @@ pub fn verified_capacity(seed: u64, cell: Cell, density: f64, batch: usize, devi
     Ok(None)
 }
 
+/// Opens the rows file `path` of `program`'s `--out` for appending, writing `header` first when
+/// it is new or empty; exits the program with status 1 when it cannot be opened.
+pub fn open_rows(program: &str, path: &str, header: &str) -> std::fs::File {
+    use std::io::Write as _;
+    let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap_or_else(|e| {
+        eprintln!("{program}: --out {path}: {e}");
+        std::process::exit(1)
+    });
+    if new {
+        writeln!(f, "{header}").unwrap();
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,20 @@ fn check_finite(file: &str, name: &str, v: &[f32]) -> CliResult {
     }
 }
 
+/// Checks the sequence `t` (tensor `name` of `path`, `[T, B, ...]`): T and B at least 1, B as
+/// `--batch` says (where given), finite values.
+fn check_sequence(args: &RunArgs, path: &str, name: &str, t: &Tensor, steps: usize, batch: usize) -> CliResult {
+    if steps == 0 || batch == 0 {
+        return Err(Failure::new(format!("{path}: \"{name}\" has shape {:?}; T and B must be at least 1", t.shape)));
+    }
+    if let Some(b) = args.batch {
+        if b != batch {
+            return Err(Failure::new(format!("--batch {b}, but \"{name}\" in {path} holds batch {batch} (shape {:?})", t.shape)));
+        }
+    }
+    check_finite(path, name, &t.values)
+}
+
 fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
     let file = tensors::File::read(&args.input)?;
     let path = file.path().to_string();
@@ -135,15 +149,7 @@ fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
             )))
         }
     };
-    if steps == 0 || batch == 0 {
-        return Err(Failure::new(format!("{path}: \"u\" has shape {:?}; T and B must be at least 1", u.shape)));
-    }
-    if let Some(b) = args.batch {
-        if b != batch {
-            return Err(Failure::new(format!("--batch {b}, but \"u\" in {path} holds batch {batch} (shape {:?})", u.shape)));
-        }
-    }
-    check_finite(&path, "u", &u.values)?;
+    check_sequence(args, &path, "u", &u, steps, batch)?;
     let state = |name: &str| -> CliResult<Option<Vec<f32>>> {
         let Some(t) = file.get(name)? else { return Ok(None) };
         if t.shape != [batch, h] {
@@ -318,15 +324,7 @@ fn read_model_inputs(args: &RunArgs, file: &tensors::File, model: &ModelWeights)
             )))
         }
     };
-    if steps == 0 || batch == 0 {
-        return Err(Failure::new(format!("{path}: \"x\" has shape {:?}; T and B must be at least 1", x.shape)));
-    }
-    if let Some(b) = args.batch {
-        if b != batch {
-            return Err(Failure::new(format!("--batch {b}, but \"x\" in {path} holds batch {batch} (shape {:?})", x.shape)));
-        }
-    }
-    check_finite(&path, "x", &x.values)?;
+    check_sequence(args, &path, "x", &x, steps, batch)?;
     let ld = model.num_layers() * model.directions();
     let h = model.hidden();
     let state = |name: &str| -> CliResult<Option<Vec<f32>>> {

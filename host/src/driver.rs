@@ -203,14 +203,7 @@ pub(crate) unsafe fn launch_cooperative<P>(
 /// # Safety
 /// `P` must be the `#[repr(C)]` parameter struct the kernel expects, and every device address in
 /// it must be valid for the kernel's accesses until the launch completes.
-pub(crate) unsafe fn launch<P>(
-    f: &cust::function::Function<'_>,
-    grid: u32,
-    block: u32,
-    smem: u32,
-    stream: &cust::stream::Stream,
-    params: &P,
-) -> Result<()> {
+pub(crate) unsafe fn launch<P>(f: &cust::function::Function<'_>, grid: u32, block: u32, smem: u32, stream: &cust::stream::Stream, params: &P) -> Result<()> {
     let mut arg: *mut c_void = params as *const P as *mut c_void;
     // SAFETY: the caller guarantees the parameter struct matches; the driver copies it before
     // returning.

@@ -325,13 +325,8 @@ fn plot_floor(path: &Path, gpu: &str, h: usize, ttitle: &str, panels: &[(String,
     legend.push(Legend::Guide("1× = the exchange floor".into()));
     let n = panels.len() as u32;
     let root = BitMapBackend::new(path, (80 + 560 * n + 260, 720)).into_drawing_area();
-    let charts = frame(
-        &root,
-        &format!("sprnn time per step as a multiple of its exchange floor (same launch, no product, no cell), H = {h}{ttitle} ({gpu})"),
-        &prov.lines(),
-        &legend,
-        260,
-    )?;
+    let title = format!("sprnn time per step as a multiple of its exchange floor (same launch, no product, no cell), H = {h}{ttitle} ({gpu})");
+    let charts = frame(&root, &title, &prov.lines(), &legend, 260)?;
     let all: Vec<&Series> = panels.iter().flat_map(|(_, s)| s.iter()).collect();
     let (x, y) = (x_range(&all), y_range(&all, 1.0));
     for ((cell, series), area) in panels.iter().zip(charts.split_evenly((1, panels.len()))) {
@@ -384,13 +379,8 @@ fn plot_capacity(path: &Path, gpu: &str, caps: &[Capacity], prov: &Provenance) -
     };
     let n = bs.len() as u32;
     let root = BitMapBackend::new(path, (80 + 560 * n + 330, 780)).into_drawing_area();
-    let charts = frame(
-        &root,
-        &format!("Capacity: largest density at which sprnn ran, from the sprnn rows in the CSV ({gpu})"),
-        &prov.lines(),
-        &legend,
-        330,
-    )?;
+    let title = format!("Capacity: largest density at which sprnn ran, from the sprnn rows in the CSV ({gpu})");
+    let charts = frame(&root, &title, &prov.lines(), &legend, 330)?;
     for (b, area) in bs.iter().zip(charts.split_evenly((1, bs.len()))) {
         let mut chart = ChartBuilder::on(&area)
             .caption(format!("B = {b}"), (FONT, 20))

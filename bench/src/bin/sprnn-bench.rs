@@ -126,17 +126,7 @@ fn parse_cells(names: &[String]) -> Vec<Cell> {
 }
 
 fn open_out(path: &Option<String>) -> Option<std::fs::File> {
-    path.as_ref().map(|p| {
-        let new = std::fs::metadata(p).map_or(true, |m| m.len() == 0);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap_or_else(|e| {
-            eprintln!("sprnn-bench: --out {p}: {e}");
-            std::process::exit(1)
-        });
-        if new {
-            writeln!(f, "{HEADER}").unwrap();
-        }
-        f
-    })
+    path.as_ref().map(|p| sprnn_bench::open_rows("sprnn-bench", p, HEADER))
 }
 
 /// `--plan-only`: the planner's decisions for a preset, no GPU.

@@ -912,17 +912,7 @@ fn main() {
         dev.sm_count,
         dev.smem_per_sm / 1024
     );
-    let mut file = args.out.as_ref().map(|p| {
-        let new = std::fs::metadata(p).map_or(true, |m| m.len() == 0);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap_or_else(|e| {
-            eprintln!("sprnn-probe: --out {p}: {e}");
-            std::process::exit(1)
-        });
-        if new {
-            writeln!(f, "{HEADER}").unwrap();
-        }
-        f
-    });
+    let mut file = args.out.as_ref().map(|p| sprnn_bench::open_rows("sprnn-probe", p, HEADER));
     let mut session: Option<Session> = None;
     let mut table = Vec::new();
     let mut failures = 0;
