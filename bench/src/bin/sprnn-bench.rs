@@ -297,8 +297,25 @@ fn main() {
         plan_only(&args);
         return;
     }
+    let gpu = open_gpu();
+    let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
+    if !args.projection.is_empty() {
+        projections(&args, &gpu, &gpu_name);
+        return;
+    }
+    let mut file = open_out(&args.out);
+    if args.capacity {
+        capacity(&args, &gpu, &Meta { gpu: gpu_name, args: &args }, &mut file);
+        return;
+    }
+    sweep(&args, &gpu, &gpu_name, &mut file);
+}
+
+/// Device 0, or the exit the sprnn CLI takes: status 4 without an NVIDIA driver, 5 without a
+/// CUDA device, 1 on another failure.
+fn open_gpu() -> sprnn::Gpu {
     // Exit status as the sprnn CLI's: 4 no NVIDIA driver, 5 no CUDA device.
-    let gpu = match sprnn::Gpu::new(0) {
+    match sprnn::Gpu::new(0) {
         Ok(g) => g,
         Err(e @ sprnn::Error::NoDriver { .. }) => {
             eprintln!("sprnn-bench: {e}: nothing to measure");
@@ -312,39 +329,81 @@ fn main() {
             eprintln!("sprnn-bench: {e}");
             std::process::exit(1);
         }
-    };
-    let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
-    if !args.projection.is_empty() {
-        let mut file = open_out(&args.out);
-        for shape in &args.projection {
-            let (i, gh, n) = parse_shape(shape).unwrap_or_else(|e| {
-                eprintln!("sprnn-bench: --projection {shape}: {e}");
-                std::process::exit(2)
-            });
-            let (line, row) = match time_projection(&gpu, i, gh, n, args.repeats, args.warmup) {
-                Ok((us, err)) => {
-                    let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
-                    (
-                        format!("projection I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, max error {err:.1e} of the bound)"),
-                        (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound")),
-                    )
-                }
-                Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
-            };
-            println!("{line}");
-            if let Some(f) = file.as_mut() {
-                let (us, note) = &row;
-                writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{note}", args.driver, args.date, args.commit)
-                    .unwrap();
-            }
-        }
-        return;
     }
+}
+
+/// `--projection`: times each input projection shape and writes its row.
+fn projections(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str) {
     let mut file = open_out(&args.out);
-    if args.capacity {
-        capacity(&args, &gpu, &Meta { gpu: gpu_name, args: &args }, &mut file);
-        return;
+    for shape in &args.projection {
+        let (i, gh, n) = parse_shape(shape).unwrap_or_else(|e| {
+            eprintln!("sprnn-bench: --projection {shape}: {e}");
+            std::process::exit(2)
+        });
+        let (line, row) = match time_projection(gpu, i, gh, n, args.repeats, args.warmup) {
+            Ok((us, err)) => {
+                let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
+                (
+                    format!("projection I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, max error {err:.1e} of the bound)"),
+                    (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound")),
+                )
+            }
+            Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
+        };
+        println!("{line}");
+        if let Some(f) = file.as_mut() {
+            let (us, note) = &row;
+            writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{note}", args.driver, args.date, args.commit)
+                .unwrap();
+        }
     }
+}
+
+/// The timed variants of one configuration `(cell, H, B, density, T)`, the `i`-th of the sweep:
+/// `(approach, µs per step, floor µs per step, launch note)`, the default plan first.
+fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (Cell, usize, usize, f64, usize)) -> sprnn::Result<Vec<(&'static str, f64, f64, String)>> {
+    use sprnn::layout::{KernelKind, PlanOptions};
+    let sparse = |h32: Option<bool>| PlanOptions { hidden_f32: h32, kernel: Some(KernelKind::Sparse), ..Default::default() };
+    let variants: Vec<(&'static str, Option<PlanOptions>, bool)> = if args.ab {
+        vec![
+            ("sprnn", None, true),
+            ("sprnn_separate_cell", Some(sparse(None)), false),
+            ("sprnn_h16", Some(sparse(Some(false))), true),
+            ("sprnn_h32", Some(sparse(Some(true))), true),
+            ("sprnn_sparse", Some(sparse(None)), true),
+            ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
+        ]
+    } else {
+        vec![("sprnn", None, true)]
+    };
+    // Refuse what cannot fit before generating it (the planner's decision from row statistics).
+    precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
+        let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
+        let mut times = Vec::new();
+        for (name, opts, fuse) in &variants {
+            let (name, fuse) = (*name, *fuse);
+            let plan = match opts {
+                None => plan.clone(),
+                Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
+                    // Only variants that differ from the default plan, and only where they fit.
+                    Ok(p) if fuse && p.dense == plan.dense && p.hidden_f32 == plan.hidden_f32 && p.list_len == plan.list_len => continue,
+                    Ok(p) => p,
+                    Err(_) => continue,
+                },
+            };
+            let mut layer = SparseRecurrentLayer::from_plan_variant(gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse })?;
+            let shape = layer.shape();
+            let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
+            let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
+            times.push((name, us, floor, note));
+        }
+        Ok(times)
+    })
+}
+
+/// The sweep: every configuration of `--cells`, `--hidden`, `--batch`, `--density`, `--steps`
+/// timed, its rows written and a table printed.
+fn sweep(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str, file: &mut Option<std::fs::File>) {
     let cells = parse_cells(&args.cells);
     let mut configs = Vec::new();
     for &c in &cells {
@@ -364,43 +423,7 @@ fn main() {
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell.name()));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
-        use sprnn::layout::{KernelKind, PlanOptions};
-        let sparse = |h32: Option<bool>| PlanOptions { hidden_f32: h32, kernel: Some(KernelKind::Sparse), ..Default::default() };
-        let variants: Vec<(&str, Option<PlanOptions>, bool)> = if args.ab {
-            vec![
-                ("sprnn", None, true),
-                ("sprnn_separate_cell", Some(sparse(None)), false),
-                ("sprnn_h16", Some(sparse(Some(false))), true),
-                ("sprnn_h32", Some(sparse(Some(true))), true),
-                ("sprnn_sparse", Some(sparse(None)), true),
-                ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
-            ]
-        } else {
-            vec![("sprnn", None, true)]
-        };
-        // Refuse what cannot fit before generating it (the planner's decision from row statistics).
-        let result = precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
-            let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
-            let mut times = Vec::new();
-            for (name, opts, fuse) in &variants {
-                let (name, fuse) = (*name, *fuse);
-                let plan = match opts {
-                    None => plan.clone(),
-                    Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
-                        // Only variants that differ from the default plan, and only where they fit.
-                        Ok(p) if fuse && p.dense == plan.dense && p.hidden_f32 == plan.hidden_f32 && p.list_len == plan.list_len => continue,
-                        Ok(p) => p,
-                        Err(_) => continue,
-                    },
-                };
-                let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse })?;
-                let shape = layer.shape();
-                let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
-                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
-                times.push((name, us, floor, note));
-            }
-            Ok(times)
-        });
+        let result = time_variants(args, gpu, i, (cell, h, b, d, t));
         match result {
             Ok(times) => {
                 let (_, us, floor, ref note) = times[0];
