@@ -171,15 +171,10 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model")
-            .field("cell", &self.cell)
-            .field("layers", &self.layers.len())
-            .field("directions", &self.directions())
-            .field("hidden", &self.hidden)
-            .field("input_size", &self.input_size)
-            .field("batch", &self.batch)
-            .field("concurrent", &self.concurrent)
-            .finish()
+        let mut d = f.debug_struct("Model");
+        d.field("cell", &self.cell).field("layers", &self.layers.len()).field("directions", &self.directions());
+        d.field("hidden", &self.hidden).field("input_size", &self.input_size).field("batch", &self.batch);
+        d.field("concurrent", &self.concurrent).finish()
     }
 }
 

@@ -13,18 +13,31 @@ pub(crate) const DENSE_PEERS: &[&str] = &["cudnn", "cublas_graph", "flashrnn"];
 /// One CSV row.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Row {
+    /// `rnn_tanh`, `rnn_relu`, `gru`, `lstm` (or `projection`).
     pub(crate) cell: String,
+    /// Hidden size H.
     pub(crate) h: usize,
+    /// Batch B.
     pub(crate) b: usize,
+    /// Fraction of `W_hh` kept (1.0 for the dense peers).
     pub(crate) density: f64,
+    /// Steps T per sequence.
     pub(crate) t: usize,
+    /// Arithmetic: `fp16`, `fp32`, `bf16`.
     pub(crate) dtype: String,
+    /// What was measured: `sprnn`, `floor`, a peer, a capacity search.
     pub(crate) approach: String,
+    /// µs per step; `None` where it did not run (the note says why).
     pub(crate) us: Option<f64>,
+    /// GPU name.
     pub(crate) gpu: String,
+    /// Driver version.
     pub(crate) driver: String,
+    /// Day of the run (UTC).
     pub(crate) date: String,
+    /// Commit measured.
     pub(crate) commit: String,
+    /// Launch figures, check results, or why it did not run.
     pub(crate) note: String,
     /// Source file, as shown in the charts.
     pub(crate) src: String,

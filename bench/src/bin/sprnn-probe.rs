@@ -965,48 +965,21 @@ fn measure_point(session: &mut Option<Session>, dev: &Device, pt: &Point, args: 
 /// none), with the run's `[gpu, driver, date]`.
 fn point_report(pt: &Point, m: Option<&Measured>, note: &str, args: &Args, [gpu, driver, date]: [&str; 3]) -> (String, String) {
     let (us, tus, mhz) = m.map_or((f64::NAN, f64::NAN, f64::NAN), |m| (m.us_per_step, m.timer_us_per_step, m.sm_clock_mhz));
+    let (us, tus, mhz) = (fmt(us, 3), fmt(tus, 3), fmt(mhz, 0));
+    let (sweep, variant, exchange, word, check) = (pt.sweep, &pt.variant, pt.exchange_name(), pt.word.name(), pt.check.name());
+    let (ctas, threads, k, l2, chunks, bytes) = (pt.ctas, pt.threads(), pt.k(), pt.l2_polls(), pt.chunks, pt.bytes_per_cta());
+    let (steps, commit, csv) = (args.steps, &args.commit, |s: &str| s.replace(',', ";"));
     let row = format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-        pt.sweep,
-        pt.variant,
-        pt.exchange_name(),
-        pt.word.name(),
-        pt.check.name(),
-        pt.ctas,
-        pt.threads(),
-        pt.k(),
-        pt.l2_polls(),
-        pt.chunks,
-        pt.bytes_per_cta(),
-        args.steps,
-        fmt(us, 3),
-        fmt(tus, 3),
-        fmt(mhz, 0),
-        gpu.replace(',', ";"),
-        driver.replace(',', ";"),
-        date,
-        args.commit,
-        note.replace(',', ";")
+        "{sweep},{variant},{exchange},{word},{check},{ctas},{threads},{k},{l2},{chunks},{bytes},{steps},{us},{tus},{mhz},{},{},{date},{commit},{}",
+        csv(gpu),
+        csv(driver),
+        csv(note)
     );
-    let line = format!(
-        "{:<8} {:<14} {:<15} {:<4} {:>5} {:>4} {:>2} {:>3} {:>6} {:>8} {:>9} {:>9} {:>6}  {}",
-        pt.sweep,
-        pt.variant,
-        pt.exchange_name(),
-        pt.word.name(),
-        pt.check.name(),
-        pt.ctas,
-        pt.k(),
-        pt.l2_polls(),
-        pt.chunks,
-        pt.bytes_per_cta(),
-        fmt(us, 3),
-        fmt(tus, 3),
-        fmt(mhz, 0),
-        if m.is_some() && !pt.forced_timeout { String::new() } else { note.to_string() }
-    );
+    let shown = if m.is_some() && !pt.forced_timeout { "" } else { note };
+    let line = format!("{sweep:<8} {variant:<14} {exchange:<15} {word:<4} {check:>5} {ctas:>4} {k:>2} {l2:>3} {chunks:>6} {bytes:>8} {us:>9} {tus:>9} {mhz:>6}  {shown}");
     (row, line)
 }
+
 
 fn main() {
     let args = Args::parse();
