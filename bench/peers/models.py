@@ -78,10 +78,10 @@ def module(torch, cell, inp, hidden, layers, bidirectional):
 
 
 def time_call(fn, steps, args, dev):
-    """Median us per step of fn() over args.repeats calls after args.warmup (peers.py's timer,
+    """Median us per step of fn() over args.repeats calls after args.warmup (the peers' timer,
     imported here so that --help needs no PyTorch)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from peers import time_fns
+    from peer_common import time_fns
     return time_fns([fn], steps, args, dev)
 
 

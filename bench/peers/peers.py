@@ -57,7 +57,6 @@ import datetime
 import functools
 import itertools
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -65,69 +64,18 @@ import traceback
 
 import torch
 
+import flashrnn_peer
+from peer_common import CHECK_STEPS, GATES, TOL, Skip, log, ref_loop, rel_err, rnd, time_fns
+
 CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 APPROACHES = ("cudnn", "cublas_graph", "cusparse_csr", "cusparse_bsr", "semi_structured", "flashrnn")
-FLASHRNN_FUNCTION = {"rnn_tanh": "elman", "lstm": "lstm"}  # FlashRNN's name of each cell
-# Where FlashRNN 1.0.8's constraint solver stops accepting H (step 64): the largest H accepted,
-# found on a CPU with the H200's properties (132 SMs, 64 K registers, 227 KB shared memory per
-# block, 1024 threads per block; B = 4).  Only a starting point for the capacity search, which
-# asks the solver on the GPU machine (H and H + step) before relying on it.
-FLASHRNN_SOLVER_HINT = {("NVIDIA H200", "lstm", 4): 2688, ("NVIDIA H200", "rnn_tanh", 4): 5376}
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
 DTNAME = {v: k for k, v in DTYPES.items()}
 COLUMNS = ["cell", "H", "B", "density", "T", "dtype", "approach", "us_per_step",
            "gpu", "driver", "date", "commit", "note"]
-CHECK_STEPS = 8
-TOL = {torch.float16: 2e-2, torch.bfloat16: 5e-2, torch.float32: 1e-2}  # fp32 may use TF32
-
-
-class Skip(Exception):
-    """Configuration not supported here: print the reason, write no row."""
-
-
-def log(*a):
-    print(*a, flush=True)
 
 
 # ---------------------------------------------------------------- reference and weights
-def ref_loop(cell, U, W, bh, k):
-    """fp32 eager reference in [B, H] layout. U: [>=k, B, GH] (incl. b_ih), W: [GH, H], bh: [GH]."""
-    B, H = U.shape[1], W.shape[1]
-    h = c = torch.zeros(B, H, device=U.device)
-    out = []
-    for t in range(k):
-        gh = h @ W.t() + bh
-        if cell.startswith("rnn"):
-            h = (torch.tanh if cell == "rnn_tanh" else torch.relu)(U[t] + gh)
-        elif cell == "lstm":
-            i, f, g, o = (U[t] + gh).chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-        else:  # gru
-            (ur, uz, un), (hr, hz, hn) = U[t].chunk(3, 1), gh.chunk(3, 1)
-            r, z = torch.sigmoid(ur + hr), torch.sigmoid(uz + hz)
-            h = (1 - z) * torch.tanh(un + r * hn) + z * h
-        out.append(h)
-    return torch.stack(out)
-
-
-def rel_err(y, ref):
-    y = y.float()
-    err = ((y - ref).abs().max() / ref.abs().max().clamp_min(1e-6)).item()
-    return err if torch.isfinite(y).all() else float("inf")
-
-
-@functools.lru_cache(maxsize=None)
-def generator(dev):
-    """Own generator: a failed capture can leave the default one stuck in capture mode."""
-    return torch.Generator(device=dev).manual_seed(0)
-
-
-def rnd(*shape, dt, dev):
-    return torch.randn(*shape, device=dev, dtype=dt, generator=generator(dev))
-
-
 @functools.lru_cache(maxsize=1)
 def base_matrix(cell, H, dev):
     """One random [GH, H] fp32 matrix per (cell, H), reused by all approaches and densities."""
@@ -188,27 +136,6 @@ def run_loop(cell, mm, U, Y, h0, c0, bh, ax):
             torch.lerp(n, h, s_(rz, H, 2 * H), out=yt)
         h = yt
     return Y
-
-
-def time_fns(fns, T, args, dev):
-    """Median over repeats of (elapsed / T) in us, rotating over fns (one per input set)."""
-    cuda = dev.type == "cuda"
-    for f in fns * args.warmup:
-        f()
-    if cuda:
-        torch.cuda.synchronize()
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for r in range(args.repeats):
-        t0 = time.perf_counter()  # the cpu smoke test's clock
-        if cuda:
-            e0.record()
-        fns[r % len(fns)]()
-        if cuda:
-            e1.record()
-            e1.synchronize()
-        times.append((e0.elapsed_time(e1) * 1e3 if cuda else (time.perf_counter() - t0) * 1e6) / T)
-    return statistics.median(times)
 
 
 def capture(fn, tries=2):
@@ -366,224 +293,6 @@ def bench_cudnn(cell, H, B, T, dt, args, dev):
     fns = [lambda x=x: mod(x, hx) for x in xs]
     us = time_fns(fns, T, args, dev)
     return us, DTNAME[dt], err, err <= TOL[dt], notes
-
-
-_FLASHRNN = {}
-
-
-def flashrnn_module():
-    """FlashRNN's `flashrnn` function and its module (for the solver-only probe), or Skip."""
-    if "fn" not in _FLASHRNN:
-        try:
-            import importlib
-            import flashrnn  # noqa: F401  (installed by flashrnn_setup.sh)
-            _FLASHRNN["mod"] = importlib.import_module("flashrnn.flashrnn.flashrnn")
-            _FLASHRNN["fn"] = _FLASHRNN["mod"].flashrnn
-        except Exception as e:  # noqa: BLE001
-            _FLASHRNN["fn"] = None
-            _FLASHRNN["why"] = f"{type(e).__name__}: {e}"
-            log(f"flashrnn not importable ({_FLASHRNN['why']}); run flashrnn_setup.sh first")
-    if _FLASHRNN["fn"] is None:
-        raise Skip(f"flashrnn not installed ({_FLASHRNN['why'][:200]})")
-    return _FLASHRNN["fn"], _FLASHRNN["mod"]
-
-
-def flashrnn_inputs(cell, H, B, T, dev, sets=3):
-    """FlashRNN's operands for one head of size H: Wx [B, T, G, 1, H] (input pre-activations),
-    R [G, 1, H, H] (gate g's pre-activation is R[g, 0] @ h, rows = outputs; the same gate order
-    as PyTorch: LSTM i, f, g, o), b [G, 1, H]; bf16, radius about 0.9."""
-    G, bf = GATES[cell], torch.bfloat16
-    R = rnd(G, 1, H, H, dt=torch.float32, dev=dev) * (0.9 / H ** 0.5)
-    b = rnd(G, 1, H, dt=torch.float32, dev=dev) * 0.1
-    xs = [(rnd(B, T, G, 1, H, dt=torch.float32, dev=dev) * 0.5).to(bf) for _ in range(sets)]
-    return xs, R.to(bf), b.to(bf)
-
-
-def bench_flashrnn(cell, H, B, T, args, dev):
-    """FlashRNN's fused kernel over T steps; checked against ref_loop on the first steps."""
-    if dev.type != "cuda":
-        raise Skip("flashrnn needs CUDA")
-    func = FLASHRNN_FUNCTION.get(cell)
-    if func is None:
-        raise Skip(f"flashrnn: cell {cell} not benchmarked (its fused kernel: elman and lstm)")
-    fn, _ = flashrnn_module()
-    xs, R, b = flashrnn_inputs(cell, H, B, T, dev)
-    call = lambda x: fn(x, R, b, function=func, backend="cuda_fused", dtype="bfloat16")  # noqa: E731
-    t0 = time.monotonic()
-    out = call(xs[0])  # JIT build on first use of (cell, H, B): not timed
-    torch.cuda.synchronize()
-    built = time.monotonic() - t0
-    # out[0]: states [S, B, T, 1, H] (S = 1 for elman, 2 = (h, c) for lstm).
-    k, G = min(T, CHECK_STEPS), GATES[cell]
-    h = out[0]
-    notes = ["cuda_fused", "one head of size H", "no input GEMM", f"first call (JIT build) {built:.0f} s"]
-    if tuple(h.shape[1:]) == (B, T, 1, H):
-        U = xs[0][:, :k].float().reshape(B, k, G * H).permute(1, 0, 2) + b.float().reshape(1, 1, G * H)
-        ref = ref_loop(cell, U, R.float().reshape(G * H, H), torch.zeros(G * H, device=dev), k)
-        err = rel_err(h[0, :, :k, 0, :].permute(1, 0, 2), ref)
-    else:
-        err = float("inf")
-        notes.append(f"unexpected output shape {tuple(h.shape)}")
-    fns = [lambda x=x: call(x) for x in xs]
-    us = time_fns(fns, T, args, dev)
-    return us, "bf16", err, err <= TOL[torch.bfloat16], notes
-
-
-def flashrnn_build(cell, H, B, T):
-    """JIT-builds FlashRNN's fused kernel for (cell, H, B) by one untimed call (the build is
-    cached in TORCH_EXTENSIONS_DIR); returns the seconds it took.  Run in a child process by
-    --flashrnn-prebuild."""
-    dev = torch.device("cuda")
-    fn, _ = flashrnn_module()
-    xs, R, b = flashrnn_inputs(cell, H, B, T, dev, sets=1)
-    t0 = time.monotonic()
-    fn(xs[0], R, b, function=FLASHRNN_FUNCTION[cell], backend="cuda_fused", dtype="bfloat16")
-    torch.cuda.synchronize()
-    return time.monotonic() - t0
-
-
-def flashrnn_prebuild(items, T, timeout):
-    """Builds FlashRNN's kernels for the (cell, H, B) items in parallel child processes (one
-    each; the builds are CPU-bound nvcc runs, minutes each) before anything is timed, so the
-    timed runs find them in the cache.  Bounded by `timeout` seconds; logs each outcome."""
-    procs = []
-    for cell, H, B, _ in items:
-        if cell not in FLASHRNN_FUNCTION:
-            log(f"prebuild {cell} H={H} B={B}: FlashRNN's fused kernel has no {cell}")
-            continue
-        code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-                f"import peers; print(round(peers.flashrnn_build({cell!r}, {H}, {B}, {T})))")
-        procs.append(((cell, H, B), subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                                     stderr=subprocess.STDOUT, text=True)))
-    deadline = time.monotonic() + timeout
-    for (cell, H, B), pr in procs:
-        try:
-            out, _ = pr.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            last = (out.strip().splitlines() or [""])[-1]
-            log(f"prebuild flashrnn {cell} H={H} B={B}: " +
-                (f"built in {last} s" if pr.returncode == 0 else f"failed (exit {pr.returncode}): {out[-1500:]}"))
-        except subprocess.TimeoutExpired:
-            pr.kill()
-            pr.communicate()
-            log(f"prebuild flashrnn {cell} H={H} B={B}: not done in {timeout:g} s, killed")
-
-
-class _SolverAnswer(Exception):
-    """Raised by the solver-only probe in place of FlashRNN's build step."""
-
-    def __init__(self, ok, detail=""):
-        super().__init__(detail)
-        self.ok, self.detail = ok, detail
-
-
-def flashrnn_solver_accepts(cell, H, B, timeout):
-    """Whether FlashRNN's constraint solver finds kernel parameters for (cell, H, B) on this GPU:
-    the condition its fused backend checks before building anything.  Runs FlashRNN's own
-    module-instance code with its build step replaced by the solver alone (nothing compiled,
-    nothing cached); bounded by `timeout` seconds (None: the solver did not answer in time)."""
-    import signal
-    fn, mod = flashrnn_module()
-    from flashrnn.autotune import constrint as cst
-    meta = torch.device("meta")
-    G = GATES[cell]
-    cfg = mod._get_config(torch.empty(B, 1, G, 1, H, device=meta, dtype=torch.bfloat16),
-                          torch.empty(G, 1, H, H, device=meta, dtype=torch.bfloat16),
-                          torch.empty(G, 1, H, device=meta, dtype=torch.bfloat16),
-                          FLASHRNN_FUNCTION[cell], "cuda_fused", "bfloat16")
-
-    def solve_only(*, constraint_str, value_refinements, **_):
-        constr, var = cst.parse_expression(constraint_str)
-        sols = cst.solve_constrint(constr, var, value_refinements, 1)
-        raise _SolverAnswer(bool(sols))
-
-    def on_alarm(*_):
-        raise TimeoutError
-
-    real = mod.load_parametric_and_test_and_bisect
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    mod.load_parametric_and_test_and_bisect = solve_only
-    try:
-        signal.alarm(max(1, int(timeout)))
-        mod._FlashRNNCUDAFused.instance(cfg)
-        return True  # an instance existed already: it was built before
-    except _SolverAnswer as a:
-        return a.ok
-    except TimeoutError:
-        return None
-    except (ValueError, AssertionError):
-        return False
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-        mod.load_parametric_and_test_and_bisect = real
-
-
-def flashrnn_capacity(cell, B, T, args, dev, deadline):
-    """The largest H (multiple of --flashrnn-step, at most --flashrnn-max-hidden) FlashRNN's
-    fused kernel accepts and runs for (cell, B), and its time there.  Returns
-    (H, (us, dtype, err, ok, notes)) or raises Skip/RuntimeError."""
-    if dev.type != "cuda":
-        raise Skip("flashrnn needs CUDA")
-    if cell not in FLASHRNN_FUNCTION:
-        raise Skip(f"flashrnn: cell {cell} not benchmarked (its fused kernel: elman and lstm)")
-    step, top = args.flashrnn_step, args.flashrnn_max_hidden // args.flashrnn_step
-    probes = []
-
-    def solver(k):
-        ans = flashrnn_solver_accepts(cell, k * step, B, args.flashrnn_probe_timeout)
-        probes.append(f"{k * step}:{'yes' if ans else 'no' if ans is False else 'timeout'}")
-        log(f"    flashrnn solver {cell} H={k * step} B={B}: {probes[-1].split(':')[1]}")
-        return bool(ans)
-
-    # Largest k the solver accepts: from the hint for this GPU (then its next step), else
-    # doubling up from H = 1024 (where the fused kernel is known to build for both cells); then
-    # bisection between the last accepted and the first rejected k (assumes acceptance is
-    # monotone in between).
-    hint = FLASHRNN_SOLVER_HINT.get((torch.cuda.get_device_name(dev), cell, B), 0)
-    kh = hint // step if hint % step == 0 and 0 < hint // step < top else None
-    lo, hi, k = 0, None, kh or max(1, min(top, 1024 // step))
-    while hi is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"time budget ran out during the solver search ({' '.join(probes)})")
-        if solver(k):
-            lo = k
-            if k == top:
-                break
-            k = k + 1 if k == kh else min(top, 2 * k)
-        else:
-            hi = k
-    while hi is not None and hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if solver(mid) else (lo, mid)
-    if lo == 0:
-        raise RuntimeError(f"FlashRNN's solver accepts no H up to {top * step} ({' '.join(probes)})")
-    solver_max = lo * step
-    # Build and run the solver's largest H; while that fails, step down by 1, 2, 4, ... steps.
-    good, tried, k, delta = None, [], lo, 1
-    while k >= 1 and time.monotonic() < deadline:
-        try:
-            res = bench_flashrnn(cell, k * step, B, T, args, dev)
-            tried.append(f"{k * step}: ran")
-            good = (k, res)
-            break
-        except Skip:
-            raise
-        except Exception as e:  # noqa: BLE001  (build or run failure)
-            torch.cuda.synchronize()
-            tried.append(f"{k * step}: {type(e).__name__}")
-            log(f"    flashrnn {cell} H={k * step} B={B} failed: {type(e).__name__}: {str(e)[:300]}")
-            k, delta = k - delta, 2 * delta
-    if good is None:
-        raise RuntimeError(f"no H built and ran in time (solver accepts up to {solver_max}; "
-                           f"tried {'; '.join(tried) or 'none'})")
-    k, (us, dto, err, ok, notes) = good
-    H = k * step
-    notes = notes + [f"capacity: dense-equivalent params {GATES[cell] * H * H} (G*H^2)",
-                     f"solver accepts up to H={solver_max} (step {step}; probes {' '.join(probes)})",
-                     f"built: {'; '.join(tried)}"]
-    if H != solver_max:
-        notes.append("largest built H is below the solver's: not exact")
-    return H, (us, dto, err, ok, notes)
 
 
 def bench_projection(I, GH, N, args, dev):
@@ -766,7 +475,7 @@ def main(argv=None):
         if dev.type != "cuda":
             log("prebuild: flashrnn needs CUDA; nothing built")
         else:
-            flashrnn_prebuild(a.flashrnn_prebuild, max(a.steps), a.flashrnn_prebuild_timeout)
+            flashrnn_peer.prebuild(a.flashrnn_prebuild, max(a.steps), a.flashrnn_prebuild_timeout)
     jobs = ([("projection", *map(int, s.split("x"))) for s in a.projection] if a.projection
             else configs(a))
     for job in jobs:
@@ -788,7 +497,7 @@ def main(argv=None):
         try:
             us, dto, err, ok, notes = (
                 bench_cudnn(cell, H, B, T, dt, a, dev) if ap == "cudnn" else
-                bench_flashrnn(cell, H, B, T, a, dev) if ap == "flashrnn" else
+                flashrnn_peer.bench(cell, H, B, T, a, dev) if ap == "flashrnn" else
                 bench_loop(ap, cell, H, B, T, dt, d, a, dev))
         except Skip as e:
             log(f"skip  {tag}: {e}")
@@ -806,7 +515,7 @@ def main(argv=None):
     if a.flashrnn_capacity:
         for cell, B, T in itertools.product(a.cells, a.batch, a.steps):
             tag = f"{cell} B={B} T={T} flashrnn_capacity"
-            if cell not in FLASHRNN_FUNCTION:
+            if cell not in flashrnn_peer.FUNCTION:
                 log(f"skip  {tag}: FlashRNN's fused kernel has no {cell}")
                 continue
             if spent["flashrnn"] > budget["flashrnn"]:
@@ -815,7 +524,7 @@ def main(argv=None):
             t_conf = time.monotonic()
             deadline = t_conf + budget["flashrnn"] - spent["flashrnn"]
             try:
-                H, (us, dto, err, ok, notes) = flashrnn_capacity(cell, B, T, a, dev, deadline)
+                H, (us, dto, err, ok, notes) = flashrnn_peer.capacity(cell, B, T, a, dev, deadline)
                 emit(cell, H, B, T, 1.0, dto, "flashrnn_capacity", us, err, ok, notes)
             except Skip as e:
                 log(f"skip  {tag}: {e}")

@@ -60,20 +60,24 @@ pub struct Capacity {
     pub refused: Vec<(usize, String)>,
 }
 
-/// The largest hidden size (a multiple of `step`, at most `max_hidden`) whose
+/// Which hidden sizes a capacity search tries: multiples of `step` up to `max_hidden`, at most
+/// `attempts` of them generated and planned for real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidates {
+    /// H is a multiple of it.
+    pub step: usize,
+    /// The largest H tried.
+    pub max_hidden: usize,
+    /// At most this many layers are generated and planned (at least one).
+    pub attempts: usize,
+}
+
+/// The largest hidden size (one of the `candidates`) whose
 /// [`random_layer`]`(seed, cell, H, density)` the planner accepts at `batch` on `device`:
 /// candidates from [`fitting_hidden_sizes`], largest first, each generated and planned for
-/// real until one plans (at most `attempts` of them). `None` when none does.
-pub fn verified_capacity(
-    seed: u64,
-    cell: Cell,
-    density: f64,
-    batch: usize,
-    device: &DeviceInfo,
-    step: usize,
-    max_hidden: usize,
-    attempts: usize,
-) -> sprnn::Result<Option<Capacity>> {
+/// real until one plans (at most `candidates.attempts` of them). `None` when none does.
+pub fn verified_capacity(seed: u64, cell: Cell, density: f64, batch: usize, device: &DeviceInfo, candidates: Candidates) -> sprnn::Result<Option<Capacity>> {
+    let Candidates { step, max_hidden, attempts } = candidates;
     let mut refused = Vec::new();
     for (h, _) in fitting_hidden_sizes(cell, density, batch, device, step, max_hidden).into_iter().take(attempts.max(1)) {
         let (w, b) = random_layer(seed, cell, h, density)?;
@@ -83,6 +87,21 @@ pub fn verified_capacity(
         }
     }
     Ok(None)
+}
+
+/// Opens the rows file `path` of `program`'s `--out` for appending, writing `header` first when
+/// it is new or empty; exits the program with status 1 when it cannot be opened.
+pub fn open_rows(program: &str, path: &str, header: &str) -> std::fs::File {
+    use std::io::Write as _;
+    let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap_or_else(|e| {
+        eprintln!("{program}: --out {path}: {e}");
+        std::process::exit(1)
+    });
+    if new {
+        writeln!(f, "{header}").unwrap();
+    }
+    f
 }
 
 #[cfg(test)]
@@ -131,7 +150,7 @@ mod tests {
     #[test]
     fn verified_capacity_plans_a_real_layer() {
         let dev = DeviceInfo::h200();
-        let c = verified_capacity(5, Cell::Gru, 1.0, 4, &dev, 32, MAX_HIDDEN, 3).unwrap().expect("a dense GRU fits somewhere");
+        let c = verified_capacity(5, Cell::Gru, 1.0, 4, &dev, Candidates { step: 32, max_hidden: MAX_HIDDEN, attempts: 3 }).unwrap().expect("a dense GRU fits somewhere");
         assert_eq!(c.hidden, fitting_hidden_sizes(Cell::Gru, 1.0, 4, &dev, 32, MAX_HIDDEN)[0].0);
         assert_eq!(c.plan.hidden, c.hidden);
         assert_eq!(c.layer.0.nnz(), 3 * c.hidden * c.hidden);

@@ -117,6 +117,20 @@ fn check_finite(file: &str, name: &str, v: &[f32]) -> CliResult {
     }
 }
 
+/// Checks the sequence `t` (tensor `name` of `path`, `[T, B, ...]`): T and B at least 1, B as
+/// `--batch` says (where given), finite values.
+fn check_sequence(args: &RunArgs, path: &str, name: &str, t: &Tensor, steps: usize, batch: usize) -> CliResult {
+    if steps == 0 || batch == 0 {
+        return Err(Failure::new(format!("{path}: \"{name}\" has shape {:?}; T and B must be at least 1", t.shape)));
+    }
+    if let Some(b) = args.batch {
+        if b != batch {
+            return Err(Failure::new(format!("--batch {b}, but \"{name}\" in {path} holds batch {batch} (shape {:?})", t.shape)));
+        }
+    }
+    check_finite(path, name, &t.values)
+}
+
 fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
     let file = tensors::File::read(&args.input)?;
     let path = file.path().to_string();
@@ -135,15 +149,7 @@ fn read_inputs(args: &RunArgs, l: &Layer) -> CliResult<Inputs> {
             )))
         }
     };
-    if steps == 0 || batch == 0 {
-        return Err(Failure::new(format!("{path}: \"u\" has shape {:?}; T and B must be at least 1", u.shape)));
-    }
-    if let Some(b) = args.batch {
-        if b != batch {
-            return Err(Failure::new(format!("--batch {b}, but \"u\" in {path} holds batch {batch} (shape {:?})", u.shape)));
-        }
-    }
-    check_finite(&path, "u", &u.values)?;
+    check_sequence(args, &path, "u", &u, steps, batch)?;
     let state = |name: &str| -> CliResult<Option<Vec<f32>>> {
         let Some(t) = file.get(name)? else { return Ok(None) };
         if t.shape != [batch, h] {
@@ -192,6 +198,59 @@ fn refuse_overwriting_inputs(args: &RunArgs) -> CliResult {
     Ok(())
 }
 
+/// The outputs of a layer run chunk by chunk (`h`, LSTM's final `c`) and the engine's name.
+type LayerRun = (Vec<f32>, Option<Vec<f32>>, String);
+
+/// `inp` through `l` on `gpu`, in the chunks `pieces` (a [`StreamingLayer`]).
+fn run_layer_on_gpu(gpu: &Gpu, l: &Layer, inp: &Inputs, pieces: &[(usize, usize)]) -> CliResult<LayerRun> {
+    let (b, h) = (inp.batch, l.hidden());
+    let per_step = b * l.cell.gates() * h;
+    let layer = progress::spin("planning and uploading", || SparseRecurrentLayer::new(gpu, l.cell, &l.w_hh, &l.b_hh, b, &LayerOptions::default()))?;
+    let mut stream = StreamingLayer::new(layer);
+    let progress = progress::Chunks::new(pieces.len(), None);
+    if inp.h0.is_some() || inp.c0.is_some() {
+        let zeros = vec![0.0; b * h];
+        stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
+    }
+    let (mut out_h, mut out_c) = (Vec::with_capacity(inp.steps * b * h), None);
+    for &(t0, n) in pieces {
+        let range = t0 * per_step..(t0 + n) * per_step;
+        let u = match &inp.u.f16 {
+            Some(v) => Input::F16(&v[range]),
+            None => Input::F32(&inp.u.values[range]),
+        };
+        let o = stream.forward(u, n)?;
+        out_h.extend_from_slice(&o.h);
+        out_c = o.c;
+        progress.step();
+    }
+    Ok((out_h, out_c, format!("gpu: {}", gpu.info().name)))
+}
+
+/// `inp` through `l` on the CPU reference, in the chunks `pieces` (a [`StreamState`]).
+fn run_layer_on_reference(args: &RunArgs, l: &Layer, inp: &Inputs, pieces: &[(usize, usize)]) -> CliResult<LayerRun> {
+    let (b, h) = (inp.batch, l.hidden());
+    let per_step = b * l.cell.gates() * h;
+    let precision = Precision::from(args.precision);
+    let mut state = StreamState::new(l.cell, b, h);
+    if inp.h0.is_some() || inp.c0.is_some() {
+        let zeros = vec![0.0; b * h];
+        state.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
+    }
+    let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
+    let (mut out_h, mut out_c) = (Vec::with_capacity(inp.steps * b * h), None);
+    for &(t0, n) in pieces {
+        let (h0, c0) = state.initial();
+        let u = &inp.u.values[t0 * per_step..(t0 + n) * per_step];
+        let o = reference::forward_u_continuing(l.cell, &l.w_hh, &l.b_hh, u, n, b, h0, c0, precision, t0 as u64)?;
+        state.advance(n, &o.h, o.c.as_deref())?;
+        out_h.extend_from_slice(&o.h);
+        out_c = o.c;
+        progress.step();
+    }
+    Ok((out_h, out_c, format!("the CPU reference ({} arithmetic)", args.precision.name())))
+}
+
 /// Runs `sprnn run`.
 pub fn main(args: &RunArgs) -> CliResult {
     if args.chunk == Some(0) {
@@ -223,53 +282,10 @@ pub fn main(args: &RunArgs) -> CliResult {
     let chunk = args.chunk.unwrap_or(steps).min(max_chunk);
     let pieces = chunks(steps, chunk);
     let started = Instant::now();
-    let mut out_h = Vec::with_capacity(steps * b * h);
-    let mut out_c = None;
-    let engine;
-    match gpu {
-        Some(gpu) => {
-            engine = format!("gpu: {}", gpu.info().name);
-            let layer = progress::spin("planning and uploading", || {
-                SparseRecurrentLayer::new(&gpu, l.cell, &l.w_hh, &l.b_hh, b, &LayerOptions::default())
-            })?;
-            let mut stream = StreamingLayer::new(layer);
-            let progress = progress::Chunks::new(pieces.len(), None);
-            if inp.h0.is_some() || inp.c0.is_some() {
-                let zeros = vec![0.0; b * h];
-                stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
-            }
-            for &(t0, n) in &pieces {
-                let range = t0 * per_step..(t0 + n) * per_step;
-                let u = match &inp.u.f16 {
-                    Some(v) => Input::F16(&v[range]),
-                    None => Input::F32(&inp.u.values[range]),
-                };
-                let o = stream.forward(u, n)?;
-                out_h.extend_from_slice(&o.h);
-                out_c = o.c;
-                progress.step();
-            }
-        }
-        None => {
-            let precision = Precision::from(args.precision);
-            engine = format!("the CPU reference ({} arithmetic)", args.precision.name());
-            let mut state = StreamState::new(l.cell, b, h);
-            if inp.h0.is_some() || inp.c0.is_some() {
-                let zeros = vec![0.0; b * h];
-                state.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
-            }
-            let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
-            for &(t0, n) in &pieces {
-                let (h0, c0) = state.initial();
-                let u = &inp.u.values[t0 * per_step..(t0 + n) * per_step];
-                let o = reference::forward_u_continuing(l.cell, &l.w_hh, &l.b_hh, u, n, b, h0, c0, precision, t0 as u64)?;
-                state.advance(n, &o.h, o.c.as_deref())?;
-                out_h.extend_from_slice(&o.h);
-                out_c = o.c;
-                progress.step();
-            }
-        }
-    }
+    let (out_h, out_c, engine) = match gpu {
+        Some(gpu) => run_layer_on_gpu(&gpu, &l, &inp, &pieces)?,
+        None => run_layer_on_reference(args, &l, &inp, &pieces)?,
+    };
     let elapsed = started.elapsed();
     let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![("h", vec![steps, b, h], &out_h)];
     if let Some(c) = &out_c {
@@ -318,15 +334,7 @@ fn read_model_inputs(args: &RunArgs, file: &tensors::File, model: &ModelWeights)
             )))
         }
     };
-    if steps == 0 || batch == 0 {
-        return Err(Failure::new(format!("{path}: \"x\" has shape {:?}; T and B must be at least 1", x.shape)));
-    }
-    if let Some(b) = args.batch {
-        if b != batch {
-            return Err(Failure::new(format!("--batch {b}, but \"x\" in {path} holds batch {batch} (shape {:?})", x.shape)));
-        }
-    }
-    check_finite(&path, "x", &x.values)?;
+    check_sequence(args, &path, "x", &x, steps, batch)?;
     let ld = model.num_layers() * model.directions();
     let h = model.hidden();
     let state = |name: &str| -> CliResult<Option<Vec<f32>>> {
@@ -342,6 +350,35 @@ fn read_model_inputs(args: &RunArgs, file: &tensors::File, model: &ModelWeights)
         return Err(Failure::new(format!("{path}: \"c0\" given for a {} model; only LSTM has a cell state", model.cell().name())));
     }
     Ok(ModelInputs { steps, batch, x: x.values, h0, c0 })
+}
+
+/// The outputs of a model run (`output`, `h_n`, LSTM's `c_n`) and the engine's name.
+type ModelRun = (Vec<f32>, Vec<f32>, Option<Vec<f32>>, String);
+
+/// `inp` through `model` on `gpu`: in one call, or in the chunks `pieces` (a
+/// [`StreamingModel`]).
+fn run_model_on_gpu(gpu: &Gpu, model: &ModelWeights, inp: &ModelInputs, pieces: &[(usize, usize)]) -> CliResult<ModelRun> {
+    let engine = format!("gpu: {}", gpu.info().name);
+    let mut m = progress::spin("planning and uploading", || Model::new(gpu, model, inp.batch, &ModelOptions::default()))?;
+    if pieces.len() == 1 {
+        let o = m.forward(&inp.x, inp.steps, inp.h0.as_deref(), inp.c0.as_deref())?;
+        return Ok((o.output, o.h_n, o.c_n, engine));
+    }
+    let per_step = inp.batch * model.input_size();
+    let mut stream = StreamingModel::new(m)?;
+    let progress = progress::Chunks::new(pieces.len(), None);
+    if inp.h0.is_some() || inp.c0.is_some() {
+        let zeros = vec![0.0; stream.model().state_len()];
+        stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
+    }
+    let (mut output, mut h_n, mut c_n) = (Vec::new(), Vec::new(), None);
+    for &(t0, n) in pieces {
+        let o = stream.forward(&inp.x[t0 * per_step..(t0 + n) * per_step], n)?;
+        output.extend_from_slice(&o.output);
+        (h_n, c_n) = (o.h_n, o.c_n);
+        progress.step();
+    }
+    Ok((output, h_n, c_n, engine))
 }
 
 /// `sprnn run` on a model input `x`: every layer and direction of the weights file.
@@ -367,38 +404,15 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
     }
     let pieces = chunks(steps, chunk);
     let started = Instant::now();
-    let mut output = Vec::with_capacity(steps * b * dirs * h);
-    let (mut h_n, mut c_n) = (Vec::new(), None);
     let per_step = b * i;
-    let engine;
-    match gpu {
-        Some(gpu) => {
-            engine = format!("gpu: {}", gpu.info().name);
-            let m = progress::spin("planning and uploading", || Model::new(&gpu, &model, b, &ModelOptions::default()))?;
-            if pieces.len() == 1 {
-                let mut m = m;
-                let o = m.forward(&inp.x, steps, inp.h0.as_deref(), inp.c0.as_deref())?;
-                (output, h_n, c_n) = (o.output, o.h_n, o.c_n);
-            } else {
-                let mut stream = StreamingModel::new(m)?;
-                let progress = progress::Chunks::new(pieces.len(), None);
-                if inp.h0.is_some() || inp.c0.is_some() {
-                    let zeros = vec![0.0; stream.model().state_len()];
-                    stream.set_state(inp.h0.as_deref().unwrap_or(&zeros), inp.c0.as_deref())?;
-                }
-                for &(t0, n) in &pieces {
-                    let o = stream.forward(&inp.x[t0 * per_step..(t0 + n) * per_step], n)?;
-                    output.extend_from_slice(&o.output);
-                    (h_n, c_n) = (o.h_n, o.c_n);
-                    progress.step();
-                }
-            }
-        }
+    let (output, h_n, c_n, engine) = match gpu {
+        Some(gpu) => run_model_on_gpu(&gpu, &model, &inp, &pieces)?,
         None => {
             let precision = Precision::from(args.precision);
-            engine = format!("the CPU reference ({} arithmetic)", args.precision.name());
             let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
             let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
+            let mut output = Vec::with_capacity(steps * b * dirs * h);
+            let (mut h_n, mut c_n) = (Vec::new(), None);
             for (k, &(t0, n)) in pieces.iter().enumerate() {
                 let (h0, c0) = if k == 0 { (inp.h0.as_deref(), inp.c0.as_deref()) } else { state.initial() };
                 let o = reference::forward_model_continuing(&model, &inp.x[t0 * per_step..(t0 + n) * per_step], n, b, h0, c0, precision, t0 as u64)?;
@@ -409,8 +423,9 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
                 (h_n, c_n) = (o.h_n, o.c_n);
                 progress.step();
             }
+            (output, h_n, c_n, format!("the CPU reference ({} arithmetic)", args.precision.name()))
         }
-    }
+    };
     let elapsed = started.elapsed();
     let ld = model.num_layers() * dirs;
     let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![("output", vec![steps, b, dirs * h], &output), ("h_n", vec![ld, b, h], &h_n)];

@@ -168,8 +168,13 @@ fn write_lstm_model(dir: &Path) -> (std::path::PathBuf, ModelWeights) {
         vec![lstm_layer(1, i, h, 0.10), lstm_layer(2, i, h, 0.20)],
         vec![lstm_layer(3, 2 * h, h, 0.30), lstm_layer(4, 2 * h, h, 0.40)],
     ];
+    save_lstm_model(dir, "lstm.safetensors", layers)
+}
+
+/// The LSTM model of `layers` saved as `dir/name`.
+fn save_lstm_model(dir: &Path, name: &str, layers: Vec<Vec<LayerWeights>>) -> (std::path::PathBuf, ModelWeights) {
     let model = ModelWeights::new(Cell::Lstm, layers).unwrap();
-    let path = dir.join("lstm.safetensors");
+    let path = dir.join(name);
     model.save(&path, SaveOptions::default()).unwrap();
     (path, model)
 }
@@ -376,10 +381,7 @@ fn write_model_input(path: &Path, x: &[f32], shape: [usize; 3], h0: Option<(&[f3
 /// A unidirectional two-layer LSTM (I = 16, H = 64).
 fn write_unidirectional_model(dir: &Path) -> (std::path::PathBuf, ModelWeights) {
     let layers = vec![vec![lstm_layer(11, 16, 64, 0.2)], vec![lstm_layer(12, 64, 64, 0.3)]];
-    let model = ModelWeights::new(Cell::Lstm, layers).unwrap();
-    let path = dir.join("lstm_uni.safetensors");
-    model.save(&path, SaveOptions::default()).unwrap();
-    (path, model)
+    save_lstm_model(dir, "lstm_uni.safetensors", layers)
 }
 
 #[test]

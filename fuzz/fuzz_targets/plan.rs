@@ -9,26 +9,18 @@
 //! and "shared memory" refusals. Sizes are capped so one run takes well under a millisecond.
 #![no_main]
 
+mod bytes;
+
 use libfuzzer_sys::fuzz_target;
 use sprnn::layout::{plan, DeviceInfo, KernelKind, PlanOptions, WeightOrder};
 use sprnn::{Cell, Csr};
 use sprnn_kernels::format::NO_UNIT;
 
+use bytes::Bytes;
+
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
-struct Bytes<'a>(&'a [u8]);
-
 impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
     fn pick<T: Copy>(&mut self, from: &[T]) -> T {
         from[self.u8() as usize % from.len()]
     }

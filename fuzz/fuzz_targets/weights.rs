@@ -10,6 +10,8 @@
 //! unchanged.
 #![no_main]
 
+mod bytes;
+
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
@@ -17,26 +19,13 @@ use safetensors::tensor::{Dtype, TensorView};
 use sprnn::weights::{LayerWeights, ModelWeights, SaveOptions};
 use sprnn::Cell;
 
+use bytes::Bytes;
+
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 const KINDS: [&str; 5] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"];
 const PARTS: [&str; 5] = ["", ".csr_shape", ".csr_row_ptr", ".csr_col_idx", ".csr_values"];
 const DTYPES: [Dtype; 7] = [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::I64, Dtype::I32, Dtype::F64, Dtype::U8];
 const CELL_NAMES: [&str; 5] = ["rnn_relu", "rnn_tanh", "gru", "lstm", "bogus"];
-
-/// Reads bytes off the input, zeros once it runs out.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-}
 
 fn dtype_size(d: Dtype) -> usize {
     match d {

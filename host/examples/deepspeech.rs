@@ -11,23 +11,7 @@
 mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let c = common::Config {
-        name: "deepspeech",
-        cell: sprnn::Cell::Gru,
-        layers: 3,
-        directions: 2,
-        input: 0,
-        hidden: 1760,
-        density: 0.1,
-        batch: 4,
-        steps: 256,
-        repeats: 20,
-        warmup: 3,
-        check_steps: 4,
-        sparse_input: false,
-        split_sms: false,
-        seed: 2,
-    }
-    .from_args("deepspeech: a DeepSpeech2-like stack of bidirectional GRU layers, pruned, on the GPU");
+    let c = common::Config { layers: 3, directions: 2, hidden: 1760, check_steps: 4, seed: 2, ..common::Config::new("deepspeech", sprnn::Cell::Gru) }
+    .with_args("deepspeech: a DeepSpeech2-like stack of bidirectional GRU layers, pruned, on the GPU");
     common::run(c)
 }

@@ -12,23 +12,7 @@
 mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let c = common::Config {
-        name: "nmt",
-        cell: sprnn::Cell::Lstm,
-        layers: 2,
-        directions: 1,
-        input: 0,
-        hidden: 1024,
-        density: 0.1,
-        batch: 4,
-        steps: 256,
-        repeats: 20,
-        warmup: 3,
-        check_steps: 8,
-        sparse_input: false,
-        split_sms: false,
-        seed: 1,
-    }
-    .from_args("nmt: an NMT-like 2-layer LSTM, pruned, on the GPU");
+    let c = common::Config { layers: 2, hidden: 1024, check_steps: 8, seed: 1, ..common::Config::new("nmt", sprnn::Cell::Lstm) }
+    .with_args("nmt: an NMT-like 2-layer LSTM, pruned, on the GPU");
     common::run(c)
 }

@@ -1,6 +1,10 @@
 //! The driver calls cust does not wrap (or wraps losing the raw code), declared here with
 //! `CUresult` as a plain `u32` so an unknown code is kept, never mapped to "unknown".
 //!
+//! A failed call returns [`CallFailed`]: the call and its raw code, nothing more. Turning codes
+//! into sprnn's errors is [`crate::error`]'s work, so this module depends on no other of the
+//! crate's but the library loader.
+//!
 //! libcuda itself is opened at run time ([`crate::libcuda`]), so these calls, like cust's, work
 //! only after [`init`] has found it.
 
@@ -8,8 +12,22 @@ use std::ffi::c_void;
 use std::sync::atomic::AtomicPtr;
 use std::os::raw::{c_char, c_int, c_uint};
 
-use crate::error::{Error, Result};
+use thiserror::Error;
+
 use crate::libcuda;
+
+/// A driver call that failed: which call, and the raw `CUresult` it returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("{call} returned CUresult {code}")]
+pub struct CallFailed {
+    /// The driver function.
+    pub call: &'static str,
+    /// Its raw `CUresult`, as the driver returned it.
+    pub code: u32,
+}
+
+/// Result of a driver call.
+pub type Result<T> = std::result::Result<T, CallFailed>;
 
 type CuFunction = *mut c_void;
 type CuStream = *mut c_void;
@@ -110,23 +128,15 @@ fn check(call: &'static str, code: c_uint) -> Result<()> {
     if code == 0 {
         Ok(())
     } else {
-        Err(Error::Driver { call, code, name: error_name(code) })
+        Err(CallFailed { call, code })
     }
 }
 
-/// Opens libcuda and calls `cuInit(0)`; a missing library or a failure of `cuInit` becomes
-/// [`Error::NoDriver`], `cuInit`'s "no device" (code 100) [`Error::NoDevice`].
+/// Calls `cuInit(0)`. Open the library first ([`driver_library`]): without it the call fails
+/// with `CUDA_ERROR_NOT_INITIALIZED` (3) and the loader's reason is lost.
 pub(crate) fn init() -> Result<()> {
-    if let Err(why) = libcuda::library() {
-        return Err(Error::NoDriver { code: None, reason: why.to_string() });
-    }
     // SAFETY: cuInit has no preconditions.
-    let code = unsafe { cu_init(0) };
-    match code {
-        0 => Ok(()),
-        ERROR_NO_DEVICE => Err(Error::NoDevice { ordinal: 0 }),
-        c => Err(Error::NoDriver { code: Some(c), reason: format!("cuInit failed with {} ({c})", error_name(c)) }),
-    }
+    check("cuInit", unsafe { cu_init(0) })
 }
 
 /// Whether the NVIDIA driver library can be loaded (it is opened once, on the first call);
@@ -188,20 +198,12 @@ pub(crate) unsafe fn launch_cooperative<P>(
 }
 
 /// Launches `f` (an ordinary launch: CTAs may run in any order and need not be co-resident)
-/// with one by-value parameter struct; a failure keeps the raw `CUresult` in
-/// [`Error::Driver`].
+/// with one by-value parameter struct.
 ///
 /// # Safety
 /// `P` must be the `#[repr(C)]` parameter struct the kernel expects, and every device address in
 /// it must be valid for the kernel's accesses until the launch completes.
-pub(crate) unsafe fn launch<P>(
-    f: &cust::function::Function<'_>,
-    grid: u32,
-    block: u32,
-    smem: u32,
-    stream: &cust::stream::Stream,
-    params: &P,
-) -> Result<()> {
+pub(crate) unsafe fn launch<P>(f: &cust::function::Function<'_>, grid: u32, block: u32, smem: u32, stream: &cust::stream::Stream, params: &P) -> Result<()> {
     let mut arg: *mut c_void = params as *const P as *mut c_void;
     // SAFETY: the caller guarantees the parameter struct matches; the driver copies it before
     // returning.

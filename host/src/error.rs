@@ -1,7 +1,8 @@
-//! The crate's error type.
+//! The crate's error type, and the mapping of the driver's raw codes onto it.
 
 use thiserror::Error;
 
+use crate::driver::{self, CallFailed};
 use crate::layout::PlanError;
 use crate::sparse::SparseError;
 
@@ -140,10 +141,32 @@ impl From<crate::validate::NotFinite> for Error {
 /// Result with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Maps a cust error to [`Error::Driver`], keeping its raw code.
+/// A failed driver call as [`Error::Driver`], with the driver's name for its raw code.
+impl From<CallFailed> for Error {
+    fn from(e: CallFailed) -> Error {
+        Error::Driver { call: e.call, code: e.code, name: driver::error_name(e.code) }
+    }
+}
+
+impl Error {
+    /// `cuInit`'s failure as the error a caller of [`crate::Gpu::new`] sees: "no device"
+    /// (code 100) becomes [`Error::NoDevice`] for the `ordinal` asked for, any other code
+    /// [`Error::NoDriver`] with that code.
+    pub(crate) fn from_init(e: CallFailed, ordinal: u32) -> Error {
+        match e.code {
+            driver::ERROR_NO_DEVICE => Error::NoDevice { ordinal },
+            c => Error::NoDriver { code: Some(c), reason: format!("{} failed with {} ({c})", e.call, driver::error_name(c)) },
+        }
+    }
+}
+
+/// Maps a cust error to [`Error::Driver`]. The code is cust's, which equals the driver's only
+/// for the codes cust knows: any other (e.g. 720, cooperative launch too large) arrives as
+/// cust's `UnknownError` (999). Calls whose raw code matters go through [`crate::driver`],
+/// which keeps it.
 pub(crate) fn cust_err(call: &'static str) -> impl FnOnce(cust::error::CudaError) -> Error {
     move |e| {
         let code = e as u32;
-        Error::Driver { call, code, name: crate::driver::error_name(code) }
+        Error::Driver { call, code, name: driver::error_name(code) }
     }
 }

@@ -48,11 +48,8 @@ impl Gpu {
     /// when there is no such device, [`Error::UnsupportedGpu`] below sm_80, and
     /// [`Error::Driver`] when a driver call fails (e.g. the PTX does not load).
     pub fn new(ordinal: u32) -> Result<Gpu> {
-        driver::init().map_err(|e| match e {
-            // cuInit's "no device" names no ordinal; report the one asked for.
-            Error::NoDevice { .. } => Error::NoDevice { ordinal },
-            e => e,
-        })?;
+        driver::driver_library().map_err(|reason| Error::NoDriver { code: None, reason })?;
+        driver::init().map_err(|e| Error::from_init(e, ordinal))?;
         let count = Device::num_devices().map_err(cust_err("cuDeviceGetCount"))?;
         if ordinal >= count {
             return Err(Error::NoDevice { ordinal });
@@ -146,7 +143,7 @@ impl Gpu {
     /// Free and total device memory, bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
         self.make_current()?;
-        driver::mem_info()
+        Ok(driver::mem_info()?)
     }
 
     /// A kernel of the loaded module.

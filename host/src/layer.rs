@@ -23,11 +23,13 @@ use sprnn_kernels::format::{
     dense_kernel_name, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
 };
 
+use crate::args::{check_finite, check_len};
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
 use crate::layout::{self, Plan, PlanOptions};
 use crate::sparse::Csr;
+pub use crate::tensors::{DeviceInput, DeviceOutput, Input, Output};
 
 /// Options for building a layer.
 #[derive(Clone, Debug)]
@@ -42,156 +44,6 @@ pub struct LayerOptions {
 impl Default for LayerOptions {
     fn default() -> Self {
         LayerOptions { plan: PlanOptions::default(), timeout: Duration::from_secs(1) }
-    }
-}
-
-/// Input pre-activations on the host.
-#[derive(Clone, Copy, Debug)]
-pub enum Input<'a> {
-    /// f32 values.
-    F32(&'a [f32]),
-    /// fp16 values.
-    F16(&'a [half::f16]),
-}
-
-impl Input<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Input::F32(v) => v.len(),
-            Input::F16(v) => v.len(),
-        }
-    }
-}
-
-/// Input pre-activations on the device.
-#[derive(Debug)]
-pub enum DeviceInput {
-    /// f32 values.
-    F32(DeviceBuffer<f32>),
-    /// fp16 values as their bit patterns.
-    F16(DeviceBuffer<u16>),
-}
-
-impl DeviceInput {
-    /// Uploads host input.
-    pub fn upload(gpu: &Gpu, u: Input<'_>) -> Result<DeviceInput> {
-        gpu.make_current()?;
-        Ok(match u {
-            Input::F32(v) => DeviceInput::F32(DeviceBuffer::from_slice(v).map_err(cust_err("cuMemAlloc"))?),
-            Input::F16(v) => {
-                let bits: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
-                DeviceInput::F16(DeviceBuffer::from_slice(&bits).map_err(cust_err("cuMemAlloc"))?)
-            }
-        })
-    }
-
-    /// Allocates an f32 input of `len` values (zeros): the output buffer of
-    /// [`crate::projection::InputProjection::project`].
-    pub fn alloc_f32(gpu: &Gpu, len: usize) -> Result<DeviceInput> {
-        gpu.make_current()?;
-        Ok(DeviceInput::F32(DeviceBuffer::zeroed(len).map_err(cust_err("cuMemAlloc"))?))
-    }
-
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        match self {
-            DeviceInput::F32(b) => b.len(),
-            DeviceInput::F16(b) => b.len(),
-        }
-    }
-
-    /// Whether it holds no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Fills the values with NaN (fp16 or f32), so a value a kernel does not write cannot pass a
-    /// check. Waits for the fill. (Test hook.)
-    #[cfg(feature = "test-hooks")]
-    pub fn poison(&mut self, gpu: &Gpu) -> Result<()> {
-        gpu.make_current()?;
-        let stream = gpu.stream();
-        match self {
-            DeviceInput::F32(b) => driver::memset_u32(b.as_device_ptr().as_raw(), f32::NAN.to_bits(), b.len(), stream)?,
-            DeviceInput::F16(b) => driver::memset_u16(b.as_device_ptr().as_raw(), half::f16::NAN.to_bits(), b.len(), stream)?,
-        }
-        driver::synchronize(stream)
-    }
-
-    /// Copies the values to the host as f32 (fp16 converted exactly).
-    pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        gpu.make_current()?;
-        Ok(match self {
-            DeviceInput::F32(b) => {
-                let mut v = vec![0f32; b.len()];
-                b.copy_to(&mut v[..]).map_err(cust_err("cuMemcpyDtoH"))?;
-                v
-            }
-            DeviceInput::F16(b) => {
-                let mut v = vec![0u16; b.len()];
-                b.copy_to(&mut v[..]).map_err(cust_err("cuMemcpyDtoH"))?;
-                v.into_iter().map(|x| half::f16::from_bits(x).to_f32()).collect()
-            }
-        })
-    }
-
-    pub(crate) fn address(&self) -> u64 {
-        match self {
-            DeviceInput::F32(b) => b.as_device_ptr().as_raw(),
-            DeviceInput::F16(b) => b.as_device_ptr().as_raw(),
-        }
-    }
-}
-
-/// Outputs of a forward pass on the host.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Output {
-    /// Every hidden state, `[T][B][H]`.
-    pub h: Vec<f32>,
-    /// LSTM: the final cell state, `[B][H]`.
-    pub c: Option<Vec<f32>>,
-}
-
-/// Outputs of a forward pass on the device, reusable across calls of the same length.
-#[derive(Debug)]
-pub struct DeviceOutput {
-    /// Every hidden state, `[T][B][H]`.
-    pub h: DeviceBuffer<f32>,
-    /// Final cell state `[B][H]` (allocated for every cell; written by LSTM only).
-    pub c: DeviceBuffer<f32>,
-    pub(crate) steps: usize,
-}
-
-impl DeviceOutput {
-    /// Steps this output holds.
-    pub fn steps(&self) -> usize {
-        self.steps
-    }
-
-    /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
-    /// (Test hook.)
-    #[cfg(feature = "test-hooks")]
-    pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
-        layer.gpu.make_current()?;
-        let nan = f32::NAN.to_bits();
-        driver::memset_u32(self.h.as_device_ptr().as_raw(), nan, self.h.len(), layer.gpu.stream())?;
-        driver::memset_u32(self.c.as_device_ptr().as_raw(), nan, self.c.len(), layer.gpu.stream())?;
-        driver::synchronize(layer.gpu.stream())
-    }
-
-    /// Copies the outputs to the host.
-    pub fn to_host(&self, layer: &SparseRecurrentLayer) -> Result<Output> {
-        layer.gpu.make_current()?;
-        let mut h = vec![0f32; self.h.len()];
-        self.h.copy_to(&mut h[..]).map_err(cust_err("cuMemcpyDtoH"))?;
-        let c = if layer.cell == Cell::Lstm {
-            let mut c = vec![0f32; self.c.len()];
-            self.c.copy_to(&mut c[..]).map_err(cust_err("cuMemcpyDtoH"))?;
-            Some(c)
-        } else {
-            None
-        };
-        Ok(Output { h, c })
     }
 }
 
@@ -236,20 +88,6 @@ impl std::fmt::Debug for SparseRecurrentLayer {
             .field("threads_per_cta", &self.threads_per_cta)
             .field("kernel", &self.kernel)
             .finish()
-    }
-}
-
-/// `Error::Input` naming the first non-finite element of `v`.
-pub(crate) fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
-    Ok(crate::validate::finite(name, v)?)
-}
-
-/// `Error::Input` unless `got == want`.
-pub(crate) fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(Error::Input { name, problem: format!("{got} values, expected {want} ({shape})") })
     }
 }
 

@@ -42,15 +42,18 @@
 //!              │ uses
 //!          planning     layout (plan, dense, assign, bank, pack, partition, registers) · advice
 //!              │ uses
-//!          data         sparse · weights                validate (checks shared by GPU and CPU)
-//!          device       gpu · driver · libcuda · ptx    error (one error type for all)
+//!          data         sparse · weights · tensors (inputs and outputs of a forward pass)
+//!                       validate (checks shared by GPU and CPU) · args (the GPU side's checks)
+//!          device       gpu · driver (raw CUresult codes) · libcuda · ptx
+//!                       error (one error type for all; maps the driver's codes)
 //!          oracle       reference (CPU, f64 / f32 / device-faithful), used by tests, never by
-//!                       the GPU path's arithmetic
+//!                       the GPU path
 //! ```
 //!
-//! Imports should run downwards only. Where they do not yet (work of the host-structure issue):
-//! `model` and `stream` take `ModelOutput` from `reference` (the oracle's type serves as the
-//! GPU's output type); `error` imports from most modules to wrap their errors.
+//! Imports run downwards only, with one exception: `error` imports from most modules to wrap
+//! their errors (and `driver` to name its codes), while `driver` imports nothing of the crate's
+//! but the library loader. The GPU path never imports `reference`; both return
+//! [`tensors::ModelOutput`].
 //!
 //! Errors are [`Error`](enum@Error) (every bad input is listed in `docs/VALIDATION.md`); the
 //! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. The NVIDIA
@@ -60,6 +63,7 @@
 #![deny(missing_docs)]
 
 pub mod advice;
+mod args;
 #[cfg(feature = "test-hooks")]
 pub mod driver;
 #[cfg(not(feature = "test-hooks"))]
@@ -79,6 +83,7 @@ pub mod shape;
 pub mod smoke;
 pub mod sparse;
 pub mod stream;
+pub mod tensors;
 pub mod timing;
 pub mod validate;
 pub mod weights;

@@ -52,10 +52,11 @@ use sprnn_kernels::format::{ConcatParams, Cell, CONCAT_KERNEL, ELEMENTWISE_THREA
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::layer::{check_finite, check_len, DeviceInput, DeviceOutput, LayerOptions, SparseRecurrentLayer};
+use crate::args::{check_finite, check_len};
+use crate::layer::{LayerOptions, SparseRecurrentLayer};
 use crate::layout::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT, SHARED_RESERVED_PER_CTA};
 use crate::projection::{elementwise_grid, InputProjection};
-use crate::reference::ModelOutput;
+use crate::tensors::{DeviceInput, DeviceOutput, ModelOutput};
 use crate::weights::ModelWeights;
 
 /// How the two directions of a bidirectional layer are scheduled.
@@ -170,15 +171,10 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model")
-            .field("cell", &self.cell)
-            .field("layers", &self.layers.len())
-            .field("directions", &self.directions())
-            .field("hidden", &self.hidden)
-            .field("input_size", &self.input_size)
-            .field("batch", &self.batch)
-            .field("concurrent", &self.concurrent)
-            .finish()
+        let mut d = f.debug_struct("Model");
+        d.field("cell", &self.cell).field("layers", &self.layers.len()).field("directions", &self.directions());
+        d.field("hidden", &self.hidden).field("input_size", &self.input_size).field("batch", &self.batch);
+        d.field("concurrent", &self.concurrent).finish()
     }
 }
 
@@ -449,7 +445,7 @@ impl Model {
         for j in &self.joined {
             driver::memset_u32(j.as_device_ptr().as_raw(), nan, j.len(), stream)?;
         }
-        driver::synchronize(stream)
+        Ok(driver::synchronize(stream)?)
     }
 
     /// The last layer's output of the last successful run on the device, `[T][B][D·H]`

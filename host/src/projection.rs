@@ -34,8 +34,9 @@ use sprnn_kernels::format::{
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::layer::{check_finite, check_len, DeviceInput};
+use crate::args::{check_finite, check_len};
 use crate::sparse::Matrix;
+use crate::tensors::DeviceInput;
 
 /// `W_ih` on the device, in the form its kernel reads.
 enum Weights {
@@ -207,7 +208,7 @@ impl InputProjection {
         // SAFETY: `params` is the projection kernels' parameter struct; `x`, `out`, the weights
         // and the bias have the sizes it states (checked above), and the caller keeps `x` and
         // `out` alive until the stream has passed the kernel.
-        unsafe { driver::launch(&f, grid, block, smem, stream, &params) }
+        Ok(unsafe { driver::launch(&f, grid, block, smem, stream, &params) }?)
     }
 
     /// Computes `out = W_ih · x + b_ih` for `steps` steps of `batch` sequences on `stream`
@@ -229,7 +230,7 @@ impl InputProjection {
         start.record(stream).map_err(cust_err("cuEventRecord"))?;
         let launched = self.enqueue(x, steps, batch, reverse, out, stream);
         // Wait even when the launch failed: earlier work on the stream may use the buffers.
-        let waited = stop.record(stream).map_err(cust_err("cuEventRecord")).and_then(|()| driver::synchronize(stream));
+        let waited = stop.record(stream).map_err(cust_err("cuEventRecord")).and_then(|()| Ok(driver::synchronize(stream)?));
         launched?;
         waited?;
         stop.elapsed_time_f32(&start).map_err(cust_err("cuEventElapsedTime"))

@@ -56,7 +56,8 @@ use sprnn_kernels::format::{flags, Cell};
 
 use crate::driver;
 use crate::error::{Error, Result};
-use crate::layer::{DeviceOutput, SparseRecurrentLayer};
+use crate::layer::SparseRecurrentLayer;
+use crate::tensors::DeviceOutput;
 
 /// A raw CUDA stream handle (`CUstream`; null is the legacy default stream). A CUDA runtime
 /// `cudaStream_t` is the same handle (PyTorch: `torch.cuda.current_stream().cuda_stream`).

@@ -82,7 +82,7 @@ pub fn run(gpu: &Gpu, n: usize, seed: u64) -> Result<SmokeReport> {
     // SAFETY: SmokeParams is the kernel's parameter struct; the buffers above have the sizes
     // the kernel's contract asks for and outlive the synchronisation below.
     unsafe { driver::launch_cooperative(&f, grid, THREADS as u32, (16 * THREADS) as u32, gpu.stream(), &params) }
-        .map_err(|code| Error::Driver { call: "cuLaunchCooperativeKernel", code, name: driver::error_name(code) })?;
+        .map_err(|code| Error::from(driver::CallFailed { call: "cuLaunchCooperativeKernel", code }))?;
     driver::synchronize(gpu.stream())?;
     let mut got = vec![0u32; 4 * n];
     d_out.copy_to(&mut got[..]).map_err(cust_err("cuMemcpyDtoH"))?;

@@ -57,31 +57,83 @@
 //! # }
 //! ```
 
+use std::marker::PhantomData;
+
+use crate::args::{check_finite, check_len};
 use crate::error::{Error, Result};
-use crate::layer::{check_finite, check_len, Input, Output, SparseRecurrentLayer};
+use crate::layer::SparseRecurrentLayer;
 use crate::model::Model;
-use crate::reference::ModelOutput;
+use crate::tensors::{Input, ModelOutput, Output};
 use crate::Cell;
 
-/// The state a stream carries between chunks, and the rule that advances it (see the
-/// [module docs](self#state-hand-over)). Pure host data: [`StreamingLayer`] uses it around the
-/// GPU, and the same value can drive [`crate::reference::forward_u`] chunk by chunk.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StreamState {
-    cell: Cell,
-    batch: usize,
-    hidden: usize,
-    /// `[B][H]`; `None` until the first chunk (or after a reset): zeros, not passed.
-    h: Option<Vec<f32>>,
-    /// LSTM `[B][H]`; `None` for other cells and for a fresh LSTM stream.
-    c: Option<Vec<f32>>,
-    steps: u64,
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::OneLayer {}
+    impl Sealed for super::Stack {}
+    impl Sealed for crate::layer::SparseRecurrentLayer {}
+    impl Sealed for crate::model::Model {}
 }
 
-impl StreamState {
-    /// A fresh state (zeros) for a layer of `cell`, batch `batch` and hidden size `hidden`.
-    pub fn new(cell: Cell, batch: usize, hidden: usize) -> StreamState {
-        StreamState { cell, batch, hidden, h: None, c: None, steps: 0 }
+/// What a stream's state covers: one layer ([`OneLayer`]) or a stack of layers ([`Stack`]).
+/// Names the state's shape and its owner in the messages of [`Error::Input`].
+pub trait Scope: sealed::Sealed {
+    /// The state's shape, e.g. `"B*H"`.
+    const SHAPE: &'static str;
+    /// What the state belongs to, e.g. `"layer"`.
+    const OWNER: &'static str;
+}
+
+/// The scope of [`StreamState`]: one layer, state `[B][H]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OneLayer;
+
+/// The scope of [`ModelStreamState`]: a unidirectional stack of `L` layers, state `[L][B][H]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stack;
+
+impl Scope for OneLayer {
+    const SHAPE: &'static str = "B*H";
+    const OWNER: &'static str = "layer";
+}
+
+impl Scope for Stack {
+    const SHAPE: &'static str = "L*B*H";
+    const OWNER: &'static str = "model";
+}
+
+/// The state a stream carries between chunks, and the rule that advances it (see the
+/// [module docs](self#state-hand-over)): `h` and (LSTM) `c` of every layer in scope `S`. Pure
+/// host data: [`Streaming`] uses it around the GPU, and the same value can drive the CPU
+/// reference chunk by chunk ([`crate::reference::forward_u`], [`crate::reference::forward_model`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkState<S: Scope> {
+    cell: Cell,
+    layers: usize,
+    batch: usize,
+    hidden: usize,
+    /// `[L][B][H]`; `None` until the first chunk (or after a reset): zeros, not passed.
+    h: Option<Vec<f32>>,
+    /// LSTM `[L][B][H]`; `None` for other cells and for a fresh LSTM stream.
+    c: Option<Vec<f32>>,
+    steps: u64,
+    scope: PhantomData<S>,
+}
+
+/// The state of one layer's stream ([`StreamingLayer`]), `[B][H]` each.
+pub type StreamState = ChunkState<OneLayer>;
+
+/// The state a stream of a whole unidirectional model carries between chunks ([`StreamingModel`]):
+/// `h` and (LSTM) `c` of every layer, `[L][B][H]` each (see the [module docs](self#whole-models)).
+pub type ModelStreamState = ChunkState<Stack>;
+
+impl<S: Scope> ChunkState<S> {
+    fn fresh(cell: Cell, layers: usize, batch: usize, hidden: usize) -> ChunkState<S> {
+        ChunkState { cell, layers, batch, hidden, h: None, c: None, steps: 0, scope: PhantomData }
+    }
+
+    /// Values in `h` (and in `c`): `L·B·H`.
+    fn len(&self) -> usize {
+        self.layers * self.batch * self.hidden
     }
 
     /// The initial state to pass to the next chunk, `(h0, c0)` as `forward` takes them: `None`
@@ -90,45 +142,28 @@ impl StreamState {
         (self.h.as_deref(), self.c.as_deref())
     }
 
-    /// Advances the state past a chunk of `steps` steps whose output `h` (`[steps][B][H]`) and
-    /// final LSTM cell state `c` (`[B][H]`) are given.
-    ///
-    /// Errors ([`Error::Input`]): `steps` is 0, `h` is not `steps·B·H` values, or `c` is
-    /// missing (LSTM), present (other cells) or not `B·H` values. The state is unchanged then.
-    pub fn advance(&mut self, steps: usize, h: &[f32], c: Option<&[f32]>) -> Result<()> {
-        let bh = self.batch * self.hidden;
-        if steps == 0 {
-            return Err(Error::Input { name: "steps", problem: "0; a chunk needs at least one step".into() });
-        }
-        check_len("h", h.len(), steps * bh, "T*B*H")?;
-        let c = self.check_c("c", c)?;
-        self.h = Some(h[(steps - 1) * bh..].to_vec());
-        self.c = c.map(<[f32]>::to_vec);
-        self.steps += steps as u64;
-        Ok(())
-    }
-
-    /// The current state `(h, c)`, `[B][H]` each (`c` for LSTM only), zeros when fresh.
+    /// The current state `(h, c)` (`c` for LSTM only), zeros when fresh.
     pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
-        let zeros = || vec![0.0f32; self.batch * self.hidden];
+        let zeros = || vec![0.0f32; self.len()];
         let h = self.h.clone().unwrap_or_else(zeros);
         let c = (self.cell == Cell::Lstm).then(|| self.c.clone().unwrap_or_else(zeros));
         (h, c)
     }
 
-    /// Replaces the state. `h` is `[B][H]`; `c` is LSTM's cell state `[B][H]` (`None`: zeros)
-    /// and must be `None` for the other cells. Every value must be finite.
+    /// Replaces the state. `h` is `[B][H]` (a model's `[L][B][H]`); `c` is LSTM's cell state of
+    /// the same shape (`None`: zeros) and must be `None` for the other cells. Every value must be
+    /// finite.
     ///
     /// Errors ([`Error::Input`]) name the argument and the expected size; the state is unchanged
     /// then. The GPU rounds `h` to fp16 when it starts (as it does for any `h0`).
     pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
-        check_len("h", h.len(), self.batch * self.hidden, "B*H")?;
+        check_len("h", h.len(), self.len(), S::SHAPE)?;
         check_finite("h", h)?;
         if let Some(c) = c {
             if self.cell != Cell::Lstm {
-                return Err(Error::Input { name: "c", problem: format!("given for a {} layer; only LSTM has a cell state", self.cell.name()) });
+                return Err(Error::Input { name: "c", problem: format!("given for a {} {}; only LSTM has a cell state", self.cell.name(), S::OWNER) });
             }
-            check_len("c", c.len(), self.batch * self.hidden, "B*H")?;
+            check_len("c", c.len(), self.len(), S::SHAPE)?;
             check_finite("c", c)?;
         }
         self.h = Some(h.to_vec());
@@ -143,8 +178,7 @@ impl StreamState {
         self.steps = 0;
     }
 
-    /// Steps run since the stream was made or last reset ([`StreamState::set_state`] keeps the
-    /// count).
+    /// Steps run since the state was made or last reset ([`Self::set_state`] keeps the count).
     pub fn steps(&self) -> u64 {
         self.steps
     }
@@ -164,44 +198,140 @@ impl StreamState {
         self.hidden
     }
 
-    fn check_c<'a>(&self, name: &'static str, c: Option<&'a [f32]>) -> Result<Option<&'a [f32]>> {
+    /// Takes on the final state `h` (checked by the caller) and `c` of a chunk of `steps` steps
+    /// after checking `c` (named `c_name`; `final_c` is what an LSTM chunk returns): missing for
+    /// LSTM, present for other cells, or of the wrong length is [`Error::Input`] and changes
+    /// nothing.
+    fn take(&mut self, steps: usize, h: &[f32], c_name: &'static str, final_c: &str, c: Option<&[f32]>) -> Result<()> {
         match (self.cell, c) {
-            (Cell::Lstm, Some(c)) => {
-                check_len(name, c.len(), self.batch * self.hidden, "B*H")?;
-                Ok(Some(c))
-            }
-            (Cell::Lstm, None) => Err(Error::Input { name, problem: "missing; an LSTM chunk returns its final cell state".into() }),
-            (_, None) => Ok(None),
-            (cell, Some(_)) => Err(Error::Input { name, problem: format!("given for a {} layer; only LSTM has a cell state", cell.name()) }),
+            (Cell::Lstm, Some(c)) => check_len(c_name, c.len(), self.len(), S::SHAPE)?,
+            (Cell::Lstm, None) => return Err(Error::Input { name: c_name, problem: format!("missing; an LSTM chunk returns its {final_c}") }),
+            (_, None) => {}
+            (cell, Some(_)) => return Err(Error::Input { name: c_name, problem: format!("given for a {} {}; only LSTM has a cell state", cell.name(), S::OWNER) }),
         }
+        self.h = Some(h.to_vec());
+        self.c = c.map(<[f32]>::to_vec);
+        self.steps += steps as u64;
+        Ok(())
     }
 }
 
-/// A [`SparseRecurrentLayer`] that carries `h` (and LSTM's `c`) from one
-/// [`forward`](StreamingLayer::forward) call to the next: feeding a sequence chunk by chunk gives
+/// [`Error::Input`] for a chunk of no steps.
+fn check_chunk_steps(steps: usize) -> Result<()> {
+    if steps == 0 {
+        return Err(Error::Input { name: "steps", problem: "0; a chunk needs at least one step".into() });
+    }
+    Ok(())
+}
+
+impl StreamState {
+    /// A fresh state (zeros) for a layer of `cell`, batch `batch` and hidden size `hidden`.
+    pub fn new(cell: Cell, batch: usize, hidden: usize) -> StreamState {
+        ChunkState::fresh(cell, 1, batch, hidden)
+    }
+
+    /// Advances the state past a chunk of `steps` steps whose output `h` (`[steps][B][H]`) and
+    /// final LSTM cell state `c` (`[B][H]`) are given.
+    ///
+    /// Errors ([`Error::Input`]): `steps` is 0, `h` is not `steps·B·H` values, or `c` is
+    /// missing (LSTM), present (other cells) or not `B·H` values. The state is unchanged then.
+    pub fn advance(&mut self, steps: usize, h: &[f32], c: Option<&[f32]>) -> Result<()> {
+        let bh = self.batch * self.hidden;
+        check_chunk_steps(steps)?;
+        check_len("h", h.len(), steps * bh, "T*B*H")?;
+        self.take(steps, &h[(steps - 1) * bh..], "c", "final cell state", c)
+    }
+}
+
+impl ModelStreamState {
+    /// A fresh state (zeros) for a unidirectional model of `layers` layers.
+    pub fn new(cell: Cell, layers: usize, batch: usize, hidden: usize) -> ModelStreamState {
+        ChunkState::fresh(cell, layers, batch, hidden)
+    }
+
+    /// Advances past a chunk of `steps` steps that ended in `h_n` and (LSTM) `c_n`
+    /// (`[L][B][H]`). Errors ([`Error::Input`]) leave the state unchanged: `steps` is 0, a
+    /// length is wrong, `c_n` is missing for LSTM or given for another cell.
+    pub fn advance(&mut self, steps: usize, h_n: &[f32], c_n: Option<&[f32]>) -> Result<()> {
+        check_chunk_steps(steps)?;
+        check_len("h_n", h_n.len(), self.len(), "L*B*H")?;
+        self.take(steps, h_n, "c_n", "final cell states", c_n)
+    }
+}
+
+/// What a [`Streaming`] wraps: a layer ([`SparseRecurrentLayer`]) or a unidirectional
+/// [`Model`], run one chunk at a time from the state its stream carries.
+pub trait Chunked: sealed::Sealed {
+    /// What the state covers: one layer or a stack.
+    type Scope: Scope;
+    /// A chunk's input.
+    type Input<'a>;
+    /// A chunk's outputs.
+    type Output;
+    /// Runs `steps` steps of `input` from `state` (as the wrapped type's `forward` does).
+    fn run(&mut self, state: &ChunkState<Self::Scope>, input: Self::Input<'_>, steps: usize) -> Result<Self::Output>;
+    /// Advances `state` past the chunk that gave `out`.
+    fn carry(state: &mut ChunkState<Self::Scope>, steps: usize, out: &Self::Output) -> Result<()>;
+}
+
+impl Chunked for SparseRecurrentLayer {
+    type Scope = OneLayer;
+    type Input<'a> = Input<'a>;
+    type Output = Output;
+
+    fn run(&mut self, state: &StreamState, u: Input<'_>, steps: usize) -> Result<Output> {
+        let (h0, c0) = state.initial();
+        self.set_steps_done(state.steps());
+        self.forward(u, steps, h0, c0)
+    }
+
+    fn carry(state: &mut StreamState, steps: usize, out: &Output) -> Result<()> {
+        state.advance(steps, &out.h, out.c.as_deref())
+    }
+}
+
+impl Chunked for Model {
+    type Scope = Stack;
+    type Input<'a> = &'a [f32];
+    type Output = ModelOutput;
+
+    fn run(&mut self, state: &ModelStreamState, x: &[f32], steps: usize) -> Result<ModelOutput> {
+        let (h0, c0) = state.initial();
+        self.set_steps_done(state.steps());
+        self.forward(x, steps, h0, c0)
+    }
+
+    fn carry(state: &mut ModelStreamState, steps: usize, out: &ModelOutput) -> Result<()> {
+        state.advance(steps, &out.h_n, out.c_n.as_deref())
+    }
+}
+
+/// A layer or unidirectional model that carries `h` (and LSTM's `c`) from one
+/// [`forward`](Streaming::forward) call to the next: feeding a sequence chunk by chunk gives
 /// exactly what one long call gives. See the [module docs](self).
 #[derive(Debug)]
-pub struct StreamingLayer {
-    layer: SparseRecurrentLayer,
-    state: StreamState,
+pub struct Streaming<T: Chunked> {
+    inner: T,
+    state: ChunkState<T::Scope>,
 }
 
-impl StreamingLayer {
-    /// Wraps `layer` with a fresh (zero) state.
-    pub fn new(layer: SparseRecurrentLayer) -> StreamingLayer {
-        let state = StreamState::new(layer.cell(), layer.batch(), layer.hidden());
-        StreamingLayer { layer, state }
-    }
+/// A [`SparseRecurrentLayer`] that streams ([`Streaming`]).
+pub type StreamingLayer = Streaming<SparseRecurrentLayer>;
 
-    /// Runs the next `steps` steps: `u` is their `[steps][B][G·H]` input pre-activations
-    /// (`W_ih x_t + b_ih`). Starts from the state the previous chunk left (zeros at first) and
-    /// returns the chunk's outputs as [`SparseRecurrentLayer::forward`] does: every `h_t`
-    /// (`[steps][B][H]`) and, for LSTM, the final `c`. On error the state is unchanged.
-    pub fn forward(&mut self, u: Input<'_>, steps: usize) -> Result<Output> {
-        let (h0, c0) = self.state.initial();
-        self.layer.set_steps_done(self.state.steps());
-        let out = self.layer.forward(u, steps, h0, c0)?;
-        self.state.advance(steps, &out.h, out.c.as_deref())?;
+/// A unidirectional [`Model`] that streams ([`Streaming`]; see the
+/// [module docs](self#whole-models)).
+pub type StreamingModel = Streaming<Model>;
+
+impl<T: Chunked> Streaming<T> {
+    /// Runs the next `steps` steps of `input`, starting from the state the previous chunk left
+    /// (zeros at first), and returns the chunk's outputs as the wrapped type's `forward` does:
+    /// a layer takes `[steps][B][G·H]` input pre-activations (`W_ih x_t + b_ih`) and returns
+    /// every `h_t` (`[steps][B][H]`) and LSTM's final `c`; a model takes `x` (`[steps][B][I]`)
+    /// and returns its `output` (`[steps][B][H]`) and final states ([`Model::forward`]). On
+    /// error the state is unchanged.
+    pub fn forward(&mut self, input: T::Input<'_>, steps: usize) -> Result<T::Output> {
+        let out = self.inner.run(&self.state, input, steps)?;
+        T::carry(&mut self.state, steps, &out)?;
         Ok(out)
     }
 
@@ -210,15 +340,16 @@ impl StreamingLayer {
         self.state.reset();
     }
 
-    /// The current state `(h, c)`: `h` is `[B][H]` (the last step's output, zeros when fresh),
-    /// `c` LSTM's cell state `[B][H]` (`None` for the other cells).
+    /// The current state `(h, c)`: `h` is `[B][H]` (a model's `[L][B][H]`; the last step's
+    /// output, zeros when fresh), `c` LSTM's cell state of the same shape (`None` for the other
+    /// cells).
     pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
         self.state.state()
     }
 
     /// Sets the state the next chunk starts from (to resume a saved stream, or to start from a
-    /// given `h0`/`c0`). Checked as [`StreamState::set_state`] does: sizes `[B][H]`, finite
-    /// values, `c` only for LSTM (`None`: zeros); an error leaves the state unchanged.
+    /// given `h0`/`c0`). Checked as [`ChunkState::set_state`] does: sizes, finite values, `c`
+    /// only for LSTM (`None`: zeros); an error leaves the state unchanged.
     pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
         self.state.set_state(h, c)
     }
@@ -228,111 +359,23 @@ impl StreamingLayer {
         self.state.steps()
     }
 
+    /// Unwraps the layer or model, dropping the state.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl StreamingLayer {
+    /// Wraps `layer` with a fresh (zero) state.
+    pub fn new(layer: SparseRecurrentLayer) -> StreamingLayer {
+        let state = StreamState::new(layer.cell(), layer.batch(), layer.hidden());
+        Streaming { inner: layer, state }
+    }
+
     /// The wrapped layer (for its shape and launch figures).
     pub fn layer(&self) -> &SparseRecurrentLayer {
-        &self.layer
+        &self.inner
     }
-
-    /// Unwraps the layer, dropping the state.
-    pub fn into_inner(self) -> SparseRecurrentLayer {
-        self.layer
-    }
-}
-
-/// The state a stream of a whole unidirectional model carries between chunks: `h` and (LSTM)
-/// `c` of every layer, `[L][B][H]` each (see the [module docs](self#whole-models)). Pure host
-/// data, like [`StreamState`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelStreamState {
-    cell: Cell,
-    layers: usize,
-    batch: usize,
-    hidden: usize,
-    /// `[L][B][H]`; `None` while fresh (zeros, not passed).
-    h: Option<Vec<f32>>,
-    /// LSTM `[L][B][H]`; `None` for other cells and while fresh.
-    c: Option<Vec<f32>>,
-    steps: u64,
-}
-
-impl ModelStreamState {
-    /// A fresh state (zeros) for a unidirectional model of `layers` layers.
-    pub fn new(cell: Cell, layers: usize, batch: usize, hidden: usize) -> ModelStreamState {
-        ModelStreamState { cell, layers, batch, hidden, h: None, c: None, steps: 0 }
-    }
-
-    fn len(&self) -> usize {
-        self.layers * self.batch * self.hidden
-    }
-
-    /// `(h0, c0)` for the next chunk, `[L][B][H]` each, `None` where the state is still zeros.
-    pub fn initial(&self) -> (Option<&[f32]>, Option<&[f32]>) {
-        (self.h.as_deref(), self.c.as_deref())
-    }
-
-    /// Advances past a chunk of `steps` steps that ended in `h_n` and (LSTM) `c_n`
-    /// (`[L][B][H]`). Errors ([`Error::Input`]) leave the state unchanged: `steps` is 0, a
-    /// length is wrong, `c_n` is missing for LSTM or given for another cell.
-    pub fn advance(&mut self, steps: usize, h_n: &[f32], c_n: Option<&[f32]>) -> Result<()> {
-        if steps == 0 {
-            return Err(Error::Input { name: "steps", problem: "0; a chunk needs at least one step".into() });
-        }
-        check_len("h_n", h_n.len(), self.len(), "L*B*H")?;
-        match (self.cell, c_n) {
-            (Cell::Lstm, Some(c)) => check_len("c_n", c.len(), self.len(), "L*B*H")?,
-            (Cell::Lstm, None) => return Err(Error::Input { name: "c_n", problem: "missing; an LSTM chunk returns its final cell states".into() }),
-            (_, None) => {}
-            (cell, Some(_)) => return Err(Error::Input { name: "c_n", problem: format!("given for a {} model; only LSTM has a cell state", cell.name()) }),
-        }
-        self.h = Some(h_n.to_vec());
-        self.c = c_n.map(<[f32]>::to_vec);
-        self.steps += steps as u64;
-        Ok(())
-    }
-
-    /// The current state `(h, c)`, `[L][B][H]` each (`c` for LSTM only), zeros when fresh.
-    pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
-        let zeros = || vec![0.0f32; self.len()];
-        (self.h.clone().unwrap_or_else(zeros), (self.cell == Cell::Lstm).then(|| self.c.clone().unwrap_or_else(zeros)))
-    }
-
-    /// Replaces the state: `h` is `[L][B][H]`, `c` LSTM's `[L][B][H]` (`None`: zeros; must be
-    /// `None` for other cells); finite values. Errors ([`Error::Input`]) leave it unchanged.
-    pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
-        check_len("h", h.len(), self.len(), "L*B*H")?;
-        check_finite("h", h)?;
-        if let Some(c) = c {
-            if self.cell != Cell::Lstm {
-                return Err(Error::Input { name: "c", problem: format!("given for a {} model; only LSTM has a cell state", self.cell.name()) });
-            }
-            check_len("c", c.len(), self.len(), "L*B*H")?;
-            check_finite("c", c)?;
-        }
-        self.h = Some(h.to_vec());
-        self.c = c.map(<[f32]>::to_vec);
-        Ok(())
-    }
-
-    /// Back to the fresh state and a step count of 0.
-    pub fn reset(&mut self) {
-        self.h = None;
-        self.c = None;
-        self.steps = 0;
-    }
-
-    /// Steps run since the state was made or last reset.
-    pub fn steps(&self) -> u64 {
-        self.steps
-    }
-}
-
-/// A unidirectional [`Model`] that carries every layer's `h` (and LSTM's `c`) from one
-/// [`forward`](StreamingModel::forward) call to the next: a sequence fed chunk by chunk gives
-/// exactly what one long call gives (see the [module docs](self#whole-models)).
-#[derive(Debug)]
-pub struct StreamingModel {
-    model: Model,
-    state: ModelStreamState,
 }
 
 impl StreamingModel {
@@ -343,48 +386,12 @@ impl StreamingModel {
             return Err(Error::NotStreamable { directions: model.directions() });
         }
         let state = ModelStreamState::new(model.cell(), model.num_layers(), model.batch(), model.hidden());
-        Ok(StreamingModel { model, state })
-    }
-
-    /// Runs the next `steps` steps of input `x` (`[steps][B][I]`) from the state the previous
-    /// chunk left and returns the chunk's `output` (`[steps][B][H]`) and final states. Errors as
-    /// [`Model::forward`]; the state is then unchanged.
-    pub fn forward(&mut self, x: &[f32], steps: usize) -> Result<ModelOutput> {
-        let (h0, c0) = self.state.initial();
-        self.model.set_steps_done(self.state.steps());
-        let out = self.model.forward(x, steps, h0, c0)?;
-        self.state.advance(steps, &out.h_n, out.c_n.as_deref())?;
-        Ok(out)
-    }
-
-    /// Forgets the state: the next chunk starts from zeros.
-    pub fn reset(&mut self) {
-        self.state.reset();
-    }
-
-    /// The current state `(h, c)`, `[L][B][H]` each (`c` for LSTM only).
-    pub fn state(&self) -> (Vec<f32>, Option<Vec<f32>>) {
-        self.state.state()
-    }
-
-    /// Sets the state the next chunk starts from (checked as [`ModelStreamState::set_state`]).
-    pub fn set_state(&mut self, h: &[f32], c: Option<&[f32]>) -> Result<()> {
-        self.state.set_state(h, c)
-    }
-
-    /// Steps run since the stream was made or last reset.
-    pub fn steps(&self) -> u64 {
-        self.state.steps()
+        Ok(Streaming { inner: model, state })
     }
 
     /// The wrapped model.
     pub fn model(&self) -> &Model {
-        &self.model
-    }
-
-    /// Unwraps the model, dropping the state.
-    pub fn into_inner(self) -> Model {
-        self.model
+        &self.inner
     }
 }
 

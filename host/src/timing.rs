@@ -9,7 +9,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::layer::{DeviceInput, Input};
+use crate::tensors::{DeviceInput, Input};
 use crate::sparse::random_recurrent;
 use crate::{Cell, Csr, Gpu, Result, SparseRecurrentLayer};
 

@@ -72,6 +72,17 @@ def _host(t) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(t, dtype=np.float32))
 
 
+def _caller_layout(output, h_n, c_n, unbatched, batch_first, swap_time_batch):
+    """A model's outputs (`output` [T, B, D*H], states [L*D, B, H]) in the caller's layout:
+    without the batch axis for unbatched input, `output` as [B, T, D*H] for batch_first
+    (`swap_time_batch` swaps its first two axes)."""
+    if unbatched:
+        return output[:, 0], h_n[:, 0], None if c_n is None else c_n[:, 0]
+    if batch_first:
+        output = swap_time_batch(output)
+    return output, h_n, c_n
+
+
 def _f32_bytes(a) -> bytes:
     return np.ascontiguousarray(a, dtype="<f4").tobytes()
 
@@ -367,12 +378,7 @@ class Compiled:
                     c_n[k] = np.frombuffer(cb, np.float32).reshape(b, H)
                 outs.append(h[::-1] if d else h)
             layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
-        output = layer_in
-        if unbatched:
-            output, h_n = output[:, 0], h_n[:, 0]
-            c_n = None if c_n is None else c_n[:, 0]
-        elif spec.batch_first:
-            output = output.transpose(1, 0, 2)
+        output, h_n, c_n = _caller_layout(layer_in, h_n, c_n, unbatched, spec.batch_first, lambda a: a.transpose(1, 0, 2))
         output = np.ascontiguousarray(output)
         if torch_in:
             torch = _torch()
@@ -476,12 +482,7 @@ class Compiled:
                 h_n[k].copy_(h[-1])
                 outs.append(h.flip(0) if d else h)
             layer_in = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-        output = layer_in
-        if unbatched:
-            output, h_n = output[:, 0], h_n[:, 0]
-            c_n = None if c_n is None else c_n[:, 0]
-        elif spec.batch_first:
-            output = output.transpose(0, 1)
+        output, h_n, c_n = _caller_layout(layer_in, h_n, c_n, unbatched, spec.batch_first, lambda a: a.transpose(0, 1))
         output = output.to(dtype)
         if not state_f32:
             h_n = h_n.to(dtype)

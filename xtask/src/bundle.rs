@@ -3,7 +3,8 @@
 //!
 //! The folder holds the release test executables (`tests/`), the benchmark, exchange-probe and demo programs and
 //! the model examples `nmt` and `deepspeech` (`bin/`), the peer benchmark scripts (`peers/`:
-//! `peers.py`, and `models.py` for cuDNN whole-model timings), `COMMIT` (the short hash it was built from,
+//! every file of `bench/peers`, i.e. `peers.py`, FlashRNN's `flashrnn_peer.py`, the shared
+//! `peer_common.py`, and `models.py` for cuDNN whole-model timings), `COMMIT` (the short hash it was built from,
 //! `-dirty` when tracked files had changes) and `run.sh`. The PTX is embedded in every
 //! executable. Copy the folder to the GPU machine and run `DIR/run.sh` (all tests) or
 //! `DIR/run.sh bench …` / `DIR/run.sh demo`. The same folder is also written as one compressed
@@ -267,12 +268,7 @@ pub fn gpu_bundle(dir: &str) -> Result<(), String> {
     for ex in ["nmt", "deepspeech"] {
         std::fs::copy(root.join("target/release/examples").join(ex), dir.join("bin").join(ex)).map_err(|e| format!("{ex}: {e}"))?;
     }
-    for entry in std::fs::read_dir(root.join("bench/peers")).map_err(|e| e.to_string())? {
-        let p = entry.map_err(|e| e.to_string())?.path();
-        if p.is_file() {
-            std::fs::copy(&p, dir.join("peers").join(p.file_name().unwrap())).map_err(|e| e.to_string())?;
-        }
-    }
+    copy_files(&root.join("bench/peers"), &dir.join("peers"))?;
     let wheels = copy_wheels(&root.join(".whl"), &dir.join("wheels"))?;
     python_bundle(&root, &dir.join("python"))?;
     let head = run(Command::new("git").current_dir(&root).args(["rev-parse", "--short", "HEAD"]))
@@ -357,10 +353,62 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Copies every file of `from` (not its folders) into the folder `to`; returns their names.
+fn copy_files(from: &Path, to: &Path) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let p = entry.map_err(|e| e.to_string())?.path();
+        if p.is_file() {
+            let name = p.file_name().unwrap();
+            std::fs::copy(&p, to.join(name)).map_err(|e| format!("{}: {e}", p.display()))?;
+            names.push(name.to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// `cargo xtask bench ARGS`: builds the bundle and runs `run.sh bench-all ARGS` here, writing
+/// into `$OUT_CSV` (default `bench/results/<UTC date>-bench-all.csv`).
+pub fn bench(args: &[&str]) -> Result<(), String> {
+    gpu_bundle("bundle")?;
+    let root = workspace_root();
+    let out = std::env::var("OUT_CSV").unwrap_or_else(|_| {
+        let day = run(Command::new("date").args(["-u", "+%F"])).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        root.join("bench/results").join(format!("{day}-bench-all.csv")).display().to_string()
+    });
+    let status = Command::new(root.join("bundle/run.sh"))
+        .arg("bench-all")
+        .args(args)
+        .env("OUT_CSV", &out)
+        .status()
+        .map_err(|e| format!("cannot run bundle/run.sh: {e}"))?;
+    if status.success() {
+        println!("rows in {out}");
+        Ok(())
+    } else {
+        Err(format!("bench-all failed ({status}); rows so far in {out}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::RUN_SH;
+    use super::{copy_files, RUN_SH};
     use std::process::Command;
+
+    /// The bundle's `peers/` gets every file of `bench/peers`: the peer benchmark and the
+    /// modules it imports.
+    #[test]
+    fn bundle_copies_every_peer_script() {
+        let root = crate::workspace_root();
+        let to = std::env::temp_dir().join(format!("sprnn-bundle-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&to).unwrap();
+        let names = copy_files(&root.join("bench/peers"), &to).unwrap();
+        for name in ["peers.py", "flashrnn_peer.py", "peer_common.py", "models.py", "flashrnn_setup.sh"] {
+            assert!(names.iter().any(|n| n == name) && to.join(name).is_file(), "{name} not in the bundle's peers/");
+        }
+        std::fs::remove_dir_all(&to).unwrap();
+    }
 
     /// `run.sh bench-all` with stub programs that record their arguments.
     #[test]
@@ -524,28 +572,5 @@ mod tests {
             let default = &src[attr..attr + src[attr..].find('"').unwrap()];
             assert!(RUN_SH.contains(&format!("{name}={default}")), "run.sh bench-all: {name} should default to {default}");
         }
-    }
-}
-
-/// `cargo xtask bench ARGS`: builds the bundle and runs `run.sh bench-all ARGS` here, writing
-/// into `$OUT_CSV` (default `bench/results/<UTC date>-bench-all.csv`).
-pub fn bench(args: &[&str]) -> Result<(), String> {
-    gpu_bundle("bundle")?;
-    let root = workspace_root();
-    let out = std::env::var("OUT_CSV").unwrap_or_else(|_| {
-        let day = run(Command::new("date").args(["-u", "+%F"])).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-        root.join("bench/results").join(format!("{day}-bench-all.csv")).display().to_string()
-    });
-    let status = Command::new(root.join("bundle/run.sh"))
-        .arg("bench-all")
-        .args(args)
-        .env("OUT_CSV", &out)
-        .status()
-        .map_err(|e| format!("cannot run bundle/run.sh: {e}"))?;
-    if status.success() {
-        println!("rows in {out}");
-        Ok(())
-    } else {
-        Err(format!("bench-all failed ({status}); rows so far in {out}"))
     }
 }

@@ -23,6 +23,8 @@ mod link;
 mod plots;
 mod probe_plot;
 mod report;
+mod results;
+mod select;
 mod ptxas;
 mod ptx;
 

@@ -88,14 +88,9 @@ fn draw(path: &Path, points: &[Point], meta: &str, source: &str) -> Result<(), S
         .y_label_area_size(70)
         .build_cartesian_2d(0.5f64..kmax, 0.0f64..ymax)
         .map_err(de)?;
-    chart
-        .configure_mesh()
-        .x_desc("serial 16-byte polls per thread (k)")
-        .y_desc("µs per step")
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
-        .draw()
-        .map_err(de)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc("serial 16-byte polls per thread (k)").y_desc("µs per step");
+    mesh.label_style((FONT, 16)).axis_desc_style((FONT, 18)).draw().map_err(de)?;
     let model: Vec<(f64, f64)> = (0..=60).map(|i| 1.0 + (kmax - 1.5) * i as f64 / 60.0).map(|k| (k, 1.0 + 0.25 * (k - 1.0))).collect();
     chart.draw_series(LineSeries::new(model, BLACK.mix(0.45).stroke_width(2))).map_err(de)?;
     for (i, f) in formats.iter().enumerate() {

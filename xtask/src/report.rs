@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::plots::{default_inputs, gates, read_csv, same_density, Row, DENSE_PEERS, PEERS};
+use crate::results::{gates, read_inputs, same_density, Row, DENSE_PEERS, PEERS};
 use crate::workspace_root;
 
 /// First line of the generated block in `bench/RESULTS.md`.
@@ -127,9 +127,12 @@ fn is_dense_peer(r: &Row) -> bool {
     DENSE_PEERS.contains(&r.approach.as_str()) || r.density >= 1.0
 }
 
+/// A measurement within a run: (run, approach, dtype, cell, H, B, density bits, T).
+type MeasurementKey = (RunKey, String, String, String, usize, usize, u64, usize);
+
 /// The last row of each (run, approach, dtype, cell, H, B, density, T).
 fn last_rows(rows: &[Row]) -> Vec<&Row> {
-    let mut last: BTreeMap<(RunKey, String, String, String, usize, usize, u64, usize), usize> = BTreeMap::new();
+    let mut last: BTreeMap<MeasurementKey, usize> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         last.insert((RunKey::of(r), r.approach.clone(), r.dtype.clone(), r.cell.clone(), r.h, r.b, r.density.to_bits(), r.t), i);
     }
@@ -264,87 +267,100 @@ fn render(rows: &[Row], files: &[String]) -> String {
     for (key, run) in runs(rows) {
         let commit = if key.commit.is_empty() { "?" } else { &key.commit };
         let _ = writeln!(s, "### {} · driver {} · {} · commit {}\n", key.gpu, if key.driver.is_empty() { "?" } else { &key.driver }, if key.date.is_empty() { "?" } else { &key.date }, commit);
-        let lines = speed_lines(&run);
-        if !lines.is_empty() {
-            let peers: Vec<&str> = PEERS.iter().copied().filter(|p| lines.iter().any(|l| l.peers.contains_key(*p))).collect();
-            let _ = write!(s, "| cell | H | B | d | T | sprnn | floor | × floor |");
-            for p in &peers {
-                let _ = write!(s, " {p} |");
-            }
-            let _ = writeln!(s, " best peer | speedup |");
-            let _ = writeln!(s, "|{}", " --- |".repeat(8 + peers.len() + 2));
-            for l in &lines {
-                let sprnn = match &l.sprnn {
-                    Some(Ok(us)) => num(*us),
-                    Some(Err(note)) => why(note),
-                    None => "—".into(),
-                };
-                let xf = match (&l.sprnn, l.floor) {
-                    (Some(Ok(us)), Some(f)) => format!("{:.2}", us / f),
-                    _ => "—".into(),
-                };
-                let _ = write!(s, "| {} | {} | {} | {} | {} | {} | {} | {} |", l.cell, l.h, l.b, l.density, l.t, sprnn, opt(l.floor, num), xf);
-                for p in &peers {
-                    let _ = write!(s, " {} |", l.peers.get(*p).map_or("—".into(), |(_, dt, us)| format!("{} {dt}", num(*us))));
-                }
-                let best = l.best_peer().map_or("—".into(), |(a, dt, us)| format!("{a} {dt} {}", num(*us)));
-                let _ = writeln!(s, " {best} | {} |", opt(l.speedup(), |x| format!("**{x:.2}×**")));
-            }
-            let _ = writeln!(s);
-        }
-        let caps = capacity_lines(&run);
-        if !caps.is_empty() {
-            let _ = writeln!(s, "Capacity (largest layer the planner accepts, a multiple of the search step; dense persistent capacity: the larger of sprnn at density 1.0 and FlashRNN's fused kernel, same cell, B and T):\n");
-            let _ = writeln!(s, "| cell | B | T | d | H | dense-equivalent params | sprnn | × floor | best peer at this H | speedup | largest dense persistent | × its params | target ≥ 5× at ≥ 2× |");
-            let _ = writeln!(s, "|{}", " --- |".repeat(13));
-            for c in &caps {
-                let sprnn = match c.us {
-                    Some(us) => num(us),
-                    None => why(&c.note),
-                };
-                let xf = match (c.us, c.floor) {
-                    (Some(us), Some(f)) => format!("{:.2}", us / f),
-                    _ => "—".into(),
-                };
-                let best = c.best_peer.as_ref().map_or("—".into(), |(a, dt, us)| format!("{a} {dt} {}", num(*us)));
-                let dense = c.dense.as_ref().map_or("—".into(), |(a, h, us)| format!("{a} H={h} ({}, {} µs)", millions(gates(&c.cell) * h * h), opt(*us, num)));
-                let target = match c.meets_target() {
-                    Some(true) => "met",
-                    Some(false) => "not met",
-                    None => "—",
-                };
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    c.cell,
-                    c.b,
-                    c.t,
-                    c.density,
-                    c.h,
-                    millions(c.params()),
-                    sprnn,
-                    xf,
-                    best,
-                    opt(c.speedup(), |x| format!("{x:.2}×")),
-                    dense,
-                    opt(c.capacity_ratio(), |x| format!("{x:.1}×")),
-                    target
-                );
-            }
-            let _ = writeln!(s);
-        }
-        let fr: Vec<&&Row> = run.iter().filter(|r| r.approach == "flashrnn_capacity").collect();
-        if !fr.is_empty() {
-            let _ = writeln!(s, "FlashRNN's fused kernel, largest H it built and ran:\n");
-            let _ = writeln!(s, "| cell | B | T | H | dense-equivalent params | µs per step |");
-            let _ = writeln!(s, "|{}", " --- |".repeat(6));
-            for r in fr {
-                let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", r.cell, r.b, r.t, r.h, millions(gates(&r.cell) * r.h * r.h), opt(r.us, num));
-            }
-            let _ = writeln!(s);
-        }
+        write_speed_table(&mut s, &speed_lines(&run));
+        write_capacity_table(&mut s, &capacity_lines(&run));
+        write_flashrnn_table(&mut s, &run);
     }
     s
+}
+
+/// The speed table of one run (nothing when it has no line).
+fn write_speed_table(s: &mut String, lines: &[SpeedLine]) {
+    if !lines.is_empty() {
+        let peers: Vec<&str> = PEERS.iter().copied().filter(|p| lines.iter().any(|l| l.peers.contains_key(*p))).collect();
+        let _ = write!(s, "| cell | H | B | d | T | sprnn | floor | × floor |");
+        for p in &peers {
+            let _ = write!(s, " {p} |");
+        }
+        let _ = writeln!(s, " best peer | speedup |");
+        let _ = writeln!(s, "|{}", " --- |".repeat(8 + peers.len() + 2));
+        for l in lines {
+            let sprnn = match &l.sprnn {
+                Some(Ok(us)) => num(*us),
+                Some(Err(note)) => why(note),
+                None => "—".into(),
+            };
+            let xf = match (&l.sprnn, l.floor) {
+                (Some(Ok(us)), Some(f)) => format!("{:.2}", us / f),
+                _ => "—".into(),
+            };
+            let _ = write!(s, "| {} | {} | {} | {} | {} | {} | {} | {} |", l.cell, l.h, l.b, l.density, l.t, sprnn, opt(l.floor, num), xf);
+            for p in &peers {
+                let _ = write!(s, " {} |", l.peers.get(*p).map_or("—".into(), |(_, dt, us)| format!("{} {dt}", num(*us))));
+            }
+            let best = l.best_peer().map_or("—".into(), |(a, dt, us)| format!("{a} {dt} {}", num(*us)));
+            let _ = writeln!(s, " {best} | {} |", opt(l.speedup(), |x| format!("**{x:.2}×**")));
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// The capacity table of one run (nothing when it has no line).
+fn write_capacity_table(s: &mut String, caps: &[CapacityLine]) {
+    if !caps.is_empty() {
+        let _ = writeln!(s, "Capacity (largest layer the planner accepts, a multiple of the search step; dense persistent capacity: the larger of sprnn at density 1.0 and FlashRNN's fused kernel, same cell, B and T):\n");
+        let _ = writeln!(s, "| cell | B | T | d | H | dense-equivalent params | sprnn | × floor | best peer at this H | speedup | largest dense persistent | × its params | target ≥ 5× at ≥ 2× |");
+        let _ = writeln!(s, "|{}", " --- |".repeat(13));
+        for c in caps {
+            let sprnn = match c.us {
+                Some(us) => num(us),
+                None => why(&c.note),
+            };
+            let xf = match (c.us, c.floor) {
+                (Some(us), Some(f)) => format!("{:.2}", us / f),
+                _ => "—".into(),
+            };
+            let best = c.best_peer.as_ref().map_or("—".into(), |(a, dt, us)| format!("{a} {dt} {}", num(*us)));
+            let dense = c.dense.as_ref().map_or("—".into(), |(a, h, us)| format!("{a} H={h} ({}, {} µs)", millions(gates(&c.cell) * h * h), opt(*us, num)));
+            let target = match c.meets_target() {
+                Some(true) => "met",
+                Some(false) => "not met",
+                None => "—",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.cell,
+                c.b,
+                c.t,
+                c.density,
+                c.h,
+                millions(c.params()),
+                sprnn,
+                xf,
+                best,
+                opt(c.speedup(), |x| format!("{x:.2}×")),
+                dense,
+                opt(c.capacity_ratio(), |x| format!("{x:.1}×")),
+                target
+            );
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// FlashRNN's capacity rows of one run (nothing when it has none).
+fn write_flashrnn_table(s: &mut String, run: &[&Row]) {
+    let fr: Vec<&&Row> = run.iter().filter(|r| r.approach == "flashrnn_capacity").collect();
+    if !fr.is_empty() {
+        let _ = writeln!(s, "FlashRNN's fused kernel, largest H it built and ran:\n");
+        let _ = writeln!(s, "| cell | B | T | H | dense-equivalent params | µs per step |");
+        let _ = writeln!(s, "|{}", " --- |".repeat(6));
+        for r in fr {
+            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", r.cell, r.b, r.t, r.h, millions(gates(&r.cell) * r.h * r.h), opt(r.us, num));
+        }
+        let _ = writeln!(s);
+    }
 }
 
 /// Replaces the generated block of `text` (between [`BEGIN`] and [`END`]) with `block`, or
@@ -373,20 +389,8 @@ pub fn report(args: &[&str]) -> Result<(), String> {
             _ => inputs.push(PathBuf::from(a)),
         }
     }
-    if inputs.is_empty() {
-        inputs = default_inputs(&root)?;
-    }
-    if inputs.is_empty() {
-        return Err("no CSV files to report".into());
-    }
-    let mut rows = Vec::new();
-    let mut shown = Vec::new();
-    for p in &inputs {
-        let abs = std::fs::canonicalize(p).unwrap_or(p.clone());
-        let name = abs.strip_prefix(&root).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string());
-        rows.extend(read_csv(p, &name)?);
-        shown.push(format!("`{name}`"));
-    }
+    let (rows, names) = read_inputs(&root, inputs, "report")?;
+    let shown: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     let md = render(&rows, &shown);
     if results {
         let path = root.join("bench/RESULTS.md");
@@ -405,6 +409,7 @@ pub fn report(args: &[&str]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::read_csv;
 
     fn sample() -> Vec<Row> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/report-sample.csv");

@@ -33,7 +33,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use sprnn::layout::DeviceInfo;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
-use sprnn_bench::{dense_params, median, precheck, random_input, random_layer, time_layer, verified_capacity};
+use sprnn_bench::{dense_params, Candidates, median, precheck, random_input, random_layer, time_layer, verified_capacity};
 use sprnn::MAX_HIDDEN;
 
 /// CSV header of every rows file.
@@ -126,17 +126,7 @@ fn parse_cells(names: &[String]) -> Vec<Cell> {
 }
 
 fn open_out(path: &Option<String>) -> Option<std::fs::File> {
-    path.as_ref().map(|p| {
-        let new = std::fs::metadata(p).map_or(true, |m| m.len() == 0);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap_or_else(|e| {
-            eprintln!("sprnn-bench: --out {p}: {e}");
-            std::process::exit(1)
-        });
-        if new {
-            writeln!(f, "{HEADER}").unwrap();
-        }
-        f
-    })
+    path.as_ref().map(|p| sprnn_bench::open_rows("sprnn-bench", p, HEADER))
 }
 
 /// `--plan-only`: the planner's decisions for a preset, no GPU.
@@ -156,7 +146,7 @@ fn plan_only(args: &Args) {
         for &cell in &cells {
             for &b in &args.capacity_batch {
                 for &d in &args.capacity_density {
-                    match verified_capacity(2000, cell, d, b, &device, args.hidden_step, MAX_HIDDEN, 4) {
+                    match verified_capacity(2000, cell, d, b, &device, Candidates { step: args.hidden_step, max_hidden: MAX_HIDDEN, attempts: 4 }) {
                         Ok(Some(c)) => {
                             let p = &c.plan;
                             println!(
@@ -217,7 +207,8 @@ struct Meta<'a> {
 }
 
 impl Meta<'_> {
-    fn write(&self, f: &mut Option<std::fs::File>, cell: Cell, h: usize, b: usize, d: f64, t: usize, approach: &str, us: &str, note: &str) {
+    /// Writes one row of the configuration `(cell, H, B, density, T)`.
+    fn write(&self, f: &mut Option<std::fs::File>, (cell, h, b, d, t): (Cell, usize, usize, f64, usize), approach: &str, us: &str, note: &str) {
         if let Some(f) = f.as_mut() {
             let note = note.replace(',', ";");
             writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{},{},{},{},{note}", cell.name(), self.gpu, self.args.driver, self.args.date, self.args.commit).unwrap();
@@ -238,19 +229,19 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
         for &b in &args.capacity_batch {
             for &d in &args.capacity_density {
                 bar.set_message(format!("capacity {} B={b} d={d}", cell.name()));
-                let found = verified_capacity(3000 + i, cell, d, b, gpu.info(), args.hidden_step, MAX_HIDDEN, 4);
+                let found = verified_capacity(3000 + i, cell, d, b, gpu.info(), Candidates { step: args.hidden_step, max_hidden: MAX_HIDDEN, attempts: 4 });
                 for &t in &args.steps {
                     i += 1;
                     let c = match &found {
                         Ok(Some(c)) => c,
                         Ok(None) => {
-                            meta.write(file, cell, 0, b, d, t, "sprnn_capacity", "", "not run: no hidden size fits");
+                            meta.write(file, (cell, 0, b, d, t), "sprnn_capacity", "", "not run: no hidden size fits");
                             table.push(format!("{:<8} {:>5} {:>3} {:>5}  no hidden size fits", cell.name(), d, b, t));
                             bar.inc(1);
                             continue;
                         }
                         Err(e) => {
-                            meta.write(file, cell, 0, b, d, t, "sprnn_capacity", "", &format!("not run: {e}"));
+                            meta.write(file, (cell, 0, b, d, t), "sprnn_capacity", "", &format!("not run: {e}"));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5}  error: {e}", cell.name(), d, b, t));
                             bar.inc(1);
                             continue;
@@ -271,16 +262,16 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                     match timed {
                         Ok((us, floor, shape)) => {
                             let note = format!("{note}; {shape}");
-                            meta.write(file, cell, h, b, d, t, "sprnn_capacity", &format!("{us:.3}"), &note);
-                            meta.write(file, cell, h, b, d, t, "floor", &format!("{floor:.3}"), &note);
+                            meta.write(file, (cell, h, b, d, t), "sprnn_capacity", &format!("{us:.3}"), &note);
+                            meta.write(file, (cell, h, b, d, t), "floor", &format!("{floor:.3}"), &note);
                             if d >= 1.0 {
-                                meta.write(file, cell, h, b, d, t, "dense_persistent", &format!("{us:.3}"), &note);
+                                meta.write(file, (cell, h, b, d, t), "dense_persistent", &format!("{us:.3}"), &note);
                             }
                             pairs.push(format!("{}:{h}:{b}:{d}", cell.name()));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} {:>12} {:>9.3} {:>9.3}", cell.name(), d, b, t, h, params, us, floor));
                         }
                         Err(e) => {
-                            meta.write(file, cell, h, b, d, t, "sprnn_capacity", "", &format!("not run: {e}; {note}"));
+                            meta.write(file, (cell, h, b, d, t), "sprnn_capacity", "", &format!("not run: {e}; {note}"));
                             table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>6} not run: {e}", cell.name(), d, b, t, h));
                         }
                     }
@@ -306,8 +297,25 @@ fn main() {
         plan_only(&args);
         return;
     }
+    let gpu = open_gpu();
+    let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
+    if !args.projection.is_empty() {
+        projections(&args, &gpu, &gpu_name);
+        return;
+    }
+    let mut file = open_out(&args.out);
+    if args.capacity {
+        capacity(&args, &gpu, &Meta { gpu: gpu_name, args: &args }, &mut file);
+        return;
+    }
+    sweep(&args, &gpu, &gpu_name, &mut file);
+}
+
+/// Device 0, or the exit the sprnn CLI takes: status 4 without an NVIDIA driver, 5 without a
+/// CUDA device, 1 on another failure.
+fn open_gpu() -> sprnn::Gpu {
     // Exit status as the sprnn CLI's: 4 no NVIDIA driver, 5 no CUDA device.
-    let gpu = match sprnn::Gpu::new(0) {
+    match sprnn::Gpu::new(0) {
         Ok(g) => g,
         Err(e @ sprnn::Error::NoDriver { .. }) => {
             eprintln!("sprnn-bench: {e}: nothing to measure");
@@ -321,39 +329,81 @@ fn main() {
             eprintln!("sprnn-bench: {e}");
             std::process::exit(1);
         }
-    };
-    let gpu_name = args.gpu_name.clone().unwrap_or_else(|| gpu.info().name.clone());
-    if !args.projection.is_empty() {
-        let mut file = open_out(&args.out);
-        for shape in &args.projection {
-            let (i, gh, n) = parse_shape(shape).unwrap_or_else(|e| {
-                eprintln!("sprnn-bench: --projection {shape}: {e}");
-                std::process::exit(2)
-            });
-            let (line, row) = match time_projection(&gpu, i, gh, n, args.repeats, args.warmup) {
-                Ok((us, err)) => {
-                    let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
-                    (
-                        format!("projection I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, max error {err:.1e} of the bound)"),
-                        (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound")),
-                    )
-                }
-                Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
-            };
-            println!("{line}");
-            if let Some(f) = file.as_mut() {
-                let (us, note) = &row;
-                writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{note}", args.driver, args.date, args.commit)
-                    .unwrap();
-            }
-        }
-        return;
     }
+}
+
+/// `--projection`: times each input projection shape and writes its row.
+fn projections(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str) {
     let mut file = open_out(&args.out);
-    if args.capacity {
-        capacity(&args, &gpu, &Meta { gpu: gpu_name, args: &args }, &mut file);
-        return;
+    for shape in &args.projection {
+        let (i, gh, n) = parse_shape(shape).unwrap_or_else(|e| {
+            eprintln!("sprnn-bench: --projection {shape}: {e}");
+            std::process::exit(2)
+        });
+        let (line, row) = match time_projection(gpu, i, gh, n, args.repeats, args.warmup) {
+            Ok((us, err)) => {
+                let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
+                (
+                    format!("projection I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, max error {err:.1e} of the bound)"),
+                    (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound")),
+                )
+            }
+            Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
+        };
+        println!("{line}");
+        if let Some(f) = file.as_mut() {
+            let (us, note) = &row;
+            writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{note}", args.driver, args.date, args.commit)
+                .unwrap();
+        }
     }
+}
+
+/// The timed variants of one configuration `(cell, H, B, density, T)`, the `i`-th of the sweep:
+/// `(approach, µs per step, floor µs per step, launch note)`, the default plan first.
+fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (Cell, usize, usize, f64, usize)) -> sprnn::Result<Vec<(&'static str, f64, f64, String)>> {
+    use sprnn::layout::{KernelKind, PlanOptions};
+    let sparse = |h32: Option<bool>| PlanOptions { hidden_f32: h32, kernel: Some(KernelKind::Sparse), ..Default::default() };
+    let variants: Vec<(&'static str, Option<PlanOptions>, bool)> = if args.ab {
+        vec![
+            ("sprnn", None, true),
+            ("sprnn_separate_cell", Some(sparse(None)), false),
+            ("sprnn_h16", Some(sparse(Some(false))), true),
+            ("sprnn_h32", Some(sparse(Some(true))), true),
+            ("sprnn_sparse", Some(sparse(None)), true),
+            ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
+        ]
+    } else {
+        vec![("sprnn", None, true)]
+    };
+    // Refuse what cannot fit before generating it (the planner's decision from row statistics).
+    precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
+        let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
+        let mut times = Vec::new();
+        for (name, opts, fuse) in &variants {
+            let (name, fuse) = (*name, *fuse);
+            let plan = match opts {
+                None => plan.clone(),
+                Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
+                    // Only variants that differ from the default plan, and only where they fit.
+                    Ok(p) if fuse && p.dense == plan.dense && p.hidden_f32 == plan.hidden_f32 && p.list_len == plan.list_len => continue,
+                    Ok(p) => p,
+                    Err(_) => continue,
+                },
+            };
+            let mut layer = SparseRecurrentLayer::from_plan_variant(gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse })?;
+            let shape = layer.shape();
+            let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
+            let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
+            times.push((name, us, floor, note));
+        }
+        Ok(times)
+    })
+}
+
+/// The sweep: every configuration of `--cells`, `--hidden`, `--batch`, `--density`, `--steps`
+/// timed, its rows written and a table printed.
+fn sweep(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str, file: &mut Option<std::fs::File>) {
     let cells = parse_cells(&args.cells);
     let mut configs = Vec::new();
     for &c in &cells {
@@ -373,43 +423,7 @@ fn main() {
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell.name()));
         let mut rows: Vec<(&str, String, String)> = Vec::new();
-        use sprnn::layout::{KernelKind, PlanOptions};
-        let sparse = |h32: Option<bool>| PlanOptions { hidden_f32: h32, kernel: Some(KernelKind::Sparse), ..Default::default() };
-        let variants: Vec<(&str, Option<PlanOptions>, bool)> = if args.ab {
-            vec![
-                ("sprnn", None, true),
-                ("sprnn_separate_cell", Some(sparse(None)), false),
-                ("sprnn_h16", Some(sparse(Some(false))), true),
-                ("sprnn_h32", Some(sparse(Some(true))), true),
-                ("sprnn_sparse", Some(sparse(None)), true),
-                ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
-            ]
-        } else {
-            vec![("sprnn", None, true)]
-        };
-        // Refuse what cannot fit before generating it (the planner's decision from row statistics).
-        let result = precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
-            let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
-            let mut times = Vec::new();
-            for (name, opts, fuse) in &variants {
-                let (name, fuse) = (*name, *fuse);
-                let plan = match opts {
-                    None => plan.clone(),
-                    Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
-                        // Only variants that differ from the default plan, and only where they fit.
-                        Ok(p) if fuse && p.dense == plan.dense && p.hidden_f32 == plan.hidden_f32 && p.list_len == plan.list_len => continue,
-                        Ok(p) => p,
-                        Err(_) => continue,
-                    },
-                };
-                let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse })?;
-                let shape = layer.shape();
-                let (us, floor) = time_layer(&gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
-                let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
-                times.push((name, us, floor, note));
-            }
-            Ok(times)
-        });
+        let result = time_variants(args, gpu, i, (cell, h, b, d, t));
         match result {
             Ok(times) => {
                 let (_, us, floor, ref note) = times[0];

@@ -675,13 +675,10 @@ fn wait_event(ev: CuEvent, limit: Duration) -> Result<(), DriverError> {
     }
 }
 
-/// Runs one point: `warmup + repeats` launches (one launch for a forced timeout).
-fn run_point(s: &Session, dev: &Device, pt: &Point, args: &Args) -> Result<Measured, Failure> {
-    if let Some(why) = pt.invalid() {
-        return Err(Failure::Point(why));
-    }
-    let name = probe_kernel_name(pt.word, pt.exchange);
-    let f = s.function(name).map_err(Failure::Point)?;
+/// Gives `f` the shared memory that leaves room for exactly one CTA per SM (more than half of
+/// the SM's, and at least what the copies need) and checks that one CTA of `pt` fits per SM
+/// and that the device has an SM for each; returns the shared memory per CTA.
+fn one_cta_per_sm(f: CuFunction, dev: &Device, pt: &Point) -> Result<u32, Failure> {
     // One CTA per SM: more than half of the SM's shared memory, and at least what the copies need.
     let need = probe_smem_bytes(pt.chunks as usize) as u32;
     let smem = need.max(dev.smem_per_sm / 2 + 1024).min(dev.smem_optin);
@@ -692,11 +689,10 @@ fn run_point(s: &Session, dev: &Device, pt: &Point, args: &Args) -> Result<Measu
     check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f, FUNC_MAX_DYNAMIC_SHARED, smem as c_int) })?;
     // SAFETY: as above.
     check("cuFuncSetAttribute", unsafe { cuFuncSetAttribute(f, FUNC_PREFERRED_CARVEOUT, 100) })?;
-    let threads = pt.threads();
     let mut per_sm: c_int = 0;
     // SAFETY: valid out pointer, live function.
     check("cuOccupancyMaxActiveBlocksPerMultiprocessor", unsafe {
-        cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, f, threads as c_int, smem as usize)
+        cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, f, pt.threads() as c_int, smem as usize)
     })?;
     if per_sm != 1 {
         return Err(Failure::Point(format!("{per_sm} CTAs fit on one SM (need exactly 1)")));
@@ -704,36 +700,63 @@ fn run_point(s: &Session, dev: &Device, pt: &Point, args: &Args) -> Result<Measu
     if pt.ctas > dev.sm_count {
         return Err(Failure::Point(format!("{} CTAs but only {} SMs", pt.ctas, dev.sm_count)));
     }
-    let words_bytes = pt.chunks as usize * 16;
-    let exchange = DeviceMem::new(2 * words_bytes)?;
-    let status_mem = DeviceMem::new(16)?;
-    let clocks = DeviceMem::new(32)?;
+    Ok(smem)
+}
+
+/// The probe kernel's parameters for `pt`: `steps` steps, waits bounded by `timeout_ms`, on
+/// the exchange, status and clock buffers.
+fn probe_params(pt: &Point, steps: u32, timeout_ms: u64, (exchange, status, clocks): (&DeviceMem, &DeviceMem, &DeviceMem)) -> ProbeParams {
     let (mask, phase) = pt.check.mask_phase();
-    let timeout_ms = if pt.forced_timeout { args.forced_timeout_ms } else { args.timeout_ms };
-    let params = ProbeParams {
+    ProbeParams {
         exchange: exchange.0,
-        status: status_mem.0,
+        status: status.0,
         clocks: clocks.0,
         timeout_ns: timeout_ms * 1_000_000,
-        steps: args.steps,
+        steps,
         words_per_cta: pt.words_per_cta(),
         chunks: pt.chunks,
         check_mask: mask,
         check_phase: phase,
         flags: if pt.forced_timeout { probe_flags::NEVER_PUBLISH } else { 0 },
-    };
+    }
+}
+
+/// A forced-timeout launch's result: it must have ended with TIMEOUT (or ABORTED, a CTA that
+/// saw another's timeout) within `ms`, the bound per wait being `timeout_ms`.
+fn forced_timeout_verdict(st: u32, ms: f32, timeout_ms: u64) -> Result<Measured, Failure> {
+    let code = st & ((1 << status::CTA_SHIFT) - 1);
+    if code == status::TIMEOUT || code == status::ABORTED {
+        Ok(Measured {
+            us_per_step: f64::NAN,
+            timer_us_per_step: f64::NAN,
+            sm_clock_mhz: f64::NAN,
+            note: format!("forced timeout: ended as expected with {} after {ms:.1} ms (bound {timeout_ms} ms per wait)", status_text(st)),
+        })
+    } else {
+        Err(Failure::Point(format!("forced timeout: the launch ended with status {st} after {ms:.1} ms, expected TIMEOUT")))
+    }
+}
+
+/// Runs one point: `warmup + repeats` launches (one launch for a forced timeout).
+fn run_point(s: &Session, dev: &Device, pt: &Point, args: &Args) -> Result<Measured, Failure> {
+    if let Some(why) = pt.invalid() {
+        return Err(Failure::Point(why));
+    }
+    let name = probe_kernel_name(pt.word, pt.exchange);
+    let f = s.function(name).map_err(Failure::Point)?;
+    let smem = one_cta_per_sm(f, dev, pt)?;
+    let threads = pt.threads();
+    let words_bytes = pt.chunks as usize * 16;
+    let exchange = DeviceMem::new(2 * words_bytes)?;
+    let status_mem = DeviceMem::new(16)?;
+    let clocks = DeviceMem::new(32)?;
+    let timeout_ms = if pt.forced_timeout { args.forced_timeout_ms } else { args.timeout_ms };
+    let params = probe_params(pt, args.steps, timeout_ms, (&exchange, &status_mem, &clocks));
     let cluster = pt.exchange.cluster_size() as u32;
     let mut attr = LaunchAttribute { id: ATTR_CLUSTER_DIMENSION, pad: [0; 4], value: [0; 8] };
     attr.value[0] = cluster as u64 | (1u64 << 32); // x = cluster, y = 1
     attr.value[1] = 1; // z = 1
-    let config = LaunchConfig {
-        grid: [pt.ctas, 1, 1],
-        block: [threads, 1, 1],
-        shared_bytes: smem,
-        stream: s.stream,
-        attrs: &mut attr,
-        num_attrs: 1,
-    };
+    let config = LaunchConfig { grid: [pt.ctas, 1, 1], block: [threads, 1, 1], shared_bytes: smem, stream: s.stream, attrs: &mut attr, num_attrs: 1 };
     if cluster > 1 {
         let mut n: c_int = 0;
         // SAFETY: a valid launch configuration and out pointer.
@@ -743,14 +766,12 @@ fn run_point(s: &Session, dev: &Device, pt: &Point, args: &Args) -> Result<Measu
         }
     }
     let launches = if pt.forced_timeout { 1 } else { args.warmup + args.repeats.max(5) };
-    let (mut us, mut timer_us, mut mhz) = (Vec::new(), Vec::new(), Vec::new());
+    let mut samples = Samples::default();
     let mut note = String::new();
     for r in 0..launches {
-        // SAFETY: allocations of the given sizes, on this session's stream.
-        unsafe {
-            check("cuMemsetD32Async", cuMemsetD32Async(exchange.0, 0, 2 * words_bytes / 4, s.stream))?;
-            check("cuMemsetD32Async", cuMemsetD32Async(status_mem.0, 0, 4, s.stream))?;
-            check("cuMemsetD32Async", cuMemsetD32Async(clocks.0, 0, 8, s.stream))?;
+        for (mem, words) in [(&exchange, 2 * words_bytes / 4), (&status_mem, 4), (&clocks, 8)] {
+            // SAFETY: allocations of at least `words` 32-bit words, on this session's stream.
+            check("cuMemsetD32Async", unsafe { cuMemsetD32Async(mem.0, 0, words, s.stream) })?;
         }
         let mut arg: *mut c_void = &params as *const ProbeParams as *mut c_void;
         // SAFETY: live events and stream.
@@ -779,36 +800,48 @@ fn run_point(s: &Session, dev: &Device, pt: &Point, args: &Args) -> Result<Measu
         check("cuEventElapsedTime", unsafe { cuEventElapsedTime(&mut ms, s.start, s.stop) })?;
         let st = status_mem.read::<u32>(1)?[0];
         if pt.forced_timeout {
-            let code = st & ((1 << status::CTA_SHIFT) - 1);
-            return if code == status::TIMEOUT || code == status::ABORTED {
-                Ok(Measured {
-                    us_per_step: f64::NAN,
-                    timer_us_per_step: f64::NAN,
-                    sm_clock_mhz: f64::NAN,
-                    note: format!("forced timeout: ended as expected with {} after {ms:.1} ms (bound {timeout_ms} ms per wait)", status_text(st)),
-                })
-            } else {
-                Err(Failure::Point(format!("forced timeout: the launch ended with status {st} after {ms:.1} ms, expected TIMEOUT")))
-            };
+            return forced_timeout_verdict(st, ms, timeout_ms);
         }
         if st != status::OK {
             return Err(Failure::Point(format!("status {}", status_text(st))));
         }
         let c = clocks.read::<u64>(4)?;
         if r >= args.warmup {
-            us.push(ms as f64 * 1e3 / args.steps as f64);
-            let dns = c[3].saturating_sub(c[1]) as f64;
-            if dns > 0.0 {
-                timer_us.push(dns / 1e3 / args.steps as f64);
-                mhz.push(c[2].saturating_sub(c[0]) as f64 / dns * 1e3);
-            }
+            samples.add(ms, &c, args.steps);
         }
         if r + 1 == launches {
             note = verify(&exchange, pt, args.steps)?.map_err(Failure::Point)?;
         }
     }
-    let med = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { sprnn_bench::median(v) };
-    Ok(Measured { us_per_step: med(us), timer_us_per_step: med(timer_us), sm_clock_mhz: med(mhz), note })
+    Ok(samples.measured(note))
+}
+
+/// The timed launches of a point: µs per step by the CUDA events, and by the kernel's global
+/// timer with the SM clock it saw.
+#[derive(Default)]
+struct Samples {
+    us: Vec<f64>,
+    timer_us: Vec<f64>,
+    mhz: Vec<f64>,
+}
+
+impl Samples {
+    /// One launch of `steps` steps: `ms` by the events, `clocks` the kernel's
+    /// `[clock start, timer start, clock end, timer end]`.
+    fn add(&mut self, ms: f32, clocks: &[u64], steps: u32) {
+        self.us.push(ms as f64 * 1e3 / steps as f64);
+        let dns = clocks[3].saturating_sub(clocks[1]) as f64;
+        if dns > 0.0 {
+            self.timer_us.push(dns / 1e3 / steps as f64);
+            self.mhz.push(clocks[2].saturating_sub(clocks[0]) as f64 / dns * 1e3);
+        }
+    }
+
+    /// The medians (NaN where there is no sample), with `note`.
+    fn measured(self, note: String) -> Measured {
+        let med = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { sprnn_bench::median(v) };
+        Measured { us_per_step: med(self.us), timer_us_per_step: med(self.timer_us), sm_clock_mhz: med(self.mhz), note }
+    }
 }
 
 /// Checks the final exchange buffer: every word tagged with the last step, every value equal to
@@ -864,8 +897,8 @@ fn fmt(x: f64, digits: usize) -> String {
     if x.is_finite() { format!("{x:.digits$}") } else { String::new() }
 }
 
-fn main() {
-    let args = Args::parse();
+/// The sweeps `--all` or `--sweeps` names; exits with status 2 on an unknown name or none.
+fn chosen_sweeps(args: &Args) -> Vec<&'static str> {
     let sweeps: Vec<&'static str> = if args.all {
         SWEEPS.to_vec()
     } else {
@@ -885,6 +918,72 @@ fn main() {
         eprintln!("sprnn-probe: nothing to do: give --all or --sweeps LIST (see --help)");
         std::process::exit(2);
     }
+    sweeps
+}
+
+/// Runs `pt` in `session` (opened on first use; exits with status 1 when it cannot be): the
+/// measurement and its note, or `None` and why not. After a driver error the context is reset
+/// and `session` emptied, so the next point starts a new one.
+fn measure_point(session: &mut Option<Session>, dev: &Device, pt: &Point, args: &Args) -> (Option<Measured>, String) {
+    let result = if pt.exchange != ProbeExchange::Global && dev.cc.0 < 9 {
+        Err(Failure::Point("not run: thread-block clusters need sm_90".into()))
+    } else {
+        if session.is_none() {
+            match Session::open(dev.cc) {
+                Ok((s, small)) => {
+                    if !small {
+                        eprintln!("sprnn-probe: loaded the whole PTX (the probe entries alone did not load)");
+                    }
+                    *session = Some(s)
+                }
+                Err(e) => {
+                    eprintln!("sprnn-probe: cannot set up the device: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        run_point(session.as_ref().unwrap(), dev, pt, args)
+    };
+    match result {
+        Ok(m) => {
+            let note = m.note.clone();
+            (Some(m), note)
+        }
+        Err(Failure::Point(e)) => (None, e),
+        Err(Failure::Driver(e)) => {
+            // The context may be broken (a sticky error): reset it and start a new one for the
+            // next point.
+            *session = None;
+            // SAFETY: no handle of the old context is used after this.
+            let reset = unsafe { cuDevicePrimaryCtxReset_v2(0) };
+            (None, format!("{e} (context reset: {})", error_name(reset)))
+        }
+    }
+}
+
+/// The rows-file row and the table line of `pt`'s measurement `m` (or `note` saying why
+/// none), with the run's `[gpu, driver, date]`.
+fn point_report(pt: &Point, m: Option<&Measured>, note: &str, args: &Args, [gpu, driver, date]: [&str; 3]) -> (String, String) {
+    let (us, tus, mhz) = m.map_or((f64::NAN, f64::NAN, f64::NAN), |m| (m.us_per_step, m.timer_us_per_step, m.sm_clock_mhz));
+    let (us, tus, mhz) = (fmt(us, 3), fmt(tus, 3), fmt(mhz, 0));
+    let (sweep, variant, exchange, word, check) = (pt.sweep, &pt.variant, pt.exchange_name(), pt.word.name(), pt.check.name());
+    let (ctas, threads, k, l2, chunks, bytes) = (pt.ctas, pt.threads(), pt.k(), pt.l2_polls(), pt.chunks, pt.bytes_per_cta());
+    let (steps, commit, csv) = (args.steps, &args.commit, |s: &str| s.replace(',', ";"));
+    let row = format!(
+        "{sweep},{variant},{exchange},{word},{check},{ctas},{threads},{k},{l2},{chunks},{bytes},{steps},{us},{tus},{mhz},{},{},{date},{commit},{}",
+        csv(gpu),
+        csv(driver),
+        csv(note)
+    );
+    let shown = if m.is_some() && !pt.forced_timeout { "" } else { note };
+    let line = format!("{sweep:<8} {variant:<14} {exchange:<15} {word:<4} {check:>5} {ctas:>4} {k:>2} {l2:>3} {chunks:>6} {bytes:>8} {us:>9} {tus:>9} {mhz:>6}  {shown}");
+    (row, line)
+}
+
+
+fn main() {
+    let args = Args::parse();
+    let sweeps = chosen_sweeps(&args);
     if args.steps < 2 || args.steps > 65_535 {
         eprintln!("sprnn-probe: --steps must be in 2..=65535 (16-bit tags)");
         std::process::exit(2);
@@ -912,106 +1011,20 @@ fn main() {
         dev.sm_count,
         dev.smem_per_sm / 1024
     );
-    let mut file = args.out.as_ref().map(|p| {
-        let new = std::fs::metadata(p).map_or(true, |m| m.len() == 0);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).unwrap_or_else(|e| {
-            eprintln!("sprnn-probe: --out {p}: {e}");
-            std::process::exit(1)
-        });
-        if new {
-            writeln!(f, "{HEADER}").unwrap();
-        }
-        f
-    });
+    let mut file = args.out.as_ref().map(|p| sprnn_bench::open_rows("sprnn-probe", p, HEADER));
     let mut session: Option<Session> = None;
     let mut table = Vec::new();
     let mut failures = 0;
     let t0 = Instant::now();
     for sweep in sweeps {
         for pt in sweep_points(sweep) {
-            let result = if pt.exchange != ProbeExchange::Global && dev.cc.0 < 9 {
-                Err(Failure::Point("not run: thread-block clusters need sm_90".into()))
-            } else {
-                if session.is_none() {
-                    match Session::open(dev.cc) {
-                        Ok((s, small)) => {
-                            if !small {
-                                eprintln!("sprnn-probe: loaded the whole PTX (the probe entries alone did not load)");
-                            }
-                            session = Some(s)
-                        }
-                        Err(e) => {
-                            eprintln!("sprnn-probe: cannot set up the device: {e}");
-                            std::process::exit(1);
-                        }
-                    }
-                }
-                run_point(session.as_ref().unwrap(), &dev, &pt, &args)
-            };
-            let (m, note) = match result {
-                Ok(m) => {
-                    let note = m.note.clone();
-                    (Some(m), note)
-                }
-                Err(Failure::Point(e)) => {
-                    failures += 1;
-                    (None, e)
-                }
-                Err(Failure::Driver(e)) => {
-                    failures += 1;
-                    // The context may be broken (a sticky error): reset it and start a new one
-                    // for the next point.
-                    session = None;
-                    // SAFETY: no handle of the old context is used after this.
-                    let reset = unsafe { cuDevicePrimaryCtxReset_v2(0) };
-                    (None, format!("{e} (context reset: {})", error_name(reset)))
-                }
-            };
-            let (us, tus, mhz) = m.as_ref().map_or((f64::NAN, f64::NAN, f64::NAN), |m| (m.us_per_step, m.timer_us_per_step, m.sm_clock_mhz));
-            let row = format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                pt.sweep,
-                pt.variant,
-                pt.exchange_name(),
-                pt.word.name(),
-                pt.check.name(),
-                pt.ctas,
-                pt.threads(),
-                pt.k(),
-                pt.l2_polls(),
-                pt.chunks,
-                pt.bytes_per_cta(),
-                args.steps,
-                fmt(us, 3),
-                fmt(tus, 3),
-                fmt(mhz, 0),
-                gpu.replace(',', ";"),
-                driver.replace(',', ";"),
-                date,
-                args.commit,
-                note.replace(',', ";")
-            );
+            let (m, note) = measure_point(&mut session, &dev, &pt, &args);
+            failures += usize::from(m.is_none());
+            let (row, line) = point_report(&pt, m.as_ref(), &note, &args, [&gpu, &driver, &date]);
             if let Some(f) = file.as_mut() {
                 writeln!(f, "{row}").unwrap();
                 f.flush().unwrap();
             }
-            let line = format!(
-                "{:<8} {:<14} {:<15} {:<4} {:>5} {:>4} {:>2} {:>3} {:>6} {:>8} {:>9} {:>9} {:>6}  {}",
-                pt.sweep,
-                pt.variant,
-                pt.exchange_name(),
-                pt.word.name(),
-                pt.check.name(),
-                pt.ctas,
-                pt.k(),
-                pt.l2_polls(),
-                pt.chunks,
-                pt.bytes_per_cta(),
-                fmt(us, 3),
-                fmt(tus, 3),
-                fmt(mhz, 0),
-                if m.is_some() && !pt.forced_timeout { String::new() } else { note.clone() }
-            );
             eprintln!("{line}");
             table.push(line);
         }

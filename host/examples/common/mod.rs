@@ -63,10 +63,33 @@ pub struct Config {
 }
 
 impl Config {
+    /// The defaults both examples start from: one unidirectional layer of H = 1024 with the
+    /// input size H, density 0.1, batch 4, 256 steps, 20 timed runs after 3, 8 steps checked,
+    /// a dense W_ih, seed 1.
+    pub fn new(name: &'static str, cell: Cell) -> Config {
+        Config {
+            name,
+            cell,
+            layers: 1,
+            directions: 1,
+            input: 0,
+            hidden: 1024,
+            density: 0.1,
+            batch: 4,
+            steps: 256,
+            repeats: 20,
+            warmup: 3,
+            check_steps: 8,
+            sparse_input: false,
+            split_sms: false,
+            seed: 1,
+        }
+    }
+
     /// Applies `--hidden H --density D --batch B --steps T --layers L --input I --repeats N
     /// --warmup N --check-steps N --seed S --sparse-input` from the command line; `--help`
     /// prints them and exits.
-    pub fn from_args(mut self, about: &str) -> Config {
+    pub fn with_args(mut self, about: &str) -> Config {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let mut it = args.iter();
         while let Some(a) = it.next() {

@@ -133,6 +133,7 @@ mod recurrence;
 
 pub use cell::{cell_step, relu, sigmoid, Scalar};
 pub use compare::{compare_steps, StepErrors, DEVICE_TOLERANCE, SCALE_FLOOR};
+pub use crate::tensors::ModelOutput;
 
 use thiserror::Error;
 
@@ -159,18 +160,6 @@ pub struct RefOutput {
     pub h: Vec<f32>,
     /// Final LSTM cell state `c_T`, `[B][H]`; `None` for the other cells.
     pub c: Option<Vec<f32>>,
-}
-
-/// Output of [`forward_model`] (and of [`crate::model::Model::forward`]), in PyTorch's layout
-/// (`batch_first = False`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelOutput {
-    /// Last layer's states, `[T][B][D*H]` (`D` = 2 when bidirectional: forward then reverse).
-    pub output: Vec<f32>,
-    /// Final state of every layer and direction, `[L*D][B][H]` (index `l * D + d`).
-    pub h_n: Vec<f32>,
-    /// Final LSTM cell states, `[L*D][B][H]`; `None` for the other cells.
-    pub c_n: Option<Vec<f32>>,
 }
 
 /// Why a reference run was refused.

@@ -402,31 +402,35 @@ fn with_fp16_input_weights(m: &ModelWeights) -> ModelWeights {
     ModelWeights::new(m.cell(), layers).unwrap()
 }
 
+/// The fixture twins' body: every fixture run by `run` (on the CPU or the GPU; `what` names
+/// it) is within `tolerance` of PyTorch's outputs.
+fn fixtures_match_pytorch(what: &str, tolerance: f64, mut run: impl FnMut(&str, &Fixture) -> ModelOutput) {
+    for (name, bytes) in FIXTURES {
+        let f = load_fixture(name, bytes);
+        let got = run(name, &f);
+        let e = fixture_error(&f, &got);
+        println!("{name}: {what} vs PyTorch: {e:.2e}");
+        assert!(e <= tolerance, "{name}: {what} off PyTorch by {e:.3e}");
+    }
+}
+
 #[test]
 fn fixtures_with_the_models_rounding_match_pytorch_on_the_cpu() {
     // CPU twin of the GPU fixture test: the device-faithful reference with x and dense W_ih
     // rounded to fp16, as the GPU model computes.
-    for (name, bytes) in FIXTURES {
-        let f = load_fixture(name, bytes);
+    fixtures_match_pytorch("emulated model", FIXTURE_TOLERANCE / 2.0, |_, f| {
         let w = with_fp16_input_weights(&f.weights);
-        let got = forward_model(&w, &fp16(&f.x), f.steps, f.batch, Some(&f.h0), f.c0.as_deref(), Precision::DeviceFaithful).unwrap();
-        let e = fixture_error(&f, &got);
-        println!("{name}: emulated model vs PyTorch: {e:.2e}");
-        assert!(e <= FIXTURE_TOLERANCE / 2.0, "{name}: {e:.3e}");
-    }
+        forward_model(&w, &fp16(&f.x), f.steps, f.batch, Some(&f.h0), f.c0.as_deref(), Precision::DeviceFaithful).unwrap()
+    });
 }
 
 #[test]
 fn fixtures_run_end_to_end_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
-    for (name, bytes) in FIXTURES {
-        let f = load_fixture(name, bytes);
+    fixtures_match_pytorch("GPU model", FIXTURE_TOLERANCE, |name, f| {
         let mut model = Model::new(&gpu, &f.weights, f.batch, &ModelOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = run_poisoned(&mut model, &f.x, f.steps, Some(&f.h0), f.c0.as_deref());
-        let e = fixture_error(&f, &got);
-        println!("{name}: GPU model vs PyTorch: {e:.2e}");
-        assert!(e <= FIXTURE_TOLERANCE, "{name}: GPU model off PyTorch by {e:.3e}");
-    }
+        run_poisoned(&mut model, &f.x, f.steps, Some(&f.h0), f.c0.as_deref())
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,6 +443,79 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// A stream of a unidirectional model, on the CPU reference or on the GPU: the twin tests feed
+/// both the same chunkings through [`model_chunked_equals_one_call`].
+trait ModelStream {
+    /// Starts a new sequence from zeros.
+    fn restart(&mut self);
+    /// Runs the next `n` steps of `x`.
+    fn chunk(&mut self, x: &[f32], n: usize) -> ModelOutput;
+    /// The state carried now, and the steps run since the restart.
+    fn carried(&self) -> ((Vec<f32>, Option<Vec<f32>>), u64);
+}
+
+/// The CPU reference run chunk by chunk through a [`ModelStreamState`].
+struct ReferenceModelStream<'a> {
+    weights: &'a ModelWeights,
+    state: ModelStreamState,
+}
+
+impl ModelStream for ReferenceModelStream<'_> {
+    fn restart(&mut self) {
+        self.state.reset();
+    }
+
+    fn chunk(&mut self, x: &[f32], n: usize) -> ModelOutput {
+        let (h0, c0) = self.state.initial();
+        let o = forward_model_continuing(self.weights, x, n, self.state.batch(), h0, c0, Precision::DeviceFaithful, self.state.steps()).unwrap();
+        self.state.advance(n, &o.h_n, o.c_n.as_deref()).unwrap();
+        o
+    }
+
+    fn carried(&self) -> ((Vec<f32>, Option<Vec<f32>>), u64) {
+        (self.state.state(), self.state.steps())
+    }
+}
+
+impl ModelStream for StreamingModel {
+    fn restart(&mut self) {
+        self.reset();
+    }
+
+    fn chunk(&mut self, x: &[f32], n: usize) -> ModelOutput {
+        self.forward(x, n).expect("chunk")
+    }
+
+    fn carried(&self) -> ((Vec<f32>, Option<Vec<f32>>), u64) {
+        (self.state(), self.steps())
+    }
+}
+
+/// The twins' body: every chunking of [`CHUNKINGS`] of `x` (`steps` steps of `[B][input]`)
+/// through `stream` gives, bit for bit, the one-call outputs `whole`, and leaves its final
+/// state after all the steps.
+fn model_chunked_equals_one_call(stream: &mut impl ModelStream, x: &[f32], steps: usize, row: usize, whole: &ModelOutput, label: &str) {
+    for (name, chunks) in CHUNKINGS {
+        stream.restart();
+        let (mut out, mut t0) = (Vec::new(), 0);
+        let mut last = None;
+        for &n in chunks {
+            let o = stream.chunk(&x[t0 * row..(t0 + n) * row], n);
+            out.extend_from_slice(&o.output);
+            t0 += n;
+            last = Some(o);
+        }
+        let (last, case) = (last.unwrap(), format!("{label} {name}"));
+        assert_eq!(bits(&out), bits(&whole.output), "{case}: output");
+        assert_eq!(bits(&last.h_n), bits(&whole.h_n), "{case}: h_n");
+        assert_eq!(last.c_n.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{case}: c_n");
+        let ((h, c), done) = stream.carried();
+        assert_eq!(bits(&h), bits(&whole.h_n), "{case}: state");
+        assert_eq!(c.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{case}: state c");
+        assert_eq!(done, steps as u64, "{case}: steps");
+    }
+}
+
 #[test]
 fn reference_model_chunked_equals_one_call_bit_for_bit() {
     for cell in CELLS {
@@ -447,25 +524,8 @@ fn reference_model_chunked_equals_one_call_bit_for_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let x = random_vec(&mut rng, steps * batch * input, 1.0);
         let whole = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
-        for (name, chunks) in CHUNKINGS {
-            let mut state = ModelStreamState::new(cell, layers, batch, hidden);
-            let (mut out, mut t0) = (Vec::new(), 0);
-            let mut last = None;
-            for &n in chunks {
-                let (h0, c0) = state.initial();
-                let o = forward_model_continuing(&weights, &x[t0 * batch * input..(t0 + n) * batch * input], n, batch, h0, c0, Precision::DeviceFaithful, state.steps())
-                    .unwrap();
-                state.advance(n, &o.h_n, o.c_n.as_deref()).unwrap();
-                out.extend_from_slice(&o.output);
-                t0 += n;
-                last = Some(o);
-            }
-            let last = last.unwrap();
-            assert_eq!(bits(&out), bits(&whole.output), "{cell:?} {name}: output");
-            assert_eq!(bits(&last.h_n), bits(&whole.h_n), "{cell:?} {name}: h_n");
-            assert_eq!(last.c_n.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{cell:?} {name}: c_n");
-            assert_eq!(state.steps(), steps as u64);
-        }
+        let mut stream = ReferenceModelStream { weights: &weights, state: ModelStreamState::new(cell, layers, batch, hidden) };
+        model_chunked_equals_one_call(&mut stream, &x, steps, batch * input, &whole, &format!("{cell:?}"));
     }
 }
 
@@ -501,24 +561,7 @@ fn gpu_streaming_model_equals_one_call_bit_for_bit() {
             let e = model_error(&whole, &want, steps, batch, hidden, hidden);
             assert!(e <= DEVICE_TOLERANCE * layers as f64, "{cell:?} {inputs:?}: one call vs reference {e:.3e}");
             let mut stream = StreamingModel::new(model).unwrap();
-            for (name, chunks) in CHUNKINGS {
-                stream.reset();
-                let (mut out, mut t0) = (Vec::new(), 0);
-                let mut last = None;
-                for &n in chunks {
-                    let o = stream.forward(&x[t0 * batch * input..(t0 + n) * batch * input], n).expect("chunk");
-                    out.extend_from_slice(&o.output);
-                    t0 += n;
-                    last = Some(o);
-                }
-                let (last, case) = (last.unwrap(), format!("{cell:?} {inputs:?} {name}"));
-                assert_eq!(bits(&out), bits(&whole.output), "{case}: output");
-                assert_eq!(bits(&last.h_n), bits(&whole.h_n), "{case}: h_n");
-                assert_eq!(last.c_n.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{case}: c_n");
-                let (h, c) = stream.state();
-                assert_eq!(bits(&h), bits(&whole.h_n), "{case}: state");
-                assert_eq!(c.as_deref().map(bits), whole.c_n.as_deref().map(bits), "{case}: state c");
-            }
+            model_chunked_equals_one_call(&mut stream, &x, steps, batch * input, &whole, &format!("{cell:?} {inputs:?}"));
         }
     }
 }

@@ -23,6 +23,19 @@ fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
     random_vec(&mut ChaCha8Rng::seed_from_u64(seed), n, scale)
 }
 
+/// The random layers of the tolerance tests (density 0.3, σ_max ≤ 0.95), one per cell, and
+/// their inputs: `(cell, seed, (W_hh, b_hh, U))` with the `i`-th cell's seed `first + i`
+/// (`b_hh` from `seed + 1`, `U` from `seed + 2`).
+fn tolerance_layers(first: u64, hidden: usize, steps: usize, batch: usize) -> impl Iterator<Item = (Cell, u64, (Csr, Vec<f32>, Vec<f32>))> {
+    CELLS.into_iter().enumerate().map(move |(i, cell)| {
+        let (g, seed) = (cell.gates(), first + i as u64);
+        let w = random_recurrent(seed, g * hidden, hidden, 0.3, 0.95).unwrap();
+        let b = uniform(seed + 1, g * hidden, 0.1);
+        let u = uniform(seed + 2, steps * batch * g * hidden, 1.0);
+        (cell, seed, (w, b, u))
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // PyTorch parity (fixtures made by tests/fixtures/make_fixtures.py)
 // ---------------------------------------------------------------------------------------------
@@ -103,12 +116,7 @@ fn single_layer_forward_x_matches_pytorch() {
 fn precisions_agree_and_the_permuted_order_stays_within_tolerance() {
     // Small version of the tolerance experiment, every cell: H = 64, T = 48, B = 2, d = 0.3.
     let (hidden, steps, batch) = (64, 48, 2);
-    for (i, cell) in CELLS.into_iter().enumerate() {
-        let g = cell.gates();
-        let seed = 10 + i as u64;
-        let w = random_recurrent(seed, g * hidden, hidden, 0.3, 0.95).unwrap();
-        let b = uniform(seed + 1, g * hidden, 0.1);
-        let u = uniform(seed + 2, steps * batch * g * hidden, 1.0);
+    for (cell, seed, (w, b, u)) in tolerance_layers(10, hidden, steps, batch) {
         let h0 = uniform(seed + 3, batch * hidden, 0.5);
         let c0 = (cell == Cell::Lstm).then(|| uniform(seed + 4, batch * hidden, 0.5));
         let run = |p| forward_u(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), p).unwrap();
@@ -649,12 +657,8 @@ fn layer_weights_new_checks_its_parts() {
 fn tolerance_catches_typical_bugs() {
     // H = 64, T = 32, B = 2, d = 0.3, σ_max ≤ 0.95: each simulated bug must exceed the tolerance.
     let (hidden, steps, batch) = (64, 32, 2);
-    for (i, cell) in CELLS.into_iter().enumerate() {
+    for (cell, _, (w, b, u)) in tolerance_layers(50, hidden, steps, batch) {
         let g = cell.gates();
-        let seed = 50 + i as u64;
-        let w = random_recurrent(seed, g * hidden, hidden, 0.3, 0.95).unwrap();
-        let b = uniform(seed + 1, g * hidden, 0.1);
-        let u = uniform(seed + 2, steps * batch * g * hidden, 1.0);
         let run = |w: &Csr, u: &[f32]| forward_u(cell, w, &b, u, steps, batch, None, None, Precision::DeviceFaithful).unwrap().h;
         let want = run(&w, &u);
         let judge = |got: &[f32], what: &str| {

@@ -1,9 +1,10 @@
 //! Streaming state ([`sprnn::StreamingLayer`], [`sprnn::StreamState`]): a sequence fed chunk by
 //! chunk gives, bit for bit, what one long call gives.
 //!
-//! CPU twin: the same [`StreamState`] drives the deterministic CPU reference chunk by chunk and
-//! is compared with one long reference run; this checks the hand-over convention (last `h_t`,
-//! final `c`) independently of the GPU. GPU: the same comparison on the device. On a machine
+//! The twins run one body, [`chunked_equals_one_call`], over a [`LayerStream`]: on the CPU the
+//! same [`StreamState`] drives the deterministic CPU reference chunk by chunk and is compared
+//! with one long reference run, which checks the hand-over convention (last `h_t`, final `c`)
+//! independently of the GPU; on the GPU a [`StreamingLayer`] is compared with one long call. On a machine
 //! without a CUDA device the GPU tests print "skipped: no CUDA device" and return.
 
 
@@ -59,26 +60,99 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// A stream of one layer, on the CPU reference or on the GPU: the twin tests feed both the same
+/// chunkings through [`chunked_equals_one_call`].
+trait LayerStream {
+    /// Starts a new sequence from `h0`/`c0` (`None`: zeros).
+    fn restart(&mut self, h0: Option<&[f32]>, c0: Option<&[f32]>);
+    /// Runs the next `n` steps of `u`; returns their `h` and LSTM's final `c`.
+    fn chunk(&mut self, u: &[f32], n: usize) -> (Vec<f32>, Option<Vec<f32>>);
+    /// The state carried now, and the steps run since the restart.
+    fn carried(&self) -> ((Vec<f32>, Option<Vec<f32>>), u64);
+}
+
 /// The CPU reference run chunk by chunk through a [`StreamState`].
-fn reference_chunked(p: &Problem, chunks: &[usize], precision: Precision) -> (Vec<f32>, Option<Vec<f32>>) {
-    let (bh, gbh) = (p.batch * p.hidden, p.batch * p.cell.gates() * p.hidden);
-    let mut state = StreamState::new(p.cell, p.batch, p.hidden);
-    if let Some(h0) = &p.h0 {
-        state.set_state(h0, p.c0.as_deref()).expect("initial state");
+struct ReferenceStream<'a> {
+    p: &'a Problem,
+    precision: Precision,
+    state: StreamState,
+}
+
+impl<'a> ReferenceStream<'a> {
+    fn new(p: &'a Problem, precision: Precision) -> ReferenceStream<'a> {
+        ReferenceStream { p, precision, state: StreamState::new(p.cell, p.batch, p.hidden) }
     }
+}
+
+impl LayerStream for ReferenceStream<'_> {
+    fn restart(&mut self, h0: Option<&[f32]>, c0: Option<&[f32]>) {
+        self.state.reset();
+        if let Some(h0) = h0 {
+            self.state.set_state(h0, c0).expect("initial state");
+        }
+    }
+
+    fn chunk(&mut self, u: &[f32], n: usize) -> (Vec<f32>, Option<Vec<f32>>) {
+        let p = self.p;
+        let (h0, c0) = self.state.initial();
+        let out = reference::forward_u_continuing(p.cell, &p.w, &p.b, u, n, p.batch, h0, c0, self.precision, self.state.steps()).expect("reference chunk");
+        self.state.advance(n, &out.h, out.c.as_deref()).expect("advance");
+        assert_eq!(out.h.len(), n * p.batch * p.hidden);
+        (out.h, out.c)
+    }
+
+    fn carried(&self) -> ((Vec<f32>, Option<Vec<f32>>), u64) {
+        (self.state.state(), self.state.steps())
+    }
+}
+
+impl LayerStream for StreamingLayer {
+    fn restart(&mut self, h0: Option<&[f32]>, c0: Option<&[f32]>) {
+        self.reset();
+        if let Some(h0) = h0 {
+            self.set_state(h0, c0).expect("set_state");
+        }
+    }
+
+    fn chunk(&mut self, u: &[f32], n: usize) -> (Vec<f32>, Option<Vec<f32>>) {
+        let out = self.forward(Input::F32(u), n).expect("chunk");
+        (out.h, out.c)
+    }
+
+    fn carried(&self) -> ((Vec<f32>, Option<Vec<f32>>), u64) {
+        (self.state(), self.steps())
+    }
+}
+
+/// `p`'s input fed to `stream` in `chunks`, from `p`'s initial state: the outputs, one after
+/// the other, and LSTM's last `c`.
+fn run_chunked(stream: &mut impl LayerStream, p: &Problem, chunks: &[usize]) -> (Vec<f32>, Option<Vec<f32>>) {
+    let gbh = p.batch * p.cell.gates() * p.hidden;
+    stream.restart(p.h0.as_deref(), p.c0.as_deref());
     let mut h = Vec::new();
     let mut c = None;
     for (t0, n) in chunk_bounds(chunks) {
-        let (h0, c0) = state.initial();
-        let out = reference::forward_u_continuing(p.cell, &p.w, &p.b, &p.u[t0 * gbh..(t0 + n) * gbh], n, p.batch, h0, c0, precision, state.steps())
-            .expect("reference chunk");
-        state.advance(n, &out.h, out.c.as_deref()).expect("advance");
-        assert_eq!(out.h.len(), n * bh);
-        h.extend_from_slice(&out.h);
-        c = out.c;
+        let (hn, cn) = stream.chunk(&p.u[t0 * gbh..(t0 + n) * gbh], n);
+        h.extend_from_slice(&hn);
+        c = cn;
     }
-    assert_eq!(state.steps(), p.steps as u64);
     (h, c)
+}
+
+/// The twins' body: every chunking of [`CHUNKINGS`] through `stream` gives, bit for bit, the
+/// one-call outputs `whole_h`/`whole_c`, and leaves the one call's final state after all of
+/// `p`'s steps.
+fn chunked_equals_one_call(stream: &mut impl LayerStream, p: &Problem, whole_h: &[f32], whole_c: Option<&[f32]>, label: &str) {
+    for (name, chunks) in CHUNKINGS {
+        let (h, c) = run_chunked(stream, p, chunks);
+        let case = format!("{label} chunks={name}");
+        assert_eq!(bits(&h), bits(whole_h), "{case}: h differs");
+        assert_eq!(c.as_deref().map(bits), whole_c.map(bits), "{case}: c differs");
+        let ((sh, sc), steps) = stream.carried();
+        assert_eq!(steps, p.steps as u64, "{case}: steps");
+        assert_eq!(bits(&sh), bits(&whole_h[(p.steps - 1) * p.batch * p.hidden..]), "{case}: state h");
+        assert_eq!(sc.as_deref().map(bits), whole_c.map(bits), "{case}: state c");
+    }
 }
 
 #[test]
@@ -92,12 +166,8 @@ fn reference_chunked_equals_one_call_bit_for_bit() {
                 let p = problem(cell, 48, 3, 24, 7 + cell as u64, with_state);
                 let whole = reference::forward_u(p.cell, &p.w, &p.b, &p.u, p.steps, p.batch, p.h0.as_deref(), p.c0.as_deref(), precision)
                     .expect("reference");
-                for (name, chunks) in CHUNKINGS {
-                    let (h, c) = reference_chunked(&p, chunks, precision);
-                    let case = format!("{cell:?} {precision:?} state={with_state} chunks={name}");
-                    assert_eq!(bits(&h), bits(&whole.h), "{case}: h differs");
-                    assert_eq!(c.as_deref().map(bits), whole.c.as_deref().map(bits), "{case}: c differs");
-                }
+                let label = format!("{cell:?} {precision:?} state={with_state}");
+                chunked_equals_one_call(&mut ReferenceStream::new(&p, precision), &p, &whole.h, whole.c.as_deref(), &label);
             }
         }
     }
@@ -109,7 +179,7 @@ fn reference_chunked_f64_differs_only_by_rounding() {
     let p = problem(Cell::Lstm, 48, 2, 24, 99, true);
     let whole = reference::forward_u(p.cell, &p.w, &p.b, &p.u, p.steps, p.batch, p.h0.as_deref(), p.c0.as_deref(), Precision::F64)
         .expect("reference");
-    let (h, _) = reference_chunked(&p, &[5, 19], Precision::F64);
+    let (h, _) = run_chunked(&mut ReferenceStream::new(&p, Precision::F64), &p, &[5, 19]);
     let e = reference::compare_steps(&h, &whole.h, p.steps, p.batch, p.hidden);
     assert!(e.worst < 1e-6, "worst {}", e.worst);
 }
@@ -130,27 +200,8 @@ fn gpu_chunked_equals_one_call_bit_for_bit() {
                 .expect("reference");
             let e = reference::compare_steps(&whole.h, &want.h, p.steps, p.batch, p.hidden);
             assert!(e.within(reference::DEVICE_TOLERANCE), "{cell:?}: one call vs reference {}", e.worst);
-            let mut stream = StreamingLayer::new(layer);
-            let gbh = p.batch * cell.gates() * p.hidden;
-            for (name, chunks) in CHUNKINGS {
-                stream.reset();
-                if let Some(h0) = &p.h0 {
-                    stream.set_state(h0, p.c0.as_deref()).expect("set_state");
-                }
-                let mut h = Vec::new();
-                let mut c = None;
-                for (t0, n) in chunk_bounds(chunks) {
-                    let out = stream.forward(Input::F32(&p.u[t0 * gbh..(t0 + n) * gbh]), n).expect("chunk");
-                    h.extend_from_slice(&out.h);
-                    c = out.c;
-                }
-                let case = format!("{cell:?} state={with_state} chunks={name}");
-                assert_eq!(bits(&h), bits(&whole.h), "{case}: h differs");
-                assert_eq!(c.as_deref().map(bits), whole.c.as_deref().map(bits), "{case}: c differs");
-                let (sh, sc) = stream.state();
-                assert_eq!(bits(&sh), bits(&whole.h[(p.steps - 1) * p.batch * p.hidden..]), "{case}: state h");
-                assert_eq!(sc.as_deref().map(bits), whole.c.as_deref().map(bits), "{case}: state c");
-            }
+            let label = format!("{cell:?} state={with_state}");
+            chunked_equals_one_call(&mut StreamingLayer::new(layer), &p, &whole.h, whole.c.as_deref(), &label);
         }
     }
 }

@@ -688,7 +688,7 @@ fn weights_infinite_bias() {
 
 #[test]
 fn weights_infinite_f16_weight() {
-    let mut bits = vec![half::f16::from_f32(0.5).to_bits(); 6];
+    let mut bits = [half::f16::from_f32(0.5).to_bits(); 6];
     bits[4] = half::f16::INFINITY.to_bits();
     let e = load(&with(0, raw("weight_ih_l0", Dtype::F16, &[3, 2], bits.iter().flat_map(|b| b.to_le_bytes()).collect())));
     assert!(matches!(&e, WeightsError::NonFinite { name, index: 4, .. } if name == "weight_ih_l0"), "{e:?}");
