@@ -177,7 +177,14 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
             "kernel:             dense tensor-core slab: {} m-tiles of 16 rows, {} k-tiles of 16 columns per warp, {} warps",
             s.m_tiles, s.k_tiles_per_warp, s.warps
         ),
-        None => println!("kernel:             sparse lists, batch tile {}", p.batch_tile),
+        None => {
+            let cell = match (p.cell.gates(), p.gated_kernel()) {
+                (1, _) => "cell finished in the row reduction",
+                (_, true) => "gated family: a unit's gate rows share a warp, cell finished in the row reduction",
+                (_, false) => "separate cell phase (a unit's gate rows do not share a warp, or TPR < batch tile)",
+            };
+            println!("kernel:             sparse lists, batch tile {}, {cell}", p.batch_tile)
+        }
     }
     println!(
         "hidden state:       {} in shared memory, {} columns ({} per CTA)",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
-use sprnn_kernels::format::{dense_kernel_name, recurrent_kernel_name, BATCH_TILES, DENSE_SHAPES, HIDDEN_F32, LIST_LENGTHS};
+use sprnn_kernels::format::{dense_kernel_name, recurrent_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED, HIDDEN_F32, LIST_LENGTHS};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -32,7 +32,7 @@ struct GpuInner {
     ordinal: u32,
     info: DeviceInfo,
     arch: ptx::Arch,
-    kernel_local_bytes: Vec<(usize, usize, bool, u32)>,
+    kernel_local_bytes: Vec<(usize, usize, bool, bool, u32)>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -82,10 +82,11 @@ impl Gpu {
         };
         let mut kernel_registers = Vec::new();
         let mut kernel_local_bytes = Vec::new();
-        for (n, bt, h32) in LIST_LENGTHS.into_iter().flat_map(|n| BATCH_TILES.into_iter().flat_map(move |bt| HIDDEN_F32.map(|h| (n, bt, h)))) {
-            let (regs, local) = prepare(recurrent_kernel_name(n, bt, h32))?;
-            kernel_registers.push((n, bt, h32, regs));
-            kernel_local_bytes.push((n, bt, h32, local));
+        let variants = GATED.into_iter().flat_map(|g| LIST_LENGTHS.into_iter().flat_map(move |n| BATCH_TILES.into_iter().flat_map(move |bt| HIDDEN_F32.map(|h| (n, bt, h, g)))));
+        for (n, bt, h32, gated) in variants {
+            let (regs, local) = prepare(recurrent_kernel_name(n, bt, h32, gated))?;
+            kernel_registers.push((n, bt, h32, gated, regs));
+            kernel_local_bytes.push((n, bt, h32, gated, local));
         }
         let mut dense_registers = Vec::new();
         for (mt, kw) in DENSE_SHAPES {
@@ -116,7 +117,7 @@ impl Gpu {
     /// Local memory (bytes per thread: spills and stack) of each recurrent-kernel variant
     /// `(N, BT, H32, bytes)` as the driver's JIT compiled it on this GPU. The offline build checks
     /// that ptxas needs none; this is the same check for the compiler that actually runs.
-    pub fn kernel_local_bytes(&self) -> &[(usize, usize, bool, u32)] {
+    pub fn kernel_local_bytes(&self) -> &[(usize, usize, bool, bool, u32)] {
         &self.inner.kernel_local_bytes
     }
 

@@ -65,7 +65,7 @@ pub struct SparseRecurrentLayer {
     columns: usize,
     smem_bytes: usize,
     registers: usize,
-    fuse_rnn_cell: bool,
+    fuse_cell: bool,
     first_step: u32,
     kernel: &'static str,
     timeout: Duration,
@@ -106,9 +106,10 @@ impl SparseRecurrentLayer {
     }
 
     /// [`Self::from_plan`] with the kernel-structure choice exposed for measurements:
-    /// `fuse_rnn_cell` finishes an RNN cell inside the row reduction (no effect on GRU and LSTM;
-    /// default `true`; `false` runs it in a separate phase after a barrier, as GRU and LSTM do).
-    pub(crate) fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_rnn_cell: bool) -> Result<Self> {
+    /// `fuse_cell` finishes the cell inside the row reduction where the kernel can: RNN always,
+    /// GRU and LSTM where a unit's gate rows share a warp (default `true`; `false` runs it in a
+    /// separate phase after a barrier).
+    pub(crate) fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_cell: bool) -> Result<Self> {
         let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;
         check_finite("b_hh", b_hh)?;
@@ -126,12 +127,12 @@ impl SparseRecurrentLayer {
         }
         let kernel = match plan.dense {
             Some(s) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
-            None => recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32),
+            None => recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32, plan.gated_kernel()),
         };
         if kernel.is_empty() {
             let name = match plan.dense {
                 Some(s) => format!("sprnn_dense_mt{}_kw{}", s.m_tiles, s.k_tiles_per_warp),
-                None => format!("sprnn_recurrent_n{}_bt{}_h{}", plan.list_len, plan.batch_tile, if plan.hidden_f32 { 32 } else { 16 }),
+                None => format!("sprnn_{}_n{}_bt{}_h{}", if plan.gated_kernel() { "gated" } else { "recurrent" }, plan.list_len, plan.batch_tile, if plan.hidden_f32 { 32 } else { 16 }),
             };
             return Err(Error::MissingKernel { name });
         }
@@ -199,7 +200,7 @@ impl SparseRecurrentLayer {
             columns,
             smem_bytes,
             registers,
-            fuse_rnn_cell,
+            fuse_cell,
             first_step: 0,
             kernel,
             timeout,
@@ -424,7 +425,7 @@ impl SparseRecurrentLayer {
             units_per_cta: self.units_per_cta as u32,
             slots_per_cta: self.slots_per_cta as u32,
             columns: self.columns as u32,
-            flags: fl | if self.fuse_rnn_cell { 0 } else { flags::SEPARATE_CELL },
+            flags: fl | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL },
             first_step: self.first_step,
         };
         let half = self.exchange.len() / 2;

@@ -45,7 +45,7 @@ impl Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_DENSE_KERNEL};
+    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, GATED, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_DENSE_KERNEL};
 
     #[test]
     fn every_kernel_variant_is_in_both_ptx_files() {
@@ -58,8 +58,8 @@ mod tests {
             assert!(ptx.contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
             for n in LIST_LENGTHS {
                 for bt in BATCH_TILES {
-                    for h32 in HIDDEN_F32 {
-                        let name = recurrent_kernel_name(n, bt, h32);
+                    for (h32, gated) in HIDDEN_F32.into_iter().flat_map(|h| GATED.map(|g| (h, g))) {
+                        let name = recurrent_kernel_name(n, bt, h32, gated);
                         assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
                     }
                 }

@@ -29,14 +29,15 @@ pub struct LaunchShape {
 /// Which variant of the recurrent kernel a layer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelVariant {
-    /// RNN layers: apply the cell inside the reduction (the default).
-    pub fuse_rnn_cell: bool,
+    /// Apply the cell inside the row reduction where the plan allows it (the default): RNN
+    /// always, GRU and LSTM where a unit's gate rows share a warp (`threads_per_row · G ≤ 32`).
+    pub fuse_cell: bool,
 }
 
 impl Default for KernelVariant {
     /// The variant [`SparseRecurrentLayer::from_plan`] runs.
     fn default() -> Self {
-        KernelVariant { fuse_rnn_cell: true }
+        KernelVariant { fuse_cell: true }
     }
 }
 
@@ -49,6 +50,6 @@ impl SparseRecurrentLayer {
 
     /// [`SparseRecurrentLayer::from_plan`] with a chosen kernel variant and wait bound.
     pub fn from_plan_variant(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, variant: KernelVariant) -> Result<Self> {
-        Self::from_plan_with(gpu, plan, b_hh, timeout, variant.fuse_rnn_cell)
+        Self::from_plan_with(gpu, plan, b_hh, timeout, variant.fuse_cell)
     }
 }

@@ -19,10 +19,15 @@
 //!
 //! Thread `tid` of a CTA works on *row slot* `tid / threads_per_row`; the `threads_per_row`
 //! threads of one slot are consecutive lanes of one warp (a power of two ≤ 32) and their partial
-//! sums are reduced with a shuffle butterfly. Slot `s` is gate `s % G` of the CTA's local unit
-//! `s / G`, i.e. row `gate * H + unit` of PyTorch's stacked `weight_hh` (gate order: RNN `[h]`,
-//! GRU `[r, z, n]`, LSTM `[i, f, g, o]`). The hidden units of CTA `c` are
-//! `units[c * units_per_cta .. (c + 1) * units_per_cta]`, [`NO_UNIT`] marking unused entries.
+//! sums are reduced with a shuffle butterfly. Each slot is gate `g` of the CTA's local unit `u`
+//! ([`row_of_slot`]), i.e. row `g * H + unit` of PyTorch's stacked `weight_hh` (gate order: RNN
+//! `[h]`, GRU `[r, z, n]`, LSTM `[i, f, g, o]`). Slot `s` is gate `s % G` of unit `s / G`,
+//! except on the gated kernel family ([`gated_kernel`]): there every warp holds
+//! [`units_per_warp`] whole units, their gate rows side by side, the lanes left over (GRU only:
+//! 3 does not divide 32) being *gaps* with no row, and the kernel finishes each unit's cell
+//! inside its warp. The hidden units of CTA `c`
+//! are `units[c * units_per_cta .. (c + 1) * units_per_cta]`, [`NO_UNIT`] marking unused
+//! entries.
 //!
 //! # Hidden state in shared memory
 //!
@@ -104,6 +109,89 @@ impl Cell {
             3 => Some(Cell::Lstm),
             _ => None,
         }
+    }
+}
+
+/// Whole units one warp holds when a unit's `gates · threads_per_row` lanes fit in it (the
+/// kernel then fuses the cell into the row reduction), or 0 when they do not.
+#[inline(always)]
+pub const fn units_per_warp(gates: usize, threads_per_row: usize) -> usize {
+    let lanes = gates * threads_per_row;
+    if lanes == 0 || lanes > 32 {
+        0
+    } else {
+        32 / lanes
+    }
+}
+
+/// Whether a GRU or LSTM layer runs on the gated kernel family (`sprnn_gated_*`): its cell of
+/// `gates` gate rows with `threads_per_row` lanes per row and batch tile `batch_tile` can be
+/// finished inside the row reduction — a unit's rows share a warp ([`units_per_warp`]) and every
+/// lane holds at most one sum after the reduce-scatter (`threads_per_row ≥ batch_tile`). Such a
+/// layer's rows are laid out as whole units per warp ([`row_of_slot`]); every other layer runs
+/// on the RNN family (`sprnn_recurrent_*`, GRU and LSTM with a separate cell phase) with the
+/// rows of a CTA one after the other.
+#[inline(always)]
+pub const fn gated_kernel(gates: usize, threads_per_row: usize, batch_tile: usize) -> bool {
+    gates > 1 && units_per_warp(gates, threads_per_row) > 0 && threads_per_row >= batch_tile
+}
+
+/// Whether the kernel finishes the cell inside the row reduction (no separate cell phase):
+/// always for RNN; for GRU and LSTM on the gated family ([`gated_kernel`]).
+#[inline(always)]
+pub const fn fuses_cell(gates: usize, threads_per_row: usize, batch_tile: usize) -> bool {
+    gates == 1 || gated_kernel(gates, threads_per_row, batch_tile)
+}
+
+/// The row of row slot `slot` (thread `tid / threads_per_row`): `(local unit, gate)`. With
+/// `whole_units` (the gated family) each warp holds [`units_per_warp`] whole units and the
+/// lanes left over are gaps, unit `usize::MAX`; otherwise slot `s` is gate `s % G` of unit
+/// `s / G`.
+#[inline(always)]
+pub const fn row_of_slot(slot: usize, gates: usize, threads_per_row: usize, whole_units: bool) -> (usize, usize) {
+    // (`checked_*` instead of `/` and `%`: no panicking path in the kernel for a zero that the
+    // launch checks already exclude.)
+    let upw = if whole_units { units_per_warp(gates, threads_per_row) } else { 0 };
+    let (Some(unit), Some(gate)) = (slot.checked_div(gates), slot.checked_rem(gates)) else {
+        return (usize::MAX, 0);
+    };
+    if upw == 0 {
+        return (unit, gate);
+    }
+    let (Some(spw), Some(upw_slots)) = (32usize.checked_div(threads_per_row), upw.checked_mul(gates)) else {
+        return (usize::MAX, 0);
+    };
+    let (Some(warp), Some(within)) = (slot.checked_div(spw), slot.checked_rem(spw)) else {
+        return (usize::MAX, 0);
+    };
+    if within >= upw_slots {
+        (usize::MAX, 0)
+    } else {
+        (warp * upw + within / gates, within % gates)
+    }
+}
+
+/// Threads that hold the rows of `units_per_cta` units (a multiple of 32; see [`row_of_slot`]
+/// for `whole_units`): the threads per CTA are at least this many.
+#[inline(always)]
+pub const fn row_threads(units_per_cta: usize, gates: usize, threads_per_row: usize, whole_units: bool) -> usize {
+    match if whole_units { units_per_warp(gates, threads_per_row) } else { 0 } {
+        0 => round_up(units_per_cta * gates * threads_per_row, 32),
+        upw => units_per_cta.div_ceil(upw) * 32,
+    }
+}
+
+/// Batch entries of a tile each lane of a row holds after the reduce-scatter butterfly
+/// (`max(BT / TPR, 1)`), and the first of them for lane `lane` of the row, `lane · BT / TPR`:
+/// halving stage `s` exchanges half of the remaining sums with the lane `TPR >> (s + 1)` away,
+/// the lane with that bit set keeping the upper half. A lane *leads* its entries when
+/// `lane · BT` is a multiple of `TPR` (when `TPR > BT`, `TPR / BT` lanes hold each sum).
+#[inline(always)]
+pub const fn scatter_entries(lane: u32, batch_tile: u32, threads_per_row: u32) -> (u32, u32, bool) {
+    let per = if batch_tile > threads_per_row { batch_tile.checked_div(threads_per_row) } else { Some(1) };
+    match (per, (lane * batch_tile).checked_div(threads_per_row), (lane * batch_tile).checked_rem(threads_per_row)) {
+        (Some(per), Some(first), Some(rem)) => (per, first, rem == 0),
+        _ => (1, 0, false),
     }
 }
 
@@ -237,14 +325,16 @@ pub const LIST_LENGTHS: [usize; 7] = [8, 16, 24, 32, 48, 64, 96];
 /// Batch tiles `BT` the recurrent kernel is instantiated for (batch values per shared load).
 pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 
-/// Register budget of recurrent-kernel variant `(n, bt, h32)`: the `.maxnreg` directive the PTX
-/// linker gives it, so ptxas and the driver's JIT compiler both stay within it and the planner
-/// can count on it. `N` weight registers plus room for addresses, accumulators and the cell:
-/// `N + 64 + 2·BT` rounded up to 8 covers the short lists; for `N` ≥ 64 the values are the
+/// Register budget of recurrent-kernel variant `(n, bt, h32, gated)`: the `.maxnreg` directive
+/// the PTX linker gives it, so ptxas and the driver's JIT compiler both stay within it and the
+/// planner can count on it. `N` weight registers plus room for addresses, accumulators and the
+/// cell: `N + 64 + 2·BT` rounded up to 8 covers the short lists; for `N` ≥ 64 the values are the
 /// smallest multiples of 8 at which ptxas 12.9 (sm_80 and sm_90) keeps the kernel free of
 /// local memory, found by compiling each variant at increasing budgets (`cargo xtask
-/// build-ptx` fails on any spill, so a budget that becomes too small is caught there).
-pub const fn register_budget(n: usize, bt: usize, h32: bool) -> u32 {
+/// build-ptx` fails on any spill, so a budget that becomes too small is caught there). The
+/// gated family (GRU, LSTM) finishes its cell inside the warp: the gate sums, inputs and biases
+/// of up to four gates live in the tile loop, eight registers more.
+pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32 {
     let r = match (n, bt, h32) {
         (64, 1, _) | (64, 8, _) => 144,
         (64, _, _) => 136,
@@ -254,7 +344,21 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool) -> u32 {
         (_, 1, _) => round_up(n + 72, 8),
         _ => round_up(n + 64 + 2 * bt, 8),
     };
+    let r = if gated { r + 8 } else { r };
     if r > 255 { 255 } else { r as u32 }
+}
+
+/// The recurrent kernel's two families: `false` for RNN cells (one gate: the cell is finished
+/// by the lanes of its row), `true` for the gated cells GRU and LSTM (a unit's gate rows
+/// share a warp where they fit, which finishes the cell; otherwise a separate cell phase).
+/// Each family has every `(N, BT, H32)` variant, with its own register budget.
+pub const GATED: [bool; 2] = [false, true];
+
+impl Cell {
+    /// Whether the cell runs on the gated kernel family (GRU, LSTM; see [`GATED`]).
+    pub const fn gated(self) -> bool {
+        self.gates() > 1
+    }
 }
 
 /// Hidden-state element types in shared memory the recurrent kernel is instantiated for:
@@ -267,19 +371,27 @@ pub const HIDDEN_F32: [bool; 2] = [false, true];
 ///
 /// Names look like `sprnn_recurrent_n32_bt4_h16`; the host looks kernels up by this name, and
 /// the kernel crate checks at compile time that each entry point is named by this function.
-pub const fn recurrent_kernel_name(n: usize, bt: usize, h32: bool) -> &'static str {
+pub const fn recurrent_kernel_name(n: usize, bt: usize, h32: bool, gated: bool) -> &'static str {
     macro_rules! names {
         ($($n:literal),*) => {
-            match (n, bt, h32) {
+            match (n, bt, h32, gated) {
                 $(
-                    ($n, 1, false) => concat!("sprnn_recurrent_n", $n, "_bt1_h16"),
-                    ($n, 2, false) => concat!("sprnn_recurrent_n", $n, "_bt2_h16"),
-                    ($n, 4, false) => concat!("sprnn_recurrent_n", $n, "_bt4_h16"),
-                    ($n, 8, false) => concat!("sprnn_recurrent_n", $n, "_bt8_h16"),
-                    ($n, 1, true) => concat!("sprnn_recurrent_n", $n, "_bt1_h32"),
-                    ($n, 2, true) => concat!("sprnn_recurrent_n", $n, "_bt2_h32"),
-                    ($n, 4, true) => concat!("sprnn_recurrent_n", $n, "_bt4_h32"),
-                    ($n, 8, true) => concat!("sprnn_recurrent_n", $n, "_bt8_h32"),
+                    ($n, 1, false, false) => concat!("sprnn_recurrent_n", $n, "_bt1_h16"),
+                    ($n, 2, false, false) => concat!("sprnn_recurrent_n", $n, "_bt2_h16"),
+                    ($n, 4, false, false) => concat!("sprnn_recurrent_n", $n, "_bt4_h16"),
+                    ($n, 8, false, false) => concat!("sprnn_recurrent_n", $n, "_bt8_h16"),
+                    ($n, 1, true, false) => concat!("sprnn_recurrent_n", $n, "_bt1_h32"),
+                    ($n, 2, true, false) => concat!("sprnn_recurrent_n", $n, "_bt2_h32"),
+                    ($n, 4, true, false) => concat!("sprnn_recurrent_n", $n, "_bt4_h32"),
+                    ($n, 8, true, false) => concat!("sprnn_recurrent_n", $n, "_bt8_h32"),
+                    ($n, 1, false, true) => concat!("sprnn_gated_n", $n, "_bt1_h16"),
+                    ($n, 2, false, true) => concat!("sprnn_gated_n", $n, "_bt2_h16"),
+                    ($n, 4, false, true) => concat!("sprnn_gated_n", $n, "_bt4_h16"),
+                    ($n, 8, false, true) => concat!("sprnn_gated_n", $n, "_bt8_h16"),
+                    ($n, 1, true, true) => concat!("sprnn_gated_n", $n, "_bt1_h32"),
+                    ($n, 2, true, true) => concat!("sprnn_gated_n", $n, "_bt2_h32"),
+                    ($n, 4, true, true) => concat!("sprnn_gated_n", $n, "_bt4_h32"),
+                    ($n, 8, true, true) => concat!("sprnn_gated_n", $n, "_bt8_h32"),
                 )*
                 _ => "",
             }
@@ -288,9 +400,13 @@ pub const fn recurrent_kernel_name(n: usize, bt: usize, h32: bool) -> &'static s
     names!(8, 16, 24, 32, 48, 64, 96)
 }
 
-/// The variant `(n, bt, h32)` a kernel name denotes (the inverse of [`recurrent_kernel_name`]).
-pub fn parse_recurrent_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
-    let rest = name.strip_prefix("sprnn_recurrent_n")?;
+/// The variant `(n, bt, h32, gated)` a kernel name denotes (the inverse of
+/// [`recurrent_kernel_name`]).
+pub fn parse_recurrent_kernel_name(name: &str) -> Option<(usize, usize, bool, bool)> {
+    let (gated, rest) = match name.strip_prefix("sprnn_recurrent_n") {
+        Some(rest) => (false, rest),
+        None => (true, name.strip_prefix("sprnn_gated_n")?),
+    };
     let (n, rest) = rest.split_once("_bt")?;
     let (bt, h) = rest.split_once("_h")?;
     let h32 = match h {
@@ -299,7 +415,7 @@ pub fn parse_recurrent_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
         _ => return None,
     };
     let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
-    (recurrent_kernel_name(n, bt, h32).len() == name.len()).then_some((n, bt, h32))
+    (recurrent_kernel_name(n, bt, h32, gated).len() == name.len()).then_some((n, bt, h32, gated))
 }
 
 /// Byte-wise string equality usable in constants (the kernel crate's name check).
@@ -344,8 +460,9 @@ pub mod flags {
     /// with the new step's tag. Measures the gather, the barriers and the publication alone
     /// (benchmarks only).
     pub const EXCHANGE_ONLY: u32 = 1 << 3;
-    /// RNN: finish the cell in a separate phase after a barrier, as for GRU and LSTM, instead
-    /// of in the row reduction (for A/B measurements).
+    /// Finish the cell in a separate phase after a barrier (one thread per unit and batch
+    /// entry) even where a unit's gate rows share a warp and the cell could be fused into the
+    /// row reduction (for A/B measurements).
     pub const SEPARATE_CELL: u32 = 1 << 5;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
@@ -673,7 +790,8 @@ const _: () = {
     assert!((PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8) % PROJECTION_THREADS == 0);
     assert!(projection_smem_bytes() <= 48 * 1024);
     assert!(MAX_HIDDEN < 1 << 16);
-    assert!(str_eq(recurrent_kernel_name(32, 4, true), "sprnn_recurrent_n32_bt4_h32"));
+    assert!(str_eq(recurrent_kernel_name(32, 4, true, false), "sprnn_recurrent_n32_bt4_h32"));
+    assert!(str_eq(recurrent_kernel_name(8, 1, false, true), "sprnn_gated_n8_bt1_h16"));
     // Steps t and t - 2 share a buffer; their tags differ, and steps 1 and 2 differ from the
     // zeroed buffers.
     assert!(tag_bit(1) == 1 && tag_bit(2) == 1 && tag_bit(3) == 0 && tag_bit(4) == 0);

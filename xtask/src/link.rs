@@ -100,10 +100,10 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
     for line in ptx.lines() {
         if let Some(rest) = line.trim_start().strip_prefix(".visible .entry ") {
             let name = rest.split('(').next().unwrap_or("");
-            if name.starts_with("sprnn_recurrent_") {
-                let (n, bt, h32) = sprnn_kernels::format::parse_recurrent_kernel_name(name)
+            if name.starts_with("sprnn_recurrent_") || name.starts_with("sprnn_gated_") {
+                let (n, bt, h32, gated) = sprnn_kernels::format::parse_recurrent_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
-                pending = Some(sprnn_kernels::format::register_budget(n, bt, h32));
+                pending = Some(sprnn_kernels::format::register_budget(n, bt, h32, gated));
             } else if name.starts_with("sprnn_dense_") {
                 let (mt, kw) = sprnn_kernels::format::parse_dense_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;

@@ -30,7 +30,7 @@ pub struct DeviceInfo {
     /// for this device. The presets carry ptxas's figures ([`KERNEL_REGISTERS`]); a
     /// [`crate::Gpu`] reads them from the module the driver loaded, whose JIT compiler may
     /// allocate more registers than the offline ptxas did.
-    pub kernel_registers: Vec<(usize, usize, bool, u32)>,
+    pub kernel_registers: Vec<(usize, usize, bool, bool, u32)>,
     /// Registers per thread of each dense slab variant `(MT, KW, registers)`, likewise
     /// ([`DENSE_REGISTERS`] in the presets).
     pub dense_registers: Vec<(usize, usize, u32)>,
@@ -83,10 +83,10 @@ impl DeviceInfo {
         }
     }
 
-    /// Registers per thread of kernel variant `(n, bt, h32)` on this device, `None` if it has
-    /// none.
-    pub fn registers(&self, n: usize, bt: usize, h32: bool) -> Option<u32> {
-        self.kernel_registers.iter().find(|&&(vn, vbt, vh, _)| vn == n && vbt == bt && vh == h32).map(|&(_, _, _, r)| r)
+    /// Registers per thread of kernel variant `(n, bt, h32, gated)` on this device, `None` if it
+    /// has none.
+    pub fn registers(&self, n: usize, bt: usize, h32: bool, gated: bool) -> Option<u32> {
+        self.kernel_registers.iter().find(|&&(vn, vbt, vh, vg, _)| vn == n && vbt == bt && vh == h32 && vg == gated).map(|&(_, _, _, _, r)| r)
     }
 
     /// Registers per thread of dense slab variant `(mt, kw)` on this device, `None` if it has

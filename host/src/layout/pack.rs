@@ -7,7 +7,7 @@
 //! cores; the result does not depend on how many there are.
 
 use half::f16;
-use sprnn_kernels::format::{pack_nonzero, pad_word, NO_UNIT};
+use sprnn_kernels::format::{pack_nonzero, pad_word, row_of_slot, NO_UNIT};
 
 use super::assign::{Assigner, WeightOrder, PAD};
 use super::bank::{BankModel, BankStats};
@@ -29,6 +29,8 @@ pub(crate) struct PackShape {
     pub threads_per_cta: usize,
     pub threads_per_row: usize,
     pub list_len: usize,
+    /// Rows laid out as whole units per warp (the gated kernel family; `format::row_of_slot`).
+    pub whole_units: bool,
 }
 
 /// Lays out every CTA and packs the words.
@@ -75,7 +77,7 @@ fn pack_ctas(
     order: WeightOrder,
     ctas: std::ops::Range<usize>,
 ) -> (Vec<u32>, BankStats, BankStats) {
-    let PackShape { gates, units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, .. } = shape;
+    let PackShape { gates, units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, whole_units, .. } = shape;
     // Rows are `gate · H + unit`; columns are the kernel's (`w.cols()` of them, the last + 1 is
     // the zero column).
     let h = w.rows() / gates;
@@ -91,8 +93,7 @@ fn pack_ctas(
         for warp in 0..nt / 32 {
             let slots: Vec<Option<u32>> = (0..slots_per_warp)
                 .map(|i| {
-                    let s = (warp * 32) / tpr + i;
-                    let (u, g) = (s / gates, s % gates);
+                    let (u, g) = row_of_slot((warp * 32) / tpr + i, gates, tpr, whole_units);
                     if u >= upc {
                         return None;
                     }

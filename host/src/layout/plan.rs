@@ -2,8 +2,8 @@
 
 use half::f16;
 use sprnn_kernels::format::{
-    column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, Cell, RecurrentSmem, BATCH_TILES,
-    DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
+    column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, fuses_cell, gated_kernel, Cell,
+    RecurrentSmem, BATCH_TILES, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
 };
 
 use super::assign::WeightOrder;
@@ -343,7 +343,6 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
 /// The sparse kernel's fit decision (see [`check_fit`]).
 fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let hidden = stats.hidden;
-    let gates = cell.gates();
     validate_sizes(hidden, stats.rows, cell, batch)?;
     let cps = opts.ctas_per_sm.unwrap_or(1);
     // At least one warp per CTA: more CTAs per SM than `max_threads_per_sm / 32` can never be
@@ -378,7 +377,6 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         Some(c) => (c, hidden.div_ceil(c)),
         None => default_grid(hidden, max_ctas),
     };
-    let rows_per_cta = upc * gates;
     check_columns(hidden, grid, upc, batch)?;
 
     // Shared memory: f32 hidden state where it fits (unless an option says otherwise).
@@ -416,7 +414,7 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
             // Padding threads only help the gather; offer the bare shape and wider ones.
             [0, 256, 512, 768, 1024]
                 .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, rows_per_cta, tpr, n, bt, hidden_f32, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, hidden, upc, tpr, n, bt, hidden_f32, batch, cps, extra))
         })
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
@@ -556,7 +554,9 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
     if g.grid > hidden {
         return bad("grid", g.grid, format!("at most H = {hidden}"));
     }
-    let min_nt = round_up(g.units_per_cta * gates * g.threads_per_row, 32);
+    // The gated kernel family (`format::gated_kernel`) lays rows out as whole units per warp.
+    let whole_units = gated_kernel(gates, g.threads_per_row, batch_tile(batch));
+    let min_nt = row_threads(g.units_per_cta, gates, g.threads_per_row, whole_units);
     // Threads beyond the rows' own are padding for the gather; the planner never offers more
     // than 1024 in all, and the bound keeps the weight buffer proportional to the layer.
     let max_nt = min_nt.max(1024);
@@ -588,6 +588,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         threads_per_cta: g.threads_per_cta,
         threads_per_row: g.threads_per_row,
         list_len: g.list_len,
+        whole_units,
     };
     let packed = pack(&w_cols, &part.units, shape, model, order);
     Ok(Plan {
@@ -603,7 +604,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         batch_tile: model.batch_tile,
         hidden_f32,
         smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
-        registers_per_thread: kernel_registers(g.list_len, model.batch_tile, hidden_f32).unwrap_or(0),
+        registers_per_thread: kernel_registers(g.list_len, model.batch_tile, hidden_f32, whole_units).unwrap_or(0),
         nnz: w_hh.nnz(),
         max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
         cta_nnz: part.cta_nnz,
@@ -673,12 +674,14 @@ struct Shape {
 }
 
 impl Shape {
-    /// A shape with `rows_per_cta · tpr` threads rounded up to a warp, or `extra_threads` if
-    /// that is more (padding threads that only help with the gather).
+    /// A shape with the threads of `upc` units' rows ([`row_threads`]: whole warps, and whole
+    /// units per warp where a unit's gate rows fit one), or `extra_threads` if that is more
+    /// (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, rows_per_cta: usize, tpr: usize, n: usize, bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
-        let nt = round_up(rows_per_cta * tpr, 32).max(extra_threads);
-        let regs = device.registers(n, bt, h32).unwrap_or(u32::MAX);
+    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, tpr: usize, n: usize, bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
+        let gated = gated_kernel(cell.gates(), tpr, bt);
+        let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
+        let regs = device.registers(n, bt, h32, gated).unwrap_or(u32::MAX);
         // The register file is split over the SM's four schedulers and a CTA's warps are dealt
         // to them in turn, so the busiest scheduler holds ⌈warps / 4⌉ of them: count warps in
         // multiples of four (measured on the H200, 2026-11-29: 18 warps of 101 registers did
@@ -700,10 +703,11 @@ impl Shape {
 /// `tiles · (max(⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
 ///
-/// RNN cells (one gate) finish the cell in the tile loop: lane `j` of a row runs batch entries
-/// `j, j + TPR, …` of the tile one after the other (input, bias, tanh, fp16 rounding, publish,
-/// output store), so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. (GRU and LSTM run the cell in a
-/// separate phase, one thread per unit and batch entry, whatever `TPR`; not counted.)
+/// Where the kernel fuses the cell ([`fuses_cell`]: always for RNN; for GRU and LSTM where a
+/// unit's `G · TPR` lanes fit one warp and `TPR ≥ BT`) it is finished in the tile loop: after the reduce-scatter, a lane of gate row 0 runs its
+/// `⌈BT / TPR⌉` batch entries of the tile one after the other (input, bias, the cell, fp16
+/// rounding, publish, output store), so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. Otherwise
+/// the cell runs in a separate phase after a barrier, [`SEPARATE_CELL_CYCLES`] per step.
 pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
     // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
     // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
@@ -717,9 +721,20 @@ pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_
     let issue = warps_per_scheduler * n * (3.0 + 2.0 * bt);
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
-    let cells = if cell.gates() == 1 { batch_tile.div_ceil(threads_per_row.max(1)) as f64 * CELL_CYCLES } else { 0.0 };
-    gather + tiles * (issue.max(chain) + reduce + cells)
+    if fuses_cell(cell.gates(), threads_per_row, batch_tile) {
+        let cells = batch_tile.div_ceil(threads_per_row.max(1)) as f64 * CELL_CYCLES;
+        gather + tiles * (issue.max(chain) + reduce + cells)
+    } else {
+        gather + tiles * (issue.max(chain) + reduce) + SEPARATE_CELL_CYCLES
+    }
 }
+
+/// Cycles of the separate cell phase (a barrier, the gate sums through shared memory, the
+/// cells of a CTA's units): the cost of a GRU or LSTM shape whose unit does not fit one warp.
+/// Provisional, set so that a fitting fused shape is preferred: the session-3 profile of LSTM
+/// H = 1152 (bench/RESULTS.md, "Where the warps stall") put 48.7 % of all stall samples on the
+/// phase's barriers, about 1 µs of its 3 µs step; the A/B rows of each run since measure the two.
+pub const SEPARATE_CELL_CYCLES: f64 = 2000.0;
 
 /// Cycles of one RNN cell in the tile loop, as measured on the H200 (2026-11-29): RNN-tanh
 /// H = 1152 with the same grid, threads and list length ran 0.35, 2.25 and 8.5 µs per step
@@ -746,7 +761,6 @@ fn does_not_fit(
     limits: &Limits,
 ) -> PlanError {
     let hidden = stats.hidden;
-    let rows_per_cta = upc * cell.gates();
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     // The candidate closest to fitting: within the thread limit if any is, least registers.
@@ -759,7 +773,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, rows_per_cta, t, n, bt, hidden_f32, batch, cps, 0)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, upc, t, n, bt, hidden_f32, batch, cps, 0)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)
@@ -839,6 +853,13 @@ impl Plan {
         self.grid.saturating_mul(self.slots_per_cta())
     }
 
+    /// Whether the layer runs on the gated kernel family (`sprnn_gated_*`: GRU or LSTM whose
+    /// cell is finished inside the row reduction, rows laid out as whole units per warp; see
+    /// `sprnn_kernels::format::gated_kernel`). Never for the dense slab.
+    pub fn gated_kernel(&self) -> bool {
+        self.dense.is_none() && gated_kernel(self.cell.gates(), self.threads_per_row, self.batch_tile)
+    }
+
     /// The hidden unit of each column of the packed words (`columns + 1` entries; [`NO_UNIT`]
     /// for empty slots and the zero column `columns`).
     pub fn unit_of_column(&self) -> Vec<u32> {
@@ -874,7 +895,7 @@ impl Plan {
         let mut part = vec![0f32; tpr];
         for c in 0..self.grid {
             for s in 0..nt / tpr {
-                let (u, g) = (s / g_n, s % g_n);
+                let (u, g) = row_of_slot(s, g_n, tpr, self.gated_kernel());
                 if u >= self.units_per_cta {
                     continue;
                 }

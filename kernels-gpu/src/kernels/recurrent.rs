@@ -1,5 +1,8 @@
 //! The sparse persistent recurrent kernel: one launch computes all T steps of an RNN, GRU or
-//! LSTM layer whose pruned recurrent matrix stays in registers.
+//! LSTM layer whose pruned recurrent matrix stays in registers. Two families of entry points
+//! (`format::GATED`): `sprnn_recurrent_*` for RNN cells and `sprnn_gated_*` for GRU and LSTM,
+//! each compiled with its own register budget so the gated cell's registers are paid only where
+//! it runs.
 //!
 //! Phases (each an `#[inline(always)]` function below; see `format` for every layout):
 //! 1. [`load_weights`]: thread `tid` of CTA `c` loads its `N` packed nonzeros (coalesced) into
@@ -7,21 +10,25 @@
 //! 2. [`warm_start`]: `h0` (or zeros) into shared memory, the zero column, the staged outputs,
 //!    LSTM `c0`.
 //! 3. Step loop, t = 1..=T:
-//!    - [`load_inputs`]: `U_t` of this thread's cell into registers, before the wait;
+//!    - `U_t` of this thread's first cell into registers, before the wait ([`load_inputs`]);
 //!    - [`gather`] (t ≥ 2): copy `h_{t-1}` from exchange buffer `(t-1) % 2` into shared memory,
 //!      16 bytes (eight tagged fp16 values) per load, spinning on each chunk until every value
 //!      carries the tag of step `t-1` (bounded by `timeout_ns`; the clock and the status word are
 //!      read only every `SPINS_PER_CHECK` spins). Then a barrier: `h_{t-1}` is complete;
 //!    - [`multiply_tile`]: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (f32),
-//!      then a shuffle butterfly over the `threads_per_row` lanes of the row — `BT` accumulator
-//!      registers. RNN (one gate): lane `j` of the row finishes batch entry `j` of the tile
-//!      right there ([`finish_h`]). GRU and LSTM (or RNN with `flags::SEPARATE_CELL`): lane 0
-//!      of the row writes its sums to shared memory;
-//!    - [`cell_phase`] (GRU, LSTM): after a barrier, one thread per (unit, batch) pair adds
-//!      `U_t` and `b_hh` and applies the cell ([`finish_h`]);
+//!      `BT` accumulator registers; then the row's lanes add up:
+//!      - RNN: [`butterfly`], and lane `j` of the row finishes batch entry `j` of the tile right
+//!        there ([`finish_h`]);
+//!      - GRU and LSTM where a unit's gate rows share a warp and `TPR ≥ BT`
+//!        (`format::fuses_cell`): [`reduce_scatter`] (each lane ends with one entry's sum), then
+//!        [`gated_cell`]: the gate-row-0 lanes fetch the other gates' sums with shuffles and
+//!        finish the cell — no shared-memory round trip, no barrier;
+//!      - otherwise (and with `flags::SEPARATE_CELL`): [`butterfly`], lane 0 of the row writes
+//!        its sums to shared memory, and after a barrier [`cell_phase`] runs one thread per
+//!        (unit, batch) pair;
 //!    - a barrier (the staged outputs are complete, and the next gather may overwrite `h`), then
 //!      [`publish`]: the CTA's staged values go to exchange buffer `t % 2`, 8 bytes per store.
-//! 4. Drain: LSTM writes its final `c` in the last step's cell phase.
+//! 4. Drain: LSTM writes its final `c` in the last step's cell.
 //!
 //! [`finish_h`] rounds `h_t` to the fp16 value whose last bit is the step's tag
 //! (`format::tag_round`), stages it and writes it (as f32) to the output.
@@ -31,8 +38,8 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH,
-    DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
+    flags, row_of_slot, row_threads, scatter_entries, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
+    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -73,7 +80,7 @@ impl Layer {
     /// The layer of `p` for hidden-state elements of f32 (`H32`) or fp16, or `None` when the
     /// parameters do not fit this kernel variant or launch.
     #[inline(always)]
-    fn new<const BT: usize, const H32: bool>(p: &RecurrentParams) -> Option<Layer> {
+    fn new<const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) -> Option<Layer> {
         let cell = Cell::from_u32(p.cell)?;
         let gates = cell.gates() as u32;
         let rows = p.units_per_cta * gates;
@@ -93,7 +100,8 @@ impl Layer {
             || tpr == 0
             || tpr > 32
             || tpr & (tpr - 1) != 0
-            || rows * tpr > p.threads_per_cta
+            || (row_threads(p.units_per_cta as usize, gates as usize, tpr as usize, GATED) as u32) > p.threads_per_cta
+            || gated_kernel(gates as usize, tpr as usize, BT) != GATED
             || p.slots_per_cta < p.units_per_cta
             || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
             || p.columns != p.slots_per_cta * grid_dim_x();
@@ -440,11 +448,11 @@ unsafe fn load_h<const BT: usize, const H32: bool>(addr: u32) -> [f32; BT] {
     out
 }
 
-/// The row sums of batch tile `tile` for this thread's row: its `N` words (`BT` accumulators),
-/// then the butterfly over the row's `threads_per_row` lanes (every lane ends with the sums).
+/// This thread's partial sums of batch tile `tile`: its `N` words times the hidden state (`BT`
+/// accumulators); [`butterfly`] or [`reduce_scatter`] then adds up the row's lanes.
 ///
 /// # Safety
-/// Every column of `w` is inside the hidden state; the whole warp calls this together.
+/// Every column of `w` is inside the hidden state.
 #[inline(always)]
 unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let eb = Layer::elem_bytes::<H32>();
@@ -463,9 +471,18 @@ unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u
             acc[j] = fma(v, h[j], acc[j]);
         }
     }
+    acc
+}
+
+/// The butterfly over the `TPR` lanes of a row: every lane ends with the row's `BT` sums.
+///
+/// # Safety
+/// The whole warp calls this together (uniform `tpr`).
+#[inline(always)]
+unsafe fn butterfly<const BT: usize>(mut acc: [f32; BT], tpr: u32) -> [f32; BT] {
     let mut m = 16;
     while m > 0 {
-        if m < l.tpr {
+        if m < tpr {
             for a in acc.iter_mut() {
                 // SAFETY: the whole warp runs this (uniform trip count).
                 *a += unsafe { shfl_xor_f32(*a, m) };
@@ -474,6 +491,128 @@ unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u
         m >>= 1;
     }
     acc
+}
+
+/// The reduce-scatter butterfly over the `TPR` lanes of a row: halving stage `s` sends half of
+/// the remaining sums to the lane `TPR >> (s + 1)` away and adds the half it keeps (the lane
+/// with that bit set keeps the upper half), until one sum is left or the lanes run out; then
+/// the lanes that share a sum add it up (`acc += shfl_xor(acc, m)` for the remaining `m`).
+/// Afterwards lane `j` holds the row's sums of the tile's entries
+/// `format::scatter_entries(j, BT, TPR)` in `acc[0..]`. The sum of each entry is added up in
+/// the same tree as the plain butterfly over all `BT` sums (distance `TPR / 2` first), so every
+/// bit is the same; it costs `BT − 1 + log2(TPR / BT)` shuffles instead of `BT · log2(TPR)`.
+///
+/// # Safety
+/// The whole warp calls this together (uniform `tpr`).
+#[inline(always)]
+unsafe fn reduce_scatter<const BT: usize>(mut acc: [f32; BT], tpr: u32, lane: u32) -> [f32; BT] {
+    let mut m = tpr >> 1;
+    let mut half = BT / 2;
+    while half >= 1 {
+        if m >= 1 {
+            let upper = lane & m != 0;
+            for i in 0..half {
+                let (keep, send) = if upper { (acc[i + half], acc[i]) } else { (acc[i], acc[i + half]) };
+                // SAFETY: the whole warp runs this (uniform trip count).
+                acc[i] = keep + unsafe { shfl_xor_f32(send, m) };
+            }
+            m >>= 1;
+        }
+        half /= 2;
+    }
+    while m >= 1 {
+        // SAFETY: as above.
+        acc[0] += unsafe { shfl_xor_f32(acc[0], m) };
+        m >>= 1;
+    }
+    acc
+}
+
+/// A thread's part in the gated family's fused cell (`format::fuses_cell`): after
+/// [`reduce_scatter`] each lane holds one sum (`TPR ≥ BT`), entry `first` of the tile, and the
+/// lanes of gate row 0 that lead their sums finish the cell of their unit's entry. Computed
+/// once; `unit` is [`NO_UNIT`] on every other lane.
+pub(super) struct GatedLane {
+    /// Local unit of the row.
+    lu: u32,
+    /// The tile's entry whose sum this lane holds (`format::scatter_entries`).
+    first: u32,
+    /// The unit whose cell this lane finishes, or [`NO_UNIT`].
+    unit: u32,
+    /// `b_hh` of the unit's gates (finishing lanes).
+    bias: [f32; 4],
+}
+
+impl GatedLane {
+    /// The lane of thread `tid`, whose row is gate `gate` of local unit `lu` (`usize::MAX`: a
+    /// gap).
+    ///
+    /// # Safety
+    /// Kernel contract (the unit table and `b_hh` have their documented sizes).
+    #[inline(always)]
+    unsafe fn new<const BT: usize>(p: &RecurrentParams, l: &Layer, tid: u32, lu: usize, gate: usize) -> GatedLane {
+        let (_, first, leads) = scatter_entries(tid & (l.tpr - 1), BT as u32, l.tpr);
+        let lu = if lu < l.upc as usize { lu as u32 } else { u32::MAX };
+        let unit = if leads && gate == 0 && lu != u32::MAX {
+            // SAFETY: the unit table holds grid · upc entries.
+            unsafe { ld_nc_u32((p.units as *const u32).add((block_idx_x() * l.upc + lu) as usize)) }
+        } else {
+            NO_UNIT
+        };
+        // SAFETY: unit < H when it is a unit.
+        let bias = if unit != NO_UNIT { unsafe { load_bias(p, l, unit) } } else { [0.0; 4] };
+        GatedLane { lu, first, unit, bias }
+    }
+
+    /// The lane of a thread that takes no part (RNN family, separate cell phase).
+    #[inline(always)]
+    fn none() -> GatedLane {
+        GatedLane { lu: u32::MAX, first: 0, unit: NO_UNIT, bias: [0.0; 4] }
+    }
+}
+
+/// The gated family's fused cell for batch tile `tile`: after [`reduce_scatter`] this lane's
+/// sum (`sum`) is gate row 0's, and the other gates' sums of the same entry are in the lanes
+/// `g · TPR` above (`shfl.idx`; a unit's gate rows are side by side in the warp). The finishing
+/// lanes add `b_hh` and `U_t` and finish the cell ([`finish_h`]; LSTM's `c` stays in shared
+/// memory, owned by that lane). `input` is `U_t` of the lane's entry of tile 0, loaded before
+/// the gather.
+///
+/// # Safety
+/// Kernel contract; the whole warp calls this together; `TPR ≥ BT`.
+#[inline(always)]
+unsafe fn gated_cell<const BT: usize, const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, tile: u32, row: &GatedLane, sum: f32, input: [f32; 4]) {
+    let lane = lane_id();
+    let mut pre = [sum, 0.0, 0.0, 0.0];
+    for (g, x) in pre.iter_mut().enumerate().skip(1) {
+        if (g as u32) < l.gates {
+            // SAFETY: the whole warp runs this (`gates` is uniform); the lanes that use the
+            // value read lanes of their own unit, inside the warp.
+            *x = f32::from_bits(unsafe { shfl_idx_u32(sum.to_bits(), lane + g as u32 * l.tpr) });
+        }
+    }
+    if row.unit != NO_UNIT {
+        let b = tile * BT as u32 + row.first;
+        // SAFETY: the unit is this row's (< H), b < B, lu < upc; this lane is the only writer of
+        // (unit, b) and the only user of its cell state.
+        unsafe {
+            let inp = if tile == 0 { input } else { load_inputs(p, l, t, row.unit, b) };
+            let h_prev = if l.cell == Cell::Gru { load_h_elem::<H32>(l, (block_idx_x() * l.slots + row.lu) * l.batch + b) } else { 0.0 };
+            let c_at = l.c_smem + 4 * (row.lu * l.batch + b);
+            let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(c_at) } else { 0.0 };
+            for (g, x) in pre.iter_mut().enumerate() {
+                *x += row.bias[g];
+            }
+            let (h, c) = cell::update(l.cell, pre, inp, h_prev, c_prev);
+            finish_h(p, l, t, row.unit, row.lu, b, h);
+            if l.cell == Cell::Lstm {
+                st_shared_f32(c_at, c);
+                if t == l.steps {
+                    st_global_f32((p.c_out as *mut f32).add((b * l.hidden + row.unit) as usize), c);
+                }
+            }
+        }
+    }
 }
 
 /// Input pre-activation `U[idx]` as f32 (stored as f32, or fp16 with `flags::U_F16`).
@@ -632,9 +771,9 @@ pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
 /// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
 /// every CTA of the grid co-resident, dynamic shared memory of `format::RecurrentSmem::total`).
 #[inline(always)]
-pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &RecurrentParams) {
+pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) {
     let tid = thread_idx_x();
-    let Some(l) = Layer::new::<BT, H32>(p) else {
+    let Some(l) = Layer::new::<BT, H32, GATED>(p) else {
         if tid == 0 {
             // SAFETY: status is valid.
             unsafe { report(p, status::BAD_PARAMS) };
@@ -651,11 +790,18 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
     let w = unsafe { load_weights::<N>(p, &l) };
     let slot = tid / l.tpr;
     let lane_in_row = tid & (l.tpr - 1);
-    let writes_sum = lane_in_row == 0 && slot < l.upc * l.gates;
-    // RNN (one gate): the lanes of a row finish the cell themselves after the butterfly, with
-    // no shared-memory round trip and no barrier; `my_unit`/`my_bias` are then this row's.
-    let fused = l.gates == 1 && p.flags & flags::SEPARATE_CELL == 0;
-    let my_unit = if slot < l.upc {
+    // This thread's row: gate `row_gate` of local unit `row_lu` (`format::row_of_slot`; for RNN
+    // the slot itself), and where its sums go in the separate cell phase.
+    let (row_lu, row_gate) = if GATED { row_of_slot(slot as usize, l.gates as usize, l.tpr as usize, true) } else { (slot as usize, 0) };
+    let writes_sum = lane_in_row == 0 && if GATED { row_lu < l.upc as usize } else { slot < l.upc * l.gates };
+    let sums_row = if GATED { (row_lu as u32).wrapping_mul(l.gates).wrapping_add(row_gate as u32) } else { slot };
+    // The cell finished in the row reduction, with no shared-memory round trip and no barrier:
+    // RNN (one gate) by the lanes of its row, `my_unit`/`my_bias` then being the row's; GRU and
+    // LSTM where a unit's gate rows share a warp ([`gated_cell`]).
+    let fused = p.flags & flags::SEPARATE_CELL == 0 && (GATED || l.gates == 1);
+    // SAFETY: kernel contract.
+    let gated_row = if GATED && fused { unsafe { GatedLane::new::<BT>(p, &l, tid, row_lu, row_gate) } } else { GatedLane::none() };
+    let my_unit = if !GATED && slot < l.upc {
         // SAFETY: the unit table holds grid * upc entries.
         unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
     } else {
@@ -688,7 +834,12 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
         // Inputs of this thread's first cell, loaded before the wait.
         let mut my_input = 0.0f32;
         let mut cell_input = [0.0f32; 4];
+        let mut gated_input = [0.0f32; 4];
         if !exchange_only {
+            if gated_row.unit != NO_UNIT {
+                // SAFETY: the row's unit < H, its first entry < BT ≤ B.
+                gated_input = unsafe { load_inputs(p, &l, t, gated_row.unit, gated_row.first) };
+            }
             if fused && my_unit != NO_UNIT && lane_in_row < BT as u32 {
                 // SAFETY: U holds T*B*H values (G = 1), my_unit < H, lane_in_row < B.
                 my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + lane_in_row) * l.hidden + my_unit) as usize) };
@@ -710,8 +861,15 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
         if !exchange_only {
             // Multiply: W h for this thread's slot, one batch tile at a time.
             for tile in 0..l.batch / BT as u32 {
-                // SAFETY: uniform over the warp; columns are inside the hidden state.
+                // SAFETY: columns are inside the hidden state.
                 let acc = unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) };
+                if GATED && fused {
+                    // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
+                    unsafe { gated_cell::<BT, H32>(p, &l, t, tile, &gated_row, reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0], gated_input) };
+                    continue;
+                }
+                // SAFETY: the whole warp reduces together.
+                let acc = unsafe { butterfly::<BT>(acc, l.tpr) };
                 if fused && my_unit != NO_UNIT {
                     // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry
                     // `j` of the tile: the lanes run one cell together instead of BT divergent ones.
@@ -737,8 +895,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
                     }
                 } else if writes_sum {
                     for (j, a) in acc.iter().enumerate() {
-                        // SAFETY: slot < upc * G, inside the sums array.
-                        unsafe { st_shared_f32(l.acc_smem + 4 * (slot * l.batch + tile * BT as u32 + j as u32), *a) };
+                        // SAFETY: the row's unit < upc, gate < G: inside the sums array.
+                        unsafe { st_shared_f32(l.acc_smem + 4 * (sums_row * l.batch + tile * BT as u32 + j as u32), *a) };
                     }
                 }
             }
@@ -772,36 +930,50 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool>(p: &Re
 }
 
 macro_rules! entries {
-    ($($name:ident = ($n:literal, $bt:literal, $h32:literal);)*) => {
+    ($($name:ident = ($n:literal, $bt:literal, $h32:literal, $gated:literal);)*) => {
         $(
-            /// Recurrent kernel entry point (list length, batch tile and hidden-state type in the
-            /// name).
+            /// Recurrent kernel entry point (family, list length, batch tile and hidden-state
+            /// type in the name).
             ///
             /// # Safety
             /// See [`recurrent`].
             #[no_mangle]
             pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
-                const _: () = assert!(crate::format::str_eq(crate::format::recurrent_kernel_name($n, $bt, $h32), stringify!($name)));
+                const _: () = assert!(crate::format::str_eq(crate::format::recurrent_kernel_name($n, $bt, $h32, $gated), stringify!($name)));
                 // SAFETY: forwarded contract.
-                unsafe { recurrent::<$n, $bt, $h32>(&p) }
+                unsafe { recurrent::<$n, $bt, $h32, $gated>(&p) }
             }
         )*
     };
 }
 
 entries! {
-    sprnn_recurrent_n8_bt1_h16 = (8, 1, false); sprnn_recurrent_n8_bt2_h16 = (8, 2, false); sprnn_recurrent_n8_bt4_h16 = (8, 4, false); sprnn_recurrent_n8_bt8_h16 = (8, 8, false);
-    sprnn_recurrent_n16_bt1_h16 = (16, 1, false); sprnn_recurrent_n16_bt2_h16 = (16, 2, false); sprnn_recurrent_n16_bt4_h16 = (16, 4, false); sprnn_recurrent_n16_bt8_h16 = (16, 8, false);
-    sprnn_recurrent_n24_bt1_h16 = (24, 1, false); sprnn_recurrent_n24_bt2_h16 = (24, 2, false); sprnn_recurrent_n24_bt4_h16 = (24, 4, false); sprnn_recurrent_n24_bt8_h16 = (24, 8, false);
-    sprnn_recurrent_n32_bt1_h16 = (32, 1, false); sprnn_recurrent_n32_bt2_h16 = (32, 2, false); sprnn_recurrent_n32_bt4_h16 = (32, 4, false); sprnn_recurrent_n32_bt8_h16 = (32, 8, false);
-    sprnn_recurrent_n48_bt1_h16 = (48, 1, false); sprnn_recurrent_n48_bt2_h16 = (48, 2, false); sprnn_recurrent_n48_bt4_h16 = (48, 4, false); sprnn_recurrent_n48_bt8_h16 = (48, 8, false);
-    sprnn_recurrent_n64_bt1_h16 = (64, 1, false); sprnn_recurrent_n64_bt2_h16 = (64, 2, false); sprnn_recurrent_n64_bt4_h16 = (64, 4, false); sprnn_recurrent_n64_bt8_h16 = (64, 8, false);
-    sprnn_recurrent_n96_bt1_h16 = (96, 1, false); sprnn_recurrent_n96_bt2_h16 = (96, 2, false); sprnn_recurrent_n96_bt4_h16 = (96, 4, false); sprnn_recurrent_n96_bt8_h16 = (96, 8, false);
-    sprnn_recurrent_n8_bt1_h32 = (8, 1, true); sprnn_recurrent_n8_bt2_h32 = (8, 2, true); sprnn_recurrent_n8_bt4_h32 = (8, 4, true); sprnn_recurrent_n8_bt8_h32 = (8, 8, true);
-    sprnn_recurrent_n16_bt1_h32 = (16, 1, true); sprnn_recurrent_n16_bt2_h32 = (16, 2, true); sprnn_recurrent_n16_bt4_h32 = (16, 4, true); sprnn_recurrent_n16_bt8_h32 = (16, 8, true);
-    sprnn_recurrent_n24_bt1_h32 = (24, 1, true); sprnn_recurrent_n24_bt2_h32 = (24, 2, true); sprnn_recurrent_n24_bt4_h32 = (24, 4, true); sprnn_recurrent_n24_bt8_h32 = (24, 8, true);
-    sprnn_recurrent_n32_bt1_h32 = (32, 1, true); sprnn_recurrent_n32_bt2_h32 = (32, 2, true); sprnn_recurrent_n32_bt4_h32 = (32, 4, true); sprnn_recurrent_n32_bt8_h32 = (32, 8, true);
-    sprnn_recurrent_n48_bt1_h32 = (48, 1, true); sprnn_recurrent_n48_bt2_h32 = (48, 2, true); sprnn_recurrent_n48_bt4_h32 = (48, 4, true); sprnn_recurrent_n48_bt8_h32 = (48, 8, true);
-    sprnn_recurrent_n64_bt1_h32 = (64, 1, true); sprnn_recurrent_n64_bt2_h32 = (64, 2, true); sprnn_recurrent_n64_bt4_h32 = (64, 4, true); sprnn_recurrent_n64_bt8_h32 = (64, 8, true);
-    sprnn_recurrent_n96_bt1_h32 = (96, 1, true); sprnn_recurrent_n96_bt2_h32 = (96, 2, true); sprnn_recurrent_n96_bt4_h32 = (96, 4, true); sprnn_recurrent_n96_bt8_h32 = (96, 8, true);
+    sprnn_recurrent_n8_bt1_h16 = (8, 1, false, false); sprnn_recurrent_n8_bt2_h16 = (8, 2, false, false); sprnn_recurrent_n8_bt4_h16 = (8, 4, false, false); sprnn_recurrent_n8_bt8_h16 = (8, 8, false, false);
+    sprnn_recurrent_n16_bt1_h16 = (16, 1, false, false); sprnn_recurrent_n16_bt2_h16 = (16, 2, false, false); sprnn_recurrent_n16_bt4_h16 = (16, 4, false, false); sprnn_recurrent_n16_bt8_h16 = (16, 8, false, false);
+    sprnn_recurrent_n24_bt1_h16 = (24, 1, false, false); sprnn_recurrent_n24_bt2_h16 = (24, 2, false, false); sprnn_recurrent_n24_bt4_h16 = (24, 4, false, false); sprnn_recurrent_n24_bt8_h16 = (24, 8, false, false);
+    sprnn_recurrent_n32_bt1_h16 = (32, 1, false, false); sprnn_recurrent_n32_bt2_h16 = (32, 2, false, false); sprnn_recurrent_n32_bt4_h16 = (32, 4, false, false); sprnn_recurrent_n32_bt8_h16 = (32, 8, false, false);
+    sprnn_recurrent_n48_bt1_h16 = (48, 1, false, false); sprnn_recurrent_n48_bt2_h16 = (48, 2, false, false); sprnn_recurrent_n48_bt4_h16 = (48, 4, false, false); sprnn_recurrent_n48_bt8_h16 = (48, 8, false, false);
+    sprnn_recurrent_n64_bt1_h16 = (64, 1, false, false); sprnn_recurrent_n64_bt2_h16 = (64, 2, false, false); sprnn_recurrent_n64_bt4_h16 = (64, 4, false, false); sprnn_recurrent_n64_bt8_h16 = (64, 8, false, false);
+    sprnn_recurrent_n96_bt1_h16 = (96, 1, false, false); sprnn_recurrent_n96_bt2_h16 = (96, 2, false, false); sprnn_recurrent_n96_bt4_h16 = (96, 4, false, false); sprnn_recurrent_n96_bt8_h16 = (96, 8, false, false);
+    sprnn_recurrent_n8_bt1_h32 = (8, 1, true, false); sprnn_recurrent_n8_bt2_h32 = (8, 2, true, false); sprnn_recurrent_n8_bt4_h32 = (8, 4, true, false); sprnn_recurrent_n8_bt8_h32 = (8, 8, true, false);
+    sprnn_recurrent_n16_bt1_h32 = (16, 1, true, false); sprnn_recurrent_n16_bt2_h32 = (16, 2, true, false); sprnn_recurrent_n16_bt4_h32 = (16, 4, true, false); sprnn_recurrent_n16_bt8_h32 = (16, 8, true, false);
+    sprnn_recurrent_n24_bt1_h32 = (24, 1, true, false); sprnn_recurrent_n24_bt2_h32 = (24, 2, true, false); sprnn_recurrent_n24_bt4_h32 = (24, 4, true, false); sprnn_recurrent_n24_bt8_h32 = (24, 8, true, false);
+    sprnn_recurrent_n32_bt1_h32 = (32, 1, true, false); sprnn_recurrent_n32_bt2_h32 = (32, 2, true, false); sprnn_recurrent_n32_bt4_h32 = (32, 4, true, false); sprnn_recurrent_n32_bt8_h32 = (32, 8, true, false);
+    sprnn_recurrent_n48_bt1_h32 = (48, 1, true, false); sprnn_recurrent_n48_bt2_h32 = (48, 2, true, false); sprnn_recurrent_n48_bt4_h32 = (48, 4, true, false); sprnn_recurrent_n48_bt8_h32 = (48, 8, true, false);
+    sprnn_recurrent_n64_bt1_h32 = (64, 1, true, false); sprnn_recurrent_n64_bt2_h32 = (64, 2, true, false); sprnn_recurrent_n64_bt4_h32 = (64, 4, true, false); sprnn_recurrent_n64_bt8_h32 = (64, 8, true, false);
+    sprnn_recurrent_n96_bt1_h32 = (96, 1, true, false); sprnn_recurrent_n96_bt2_h32 = (96, 2, true, false); sprnn_recurrent_n96_bt4_h32 = (96, 4, true, false); sprnn_recurrent_n96_bt8_h32 = (96, 8, true, false);
+    sprnn_gated_n8_bt1_h16 = (8, 1, false, true); sprnn_gated_n8_bt2_h16 = (8, 2, false, true); sprnn_gated_n8_bt4_h16 = (8, 4, false, true); sprnn_gated_n8_bt8_h16 = (8, 8, false, true);
+    sprnn_gated_n16_bt1_h16 = (16, 1, false, true); sprnn_gated_n16_bt2_h16 = (16, 2, false, true); sprnn_gated_n16_bt4_h16 = (16, 4, false, true); sprnn_gated_n16_bt8_h16 = (16, 8, false, true);
+    sprnn_gated_n24_bt1_h16 = (24, 1, false, true); sprnn_gated_n24_bt2_h16 = (24, 2, false, true); sprnn_gated_n24_bt4_h16 = (24, 4, false, true); sprnn_gated_n24_bt8_h16 = (24, 8, false, true);
+    sprnn_gated_n32_bt1_h16 = (32, 1, false, true); sprnn_gated_n32_bt2_h16 = (32, 2, false, true); sprnn_gated_n32_bt4_h16 = (32, 4, false, true); sprnn_gated_n32_bt8_h16 = (32, 8, false, true);
+    sprnn_gated_n48_bt1_h16 = (48, 1, false, true); sprnn_gated_n48_bt2_h16 = (48, 2, false, true); sprnn_gated_n48_bt4_h16 = (48, 4, false, true); sprnn_gated_n48_bt8_h16 = (48, 8, false, true);
+    sprnn_gated_n64_bt1_h16 = (64, 1, false, true); sprnn_gated_n64_bt2_h16 = (64, 2, false, true); sprnn_gated_n64_bt4_h16 = (64, 4, false, true); sprnn_gated_n64_bt8_h16 = (64, 8, false, true);
+    sprnn_gated_n96_bt1_h16 = (96, 1, false, true); sprnn_gated_n96_bt2_h16 = (96, 2, false, true); sprnn_gated_n96_bt4_h16 = (96, 4, false, true); sprnn_gated_n96_bt8_h16 = (96, 8, false, true);
+    sprnn_gated_n8_bt1_h32 = (8, 1, true, true); sprnn_gated_n8_bt2_h32 = (8, 2, true, true); sprnn_gated_n8_bt4_h32 = (8, 4, true, true); sprnn_gated_n8_bt8_h32 = (8, 8, true, true);
+    sprnn_gated_n16_bt1_h32 = (16, 1, true, true); sprnn_gated_n16_bt2_h32 = (16, 2, true, true); sprnn_gated_n16_bt4_h32 = (16, 4, true, true); sprnn_gated_n16_bt8_h32 = (16, 8, true, true);
+    sprnn_gated_n24_bt1_h32 = (24, 1, true, true); sprnn_gated_n24_bt2_h32 = (24, 2, true, true); sprnn_gated_n24_bt4_h32 = (24, 4, true, true); sprnn_gated_n24_bt8_h32 = (24, 8, true, true);
+    sprnn_gated_n32_bt1_h32 = (32, 1, true, true); sprnn_gated_n32_bt2_h32 = (32, 2, true, true); sprnn_gated_n32_bt4_h32 = (32, 4, true, true); sprnn_gated_n32_bt8_h32 = (32, 8, true, true);
+    sprnn_gated_n48_bt1_h32 = (48, 1, true, true); sprnn_gated_n48_bt2_h32 = (48, 2, true, true); sprnn_gated_n48_bt4_h32 = (48, 4, true, true); sprnn_gated_n48_bt8_h32 = (48, 8, true, true);
+    sprnn_gated_n64_bt1_h32 = (64, 1, true, true); sprnn_gated_n64_bt2_h32 = (64, 2, true, true); sprnn_gated_n64_bt4_h32 = (64, 4, true, true); sprnn_gated_n64_bt8_h32 = (64, 8, true, true);
+    sprnn_gated_n96_bt1_h32 = (96, 1, true, true); sprnn_gated_n96_bt2_h32 = (96, 2, true, true); sprnn_gated_n96_bt4_h32 = (96, 4, true, true); sprnn_gated_n96_bt8_h32 = (96, 8, true, true);
 }

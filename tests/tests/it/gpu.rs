@@ -281,13 +281,26 @@ struct KernelVariant {
 fn kernel_variants() -> impl Iterator<Item = KernelVariant> {
     use sprnn_kernels::format::{BATCH_TILES, LIST_LENGTHS};
     LIST_LENGTHS.into_iter().enumerate().flat_map(|(i, list_len)| {
-        BATCH_TILES.into_iter().enumerate().map(move |(j, batch_tile)| KernelVariant {
-            index: (i * 10 + j) as u64,
-            list_len,
-            batch_tile,
-            cell: [Cell::RnnTanh, Cell::Lstm, Cell::Gru, Cell::RnnRelu][(i + j) % 4],
+        BATCH_TILES.into_iter().enumerate().flat_map(move |(j, batch_tile)| {
+            // One cell of each kernel family per (N, BT).
+            [[Cell::RnnTanh, Cell::RnnRelu][(i + j) % 2], [Cell::Lstm, Cell::Gru][(i + j) % 2]]
+                .into_iter()
+                .enumerate()
+                .map(move |(k, cell)| KernelVariant { index: (i * 10 + j) as u64 + 100 * k as u64, list_len, batch_tile, cell })
         })
     })
+}
+
+/// The forced shapes each variant runs with: `(threads_per_row, h32, fuse)`. RNN: both
+/// hidden-state types with the fused cell and the separate phase; GRU and LSTM: 8 threads per
+/// row (a unit's gate rows share a warp: the fused cell, both types, and the separate phase)
+/// and 32 (the rows do not fit one warp: the separate phase).
+fn variant_shapes(cell: Cell) -> &'static [(usize, bool, bool)] {
+    if cell.gated() {
+        &[(8, true, true), (8, false, true), (8, false, false), (32, false, true)]
+    } else {
+        &[(32, true, true), (32, false, true), (32, true, false)]
+    }
 }
 
 /// Every kernel variant `(N, BT, H32)` against the reference and (RNN) both cell placements: the
@@ -307,19 +320,19 @@ fn every_kernel_variant_matches_the_reference() {
         let b = random_vec(&mut rng, g * h, 0.2);
         let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
         let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::DeviceFaithful).unwrap();
-        for (h32, fuse) in [(true, true), (false, true), (true, false)] {
-            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), hidden_f32: Some(h32), ..PlanOptions::default() };
+        for &(tpr, h32, fuse) in variant_shapes(cell) {
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
             assert_eq!((plan.list_len, plan.batch_tile, plan.hidden_f32), (n, bt, h32));
-            let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse }).unwrap();
+            let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse }).unwrap();
             let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
             let mut out = layer.alloc_output(steps).unwrap();
             out.poison(&layer).unwrap();
             layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
             let got = out.to_host(&layer).unwrap();
             let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
-            println!("{cell:?} N={n} BT={bt} h32={h32} fused={fuse}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
-            assert!(e.worst <= reference::DEVICE_TOLERANCE, "N={n} BT={bt} h32={h32} fused={fuse}: {}", e.worst);
+            println!("{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
+            assert!(e.worst <= reference::DEVICE_TOLERANCE, "{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse}: {}", e.worst);
         }
     }
 }
@@ -376,14 +389,17 @@ fn every_dense_variant_matches_the_reference() {
 fn the_driver_compiles_every_variant_without_local_memory() {
     let Some(gpu) = gpu() else { return };
     let regs = &gpu.info().kernel_registers;
-    for (&(n, bt, h32, local), &(_, _, _, r)) in gpu.kernel_local_bytes().iter().zip(regs) {
-        println!("N={n:<3} BT={bt} h32={h32}: {r} registers (budget {}), {local} bytes local memory", sprnn_kernels::format::register_budget(n, bt, h32));
+    for (&(n, bt, h32, gated, local), &(_, _, _, _, r)) in gpu.kernel_local_bytes().iter().zip(regs) {
+        println!("N={n:<3} BT={bt} h32={h32} gated={gated}: {r} registers (budget {}), {local} bytes local memory", sprnn_kernels::format::register_budget(n, bt, h32, gated));
     }
-    let spilled: Vec<_> = gpu.kernel_local_bytes().iter().filter(|v| v.3 > 0).collect();
+    let spilled: Vec<_> = gpu.kernel_local_bytes().iter().filter(|v| v.4 > 0).collect();
     assert!(spilled.is_empty(), "variants with local memory under the driver's JIT: {spilled:?}");
     assert_eq!(
         gpu.kernel_local_bytes().len(),
-        sprnn_kernels::format::LIST_LENGTHS.len() * sprnn_kernels::format::BATCH_TILES.len() * sprnn_kernels::format::HIDDEN_F32.len()
+        sprnn_kernels::format::LIST_LENGTHS.len()
+            * sprnn_kernels::format::BATCH_TILES.len()
+            * sprnn_kernels::format::HIDDEN_F32.len()
+            * sprnn_kernels::format::GATED.len()
     );
 }
 
@@ -396,7 +412,8 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
     for KernelVariant { index, list_len: n, batch_tile: bt, cell } in kernel_variants() {
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(index, g * h, h, 0.2, 0.9).unwrap();
-        let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), ..PlanOptions::default() };
+        for &(tpr, _, _) in variant_shapes(cell) {
+        let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), ..PlanOptions::default() };
         let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
         assert_eq!((plan.list_len, plan.batch_tile), (n, bt));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -407,8 +424,9 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
             let want = w16.spmv(&hv[b * h..(b + 1) * h]);
             for r in 0..g * h {
                 let d = (got[b * g * h + r] - want[r]).abs();
-                assert!(d <= 1e-4 * (1.0 + want[r].abs()), "N={n} BT={bt} b={b} row {r}: {} vs {}", got[b * g * h + r], want[r]);
+                assert!(d <= 1e-4 * (1.0 + want[r].abs()), "{cell:?} N={n} BT={bt} TPR={tpr} b={b} row {r}: {} vs {}", got[b * g * h + r], want[r]);
             }
+        }
         }
     }
 }

@@ -10,7 +10,9 @@ use sprnn::layout::{
 
 };
 use sprnn::Csr;
-use sprnn_kernels::format::{exchange_slots, nonzero_col, nonzero_value_bits, pad_word, Cell as FormatCell, RecurrentSmem, NO_UNIT};
+use sprnn_kernels::format::{
+    exchange_slots, gated_kernel, nonzero_col, nonzero_value_bits, pad_word, row_of_slot, row_threads, Cell as FormatCell, RecurrentSmem, NO_UNIT,
+};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
@@ -60,7 +62,7 @@ fn check_permutation(p: &Plan, w: &Csr) {
     assert_eq!(p.units.len(), p.grid * p.units_per_cta);
     assert_eq!(p.weights.len(), p.list_len * p.total_threads());
     assert_eq!(p.threads_per_cta % 32, 0);
-    assert!(p.threads_per_cta >= p.units_per_cta * g * p.threads_per_row);
+    assert!(p.threads_per_cta >= row_threads(p.units_per_cta, g, p.threads_per_row, p.gated_kernel()));
 
     let mut got: Vec<Vec<(u32, u16)>> = vec![Vec::new(); g * h];
     let (nt, total) = (p.threads_per_cta, p.total_threads());
@@ -69,8 +71,7 @@ fn check_permutation(p: &Plan, w: &Csr) {
     assert_eq!(p.columns(), p.grid * p.slots_per_cta());
     for c in 0..p.grid {
         for tid in 0..nt {
-            let s = tid / p.threads_per_row;
-            let (u, gate) = (s / g, s % g);
+            let (u, gate) = row_of_slot(tid / p.threads_per_row, g, p.threads_per_row, p.gated_kernel());
             let unit = if u < p.units_per_cta { p.units[c * p.units_per_cta + u] } else { NO_UNIT };
             for k in 0..p.list_len {
                 let word = p.weights[k * total + c * nt + tid];
@@ -213,7 +214,7 @@ proptest! {
         let g = Geometry {
             grid: ctas,
             units_per_cta: upc,
-            threads_per_cta: (upc * cell.gates() * tpr).div_ceil(32) * 32,
+            threads_per_cta: row_threads(upc, cell.gates(), tpr, gated_kernel(cell.gates(), tpr, sprnn::layout::batch_tile(batch))),
             threads_per_row: tpr,
             list_len: n,
         };
@@ -300,8 +301,8 @@ fn check_fit_agrees_with_plan() {
 /// RNN cells run in the tile loop, lane `j` of a row taking batch entries `j, j + TPR, …` one
 /// after the other, so the planner gives a sparse RNN layer at least `BT` threads per row where
 /// that costs nothing else (measured on the H200: TPR = 2 ran 2.25 µs per step slower than
-/// TPR = 8 at H = 1152, B = 16, d = 0.01). GRU and LSTM, whose cell runs in its own phase,
-/// keep their shapes.
+/// TPR = 8 at H = 1152, B = 16, d = 0.01). GRU and LSTM finish the cell in the reduction only
+/// on the gated kernel family (a unit's rows in one warp, TPR ≥ BT), else in a separate phase.
 #[test]
 fn rnn_layers_get_a_lane_per_batch_entry_of_the_tile() {
     let h200 = DeviceInfo::h200();
@@ -310,12 +311,15 @@ fn rnn_layers_get_a_lane_per_batch_entry_of_the_tile() {
         assert_eq!(fit.batch_tile, tile);
         assert!(fit.threads_per_row >= tile, "B={batch}: TPR {} < BT {tile}", fit.threads_per_row);
     }
-    // The cost counts ⌈BT / TPR⌉ cells per tile for one gate, none for several.
+    // The cost counts ⌈BT / TPR⌉ cells per tile where the cell is fused (RNN; GRU with TPR = 8 ≥
+    // BT, its three rows in one warp) and the separate phase otherwise (GRU with TPR = 2 < BT):
+    // two tiles at B = 16, so the RNN gap minus the GRU gap is 2·cells(2) − separate phase.
     let cost = |cell, tpr| sprnn::layout::step_cost(cell, 1152, 512, tpr, 8, 8, 16);
     let per_tile_cells = |tpr: usize| 8usize.div_ceil(tpr) as f64 * sprnn::layout::CELL_CYCLES;
     let rnn_gap = cost(Cell::RnnTanh, 2) - cost(Cell::RnnTanh, 8);
     let gru_gap = cost(Cell::Gru, 2) - cost(Cell::Gru, 8);
-    assert!((rnn_gap - gru_gap - 2.0 * (per_tile_cells(2) - per_tile_cells(8))).abs() < 1e-6, "{rnn_gap} {gru_gap}");
+    let want = 2.0 * per_tile_cells(2) - sprnn::layout::SEPARATE_CELL_CYCLES;
+    assert!((rnn_gap - gru_gap - want).abs() < 1e-6, "{rnn_gap} {gru_gap}");
 }
 
 /// Per-warp wavefront totals of both orders on the same shape.
