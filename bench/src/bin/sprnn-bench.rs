@@ -63,8 +63,9 @@ struct Args {
     /// Untimed runs first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Also time the kernel-structure variants as approaches `sprnn_separate_cell` (RNN cell in
-    /// a separate phase after a barrier), `sprnn_h16` and `sprnn_h32` (hidden state fp16 or f32
+    /// Also time the kernel-structure variants as approaches `sprnn_separate_cell` (the cell in
+    /// a separate phase after a barrier instead of in the row reduction: RNN, and GRU/LSTM on
+    /// the gated kernel family), `sprnn_h16` and `sprnn_h32` (hidden state fp16 or f32
     /// in shared memory), `sprnn_sparse` and `sprnn_dense` (the sparse kernel or the dense
     /// tensor-core slab) — each only where it differs from the default plan and fits.
     #[arg(long)]
@@ -391,7 +392,7 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
                     Err(_) => continue,
                 },
             };
-            let mut layer = SparseRecurrentLayer::from_plan_variant(gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_rnn_cell: fuse })?;
+            let mut layer = SparseRecurrentLayer::from_plan_variant(gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse })?;
             let shape = layer.shape();
             let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
             let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
