@@ -178,10 +178,10 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
             s.m_tiles, s.k_tiles_per_warp, s.warps
         ),
         None => {
-            let cell = match (p.cell.gates(), p.gated_kernel()) {
+            let cell = match (p.cell.gates(), p.gated_kernel) {
                 (1, _) => "cell finished in the row reduction",
                 (_, true) => "gated family: a unit's gate rows share a warp, cell finished in the row reduction",
-                (_, false) => "separate cell phase (a unit's gate rows do not share a warp, or TPR < batch tile)",
+                (_, false) => "separate cell phase after a barrier (RNN kernel family)",
             };
             println!("kernel:             sparse lists, batch tile {}, {cell}", p.batch_tile)
         }

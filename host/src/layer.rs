@@ -127,12 +127,12 @@ impl SparseRecurrentLayer {
         }
         let kernel = match plan.dense {
             Some(s) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
-            None => recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32, plan.gated_kernel()),
+            None => recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32, plan.gated_kernel),
         };
         if kernel.is_empty() {
             let name = match plan.dense {
                 Some(s) => format!("sprnn_dense_mt{}_kw{}", s.m_tiles, s.k_tiles_per_warp),
-                None => format!("sprnn_{}_n{}_bt{}_h{}", if plan.gated_kernel() { "gated" } else { "recurrent" }, plan.list_len, plan.batch_tile, if plan.hidden_f32 { 32 } else { 16 }),
+                None => format!("sprnn_{}_n{}_bt{}_h{}", if plan.gated_kernel { "gated" } else { "recurrent" }, plan.list_len, plan.batch_tile, if plan.hidden_f32 { 32 } else { 16 }),
             };
             return Err(Error::MissingKernel { name });
         }

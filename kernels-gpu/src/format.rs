@@ -307,11 +307,14 @@ pub const fn column_of_slot(cta: usize, slot: usize, slots_per_cta: usize) -> us
     cta * slots_per_cta + slot
 }
 
+/// Tagged fp16 values one 16-byte poll of the gather reads.
+pub const VALUES_PER_POLL: usize = 8;
+
 /// fp16 values in one of the two exchange buffers for `columns` columns (`grid · S`) and batch
-/// `B`, rounded up to whole 16-byte reads (eight values).
+/// `B`, rounded up to whole 16-byte reads ([`VALUES_PER_POLL`] values).
 #[inline(always)]
 pub const fn exchange_values(columns: usize, batch: usize) -> usize {
-    round_up(columns * batch, 8)
+    round_up(columns * batch, VALUES_PER_POLL)
 }
 
 /// Busy-wait iterations between two checks of the clock and of the launch's status word while a

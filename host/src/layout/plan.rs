@@ -2,8 +2,8 @@
 
 use half::f16;
 use sprnn_kernels::format::{
-    column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, fuses_cell, gated_kernel, Cell,
-    RecurrentSmem, BATCH_TILES, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
+    column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, gated_kernel, Cell,
+    RecurrentSmem, BATCH_TILES, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
 };
 
 use super::assign::WeightOrder;
@@ -74,6 +74,11 @@ pub struct Geometry {
     pub threads_per_row: usize,
     /// Words per thread (one of [`LIST_LENGTHS`]).
     pub list_len: usize,
+    /// GRU and LSTM: run on the gated kernel family — rows laid out as whole units per warp and
+    /// the cell finished in the row reduction; allowed only where
+    /// `sprnn_kernels::format::gated_kernel(G, threads_per_row, batch tile)`. `false`: the RNN
+    /// family (rows one after the other, GRU and LSTM with a separate cell phase).
+    pub gated_kernel: bool,
 }
 
 /// A layer laid out for the recurrent kernel: launch shape, unit table, packed weights.
@@ -97,6 +102,9 @@ pub struct Plan {
     pub units_per_cta: usize,
     /// Words per thread (`N`, the kernel variant; `4·MT·KW` for the dense slab).
     pub list_len: usize,
+    /// Runs on the gated kernel family (GRU or LSTM, a unit's gate rows in one warp, the cell
+    /// finished in the row reduction; see [`Geometry::gated_kernel`]). Never for the dense slab.
+    pub gated_kernel: bool,
     /// Batch values per shared-memory load (`BT`, the kernel variant).
     pub batch_tile: usize,
     /// Hidden state in shared memory as f32 (else fp16; the kernel variant).
@@ -156,6 +164,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
         threads_per_cta: fit.threads_per_cta,
         threads_per_row: fit.threads_per_row,
         list_len: fit.list_len,
+        gated_kernel: fit.gated_kernel,
     };
     let mut p = build(w_hh, cell, batch, &geometry, opts.order, fit.hidden_f32)?;
     p.ctas_per_sm = fit.ctas_per_sm;
@@ -212,6 +221,7 @@ fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fi
         threads_per_row: 1,
         units_per_cta: upc,
         list_len: fit.shape.words_per_thread(),
+        gated_kernel: false,
         batch_tile: batch,
         hidden_f32: false,
         smem_bytes: fit.smem_bytes,
@@ -285,6 +295,8 @@ pub struct Fit {
     pub batch_tile: usize,
     /// Hidden state in shared memory as f32 (else fp16).
     pub hidden_f32: bool,
+    /// Runs on the gated kernel family ([`Geometry::gated_kernel`]).
+    pub gated_kernel: bool,
     /// CTAs per SM the fit was checked for.
     pub ctas_per_sm: usize,
     /// Registers per thread of the kernel variant `(N, BT)` on the device.
@@ -315,6 +327,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
         list_len: f.shape.words_per_thread(),
         batch_tile: batch,
         hidden_f32: false,
+        gated_kernel: false,
         ctas_per_sm: 1,
         registers_per_thread: f.registers_per_thread,
         registers_per_sm: f.registers_per_sm,
@@ -343,6 +356,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
 /// The sparse kernel's fit decision (see [`check_fit`]).
 fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let hidden = stats.hidden;
+    let gates = cell.gates();
     validate_sizes(hidden, stats.rows, cell, batch)?;
     let cps = opts.ctas_per_sm.unwrap_or(1);
     // At least one warp per CTA: more CTAs per SM than `max_threads_per_sm / 32` can never be
@@ -411,10 +425,17 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
             Some((tpr, n))
         })
         .flat_map(|(tpr, n)| {
-            // Padding threads only help the gather; offer the bare shape and wider ones.
-            [0, 256, 512, 768, 1024]
+            // GRU and LSTM on either family where the gated one can run the shape.
+            let families: &[bool] = if gated_kernel(gates, tpr, bt) { &[true, false] } else { &[false] };
+            families.iter().map(move |&gated| (tpr, n, gated))
+        })
+        .flat_map(|(tpr, n, gated)| {
+            // Padding threads only help the gather; offer the bare shape, wider ones, and the
+            // widths at which every thread makes one or two serial polls.
+            let polls = (hidden * batch).div_ceil(VALUES_PER_POLL);
+            [0, 256, 512, 768, 1024, round_up(polls, 32), round_up(polls.div_ceil(2), 32)]
                 .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, upc, tpr, n, bt, hidden_f32, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, hidden, upc, (tpr, n, gated), bt, hidden_f32, batch, cps, extra))
         })
         .collect();
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
@@ -434,6 +455,7 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         list_len: best.n,
         batch_tile: bt,
         hidden_f32,
+        gated_kernel: best.gated,
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
@@ -555,7 +577,10 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         return bad("grid", g.grid, format!("at most H = {hidden}"));
     }
     // The gated kernel family (`format::gated_kernel`) lays rows out as whole units per warp.
-    let whole_units = gated_kernel(gates, g.threads_per_row, batch_tile(batch));
+    let whole_units = g.gated_kernel;
+    if whole_units && !gated_kernel(gates, g.threads_per_row, batch_tile(batch)) {
+        return bad("gated_kernel", 1, format!("0: the gated family needs GRU or LSTM, G x threads_per_row <= 32 and threads_per_row >= batch tile {}", batch_tile(batch)));
+    }
     let min_nt = row_threads(g.units_per_cta, gates, g.threads_per_row, whole_units);
     // Threads beyond the rows' own are padding for the gather; the planner never offers more
     // than 1024 in all, and the bound keeps the weight buffer proportional to the layer.
@@ -601,6 +626,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         threads_per_row: g.threads_per_row,
         units_per_cta: g.units_per_cta,
         list_len: g.list_len,
+        gated_kernel: whole_units,
         batch_tile: model.batch_tile,
         hidden_f32,
         smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
@@ -667,6 +693,8 @@ impl Limits {
 struct Shape {
     tpr: usize,
     n: usize,
+    /// On the gated kernel family (whole units per warp, the cell in the reduction).
+    gated: bool,
     nt: usize,
     regs: u32,
     need_regs: usize,
@@ -678,8 +706,7 @@ impl Shape {
     /// units per warp where a unit's gate rows fit one), or `extra_threads` if that is more
     /// (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, tpr: usize, n: usize, bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
-        let gated = gated_kernel(cell.gates(), tpr, bt);
+    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, (tpr, n, gated): (usize, usize, bool), bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
         let regs = device.registers(n, bt, h32, gated).unwrap_or(u32::MAX);
         // The register file is split over the SM's four schedulers and a CTA's warps are dealt
@@ -688,7 +715,8 @@ impl Shape {
         // not fit although 18 · 32 · 104 < 65536).
         let warps = (nt / 32 * cps).div_ceil(4) * 4;
         let need_regs = warps * 32 * round_up(regs as usize, REGISTER_ALLOCATION_UNIT);
-        Shape { tpr, n, nt, regs, need_regs, cost: step_cost(cell, hidden, nt, tpr, n, bt, batch) }
+        let fused = cell.gates() == 1 || gated;
+        Shape { tpr, n, gated, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch, fused) }
     }
 }
 
@@ -703,17 +731,17 @@ impl Shape {
 /// `tiles · (max(⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
 ///
-/// Where the kernel fuses the cell ([`fuses_cell`]: always for RNN; for GRU and LSTM where a
-/// unit's `G · TPR` lanes fit one warp and `TPR ≥ BT`) it is finished in the tile loop: after the reduce-scatter, a lane of gate row 0 runs its
-/// `⌈BT / TPR⌉` batch entries of the tile one after the other (input, bias, the cell, fp16
+/// Where the kernel fuses the cell (`fused`: RNN, and GRU and LSTM on the gated family, a
+/// unit's `G · TPR` lanes in one warp and `TPR ≥ BT`) it is finished in the tile loop: after
+/// the reduction, a lane of gate row 0 runs its `⌈BT / TPR⌉` batch entries of the tile one after the other (input, bias, the cell, fp16
 /// rounding, publish, output store), so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. Otherwise
 /// the cell runs in a separate phase after a barrier, [`SEPARATE_CELL_CYCLES`] per step.
-pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize) -> f64 {
+pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize, fused: bool) -> f64 {
     // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
     // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
     // (2026-11-29): the exchange floor at H = 2304, B = 4 was 8.5 µs with 96 threads per CTA
     // and 2.5 µs with 576, so too few threads makes the gather, not the product, the cost.
-    let chunks = (hidden * batch).div_ceil(4).div_ceil(threads_per_cta.max(1)) as f64;
+    let chunks = (hidden * batch).div_ceil(VALUES_PER_POLL).div_ceil(threads_per_cta.max(1)) as f64;
     let gather = chunks * GATHER_CHUNK_CYCLES;
     let tiles = (batch / batch_tile.max(1)).max(1) as f64;
     let warps_per_scheduler = (threads_per_cta / 32).div_ceil(4) as f64;
@@ -721,7 +749,7 @@ pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_
     let issue = warps_per_scheduler * n * (3.0 + 2.0 * bt);
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
-    if fuses_cell(cell.gates(), threads_per_row, batch_tile) {
+    if fused {
         let cells = batch_tile.div_ceil(threads_per_row.max(1)) as f64 * CELL_CYCLES;
         gather + tiles * (issue.max(chain) + reduce + cells)
     } else {
@@ -730,11 +758,11 @@ pub fn step_cost(cell: Cell, hidden: usize, threads_per_cta: usize, threads_per_
 }
 
 /// Cycles of the separate cell phase (a barrier, the gate sums through shared memory, the
-/// cells of a CTA's units): the cost of a GRU or LSTM shape whose unit does not fit one warp.
-/// Provisional, set so that a fitting fused shape is preferred: the session-3 profile of LSTM
-/// H = 1152 (bench/RESULTS.md, "Where the warps stall") put 48.7 % of all stall samples on the
-/// phase's barriers, about 1 µs of its 3 µs step; the A/B rows of each run since measure the two.
-pub const SEPARATE_CELL_CYCLES: f64 = 2000.0;
+/// cells of a CTA's units), in place of the fused cell's [`CELL_CYCLES`] per tile. Measured on
+/// the H200 (2026-11-30, bench/RESULTS.md "Session 5"): the same GRU/LSTM plans on the gated
+/// family with the cell fused and with `flags::SEPARATE_CELL` differed by 0.13–0.41 µs per step
+/// (mean ≈ 560 cycles at 1980 MHz) at B = 4, one tile: 560 + 700 ≈ 1300.
+pub const SEPARATE_CELL_CYCLES: f64 = 1300.0;
 
 /// Cycles of one RNN cell in the tile loop, as measured on the H200 (2026-11-29): RNN-tanh
 /// H = 1152 with the same grid, threads and list length ran 0.35, 2.25 and 8.5 µs per step
@@ -773,7 +801,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, upc, t, n, bt, hidden_f32, batch, cps, 0)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, upc, (t, n, false), bt, hidden_f32, batch, cps, 0)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)
@@ -803,7 +831,7 @@ fn does_not_fit(
         .find(|&b| {
             smem_bytes_for(cell, grid, upc, b, hidden_f32) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
         });
-    let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
+    let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], gated: false, nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
     PlanError::DoesNotFit {
         device: device.name.clone(),
         need_regs: c.need_regs,
@@ -837,6 +865,7 @@ impl Plan {
             threads_per_cta: self.threads_per_cta,
             threads_per_row: self.threads_per_row,
             list_len: self.list_len,
+            gated_kernel: self.gated_kernel,
         }
     }
 
@@ -853,12 +882,6 @@ impl Plan {
         self.grid.saturating_mul(self.slots_per_cta())
     }
 
-    /// Whether the layer runs on the gated kernel family (`sprnn_gated_*`: GRU or LSTM whose
-    /// cell is finished inside the row reduction, rows laid out as whole units per warp; see
-    /// `sprnn_kernels::format::gated_kernel`). Never for the dense slab.
-    pub fn gated_kernel(&self) -> bool {
-        self.dense.is_none() && gated_kernel(self.cell.gates(), self.threads_per_row, self.batch_tile)
-    }
 
     /// The hidden unit of each column of the packed words (`columns + 1` entries; [`NO_UNIT`]
     /// for empty slots and the zero column `columns`).
@@ -895,7 +918,7 @@ impl Plan {
         let mut part = vec![0f32; tpr];
         for c in 0..self.grid {
             for s in 0..nt / tpr {
-                let (u, g) = row_of_slot(s, g_n, tpr, self.gated_kernel());
+                let (u, g) = row_of_slot(s, g_n, tpr, self.gated_kernel);
                 if u >= self.units_per_cta {
                     continue;
                 }

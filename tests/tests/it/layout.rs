@@ -62,7 +62,7 @@ fn check_permutation(p: &Plan, w: &Csr) {
     assert_eq!(p.units.len(), p.grid * p.units_per_cta);
     assert_eq!(p.weights.len(), p.list_len * p.total_threads());
     assert_eq!(p.threads_per_cta % 32, 0);
-    assert!(p.threads_per_cta >= row_threads(p.units_per_cta, g, p.threads_per_row, p.gated_kernel()));
+    assert!(p.threads_per_cta >= row_threads(p.units_per_cta, g, p.threads_per_row, p.gated_kernel));
 
     let mut got: Vec<Vec<(u32, u16)>> = vec![Vec::new(); g * h];
     let (nt, total) = (p.threads_per_cta, p.total_threads());
@@ -71,7 +71,7 @@ fn check_permutation(p: &Plan, w: &Csr) {
     assert_eq!(p.columns(), p.grid * p.slots_per_cta());
     for c in 0..p.grid {
         for tid in 0..nt {
-            let (u, gate) = row_of_slot(tid / p.threads_per_row, g, p.threads_per_row, p.gated_kernel());
+            let (u, gate) = row_of_slot(tid / p.threads_per_row, g, p.threads_per_row, p.gated_kernel);
             let unit = if u < p.units_per_cta { p.units[c * p.units_per_cta + u] } else { NO_UNIT };
             for k in 0..p.list_len {
                 let word = p.weights[k * total + c * nt + tid];
@@ -211,12 +211,15 @@ proptest! {
         let n = [8usize, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| n * tpr >= max_row).unwrap();
         let ctas = ctas.min(hidden);
         let upc = hidden.div_ceil(ctas);
+        // Whole units per warp (the gated family) wherever that family can run the shape.
+        let gated = gated_kernel(cell.gates(), tpr, sprnn::layout::batch_tile(batch));
         let g = Geometry {
             grid: ctas,
             units_per_cta: upc,
-            threads_per_cta: row_threads(upc, cell.gates(), tpr, gated_kernel(cell.gates(), tpr, sprnn::layout::batch_tile(batch))),
+            threads_per_cta: row_threads(upc, cell.gates(), tpr, gated),
             threads_per_row: tpr,
             list_len: n,
+            gated_kernel: gated,
         };
         let order = if naive { WeightOrder::Naive } else { WeightOrder::BankAware };
         let p = layout_with(&w, cell, batch, &g, order).unwrap();
@@ -314,10 +317,10 @@ fn rnn_layers_get_a_lane_per_batch_entry_of_the_tile() {
     // The cost counts ⌈BT / TPR⌉ cells per tile where the cell is fused (RNN; GRU with TPR = 8 ≥
     // BT, its three rows in one warp) and the separate phase otherwise (GRU with TPR = 2 < BT):
     // two tiles at B = 16, so the RNN gap minus the GRU gap is 2·cells(2) − separate phase.
-    let cost = |cell, tpr| sprnn::layout::step_cost(cell, 1152, 512, tpr, 8, 8, 16);
+    let cost = |tpr, fused| sprnn::layout::step_cost(1152, 512, tpr, 8, 8, 16, fused);
     let per_tile_cells = |tpr: usize| 8usize.div_ceil(tpr) as f64 * sprnn::layout::CELL_CYCLES;
-    let rnn_gap = cost(Cell::RnnTanh, 2) - cost(Cell::RnnTanh, 8);
-    let gru_gap = cost(Cell::Gru, 2) - cost(Cell::Gru, 8);
+    let rnn_gap = cost(2, true) - cost(8, true);
+    let gru_gap = cost(2, false) - cost(8, true);
     let want = 2.0 * per_tile_cells(2) - sprnn::layout::SEPARATE_CELL_CYCLES;
     assert!((rnn_gap - gru_gap - want).abs() < 1e-6, "{rnn_gap} {gru_gap}");
 }
@@ -342,7 +345,7 @@ fn bank_aware_is_never_worse_than_naive() {
         let max_row = (0..hidden).map(|r| w.row_nnz(r)).max().unwrap();
         for tpr in [4usize, 32] {
             let n = [8usize, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| n * tpr >= max_row).unwrap();
-            let g = Geometry { grid: 16, units_per_cta: 16, threads_per_cta: 16 * tpr, threads_per_row: tpr, list_len: n };
+            let g = Geometry { grid: 16, units_per_cta: 16, threads_per_cta: 16 * tpr, threads_per_row: tpr, list_len: n, gated_kernel: false };
             for batch in [1usize, 4, 16, 64] {
                 let (aware, naive) = both_orders(w, batch, &g);
                 let (a, b) = (aware.warp_wavefronts(), naive.warp_wavefronts());

@@ -400,7 +400,7 @@ fn layout_with_grid_zero() {
 #[test]
 fn layout_with_too_few_unit_slots() {
     let w = rnn(64, 0.2);
-    let g = Geometry { grid: 2, units_per_cta: 31, threads_per_cta: 1024, threads_per_row: 1, list_len: 32 };
+    let g = Geometry { grid: 2, units_per_cta: 31, threads_per_cta: 1024, threads_per_row: 1, list_len: 32, gated_kernel: false };
     let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
     assert!(matches!(e, PlanError::BadOption { option: "grid", value: 2, .. }), "{e:?}");
     says(&e, &["grid = 2", "grid x units_per_cta >= H = 64"]);
@@ -409,7 +409,7 @@ fn layout_with_too_few_unit_slots() {
 #[test]
 fn layout_with_slot_count_that_overflows() {
     let w = rnn(64, 0.2);
-    let g = Geometry { grid: usize::MAX, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32 };
+    let g = Geometry { grid: usize::MAX, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32, gated_kernel: false };
     let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
     assert!(matches!(e, PlanError::BadOption { option: "grid", .. }), "{e:?}");
     says(&e, &[&format!("grid = {}", usize::MAX), "H = 64"]);
@@ -418,7 +418,7 @@ fn layout_with_slot_count_that_overflows() {
 #[test]
 fn layout_with_units_per_cta_above_hidden() {
     let w = rnn(64, 0.2);
-    let g = Geometry { grid: 1, units_per_cta: 1 << 40, threads_per_cta: 64, threads_per_row: 1, list_len: 32 };
+    let g = Geometry { grid: 1, units_per_cta: 1 << 40, threads_per_cta: 64, threads_per_row: 1, list_len: 32, gated_kernel: false };
     let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
     assert!(matches!(e, PlanError::BadOption { option: "units_per_cta", .. }), "{e:?}");
     says(&e, &[&format!("units_per_cta = {}", 1u64 << 40), "at most H = 64"]);
@@ -463,7 +463,7 @@ fn layout_with_list_len_not_instantiated() {
 #[test]
 fn layout_with_row_too_long() {
     let w = synthetic::uniform(64, 64, 1.0, 6);
-    let g = Geometry { grid: 32, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32 };
+    let g = Geometry { grid: 32, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32, gated_kernel: false };
     let e = layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware).unwrap_err();
     assert!(matches!(e, PlanError::RowTooLong { nnz: 64, threads_per_row: 1, list_len: 32, .. }), "{e:?}");
     says(&e, &["64 nonzeros", "1 threads x 32 words hold only 32"]);
