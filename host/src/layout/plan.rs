@@ -725,10 +725,10 @@ impl Shape {
 ///
 /// Per batch tile (`B / BT` of them), each thread runs `N` words. A word costs `3 + 2·BT`
 /// instructions (unpack, address, shared load, value convert; per batch value a convert and an
-/// FMA). An SM has 4 schedulers, each issuing one instruction per cycle for its
-/// `⌈warps / 4⌉` warps; a thread's dependent FMA chain takes at least 4 cycles per word. The
-/// butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles. So:
-/// `tiles · (max(⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
+/// FMA). An SM has 4 schedulers, each issuing about one instruction every two cycles (measured)
+/// for its `⌈warps / 4⌉` warps; a thread's dependent FMA chain takes at least 4 cycles per word.
+/// The butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles. So:
+/// `tiles · (max(2 · ⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
 ///
 /// Where the kernel fuses the cell (`fused`: RNN, and GRU and LSTM on the gated family, a
@@ -746,7 +746,11 @@ pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, 
     let tiles = (batch / batch_tile.max(1)).max(1) as f64;
     let warps_per_scheduler = (threads_per_cta / 32).div_ceil(4) as f64;
     let (n, bt) = (list_len as f64, batch_tile as f64);
-    let issue = warps_per_scheduler * n * (3.0 + 2.0 * bt);
+    // Two cycles per instruction: measured, a scheduler issues about one instruction every two
+    // cycles in the step (ncu at the headline: 0.53 issued warps per scheduler and cycle), and
+    // GRU/LSTM shapes with twice the list length ran 0.48 µs slower, not the 0.22 µs that one
+    // cycle per instruction predicts (bench/RESULTS.md, "Session 5").
+    let issue = 2.0 * warps_per_scheduler * n * (3.0 + 2.0 * bt);
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
     if fused {

@@ -101,7 +101,7 @@ impl Layer {
             || tpr > 32
             || tpr & (tpr - 1) != 0
             || (row_threads(p.units_per_cta as usize, gates as usize, tpr as usize, GATED) as u32) > p.threads_per_cta
-            || gated_kernel(gates as usize, tpr as usize, BT) != GATED
+            || (GATED && !gated_kernel(gates as usize, tpr as usize, BT))
             || p.slots_per_cta < p.units_per_cta
             || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
             || p.columns != p.slots_per_cta * grid_dim_x();
