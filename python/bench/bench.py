@@ -12,6 +12,9 @@ sprnn.prune_, timed as
   launch, inside the same calls) - what `sprnn-bench` reports as `sprnn`;
 - `sprnn_py_layer`: the raw layer call from Python (`GpuLayer.forward` on device pointers), wall
   time on the host: kernel + launch preparation + the Python/Rust boundary;
+- `flashrnn` (with --with-flashrnn): FlashRNN's fused persistent kernel on the same (cell, H, B),
+  dense bf16, timed by the peer code of `bench/peers/flashrnn_peer.py` (--peers names its
+  folder) in this process; its kernels are JIT-built first (minutes, not timed, in parallel);
 - `sprnn_rust_layer`: the same call timed on the Rust side (`GpuLayer.time_forward`, a loop of
   `forward_raw` calls): kernel + launch preparation, without the boundary.
 
@@ -52,6 +55,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--out", default=None, help="append rows to this CSV (header when new)")
+    ap.add_argument("--with-flashrnn", action="store_true", help="also time FlashRNN's fused kernel (installed by flashrnn_setup.sh)")
+    ap.add_argument("--peers", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "peers"),
+                    help="folder of the peer code (flashrnn_peer.py); the bundle passes its peers/")
+    ap.add_argument("--flashrnn-prebuild-timeout", type=float, default=300.0, help="seconds for the parallel JIT builds")
     ap.add_argument("--commit", default="")
     ap.add_argument("--driver", default=None)
     ap.add_argument("--date", default=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"))
@@ -95,6 +102,14 @@ def main():
         return statistics.median(ms)
 
     t = args.steps
+    flashrnn = None
+    if args.with_flashrnn:
+        sys.path.insert(0, os.path.abspath(args.peers))
+        import flashrnn_peer
+        flashrnn = flashrnn_peer
+        items = [(c, h, b, None) for c in args.cells.split(",") for h in args.hidden for b in args.batch]
+        flashrnn.prebuild(items, t, args.flashrnn_prebuild_timeout)
+    flashrnn_done = set()
     for cell in args.cells.split(","):
         for h in args.hidden:
             for b in args.batch:
@@ -140,6 +155,16 @@ def main():
                         row(cell, h, b, d, "fp16", "sprnn_rust_layer", 1e3 * rm / t, "the same layer call timed in Rust (GpuLayer.time_forward), no Python boundary")
                         row(cell, h, b, d, "fp16", "sprnn_py_layer", 1e3 * wm / t,
                             f"GpuLayer.forward wall time from Python; over the Rust call {100 * (wm - rm) / rm:.1f}%; over the kernel {100 * (wm - km) / km:.1f}%")
+                        if flashrnn is not None and (cell, h, b) not in flashrnn_done:
+                            flashrnn_done.add((cell, h, b))
+                            try:
+                                us, fdtype, err, ok, notes = flashrnn.bench(cell, h, b, t, args, dev)
+                                if ok:
+                                    row(cell, h, b, 1.0, fdtype, "flashrnn", us, "; ".join(notes) + f"; max rel err vs loop {err:.1e}")
+                                else:
+                                    print(f"# flashrnn {cell} H={h} B={b}: wrong result (rel err {err:.2e}), not reported", file=sys.stderr)
+                            except flashrnn.Skip as e:
+                                print(f"# flashrnn {cell} H={h} B={b}: {e}", file=sys.stderr)
                         for dtype, mm, xx in [("fp16", m16, x16), ("fp32", m32, x16.float())]:
                             ms = timed(lambda: mm(xx))
                             row(cell, h, b, 1.0, dtype, "cudnn", 1e3 * ms / t, f"the same module dense (pruned to d={d}, cuDNN ignores zeros); eager module call; cudnn {torch.backends.cudnn.version()}")

@@ -76,7 +76,9 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            the bundle's wheel, installed offline into $SPRNN_PY_DIR (default
 #                            /tmp/sprnn-python); needs PyTorch with CUDA (pytest comes with the
 #                            bundle when the machine lacks it)
-#   run.sh python-bench ARGS...  python/bench.py (sprnn from Python vs cuDNN; --out CSV)
+#   run.sh python-bench ARGS...  python/bench.py (sprnn from Python vs cuDNN; --out CSV);
+#                            FLASHRNN=1: also FlashRNN's fused kernel in the same process (the
+#                            bundle's wheels/ installed by peers/flashrnn_setup.sh, as bench-all)
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test and on every kernel variant; a tool's run fails
 #                            when it reports any error
@@ -223,12 +225,14 @@ case "$what" in
     if [ "$what" = python-test ] && ! "$py" -c "import pytest" 2>/dev/null; then
       "$py" -m pip install -q --no-index --no-deps --target "$site" "$here"/python/wheels/*.whl || exit 1
     fi
+    [ "$what" = python-bench ] && flashrnn_setup
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
     cd "$site" || exit 1
     if [ "$what" = python-test ]; then
       exec "$py" -m pytest -q -rs -p no:cacheprovider "$here/python/tests" "$@"
     fi
-    exec "$py" "$here/python/bench.py" --commit "$(cat "$here/COMMIT")" "$@" ;;
+    fr=(); [ ${#flashrnn_args[@]} -gt 0 ] && fr=(--with-flashrnn --peers "$here/peers")
+    exec "$py" "$here/python/bench.py" --commit "$(cat "$here/COMMIT")" "${fr[@]}" "$@" ;;
   *) echo "usage: run.sh [test|bench|bench-all|capacity|probe|demo|models|python-test|python-bench|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
