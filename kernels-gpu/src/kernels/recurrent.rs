@@ -764,8 +764,11 @@ pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
     }
 }
 
-/// The kernel body for list length `N`, batch tile `BT` and the hidden state in f32 (`H32`) or
-/// fp16 in shared memory.
+/// The kernel body for list length `N`, batch tile `BT`, the hidden state in f32 (`H32`) or
+/// fp16 in shared memory, and the kernel family: `GATED` for GRU/LSTM layers whose rows are laid
+/// out as whole units per warp, the cell finished in [`gated_cell`] (`format::gated_kernel`);
+/// otherwise RNN cells finished in the row reduction and GRU/LSTM in a separate cell phase,
+/// rows one after the other.
 ///
 /// # Safety
 /// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
