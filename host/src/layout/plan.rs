@@ -9,7 +9,7 @@ use sprnn_kernels::format::{
 use super::assign::WeightOrder;
 use super::bank::{batch_tile, BankModel, BankStats};
 use super::dense::{self, DenseFit, DenseShape};
-use super::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT};
+use super::device::{registers_per_sm, DeviceInfo};
 use super::error::PlanError;
 use super::pack::{pack, PackShape};
 use super::partition::{partition, unit_nnz};
@@ -709,12 +709,7 @@ impl Shape {
     fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, (tpr, n, gated): (usize, usize, bool), bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
         let regs = device.registers(n, bt, h32, gated).unwrap_or(u32::MAX);
-        // The register file is split over the SM's four schedulers and a CTA's warps are dealt
-        // to them in turn, so the busiest scheduler holds ⌈warps / 4⌉ of them: count warps in
-        // multiples of four (measured on the H200, 2026-11-29: 18 warps of 101 registers did
-        // not fit although 18 · 32 · 104 < 65536).
-        let warps = (nt / 32 * cps).div_ceil(4) * 4;
-        let need_regs = warps * 32 * round_up(regs as usize, REGISTER_ALLOCATION_UNIT);
+        let need_regs = registers_per_sm(nt, cps, regs as usize);
         let fused = cell.gates() == 1 || gated;
         Shape { tpr, n, gated, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch, fused) }
     }
