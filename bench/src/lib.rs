@@ -114,7 +114,7 @@ mod tests {
         let dev = DeviceInfo::h200();
         for (cell, h, d, b) in [(Cell::RnnTanh, 2304, 0.3, 4), (Cell::Lstm, 2304, 0.3, 4), (Cell::Gru, 512, 1.0, 4), (Cell::Lstm, 4608, 0.01, 64)] {
             let (w, _) = random_layer(9, cell, h, d).unwrap();
-            let real = plan(&w, cell, b, &dev, &PlanOptions::default()).map(|p| (p.grid, p.threads_per_cta, p.list_len));
+            let real = plan(&w, cell, b, &dev, &PlanOptions::default()).map(|p| (p.grid(), p.threads_per_cta(), p.list_len()));
             let pre = precheck(cell, h, d, b, &dev).map(|f| (f.grid, f.threads_per_cta, f.list_len));
             assert_eq!(real, pre, "{cell:?} H={h} d={d} B={b}");
         }
@@ -152,7 +152,7 @@ mod tests {
         let dev = DeviceInfo::h200();
         let c = verified_capacity(5, Cell::Gru, 1.0, 4, &dev, Candidates { step: 32, max_hidden: MAX_HIDDEN, attempts: 3 }).unwrap().expect("a dense GRU fits somewhere");
         assert_eq!(c.hidden, fitting_hidden_sizes(Cell::Gru, 1.0, 4, &dev, 32, MAX_HIDDEN)[0].0);
-        assert_eq!(c.plan.hidden, c.hidden);
+        assert_eq!(c.plan.hidden(), c.hidden);
         assert_eq!(c.layer.0.nnz(), 3 * c.hidden * c.hidden);
         assert!(c.refused.is_empty());
     }

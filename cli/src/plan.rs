@@ -88,38 +88,38 @@ pub struct PlanArgs {
 /// Registers per SM a plan uses (allocation granularity included).
 fn registers_per_sm(p: &Plan) -> usize {
     let unit = layout::device::REGISTER_ALLOCATION_UNIT;
-    (p.registers_per_thread as usize).div_ceil(unit) * unit * p.threads_per_cta * p.ctas_per_sm
+    (p.registers_per_thread() as usize).div_ceil(unit) * unit * p.threads_per_cta() * p.ctas_per_sm()
 }
 
 fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
     let (min, max) = nnz_range(p);
     json!({
-        "grid": p.grid,
-        "ctas_per_sm": p.ctas_per_sm,
-        "threads_per_cta": p.threads_per_cta,
-        "threads_per_row": p.threads_per_row,
-        "units_per_cta": p.units_per_cta,
-        "list_len": p.list_len,
-        "batch_tile": p.batch_tile,
-        "kernel": if p.dense.is_some() { "dense" } else { "sparse" },
-        "dense_m_tiles": p.dense.map(|s| s.m_tiles),
-        "dense_k_tiles_per_warp": p.dense.map(|s| s.k_tiles_per_warp),
-        "hidden_state": if p.hidden_f32 { "f32" } else { "f16" },
+        "grid": p.grid(),
+        "ctas_per_sm": p.ctas_per_sm(),
+        "threads_per_cta": p.threads_per_cta(),
+        "threads_per_row": p.threads_per_row(),
+        "units_per_cta": p.units_per_cta(),
+        "list_len": p.list_len(),
+        "batch_tile": p.batch_tile(),
+        "kernel": if p.dense().is_some() { "dense" } else { "sparse" },
+        "dense_m_tiles": p.dense().map(|s| s.m_tiles),
+        "dense_k_tiles_per_warp": p.dense().map(|s| s.k_tiles_per_warp),
+        "hidden_state": if p.hidden_f32() { "f32" } else { "f16" },
         "columns": p.columns(),
         "slots_per_cta": p.slots_per_cta(),
-        "smem_bytes": p.smem_bytes,
-        "smem_bytes_available": d.shared_per_cta(p.ctas_per_sm),
-        "registers_per_thread": p.registers_per_thread,
+        "smem_bytes": p.smem_bytes(),
+        "smem_bytes_available": d.shared_per_cta(p.ctas_per_sm()),
+        "registers_per_thread": p.registers_per_thread(),
         "registers_per_sm": registers_per_sm(p),
         "registers_per_sm_available": d.registers_per_sm,
         "cta_nnz_min": min,
         "cta_nnz_max": max,
-        "order": match p.order {
+        "order": match p.order() {
             WeightOrder::BankAware => "bank-aware",
             WeightOrder::Naive => "naive",
         },
-        "bank": bank_json(&p.bank),
-        "bank_naive": bank_json(&p.bank_naive),
+        "bank": bank_json(&p.bank()),
+        "bank_naive": bank_json(&p.bank_naive()),
     })
 }
 
@@ -128,7 +128,7 @@ fn bank_json(b: &layout::BankStats) -> serde_json::Value {
 }
 
 fn nnz_range(p: &Plan) -> (usize, usize) {
-    (p.cta_nnz.iter().copied().min().unwrap_or(0), p.cta_nnz.iter().copied().max().unwrap_or(0))
+    (p.cta_nnz().iter().copied().min().unwrap_or(0), p.cta_nnz().iter().copied().max().unwrap_or(0))
 }
 
 /// The refusal as JSON: its message, its kind and the checked suggestions (no sentinel values:
@@ -167,42 +167,42 @@ fn error_json(r: &Refusal) -> serde_json::Value {
 
 fn print_plan(p: &Plan, d: &DeviceInfo) {
     let (min, max) = nnz_range(p);
-    let mean = p.nnz as f64 / p.grid.max(1) as f64;
+    let mean = p.nnz() as f64 / p.grid().max(1) as f64;
     println!("fits:               yes");
-    println!("grid:               {} CTAs ({} per SM, {} hidden units each)", p.grid, p.ctas_per_sm, p.units_per_cta);
-    println!("threads:            {} per CTA, {} per row", p.threads_per_cta, p.threads_per_row);
-    println!("list length:        {} words per thread", p.list_len);
-    match p.dense {
+    println!("grid:               {} CTAs ({} per SM, {} hidden units each)", p.grid(), p.ctas_per_sm(), p.units_per_cta());
+    println!("threads:            {} per CTA, {} per row", p.threads_per_cta(), p.threads_per_row());
+    println!("list length:        {} words per thread", p.list_len());
+    match p.dense() {
         Some(s) => println!(
             "kernel:             dense tensor-core slab: {} m-tiles of 16 rows, {} k-tiles of 16 columns per warp, {} warps",
             s.m_tiles, s.k_tiles_per_warp, s.warps
         ),
         None => {
-            let cell = match (p.cell.gates(), p.gated_kernel) {
+            let cell = match (p.cell().gates(), p.gated_kernel()) {
                 (1, _) => "cell finished in the row reduction",
                 (_, true) => "gated family: a unit's gate rows share a warp, cell finished in the row reduction",
                 (_, false) => "separate cell phase after a barrier (RNN kernel family)",
             };
-            println!("kernel:             sparse lists, batch tile {}, {cell}", p.batch_tile)
+            println!("kernel:             sparse lists, batch tile {}, {cell}", p.batch_tile())
         }
     }
     println!(
         "hidden state:       {} in shared memory, {} columns ({} per CTA)",
-        if p.hidden_f32 { "f32" } else { "fp16" },
+        if p.hidden_f32() { "f32" } else { "fp16" },
         p.columns(),
         p.slots_per_cta()
     );
-    println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes, d.shared_per_cta(p.ctas_per_sm));
+    println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes(), d.shared_per_cta(p.ctas_per_sm()));
     println!(
         "registers:          {} per thread, {} per SM (of {})",
-        p.registers_per_thread,
+        p.registers_per_thread(),
         registers_per_sm(p),
         d.registers_per_sm
     );
     println!("nonzeros per CTA:   min {min}, max {max}, mean {mean:.0}");
-    println!("bank conflicts:     wavefronts per warp instruction of the h loads (ideal {}):", p.bank.ideal);
-    println!("  bank-aware order: mean {:.2}, max {}", p.bank.mean(), p.bank.max);
-    println!("  naive order:      mean {:.2}, max {}", p.bank_naive.mean(), p.bank_naive.max);
+    println!("bank conflicts:     wavefronts per warp instruction of the h loads (ideal {}):", p.bank().ideal);
+    println!("  bank-aware order: mean {:.2}, max {}", p.bank().mean(), p.bank().max);
+    println!("  naive order:      mean {:.2}, max {}", p.bank_naive().mean(), p.bank_naive().max);
 }
 
 /// Runs `sprnn plan`.

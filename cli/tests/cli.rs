@@ -132,17 +132,17 @@ fn plan_random_on_the_presets() {
         match layout::plan(&w, c, b.parse().unwrap(), &device, &PlanOptions::default()) {
             Ok(p) => {
                 let j = &v["plan"];
-                assert_eq!(j["grid"], p.grid, "{case}");
+                assert_eq!(j["grid"], p.grid(), "{case}");
                 assert_eq!(j["order"], "bank-aware", "{case}: names in the CLI's words");
-                assert_eq!(j["threads_per_cta"], p.threads_per_cta, "{case}");
-                assert_eq!(j["threads_per_row"], p.threads_per_row, "{case}");
-                assert_eq!(j["list_len"], p.list_len, "{case}");
-                assert_eq!(j["batch_tile"], p.batch_tile, "{case}");
-                assert_eq!(j["smem_bytes"], p.smem_bytes, "{case}");
-                assert_eq!(j["registers_per_thread"], p.registers_per_thread, "{case}");
-                assert_eq!(j["cta_nnz_max"], *p.cta_nnz.iter().max().unwrap(), "{case}");
-                assert_eq!(j["bank"]["max_wavefronts"], p.bank.max, "{case}");
-                assert_eq!(j["bank_naive"]["max_wavefronts"], p.bank_naive.max, "{case}");
+                assert_eq!(j["threads_per_cta"], p.threads_per_cta(), "{case}");
+                assert_eq!(j["threads_per_row"], p.threads_per_row(), "{case}");
+                assert_eq!(j["list_len"], p.list_len(), "{case}");
+                assert_eq!(j["batch_tile"], p.batch_tile(), "{case}");
+                assert_eq!(j["smem_bytes"], p.smem_bytes(), "{case}");
+                assert_eq!(j["registers_per_thread"], p.registers_per_thread(), "{case}");
+                assert_eq!(j["cta_nnz_max"], *p.cta_nnz().iter().max().unwrap(), "{case}");
+                assert_eq!(j["bank"]["max_wavefronts"], p.bank().max, "{case}");
+                assert_eq!(j["bank_naive"]["max_wavefronts"], p.bank_naive().max, "{case}");
                 assert_eq!(v["layer"]["nnz"], w.nnz(), "{case}");
             }
             Err(e) => {
@@ -196,9 +196,9 @@ fn plan_lstm_weights_file() {
         let case = format!("layer {l} reverse {reverse}");
         assert_eq!(v["layer"]["nnz"], w.nnz(), "{case}");
         assert_eq!(v["layer"]["hidden"], 64, "{case}");
-        assert_eq!(v["plan"]["grid"], p.grid, "{case}");
-        assert_eq!(v["plan"]["list_len"], p.list_len, "{case}");
-        assert_eq!(v["plan"]["cta_nnz_min"], *p.cta_nnz.iter().min().unwrap(), "{case}");
+        assert_eq!(v["plan"]["grid"], p.grid(), "{case}");
+        assert_eq!(v["plan"]["list_len"], p.list_len(), "{case}");
+        assert_eq!(v["plan"]["cta_nnz_min"], *p.cta_nnz().iter().min().unwrap(), "{case}");
     }
     let (out, _) = expect(&["plan", "--weights", file, "--cell", "lstm", "--device", "a100"], 0);
     assert!(out.contains("fits:               yes") && out.contains("NVIDIA A100") && out.contains("lstm"), "{out}");

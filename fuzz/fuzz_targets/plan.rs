@@ -82,24 +82,24 @@ fuzz_target!(|data: &[u8]| {
     };
     let Ok(p) = plan(&w, cell, batch, &device, &opts) else { return };
     // What the plan promises.
-    let cps = p.ctas_per_sm;
-    assert!(p.grid >= 1 && p.grid <= device.sm_count * cps, "grid {} on {} SMs x {cps}", p.grid, device.sm_count);
-    assert!(p.threads_per_cta <= device.max_threads_per_block && p.threads_per_cta % 32 == 0);
-    assert!(p.smem_bytes <= device.shared_per_cta(cps), "{} bytes of shared memory", p.smem_bytes);
-    assert_eq!(p.weights.len(), p.list_len * p.grid * p.threads_per_cta);
-    assert_eq!(p.units.len(), p.grid * p.units_per_cta);
+    let cps = p.ctas_per_sm();
+    assert!(p.grid() >= 1 && p.grid() <= device.sm_count * cps, "grid {} on {} SMs x {cps}", p.grid(), device.sm_count);
+    assert!(p.threads_per_cta() <= device.max_threads_per_block && p.threads_per_cta() % 32 == 0);
+    assert!(p.smem_bytes() <= device.shared_per_cta(cps), "{} bytes of shared memory", p.smem_bytes());
+    assert_eq!(p.weights().len(), p.list_len() * p.grid() * p.threads_per_cta());
+    assert_eq!(p.units().len(), p.grid() * p.units_per_cta());
     let mut seen = vec![false; hidden];
-    for &u in p.units.iter().filter(|&&u| u != NO_UNIT) {
+    for &u in p.units().iter().filter(|&&u| u != NO_UNIT) {
         assert!(!std::mem::replace(&mut seen[u as usize], true), "unit {u} placed twice");
     }
     assert!(seen.iter().all(|&s| s), "a unit has no CTA");
-    if p.dense.is_none() {
+    if p.dense().is_none() {
         // Packed nonzeros: every word not pointing at the zero column is a nonzero of W.
-        let placed = p.weights.iter().filter(|&&x| (x & 0xFFFF) as usize != p.columns()).count();
+        let placed = p.weights().iter().filter(|&&x| (x & 0xFFFF) as usize != p.columns()).count();
         assert_eq!(placed, w.nnz(), "nonzeros placed vs stored");
     } else {
         // Dense fragments: fp16 pairs, zeros where W has none (a nonzero may round to +0.0).
-        let placed = p.weights.iter().map(|&x| (x & 0xFFFF != 0) as usize + (x >> 16 != 0) as usize).sum::<usize>();
+        let placed = p.weights().iter().map(|&x| (x & 0xFFFF != 0) as usize + (x >> 16 != 0) as usize).sum::<usize>();
         assert!(placed <= w.nnz(), "{placed} fragment values for {} nonzeros", w.nnz());
     }
 });

@@ -36,11 +36,11 @@ fn main() {
                 "| {name} | {batch} | {} x {} | {:.2} | {} | {:.2} | {} | {} |",
                 sub.threads_per_row,
                 sub.list_len,
-                naive.bank.mean(),
-                naive.bank.max,
-                aware.bank.mean(),
-                aware.bank.max,
-                aware.bank.ideal
+                naive.bank().mean(),
+                naive.bank().max,
+                aware.bank().mean(),
+                aware.bank().max,
+                aware.bank().ideal
             );
         }
     }
@@ -52,7 +52,7 @@ fn main() {
     println!("\ngenerated {} nonzeros in {:.1?}", w.nnz(), t.elapsed());
     let t = Instant::now();
     let r = plan(&w, Cell::Lstm, 4, &h200, &PlanOptions::default());
-    println!("plan: {:?} in {:.1?}", r.as_ref().map(|p| p.grid).map_err(|e| e.to_string()), t.elapsed());
+    println!("plan: {:?} in {:.1?}", r.as_ref().map(|p| p.grid()).map_err(|e| e.to_string()), t.elapsed());
     let max_row = (0..w.rows()).map(|r| w.row_nnz(r)).max().unwrap_or(0);
     let n = [8, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| 32 * n >= max_row).expect("row fits 32x128");
     let g = Geometry { grid: 128, units_per_cta: 45, threads_per_cta: 45 * 4 * 32, threads_per_row: 32, list_len: n, gated_kernel: false };
@@ -61,10 +61,10 @@ fn main() {
     println!(
         "layout_with (128 CTAs x {} threads, N = {n}): {} words in {:.1?}, wavefronts mean {:.3} (naive {:.3})",
         g.threads_per_cta,
-        p.weights.len(),
+        p.weights().len(),
         t.elapsed(),
-        p.bank.mean(),
-        p.bank_naive.mean()
+        p.bank().mean(),
+        p.bank_naive().mean()
     );
 }
 

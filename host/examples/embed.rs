@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (h, engine) = match sprnn::try_default_gpu()? {
         Some(gpu) => {
             let plan = layout::plan(&w_hh, cell, batch, gpu.info(), &Default::default())?;
-            println!("{}: {} CTAs x {} threads, list length {}", gpu.info().name, plan.grid, plan.threads_per_cta, plan.list_len);
+            println!("{}: {} CTAs x {} threads, list length {}", gpu.info().name, plan.grid(), plan.threads_per_cta(), plan.list_len());
             let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b_hh, LayerOptions::default().timeout)?;
             (layer.forward(Input::F32(&u), steps, None, None)?.h, "GPU")
         }

@@ -16,7 +16,7 @@ fn main() {
                 let cells: Vec<String> = [1, 4, 16, 64]
                     .into_iter()
                     .map(|b| match plan(&w, cell, b, &h200, &PlanOptions::default()) {
-                        Ok(p) => format!("{}x{} TPR{} N{}", p.grid, p.threads_per_cta, p.threads_per_row, p.list_len),
+                        Ok(p) => format!("{}x{} TPR{} N{}", p.grid(), p.threads_per_cta(), p.threads_per_row(), p.list_len()),
                         Err(PlanError::DoesNotFit { need_regs, fit_density, .. }) => {
                             format!("no: regs {}K, d<={fit_density:.3}", need_regs / 1024)
                         }

@@ -20,7 +20,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    dense_kernel_name, exchange_values, flags, initial_tag_pattern32, nonzero_col, recurrent_kernel_name, status, Cell, RecurrentParams, NO_UNIT,
+    dense_kernel_name, exchange_values, flags, initial_tag_pattern32, recurrent_kernel_name, status, Cell, RecurrentParams,
 };
 
 use crate::args::{check_finite, check_len};
@@ -101,6 +101,11 @@ impl SparseRecurrentLayer {
     }
 
     /// Uploads a plan made with [`layout::plan`] (for this GPU's [`crate::layout::DeviceInfo`]).
+    ///
+    /// A [`Plan`] is consistent in itself (only the planner builds one); what is checked here is
+    /// what depends on the GPU it runs on: its SMs and shared memory
+    /// ([`Error::WrongDevice`]), the kernel variant ([`Error::MissingKernel`]) and whether the
+    /// whole grid can be resident at once ([`Error::NotResident`]).
     pub fn from_plan(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration) -> Result<Self> {
         Self::from_plan_with(gpu, plan, b_hh, timeout, true)
     }
@@ -110,92 +115,61 @@ impl SparseRecurrentLayer {
     /// GRU and LSTM where a unit's gate rows share a warp (default `true`; `false` runs it in a
     /// separate phase after a barrier).
     pub(crate) fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_cell: bool) -> Result<Self> {
-        let (g, h, b) = (plan.cell.gates(), plan.hidden, plan.batch);
+        let (g, h, b) = (plan.cell().gates(), plan.hidden(), plan.batch());
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;
         check_finite("b_hh", b_hh)?;
         if timeout.is_zero() || timeout > Duration::from_secs(3600) {
             return Err(Error::Input { name: "timeout", problem: format!("{timeout:?}; must be in (0, 1 h]") });
         }
         let info = gpu.info();
-        if plan.grid > info.sm_count * plan.ctas_per_sm || plan.smem_bytes > info.shared_per_block_optin {
+        if plan.grid() > info.sm_count * plan.ctas_per_sm() || plan.smem_bytes() > info.shared_per_block_optin {
             return Err(Error::WrongDevice {
-                planned: format!("a GPU with at least {} SMs / {} bytes of shared memory per CTA", plan.grid.div_ceil(plan.ctas_per_sm), plan.smem_bytes),
-                planned_sms: plan.grid.div_ceil(plan.ctas_per_sm),
+                planned: format!("a GPU with at least {} SMs / {} bytes of shared memory per CTA", plan.grid().div_ceil(plan.ctas_per_sm()), plan.smem_bytes()),
+                planned_sms: plan.grid().div_ceil(plan.ctas_per_sm()),
                 actual: info.name.clone(),
                 actual_sms: info.sm_count,
             });
         }
-        let kernel = match plan.dense {
+        let kernel = match plan.dense() {
             Some(s) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
-            None => recurrent_kernel_name(plan.list_len, plan.batch_tile, plan.hidden_f32, plan.gated_kernel),
+            None => recurrent_kernel_name(plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.gated_kernel()),
         };
         if kernel.is_empty() {
-            let name = match plan.dense {
+            let name = match plan.dense() {
                 Some(s) => format!("sprnn_dense_mt{}_kw{}", s.m_tiles, s.k_tiles_per_warp),
-                None => format!("sprnn_{}_n{}_bt{}_h{}", if plan.gated_kernel { "gated" } else { "recurrent" }, plan.list_len, plan.batch_tile, if plan.hidden_f32 { 32 } else { 16 }),
+                None => format!("sprnn_{}_n{}_bt{}_h{}", if plan.gated_kernel() { "gated" } else { "recurrent" }, plan.list_len(), plan.batch_tile(), if plan.hidden_f32() { 32 } else { 16 }),
             };
             return Err(Error::MissingKernel { name });
         }
         gpu.make_current()?;
         let f = gpu.function(kernel)?;
         let registers = f.get_attribute(cust::function::FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))? as usize;
-        let smem_bytes = plan.smem_bytes;
-        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta, smem_bytes)?;
-        if per_sm * info.sm_count < plan.grid {
+        let smem_bytes = plan.smem_bytes();
+        let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta(), smem_bytes)?;
+        if per_sm * info.sm_count < plan.grid() {
             return Err(Error::NotResident {
-                grid: plan.grid,
+                grid: plan.grid(),
                 per_sm,
                 sms: info.sm_count,
-                threads: plan.threads_per_cta,
+                threads: plan.threads_per_cta(),
                 smem: smem_bytes,
                 registers,
             });
         }
-        // A plan's fields are public: refuse one whose buffers do not match its launch shape
-        // (the kernel would read past them).
-        let words = plan.list_len.checked_mul(plan.grid).and_then(|n| n.checked_mul(plan.threads_per_cta));
-        if words != Some(plan.weights.len()) {
-            return Err(Error::Input {
-                name: "plan",
-                problem: format!(
-                    "{} packed words, but list_len {} x grid {} x threads_per_cta {} need {}",
-                    plan.weights.len(),
-                    plan.list_len,
-                    plan.grid,
-                    plan.threads_per_cta,
-                    words.map_or("more than usize::MAX".to_string(), |w| w.to_string())
-                ),
-            });
-        }
-        if plan.grid.checked_mul(plan.units_per_cta) != Some(plan.units.len()) {
-            return Err(Error::Input {
-                name: "plan",
-                problem: format!("{} unit-table entries, but grid {} x units_per_cta {} need {}", plan.units.len(), plan.grid, plan.units_per_cta, plan.grid.saturating_mul(plan.units_per_cta)),
-            });
-        }
-        if let Some(i) = plan.units.iter().position(|&u| u != NO_UNIT && u as usize >= h) {
-            return Err(Error::Input { name: "plan", problem: format!("unit-table entry {i} is unit {}, but H = {h}", plan.units[i]) });
-        }
+        // The buffers match the launch shape: only the planner builds a `Plan`, and it lays the
+        // weights and the unit table out for exactly that shape.
         let columns = plan.columns();
-        // Packed nonzeros name a column each; the dense slab's fragments are fp16 pairs.
-        let sparse_words = if plan.dense.is_none() { plan.weights.as_slice() } else { &[] };
-        if let Some(i) = sparse_words.iter().position(|&w| nonzero_col(w) as usize > columns) {
-            return Err(Error::Input {
-                name: "plan",
-                problem: format!("packed word {i} has column {}, but {columns} (the padding column) is the largest", nonzero_col(plan.weights[i])),
-            });
-        }
         let alloc = cust_err("cuMemAlloc");
         let up = |e| Error::from(alloc(e));
         Ok(SparseRecurrentLayer {
             gpu: gpu.clone(),
-            cell: plan.cell,
+            cell: plan.cell(),
             hidden: h,
             batch: b,
-            grid: plan.grid,
-            threads_per_cta: plan.threads_per_cta,
-            threads_per_row: plan.threads_per_row,
-            units_per_cta: plan.units_per_cta,
+            grid: plan.grid(),
+            threads_per_cta: plan.threads_per_cta(),
+            threads_per_row: plan.threads_per_row(),
+            units_per_cta: plan.units_per_cta(),
             slots_per_cta: plan.slots_per_cta(),
             columns,
             smem_bytes,
@@ -204,8 +178,8 @@ impl SparseRecurrentLayer {
             first_step: 0,
             kernel,
             timeout,
-            weights: DeviceBuffer::from_slice(&plan.weights).map_err(up)?,
-            units: DeviceBuffer::from_slice(&plan.units).map_err(cust_err("cuMemAlloc"))?,
+            weights: DeviceBuffer::from_slice(plan.weights()).map_err(up)?,
+            units: DeviceBuffer::from_slice(plan.units()).map_err(cust_err("cuMemAlloc"))?,
             bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
             // Two buffers of tagged fp16 values, held as 32-bit words.
             exchange: DeviceBuffer::zeroed(exchange_values(columns, b)).map_err(cust_err("cuMemAlloc"))?,

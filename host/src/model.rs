@@ -54,7 +54,7 @@ use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
 use crate::args::{check_finite, check_len};
 use crate::layer::{LayerOptions, SparseRecurrentLayer};
-use crate::layout::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT, SHARED_RESERVED_PER_CTA};
+use crate::layout::device::{registers_per_sm, DeviceInfo, SHARED_RESERVED_PER_CTA};
 use crate::projection::{elementwise_grid, InputProjection};
 use crate::tensors::{DeviceInput, DeviceOutput, ModelOutput};
 use crate::weights::ModelWeights;
@@ -103,16 +103,18 @@ impl CtaFootprint {
         CtaFootprint { grid, threads, registers_per_thread: layer.registers_per_thread(), smem_bytes }
     }
 
-    /// Registers one CTA takes from the SM's file (per-thread counts rounded up to the
-    /// allocation unit).
+    /// Registers one CTA takes from the SM's file, counted as the planner counts them
+    /// ([`registers_per_sm`]: allocation unit, warps in multiples of four).
     fn registers(&self) -> usize {
-        self.threads * self.registers_per_thread.div_ceil(REGISTER_ALLOCATION_UNIT) * REGISTER_ALLOCATION_UNIT
+        registers_per_sm(self.threads, 1, self.registers_per_thread)
     }
 }
 
 /// Whether two persistent grids can be resident at the same time on `device`: both grids have
 /// at most one CTA per SM (`grid ≤ SMs`), and one CTA of each fits on one SM together —
-/// registers, shared memory (plus the driver's per-CTA reserve) and threads.
+/// registers (each CTA's counted as the planner counts them, [`registers_per_sm`]: since warps
+/// are dealt to the four schedulers in turn, the busiest one holds `⌈warps / 4⌉` of each CTA's),
+/// shared memory (plus the driver's per-CTA reserve) and threads.
 pub fn co_resident(a: &CtaFootprint, b: &CtaFootprint, device: &DeviceInfo) -> bool {
     a.grid <= device.sm_count
         && b.grid <= device.sm_count

@@ -134,21 +134,21 @@ fn device_info(device: Option<&Bound<'_, PyAny>>) -> PyResult<(DeviceInfo, Strin
 fn plan_dict<'py>(py: Python<'py>, p: &Plan, d: &DeviceInfo) -> PyResult<Bound<'py, PyDict>> {
     let v = PyDict::new(py);
     v.set_item("fits", true)?;
-    v.set_item("grid", p.grid)?;
-    v.set_item("ctas_per_sm", p.ctas_per_sm)?;
-    v.set_item("threads_per_cta", p.threads_per_cta)?;
-    v.set_item("threads_per_row", p.threads_per_row)?;
-    v.set_item("units_per_cta", p.units_per_cta)?;
-    v.set_item("list_len", p.list_len)?;
-    v.set_item("batch_tile", p.batch_tile)?;
-    v.set_item("hidden_state", if p.hidden_f32 { "f32" } else { "f16" })?;
-    v.set_item("smem_bytes", p.smem_bytes)?;
-    v.set_item("smem_bytes_available", d.shared_per_cta(p.ctas_per_sm))?;
-    v.set_item("registers_per_thread", p.registers_per_thread)?;
+    v.set_item("grid", p.grid())?;
+    v.set_item("ctas_per_sm", p.ctas_per_sm())?;
+    v.set_item("threads_per_cta", p.threads_per_cta())?;
+    v.set_item("threads_per_row", p.threads_per_row())?;
+    v.set_item("units_per_cta", p.units_per_cta())?;
+    v.set_item("list_len", p.list_len())?;
+    v.set_item("batch_tile", p.batch_tile())?;
+    v.set_item("hidden_state", if p.hidden_f32() { "f32" } else { "f16" })?;
+    v.set_item("smem_bytes", p.smem_bytes())?;
+    v.set_item("smem_bytes_available", d.shared_per_cta(p.ctas_per_sm()))?;
+    v.set_item("registers_per_thread", p.registers_per_thread())?;
     v.set_item("registers_per_sm_available", d.registers_per_sm)?;
-    v.set_item("nnz", p.nnz)?;
-    v.set_item("max_row_nnz", p.max_row_nnz)?;
-    v.set_item("cta_nnz_max", p.cta_nnz.iter().copied().max().unwrap_or(0))?;
+    v.set_item("nnz", p.nnz())?;
+    v.set_item("max_row_nnz", p.max_row_nnz())?;
+    v.set_item("cta_nnz_max", p.cta_nnz().iter().copied().max().unwrap_or(0))?;
     Ok(v)
 }
 

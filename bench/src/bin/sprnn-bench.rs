@@ -157,11 +157,11 @@ fn plan_only(args: &Args) {
                                 b,
                                 c.hidden,
                                 dense_params(cell, c.hidden),
-                                p.nnz,
-                                p.grid,
-                                p.threads_per_cta,
-                                p.threads_per_row,
-                                p.list_len,
+                                p.nnz(),
+                                p.grid(),
+                                p.threads_per_cta(),
+                                p.threads_per_row(),
+                                p.list_len(),
                                 if c.refused.is_empty() { String::new() } else { format!("  (refused larger: {:?})", c.refused) }
                             );
                         }
@@ -250,7 +250,7 @@ fn capacity(args: &Args, gpu: &Gpu, meta: &Meta, file: &mut Option<std::fs::File
                     };
                     let h = c.hidden;
                     let params = dense_params(cell, h);
-                    let mut note = format!("capacity: dense-equivalent params {params} (G*H^2); nonzeros {}; hidden step {}", c.plan.nnz, args.hidden_step);
+                    let mut note = format!("capacity: dense-equivalent params {params} (G*H^2); nonzeros {}; hidden step {}", c.plan.nnz(), args.hidden_step);
                     if !c.refused.is_empty() {
                         let r: Vec<String> = c.refused.iter().map(|(h, e)| format!("H={h} refused by plan: {e}")).collect();
                         note.push_str(&format!("; {}", r.join(" / ")));
@@ -387,7 +387,7 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
                 None => plan.clone(),
                 Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
                     // Only variants that differ from the default plan, and only where they fit.
-                    Ok(p) if fuse && p.dense == plan.dense && p.hidden_f32 == plan.hidden_f32 && p.list_len == plan.list_len => continue,
+                    Ok(p) if fuse && p.dense() == plan.dense() && p.hidden_f32() == plan.hidden_f32() && p.list_len() == plan.list_len() => continue,
                     Ok(p) => p,
                     Err(_) => continue,
                 },

@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match layout::plan(&w, cell, a.batch, &DeviceInfo::h200(), &PlanOptions::default()) {
             Ok(p) => println!(
                 "plan for H200: {} CTAs x {} threads, {} threads per row, {} words per thread, {} B shared memory, {} registers",
-                p.grid, p.threads_per_cta, p.threads_per_row, p.list_len, p.smem_bytes, p.registers_per_thread
+                p.grid(), p.threads_per_cta(), p.threads_per_row(), p.list_len(), p.smem_bytes(), p.registers_per_thread()
             ),
             Err(e) => {
                 println!("plan for H200: {}", sprnn::advice::Refusal::explain(e, &layout::RowStats::of(&w), cell, a.batch, &DeviceInfo::h200(), &PlanOptions::default()));

@@ -194,9 +194,9 @@ pub fn print_plans(c: &Config, w_hh: &[Vec<Csr>], device: &DeviceInfo) -> bool {
                     println!(
                         "  layer {l}{}: {} nonzeros, {} CTAs x {} threads, list length {}, {} registers, {} B shared",
                         if c.directions == 2 { if d == 0 { " forward" } else { " reverse" } } else { "" },
-                        w.nnz(), p.grid, p.threads_per_cta, p.list_len, p.registers_per_thread, p.smem_bytes
+                        w.nnz(), p.grid(), p.threads_per_cta(), p.list_len(), p.registers_per_thread(), p.smem_bytes()
                     );
-                    shapes.push(CtaFootprint { grid: p.grid, threads: p.threads_per_cta, registers_per_thread: p.registers_per_thread as usize, smem_bytes: p.smem_bytes });
+                    shapes.push(CtaFootprint { grid: p.grid(), threads: p.threads_per_cta(), registers_per_thread: p.registers_per_thread() as usize, smem_bytes: p.smem_bytes() });
                 }
                 Err(e) => {
                     println!("  layer {l} direction {d}: does not fit: {e}");

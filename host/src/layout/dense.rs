@@ -24,7 +24,7 @@
 use half::f16;
 use sprnn_kernels::format::{DenseSmem, DENSE_MAX_BATCH, DENSE_SHAPES, DENSE_TILE, NO_UNIT};
 
-use super::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT};
+use super::device::{registers_per_sm, DeviceInfo};
 use crate::sparse::Csr;
 use crate::Cell;
 
@@ -89,8 +89,7 @@ pub fn fit(cell: Cell, units_per_cta: usize, slots: usize, columns: usize, batch
             let warps = k_tiles.div_ceil(kw).max(1);
             let shape = DenseShape { m_tiles: mt, k_tiles_per_warp: kw, warps };
             let regs = device.dense_registers(mt, kw)?;
-            // The register file is split over four schedulers: count warps in multiples of 4.
-            let need = warps.div_ceil(4) * 4 * 32 * regs.div_ceil(REGISTER_ALLOCATION_UNIT as u32) as usize * REGISTER_ALLOCATION_UNIT;
+            let need = registers_per_sm(shape.threads(), 1, regs as usize);
             let smem = shape.smem_bytes(cell, batch, slots, units_per_cta);
             let ok = shape.threads() <= device.max_threads_per_block.min(device.max_threads_per_sm)
                 && need <= device.registers_per_sm

@@ -44,6 +44,19 @@ pub const SHARED_RESERVED_PER_CTA: usize = 1024;
 /// Register allocation granularity per thread: a thread's registers are rounded up to this.
 pub const REGISTER_ALLOCATION_UNIT: usize = 8;
 
+/// Registers of an SM's file that `ctas_per_sm` resident CTAs of `threads_per_cta` threads,
+/// `registers_per_thread` each, take: the occupancy count of the planner and of
+/// [`crate::model::co_resident`].
+///
+/// A thread's registers are rounded up to [`REGISTER_ALLOCATION_UNIT`], and warps are counted in
+/// multiples of four: the register file is split over the SM's four schedulers and the warps are
+/// dealt to them in turn, so the busiest scheduler holds `⌈warps / 4⌉` of them (measured on the
+/// H200, 2026-11-29: 18 warps of 101 registers did not fit although 18 · 32 · 104 < 65536).
+pub fn registers_per_sm(threads_per_cta: usize, ctas_per_sm: usize, registers_per_thread: usize) -> usize {
+    let warps = (threads_per_cta.div_ceil(32) * ctas_per_sm).div_ceil(4) * 4;
+    warps * 32 * registers_per_thread.div_ceil(REGISTER_ALLOCATION_UNIT) * REGISTER_ALLOCATION_UNIT
+}
+
 impl DeviceInfo {
     /// NVIDIA H200 (sm_90): 132 SMs, 64 K registers and 228 KB shared memory per SM, 227 KB
     /// opt-in per CTA, 60 MB L2.

@@ -107,7 +107,7 @@ pub mod synthetic;
 
 pub use assign::WeightOrder;
 pub use bank::{batch_tile, BankModel, BankStats};
-pub use device::DeviceInfo;
+pub use device::{registers_per_sm, DeviceInfo};
 pub use error::PlanError;
 pub use dense::DenseShape;
 pub use plan::{

@@ -9,7 +9,7 @@ use sprnn_kernels::format::{
 use super::assign::WeightOrder;
 use super::bank::{batch_tile, BankModel, BankStats};
 use super::dense::{self, DenseFit, DenseShape};
-use super::device::{DeviceInfo, REGISTER_ALLOCATION_UNIT};
+use super::device::{registers_per_sm, DeviceInfo};
 use super::error::PlanError;
 use super::pack::{pack, PackShape};
 use super::partition::{partition, unit_nnz};
@@ -82,57 +82,158 @@ pub struct Geometry {
 }
 
 /// A layer laid out for the recurrent kernel: launch shape, unit table, packed weights.
+///
+/// Only the planner builds one ([`plan`], [`layout_with`], [`layout_with_hidden`],
+/// [`layout_dense_with`]), and it checks the shape against the layer first, so a `Plan`'s
+/// buffers always match its [`Geometry`]: `list_len × grid × threads_per_cta` packed words,
+/// `grid × units_per_cta` unit-table entries naming units below `H`, and packed columns no
+/// larger than [`Plan::columns`]. The fields are read through methods of the same names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    cell: Cell,
+    hidden: usize,
+    batch: usize,
+    geometry: Geometry,
+    ctas_per_sm: usize,
+    batch_tile: usize,
+    hidden_f32: bool,
+    smem_bytes: usize,
+    registers_per_thread: u32,
+    nnz: usize,
+    max_row_nnz: usize,
+    cta_nnz: Vec<usize>,
+    units: Vec<u32>,
+    weights: Vec<u32>,
+    order: WeightOrder,
+    bank: BankStats,
+    bank_naive: BankStats,
+    dense: Option<DenseShape>,
+}
+
+impl Plan {
     /// Cell type.
-    pub cell: Cell,
+    pub fn cell(&self) -> Cell {
+        self.cell
+    }
+
     /// Hidden size H.
-    pub hidden: usize,
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
     /// Batch size B.
-    pub batch: usize,
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The launch shape of this plan: grid, units per CTA, threads per CTA and per row, list
+    /// length, kernel family.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
     /// CTAs in the grid (all resident at once).
-    pub grid: usize,
+    pub fn grid(&self) -> usize {
+        self.geometry.grid
+    }
+
     /// CTAs per SM the fit was checked for.
-    pub ctas_per_sm: usize,
+    pub fn ctas_per_sm(&self) -> usize {
+        self.ctas_per_sm
+    }
+
     /// Threads per CTA.
-    pub threads_per_cta: usize,
+    pub fn threads_per_cta(&self) -> usize {
+        self.geometry.threads_per_cta
+    }
+
     /// Threads sharing one row.
-    pub threads_per_row: usize,
+    pub fn threads_per_row(&self) -> usize {
+        self.geometry.threads_per_row
+    }
+
     /// Entries per CTA in [`Plan::units`].
-    pub units_per_cta: usize,
+    pub fn units_per_cta(&self) -> usize {
+        self.geometry.units_per_cta
+    }
+
     /// Words per thread (`N`, the kernel variant; `4·MT·KW` for the dense slab).
-    pub list_len: usize,
+    pub fn list_len(&self) -> usize {
+        self.geometry.list_len
+    }
+
     /// Runs on the gated kernel family (GRU or LSTM, a unit's gate rows in one warp, the cell
     /// finished in the row reduction; see [`Geometry::gated_kernel`]). Never for the dense slab.
-    pub gated_kernel: bool,
+    pub fn gated_kernel(&self) -> bool {
+        self.geometry.gated_kernel
+    }
+
     /// Batch values per shared-memory load (`BT`, the kernel variant).
-    pub batch_tile: usize,
+    pub fn batch_tile(&self) -> usize {
+        self.batch_tile
+    }
+
     /// Hidden state in shared memory as f32 (else fp16; the kernel variant).
-    pub hidden_f32: bool,
+    pub fn hidden_f32(&self) -> bool {
+        self.hidden_f32
+    }
+
     /// Dynamic shared memory per CTA, bytes.
-    pub smem_bytes: usize,
+    pub fn smem_bytes(&self) -> usize {
+        self.smem_bytes
+    }
+
     /// Registers per thread of the kernel variant `(N, BT, hidden_f32)` (from [`kernel_registers`]).
-    pub registers_per_thread: u32,
+    pub fn registers_per_thread(&self) -> u32 {
+        self.registers_per_thread
+    }
+
     /// Nonzeros of `W_hh`.
-    pub nnz: usize,
+    pub fn nnz(&self) -> usize {
+        self.nnz
+    }
+
     /// Nonzeros of the longest row.
-    pub max_row_nnz: usize,
+    pub fn max_row_nnz(&self) -> usize {
+        self.max_row_nnz
+    }
+
     /// Nonzeros each CTA holds.
-    pub cta_nnz: Vec<usize>,
+    pub fn cta_nnz(&self) -> &[usize] {
+        &self.cta_nnz
+    }
+
     /// `[grid][units_per_cta]` hidden units, [`NO_UNIT`] for unused entries.
-    pub units: Vec<u32>,
+    pub fn units(&self) -> &[u32] {
+        &self.units
+    }
+
     /// `[list_len][grid * threads_per_cta]` packed words.
-    pub weights: Vec<u32>,
+    pub fn weights(&self) -> &[u32] {
+        &self.weights
+    }
+
     /// Order the lists were built in.
-    pub order: WeightOrder,
+    pub fn order(&self) -> WeightOrder {
+        self.order
+    }
+
     /// Bank conflicts of the weights as laid out.
-    pub bank: BankStats,
+    pub fn bank(&self) -> BankStats {
+        self.bank
+    }
+
     /// Bank conflicts the naive order would have had (same launch shape).
-    pub bank_naive: BankStats,
+    pub fn bank_naive(&self) -> BankStats {
+        self.bank_naive
+    }
+
     /// The dense slab's shape when the plan runs the dense kernel (then `weights` holds its
     /// fragments, `list_len` is `4·MT·KW`, and `threads_per_row`, `batch_tile`, `hidden_f32`
     /// and the bank statistics do not apply).
-    pub dense: Option<DenseShape>,
+    pub fn dense(&self) -> Option<DenseShape> {
+        self.dense
+    }
 }
 
 /// Plans a layer for a device: chooses the launch shape, checks that everything fits and stays
@@ -166,10 +267,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
         list_len: fit.list_len,
         gated_kernel: fit.gated_kernel,
     };
-    let mut p = build(w_hh, cell, batch, &geometry, opts.order, fit.hidden_f32)?;
-    p.ctas_per_sm = fit.ctas_per_sm;
-    p.registers_per_thread = fit.registers_per_thread;
-    Ok(p)
+    build(w_hh, cell, batch, &geometry, opts.order, fit.hidden_f32, (fit.ctas_per_sm, fit.registers_per_thread))
 }
 
 /// The dense slab [`plan`] could use: its fit, grid and units per CTA, or `None` (options that
@@ -211,17 +309,20 @@ fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fi
     let hidden = w_hh.cols();
     let (part, w_cols) = partition_columns(w_hh, cell.gates(), grid, upc, batch);
     let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, fit.shape);
+    let geometry = Geometry {
+        grid,
+        units_per_cta: upc,
+        threads_per_cta: fit.shape.threads(),
+        threads_per_row: 1,
+        list_len: fit.shape.words_per_thread(),
+        gated_kernel: false,
+    };
     Ok(Plan {
         cell,
         hidden,
         batch,
-        grid,
+        geometry,
         ctas_per_sm: 1,
-        threads_per_cta: fit.shape.threads(),
-        threads_per_row: 1,
-        units_per_cta: upc,
-        list_len: fit.shape.words_per_thread(),
-        gated_kernel: false,
         batch_tile: batch,
         hidden_f32: false,
         smem_bytes: fit.smem_bytes,
@@ -475,7 +576,8 @@ pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, or
 /// [`layout_with`] with the hidden state in shared memory as f32 (`hidden_f32`) or fp16.
 pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
-    build(w_hh, cell, batch, geometry, order, hidden_f32)
+    let registers = kernel_registers(geometry.list_len, batch_tile(batch), hidden_f32, geometry.gated_kernel).unwrap_or(0);
+    build(w_hh, cell, batch, geometry, order, hidden_f32, (1, registers))
 }
 
 /// Lays a layer out as a dense slab of a given shape on `grid` CTAs of `units_per_cta` units,
@@ -555,7 +657,9 @@ fn validate_sizes(hidden: usize, rows: usize, cell: Cell, batch: usize) -> Resul
     Ok(())
 }
 
-fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
+/// Lays a layer out for `g`; `(ctas_per_sm, registers_per_thread)` are the figures the fit was
+/// checked for (`(1, ptxas's count)` where it was not).
+fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, hidden_f32: bool, (ctas_per_sm, registers_per_thread): (usize, u32)) -> Result<Plan, PlanError> {
     let hidden = w_hh.cols();
     let gates = cell.gates();
     let bad = |option: &'static str, value: usize, allowed: String| Err(PlanError::BadOption { option, value, allowed });
@@ -620,17 +724,12 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         cell,
         hidden,
         batch,
-        grid: g.grid,
-        ctas_per_sm: 1,
-        threads_per_cta: g.threads_per_cta,
-        threads_per_row: g.threads_per_row,
-        units_per_cta: g.units_per_cta,
-        list_len: g.list_len,
-        gated_kernel: whole_units,
+        geometry: *g,
+        ctas_per_sm,
         batch_tile: model.batch_tile,
         hidden_f32,
         smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
-        registers_per_thread: kernel_registers(g.list_len, model.batch_tile, hidden_f32, whole_units).unwrap_or(0),
+        registers_per_thread,
         nnz: w_hh.nnz(),
         max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
         cta_nnz: part.cta_nnz,
@@ -709,12 +808,7 @@ impl Shape {
     fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, (tpr, n, gated): (usize, usize, bool), bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
         let regs = device.registers(n, bt, h32, gated).unwrap_or(u32::MAX);
-        // The register file is split over the SM's four schedulers and a CTA's warps are dealt
-        // to them in turn, so the busiest scheduler holds ⌈warps / 4⌉ of them: count warps in
-        // multiples of four (measured on the H200, 2026-11-29: 18 warps of 101 registers did
-        // not fit although 18 · 32 · 104 < 65536).
-        let warps = (nt / 32 * cps).div_ceil(4) * 4;
-        let need_regs = warps * 32 * round_up(regs as usize, REGISTER_ALLOCATION_UNIT);
+        let need_regs = registers_per_sm(nt, cps, regs as usize);
         let fused = cell.gates() == 1 || gated;
         Shape { tpr, n, gated, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch, fused) }
     }
@@ -853,7 +947,7 @@ fn does_not_fit(
 impl Plan {
     /// Threads of the whole grid (`grid × threads_per_cta`).
     pub fn total_threads(&self) -> usize {
-        self.grid * self.threads_per_cta
+        self.grid() * self.threads_per_cta()
     }
 
     /// Gate rows (`G·H`).
@@ -861,29 +955,17 @@ impl Plan {
         self.cell.gates() * self.hidden
     }
 
-    /// The geometry of this plan.
-    pub fn geometry(&self) -> Geometry {
-        Geometry {
-            grid: self.grid,
-            units_per_cta: self.units_per_cta,
-            threads_per_cta: self.threads_per_cta,
-            threads_per_row: self.threads_per_row,
-            list_len: self.list_len,
-            gated_kernel: self.gated_kernel,
-        }
-    }
-
     /// Hidden-state columns each CTA owns (`S`: its units, then empty slots up to whole 8-byte
     /// stores; see [`sprnn_kernels::format`]'s exchange section).
     pub fn slots_per_cta(&self) -> usize {
-        exchange_slots(self.units_per_cta, self.batch)
+        exchange_slots(self.units_per_cta(), self.batch)
     }
 
     /// Hidden-state columns, `grid · slots_per_cta`: unit `units[c · units_per_cta + s]` is column
     /// `c · slots_per_cta + s`, and the packed words index these columns (`columns` itself is the
     /// zero column).
     pub fn columns(&self) -> usize {
-        self.grid.saturating_mul(self.slots_per_cta())
+        self.grid().saturating_mul(self.slots_per_cta())
     }
 
 
@@ -893,7 +975,7 @@ impl Plan {
         let mut unit_of = vec![NO_UNIT; self.columns() + 1];
         for (i, &u) in self.units.iter().enumerate() {
             if u != NO_UNIT {
-                unit_of[column_of_slot(i / self.units_per_cta, i % self.units_per_cta, self.slots_per_cta())] = u;
+                unit_of[column_of_slot(i / self.units_per_cta(), i % self.units_per_cta(), self.slots_per_cta())] = u;
             }
         }
         unit_of
@@ -918,15 +1000,15 @@ impl Plan {
         }
         let rows = g_n * hd;
         let mut out = vec![0f32; b_n * rows];
-        let (nt, tpr, n, total) = (self.threads_per_cta, self.threads_per_row, self.list_len, self.total_threads());
+        let (nt, tpr, n, total) = (self.threads_per_cta(), self.threads_per_row(), self.list_len(), self.total_threads());
         let mut part = vec![0f32; tpr];
-        for c in 0..self.grid {
+        for c in 0..self.grid() {
             for s in 0..nt / tpr {
-                let (u, g) = row_of_slot(s, g_n, tpr, self.gated_kernel);
-                if u >= self.units_per_cta {
+                let (u, g) = row_of_slot(s, g_n, tpr, self.gated_kernel());
+                if u >= self.units_per_cta() {
                     continue;
                 }
-                let unit = self.units[c * self.units_per_cta + u];
+                let unit = self.units[c * self.units_per_cta() + u];
                 if unit == NO_UNIT {
                     continue;
                 }
@@ -971,10 +1053,10 @@ impl Plan {
         let mut out = vec![0f32; b_n * rows];
         let cols = shape.warps * shape.k_tiles_per_warp * DENSE_TILE;
         let per_warp = shape.k_tiles_per_warp * DENSE_TILE;
-        for c in 0..self.grid {
-            let a = dense::unpack_cta(&self.weights, self.grid, c, shape);
-            for lr in 0..self.units_per_cta * g_n {
-                let unit = self.units[c * self.units_per_cta + lr / g_n];
+        for c in 0..self.grid() {
+            let a = dense::unpack_cta(&self.weights, self.grid(), c, shape);
+            for lr in 0..self.units_per_cta() * g_n {
+                let unit = self.units[c * self.units_per_cta() + lr / g_n];
                 if unit == NO_UNIT {
                     continue;
                 }
@@ -1006,13 +1088,13 @@ impl Plan {
             return Vec::new();
         }
         let model = BankModel::new(self.batch, if self.hidden_f32 { 4 } else { 2 });
-        let (nt, total) = (self.threads_per_cta, self.total_threads());
+        let (nt, total) = (self.threads_per_cta(), self.total_threads());
         let mut out = Vec::with_capacity(total / 32);
         let mut cols = [0u32; 32];
-        for c in 0..self.grid {
+        for c in 0..self.grid() {
             for warp in 0..nt / 32 {
                 let mut sum = 0u64;
-                for k in 0..self.list_len {
+                for k in 0..self.list_len() {
                     for (lane, col) in cols.iter_mut().enumerate() {
                         *col = nonzero_col(self.weights[k * total + c * nt + warp * 32 + lane]);
                     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use sprnn::layer::{DeviceInput, Input};
-use sprnn::layout::PlanOptions;
+use sprnn::layout::{check_fit, Fit, PlanOptions, RowStats};
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
@@ -142,13 +142,23 @@ fn a_grid_that_cannot_be_resident_is_refused() {
     let Some(gpu) = gpu() else { return };
     let h = 2048;
     let w = sprnn::sparse::random_recurrent(3, h, h, 0.05, 0.9).unwrap();
-    let mut plan = sprnn::layout::plan(&w, Cell::RnnTanh, 1, gpu.info(), &PlanOptions::default()).unwrap();
-    // Claim twice as many CTAs per SM as fit: more than half the shared memory each.
-    plan.ctas_per_sm = 2;
-    plan.grid = 2 * gpu.info().sm_count;
-    plan.smem_bytes = gpu.info().shared_per_block_optin;
+    // Plan two CTAs per SM on every SM for a GPU with twice this one's shared memory and
+    // registers per SM, at a batch whose CTAs need more than half of this GPU's shared memory
+    // (but no more than one CTA may have): here only one of them fits per SM.
+    let real = gpu.info();
+    let mut roomy = real.clone();
+    roomy.shared_per_sm *= 2;
+    roomy.registers_per_sm *= 2;
+    let opts = PlanOptions { ctas_per_sm: Some(2), ctas: Some(2 * real.sm_count), ..PlanOptions::default() };
+    let stats = RowStats::of(&w);
+    let over_half = |f: Fit| f.smem_bytes > real.shared_per_sm / 2 && f.smem_bytes <= real.shared_per_block_optin;
+    let batch = (1..=64)
+        .find(|&b| check_fit(&stats, Cell::RnnTanh, b, &roomy, &opts).is_ok_and(over_half))
+        .expect("a batch whose CTAs need more than half an SM's shared memory");
+    let plan = sprnn::layout::plan(&w, Cell::RnnTanh, batch, &roomy, &opts).unwrap();
+    assert_eq!((plan.ctas_per_sm(), plan.grid()), (2, 2 * real.sm_count));
     let r = SparseRecurrentLayer::from_plan(&gpu, &plan, &vec![0.0; h], Duration::from_secs(1));
-    println!("over-subscribed plan: {:?}", r.as_ref().err());
+    println!("over-subscribed plan (B = {batch}, {} bytes per CTA): {:?}", plan.smem_bytes(), r.as_ref().err());
     assert!(matches!(r, Err(Error::NotResident { .. })), "expected NotResident, got {:?}", r.err());
 }
 
@@ -323,7 +333,7 @@ fn every_kernel_variant_matches_the_reference() {
         for &(tpr, h32, fuse) in variant_shapes(cell) {
             let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
-            assert_eq!((plan.list_len, plan.batch_tile, plan.hidden_f32), (n, bt, h32));
+            assert_eq!((plan.list_len(), plan.batch_tile(), plan.hidden_f32()), (n, bt, h32));
             let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse }).unwrap();
             let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
             let mut out = layer.alloc_output(steps).unwrap();
@@ -415,7 +425,7 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
         for &(tpr, _, _) in variant_shapes(cell) {
         let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), ..PlanOptions::default() };
         let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
-        assert_eq!((plan.list_len, plan.batch_tile), (n, bt));
+        assert_eq!((plan.list_len(), plan.batch_tile()), (n, bt));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
         let got = plan.simulate_matvec(&hv);

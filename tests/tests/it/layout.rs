@@ -48,33 +48,33 @@ fn random_csr(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
 /// Checks that the plan holds exactly the nonzeros of `w` (fp16-rounded), each once, in the
 /// thread slots of its row, with padding everywhere else, and every unit exactly once.
 fn check_permutation(p: &Plan, w: &Csr) {
-    if let Some(shape) = p.dense {
+    if let Some(shape) = p.dense() {
         return check_dense_layout(p, w, shape);
     }
-    let (h, g) = (p.hidden, p.cell.gates());
+    let (h, g) = (p.hidden(), p.cell().gates());
     let mut seen_unit = vec![0u32; h];
-    for &u in &p.units {
+    for &u in p.units() {
         if u != NO_UNIT {
             seen_unit[u as usize] += 1;
         }
     }
     assert!(seen_unit.iter().all(|&n| n == 1), "every unit exactly once");
-    assert_eq!(p.units.len(), p.grid * p.units_per_cta);
-    assert_eq!(p.weights.len(), p.list_len * p.total_threads());
-    assert_eq!(p.threads_per_cta % 32, 0);
-    assert!(p.threads_per_cta >= row_threads(p.units_per_cta, g, p.threads_per_row, p.gated_kernel));
+    assert_eq!(p.units().len(), p.grid() * p.units_per_cta());
+    assert_eq!(p.weights().len(), p.list_len() * p.total_threads());
+    assert_eq!(p.threads_per_cta() % 32, 0);
+    assert!(p.threads_per_cta() >= row_threads(p.units_per_cta(), g, p.threads_per_row(), p.gated_kernel()));
 
     let mut got: Vec<Vec<(u32, u16)>> = vec![Vec::new(); g * h];
-    let (nt, total) = (p.threads_per_cta, p.total_threads());
+    let (nt, total) = (p.threads_per_cta(), p.total_threads());
     // The packed words index the kernel's columns; map them back to units.
     let unit_of = p.unit_of_column();
-    assert_eq!(p.columns(), p.grid * p.slots_per_cta());
-    for c in 0..p.grid {
+    assert_eq!(p.columns(), p.grid() * p.slots_per_cta());
+    for c in 0..p.grid() {
         for tid in 0..nt {
-            let (u, gate) = row_of_slot(tid / p.threads_per_row, g, p.threads_per_row, p.gated_kernel);
-            let unit = if u < p.units_per_cta { p.units[c * p.units_per_cta + u] } else { NO_UNIT };
-            for k in 0..p.list_len {
-                let word = p.weights[k * total + c * nt + tid];
+            let (u, gate) = row_of_slot(tid / p.threads_per_row(), g, p.threads_per_row(), p.gated_kernel());
+            let unit = if u < p.units_per_cta() { p.units()[c * p.units_per_cta() + u] } else { NO_UNIT };
+            for k in 0..p.list_len() {
+                let word = p.weights()[k * total + c * nt + tid];
                 if nonzero_col(word) as usize == p.columns() {
                     assert_eq!(word, pad_word(p.columns()), "padding is +0.0 at the zero column");
                     continue;
@@ -97,27 +97,27 @@ fn check_permutation(p: &Plan, w: &Csr) {
 /// The dense slab holds exactly `W_hh` (fp16-rounded) at the kernel's columns of its units' gate
 /// rows, zeros everywhere else (padding rows, padding columns, pruned entries).
 fn check_dense_layout(p: &Plan, w: &Csr, shape: DenseShape) {
-    let g = p.cell.gates();
-    assert!(p.units_per_cta * g <= shape.m_tiles * 16, "m-tiles cover the rows");
+    let g = p.cell().gates();
+    assert!(p.units_per_cta() * g <= shape.m_tiles * 16, "m-tiles cover the rows");
     assert!(p.columns() <= shape.warps * shape.k_tiles_per_warp * 16, "k-tiles cover the columns");
-    assert_eq!(p.weights.len(), shape.words_per_thread() * p.grid * shape.threads());
+    assert_eq!(p.weights().len(), shape.words_per_thread() * p.grid() * shape.threads());
     let cols = shape.warps * shape.k_tiles_per_warp * 16;
-    let mut column_of = vec![usize::MAX; p.hidden];
+    let mut column_of = vec![usize::MAX; p.hidden()];
     for (col, &u) in p.unit_of_column().iter().enumerate() {
         if u != NO_UNIT {
             column_of[u as usize] = col;
         }
     }
     let mut seen = 0usize;
-    for c in 0..p.grid {
-        let a = sprnn::layout::dense::unpack_cta(&p.weights, p.grid, c, shape);
+    for c in 0..p.grid() {
+        let a = sprnn::layout::dense::unpack_cta(p.weights(), p.grid(), c, shape);
         let mut want = vec![0u16; a.len()];
-        for lr in 0..p.units_per_cta * g {
-            let unit = p.units[c * p.units_per_cta + lr / g];
+        for lr in 0..p.units_per_cta() * g {
+            let unit = p.units()[c * p.units_per_cta() + lr / g];
             if unit == NO_UNIT {
                 continue;
             }
-            let (ci, vals) = w.row((lr % g) * p.hidden + unit as usize);
+            let (ci, vals) = w.row((lr % g) * p.hidden() + unit as usize);
             for (&col, &v) in ci.iter().zip(vals) {
                 want[lr * cols + column_of[col as usize]] = f16::from_f32(v).to_bits();
                 seen += 1;
@@ -130,7 +130,7 @@ fn check_dense_layout(p: &Plan, w: &Csr, shape: DenseShape) {
 
 /// Checks `simulate_matvec` against W·h in f64 over fp16-rounded weights and h.
 fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
-    let (h, b, rows) = (p.hidden, p.batch, p.rows());
+    let (h, b, rows) = (p.hidden(), p.batch(), p.rows());
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let hv: Vec<f32> = (0..b * h)
         .map(|_| {
@@ -283,7 +283,7 @@ fn check_fit_agrees_with_plan() {
             (Ok(p), Ok(f)) => {
                 fits += 1;
                 assert_eq!(
-                    (p.grid, p.units_per_cta, p.threads_per_cta, p.threads_per_row, p.list_len, p.batch_tile, p.registers_per_thread, p.smem_bytes),
+                    (p.grid(), p.units_per_cta(), p.threads_per_cta(), p.threads_per_row(), p.list_len(), p.batch_tile(), p.registers_per_thread(), p.smem_bytes()),
                     (f.grid, f.units_per_cta, f.threads_per_cta, f.threads_per_row, f.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
                     "{case}"
                 );
@@ -292,7 +292,7 @@ fn check_fit_agrees_with_plan() {
                 refused += 1;
                 assert_eq!(a, b, "{case}");
             }
-            (a, b) => panic!("{case}: plan {:?} but check_fit {:?}", a.map(|p| p.list_len), b),
+            (a, b) => panic!("{case}: plan {:?} but check_fit {:?}", a.map(|p| p.list_len()), b),
         }
     }
     assert!(fits >= 3 && refused >= 3, "{fits} fit, {refused} refused: the cases should exercise both");
@@ -353,17 +353,17 @@ fn bank_aware_is_never_worse_than_naive() {
                     assert!(x <= y, "{name} TPR {tpr} B {batch}: warp {i} bank-aware {x} > naive {y}");
                 }
                 // The statistics agree with the recomputed per-warp totals.
-                assert_eq!(aware.bank.wavefronts, a.iter().sum::<u64>());
-                assert_eq!(naive.bank.wavefronts, b.iter().sum::<u64>());
-                assert_eq!(aware.bank_naive, naive.bank);
-                let ideal = aware.bank.ideal as f64;
+                assert_eq!(aware.bank().wavefronts, a.iter().sum::<u64>());
+                assert_eq!(naive.bank().wavefronts, b.iter().sum::<u64>());
+                assert_eq!(aware.bank_naive(), naive.bank());
+                let ideal = aware.bank().ideal as f64;
                 if batch <= 4 {
                     // Where there is room (B = 1, 4), at least half of the excess goes away.
                     assert!(
-                        aware.bank.mean() - ideal <= 0.5 * (naive.bank.mean() - ideal) + 0.05,
+                        aware.bank().mean() - ideal <= 0.5 * (naive.bank().mean() - ideal) + 0.05,
                         "{name} TPR {tpr} B {batch}: {:.3} vs naive {:.3}",
-                        aware.bank.mean(),
-                        naive.bank.mean()
+                        aware.bank().mean(),
+                        naive.bank().mean()
                     );
                 }
             }
@@ -410,21 +410,21 @@ fn h200_rnn_2304_d03_b4_fits() {
     // The dense slab on request: 18 rows in 2 m-tiles, 144 k-tiles over 12 warps of 12.
     let dense = PlanOptions { kernel: Some(KernelKind::Dense), ..PlanOptions::default() };
     let d = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &dense).expect("fits");
-    assert_eq!(d.dense, Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 12, warps: 12 }));
-    assert_eq!((d.grid, d.units_per_cta, d.threads_per_cta), (128, 18, 384));
-    check_dense_layout(&d, &w, d.dense.unwrap());
+    assert_eq!(d.dense(), Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 12, warps: 12 }));
+    assert_eq!((d.grid(), d.units_per_cta(), d.threads_per_cta()), (128, 18, 384));
+    check_dense_layout(&d, &w, d.dense().unwrap());
     check_matvec(&d, &w, 5);
     let p = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
-    assert_eq!(p.dense, None, "the sparse lists are the default");
-    assert_eq!((p.grid, p.units_per_cta, p.batch_tile), (128, 18, 4));
-    assert!(p.threads_per_cta <= 1024);
-    assert!(p.threads_per_cta as u64 * p.registers_per_thread.div_ceil(8) as u64 * 8 <= 65536);
-    assert!(p.threads_per_row * p.list_len >= p.max_row_nnz);
-    assert!(p.smem_bytes <= 227 * 1024);
-    assert!(p.bank.mean() < p.bank_naive.mean());
+    assert_eq!(p.dense(), None, "the sparse lists are the default");
+    assert_eq!((p.grid(), p.units_per_cta(), p.batch_tile()), (128, 18, 4));
+    assert!(p.threads_per_cta() <= 1024);
+    assert!(p.threads_per_cta() as u64 * p.registers_per_thread().div_ceil(8) as u64 * 8 <= 65536);
+    assert!(p.threads_per_row() * p.list_len() >= p.max_row_nnz());
+    assert!(p.smem_bytes() <= 227 * 1024);
+    assert!(p.bank().mean() < p.bank_naive().mean());
     // Balance: within one unit (≤ 4 rows ≈ 3 % here) of the mean.
-    let mean = p.nnz as f64 / p.grid as f64;
-    let max = *p.cta_nnz.iter().max().unwrap() as f64;
+    let mean = p.nnz() as f64 / p.grid() as f64;
+    let max = *p.cta_nnz().iter().max().unwrap() as f64;
     assert!(max <= mean * 1.01, "max {max} mean {mean}");
 }
 
@@ -447,15 +447,15 @@ fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
     // The suggested density does fit.
     let w = random_csr(4 * 2304, 2304, fit_density, 23);
     let p = h200_plan(&w, Cell::Lstm, 4).expect("the suggested density fits");
-    assert_eq!(p.grid, 128);
+    assert_eq!(p.grid(), 128);
 }
 
 #[test]
 fn a100_rnn_2304_d03_b4_fits() {
     let w = random_csr(2304, 2304, 0.3, 24);
     let p = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::a100(), &PlanOptions::default()).expect("fits");
-    assert!(p.grid <= 108);
-    assert_eq!(p.units_per_cta, 22);
+    assert!(p.grid() <= 108);
+    assert_eq!(p.units_per_cta(), 22);
 }
 
 #[test]
@@ -464,7 +464,7 @@ fn too_big_layer_gives_does_not_fit() {
     // TPR 16 x N 96 needs 576 threads x 144 registers > 64 K.
     let w = random_csr(4 * 1152, 1152, 0.9, 26);
     // (The dense slab holds this layer: 36 rows x 1152 columns per CTA; the sparse lists do not.)
-    assert!(h200_plan(&w, Cell::Lstm, 4).is_ok_and(|p| p.dense.is_some()));
+    assert!(h200_plan(&w, Cell::Lstm, 4).is_ok_and(|p| p.dense().is_some()));
     let err = h200_sparse_plan(&w, Cell::Lstm, 4).unwrap_err();
     match err {
         PlanError::DoesNotFit { fit_density, density, .. } => {
@@ -500,10 +500,10 @@ fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
 fn small_hidden_uses_fewer_ctas() {
     let w = random_csr(3 * 40, 40, 0.2, 28);
     let p = h200_plan(&w, Cell::Gru, 1).unwrap();
-    assert_eq!((p.grid, p.units_per_cta), (20, 2));
+    assert_eq!((p.grid(), p.units_per_cta()), (20, 2));
     let w = random_csr(1, 1, 1.0, 29);
     let p = h200_plan(&w, Cell::RnnRelu, 1).unwrap();
-    assert_eq!((p.grid, p.units_per_cta), (1, 1));
+    assert_eq!((p.grid(), p.units_per_cta()), (1, 1));
     check_matvec(&p, &w, 3);
 }
 
@@ -560,9 +560,9 @@ fn forced_options_are_obeyed() {
     let w = random_csr(256, 256, 0.1, 33);
     let o = PlanOptions { ctas: Some(16), threads_per_row: Some(4), list_len: Some(32), ..PlanOptions::default() };
     let p = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &o).unwrap();
-    assert_eq!((p.grid, p.units_per_cta, p.threads_per_row, p.list_len), (16, 16, 4, 32));
+    assert_eq!((p.grid(), p.units_per_cta(), p.threads_per_row(), p.list_len()), (16, 16, 4, 32));
     // Threads are not forced: at least the 64 the rows need, possibly more for the gather.
-    assert!(p.threads_per_cta >= 64 && p.threads_per_cta % 32 == 0, "{}", p.threads_per_cta);
+    assert!(p.threads_per_cta() >= 64 && p.threads_per_cta() % 32 == 0, "{}", p.threads_per_cta());
     check_permutation(&p, &w);
 }
 
