@@ -457,88 +457,21 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
 /// The sparse kernel's fit decision (see [`check_fit`]).
 fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let hidden = stats.hidden;
-    let gates = cell.gates();
     validate_sizes(hidden, stats.rows, cell, batch)?;
-    let cps = opts.ctas_per_sm.unwrap_or(1);
-    // At least one warp per CTA: more CTAs per SM than `max_threads_per_sm / 32` can never be
-    // resident (and the bound keeps `sm_count * ctas_per_sm` from overflowing).
-    let max_cps = (device.max_threads_per_sm / 32).max(1);
-    if cps == 0 || cps > max_cps {
-        return Err(PlanError::BadOption {
-            option: "ctas_per_sm",
-            value: cps,
-            allowed: format!("1 to {max_cps} (one warp per CTA on the {})", device.name),
-        });
-    }
-    if let Some(t) = opts.threads_per_row {
-        if !THREADS_PER_ROW.contains(&t) {
-            return Err(PlanError::BadOption { option: "threads_per_row", value: t, allowed: "1, 2, 4, 8, 16 or 32".into() });
-        }
-    }
-    if let Some(n) = opts.list_len {
-        if !LIST_LENGTHS.contains(&n) {
-            return Err(PlanError::BadOption { option: "list_len", value: n, allowed: format!("one of {LIST_LENGTHS:?}") });
-        }
-    }
-    let max_ctas = device.sm_count * cps;
-    let (grid, upc) = match opts.ctas {
-        Some(0) => return Err(PlanError::BadOption { option: "ctas", value: 0, allowed: "at least 1".into() }),
-        Some(c) if c > max_ctas => {
-            return Err(PlanError::NotCoResident { ctas: c, ctas_per_sm: cps, sm_count: device.sm_count })
-        }
-        Some(c) if c > hidden => {
-            return Err(PlanError::BadOption { option: "ctas", value: c, allowed: format!("at most H = {hidden}") })
-        }
-        Some(c) => (c, hidden.div_ceil(c)),
-        None => default_grid(hidden, max_ctas),
-    };
+    let cps = sparse_options(device, opts)?;
+    let (grid, upc) = sparse_grid(hidden, device, cps, opts)?;
     check_columns(hidden, grid, upc, batch)?;
-
-    // Shared memory: f32 hidden state where it fits (unless an option says otherwise).
-    let have_smem = device.shared_per_cta(cps);
-    let smem = |b: usize, h32: bool| smem_bytes_for(cell, grid, upc, b, h32);
     // fp16 by default: measured faster than f32 at every point but one (H200, bench/RESULTS.md):
     // the f32 state's 16-byte loads need twice the shared-memory wavefronts of the fp16 ones,
     // which costs more than the conversions they save.
     let hidden_f32 = opts.hidden_f32.unwrap_or(false);
-    let smem_bytes = smem(batch, hidden_f32);
-    if smem_bytes > have_smem {
-        // The largest b such that every batch up to b fits ("batch <= b fits" must hold for
-        // each smaller one too: shared memory is not monotone in b, since each CTA's columns
-        // are padded until S·b is a multiple of 4). At most `have_smem / 2H` candidates.
-        let top = (batch - 1).min(have_smem / (2 * (hidden + 1)));
-        let lo = (1..=top).take_while(|&b| smem(b, hidden_f32) <= have_smem).last().unwrap_or(0);
-        return Err(PlanError::SharedMemory { need_bytes: smem_bytes, have_bytes: have_smem, batch, max_batch: lo });
-    }
+    let smem_bytes = sparse_smem(cell, hidden, batch, device, cps, (grid, upc), hidden_f32)?;
 
     // Registers and threads.
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     let limits = Limits::new(device, cps);
-    let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
-    let shapes: Vec<Shape> = tprs
-        .iter()
-        .filter_map(|&tpr| {
-            let n = match opts.list_len {
-                Some(n) => n,
-                None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz)?,
-            };
-            Some((tpr, n))
-        })
-        .flat_map(|(tpr, n)| {
-            // GRU and LSTM on either family where the gated one can run the shape.
-            let families: &[bool] = if gated_kernel(gates, tpr, bt) { &[true, false] } else { &[false] };
-            families.iter().map(move |&gated| (tpr, n, gated))
-        })
-        .flat_map(|(tpr, n, gated)| {
-            // Padding threads only help the gather; offer the bare shape, wider ones, and the
-            // widths at which every thread makes one or two serial polls.
-            let polls = (hidden * batch).div_ceil(VALUES_PER_POLL);
-            [0, 256, 512, 768, 1024, round_up(polls, 32), round_up(polls.div_ceil(2), 32)]
-                .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, upc, (tpr, n, gated), bt, hidden_f32, batch, cps, extra))
-        })
-        .collect();
+    let shapes = candidate_shapes(device, cell, (hidden, upc, batch, cps), max_row_nnz, hidden_f32, opts);
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
         if tpr * n < max_row_nnz {
             return Err(PlanError::RowTooLong { row: stats.longest_row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n });
@@ -563,6 +496,94 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         smem_bytes,
         dense: None,
     })
+}
+
+/// The sparse kernel's options checked against the device: CTAs per SM (returned), threads per
+/// row, list length.
+fn sparse_options(device: &DeviceInfo, opts: &PlanOptions) -> Result<usize, PlanError> {
+    let cps = opts.ctas_per_sm.unwrap_or(1);
+    // At least one warp per CTA: more CTAs per SM than `max_threads_per_sm / 32` can never be
+    // resident (and the bound keeps `sm_count * ctas_per_sm` from overflowing).
+    let max_cps = (device.max_threads_per_sm / 32).max(1);
+    if cps == 0 || cps > max_cps {
+        return Err(PlanError::BadOption {
+            option: "ctas_per_sm",
+            value: cps,
+            allowed: format!("1 to {max_cps} (one warp per CTA on the {})", device.name),
+        });
+    }
+    if let Some(t) = opts.threads_per_row {
+        if !THREADS_PER_ROW.contains(&t) {
+            return Err(PlanError::BadOption { option: "threads_per_row", value: t, allowed: "1, 2, 4, 8, 16 or 32".into() });
+        }
+    }
+    if let Some(n) = opts.list_len {
+        if !LIST_LENGTHS.contains(&n) {
+            return Err(PlanError::BadOption { option: "list_len", value: n, allowed: format!("one of {LIST_LENGTHS:?}") });
+        }
+    }
+    Ok(cps)
+}
+
+/// The grid and units per CTA: forced by `opts.ctas` (checked against co-residency and `H`) or
+/// [`default_grid`].
+fn sparse_grid(hidden: usize, device: &DeviceInfo, cps: usize, opts: &PlanOptions) -> Result<(usize, usize), PlanError> {
+    let max_ctas = device.sm_count * cps;
+    match opts.ctas {
+        Some(0) => Err(PlanError::BadOption { option: "ctas", value: 0, allowed: "at least 1".into() }),
+        Some(c) if c > max_ctas => Err(PlanError::NotCoResident { ctas: c, ctas_per_sm: cps, sm_count: device.sm_count }),
+        Some(c) if c > hidden => Err(PlanError::BadOption { option: "ctas", value: c, allowed: format!("at most H = {hidden}") }),
+        Some(c) => Ok((c, hidden.div_ceil(c))),
+        None => Ok(default_grid(hidden, max_ctas)),
+    }
+}
+
+/// Shared memory per CTA of the sparse kernel, or [`PlanError::SharedMemory`] with the largest
+/// batch that fits.
+fn sparse_smem(cell: Cell, hidden: usize, batch: usize, device: &DeviceInfo, cps: usize, (grid, upc): (usize, usize), hidden_f32: bool) -> Result<usize, PlanError> {
+    let have_smem = device.shared_per_cta(cps);
+    let smem = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32);
+    let smem_bytes = smem(batch);
+    if smem_bytes > have_smem {
+        // The largest b such that every batch up to b fits ("batch <= b fits" must hold for
+        // each smaller one too: shared memory is not monotone in b, since each CTA's columns
+        // are padded until S·b is a multiple of 4). At most `have_smem / 2H` candidates.
+        let top = (batch - 1).min(have_smem / (2 * (hidden + 1)));
+        let lo = (1..=top).take_while(|&b| smem(b) <= have_smem).last().unwrap_or(0);
+        return Err(PlanError::SharedMemory { need_bytes: smem_bytes, have_bytes: have_smem, batch, max_batch: lo });
+    }
+    Ok(smem_bytes)
+}
+
+/// Every candidate launch shape: each threads-per-row (or the forced one) with the shortest list
+/// that holds the longest row (or the forced one), on both kernel families where the gated one
+/// can run it, bare or widened by padding threads for the gather.
+fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, upc, batch, cps): (usize, usize, usize, usize), max_row_nnz: usize, hidden_f32: bool, opts: &PlanOptions) -> Vec<Shape> {
+    let bt = batch_tile(batch);
+    let gates = cell.gates();
+    let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
+    tprs.iter()
+        .filter_map(|&tpr| {
+            let n = match opts.list_len {
+                Some(n) => n,
+                None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz)?,
+            };
+            Some((tpr, n))
+        })
+        .flat_map(|(tpr, n)| {
+            // GRU and LSTM on either family where the gated one can run the shape.
+            let families: &[bool] = if gated_kernel(gates, tpr, bt) { &[true, false] } else { &[false] };
+            families.iter().map(move |&gated| (tpr, n, gated))
+        })
+        .flat_map(|(tpr, n, gated)| {
+            // Padding threads only help the gather; offer the bare shape, wider ones, and the
+            // widths at which every thread makes one or two serial polls.
+            let polls = (hidden * batch).div_ceil(VALUES_PER_POLL);
+            [0, 256, 512, 768, 1024, round_up(polls, 32), round_up(polls.div_ceil(2), 32)]
+                .into_iter()
+                .map(move |extra| Shape::new(device, cell, hidden, upc, (tpr, n, gated), bt, hidden_f32, batch, cps, extra))
+        })
+        .collect()
 }
 
 /// Lays a layer out for a given launch shape, without checking it against any device (threads
@@ -657,9 +678,10 @@ fn validate_sizes(hidden: usize, rows: usize, cell: Cell, batch: usize) -> Resul
     Ok(())
 }
 
-/// Lays a layer out for `g`; `(ctas_per_sm, registers_per_thread)` are the figures the fit was
-/// checked for (`(1, ptxas's count)` where it was not).
-fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, hidden_f32: bool, (ctas_per_sm, registers_per_thread): (usize, u32)) -> Result<Plan, PlanError> {
+/// Checks a launch shape against the layer: options the kernel has, a grid that holds every
+/// unit, threads for every row (whole units per warp on the gated family), 32-bit sizes, rows
+/// that fit their lists, and columns within the format's limit.
+fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry) -> Result<(), PlanError> {
     let hidden = w_hh.cols();
     let gates = cell.gates();
     let bad = |option: &'static str, value: usize, allowed: String| Err(PlanError::BadOption { option, value, allowed });
@@ -707,7 +729,17 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
             list_len: g.list_len,
         });
     }
-    check_columns(hidden, g.grid, g.units_per_cta, batch)?;
+    check_columns(hidden, g.grid, g.units_per_cta, batch)
+}
+
+/// Lays a layer out for `g`; `(ctas_per_sm, registers_per_thread)` are the figures the fit was
+/// checked for (`(1, ptxas's count)` where it was not).
+fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, hidden_f32: bool, (ctas_per_sm, registers_per_thread): (usize, u32)) -> Result<Plan, PlanError> {
+    check_geometry(w_hh, cell, batch, g)?;
+    let hidden = w_hh.cols();
+    let gates = cell.gates();
+    // The gated kernel family (`format::gated_kernel`) lays rows out as whole units per warp.
+    let whole_units = g.gated_kernel;
     let (part, w_cols) = partition_columns(w_hh, gates, g.grid, g.units_per_cta, batch);
     let model = BankModel::new(batch, if hidden_f32 { 4 } else { 2 });
     let shape = PackShape {
