@@ -136,13 +136,6 @@ pub const fn gated_kernel(gates: usize, threads_per_row: usize, batch_tile: usiz
     gates > 1 && units_per_warp(gates, threads_per_row) > 0 && threads_per_row >= batch_tile
 }
 
-/// Whether the kernel finishes the cell inside the row reduction (no separate cell phase):
-/// always for RNN; for GRU and LSTM on the gated family ([`gated_kernel`]).
-#[inline(always)]
-pub const fn fuses_cell(gates: usize, threads_per_row: usize, batch_tile: usize) -> bool {
-    gates == 1 || gated_kernel(gates, threads_per_row, batch_tile)
-}
-
 /// The row of row slot `slot` (thread `tid / threads_per_row`): `(local unit, gate)`. With
 /// `whole_units` (the gated family) each warp holds [`units_per_warp`] whole units and the
 /// lanes left over are gaps, unit `usize::MAX`; otherwise slot `s` is gate `s % G` of unit
@@ -181,17 +174,16 @@ pub const fn row_threads(units_per_cta: usize, gates: usize, threads_per_row: us
     }
 }
 
-/// Batch entries of a tile each lane of a row holds after the reduce-scatter butterfly
-/// (`max(BT / TPR, 1)`), and the first of them for lane `lane` of the row, `lane · BT / TPR`:
-/// halving stage `s` exchanges half of the remaining sums with the lane `TPR >> (s + 1)` away,
-/// the lane with that bit set keeping the upper half. A lane *leads* its entries when
-/// `lane · BT` is a multiple of `TPR` (when `TPR > BT`, `TPR / BT` lanes hold each sum).
+/// The batch entry of a tile whose sum lane `lane` of a row holds after the reduce-scatter
+/// butterfly with `TPR ≥ BT` (the gated family's case), `lane · BT / TPR`, and whether the lane
+/// *leads* it (`lane · BT` a multiple of `TPR`; `TPR / BT` lanes hold each sum): halving stage
+/// `s` exchanges half of the remaining sums with the lane `TPR >> (s + 1)` away, the lane with
+/// that bit set keeping the upper half.
 #[inline(always)]
-pub const fn scatter_entries(lane: u32, batch_tile: u32, threads_per_row: u32) -> (u32, u32, bool) {
-    let per = if batch_tile > threads_per_row { batch_tile.checked_div(threads_per_row) } else { Some(1) };
-    match (per, (lane * batch_tile).checked_div(threads_per_row), (lane * batch_tile).checked_rem(threads_per_row)) {
-        (Some(per), Some(first), Some(rem)) => (per, first, rem == 0),
-        _ => (1, 0, false),
+pub const fn scatter_entry(lane: u32, batch_tile: u32, threads_per_row: u32) -> (u32, bool) {
+    match ((lane * batch_tile).checked_div(threads_per_row), (lane * batch_tile).checked_rem(threads_per_row)) {
+        (Some(first), Some(rem)) => (first, rem == 0),
+        _ => (0, false),
     }
 }
 
@@ -356,13 +348,6 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32
 /// share a warp where they fit, which finishes the cell; otherwise a separate cell phase).
 /// Each family has every `(N, BT, H32)` variant, with its own register budget.
 pub const GATED: [bool; 2] = [false, true];
-
-impl Cell {
-    /// Whether the cell runs on the gated kernel family (GRU, LSTM; see [`GATED`]).
-    pub const fn gated(self) -> bool {
-        self.gates() > 1
-    }
-}
 
 /// Hidden-state element types in shared memory the recurrent kernel is instantiated for:
 /// `false` fp16 (2 bytes, converted at every use), `true` f32 (4 bytes, converted once by the

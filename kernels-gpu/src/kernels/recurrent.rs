@@ -20,7 +20,7 @@
 //!      - RNN: [`butterfly`], and lane `j` of the row finishes batch entry `j` of the tile right
 //!        there ([`finish_h`]);
 //!      - GRU and LSTM where a unit's gate rows share a warp and `TPR ≥ BT`
-//!        (`format::fuses_cell`): [`reduce_scatter`] (each lane ends with one entry's sum), then
+//!        (`format::gated_kernel`): [`reduce_scatter`] (each lane ends with one entry's sum), then
 //!        [`gated_cell`]: the gate-row-0 lanes fetch the other gates' sums with shuffles and
 //!        finish the cell — no shared-memory round trip, no barrier;
 //!      - otherwise (and with `flags::SEPARATE_CELL`): [`butterfly`], lane 0 of the row writes
@@ -38,7 +38,7 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, row_of_slot, row_threads, scatter_entries, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
+    flags, row_of_slot, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
     RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
@@ -497,8 +497,8 @@ unsafe fn butterfly<const BT: usize>(mut acc: [f32; BT], tpr: u32) -> [f32; BT] 
 /// the remaining sums to the lane `TPR >> (s + 1)` away and adds the half it keeps (the lane
 /// with that bit set keeps the upper half), until one sum is left or the lanes run out; then
 /// the lanes that share a sum add it up (`acc += shfl_xor(acc, m)` for the remaining `m`).
-/// Afterwards lane `j` holds the row's sums of the tile's entries
-/// `format::scatter_entries(j, BT, TPR)` in `acc[0..]`. The sum of each entry is added up in
+/// Afterwards lane `j` holds the row's sums of entries `j · BT / TPR ..` of the tile in `acc[0..]`
+/// (one entry when `TPR ≥ BT`: `format::scatter_entry`). The sum of each entry is added up in
 /// the same tree as the plain butterfly over all `BT` sums (distance `TPR / 2` first), so every
 /// bit is the same; it costs `BT − 1 + log2(TPR / BT)` shuffles instead of `BT · log2(TPR)`.
 ///
@@ -528,14 +528,14 @@ unsafe fn reduce_scatter<const BT: usize>(mut acc: [f32; BT], tpr: u32, lane: u3
     acc
 }
 
-/// A thread's part in the gated family's fused cell (`format::fuses_cell`): after
+/// A thread's part in the gated family's fused cell (`format::gated_kernel`): after
 /// [`reduce_scatter`] each lane holds one sum (`TPR ≥ BT`), entry `first` of the tile, and the
 /// lanes of gate row 0 that lead their sums finish the cell of their unit's entry. Computed
 /// once; `unit` is [`NO_UNIT`] on every other lane.
 pub(super) struct GatedLane {
     /// Local unit of the row.
     lu: u32,
-    /// The tile's entry whose sum this lane holds (`format::scatter_entries`).
+    /// The tile's entry whose sum this lane holds (`format::scatter_entry`).
     first: u32,
     /// The unit whose cell this lane finishes, or [`NO_UNIT`].
     unit: u32,
@@ -551,7 +551,7 @@ impl GatedLane {
     /// Kernel contract (the unit table and `b_hh` have their documented sizes).
     #[inline(always)]
     unsafe fn new<const BT: usize>(p: &RecurrentParams, l: &Layer, tid: u32, lu: usize, gate: usize) -> GatedLane {
-        let (_, first, leads) = scatter_entries(tid & (l.tpr - 1), BT as u32, l.tpr);
+        let (first, leads) = scatter_entry(tid & (l.tpr - 1), BT as u32, l.tpr);
         let lu = if lu < l.upc as usize { lu as u32 } else { u32::MAX };
         let unit = if leads && gate == 0 && lu != u32::MAX {
             // SAFETY: the unit table holds grid · upc entries.
@@ -828,7 +828,6 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
 
     // ---- Phase 2: warm start.
-    // SAFETY: kernel contract.
     // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
     unsafe { warm_start::<H32>(p, &l, (l.columns + 1) * l.batch) };
 

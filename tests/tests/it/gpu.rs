@@ -306,7 +306,7 @@ fn kernel_variants() -> impl Iterator<Item = KernelVariant> {
 /// row (a unit's gate rows share a warp: the fused cell, both types, and the separate phase)
 /// and 32 (the rows do not fit one warp: the separate phase).
 fn variant_shapes(cell: Cell) -> &'static [(usize, bool, bool)] {
-    if cell.gated() {
+    if cell.gates() > 1 {
         &[(8, true, true), (8, false, true), (8, false, false), (32, false, true)]
     } else {
         &[(32, true, true), (32, false, true), (32, true, false)]
