@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use sprnn::advice::{self, Refusal};
-use sprnn::layout::{self, DeviceInfo, KernelKind, Plan, PlanError, PlanOptions, RowStats, WeightOrder};
+use sprnn::layout::{self, DeviceInfo, KernelKind, Plan, PlanError, PlanOptions, Products, RowStats, WeightOrder};
 use sprnn::Gpu;
 
 use crate::layer::{self, LayerSource};
@@ -35,6 +35,15 @@ pub enum HiddenArg {
     /// fp16: half the shared memory, converted at every use.
     F16,
     /// f32: converted once per step.
+    F32,
+}
+
+/// The arithmetic of the sparse product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProductsArg {
+    /// fp16 FMAs over groups of eight nonzeros, the groups' sums added in f32.
+    F16,
+    /// Every product and sum in f32.
     F32,
 }
 
@@ -76,6 +85,10 @@ pub struct PlanArgs {
     /// Hidden state in shared memory: f32 or fp16 (default: fp16).
     #[arg(long, value_enum)]
     pub hidden_state: Option<HiddenArg>,
+    /// Arithmetic of the sparse product: f16 group sums or f32 (default: f16 for tanh, GRU and
+    /// LSTM with the fp16 hidden state, else f32).
+    #[arg(long, value_enum)]
+    pub products: Option<ProductsArg>,
     /// Kernel: sparse lists or the dense tensor-core slab (default: sparse; dense where only it
     /// fits).
     #[arg(long, value_enum)]
@@ -105,6 +118,10 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "dense_m_tiles": p.dense().map(|s| s.m_tiles),
         "dense_k_tiles_per_warp": p.dense().map(|s| s.k_tiles_per_warp),
         "hidden_state": if p.hidden_f32() { "f32" } else { "f16" },
+        "products": match p.products() {
+            Products::F16 => "f16",
+            Products::F32 => "f32",
+        },
         "columns": p.columns(),
         "slots_per_cta": p.slots_per_cta(),
         "smem_bytes": p.smem_bytes(),
@@ -192,6 +209,13 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
         p.columns(),
         p.slots_per_cta()
     );
+    println!(
+        "products:           {}",
+        match p.products() {
+            Products::F16 => "fp16 FMAs over groups of 8 nonzeros, group sums added in f32",
+            Products::F32 => "every product and sum in f32",
+        }
+    );
     println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes(), d.shared_per_cta(p.ctas_per_sm()));
     println!(
         "registers:          {} per thread, {} per SM (of {})",
@@ -232,6 +256,10 @@ pub fn main(args: &PlanArgs) -> CliResult {
         kernel: args.kernel.map(|k| match k {
             KernelArg::Sparse => KernelKind::Sparse,
             KernelArg::Dense => KernelKind::Dense,
+        }),
+        products: args.products.map(|p| match p {
+            ProductsArg::F16 => Products::F16,
+            ProductsArg::F32 => Products::F32,
         }),
     };
     let cell = sprnn::Cell::from(args.layer.cell);

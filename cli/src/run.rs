@@ -28,7 +28,9 @@ use crate::{progress, CliResult, Failure};
 /// Arithmetic of the CPU reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionArg {
-    /// fp16 weights and hidden state, f32 sums and cell math: exactly where the GPU rounds.
+    /// fp16 weights and hidden state, the products summed as the GPU's default plan sums them
+    /// (fp16 group sums for tanh, GRU and LSTM, f32 for ReLU), f32 cell math: exactly where the
+    /// GPU rounds.
     DeviceFaithful,
     /// Everything in f32.
     F32,
@@ -47,10 +49,12 @@ impl PrecisionArg {
     }
 }
 
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Precision {
-        match p {
-            PrecisionArg::DeviceFaithful => Precision::DeviceFaithful,
+impl PrecisionArg {
+    /// The reference precision for layers of `cell` (device-faithful: the default plan's
+    /// products, `sprnn::layout::default_products`).
+    pub fn for_cell(self, cell: Cell) -> Precision {
+        match self {
+            PrecisionArg::DeviceFaithful => Precision::device_faithful(sprnn::layout::default_products(cell, false)),
             PrecisionArg::F32 => Precision::F32,
             PrecisionArg::F64 => Precision::F64,
         }
@@ -231,7 +235,7 @@ fn run_layer_on_gpu(gpu: &Gpu, l: &Layer, inp: &Inputs, pieces: &[(usize, usize)
 fn run_layer_on_reference(args: &RunArgs, l: &Layer, inp: &Inputs, pieces: &[(usize, usize)]) -> CliResult<LayerRun> {
     let (b, h) = (inp.batch, l.hidden());
     let per_step = b * l.cell.gates() * h;
-    let precision = Precision::from(args.precision);
+    let precision = args.precision.for_cell(l.cell);
     let mut state = StreamState::new(l.cell, b, h);
     if inp.h0.is_some() || inp.c0.is_some() {
         let zeros = vec![0.0; b * h];
@@ -408,7 +412,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
     let (output, h_n, c_n, engine) = match gpu {
         Some(gpu) => run_model_on_gpu(&gpu, &model, &inp, &pieces)?,
         None => {
-            let precision = Precision::from(args.precision);
+            let precision = args.precision.for_cell(cell);
             let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
             let progress = progress::Chunks::new(pieces.len(), Some("running the CPU reference"));
             let mut output = Vec::with_capacity(steps * b * dirs * h);

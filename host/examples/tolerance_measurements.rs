@@ -6,7 +6,9 @@
 //! `cargo run --release -p sprnn --example tolerance_measurements`
 //!
 //! `SPRNN_SHAPES="H:T:B,H:T:B"` overrides the shapes, `SPRNN_RADIUS` the bound on every gate
-//! block's largest singular value (0.95).
+//! block's largest singular value (0.95). `SPRNN_PRODUCTS=f16` measures against
+//! `Precision::DeviceFaithfulF16` (fp16 group sums; the permuted runs sum in fp16 groups too),
+//! the last column then being `Precision::DeviceFaithful` (f32 products) against it.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +34,10 @@ fn main() {
         radius: f64,
     }
     let mut cases = Vec::new();
+    let base = match std::env::var("SPRNN_PRODUCTS").as_deref() {
+        Ok("f16") => Precision::DeviceFaithfulF16,
+        _ => Precision::DeviceFaithful,
+    };
     let radius: f64 = std::env::var("SPRNN_RADIUS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.95);
     // SPRNN_SHAPES="H:T:B,H:T:B" overrides the shapes, SPRNN_RADIUS the sigma_max bound.
     let shapes: Vec<(usize, usize, usize)> = match std::env::var("SPRNN_SHAPES") {
@@ -66,18 +72,19 @@ fn main() {
                 let u = uniform(seed + 200, c.steps * c.batch * g * c.hidden, 1.0);
                 let h0 = uniform(seed + 300, c.batch * c.hidden, 0.5);
                 let run = |p| forward_u(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, p).unwrap().h;
-                let df = run(Precision::DeviceFaithful);
+                let df = run(base);
                 let f64r = run(Precision::F64);
                 let f32r = run(Precision::F32);
-                let perm8 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, seed + 400, 8).unwrap().h;
-                let perm4 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, seed + 500, 4).unwrap().h;
+                let other = run(if base == Precision::DeviceFaithful { Precision::DeviceFaithfulF16 } else { Precision::DeviceFaithful });
+                let perm8 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, base, (seed + 400, 8)).unwrap().h;
+                let perm4 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, base, (seed + 500, 4)).unwrap().h;
                 let cmp = |got: &[f32]| compare_steps(got, &df, c.steps, c.batch, c.hidden);
-                let (e64, e32, p8, p4) = (cmp(&f64r), cmp(&f32r), cmp(&perm8), cmp(&perm4));
+                let (e64, e32, p8, p4, eo) = (cmp(&f64r), cmp(&f32r), cmp(&perm8), cmp(&perm4), cmp(&other));
                 let scale = df.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 let line = format!(
-                    "| {:?} | {} | {} | {} | {} | {:.3} | {:.2e} (t={}) | {:.2e} | {:.2e} (t={}) | {:.2e} (t={}) |",
+                    "| {:?} | {} | {} | {} | {} | {:.3} | {:.2e} (t={}) | {:.2e} | {:.2e} (t={}) | {:.2e} (t={}) | {:.2e} |",
                     c.cell, c.hidden, c.density, c.steps, c.batch, scale, e64.worst, e64.worst_step, e32.worst,
-                    p8.worst, p8.worst_step, p4.worst, p4.worst_step
+                    p8.worst, p8.worst_step, p4.worst, p4.worst_step, eo.worst
                 );
                 println!("{line}");
                 rows.lock().unwrap().push((i, line));
@@ -86,9 +93,9 @@ fn main() {
     });
     let mut rows = rows.into_inner().unwrap();
     rows.sort();
-    println!("radius (sigma_max bound) {radius}");
-    println!("| cell | H | d | T | B | max abs h | F64 vs DF | F32 vs DF | permuted 8 lanes vs DF | permuted 4 lanes vs DF |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("radius (sigma_max bound) {radius}, DF = {base:?}");
+    println!("| cell | H | d | T | B | max abs h | F64 vs DF | F32 vs DF | permuted 8 lanes vs DF | permuted 4 lanes vs DF | other products vs DF |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (_, l) in rows {
         println!("{l}");
     }

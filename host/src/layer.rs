@@ -27,7 +27,7 @@ use crate::args::{check_finite, check_len};
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::layout::{self, Plan, PlanOptions};
+use crate::layout::{self, Plan, PlanOptions, Products};
 use crate::sparse::Csr;
 pub use crate::tensors::{DeviceInput, DeviceOutput, Input, Output};
 
@@ -66,6 +66,7 @@ pub struct SparseRecurrentLayer {
     smem_bytes: usize,
     registers: usize,
     fuse_cell: bool,
+    products: Products,
     first_step: u32,
     kernel: &'static str,
     timeout: Duration,
@@ -170,6 +171,7 @@ impl SparseRecurrentLayer {
             smem_bytes,
             registers,
             fuse_cell,
+            products: plan.products(),
             first_step: 0,
             kernel,
             timeout,
@@ -187,6 +189,12 @@ impl SparseRecurrentLayer {
     /// Cell type.
     pub fn cell(&self) -> Cell {
         self.cell
+    }
+
+    /// The arithmetic of the sparse product ([`Plan::products`]); the CPU reference that rounds
+    /// where this layer does is `reference::Precision::device_faithful(layer.products())`.
+    pub fn products(&self) -> Products {
+        self.products
     }
 
     /// Hidden size H.
@@ -394,7 +402,9 @@ impl SparseRecurrentLayer {
             units_per_cta: self.units_per_cta as u32,
             slots_per_cta: self.slots_per_cta as u32,
             columns: self.columns as u32,
-            flags: fl | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL },
+            flags: fl
+                | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL }
+                | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 },
             first_step: self.first_step,
         };
         let half = self.exchange.len() / 2;

@@ -43,6 +43,7 @@
 //!          planning     layout (plan, dense, assign, bank, pack, partition, registers) · advice
 //!              │ uses
 //!          data         sparse · weights · tensors (inputs and outputs of a forward pass)
+//!                       fp16 (the kernel's fp16 arithmetic, exactly, for the CPU twins)
 //!                       validate (checks shared by GPU and CPU) · args (the GPU side's checks)
 //!          device       gpu · driver (raw CUresult codes) · libcuda · ptx
 //!                       error (one error type for all; maps the driver's codes)
@@ -69,6 +70,7 @@ pub mod driver;
 #[cfg(not(feature = "test-hooks"))]
 pub(crate) mod driver;
 pub mod error;
+pub mod fp16;
 pub mod gpu;
 pub mod layer;
 mod libcuda;

@@ -500,6 +500,38 @@ pub fn f32_to_f16(x: f32) -> u16 {
     r
 }
 
+/// `fma.rn.f16x2`: `a * b + c` on two fp16 pairs (low and high halves), each rounded once to
+/// the nearest fp16 (ties to even), subnormals kept.
+#[inline(always)]
+pub fn fma_f16x2(a: u32, b: u32, c: u32) -> u32 {
+    let r: u32;
+    // SAFETY: pure register arithmetic.
+    unsafe {
+        asm!("fma.rn.f16x2 {r}, {a}, {b}, {c};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b,
+            c = in(reg32) c, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// The fp16 in the high half of `x`, in both halves (an operand selector of the `f16x2`
+/// instruction that uses it, not an instruction of its own).
+#[inline(always)]
+pub fn f16x2_high_pair(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: pure register moves.
+    unsafe {
+        asm!("{{ .reg .b16 sprnn_l, sprnn_h; mov.b32 {{sprnn_l, sprnn_h}}, {x}; mov.b32 {r}, {{sprnn_h, sprnn_h}}; }}",
+            r = out(reg32) r, x = in(reg32) x, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// Both fp16 halves of `x` widened exactly to f32: `[low, high]`.
+#[inline(always)]
+pub fn f16x2_to_f32(x: u32) -> [f32; 2] {
+    [f16_to_f32(x as u16), f16_to_f32((x >> 16) as u16)]
+}
+
 /// `fma.rn.f32`: `a * b + c` with one rounding.
 #[inline(always)]
 pub fn fma(a: f32, b: f32, c: f32) -> f32 {

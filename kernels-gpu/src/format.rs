@@ -317,6 +317,32 @@ pub const SPINS_PER_CHECK: u32 = 1024;
 /// them: ptxas 12.9 spills 48–96 bytes of it to local memory even at 255 registers.)
 pub const LIST_LENGTHS: [usize; 7] = [8, 16, 24, 32, 48, 64, 96];
 
+/// List entries per fp16 group with [`Products::F16`]: every list length is a multiple.
+pub const PRODUCT_GROUP: usize = 8;
+
+const _: () = {
+    let mut i = 0;
+    while i < LIST_LENGTHS.len() {
+        assert!(LIST_LENGTHS[i] % PRODUCT_GROUP == 0);
+        i += 1;
+    }
+};
+
+/// The arithmetic of a thread's products `w_k · h[col_k][b]` and their running sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Products {
+    /// Each product and sum in f32 (the product of two fp16 values is exact in f32; the sums
+    /// round to f32): four conversions and four FMAs per nonzero at a batch tile of four.
+    F32,
+    /// fp16 pairs: over each group of [`PRODUCT_GROUP`] consecutive list entries a thread runs
+    /// `g = fma(w_k, h[col_k][b], g)` in fp16 (`fma.rn.f16x2`, one rounding to the nearest fp16
+    /// per step, subnormals kept, starting from `g = +0`), then adds `f32(g)` to its f32
+    /// accumulator. Two FMAs per nonzero at a batch tile of four. A group's sum carries a
+    /// relative error of at most `γ_8 ≈ 8 · 2^-11` of the sum of its products' magnitudes (plus
+    /// `2^-25` per step below fp16's normal range), and overflows to ±inf where it passes 65504.
+    F16,
+}
+
 /// Batch tiles `BT` the recurrent kernel is instantiated for (batch values per shared load).
 pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 
@@ -328,7 +354,9 @@ pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 /// local memory, found by compiling each variant at increasing budgets (`cargo xtask
 /// build-ptx` fails on any spill, so a budget that becomes too small is caught there). The
 /// gated family (GRU, LSTM) finishes its cell inside the warp: the gate sums, inputs and biases
-/// of up to four gates live in the tile loop, eight registers more.
+/// of up to four gates live in the tile loop, eight registers more; at a batch tile of eight and
+/// `N` ≥ 48 the fp16 products' four pair sums ([`Products::F16`]) need eight more again (sixteen
+/// at `N` = 64).
 pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32 {
     let r = match (n, bt, h32) {
         (64, 1, _) | (64, 8, _) => 144,
@@ -340,6 +368,11 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32
         _ => round_up(n + 64 + 2 * bt, 8),
     };
     let r = if gated { r + 8 } else { r };
+    let r = match (gated, bt, n) {
+        (true, 8, 64) => r + 16,
+        (true, 8, 48..) => r + 8,
+        _ => r,
+    };
     if r > 255 { 255 } else { r as u32 }
 }
 
@@ -452,6 +485,10 @@ pub mod flags {
     /// entry) even where a unit's gate rows share a warp and the cell could be fused into the
     /// row reduction (for A/B measurements).
     pub const SEPARATE_CELL: u32 = 1 << 5;
+    /// fp16 products ([`Products::F16`](super::Products::F16)): each thread multiplies and adds
+    /// in fp16 pairs over groups of [`PRODUCT_GROUP`](super::PRODUCT_GROUP) list entries and
+    /// adds each group's sums to its f32 accumulators. Only with the hidden state in fp16.
+    pub const F16_PRODUCTS: u32 = 1 << 6;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
 }

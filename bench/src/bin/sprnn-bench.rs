@@ -67,7 +67,9 @@ struct Args {
     /// a separate phase after a barrier instead of in the row reduction: RNN, and GRU/LSTM on
     /// the gated kernel family), `sprnn_h16` and `sprnn_h32` (hidden state fp16 or f32
     /// in shared memory), `sprnn_sparse` and `sprnn_dense` (the sparse kernel or the dense
-    /// tensor-core slab) — each only where it differs from the default plan and fits.
+    /// tensor-core slab), `sprnn_f32_products` (the default plan with each product and sum in
+    /// f32 instead of fp16 group sums) — each only where it differs from the default plan and
+    /// fits.
     #[arg(long)]
     ab: bool,
     /// Time the input projection for these shapes `IxGHxN` (input size, G·H outputs, T·B rows;
@@ -368,6 +370,7 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
     let variants: Vec<(&'static str, Option<PlanOptions>, bool)> = if args.ab {
         vec![
             ("sprnn", None, true),
+            ("sprnn_f32_products", None, true),
             ("sprnn_separate_cell", Some(sparse(None)), false),
             ("sprnn_h16", Some(sparse(Some(false))), true),
             ("sprnn_h32", Some(sparse(Some(true))), true),
@@ -384,6 +387,10 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
         for (name, opts, fuse) in &variants {
             let (name, fuse) = (*name, *fuse);
             let plan = match opts {
+                None if name == "sprnn_f32_products" => match plan.clone().with_products(sprnn::layout::Products::F32) {
+                    Ok(p) if p.products() != plan.products() => p,
+                    _ => continue,
+                },
                 None => plan.clone(),
                 Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
                     // Only variants that differ from the default plan, and only where they fit.

@@ -111,7 +111,7 @@ pub use device::{registers_per_sm, DeviceInfo};
 pub use error::PlanError;
 pub use dense::DenseShape;
 pub use plan::{
-    check_fit, default_grid, layout_dense_with, layout_with, layout_with_hidden, plan, step_cost, Fit, Geometry, KernelKind, Plan, PlanOptions, RowStats,
+    check_fit, default_grid, default_products, layout_dense_with, layout_with, layout_with_hidden, plan, step_cost, Fit, Geometry, KernelKind, Plan, PlanOptions, RowStats,
     CELL_CYCLES, DENSE_MIN_DENSITY, SEPARATE_CELL_CYCLES, MIN_UNITS_PER_CTA, THREADS_PER_ROW,
 };
-pub use sprnn_kernels::format::Cell;
+pub use sprnn_kernels::format::{Cell, Products};

@@ -3,7 +3,7 @@
 use half::f16;
 use sprnn_kernels::format::{
     column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, gated_kernel, Cell,
-    RecurrentSmem, BATCH_TILES, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
+    Products, RecurrentSmem, BATCH_TILES, PRODUCT_GROUP, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
 };
 
 use super::assign::WeightOrder;
@@ -14,6 +14,7 @@ use super::error::PlanError;
 use super::pack::{pack, PackShape};
 use super::partition::{partition, unit_nnz};
 use super::registers::kernel_registers;
+use crate::fp16::GroupSum;
 use crate::sparse::Csr;
 
 /// The planner never gives a CTA fewer hidden units than this (unless `H` is smaller): small
@@ -43,6 +44,22 @@ pub struct PlanOptions {
     /// The kernel: sparse lists or the dense tensor-core slab (default: the sparse lists, and the
     /// dense slab where only it fits or the density is at least [`DENSE_MIN_DENSITY`]).
     pub kernel: Option<KernelKind>,
+    /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
+    /// needs the hidden state in fp16 and the sparse kernel.
+    pub products: Option<Products>,
+}
+
+/// The product arithmetic a plan gets unless told otherwise: fp16 pair sums
+/// ([`Products::F16`], half the instructions per nonzero) where the hidden state is fp16 and
+/// bounded — tanh, GRU and LSTM keep `|h| ≤ 1` (GRU: `≤ max(1, |h0|)`), so a group of eight
+/// products stays far from fp16's overflow at 65504 for any weights below 8000 in magnitude —
+/// and f32 for ReLU (unbounded `h`) and the f32 hidden state.
+pub fn default_products(cell: Cell, hidden_f32: bool) -> Products {
+    if hidden_f32 || cell == Cell::RnnRelu {
+        Products::F32
+    } else {
+        Products::F16
+    }
 }
 
 /// Which kernel a plan runs.
@@ -97,6 +114,7 @@ pub struct Plan {
     ctas_per_sm: usize,
     batch_tile: usize,
     hidden_f32: bool,
+    products: Products,
     smem_bytes: usize,
     registers_per_thread: u32,
     nnz: usize,
@@ -176,6 +194,19 @@ impl Plan {
     /// Hidden state in shared memory as f32 (else fp16; the kernel variant).
     pub fn hidden_f32(&self) -> bool {
         self.hidden_f32
+    }
+
+    /// The arithmetic of the sparse product (`Products::F32` for the dense slab).
+    pub fn products(&self) -> Products {
+        self.products
+    }
+
+    /// This plan with the product arithmetic `products`, or [`PlanError::BadOption`] where the
+    /// plan cannot run it (`Products::F16` with an f32 hidden state or on the dense slab).
+    pub fn with_products(mut self, products: Products) -> Result<Plan, PlanError> {
+        check_products(products, self.hidden_f32, self.dense.is_some())?;
+        self.products = products;
+        Ok(self)
     }
 
     /// Dynamic shared memory per CTA, bytes.
@@ -267,7 +298,7 @@ pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &Pl
         list_len: fit.list_len,
         gated_kernel: fit.gated_kernel,
     };
-    build(w_hh, cell, batch, &geometry, opts.order, fit.hidden_f32, (fit.ctas_per_sm, fit.registers_per_thread))
+    build(w_hh, cell, batch, &geometry, opts.order, (fit.hidden_f32, fit.products), (fit.ctas_per_sm, fit.registers_per_thread))
 }
 
 /// The dense slab [`plan`] could use: its fit, grid and units per CTA, or `None` (options that
@@ -278,7 +309,8 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
         || opts.ctas_per_sm.is_some_and(|c| c != 1)
         || opts.threads_per_row.is_some()
         || opts.list_len.is_some()
-        || opts.hidden_f32 == Some(true);
+        || opts.hidden_f32 == Some(true)
+        || opts.products == Some(Products::F16);
     validate_sizes(stats.hidden, stats.rows, cell, batch)?;
     if sparse_only {
         return Ok(None);
@@ -325,6 +357,7 @@ fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fi
         ctas_per_sm: 1,
         batch_tile: batch,
         hidden_f32: false,
+        products: Products::F32,
         smem_bytes: fit.smem_bytes,
         registers_per_thread: fit.registers_per_thread,
         nnz: w_hh.nnz(),
@@ -396,6 +429,8 @@ pub struct Fit {
     pub batch_tile: usize,
     /// Hidden state in shared memory as f32 (else fp16).
     pub hidden_f32: bool,
+    /// The arithmetic of the sparse product (`Products::F32` on the dense slab).
+    pub products: Products,
     /// Runs on the gated kernel family ([`Geometry::gated_kernel`]).
     pub gated_kernel: bool,
     /// CTAs per SM the fit was checked for.
@@ -428,6 +463,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
         list_len: f.shape.words_per_thread(),
         batch_tile: batch,
         hidden_f32: false,
+        products: Products::F32,
         gated_kernel: false,
         ctas_per_sm: 1,
         registers_per_thread: f.registers_per_thread,
@@ -465,13 +501,15 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     // the f32 state's 16-byte loads need twice the shared-memory wavefronts of the fp16 ones,
     // which costs more than the conversions they save.
     let hidden_f32 = opts.hidden_f32.unwrap_or(false);
+    let products = opts.products.unwrap_or(default_products(cell, hidden_f32));
+    check_products(products, hidden_f32, false)?;
     let smem_bytes = sparse_smem(cell, hidden, batch, device, cps, (grid, upc), hidden_f32)?;
 
     // Registers and threads.
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     let limits = Limits::new(device, cps);
-    let shapes = candidate_shapes(device, cell, (hidden, upc, batch, cps), max_row_nnz, hidden_f32, opts);
+    let shapes = candidate_shapes(device, cell, (hidden, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts);
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
         if tpr * n < max_row_nnz {
             return Err(PlanError::RowTooLong { row: stats.longest_row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n });
@@ -479,7 +517,7 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     }
     let fitting = shapes.iter().filter(|s| s.n * s.tpr >= max_row_nnz && limits.fits(s));
     let Some(best) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
-        return Err(does_not_fit(stats, batch, device, cps, grid, upc, cell, hidden_f32, &shapes, opts, &limits));
+        return Err(does_not_fit(stats, batch, device, cps, grid, upc, cell, (hidden_f32, products), &shapes, opts, &limits));
     };
     Ok(Fit {
         grid,
@@ -489,6 +527,7 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         list_len: best.n,
         batch_tile: bt,
         hidden_f32,
+        products,
         gated_kernel: best.gated,
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
@@ -558,7 +597,7 @@ fn sparse_smem(cell: Cell, hidden: usize, batch: usize, device: &DeviceInfo, cps
 /// Every candidate launch shape: each threads-per-row (or the forced one) with the shortest list
 /// that holds the longest row (or the forced one), on both kernel families where the gated one
 /// can run it, bare or widened by padding threads for the gather.
-fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, upc, batch, cps): (usize, usize, usize, usize), max_row_nnz: usize, hidden_f32: bool, opts: &PlanOptions) -> Vec<Shape> {
+fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, upc, batch, cps): (usize, usize, usize, usize), max_row_nnz: usize, state: (bool, Products), opts: &PlanOptions) -> Vec<Shape> {
     let bt = batch_tile(batch);
     let gates = cell.gates();
     let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
@@ -581,7 +620,7 @@ fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, upc, batch, cps): 
             let polls = (hidden * batch).div_ceil(VALUES_PER_POLL);
             [0, 256, 512, 768, 1024, round_up(polls, 32), round_up(polls.div_ceil(2), 32)]
                 .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, upc, (tpr, n, gated), bt, hidden_f32, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, hidden, upc, (tpr, n, gated), bt, state, batch, cps, extra))
         })
         .collect()
 }
@@ -598,7 +637,7 @@ pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, or
 pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
     let registers = kernel_registers(geometry.list_len, batch_tile(batch), hidden_f32, geometry.gated_kernel).unwrap_or(0);
-    build(w_hh, cell, batch, geometry, order, hidden_f32, (1, registers))
+    build(w_hh, cell, batch, geometry, order, (hidden_f32, default_products(cell, hidden_f32)), (1, registers))
 }
 
 /// Lays a layer out as a dense slab of a given shape on `grid` CTAs of `units_per_cta` units,
@@ -622,6 +661,19 @@ pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, unit
     let registers_per_thread = super::registers::dense_kernel_registers(shape.m_tiles, shape.k_tiles_per_warp).unwrap_or(0);
     let fit = DenseFit { shape, registers_per_thread, registers_per_sm: 0, smem_bytes: shape.smem_bytes(cell, batch, slots, units_per_cta) };
     build_dense(w_hh, cell, batch, grid, units_per_cta, fit, WeightOrder::BankAware)
+}
+
+/// [`PlanError::BadOption`] where `products` cannot run: `Products::F16` needs the hidden state
+/// in fp16 and the sparse kernel.
+fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(), PlanError> {
+    if products == Products::F16 && (hidden_f32 || dense) {
+        return Err(PlanError::BadOption {
+            option: "products",
+            value: 16,
+            allowed: "f32 with the hidden state in f32 or the dense slab (fp16 products need the fp16 hidden state and the sparse kernel)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Dynamic shared memory of a layer with `grid` CTAs of `upc` units at batch `batch`.
@@ -734,7 +786,7 @@ fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry) -> Result<
 
 /// Lays a layer out for `g`; `(ctas_per_sm, registers_per_thread)` are the figures the fit was
 /// checked for (`(1, ptxas's count)` where it was not).
-fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, hidden_f32: bool, (ctas_per_sm, registers_per_thread): (usize, u32)) -> Result<Plan, PlanError> {
+fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, (hidden_f32, products): (bool, Products), (ctas_per_sm, registers_per_thread): (usize, u32)) -> Result<Plan, PlanError> {
     check_geometry(w_hh, cell, batch, g)?;
     let hidden = w_hh.cols();
     let gates = cell.gates();
@@ -760,6 +812,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         ctas_per_sm,
         batch_tile: model.batch_tile,
         hidden_f32,
+        products,
         smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
         registers_per_thread,
         nnz: w_hh.nnz(),
@@ -837,12 +890,12 @@ impl Shape {
     /// units per warp where a unit's gate rows fit one), or `extra_threads` if that is more
     /// (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, (tpr, n, gated): (usize, usize, bool), bt: usize, h32: bool, batch: usize, cps: usize, extra_threads: usize) -> Shape {
+    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, (tpr, n, gated): (usize, usize, bool), bt: usize, (h32, products): (bool, Products), batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
         let regs = device.registers(n, bt, h32, gated).unwrap_or(u32::MAX);
         let need_regs = registers_per_sm(nt, cps, regs as usize);
         let fused = cell.gates() == 1 || gated;
-        Shape { tpr, n, gated, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, bt, batch, fused) }
+        Shape { tpr, n, gated, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, (bt, products), batch, fused) }
     }
 }
 
@@ -850,11 +903,13 @@ impl Shape {
 /// launch shape that minimises it.
 ///
 /// Per batch tile (`B / BT` of them), each thread runs `N` words. A word costs `3 + 2·BT`
-/// instructions (unpack, address, shared load, value convert; per batch value a convert and an
-/// FMA). An SM has 4 schedulers, each issuing about one instruction every two cycles (measured)
+/// instructions with `Products::F32` (unpack, address, shared load, value convert; per batch
+/// value a convert and an FMA) and `3 + ⌈BT / 2⌉ + BT / 4` with `Products::F16` (unpack,
+/// address, shared load, an FMA per pair of batch values, and per group of eight words a
+/// convert and an add per batch value). An SM has 4 schedulers, each issuing about one instruction every two cycles (measured)
 /// for its `⌈warps / 4⌉` warps; a thread's dependent FMA chain takes at least 4 cycles per word.
 /// The butterfly adds `log2(TPR)` stages of about `30 + 2·BT` cycles. So:
-/// `tiles · (max(2 · ⌈warps / 4⌉ · N · (3 + 2·BT), 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
+/// `tiles · (max(2 · ⌈warps / 4⌉ · N · word, 4·N) + log2(TPR) · (30 + 2·BT))`. It trades
 /// padding (more words in all) against parallelism (shorter lists, all 4 schedulers busy).
 ///
 /// Where the kernel fuses the cell (`fused`: RNN, and GRU and LSTM on the gated family, a
@@ -862,7 +917,7 @@ impl Shape {
 /// the reduction, a lane of gate row 0 runs its `⌈BT / TPR⌉` batch entries of the tile one after the other (input, bias, the cell, fp16
 /// rounding, publish, output store), so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. Otherwise
 /// the cell runs in a separate phase after a barrier, [`SEPARATE_CELL_CYCLES`] per step.
-pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, batch_tile: usize, batch: usize, fused: bool) -> f64 {
+pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, (batch_tile, products): (usize, Products), batch: usize, fused: bool) -> f64 {
     // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
     // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
     // (2026-11-29): the exchange floor at H = 2304, B = 4 was 8.5 µs with 96 threads per CTA
@@ -876,7 +931,11 @@ pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, 
     // cycles in the step (ncu at the headline: 0.53 issued warps per scheduler and cycle), and
     // GRU/LSTM shapes with twice the list length ran 0.48 µs slower, not the 0.22 µs that one
     // cycle per instruction predicts (bench/RESULTS.md, "Session 5").
-    let issue = 2.0 * warps_per_scheduler * n * (3.0 + 2.0 * bt);
+    let word = match products {
+        Products::F32 => 3.0 + 2.0 * bt,
+        Products::F16 => 3.0 + (batch_tile.div_ceil(2)) as f64 + bt * 2.0 / PRODUCT_GROUP as f64,
+    };
+    let issue = 2.0 * warps_per_scheduler * n * word;
     let chain = 4.0 * n;
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
     if fused {
@@ -913,7 +972,7 @@ fn does_not_fit(
     grid: usize,
     upc: usize,
     cell: Cell,
-    hidden_f32: bool,
+    state: (bool, Products),
     shapes: &[Shape],
     opts: &PlanOptions,
     limits: &Limits,
@@ -931,7 +990,7 @@ fn does_not_fit(
     let fit_row = |bt: usize| {
         tprs.iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, upc, (t, n, false), bt, hidden_f32, batch, cps, 0)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, upc, (t, n, false), bt, state, batch, cps, 0)))
             .map(|(t, n)| t * n)
             .max()
             .unwrap_or(0)
@@ -959,7 +1018,7 @@ fn does_not_fit(
         .filter(|&&t| t < bt)
         .filter_map(|&t| (1..batch).rev().find(|&b| batch_tile(b) == t))
         .find(|&b| {
-            smem_bytes_for(cell, grid, upc, b, hidden_f32) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
+            smem_bytes_for(cell, grid, upc, b, state.0) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
         });
     let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], gated: false, nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
     PlanError::DoesNotFit {
@@ -1017,8 +1076,10 @@ impl Plan {
     /// [`Plan::units`]: `h` is `[B][H]` f32, the result `[B][G·H]` in PyTorch row order.
     ///
     /// `h` is rounded to fp16 (the shared-memory state). Each thread sums its words in list
-    /// order `k = 0..N` in f32: `acc += f32(w_k) · f32(h[col_k][b])` (the product of two fp16
-    /// values is exact in f32, so FMA or multiply-then-add give the same sum). Then the `TPR`
+    /// order `k = 0..N`: with `Products::F32` in f32, `acc += f32(w_k) · f32(h[col_k][b])` (the
+    /// product of two fp16 values is exact in f32, so FMA or multiply-then-add give the same
+    /// sum); with `Products::F16` as [`crate::fp16::GroupSum`] (fp16 FMAs over groups of eight
+    /// words, each group's sum added in f32), bit for bit as the kernel. Then the `TPR`
     /// partial sums of a row are reduced by the butterfly `acc += shfl_xor(acc, m)` for
     /// `m = 16, 8, 4, 2, 1` (those below `TPR`), and lane 0 of the row's group holds the row's
     /// sum.
@@ -1049,15 +1110,20 @@ impl Plan {
                     for (j, p) in part.iter_mut().enumerate() {
                         let tid = s * tpr + j;
                         let mut acc = 0f32;
+                        let mut groups = GroupSum::default();
                         for k in 0..n {
                             let w = self.weights[k * total + c * nt + tid];
                             let hv = match unit_of[nonzero_col(w) as usize] {
                                 NO_UNIT => 0.0,
                                 unit => h16[b * hd + unit as usize],
                             };
-                            acc += f16::from_bits(nonzero_value_bits(w)).to_f32() * hv;
+                            let wv = f16::from_bits(nonzero_value_bits(w));
+                            match self.products {
+                                Products::F32 => acc += wv.to_f32() * hv,
+                                Products::F16 => groups.add(wv, f16::from_f32(hv)),
+                            }
                         }
-                        *p = acc;
+                        *p = if self.products == Products::F16 { groups.total() } else { acc };
                     }
                     let mut m = 16;
                     while m >= 1 {

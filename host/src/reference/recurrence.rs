@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use sprnn_kernels::format::{tag_bit, tag_round};
 
 use super::cell::{cell_step, Scalar};
+use crate::fp16::GroupSum;
 use crate::{Cell, Csr};
 
 /// How each row's products are summed.
@@ -26,10 +27,12 @@ struct Recurrent<S> {
     col_idx: Vec<u32>,
     values: Vec<S>,
     lanes: usize,
+    /// Sum each lane's products in fp16 groups ([`GroupSum`]); values and `h` are fp16 values.
+    f16_products: bool,
 }
 
 impl<S: Scalar> Recurrent<S> {
-    fn new(w: &Csr, value: impl Fn(f32) -> S, order: Order) -> Self {
+    fn new(w: &Csr, value: impl Fn(f32) -> S, order: Order, f16_products: bool) -> Self {
         let mut col_idx = w.col_idx().to_vec();
         let mut values: Vec<S> = w.values().iter().map(|&v| value(v)).collect();
         let lanes = match order {
@@ -50,11 +53,14 @@ impl<S: Scalar> Recurrent<S> {
                 lanes
             }
         };
-        Recurrent { row_ptr: w.row_ptr().to_vec(), col_idx, values, lanes }
+        Recurrent { row_ptr: w.row_ptr().to_vec(), col_idx, values, lanes, f16_products }
     }
 
     /// `out[r] = Σ_k W[r, k] h[k]` in `S`, in this matrix's summation order.
     fn product(&self, h: &[S], out: &mut [S]) {
+        if self.f16_products {
+            return self.product_f16(h, out);
+        }
         let mut partial = [S::ZERO; 32];
         for (r, o) in out.iter_mut().enumerate() {
             let (a, b) = (self.row_ptr[r], self.row_ptr[r + 1]);
@@ -86,6 +92,35 @@ impl<S: Scalar> Recurrent<S> {
     }
 }
 
+impl<S: Scalar> Recurrent<S> {
+    /// [`Recurrent::product`] with each lane's products in fp16 groups of eight
+    /// ([`GroupSum`], `Products::F16`), the lanes' sums added in `S` by the butterfly tree.
+    fn product_f16(&self, h: &[S], out: &mut [S]) {
+        let f16_of = |v: S| f16::from_f64(v.to_f64());
+        let mut partial = [S::ZERO; 32];
+        let mut sums = [GroupSum::default(); 32];
+        for (r, o) in out.iter_mut().enumerate() {
+            let (a, b) = (self.row_ptr[r], self.row_ptr[r + 1]);
+            let lanes = self.lanes;
+            sums[..lanes].iter_mut().for_each(|g| *g = GroupSum::default());
+            for (i, (&c, &v)) in self.col_idx[a..b].iter().zip(&self.values[a..b]).enumerate() {
+                sums[i % lanes].add(f16_of(v), f16_of(h[c as usize]));
+            }
+            for l in 0..lanes {
+                partial[l] = S::from_f32(sums[l].total());
+            }
+            let mut width = lanes;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    partial[l] = partial[l] + partial[l + width];
+                }
+            }
+            *o = partial[0];
+        }
+    }
+}
+
 /// Rounds an `f32` to the nearest fp16 (ties to even) and back.
 #[inline]
 pub(crate) fn round_f16(v: f32) -> f32 {
@@ -107,6 +142,8 @@ pub(crate) struct Rounding {
     /// Round `W_hh` values and `h0` to fp16, and every `h_t` to the tagged fp16 value the GPU
     /// exchanges ([`round_f16_tagged`]).
     pub fp16_state: bool,
+    /// Sum the products in fp16 groups (`Products::F16`; with `fp16_state` only).
+    pub f16_products: bool,
 }
 
 /// Everything the loop needs, already validated by the caller. Vectors hold `f64` as a transport
@@ -149,6 +186,7 @@ pub(crate) fn run<S: Scalar>(p: &Problem<'_>, rounding: Rounding, order: Order) 
         p.w_hh,
         |v| if rounding.fp16_state { S::from_f32(round_f16(v)) } else { S::from_f32(v) },
         order,
+        rounding.fp16_state && rounding.f16_products,
     );
     let b_hh: Vec<S> = p.b_hh.iter().map(|&v| S::from_f32(v)).collect();
     let mut h: Vec<S> = match p.h0 {

@@ -16,9 +16,13 @@
 //!      carries the tag of step `t-1` (bounded by `timeout_ns`; the clock and the status word are
 //!      read only every `SPINS_PER_CHECK` spins). Then a barrier: `h_{t-1}` is complete;
 //!    - [`multiply_tile`]: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (f32),
-//!      `BT` accumulator registers; then the row's lanes add up:
-//!      - RNN: [`butterfly`], and lane `j` of the row finishes batch entry `j` of the tile right
-//!        there ([`finish_h`]);
+//!      `BT` accumulator registers; or, with `flags::F16_PRODUCTS` ([`multiply_tile_f16`],
+//!      `format::Products::F16`), fp16 pair FMAs over each group of eight words, the group's
+//!      sums then added to the f32 accumulators (two FMAs per word at `BT = 4` instead of four
+//!      FMAs and five conversions); then the row's lanes add up:
+//!      - RNN with `TPR ≥ BT`: [`reduce_scatter`], and the lane leading each entry's sum
+//!        finishes it right there ([`finish_h`]); with `TPR < BT`: [`butterfly`], and lane `j`
+//!        of the row finishes batch entry `j` (and `j + TPR`, …);
 //!      - GRU and LSTM where a unit's gate rows share a warp and `TPR ≥ BT`
 //!        (`format::gated_kernel`): [`reduce_scatter`] (each lane ends with one entry's sum), then
 //!        [`gated_cell`]: the gate-row-0 lanes fetch the other gates' sums with shuffles and
@@ -38,7 +42,7 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, row_of_slot, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
+    flags, row_of_slot, PRODUCT_GROUP, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
     RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
@@ -62,6 +66,8 @@ pub(super) struct Layer {
     /// Columns of the hidden state (`grid · S`), the zero column's index.
     pub(super) columns: u32,
     pub(super) u_f16: bool,
+    /// The products in fp16 pairs (`flags::F16_PRODUCTS`, `format::Products::F16`).
+    pub(super) f16_products: bool,
     /// Shared address of the hidden state `h[columns + 1][B]`.
     pub(super) h_smem: u32,
     /// Shared address of the staged outputs `[S][B]` fp16.
@@ -102,6 +108,7 @@ impl Layer {
             || tpr & (tpr - 1) != 0
             || (row_threads(p.units_per_cta as usize, gates as usize, tpr as usize, GATED) as u32) > p.threads_per_cta
             || (GATED && !gated_kernel(gates as usize, tpr as usize, BT))
+            || (H32 && p.flags & flags::F16_PRODUCTS != 0)
             || p.slots_per_cta < p.units_per_cta
             || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
             || p.columns != p.slots_per_cta * grid_dim_x();
@@ -128,6 +135,7 @@ impl Layer {
             slots: p.slots_per_cta,
             columns: p.columns,
             u_f16: p.flags & flags::U_F16 != 0,
+            f16_products: p.flags & flags::F16_PRODUCTS != 0,
             h_smem,
             stage_smem,
             acc_smem,
@@ -474,6 +482,67 @@ unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u
     acc
 }
 
+/// Loads `BT` fp16 hidden values at shared address `addr` as fp16 pairs (`BT = 1`: the value in
+/// the low half, +0 in the high half).
+///
+/// # Safety
+/// `addr` must be a valid shared address aligned to the load (`BT` elements).
+#[inline(always)]
+unsafe fn load_h_pairs<const BT: usize>(addr: u32) -> [u32; 4] {
+    // SAFETY: the caller guarantees `addr` is a valid, aligned shared address.
+    unsafe {
+        match BT {
+            1 => [ld_shared_u16(addr) as u32, 0, 0, 0],
+            2 => [ld_shared_u32(addr), 0, 0, 0],
+            4 => {
+                let v = ld_shared_v2_u32(addr);
+                [v[0], v[1], 0, 0]
+            }
+            _ => ld_shared_v4_u32(addr),
+        }
+    }
+}
+
+/// [`multiply_tile`] with `format::Products::F16`: over each group of `PRODUCT_GROUP` words the
+/// thread multiplies and adds in fp16 pairs (`fma.rn.f16x2`, the word's value in both halves),
+/// then adds the group's sums to its f32 accumulators.
+///
+/// # Safety
+/// Every column of `w` is inside the hidden state; the hidden state is fp16.
+#[inline(always)]
+unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
+    let pairs = BT.div_ceil(2);
+    let mut acc = [0.0f32; BT];
+    let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+    let col_bytes = opaque_u32(2 * l.batch);
+    let mut g = [0u32; 4];
+    for (k, wk) in w.iter().enumerate() {
+        if k % PRODUCT_GROUP == 0 {
+            g = [0; 4];
+        }
+        {
+            let wk = opaque_u32(*wk);
+            let col = wk & 0xFFFF;
+            let v = f16x2_high_pair(wk);
+            // SAFETY: col ≤ columns, so the address is inside the hidden state.
+            let h = unsafe { load_h_pairs::<BT>(tile_base + col * col_bytes) };
+            for i in 0..pairs {
+                g[i] = fma_f16x2(v, h[i], g[i]);
+            }
+        }
+        if k % PRODUCT_GROUP == PRODUCT_GROUP - 1 {
+            for i in 0..pairs {
+                let s = f16x2_to_f32(g[i]);
+                acc[2 * i] += s[0];
+                if 2 * i + 1 < BT {
+                    acc[2 * i + 1] += s[1];
+                }
+            }
+        }
+    }
+    acc
+}
+
 /// The butterfly over the `TPR` lanes of a row: every lane ends with the row's `BT` sums.
 ///
 /// # Safety
@@ -802,6 +871,11 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     // RNN (one gate) by the lanes of its row, `my_unit`/`my_bias` then being the row's; GRU and
     // LSTM where a unit's gate rows share a warp ([`gated_cell`]).
     let fused = p.flags & flags::SEPARATE_CELL == 0 && (GATED || l.gates == 1);
+    // RNN rows with `TPR ≥ BT` add up with the reduce-scatter butterfly: lane `lane · BT / TPR`
+    // of each `TPR / BT` ends with one entry's sum and the leading one finishes it.
+    let scatter = !GATED && fused && l.tpr >= BT as u32;
+    let (scatter_first, scatter_leads) = scatter_entry(lane_in_row, BT as u32, l.tpr);
+    let (my_entry, my_finishes) = if scatter { (scatter_first, scatter_leads) } else { (lane_in_row, lane_in_row < BT as u32) };
     // SAFETY: kernel contract.
     let gated_row = if GATED && fused { unsafe { GatedLane::new::<BT>(p, &l, tid, row_lu, row_gate) } } else { GatedLane::none() };
     let my_unit = if !GATED && slot < l.upc {
@@ -842,9 +916,9 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                 // SAFETY: the row's unit < H, its first entry < BT ≤ B.
                 gated_input = unsafe { load_inputs(p, &l, t, gated_row.unit, gated_row.first) };
             }
-            if fused && my_unit != NO_UNIT && lane_in_row < BT as u32 {
-                // SAFETY: U holds T*B*H values (G = 1), my_unit < H, lane_in_row < B.
-                my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + lane_in_row) * l.hidden + my_unit) as usize) };
+            if fused && my_unit != NO_UNIT && my_finishes {
+                // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B.
+                my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + my_entry) * l.hidden + my_unit) as usize) };
             }
             if cell_unit != NO_UNIT {
                 // SAFETY: cell_unit < H, tid % B < B.
@@ -863,11 +937,33 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
         if !exchange_only {
             // Multiply: W h for this thread's slot, one batch tile at a time.
             for tile in 0..l.batch / BT as u32 {
-                // SAFETY: columns are inside the hidden state.
-                let acc = unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) };
+                let acc = if !H32 && l.f16_products {
+                    // SAFETY: columns are inside the hidden state, which is fp16.
+                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
+                } else {
+                    // SAFETY: columns are inside the hidden state.
+                    unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                };
                 if GATED && fused {
                     // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
                     unsafe { gated_cell::<BT, H32>(p, &l, t, tile, &gated_row, reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0], gated_input) };
+                    continue;
+                }
+                if scatter {
+                    // SAFETY: the whole warp reduces together.
+                    let a = unsafe { reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0] };
+                    if my_unit != NO_UNIT && scatter_leads {
+                        let b = tile * BT as u32 + scatter_first;
+                        let inp = if tile == 0 {
+                            my_input
+                        } else {
+                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
+                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
+                        };
+                        let h = cell::update(l.cell, [a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0;
+                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
+                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
+                    }
                     continue;
                 }
                 // SAFETY: the whole warp reduces together.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use sprnn::layer::{DeviceInput, Input};
-use sprnn::layout::{check_fit, Fit, PlanOptions, RowStats};
+use sprnn::layout::{check_fit, Fit, PlanOptions, Products, RowStats};
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
@@ -45,7 +45,7 @@ fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome,
     out.poison(&layer)?;
     layer.forward_device(&d_u, h0.as_deref(), c0.as_deref(), &mut out, None)?;
     let got = out.to_host(&layer)?;
-    let want = reference::forward_u(c.cell, &w, &b, &u, c.steps, c.batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful)
+    let want = reference::forward_u(c.cell, &w, &b, &u, c.steps, c.batch, h0.as_deref(), c0.as_deref(), Precision::device_faithful(layer.products()))
         .expect("reference");
     let mut e = reference::compare_steps(&got.h, &want.h, c.steps, c.batch, c.hidden);
     if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
@@ -95,7 +95,7 @@ fn fp16_input_matches_the_reference_on_rounded_input() {
     let u32: Vec<f32> = u16.iter().map(|x| x.to_f32()).collect();
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()).unwrap();
     let got = layer.forward(Input::F16(&u16), steps, None, None).unwrap();
-    let want = reference::forward_u(cell, &w, &b, &u32, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+    let want = reference::forward_u(cell, &w, &b, &u32, steps, batch, None, None, Precision::device_faithful(layer.products())).unwrap();
     let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
     println!("fp16 U: worst {:.2e}", e.worst);
     assert!(e.worst <= reference::DEVICE_TOLERANCE);
@@ -133,7 +133,7 @@ fn a_wait_that_never_ends_times_out_and_the_context_survives() {
     layer.forward_device(&u, None, None, &mut out, None).expect("run after a timeout");
     let got = out.to_host(&layer).unwrap();
     let uh = vec![0.5; layer.input_len(steps)];
-    let want = reference::forward_u(cell, &w, &b, &uh, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+    let want = reference::forward_u(cell, &w, &b, &uh, steps, batch, None, None, Precision::device_faithful(layer.products())).unwrap();
     assert!(reference::compare_steps(&got.h, &want.h, steps, batch, h).worst <= reference::DEVICE_TOLERANCE);
 }
 
@@ -305,11 +305,12 @@ fn kernel_variants() -> impl Iterator<Item = KernelVariant> {
 /// hidden-state types with the fused cell and the separate phase; GRU and LSTM: 8 threads per
 /// row (a unit's gate rows share a warp: the fused cell, both types, and the separate phase)
 /// and 32 (the rows do not fit one warp: the separate phase).
-fn variant_shapes(cell: Cell) -> &'static [(usize, bool, bool)] {
+fn variant_shapes(cell: Cell) -> &'static [(usize, bool, bool, Products)] {
+    use Products::{F16, F32};
     if cell.gates() > 1 {
-        &[(8, true, true), (8, false, true), (8, false, false), (32, false, true)]
+        &[(8, true, true, F32), (8, false, true, F16), (8, false, false, F16), (8, false, true, F32), (32, false, true, F16)]
     } else {
-        &[(32, true, true), (32, false, true), (32, true, false)]
+        &[(32, true, true, F32), (32, false, true, F16), (32, false, true, F32), (32, true, false, F32), (32, false, false, F16)]
     }
 }
 
@@ -329,11 +330,11 @@ fn every_kernel_variant_matches_the_reference() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let b = random_vec(&mut rng, g * h, 0.2);
         let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
-        let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::DeviceFaithful).unwrap();
-        for &(tpr, h32, fuse) in variant_shapes(cell) {
-            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), ..PlanOptions::default() };
+        for &(tpr, h32, fuse, products) in variant_shapes(cell) {
+            let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::device_faithful(products)).unwrap();
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
-            assert_eq!((plan.list_len(), plan.batch_tile(), plan.hidden_f32()), (n, bt, h32));
+            assert_eq!((plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.products()), (n, bt, h32, products));
             let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse }).unwrap();
             let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
             let mut out = layer.alloc_output(steps).unwrap();
@@ -341,10 +342,52 @@ fn every_kernel_variant_matches_the_reference() {
             layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
             let got = out.to_host(&layer).unwrap();
             let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
-            println!("{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
-            assert!(e.worst <= reference::DEVICE_TOLERANCE, "{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse}: {}", e.worst);
+            println!("{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse} {products:?}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
+            assert!(e.worst <= reference::DEVICE_TOLERANCE, "{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse} {products:?}: {}", e.worst);
         }
     }
+}
+
+/// `Products::F16` on the GPU is bit for bit its CPU twin, `Plan::simulate_matvec`: one step of
+/// an RNN-ReLU layer with zero inputs and bias gives `h_1 = relu(W·h0)` rounded to step 1's
+/// tagged fp16 value, with no other rounding between the product and the output; every list
+/// length and batch tile of the RNN family, the output poisoned first.
+#[test]
+fn fp16_products_are_their_cpu_twin_bit_for_bit() {
+    use sprnn_kernels::format::{tag_bit, tag_round, BATCH_TILES, LIST_LENGTHS};
+    let Some(gpu) = gpu() else { return };
+    let s = seed("fp16 products");
+    let h = 256;
+    let mut ran = 0;
+    for (i, &n) in LIST_LENGTHS.iter().enumerate() {
+        for &bt in &BATCH_TILES {
+            let seed = s + (i * 8 + bt) as u64;
+            let w = sprnn::sparse::random_recurrent(seed, h, h, 0.2, 0.9).unwrap();
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), products: Some(Products::F16), ..PlanOptions::default() };
+            let plan = sprnn::layout::plan(&w, Cell::RnnRelu, bt, gpu.info(), &opts).expect("plan");
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let h0 = random_vec(&mut rng, bt * h, 1.0);
+            let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &vec![0.0; h], Duration::from_secs(1)).unwrap();
+            let d_u = DeviceInput::upload(&gpu, Input::F32(&vec![0.0; bt * h])).unwrap();
+            let mut out = layer.alloc_output(1).unwrap();
+            out.poison(&layer).unwrap();
+            layer.forward_device(&d_u, Some(&h0), None, &mut out, None).unwrap();
+            let got = out.to_host(&layer).unwrap();
+            let want: Vec<f32> = plan
+                .simulate_matvec(&h0)
+                .into_iter()
+                .map(|a| {
+                    let x = if a > 0.0 { a } else { 0.0 };
+                    let bits = tag_round(x, half::f16::from_f32(x).to_bits(), tag_bit(1), |b| half::f16::from_bits(b).to_f32());
+                    half::f16::from_bits(bits).to_f32()
+                })
+                .collect();
+            let differ = got.h.iter().zip(&want).filter(|(g, w)| g.to_bits() != w.to_bits()).count();
+            assert_eq!(differ, 0, "N={n} BT={bt}: {differ} of {} values differ from the CPU twin", want.len());
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, LIST_LENGTHS.len() * BATCH_TILES.len());
 }
 
 /// Every dense slab variant `(MT, KW)` against the reference: a layer whose CTAs hold between
@@ -415,26 +458,37 @@ fn the_driver_compiles_every_variant_without_local_memory() {
 
 /// CPU twin of [`every_kernel_variant_matches_the_reference`]: the same forced plans on the H200
 /// preset exist for every variant, and each plan's product (simulated from its packed words)
-/// matches `W·h` on the fp16-rounded weights.
+/// matches `W·h` on the fp16-rounded weights: within f32 rounding with `Products::F32`, and
+/// within the stated bound of `Products::F16` (`γ_8 = 8u / (1 − 8u)`, `u = 2^-11`, of the sum of
+/// the products' magnitudes, plus `2^-25` per word for fp16's subnormal range).
 #[test]
 fn every_kernel_variant_plans_on_the_h200_preset() {
     let h = 256;
     for KernelVariant { index, list_len: n, batch_tile: bt, cell } in kernel_variants() {
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(index, g * h, h, 0.2, 0.9).unwrap();
-        for &(tpr, _, _) in variant_shapes(cell) {
-        let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), ..PlanOptions::default() };
+        for &(tpr, h32, _, products) in variant_shapes(cell) {
+        let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
         let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
-        assert_eq!((plan.list_len(), plan.batch_tile()), (n, bt));
+        assert_eq!((plan.list_len(), plan.batch_tile(), plan.products()), (n, bt, products));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
         let got = plan.simulate_matvec(&hv);
         let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
+        let w_abs = w16.map_values(f32::abs).unwrap();
+        let u = 2f64.powi(-11);
+        let gamma8 = 8.0 * u / (1.0 - 8.0 * u);
         for b in 0..bt {
-            let want = w16.spmv(&hv[b * h..(b + 1) * h]);
+            let hb = &hv[b * h..(b + 1) * h];
+            let want = w16.spmv(hb);
+            let mag = w_abs.spmv(&hb.iter().map(|v| v.abs()).collect::<Vec<_>>());
             for r in 0..g * h {
-                let d = (got[b * g * h + r] - want[r]).abs();
-                assert!(d <= 1e-4 * (1.0 + want[r].abs()), "{cell:?} N={n} BT={bt} TPR={tpr} b={b} row {r}: {} vs {}", got[b * g * h + r], want[r]);
+                let d = (got[b * g * h + r] - want[r]).abs() as f64;
+                let bound = match products {
+                    Products::F32 => 1e-4 * (1.0 + want[r].abs() as f64),
+                    Products::F16 => gamma8 * mag[r] as f64 + (n * tpr) as f64 * 2f64.powi(-25) + 1e-6 * (1.0 + mag[r] as f64),
+                };
+                assert!(d <= bound, "{cell:?} N={n} BT={bt} TPR={tpr} {products:?} b={b} row {r}: {} vs {} (bound {bound:.2e})", got[b * g * h + r], want[r]);
             }
         }
         }

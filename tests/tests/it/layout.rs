@@ -317,7 +317,7 @@ fn rnn_layers_get_a_lane_per_batch_entry_of_the_tile() {
     // The cost counts ⌈BT / TPR⌉ cells per tile where the cell is fused (RNN; GRU with TPR = 8 ≥
     // BT, its three rows in one warp) and the separate phase otherwise (GRU with TPR = 2 < BT):
     // two tiles at B = 16, so the RNN gap minus the GRU gap is 2·cells(2) − separate phase.
-    let cost = |tpr, fused| sprnn::layout::step_cost(1152, 512, tpr, 8, 8, 16, fused);
+    let cost = |tpr, fused| sprnn::layout::step_cost(1152, 512, tpr, 8, (8, sprnn::layout::Products::F32), 16, fused);
     let per_tile_cells = |tpr: usize| 8usize.div_ceil(tpr) as f64 * sprnn::layout::CELL_CYCLES;
     let rnn_gap = cost(2, true) - cost(8, true);
     let gru_gap = cost(2, false) - cost(8, true);

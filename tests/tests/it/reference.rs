@@ -128,9 +128,20 @@ fn precisions_agree_and_the_permuted_order_stays_within_tolerance() {
         // fp16 outputs: every DF value is an fp16 value.
         assert!(df.h.iter().all(|&v| half::f16::from_f32(v).to_f32() == v));
         for lanes in [1, 8, 32] {
-            let p = forward_u_permuted(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), seed, lanes).unwrap();
+            let p = forward_u_permuted(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithful, (seed, lanes)).unwrap();
             let e = compare_steps(&p.h, &df.h, steps, batch, hidden);
             assert!(e.within(DEVICE_TOLERANCE), "{cell:?} lanes {lanes}: {e:?}");
+        }
+        // fp16 group sums (`Products::F16`): against the f64 answer, and in another order
+        // against themselves, within the same tolerance.
+        let df16 = run(Precision::DeviceFaithfulF16);
+        let e16 = compare_steps(&df16.h, &f64r.h, steps, batch, hidden);
+        assert!(e16.within(DEVICE_TOLERANCE), "{cell:?}: DF-F16 vs F64 {}", e16.worst);
+        assert_ne!(df16.h, df.h, "{cell:?}: the fp16 group sums round differently somewhere");
+        for lanes in [1, 8, 32] {
+            let p = forward_u_permuted(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithfulF16, (seed, lanes)).unwrap();
+            let e = compare_steps(&p.h, &df16.h, steps, batch, hidden);
+            assert!(e.within(DEVICE_TOLERANCE), "{cell:?} F16 lanes {lanes}: {e:?}");
         }
         assert_eq!(df.c.is_some(), cell == Cell::Lstm);
     }

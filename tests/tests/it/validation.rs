@@ -1022,7 +1022,7 @@ fn reference_size_overflow() {
 #[test]
 fn reference_permuted_lanes_not_a_power_of_two() {
     let (w, b) = tiny();
-    let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, 0, 3).unwrap_err();
+    let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::DeviceFaithful, (0, 3)).unwrap_err();
     assert_eq!(e, ReferenceError::Lanes { lanes: 3 });
     says(&e, &["3 lanes", "power of two from 1 to 32"]);
 }
@@ -1031,7 +1031,7 @@ fn reference_permuted_lanes_not_a_power_of_two() {
 fn reference_permuted_lanes_above_a_warp() {
     let (w, b) = tiny();
     for lanes in [0, 64] {
-        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, 0, lanes).unwrap_err();
+        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::DeviceFaithful, (0, lanes)).unwrap_err();
         assert_eq!(e, ReferenceError::Lanes { lanes });
         says(&e, &[&format!("{lanes} lanes"), "1 to 32"]);
     }
