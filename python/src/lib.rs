@@ -268,7 +268,7 @@ impl Recurrent {
         let precision = match precision {
             "f32" => Precision::F32,
             "f64" => Precision::F64,
-            "device" => Precision::DeviceFaithful,
+            "device" => Precision::device_faithful(sprnn::layout::default_products(self.cell, false)),
             p => return Err(input("precision", format!("{p:?}; one of \"f32\", \"f64\", \"device\""))),
         };
         let h = self.w_hh.cols();
