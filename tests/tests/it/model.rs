@@ -265,7 +265,7 @@ fn random_models_match_the_reference() {
                     let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, n, 0.5));
                     let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).expect("model");
                     let got = run_poisoned(&mut model, &x, steps, h0.as_deref(), c0.as_deref());
-                    let want = forward_model(&weights, &x, steps, batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful).unwrap();
+                    let want = forward_model(&weights, &x, steps, batch, h0.as_deref(), c0.as_deref(), device_faithful(cell)).unwrap();
                     let e = model_error(&got, &want, steps, batch, dirs * hidden, hidden);
                     // One fp16 ulp of a layer's h moves the next layer's input: allow one
                     // device tolerance per layer.
@@ -319,7 +319,7 @@ fn a_large_bidirectional_layer_matches_the_reference() {
         let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, smem_bytes: smem, kernel, .. } = model.layer(0, 0).shape();
         println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
         let got = run_poisoned(&mut model, &x, steps, None, None);
-        let want = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+        let want = forward_model(&weights, &x, steps, batch, None, None, device_faithful(Cell::Gru)).unwrap();
         let e = model_error(&got, &want, steps, batch, 2 * hidden, hidden);
         println!("{inputs:?}: worst {e:.2e}");
         assert!(e <= DEVICE_TOLERANCE, "{inputs:?}: error {e:.3e}");
@@ -557,7 +557,7 @@ fn gpu_streaming_model_equals_one_call_bit_for_bit() {
             let x = random_vec(&mut rng, steps * batch * input, 1.0);
             let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
             let whole = run_poisoned(&mut model, &x, steps, None, None);
-            let want = forward_model(&weights, &fp16(&x), steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+            let want = forward_model(&weights, &fp16(&x), steps, batch, None, None, device_faithful(cell)).unwrap();
             let e = model_error(&whole, &want, steps, batch, hidden, hidden);
             assert!(e <= DEVICE_TOLERANCE * layers as f64, "{cell:?} {inputs:?}: one call vs reference {e:.3e}");
             let mut stream = StreamingModel::new(model).unwrap();
@@ -614,4 +614,9 @@ fn co_residency_rule() {
     assert!(co_resident(&t, &t, &h200));
     assert!(!co_resident(&t, &CtaFootprint { threads: 1056, ..t }, &h200));
     assert!(!co_resident(&t, &CtaFootprint { registers_per_thread: 33, ..t }, &h200));
+}
+
+/// The device-faithful reference of a model whose layers of `cell` run their default plans.
+fn device_faithful(cell: Cell) -> Precision {
+    Precision::device_faithful(sprnn::layout::default_products(cell, false))
 }
