@@ -98,3 +98,32 @@ pub fn run(gpu: &Gpu, n: usize, seed: u64) -> Result<SmokeReport> {
         scalar_checks: scratch == [42, 43, 44, 1],
     })
 }
+
+/// The cell's `tanh` and `sigmoid` as the GPU computes them (the `sprnn_math` kernel), for each
+/// value of `input`: `(tanh, sigmoid)`.
+pub fn math(gpu: &Gpu, input: &[f32]) -> Result<Vec<(f32, f32)>> {
+    let n = input.len();
+    if n == 0 || n > 1 << 24 {
+        return Err(Error::Input { name: "input", problem: format!("{n} values; must be 1..=16777216") });
+    }
+    gpu.make_current()?;
+    let d_in = DeviceBuffer::from_slice(input).map_err(cust_err("cuMemAlloc"))?;
+    // Poisoned output: an unwritten word cannot pass for a value.
+    let d_out = DeviceBuffer::from_slice(&vec![0x7FC0_DEADu32; 2 * n]).map_err(cust_err("cuMemAlloc"))?;
+    let params = SmokeParams {
+        input: d_in.as_device_ptr().as_raw(),
+        output: d_out.as_device_ptr().as_raw(),
+        scratch: 0,
+        n: n as u32,
+        pad: 0,
+    };
+    let f = gpu.function("sprnn_math")?;
+    let grid = n.div_ceil(THREADS) as u32;
+    // SAFETY: SmokeParams is the kernel's parameter struct; the buffers above have the sizes the
+    // kernel's contract asks for and outlive the synchronisation below.
+    unsafe { driver::launch(&f, grid, THREADS as u32, 0, gpu.stream(), &params)? };
+    driver::synchronize(gpu.stream())?;
+    let mut got = vec![0u32; 2 * n];
+    d_out.copy_to(&mut got[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+    Ok(got.chunks_exact(2).map(|w| (f32::from_bits(w[0]), f32::from_bits(w[1]))).collect())
+}

@@ -356,7 +356,8 @@ pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 /// gated family (GRU, LSTM) finishes its cell inside the warp: the gate sums, inputs and biases
 /// of up to four gates live in the tile loop, eight registers more; at a batch tile of eight and
 /// `N` ≥ 48 the fp16 products' four pair sums ([`Products::F16`]) need eight more again (sixteen
-/// at `N` = 64).
+/// at `N` = 64), and so does the RNN family at a batch tile of eight from `N` = 24 (sixteen at
+/// `N` = 64).
 pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32 {
     let r = match (n, bt, h32) {
         (64, 1, _) | (64, 8, _) => 144,
@@ -369,8 +370,8 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32
     };
     let r = if gated { r + 8 } else { r };
     let r = match (gated, bt, n) {
-        (true, 8, 64) => r + 16,
-        (true, 8, 48..) => r + 8,
+        (_, 8, 64) => r + 16,
+        (true, 8, 48..) | (false, 8, 24..) => r + 8,
         _ => r,
     };
     if r > 255 { 255 } else { r as u32 }

@@ -906,7 +906,10 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     unsafe { warm_start::<H32>(p, &l, (l.columns + 1) * l.batch) };
 
     // ---- Phase 3: step loop.
-    for t in 1..=l.steps {
+    // A half-open count (`1..=steps` keeps an "exhausted" flag and its branches in the loop).
+    let mut t = 0;
+    while t < l.steps {
+        t += 1;
         // Inputs of this thread's first cell, loaded before the wait.
         let mut my_input = 0.0f32;
         let mut cell_input = [0.0f32; 4];
@@ -960,7 +963,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                             // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
                             unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
                         };
-                        let h = cell::update(l.cell, [a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0;
+                        let h = cell::rnn(l.cell, inp + (a + my_bias));
                         // SAFETY: (my_unit, b) is this row's output; slot < upc.
                         unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
                     }
@@ -986,7 +989,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                             // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
                             unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
                         };
-                        let h = cell::update(l.cell, [a + my_bias, 0.0, 0.0, 0.0], [inp, 0.0, 0.0, 0.0], 0.0, 0.0).0;
+                        let h = cell::rnn(l.cell, inp + (a + my_bias));
                         // SAFETY: (my_unit, b) is this row's output; slot < upc.
                         unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
                         j += l.tpr;

@@ -11,6 +11,9 @@
 //!   or an index shuffle from lane 0 does not give lane 0's index.
 //!
 //! Thread 0 of CTA 0 also checks the global memory-model wrappers on `scratch`.
+//!
+//! [`sprnn_math`] evaluates the cell's `tanh` and `sigmoid` on given inputs, for the host to
+//! check their error bounds against `f64`.
 
 use crate::device::*;
 use crate::format::SmokeParams;
@@ -105,6 +108,25 @@ pub unsafe extern "ptx-kernel" fn sprnn_smoke(p: SmokeParams) {
             // saw 0, time did not run backwards and fma(2,3,0.5)+0+1 == 7.5.
             let ok = v[0] == 42 && v[1] == 43 && v[2] == 44 && old == 0 && t1 >= t0 && m == 7.5;
             st_relaxed_gpu_u32(s.add(3), ok as u32 + grid_dim_x() * 0);
+        }
+    }
+}
+
+/// For `i < n`: `output[2i]` = bits of [`tanh`]`(input[i])`, `output[2i + 1]` = bits of
+/// [`sigmoid`]`(input[i])` (`scratch` unused).
+///
+/// # Safety
+/// `p` must describe valid device buffers: `input` of `n` f32, `output` of `2n` u32.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn sprnn_math(p: SmokeParams) {
+    let i = block_idx_x() * block_dim_x() + thread_idx_x();
+    if i < p.n {
+        // SAFETY: i < n; the buffers have the sizes of the contract.
+        unsafe {
+            let x = ld_nc_f32((p.input as *const f32).add(i as usize));
+            let o = (p.output as *mut u32).add(2 * i as usize);
+            *o = tanh(x).to_bits();
+            *o.add(1) = sigmoid(x).to_bits();
         }
     }
 }

@@ -348,6 +348,45 @@ fn every_kernel_variant_matches_the_reference() {
     }
 }
 
+/// The cell's `tanh` and `sigmoid` as the GPU computes them (`ex2.approx` and `rcp.approx`)
+/// within the bounds their docs state against `f64` (`sprnn_kernels::device::{tanh, sigmoid}`):
+/// `tanh` at most `(2|x| + 8) · 2^-24` absolute (`|x|` capped at 20, where it is 1 within
+/// `2^-24`) and `2^-22` relative below `|x| = 2^-4`; `sigmoid` at most `(|x| + 8) · 2^-24`
+/// relative up to `|x| = 80` and below `2^-126` beyond. Four million points on [-40, 40], the
+/// series' edge, powers of two, infinities and the extremes.
+#[test]
+fn gpu_tanh_and_sigmoid_are_within_their_bounds() {
+    let Some(gpu) = gpu() else { return };
+    let mut xs: Vec<f32> = (0..=4_000_000).map(|i| -40.0 + 80.0 * (i as f64 / 4e6) as f32).collect();
+    for e in -30..8 {
+        let p = 2f32.powi(e);
+        for v in [p, -p, p * (1.0 + f32::EPSILON), p * (1.0 - f32::EPSILON / 2.0)] {
+            xs.push(v);
+        }
+    }
+    xs.extend([0.0, -0.0, 0.0625, -0.0625, 0.062_499_996, 80.0, -80.0, 100.0, -100.0, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN]);
+    let got = sprnn::smoke::math(&gpu, &xs).expect("math kernel");
+    let ulp = 2f64.powi(-24);
+    let (mut worst_t, mut worst_s) = (0f64, 0f64);
+    for (&x, &(t, s)) in xs.iter().zip(&got) {
+        let xd = x as f64;
+        let ax = xd.abs();
+        let (tw, sw) = (xd.tanh(), 1.0 / (1.0 + (-xd).exp()));
+        assert!(!t.is_nan() && !s.is_nan(), "x = {x:e}: tanh {t}, sigmoid {s}");
+        let dt = (t as f64 - tw).abs();
+        let tb = if ax < 0.0625 { 2f64.powi(-22) * tw.abs() } else { (2.0 * ax.min(20.0) + 8.0) * ulp };
+        assert!(dt <= tb, "tanh({x:e}) = {t:e}, f64 {tw:e}: error {dt:.3e} > {tb:.3e}");
+        let ds = (s as f64 - sw).abs();
+        let sb = if ax <= 80.0 { (ax + 8.0) * ulp * sw } else { 2f64.powi(-126) };
+        assert!(ds <= sb, "sigmoid({x:e}) = {s:e}, f64 {sw:e}: error {ds:.3e} > {sb:.3e}");
+        if ax.is_finite() && ax <= 20.0 {
+            worst_t = worst_t.max(dt / tb);
+            worst_s = worst_s.max(ds / sb);
+        }
+    }
+    println!("tanh: worst error {worst_t:.3} of its bound; sigmoid: {worst_s:.3} of its bound ({} points)", xs.len());
+}
+
 /// `Products::F16` on the GPU is bit for bit its CPU twin, `Plan::simulate_matvec`: one step of
 /// an RNN-ReLU layer with zero inputs and bias gives `h_1 = relu(W·h0)` rounded to step 1's
 /// tagged fp16 value, with no other rounding between the product and the output; every list
