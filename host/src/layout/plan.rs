@@ -1120,7 +1120,7 @@ impl Plan {
                             let wv = f16::from_bits(nonzero_value_bits(w));
                             match self.products {
                                 Products::F32 => acc += wv.to_f32() * hv,
-                                Products::F16 => groups.add(wv, f16::from_f32(hv)),
+                                Products::F16 => groups.add(wv.to_f32(), hv),
                             }
                         }
                         *p = if self.products == Products::F16 { groups.total() } else { acc };
