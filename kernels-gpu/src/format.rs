@@ -313,12 +313,6 @@ pub const fn exchange_values(columns: usize, batch: usize) -> usize {
 /// thread waits for an exchange chunk: an ordinary step never pays for them.
 pub const SPINS_PER_CHECK: u32 = 1024;
 
-/// Chunks of the exchange a thread of the gather loads before it checks the first: their
-/// round trips to L2 overlap, so a thread's `k` chunks cost about `⌈k / 2⌉` round trips
-/// instead of `k`. Two 16-byte chunks are 8 registers, live only during the gather (four
-/// spilled in some of the gated family's variants at their budgets).
-pub const POLLS_IN_FLIGHT: usize = 2;
-
 /// Register-list lengths `N` the recurrent kernel is instantiated for. (`N` = 128 is not among
 /// them: ptxas 12.9 spills 48–96 bytes of it to local memory even at 255 registers.)
 pub const LIST_LENGTHS: [usize; 7] = [8, 16, 24, 32, 48, 64, 96];
@@ -363,7 +357,7 @@ pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
 /// of up to four gates live in the tile loop, eight registers more; at a batch tile of eight and
 /// `N` ≥ 48 the fp16 products' four pair sums ([`Products::F16`]) need eight more again (sixteen
 /// at `N` = 64), and so does the RNN family at a batch tile of eight from `N` = 24 (sixteen at
-/// `N` = 24, 32 and 64, with the gather's [`POLLS_IN_FLIGHT`] chunks).
+/// `N` = 64).
 pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32 {
     let r = match (n, bt, h32) {
         (64, 1, _) | (64, 8, _) => 144,
@@ -376,8 +370,8 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32
     };
     let r = if gated { r + 8 } else { r };
     let r = match (gated, bt, n) {
-        (_, 8, 64) | (false, 8, 24 | 32) => r + 16,
-        (true, 8, 48..) | (false, 8, 48..) => r + 8,
+        (_, 8, 64) => r + 16,
+        (true, 8, 48..) | (false, 8, 24..) => r + 8,
         _ => r,
     };
     if r > 255 { 255 } else { r as u32 }

@@ -12,8 +12,7 @@
 //! 3. Step loop, t = 1..=T:
 //!    - `U_t` of this thread's first cell into registers, before the wait ([`load_inputs`]);
 //!    - [`gather`] (t ≥ 2): copy `h_{t-1}` from exchange buffer `(t-1) % 2` into shared memory,
-//!      16 bytes (eight tagged fp16 values) per load, up to `POLLS_IN_FLIGHT` loads issued
-//!      before the first is checked, spinning on each chunk until every value
+//!      16 bytes (eight tagged fp16 values) per load, spinning on each chunk until every value
 //!      carries the tag of step `t-1` (bounded by `timeout_ns`; the clock and the status word are
 //!      read only every `SPINS_PER_CHECK` spins). Then a barrier: `h_{t-1}` is complete;
 //!    - [`multiply_tile`]: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (f32),
@@ -44,7 +43,7 @@
 use crate::device::*;
 use crate::format::{
     flags, row_of_slot, PRODUCT_GROUP, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
-    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, POLLS_IN_FLIGHT, DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
+    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -293,8 +292,7 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
 
 /// Spins until the 16-byte chunk at `p` holds values tagged for the expected step (`expect`,
 /// from `format::tag_pattern32`): all four 32-bit pieces, or the first two when `full` is
-/// false (the last chunk of a vector of `8k + 4` values). `first` is the chunk as already loaded
-/// (the gather issues several loads before it checks any). Returns the pieces, or the error code
+/// false (the last chunk of a vector of `8k + 4` values). Returns the pieces, or the error code
 /// when the wait passes its bound or another CTA failed. The clock and the status word are read
 /// only every `SPINS_PER_CHECK` spins, so a chunk that arrives in time costs loads of the chunk
 /// alone; the bound starts at the first check.
@@ -302,11 +300,12 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
 /// # Safety
 /// `p` must be a 16-byte-aligned chunk of the exchange buffer; `status_word` the status word.
 #[inline(always)]
-pub(super) unsafe fn wait_chunk(p: *const u32, first: [u32; 4], full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
+pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
     let mut spins: u32 = 0;
     let mut deadline: u64 = 0;
-    let mut v = first;
     loop {
+        // SAFETY: the caller guarantees `p` is a valid chunk.
+        let v = unsafe { ld_relaxed_gpu_v4_u32(p) };
         let mut stale = (v[0] ^ expect) | (v[1] ^ expect);
         if full {
             stale |= (v[2] ^ expect) | (v[3] ^ expect);
@@ -327,8 +326,6 @@ pub(super) unsafe fn wait_chunk(p: *const u32, first: [u32; 4], full: bool, expe
                 return Err(status::ABORTED);
             }
         }
-        // SAFETY: the caller guarantees `p` is a valid chunk.
-        v = unsafe { ld_relaxed_gpu_v4_u32(p) };
     }
 }
 
@@ -357,10 +354,8 @@ unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full:
     }
 }
 
-/// Gathers `h_{t}` (the launch's step `t`, just published by every CTA) into shared memory: this
-/// thread's chunks `tid, tid + nt, …`, [`POLLS_IN_FLIGHT`] at a time — their loads are issued
-/// together and then checked one by one, so their round trips overlap instead of adding up.
-/// Returns the error code of a failed wait.
+/// Gathers `h_{t}` (the launch's step `t`, just published by every CTA) into shared memory: this thread's
+/// chunks, one wait after the other. Returns the error code of a failed wait.
 ///
 /// # Safety
 /// Kernel contract (`format::RecurrentParams`).
@@ -370,28 +365,14 @@ unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Res
     let expect = tag_pattern32(step);
     let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
     let values = l.columns * l.batch;
-    let chunks = values.div_ceil(8);
     let mut chunk = thread_idx_x();
-    while chunk < chunks {
-        let mut v = [[0u32; 4]; POLLS_IN_FLIGHT];
-        for (j, vj) in v.iter_mut().enumerate() {
-            let c = chunk + j as u32 * l.nt;
-            if c < chunks {
-                // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
-                *vj = unsafe { ld_relaxed_gpu_v4_u32(buf.add(4 * c as usize)) };
-            }
-        }
-        for (j, vj) in v.iter().enumerate() {
-            let c = chunk + j as u32 * l.nt;
-            if c < chunks {
-                let full = values - c * 8 >= 8;
-                // SAFETY: as above.
-                let got = unsafe { wait_chunk(buf.add(4 * c as usize), *vj, full, expect, p.status as *const u32, p.timeout_ns)? };
-                // SAFETY: values `8·c ..` are inside the hidden state.
-                unsafe { store_chunk::<H32>(l, c, got, full) };
-            }
-        }
-        chunk += POLLS_IN_FLIGHT as u32 * l.nt;
+    while chunk * 8 < values {
+        let full = values - chunk * 8 >= 8;
+        // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
+        let v = unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns)? };
+        // SAFETY: values `8·chunk ..` are inside the hidden state.
+        unsafe { store_chunk::<H32>(l, chunk, v, full) };
+        chunk += l.nt;
     }
     Ok(())
 }
