@@ -56,11 +56,9 @@ impl<S: Scalar> Recurrent<S> {
         Recurrent { row_ptr: w.row_ptr().to_vec(), col_idx, values, lanes, f16_products }
     }
 
-    /// `out[r] = Σ_k W[r, k] h[k]` in `S`, in this matrix's summation order.
+    /// `out[r] = Σ_k W[r, k] h[k]` in `S`, in this matrix's summation order (`f32` products;
+    /// [`Recurrent::product_batch`] has the fp16 group sums).
     fn product(&self, h: &[S], out: &mut [S]) {
-        if self.f16_products {
-            return self.product_f16(h, out);
-        }
         let mut partial = [S::ZERO; 32];
         for (r, o) in out.iter_mut().enumerate() {
             let (a, b) = (self.row_ptr[r], self.row_ptr[r + 1]);
@@ -93,52 +91,82 @@ impl<S: Scalar> Recurrent<S> {
 }
 
 impl<S: Scalar> Recurrent<S> {
-    /// [`Recurrent::product`] with each lane's products in fp16 groups of eight
-    /// ([`GroupSum`], `Products::F16`), the lanes' sums added in `S` by the butterfly tree.
-    /// The emulated fp16 rounding costs about ten times an `f32` FMA, so large products are
-    /// split by rows over the machine's cores (each row's arithmetic is unchanged).
-    fn product_f16(&self, h: &[S], out: &mut [S]) {
-        let work = self.col_idx.len();
-        let threads = if work < 1 << 16 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()).min(16) };
-        if threads == 1 {
-            return self.rows_f16(h, 0, out);
-        }
-        let chunk = out.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            for (i, part) in out.chunks_mut(chunk).enumerate() {
-                s.spawn(move || self.rows_f16(h, i * chunk, part));
+    /// `W_hh · h_b` for every batch entry `b` of `h` (`[B][H]`) into `out` (`[B][G·H]`): with fp16
+    /// group sums all entries' sums of a row at once (their fp16 chains are independent, so the
+    /// CPU overlaps them), large products split by rows over the machine's cores (the emulated
+    /// fp16 rounding costs about ten times an `f32` FMA); otherwise [`Recurrent::product`] per
+    /// entry. Each sum's arithmetic is the same either way.
+    fn product_batch(&self, h: &[S], hidden: usize, out: &mut [S]) {
+        let batch = h.len() / hidden.max(1);
+        let rows = self.row_ptr.len() - 1;
+        if !self.f16_products {
+            for (hb, ob) in h.chunks(hidden).zip(out.chunks_mut(rows)) {
+                self.product(hb, ob);
             }
-        });
+            return;
+        }
+        let work = self.col_idx.len() * batch;
+        let threads = if work < 1 << 16 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()).min(16) };
+        let chunk = rows.div_ceil(threads);
+        // Rows `r0..r1` of every entry, written to `part[b][r - r0]`.
+        let run = |r0: usize, r1: usize| -> Vec<S> {
+            let mut part = vec![S::ZERO; batch * (r1 - r0)];
+            self.rows_f16(h, hidden, batch, r0..r1, &mut part);
+            part
+        };
+        let parts: Vec<(usize, Vec<S>)> = if threads == 1 {
+            vec![(0, run(0, rows))]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..rows).step_by(chunk).map(|r0| (r0, s.spawn(move || run(r0, (r0 + chunk).min(rows))))).collect();
+                handles.into_iter().map(|(r0, j)| (r0, j.join().expect("reference thread"))).collect()
+            })
+        };
+        for (r0, part) in parts {
+            let n = part.len() / batch.max(1);
+            for b in 0..batch {
+                out[b * rows + r0..b * rows + r0 + n].copy_from_slice(&part[b * n..(b + 1) * n]);
+            }
+        }
     }
 
-    /// Rows `first..first + out.len()` of [`Recurrent::product_f16`].
-    fn rows_f16(&self, h: &[S], first: usize, out: &mut [S]) {
+    /// Rows `range` of [`Recurrent::product_batch`] with fp16 group sums (`Products::F16`): each
+    /// lane's products of a row in [`GroupSum`]s, the lanes' sums added in `S` by the butterfly
+    /// tree; `part[b][r - range.start]`.
+    fn rows_f16(&self, h: &[S], hidden: usize, batch: usize, range: std::ops::Range<usize>, part: &mut [S]) {
         // Weights and `h` are fp16 values already (`fp16_state`), exact in `f32`.
-        let mut partial = [S::ZERO; 32];
-        let mut sums = [GroupSum::default(); 32];
+        let h32: Vec<f32> = h.iter().map(|v| v.to_f64() as f32).collect();
         let lanes = self.lanes;
-        for (r, o) in (first..).zip(out.iter_mut()) {
-            let (a, b) = (self.row_ptr[r], self.row_ptr[r + 1]);
-            sums[..lanes].iter_mut().for_each(|g| *g = GroupSum::default());
+        let n = range.len();
+        let mut sums = vec![GroupSum::default(); lanes * batch];
+        let mut partial = [S::ZERO; 32];
+        for (i, r) in range.enumerate() {
+            let (a, e) = (self.row_ptr[r], self.row_ptr[r + 1]);
+            sums.iter_mut().for_each(|g| *g = GroupSum::default());
             let mut lane = 0;
-            for (&c, &v) in self.col_idx[a..b].iter().zip(&self.values[a..b]) {
-                sums[lane].add(v.to_f64() as f32, h[c as usize].to_f64() as f32);
+            for (&c, &v) in self.col_idx[a..e].iter().zip(&self.values[a..e]) {
+                let w = v.to_f64() as f32;
+                for b in 0..batch {
+                    sums[b * lanes + lane].add(w, h32[b * hidden + c as usize]);
+                }
                 lane += 1;
                 if lane == lanes {
                     lane = 0;
                 }
             }
-            for l in 0..lanes {
-                partial[l] = S::from_f32(sums[l].total());
-            }
-            let mut width = lanes;
-            while width > 1 {
-                width /= 2;
-                for l in 0..width {
-                    partial[l] = partial[l] + partial[l + width];
+            for b in 0..batch {
+                for l in 0..lanes {
+                    partial[l] = S::from_f32(sums[b * lanes + l].total());
                 }
+                let mut width = lanes;
+                while width > 1 {
+                    width /= 2;
+                    for l in 0..width {
+                        partial[l] = partial[l] + partial[l + width];
+                    }
+                }
+                part[b * n + i] = partial[0];
             }
-            *o = partial[0];
         }
     }
 }
@@ -222,16 +250,18 @@ pub(crate) fn run<S: Scalar>(p: &Problem<'_>, rounding: Rounding, order: Order) 
     };
     let mut out = Vec::with_capacity(p.steps * p.batch * hidden);
     let mut gi = vec![S::ZERO; gh_len];
-    let mut gh = vec![S::ZERO; gh_len];
+    let mut gh_all = vec![S::ZERO; p.batch * gh_len];
     for t in 0..p.steps {
+        // Every entry's product from `h_{t-1}` first, then the cells.
+        w.product_batch(&h, hidden, &mut gh_all);
         for b in 0..p.batch {
             let hb = &mut h[b * hidden..(b + 1) * hidden];
-            w.product(hb, &mut gh);
+            let gh = &mut gh_all[b * gh_len..(b + 1) * gh_len];
             gh.iter_mut().zip(&b_hh).for_each(|(g, &bias)| *g = *g + bias);
             let u = &p.u[(t * p.batch + b) * gh_len..(t * p.batch + b + 1) * gh_len];
             gi.iter_mut().zip(u).for_each(|(g, &v)| *g = S::from_f64(v));
             let cb: &mut [S] = if p.cell == Cell::Lstm { &mut c[b * hidden..(b + 1) * hidden] } else { &mut [] };
-            cell_step(p.cell, &gi, &gh, hb, cb);
+            cell_step(p.cell, &gi, gh, hb, cb);
             if rounding.fp16_state {
                 // The tags repeat every four steps.
                 let step = ((p.steps_done % 4) as usize + t + 1) as u32 % 4;
