@@ -12,7 +12,7 @@
 mod bytes;
 
 use libfuzzer_sys::fuzz_target;
-use sprnn::layout::{plan, DeviceInfo, KernelKind, PlanOptions, WeightOrder};
+use sprnn::layout::{plan, DeviceInfo, KernelKind, PlanOptions, Products, WeightOrder};
 use sprnn::{Cell, Csr};
 use sprnn_kernels::format::NO_UNIT;
 
@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         order: if b.u8() & 1 == 0 { WeightOrder::BankAware } else { WeightOrder::Naive },
         hidden_f32: [None, Some(false), Some(true)][b.u8() as usize % 3],
         kernel: [None, Some(KernelKind::Sparse), Some(KernelKind::Dense)][b.u8() as usize % 3],
+        products: [None, Some(Products::F16), Some(Products::F32)][b.u8() as usize % 3],
     };
     let device = match b.u8() % 4 {
         0 => DeviceInfo::a100(),
@@ -81,6 +82,11 @@ fuzz_target!(|data: &[u8]| {
         _ => DeviceInfo::h200(),
     };
     let Ok(p) = plan(&w, cell, batch, &device, &opts) else { return };
+    // fp16 products only with the fp16 state on the sparse kernel, and as asked.
+    if let Some(asked) = opts.products {
+        assert_eq!(p.products(), asked);
+    }
+    assert!(p.products() == Products::F32 || (!p.hidden_f32() && p.dense().is_none()), "fp16 products on {:?}", p.dense());
     // What the plan promises.
     let cps = p.ctas_per_sm();
     assert!(p.grid() >= 1 && p.grid() <= device.sm_count * cps, "grid {} on {} SMs x {cps}", p.grid(), device.sm_count);
