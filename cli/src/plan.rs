@@ -100,8 +100,8 @@ pub struct PlanArgs {
 
 /// Registers per SM a plan uses (allocation granularity included).
 fn registers_per_sm(p: &Plan) -> usize {
-    let unit = layout::device::REGISTER_ALLOCATION_UNIT;
-    (p.registers_per_thread() as usize).div_ceil(unit) * unit * p.threads_per_cta() * p.ctas_per_sm()
+    // The planner's own count (allocation unit and the four schedulers' warp split included).
+    layout::registers_per_sm(p.threads_per_cta(), p.ctas_per_sm(), p.registers_per_thread() as usize)
 }
 
 fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
