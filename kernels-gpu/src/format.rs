@@ -313,9 +313,35 @@ pub const fn exchange_values(columns: usize, batch: usize) -> usize {
 /// thread waits for an exchange chunk: an ordinary step never pays for them.
 pub const SPINS_PER_CHECK: u32 = 1024;
 
+/// Calls `$m!($args…, [8, 16, 24, 32, 48, 64, 96])`: the list lengths `N` the recurrent
+/// kernel is instantiated for, written once. [`LIST_LENGTHS`], [`recurrent_kernel_name`] and
+/// the kernel crate's entry points are generated from it.
+#[macro_export]
+macro_rules! with_list_lengths {
+    ($m:ident $(, $arg:tt)*) => {
+        $m! { $($arg,)* [8, 16, 24, 32, 48, 64, 96] }
+    };
+}
+
+/// Calls `$m!($args…, [1, 2, 4, 8])`: the batch tiles `BT` the recurrent kernel is instantiated
+/// for, written once ([`BATCH_TILES`], [`recurrent_kernel_name`], the entry points).
+#[macro_export]
+macro_rules! with_batch_tiles {
+    ($m:ident $(, $arg:tt)*) => {
+        $m! { $($arg,)* [1, 2, 4, 8] }
+    };
+}
+
+/// `[a, b, …]` of a list handed over by [`with_list_lengths`] or [`with_batch_tiles`].
+macro_rules! as_array {
+    ([$($v:literal),*]) => {
+        [$($v),*]
+    };
+}
+
 /// Register-list lengths `N` the recurrent kernel is instantiated for. (`N` = 128 is not among
 /// them: ptxas 12.9 spills 48–96 bytes of it to local memory even at 255 registers.)
-pub const LIST_LENGTHS: [usize; 7] = [8, 16, 24, 32, 48, 64, 96];
+pub const LIST_LENGTHS: [usize; 7] = with_list_lengths!(as_array);
 
 /// List entries per fp16 group with [`Products::F16`]: every list length is a multiple.
 pub const PRODUCT_GROUP: usize = 8;
@@ -344,7 +370,7 @@ pub enum Products {
 }
 
 /// Batch tiles `BT` the recurrent kernel is instantiated for (batch values per shared load).
-pub const BATCH_TILES: [usize; 4] = [1, 2, 4, 8];
+pub const BATCH_TILES: [usize; 4] = with_batch_tiles!(as_array);
 
 /// Register budget of recurrent-kernel variant `(n, bt, h32, gated)`: the `.maxnreg` directive
 /// the PTX linker gives it, so ptxas and the driver's JIT compiler both stay within it and the
@@ -395,31 +421,31 @@ pub const HIDDEN_F32: [bool; 2] = [false, true];
 /// the kernel crate checks at compile time that each entry point is named by this function.
 pub const fn recurrent_kernel_name(n: usize, bt: usize, h32: bool, gated: bool) -> &'static str {
     macro_rules! names {
-        ($($n:literal),*) => {
+        ([$($n:literal),*]) => {
+            with_batch_tiles!(names, [$($n),*])
+        };
+        ([$($n:literal),*], [$($bt:literal),*]) => {
+            names!(@each [$($n),*] [$($bt),*])
+        };
+        (@each [$($n:literal),*] $bts:tt) => {
             match (n, bt, h32, gated) {
+                $( (_, _, _, _) if n == $n => names!(@tile $n $bts), )*
+                _ => "",
+            }
+        };
+        (@tile $n:literal [$($bt:literal),*]) => {
+            match (bt, h32, gated) {
                 $(
-                    ($n, 1, false, false) => concat!("sprnn_recurrent_n", $n, "_bt1_h16"),
-                    ($n, 2, false, false) => concat!("sprnn_recurrent_n", $n, "_bt2_h16"),
-                    ($n, 4, false, false) => concat!("sprnn_recurrent_n", $n, "_bt4_h16"),
-                    ($n, 8, false, false) => concat!("sprnn_recurrent_n", $n, "_bt8_h16"),
-                    ($n, 1, true, false) => concat!("sprnn_recurrent_n", $n, "_bt1_h32"),
-                    ($n, 2, true, false) => concat!("sprnn_recurrent_n", $n, "_bt2_h32"),
-                    ($n, 4, true, false) => concat!("sprnn_recurrent_n", $n, "_bt4_h32"),
-                    ($n, 8, true, false) => concat!("sprnn_recurrent_n", $n, "_bt8_h32"),
-                    ($n, 1, false, true) => concat!("sprnn_gated_n", $n, "_bt1_h16"),
-                    ($n, 2, false, true) => concat!("sprnn_gated_n", $n, "_bt2_h16"),
-                    ($n, 4, false, true) => concat!("sprnn_gated_n", $n, "_bt4_h16"),
-                    ($n, 8, false, true) => concat!("sprnn_gated_n", $n, "_bt8_h16"),
-                    ($n, 1, true, true) => concat!("sprnn_gated_n", $n, "_bt1_h32"),
-                    ($n, 2, true, true) => concat!("sprnn_gated_n", $n, "_bt2_h32"),
-                    ($n, 4, true, true) => concat!("sprnn_gated_n", $n, "_bt4_h32"),
-                    ($n, 8, true, true) => concat!("sprnn_gated_n", $n, "_bt8_h32"),
+                    ($bt, false, false) => concat!("sprnn_recurrent_n", $n, "_bt", $bt, "_h16"),
+                    ($bt, true, false) => concat!("sprnn_recurrent_n", $n, "_bt", $bt, "_h32"),
+                    ($bt, false, true) => concat!("sprnn_gated_n", $n, "_bt", $bt, "_h16"),
+                    ($bt, true, true) => concat!("sprnn_gated_n", $n, "_bt", $bt, "_h32"),
                 )*
                 _ => "",
             }
         };
     }
-    names!(8, 16, 24, 32, 48, 64, 96)
+    with_list_lengths!(names)
 }
 
 /// The variant `(n, bt, h32, gated)` a kernel name denotes (the inverse of

@@ -1030,51 +1030,39 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     }
 }
 
+/// The entry points: for every list length and batch tile (`format::with_list_lengths`,
+/// `format::with_batch_tiles`), both hidden-state types and both families, a kernel named by
+/// `format::recurrent_kernel_name` (checked at compile time) that runs [`recurrent`].
 macro_rules! entries {
-    ($($name:ident = ($n:literal, $bt:literal, $h32:literal, $gated:literal);)*) => {
+    ([$($n:literal),*]) => {
+        $( crate::with_batch_tiles!(entries, $n); )*
+    };
+    ($n:literal, [$($bt:literal),*]) => {
         $(
+            entries!(@one $n, $bt, false, false, "sprnn_recurrent_n", "_h16");
+            entries!(@one $n, $bt, true, false, "sprnn_recurrent_n", "_h32");
+            entries!(@one $n, $bt, false, true, "sprnn_gated_n", "_h16");
+            entries!(@one $n, $bt, true, true, "sprnn_gated_n", "_h32");
+        )*
+    };
+    (@one $n:literal, $bt:literal, $h32:literal, $gated:literal, $family:literal, $h:literal) => {
+        const _: () = {
             /// Recurrent kernel entry point (family, list length, batch tile and hidden-state
             /// type in the name).
             ///
             /// # Safety
             /// See [`recurrent`].
-            #[no_mangle]
-            pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
-                const _: () = assert!(crate::format::str_eq(crate::format::recurrent_kernel_name($n, $bt, $h32, $gated), stringify!($name)));
+            #[export_name = concat!($family, $n, "_bt", $bt, $h)]
+            pub unsafe extern "ptx-kernel" fn entry(p: RecurrentParams) {
+                const _: () = assert!(crate::format::str_eq(
+                    crate::format::recurrent_kernel_name($n, $bt, $h32, $gated),
+                    concat!($family, $n, "_bt", $bt, $h)
+                ));
                 // SAFETY: forwarded contract.
                 unsafe { recurrent::<$n, $bt, $h32, $gated>(&p) }
             }
-        )*
+        };
     };
 }
 
-entries! {
-    sprnn_recurrent_n8_bt1_h16 = (8, 1, false, false); sprnn_recurrent_n8_bt2_h16 = (8, 2, false, false); sprnn_recurrent_n8_bt4_h16 = (8, 4, false, false); sprnn_recurrent_n8_bt8_h16 = (8, 8, false, false);
-    sprnn_recurrent_n16_bt1_h16 = (16, 1, false, false); sprnn_recurrent_n16_bt2_h16 = (16, 2, false, false); sprnn_recurrent_n16_bt4_h16 = (16, 4, false, false); sprnn_recurrent_n16_bt8_h16 = (16, 8, false, false);
-    sprnn_recurrent_n24_bt1_h16 = (24, 1, false, false); sprnn_recurrent_n24_bt2_h16 = (24, 2, false, false); sprnn_recurrent_n24_bt4_h16 = (24, 4, false, false); sprnn_recurrent_n24_bt8_h16 = (24, 8, false, false);
-    sprnn_recurrent_n32_bt1_h16 = (32, 1, false, false); sprnn_recurrent_n32_bt2_h16 = (32, 2, false, false); sprnn_recurrent_n32_bt4_h16 = (32, 4, false, false); sprnn_recurrent_n32_bt8_h16 = (32, 8, false, false);
-    sprnn_recurrent_n48_bt1_h16 = (48, 1, false, false); sprnn_recurrent_n48_bt2_h16 = (48, 2, false, false); sprnn_recurrent_n48_bt4_h16 = (48, 4, false, false); sprnn_recurrent_n48_bt8_h16 = (48, 8, false, false);
-    sprnn_recurrent_n64_bt1_h16 = (64, 1, false, false); sprnn_recurrent_n64_bt2_h16 = (64, 2, false, false); sprnn_recurrent_n64_bt4_h16 = (64, 4, false, false); sprnn_recurrent_n64_bt8_h16 = (64, 8, false, false);
-    sprnn_recurrent_n96_bt1_h16 = (96, 1, false, false); sprnn_recurrent_n96_bt2_h16 = (96, 2, false, false); sprnn_recurrent_n96_bt4_h16 = (96, 4, false, false); sprnn_recurrent_n96_bt8_h16 = (96, 8, false, false);
-    sprnn_recurrent_n8_bt1_h32 = (8, 1, true, false); sprnn_recurrent_n8_bt2_h32 = (8, 2, true, false); sprnn_recurrent_n8_bt4_h32 = (8, 4, true, false); sprnn_recurrent_n8_bt8_h32 = (8, 8, true, false);
-    sprnn_recurrent_n16_bt1_h32 = (16, 1, true, false); sprnn_recurrent_n16_bt2_h32 = (16, 2, true, false); sprnn_recurrent_n16_bt4_h32 = (16, 4, true, false); sprnn_recurrent_n16_bt8_h32 = (16, 8, true, false);
-    sprnn_recurrent_n24_bt1_h32 = (24, 1, true, false); sprnn_recurrent_n24_bt2_h32 = (24, 2, true, false); sprnn_recurrent_n24_bt4_h32 = (24, 4, true, false); sprnn_recurrent_n24_bt8_h32 = (24, 8, true, false);
-    sprnn_recurrent_n32_bt1_h32 = (32, 1, true, false); sprnn_recurrent_n32_bt2_h32 = (32, 2, true, false); sprnn_recurrent_n32_bt4_h32 = (32, 4, true, false); sprnn_recurrent_n32_bt8_h32 = (32, 8, true, false);
-    sprnn_recurrent_n48_bt1_h32 = (48, 1, true, false); sprnn_recurrent_n48_bt2_h32 = (48, 2, true, false); sprnn_recurrent_n48_bt4_h32 = (48, 4, true, false); sprnn_recurrent_n48_bt8_h32 = (48, 8, true, false);
-    sprnn_recurrent_n64_bt1_h32 = (64, 1, true, false); sprnn_recurrent_n64_bt2_h32 = (64, 2, true, false); sprnn_recurrent_n64_bt4_h32 = (64, 4, true, false); sprnn_recurrent_n64_bt8_h32 = (64, 8, true, false);
-    sprnn_recurrent_n96_bt1_h32 = (96, 1, true, false); sprnn_recurrent_n96_bt2_h32 = (96, 2, true, false); sprnn_recurrent_n96_bt4_h32 = (96, 4, true, false); sprnn_recurrent_n96_bt8_h32 = (96, 8, true, false);
-    sprnn_gated_n8_bt1_h16 = (8, 1, false, true); sprnn_gated_n8_bt2_h16 = (8, 2, false, true); sprnn_gated_n8_bt4_h16 = (8, 4, false, true); sprnn_gated_n8_bt8_h16 = (8, 8, false, true);
-    sprnn_gated_n16_bt1_h16 = (16, 1, false, true); sprnn_gated_n16_bt2_h16 = (16, 2, false, true); sprnn_gated_n16_bt4_h16 = (16, 4, false, true); sprnn_gated_n16_bt8_h16 = (16, 8, false, true);
-    sprnn_gated_n24_bt1_h16 = (24, 1, false, true); sprnn_gated_n24_bt2_h16 = (24, 2, false, true); sprnn_gated_n24_bt4_h16 = (24, 4, false, true); sprnn_gated_n24_bt8_h16 = (24, 8, false, true);
-    sprnn_gated_n32_bt1_h16 = (32, 1, false, true); sprnn_gated_n32_bt2_h16 = (32, 2, false, true); sprnn_gated_n32_bt4_h16 = (32, 4, false, true); sprnn_gated_n32_bt8_h16 = (32, 8, false, true);
-    sprnn_gated_n48_bt1_h16 = (48, 1, false, true); sprnn_gated_n48_bt2_h16 = (48, 2, false, true); sprnn_gated_n48_bt4_h16 = (48, 4, false, true); sprnn_gated_n48_bt8_h16 = (48, 8, false, true);
-    sprnn_gated_n64_bt1_h16 = (64, 1, false, true); sprnn_gated_n64_bt2_h16 = (64, 2, false, true); sprnn_gated_n64_bt4_h16 = (64, 4, false, true); sprnn_gated_n64_bt8_h16 = (64, 8, false, true);
-    sprnn_gated_n96_bt1_h16 = (96, 1, false, true); sprnn_gated_n96_bt2_h16 = (96, 2, false, true); sprnn_gated_n96_bt4_h16 = (96, 4, false, true); sprnn_gated_n96_bt8_h16 = (96, 8, false, true);
-    sprnn_gated_n8_bt1_h32 = (8, 1, true, true); sprnn_gated_n8_bt2_h32 = (8, 2, true, true); sprnn_gated_n8_bt4_h32 = (8, 4, true, true); sprnn_gated_n8_bt8_h32 = (8, 8, true, true);
-    sprnn_gated_n16_bt1_h32 = (16, 1, true, true); sprnn_gated_n16_bt2_h32 = (16, 2, true, true); sprnn_gated_n16_bt4_h32 = (16, 4, true, true); sprnn_gated_n16_bt8_h32 = (16, 8, true, true);
-    sprnn_gated_n24_bt1_h32 = (24, 1, true, true); sprnn_gated_n24_bt2_h32 = (24, 2, true, true); sprnn_gated_n24_bt4_h32 = (24, 4, true, true); sprnn_gated_n24_bt8_h32 = (24, 8, true, true);
-    sprnn_gated_n32_bt1_h32 = (32, 1, true, true); sprnn_gated_n32_bt2_h32 = (32, 2, true, true); sprnn_gated_n32_bt4_h32 = (32, 4, true, true); sprnn_gated_n32_bt8_h32 = (32, 8, true, true);
-    sprnn_gated_n48_bt1_h32 = (48, 1, true, true); sprnn_gated_n48_bt2_h32 = (48, 2, true, true); sprnn_gated_n48_bt4_h32 = (48, 4, true, true); sprnn_gated_n48_bt8_h32 = (48, 8, true, true);
-    sprnn_gated_n64_bt1_h32 = (64, 1, true, true); sprnn_gated_n64_bt2_h32 = (64, 2, true, true); sprnn_gated_n64_bt4_h32 = (64, 4, true, true); sprnn_gated_n64_bt8_h32 = (64, 8, true, true);
-    sprnn_gated_n96_bt1_h32 = (96, 1, true, true); sprnn_gated_n96_bt2_h32 = (96, 2, true, true); sprnn_gated_n96_bt4_h32 = (96, 4, true, true); sprnn_gated_n96_bt8_h32 = (96, 8, true, true);
-}
+crate::with_list_lengths!(entries);
