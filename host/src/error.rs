@@ -132,6 +132,12 @@ pub enum Error {
     },
 }
 
+impl From<crate::layout::ArgumentError> for Error {
+    fn from(e: crate::layout::ArgumentError) -> Error {
+        Error::Input { name: e.name, problem: e.problem }
+    }
+}
+
 impl From<crate::validate::NotFinite> for Error {
     fn from(e: crate::validate::NotFinite) -> Error {
         Error::Input { name: e.name, problem: format!("element {} is {} (values must be finite)", e.index, e.value) }

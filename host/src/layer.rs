@@ -27,7 +27,7 @@ use crate::args::{check_finite, check_len};
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::layout::{self, Plan, PlanOptions, Products};
+use crate::layout::{self, contract, Plan, PlanOptions, Products};
 use crate::sparse::Csr;
 pub use crate::tensors::{DeviceInput, DeviceOutput, Input, Output};
 
@@ -237,7 +237,7 @@ impl SparseRecurrentLayer {
 
     /// Length of `U` for `steps` steps: `T·B·G·H` (saturating at `usize::MAX`).
     pub fn input_len(&self, steps: usize) -> usize {
-        steps.saturating_mul(self.batch * self.cell.gates() * self.hidden)
+        self.contract().input_len(steps)
     }
 
     /// Allocates device outputs for `steps` steps (checked as [`Self::forward`] checks them:
@@ -253,35 +253,21 @@ impl SparseRecurrentLayer {
     }
 
     pub(crate) fn check_steps(&self, steps: usize) -> Result<()> {
-        let limit = u32::MAX as usize;
-        if steps == 0 {
-            return Err(Error::Input { name: "steps", problem: "0; a sequence needs at least one step".into() });
-        }
-        // Checked: a step count whose T·B·G·H wraps around usize must not pass as a small one.
-        let per_step = self.batch * self.cell.gates() * self.hidden;
-        if steps.checked_mul(per_step).is_none_or(|n| n > limit) {
-            return Err(Error::Input {
-                name: "steps",
-                problem: format!(
-                    "{steps} steps make U {steps} x {per_step} values, over the kernel's 32-bit index limit {limit}; split the sequence (at most {} steps per call)",
-                    limit / per_step
-                ),
-            });
-        }
-        Ok(())
+        Ok(self.contract().check_steps(steps)?)
+    }
+
+    /// The layer's launch contract ([`layout::LaunchContract`]): every argument check of its
+    /// entry points, runnable without a GPU.
+    pub fn contract(&self) -> layout::LaunchContract {
+        layout::LaunchContract { cell: self.cell, hidden: self.hidden, batch: self.batch }
     }
 
     /// Runs `steps` steps on host data and returns the outputs on the host.
     pub fn forward(&mut self, u: Input<'_>, steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<Output> {
-        self.check_steps(steps)?;
-        check_len("u", u.len(), self.input_len(steps), "T*B*G*H")?;
+        self.contract().check_input(steps, u.len())?;
         match u {
-            Input::F32(v) => check_finite("u", v)?,
-            Input::F16(v) => {
-                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                    return Err(Error::Input { name: "u", problem: format!("element {i} is {} (values must be finite)", v[i]) });
-                }
-            }
+            Input::F32(v) => contract::check_finite("u", v.iter().map(|&x| x as f64))?,
+            Input::F16(v) => contract::check_finite("u", v.iter().map(|x| x.to_f64()))?,
         }
         let d_u = DeviceInput::upload(&self.gpu, u)?;
         let mut out = self.alloc_output(steps)?;
@@ -323,25 +309,17 @@ impl SparseRecurrentLayer {
         stream: &'a Stream,
     ) -> Result<PendingForward<'a>> {
         let steps = out.steps;
-        self.check_steps(steps)?;
-        check_len("u", u.len(), self.input_len(steps), "T*B*G*H")?;
-        check_len("output h", out.h.len(), steps * self.batch * self.hidden, "T*B*H")?;
-        check_len("output c", out.c.len(), self.batch * self.hidden, "B*H")?;
-        let bh = self.batch * self.hidden;
+        let contract = self.contract();
+        contract.check_input(steps, u.len())?;
+        contract.check_output(steps, out.h.len(), out.c.len())?;
+        contract.check_state(h0, c0)?;
         let mut fl = if matches!(u, DeviceInput::F16(_)) { flags::U_F16 } else { 0 };
         self.gpu.make_current()?;
         if let Some(h0) = h0 {
-            check_len("h0", h0.len(), bh, "B*H")?;
-            check_finite("h0", h0)?;
             self.h0.copy_from(h0).map_err(cust_err("cuMemcpyHtoD"))?;
             fl |= flags::HAS_H0;
         }
         if let Some(c0) = c0 {
-            if self.cell != Cell::Lstm {
-                return Err(Error::Input { name: "c0", problem: format!("given for a {} layer; only LSTM has a cell state", self.cell.name()) });
-            }
-            check_len("c0", c0.len(), bh, "B*H")?;
-            check_finite("c0", c0)?;
             self.c0.copy_from(c0).map_err(cust_err("cuMemcpyHtoD"))?;
             fl |= flags::HAS_C0;
         }
@@ -354,8 +332,7 @@ impl SparseRecurrentLayer {
     /// hidden-state exchange and the barriers remain. Returns the kernel time in ms; the outputs
     /// are meaningless.
     pub fn forward_exchange_floor(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<f32> {
-        self.check_steps(out.steps)?;
-        check_len("u", u.len(), self.input_len(out.steps), "T*B*G*H")?;
+        self.contract().check_input(out.steps, u.len())?;
         self.gpu.make_current()?;
         self.launch(u.address(), out, flags::EXCHANGE_ONLY, None)
     }
@@ -364,8 +341,7 @@ impl SparseRecurrentLayer {
     /// every wait must end in [`Error::Timeout`].
     #[cfg(feature = "test-hooks")]
     pub fn forward_never_publish(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<f32> {
-        self.check_steps(out.steps)?;
-        check_len("u", u.len(), self.input_len(out.steps), "T*B*G*H")?;
+        self.contract().check_input(out.steps, u.len())?;
         self.gpu.make_current()?;
         self.launch(u.address(), out, flags::TEST_NEVER_PUBLISH, None)
     }

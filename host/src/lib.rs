@@ -40,7 +40,7 @@
 //!
 //! modules  public API   layer · model · stream · projection · raw · shape · timing
 //!              │ uses
-//!          planning     layout (plan, dense, assign, bank, pack, partition, registers) · advice
+//!          planning     layout (plan, dense, assign, bank, pack, partition, registers, contract) · advice
 //!              │ uses
 //!          data         sparse · weights · tensors (inputs and outputs of a forward pass)
 //!                       fp16 (the kernel's fp16 arithmetic, exactly, for the CPU twins)

@@ -17,6 +17,10 @@
 //! 6. [`dense`]: the alternative for dense-enough layers — the CTA's rows as dense fp16 tensor-core
 //!    fragments ([`DenseShape`]); [`plan()`] chooses it by [`DENSE_MIN_DENSITY`] when it fits.
 //!
+//! [`contract`] holds the launch contract of a planned layer ([`LaunchContract`]): every check of
+//! a forward call's arguments (step count, lengths, finite values, `c0` only for LSTM), pure, so
+//! it runs without a GPU; the layer's entry points call it first.
+//!
 //! The fit decision alone — the launch shape, or the refusal — comes from [`check_fit`], which
 //! needs only the layer's [`RowStats`] (size, nonzeros, longest row): it tells whether a layer
 //! fits before the layer is generated, in microseconds ([`plan`] calls it first).
@@ -96,6 +100,7 @@
 
 pub mod assign;
 pub mod bank;
+pub mod contract;
 pub mod dense;
 pub mod device;
 pub mod error;
@@ -107,6 +112,7 @@ pub mod synthetic;
 
 pub use assign::WeightOrder;
 pub use bank::{batch_tile, BankModel, BankStats};
+pub use contract::{ArgumentError, LaunchContract};
 pub use device::{registers_per_sm, DeviceInfo};
 pub use error::PlanError;
 pub use dense::DenseShape;

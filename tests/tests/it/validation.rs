@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use safetensors::tensor::Dtype;
-use sprnn::layout::{layout_with, plan, synthetic, DeviceInfo, Geometry, PlanError, PlanOptions, WeightOrder};
+use sprnn::layout::{layout_with, plan, synthetic, ArgumentError, DeviceInfo, Geometry, LaunchContract, PlanError, PlanOptions, WeightOrder};
 use sprnn::reference::{forward_model, forward_u, forward_u_permuted, forward_x, Precision, ReferenceError};
 use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
@@ -1226,4 +1226,95 @@ fn weights_and_reference_errors_convert_to_the_crate_error() {
     let e = run().unwrap_err();
     assert!(matches!(e, Error::Reference(ReferenceError::Length { what: "u", .. })), "{e:?}");
     says(&e, &["u has 3 values, expected 2"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// layout::LaunchContract: the argument checks of every forward entry point, without a GPU (the
+// layer calls these same checks first; `validation_gpu.rs` checks the layer says the same)
+// ---------------------------------------------------------------------------------------------
+
+/// The contract of a planned layer of `cell` with H = 256 at batch 2 (the GPU tests' layer).
+fn contract(cell: Cell) -> LaunchContract {
+    let w = random_recurrent(5, cell.gates() * 256, 256, 0.1, 0.9).unwrap();
+    let p = plan(&w, cell, 2, &DeviceInfo::h200(), &PlanOptions::default()).unwrap();
+    let c = LaunchContract::of(&p);
+    assert_eq!((c.cell, c.hidden, c.batch), (cell, 256, 2));
+    c
+}
+
+/// The error's argument is `name`, and the layer's `Error::Input` says the same.
+fn arg_err(r: Result<(), ArgumentError>, name: &str) -> ArgumentError {
+    let e = r.unwrap_err();
+    assert_eq!(e.name, name, "{e}");
+    let layer_error = Error::from(e.clone());
+    assert!(matches!(&layer_error, Error::Input { name: n, .. } if *n == e.name), "{layer_error:?}");
+    assert_eq!(layer_error.to_string(), e.to_string());
+    e
+}
+
+#[test]
+fn contract_steps_zero() {
+    says(&arg_err(contract(Cell::RnnTanh).check_input(0, 0), "steps"), &["0", "at least one step"]);
+}
+
+#[test]
+fn contract_too_many_steps_for_32_bit_indices() {
+    let c = contract(Cell::Lstm);
+    let max = u32::MAX as usize / (2 * 4 * 256);
+    c.check_steps(max).expect("the largest step count that fits");
+    let e = arg_err(c.check_input(max + 1, 0), "steps");
+    says(&e, &[&format!("{} steps", max + 1), &u32::MAX.to_string(), &format!("at most {max} steps")]);
+}
+
+#[test]
+fn contract_steps_whose_size_wraps_around() {
+    let c = contract(Cell::RnnTanh);
+    // 2^64 / (B·H) steps: T·B·G·H wraps to 0, which matches an empty U if unchecked.
+    let steps = (1usize << 63) / (2 * 256) * 2;
+    says(&arg_err(c.check_input(steps, 0), "steps"), &[&format!("{steps} steps"), &u32::MAX.to_string()]);
+}
+
+#[test]
+fn contract_u_wrong_length() {
+    let c = contract(Cell::Gru);
+    let n = c.input_len(4);
+    assert_eq!(n, 4 * 2 * 3 * 256);
+    c.check_input(4, n).expect("the right length");
+    says(&arg_err(c.check_input(4, n - 1), "u"), &[&format!("{} values", n - 1), &format!("expected {n}"), "T*B*G*H"]);
+}
+
+#[test]
+fn contract_u_not_finite() {
+    let mut u = vec![0.1f64; 10];
+    u[7] = f64::NAN;
+    says(&arg_err(sprnn::layout::contract::check_finite("u", u.iter().copied()), "u"), &["element 7 is NaN", "must be finite"]);
+    u[7] = f64::NEG_INFINITY;
+    says(&arg_err(sprnn::layout::contract::check_finite("u", u), "u"), &["element 7 is -inf"]);
+}
+
+#[test]
+fn contract_outputs_wrong_length() {
+    let c = contract(Cell::RnnTanh);
+    c.check_output(3, 3 * 2 * 256, 2 * 256).expect("the right lengths");
+    says(&arg_err(c.check_output(3, 3 * 2 * 256 - 1, 2 * 256), "output h"), &["expected 1536", "T*B*H"]);
+    says(&arg_err(c.check_output(3, 3 * 2 * 256, 1), "output c"), &["1 values", "expected 512", "B*H"]);
+}
+
+#[test]
+fn contract_h0_wrong_length_and_not_finite() {
+    let c = contract(Cell::RnnTanh);
+    c.check_state(Some(&[0.5; 512]), None).expect("a good h0");
+    says(&arg_err(c.check_state(Some(&[0.0; 3]), None), "h0"), &["3 values", "expected 512", "B*H"]);
+    says(&arg_err(c.check_state(Some(&[f32::INFINITY; 512]), None), "h0"), &["element 0 is inf", "must be finite"]);
+}
+
+#[test]
+fn contract_c0_only_for_lstm_with_its_length_and_finite() {
+    says(&arg_err(contract(Cell::Gru).check_state(None, Some(&[0.0; 512])), "c0"), &["gru layer", "only LSTM has a cell state"]);
+    let c = contract(Cell::Lstm);
+    c.check_state(Some(&[0.1; 512]), Some(&[0.2; 512])).expect("good h0 and c0");
+    says(&arg_err(c.check_state(None, Some(&[0.0; 5])), "c0"), &["5 values", "expected 512"]);
+    let mut c0 = vec![0.0; 512];
+    c0[511] = f32::NAN;
+    says(&arg_err(c.check_state(None, Some(&c0)), "c0"), &["element 511 is NaN", "must be finite"]);
 }
