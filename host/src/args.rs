@@ -1,18 +1,15 @@
 //! Argument checks shared by the GPU entry points (layer, projection, model, streaming): each
 //! refuses a bad argument with [`Error::Input`](crate::Error::Input) naming it.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// [`Error::Input`] naming the first non-finite element of `v`.
+/// [`Error::Input`](crate::Error::Input) naming the first non-finite element of `v`.
 pub(crate) fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
     Ok(crate::validate::finite(name, v)?)
 }
 
-/// [`Error::Input`] unless `got == want`; `shape` names the expected shape (`"T*B*H"`).
+/// [`Error::Input`](crate::Error::Input) unless `got == want`; `shape` names the expected shape (`"T*B*H"`), in the
+/// words of the launch contract's check ([`crate::layout::contract::check_len`]).
 pub(crate) fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Result<()> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(Error::Input { name, problem: format!("{got} values, expected {want} ({shape})") })
-    }
+    Ok(crate::layout::contract::check_len(name, got, want, shape)?)
 }
