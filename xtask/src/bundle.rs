@@ -36,6 +36,10 @@
 //! GPU tests required; `DIR/run.sh python-bench ARGS…` runs `python/bench.py` (rows
 //! `sprnn_py`, `sprnn_py_kernel`, `sprnn_py_layer`, `cudnn`).
 //!
+//! `DIR/run.sh ab PATH=COMMIT…` is the A/B protocol of the speed work: every layer of
+//! `$AB_LAYERS`, `$AB_REPEATS` times, timed by older benchmark binaries and this bundle's one
+//! after the other, with `AB_PEERS=1` (and `FLASHRNN=1`) the peers in the same run, then a table
+//! of median [range].
 //! `DIR/run.sh probe ARGS…` runs the exchange probe, `bin/sprnn-probe --commit COMMIT ARGS…`
 //! (`--all --out FILE` for every sweep; it reads the driver version from `nvidia-smi` and the
 //! date itself; a `--commit` among ARGS wins over the bundle's).
@@ -81,6 +85,14 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #   run.sh python-bench ARGS...  python/bench.py (sprnn from Python vs cuDNN; --out CSV);
 #                            FLASHRNN=1: also FlashRNN's fused kernel in the same process (the
 #                            bundle's wheels/ installed by peers/flashrnn_setup.sh, as bench-all)
+#   run.sh ab [PATH=COMMIT...]  an interleaved A/B: for each of $AB_REPEATS repetitions (default
+#                            3), each layer of $AB_LAYERS (CELL:H:DENSITY,..., default the
+#                            headline, RNN-tanh H = 1152 d = 0.1 and LSTM H = 1152 d = 0.1) at
+#                            B = 4, T = 256 is timed by every benchmark binary PATH (rows labelled
+#                            COMMIT) and then by this bundle's; AB_PEERS=1 adds peers.py at the same
+#                            layers each repetition (FLASHRNN=1: FlashRNN's fused kernel, built
+#                            in the first). Rows into $OUT_CSV (default ./ab-DATE.csv), then a
+#                            table of median [range] per layer, approach and commit.
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test and on every kernel variant; a tool's run fails
 #                            when it reports any error
@@ -208,6 +220,43 @@ case "$what" in
     done
     rm -f "$lines"
     exit $rc ;;
+  ab)
+    out=${OUT_CSV:-$PWD/ab-$(date -u +%F).csv}
+    gpu=() driver= day= commit=
+    set_meta
+    layers=${AB_LAYERS:-rnn_tanh:2304:0.3,rnn_tanh:1152:0.1,lstm:1152:0.1}
+    pairs=$(echo "$layers" | awk -F, '{for (i = 1; i <= NF; i++) { split($i, f, ":"); printf "%s%s:%s:4:%s", (i > 1 ? "," : ""), f[1], f[2], f[3] }}')
+    [ "${AB_PEERS:-0}" = 1 ] && flashrnn_setup
+    for ((rep = 1; rep <= ${AB_REPEATS:-3}; rep++)); do
+      for layer in ${layers//,/ }; do
+        IFS=: read -r cell hidden density <<< "$layer"
+        sweep=(--cells "$cell" --hidden "$hidden" --batch 4 --density "$density" --steps 256)
+        for other in "$@"; do
+          "${other%%=*}" "${sweep[@]}" --out "$out" --driver "$driver" --date "$day" --commit "${other#*=}" > /dev/null \
+            || echo "== ab: ${other%%=*} failed at $layer" >&2
+        done
+        "$here/bin/sprnn-bench" "${sweep[@]}" "${meta[@]}" > /dev/null || echo "== ab: sprnn-bench failed at $layer" >&2
+      done
+      if [ "${AB_PEERS:-0}" = 1 ]; then
+        fr=("${flashrnn_args[@]}")
+        [ "$rep" = 1 ] && [ ${#fr[@]} -gt 0 ] && fr+=(--flashrnn-prebuild "$(echo "$pairs" | sed 's/:[^:,]*\(,\|$\)/\1/g')")
+        # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
+        "${PYTHON:-python3}" "$here/peers/peers.py" --pairs "$pairs" --steps 256 "${meta[@]}" \
+          --time-budget "${PEERS_TIME_BUDGET:-120}" "${fr[@]}" ${PEERS_ARGS:-} > /dev/null || echo "== ab: peers.py failed" >&2
+      fi
+      echo "== ab: repetition $rep done"
+    done
+    "${PYTHON:-python3}" - "$out" <<'PY'
+import collections, csv, statistics, sys
+times = collections.defaultdict(list)
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["us_per_step"]:
+        times[(r["cell"], r["H"], r["density"], r["approach"], r["commit"])].append(float(r["us_per_step"]))
+for k in sorted(times):
+    v = times[k]
+    print(" ".join(k), "%.3f [%.3f-%.3f] n=%d" % (statistics.median(v), min(v), max(v), len(v)))
+PY
+    ;;
   sanitize)
     tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(memcheck racecheck synccheck initcheck)
     rc=0
@@ -235,7 +284,7 @@ case "$what" in
     fi
     fr=(); [ ${#flashrnn_args[@]} -gt 0 ] && fr=(--with-flashrnn --peers "$here/peers")
     exec "$py" "$here/python/bench.py" --commit "$(cat "$here/COMMIT")" "${fr[@]}" "$@" ;;
-  *) echo "usage: run.sh [test|bench|bench-all|capacity|probe|demo|models|python-test|python-bench|sanitize] ARGS..." >&2; exit 2 ;;
+  *) echo "usage: run.sh [test|bench|bench-all|capacity|ab|probe|demo|models|python-test|python-bench|sanitize] ARGS..." >&2; exit 2 ;;
 esac
 "#;
 
