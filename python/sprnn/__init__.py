@@ -187,8 +187,10 @@ def plan(module, batch: int, device=None) -> dict:
 
     Returns ``{"fits", "device", "cell", "hidden", "layers": [...]}``; each layer entry has
     ``layer``, ``direction``, ``fits`` and either the launch shape (``grid``,
-    ``threads_per_cta``, ``registers_per_thread``, ``smem_bytes``, ...) or ``error``,
-    ``kind`` and what would fit (``fit_density``, ``fit_batch``, ``max_batch``)."""
+    ``threads_per_cta``, ``registers_per_thread``, ``smem_bytes``, ..., ``hidden_state`` and
+    ``products``: ``"f16"`` where the products are summed in fp16 pairs over groups of eight
+    nonzeros, the default for tanh, GRU and LSTM; ``"f32"`` for ReLU) or ``error``, ``kind``
+    and what would fit (``fit_density``, ``fit_batch``, ``max_batch``)."""
     spec = _Spec(module)
     layers = []
     name = None

@@ -142,6 +142,7 @@ fn plan_dict<'py>(py: Python<'py>, p: &Plan, d: &DeviceInfo) -> PyResult<Bound<'
     v.set_item("list_len", p.list_len())?;
     v.set_item("batch_tile", p.batch_tile())?;
     v.set_item("hidden_state", if p.hidden_f32() { "f32" } else { "f16" })?;
+    v.set_item("products", if p.products() == layout::Products::F16 { "f16" } else { "f32" })?;
     v.set_item("smem_bytes", p.smem_bytes())?;
     v.set_item("smem_bytes_available", d.shared_per_cta(p.ctas_per_sm()))?;
     v.set_item("registers_per_thread", p.registers_per_thread())?;

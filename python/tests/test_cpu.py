@@ -93,6 +93,8 @@ def test_plan_without_gpu_uses_presets():
     q = p["layers"][0]
     for key in ["grid", "threads_per_cta", "registers_per_thread", "smem_bytes", "list_len", "nnz"]:
         assert isinstance(q[key], int) and q[key] > 0, key
+    # tanh's bounded state: the fp16 group sums (the default for tanh, GRU and LSTM).
+    assert q["hidden_state"] == "f16" and q["products"] == "f16"
     assert q["nnz"] == np.count_nonzero(m.weight_hh_l0)
     assert "h200" in p["device"]
     assert sprnn.plan(m, 4, device="a100")["fits"]
