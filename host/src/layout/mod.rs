@@ -27,10 +27,14 @@
 //!
 //! # Reduction
 //!
-//! Each thread accumulates its `N` words in f32 in list order; the `TPR` lanes of a row
+//! Each thread accumulates its `N` words in list order — in f32 with `Products::F32`, in fp16
+//! group sums added in f32 with `Products::F16` ([`Plan::products`], [`default_products`]);
+//! the `TPR` lanes of a row
 //! (consecutive lanes of one warp) then run a shuffle butterfly `acc += shfl_xor(acc, m)` for
 //! `m = 16, 8, 4, 2, 1` (those below `TPR`), after which every lane of the group holds the
-//! row's sum, and one of them writes it to the gate-sum array in shared memory. Padding words
+//! row's sum, and one of them writes it to the gate-sum array in shared memory (where the cell is
+//! finished in the warp, a reduce-scatter with the same additions in the same tree leaves each
+//! lane one entry's sum, bit for bit the butterfly's). Padding words
 //! (+0.0 at the zero column `H`, which holds +0.0) add exactly zero.
 //!
 //! # Heuristics

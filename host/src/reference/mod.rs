@@ -34,7 +34,8 @@
 //!   kernel and tests):
 //!   1. `W_hh` values are rounded to fp16 (round to nearest, ties to even); `h0` is rounded to
 //!      fp16 before the first step.
-//!   2. Each step, `acc_r = Σ f32(w_fp16) · f32(h_prev_fp16)` accumulated in `f32` (here in column
+//!   2. Each step, `acc_r = Σ f32(w_fp16) · f32(h_prev_fp16)` accumulated in `f32` (for a layer
+//!      with `Products::F32`; [`Precision::DeviceFaithfulF16`] below for fp16 group sums) (here in column
 //!      order; on the GPU in another order — the only permitted difference). Every product of two
 //!      fp16 values is exact in `f32`, so FMA or not makes no difference.
 //!   3. Hidden part `gh = acc + b_hh` (`f32`); pre-activation `U + gh` (`f32`; `U` is the `f32`
