@@ -140,7 +140,7 @@ impl From<crate::layout::ArgumentError> for Error {
 
 impl From<crate::validate::NotFinite> for Error {
     fn from(e: crate::validate::NotFinite) -> Error {
-        Error::Input { name: e.name, problem: format!("element {} is {} (values must be finite)", e.index, e.value) }
+        Error::Input { name: e.name, problem: crate::layout::contract::not_finite_problem(e.index, e.value) }
     }
 }
 

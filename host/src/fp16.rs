@@ -51,6 +51,18 @@ fn fma16(a: f64, b: f64, c: f64) -> f64 {
     round16(a * b + c)
 }
 
+/// The bound on the error of a row's sum with
+/// [`Products::F16`](sprnn_kernels::format::Products::F16) against the exact sum of the same
+/// fp16 products, beyond `f32` rounding: each group's fp16 sum is within `γ_8 = 8u / (1 − 8u)`
+/// (`u = 2^-11`) of the sum of its products' magnitudes, plus `2^-25` per word where the sums
+/// are below fp16's normal range. `magnitude` is `Σ |w·h|` of the row, `words` its packed words
+/// (`N · TPR`).
+pub fn group_sum_error_bound(magnitude: f64, words: usize) -> f64 {
+    let u = f64::powi(2.0, -11);
+    let gamma = PRODUCT_GROUP as f64 * u / (1.0 - PRODUCT_GROUP as f64 * u);
+    gamma * magnitude + words as f64 * f64::powi(2.0, -25)
+}
+
 /// One thread's running sum of its products with
 /// [`Products::F16`](sprnn_kernels::format::Products::F16): an fp16 sum over each group of
 /// [`PRODUCT_GROUP`] consecutive words (one [`fma`] per word, from +0), added to an `f32` sum

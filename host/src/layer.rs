@@ -266,8 +266,8 @@ impl SparseRecurrentLayer {
     pub fn forward(&mut self, u: Input<'_>, steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<Output> {
         self.contract().check_input(steps, u.len())?;
         match u {
-            Input::F32(v) => contract::check_finite("u", v.iter().map(|&x| x as f64))?,
-            Input::F16(v) => contract::check_finite("u", v.iter().map(|x| x.to_f64()))?,
+            Input::F32(v) => contract::check_finite("u", v.iter().copied())?,
+            Input::F16(v) => contract::check_finite("u", v.iter().copied())?,
         }
         let d_u = DeviceInput::upload(&self.gpu, u)?;
         let mut out = self.alloc_output(steps)?;

@@ -20,7 +20,7 @@ use sprnn_kernels::format::MAX_HIDDEN;
 
 /// An input value that is not finite: `name[index]` (flat index) is `value`.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("invalid {name}: element {index} is {value} (values must be finite)")]
+#[error("invalid {name}: {}", crate::layout::contract::not_finite_problem(*index, value))]
 pub struct NotFinite {
     /// The argument (`"u"`, `"x"`, `"b_hh"`, `"b_ih"`, `"h0"`, `"c0"`).
     pub name: &'static str,
@@ -58,8 +58,8 @@ pub fn layer(cell: Cell, w_hh: &Csr, batch: usize) -> Result<usize, PlanError> {
 
 /// Checks that every value of input `name` is finite.
 pub fn finite(name: &'static str, values: &[f32]) -> Result<(), NotFinite> {
-    match values.iter().position(|x| !x.is_finite()) {
+    match crate::layout::contract::first_not_finite(values.iter().copied()) {
         None => Ok(()),
-        Some(index) => Err(NotFinite { name, index, value: values[index] }),
+        Some((index, value)) => Err(NotFinite { name, index, value }),
     }
 }

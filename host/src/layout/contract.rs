@@ -87,14 +87,14 @@ impl LaunchContract {
         let bh = self.batch * self.hidden;
         if let Some(h0) = h0 {
             check_len("h0", h0.len(), bh, "B*H")?;
-            check_finite("h0", h0.iter().map(|&v| v as f64))?;
+            check_finite("h0", h0.iter().copied())?;
         }
         if let Some(c0) = c0 {
             if self.cell != Cell::Lstm {
                 return Err(ArgumentError { name: "c0", problem: format!("given for a {} layer; only LSTM has a cell state", self.cell.name()) });
             }
             check_len("c0", c0.len(), bh, "B*H")?;
-            check_finite("c0", c0.iter().map(|&v| v as f64))?;
+            check_finite("c0", c0.iter().copied())?;
         }
         Ok(())
     }
@@ -110,9 +110,20 @@ pub fn check_len(name: &'static str, got: usize, want: usize, shape: &str) -> Re
 }
 
 /// [`ArgumentError`] naming the first value that is NaN or infinite.
-pub fn check_finite(name: &'static str, values: impl IntoIterator<Item = f64>) -> Result<(), ArgumentError> {
-    match values.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+pub fn check_finite<V: Into<f64> + Copy + std::fmt::Display>(name: &'static str, values: impl IntoIterator<Item = V>) -> Result<(), ArgumentError> {
+    match first_not_finite(values) {
         None => Ok(()),
-        Some((i, v)) => Err(ArgumentError { name, problem: format!("element {i} is {v} (values must be finite)") }),
+        Some((index, value)) => Err(ArgumentError { name, problem: not_finite_problem(index, value) }),
     }
+}
+
+/// The index and value of the first NaN or infinite value, if any: the one finiteness check of
+/// every entry point (`crate::validate::finite` too).
+pub fn first_not_finite<V: Into<f64> + Copy>(values: impl IntoIterator<Item = V>) -> Option<(usize, V)> {
+    values.into_iter().enumerate().find(|&(_, v)| !v.into().is_finite())
+}
+
+/// What is wrong with a value that is not finite, in the words of every entry point.
+pub fn not_finite_problem(index: usize, value: impl std::fmt::Display) -> String {
+    format!("element {index} is {value} (values must be finite)")
 }

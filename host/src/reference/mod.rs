@@ -155,6 +155,7 @@ pub use cell::{cell_step, relu, sigmoid, Scalar};
 pub use compare::{compare_steps, StepErrors, DEVICE_TOLERANCE, SCALE_FLOOR};
 pub use crate::tensors::ModelOutput;
 
+use sprnn_kernels::format::Products;
 use thiserror::Error;
 
 use crate::sparse::Matrix;
@@ -181,10 +182,10 @@ pub enum Precision {
 impl Precision {
     /// The device-faithful precision of a layer whose sparse product runs `products`
     /// ([`crate::layout::Plan::products`]).
-    pub fn device_faithful(products: crate::layout::Products) -> Precision {
+    pub fn device_faithful(products: Products) -> Precision {
         match products {
-            crate::layout::Products::F32 => Precision::DeviceFaithful,
-            crate::layout::Products::F16 => Precision::DeviceFaithfulF16,
+            Products::F32 => Precision::DeviceFaithful,
+            Products::F16 => Precision::DeviceFaithfulF16,
         }
     }
 }

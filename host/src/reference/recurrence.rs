@@ -77,17 +77,23 @@ impl<S: Scalar> Recurrent<S> {
                     let p = &mut partial[i % lanes];
                     *p = *p + v * h[c as usize];
                 }
-                let mut width = lanes;
-                while width > 1 {
-                    width /= 2;
-                    for l in 0..width {
-                        partial[l] = partial[l] + partial[l + width];
-                    }
-                }
-                *o = partial[0];
+                *o = halving_sum(&mut partial[..lanes]);
             }
         }
     }
+}
+
+/// The lanes' partial sums added by a halving tree (lane `l` takes `l + width / 2`, as a
+/// warp's shuffle reduction does); returns the total (`partial` is overwritten).
+fn halving_sum<S: Scalar>(partial: &mut [S]) -> S {
+    let mut width = partial.len();
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            partial[l] = partial[l] + partial[l + width];
+        }
+    }
+    partial[0]
 }
 
 impl<S: Scalar> Recurrent<S> {
@@ -158,14 +164,7 @@ impl<S: Scalar> Recurrent<S> {
                 for l in 0..lanes {
                     partial[l] = S::from_f32(sums[b * lanes + l].total());
                 }
-                let mut width = lanes;
-                while width > 1 {
-                    width /= 2;
-                    for l in 0..width {
-                        partial[l] = partial[l] + partial[l + width];
-                    }
-                }
-                part[b * n + i] = partial[0];
+                part[b * n + i] = halving_sum(&mut partial[..lanes]);
             }
         }
     }

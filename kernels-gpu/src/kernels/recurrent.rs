@@ -42,8 +42,8 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, row_of_slot, PRODUCT_GROUP, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, gated_kernel, Cell, DenseSmem,
-    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
+    flags, gated_kernel, row_of_slot, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem,
+    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -520,15 +520,13 @@ unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &L
         if k % PRODUCT_GROUP == 0 {
             g = [0; 4];
         }
-        {
-            let wk = opaque_u32(*wk);
-            let col = wk & 0xFFFF;
-            let v = f16x2_high_pair(wk);
-            // SAFETY: col ≤ columns, so the address is inside the hidden state.
-            let h = unsafe { load_h_pairs::<BT>(tile_base + col * col_bytes) };
-            for i in 0..pairs {
-                g[i] = fma_f16x2(v, h[i], g[i]);
-            }
+        let wk = opaque_u32(*wk);
+        let col = wk & 0xFFFF;
+        let v = f16x2_high_pair(wk);
+        // SAFETY: col ≤ columns, so the address is inside the hidden state.
+        let h = unsafe { load_h_pairs::<BT>(tile_base + col * col_bytes) };
+        for i in 0..pairs {
+            g[i] = fma_f16x2(v, h[i], g[i]);
         }
         if k % PRODUCT_GROUP == PRODUCT_GROUP - 1 {
             for i in 0..pairs {

@@ -518,8 +518,6 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
         let got = plan.simulate_matvec(&hv);
         let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
         let w_abs = w16.map_values(f32::abs).unwrap();
-        let u = 2f64.powi(-11);
-        let gamma8 = 8.0 * u / (1.0 - 8.0 * u);
         for b in 0..bt {
             let hb = &hv[b * h..(b + 1) * h];
             let want = w16.spmv(hb);
@@ -528,7 +526,7 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
                 let d = (got[b * g * h + r] - want[r]).abs() as f64;
                 let bound = match products {
                     Products::F32 => 1e-4 * (1.0 + want[r].abs() as f64),
-                    Products::F16 => gamma8 * mag[r] as f64 + (n * tpr) as f64 * 2f64.powi(-25) + 1e-6 * (1.0 + mag[r] as f64),
+                    Products::F16 => sprnn::fp16::group_sum_error_bound(mag[r] as f64, n * tpr) + 1e-6 * (1.0 + mag[r] as f64),
                 };
                 assert!(d <= bound, "{cell:?} N={n} BT={bt} TPR={tpr} {products:?} b={b} row {r}: {} vs {} (bound {bound:.2e})", got[b * g * h + r], want[r]);
             }

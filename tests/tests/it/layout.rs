@@ -158,12 +158,10 @@ fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
                 mag += t.abs();
             }
             let f32_tol = mag * (cols.len() as f64 + 5.0) * f32::EPSILON as f64 + 1e-30;
-            // fp16 group sums: γ_8 of the magnitudes, 2^-25 per word below fp16's normal range.
-            let u = 2f64.powi(-11);
             let tol = match q.products() {
                 _ if tight => f32_tol,
                 sprnn::layout::Products::F32 => f32_tol,
-                sprnn::layout::Products::F16 => f32_tol + 8.0 * u / (1.0 - 8.0 * u) * mag + (p.list_len() * p.threads_per_row()) as f64 * 2f64.powi(-25),
+                sprnn::layout::Products::F16 => f32_tol + sprnn::fp16::group_sum_error_bound(mag, p.list_len() * p.threads_per_row()),
             };
             let e = (got[bi * rows + r] as f64 - exact).abs();
             assert!(e <= tol, "b {bi} row {r} {:?}: got {} want {exact} (err {e} > {tol})", q.products(), got[bi * rows + r]);
