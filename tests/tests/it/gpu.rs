@@ -351,6 +351,73 @@ fn every_kernel_variant_matches_the_reference() {
     }
 }
 
+/// Batch rows `k·sb .. (k + 1)·sb` of every step of `[T][B][w]` values (a stream's entries).
+fn batch_slice(v: &[f32], steps: usize, batch: usize, w: usize, (k, sb): (usize, usize)) -> Vec<f32> {
+    (0..steps).flat_map(|t| v[(t * batch + k * sb) * w..(t * batch + (k + 1) * sb) * w].iter().copied()).collect()
+}
+
+/// A forward pass into poisoned outputs.
+fn forward_poisoned(gpu: &Gpu, layer: &mut SparseRecurrentLayer, u: &[f32], steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> sprnn::layer::Output {
+    let d_u = DeviceInput::upload(gpu, Input::F32(u)).unwrap();
+    let mut out = layer.alloc_output(steps).unwrap();
+    out.poison(layer).unwrap();
+    layer.forward_device(&d_u, h0, c0, &mut out, None).unwrap();
+    out.to_host(layer).unwrap()
+}
+
+/// Batch streams (`PlanOptions::batch_streams`): a layer of batch B in `s` streams gives each
+/// stream's entries the bits of the one-stream layer planned for batch `B / s` (the layout a
+/// stream runs) on those entries alone — `h` of every step and LSTM's final `c` — and stays
+/// within the reference's tolerance; with `h0` and `c0`, for RNN, GRU and LSTM, 2 and 4 streams.
+#[test]
+fn batch_streams_are_their_one_stream_layers_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let s0 = seed("streams");
+    let (h, steps) = (512, 9);
+    let cases = [
+        (Cell::RnnTanh, 4, 2, 0.3),
+        (Cell::RnnTanh, 8, 4, 0.1),
+        (Cell::RnnRelu, 4, 2, 0.1),
+        (Cell::RnnTanh, 16, 2, 0.05),
+        (Cell::Gru, 4, 2, 0.1),
+        (Cell::Lstm, 4, 2, 0.1),
+        (Cell::Lstm, 8, 2, 0.05),
+    ];
+    for (i, &(cell, batch, streams, density)) in cases.iter().enumerate() {
+        let (g, seed) = (cell.gates(), s0 + i as u64);
+        let w = sprnn::sparse::random_recurrent(seed, g * h, h, density, 0.9).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let b_hh = random_vec(&mut rng, g * h, 0.2);
+        let u = random_vec(&mut rng, steps * batch * g * h, 1.0);
+        let h0 = random_vec(&mut rng, batch * h, 0.5);
+        let c0 = random_vec(&mut rng, batch * h, 0.5);
+        let c0 = (cell == Cell::Lstm).then_some(&c0[..]);
+        let plan = sprnn::layout::plan(&w, cell, batch, gpu.info(), &PlanOptions { batch_streams: Some(streams), ..PlanOptions::default() }).expect("plan");
+        assert_eq!(plan.batch_streams(), streams);
+        let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b_hh, Duration::from_secs(1)).unwrap();
+        let got = forward_poisoned(&gpu, &mut layer, &u, steps, Some(&h0), c0);
+        let want = reference::forward_u(cell, &w, &b_hh, &u, steps, batch, Some(&h0), c0, Precision::device_faithful(plan.products())).unwrap();
+        let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
+        println!("{cell:?} B={batch} streams={streams}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
+        assert!(e.worst <= reference::DEVICE_TOLERANCE, "{cell:?} B={batch} streams={streams}: {}", e.worst);
+
+        let sb = batch / streams;
+        let one = sprnn::layout::plan(&w, cell, sb, gpu.info(), &PlanOptions { kernel: Some(sprnn::layout::KernelKind::Sparse), ..PlanOptions::default() }).unwrap();
+        assert_eq!((one.weights(), one.batch_tile()), (plan.weights(), plan.batch_tile()), "a stream runs the layout of batch B / streams");
+        let mut single = SparseRecurrentLayer::from_plan(&gpu, &one, &b_hh, Duration::from_secs(1)).unwrap();
+        for k in 0..streams {
+            let part_c0 = c0.map(|c| batch_slice(c, 1, batch, h, (k, sb)));
+            let part = forward_poisoned(&gpu, &mut single, &batch_slice(&u, steps, batch, g * h, (k, sb)), steps, Some(&batch_slice(&h0, 1, batch, h, (k, sb))), part_c0.as_deref());
+            let mine = batch_slice(&got.h, steps, batch, h, (k, sb));
+            let same = mine.iter().zip(&part.h).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{cell:?} B={batch} streams={streams}: stream {k} differs from its one-stream layer");
+            if let (Some(c), Some(pc)) = (&got.c, &part.c) {
+                assert_eq!(batch_slice(c, 1, batch, h, (k, sb)).iter().map(|x| x.to_bits()).collect::<Vec<_>>(), pc.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            }
+        }
+    }
+}
+
 /// The cell's `tanh` and `sigmoid` as the GPU computes them (`ex2.approx` and `rcp.approx`)
 /// within the bounds their docs state against `f64` (`sprnn_kernels::device::{tanh, sigmoid}`):
 /// `tanh` at most `(2|x| + 8) · 2^-24` absolute (`|x|` capped at 20, where it is 1 within
