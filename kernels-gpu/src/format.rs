@@ -421,7 +421,8 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32
     // The batch-stream loop (`RecurrentParams::streams`) holds a few more values in the fp16
     // state's widest variants.
     let r = match (h32, gated, bt, n) {
-        (false, _, 8, 64) | (false, false, 4, 64) => r + 16,
+        (false, false, 4, 64) => r + 32,
+        (false, _, 8, 64) | (false, true, 1 | 4, 64) => r + 16,
         (false, false, 8, 16) | (false, false, 8, 96) | (false, true, 8, 48) | (false, true, 8, 96) => r + 8,
         _ => r,
     };
