@@ -93,11 +93,6 @@ pub struct PlanArgs {
     /// fits).
     #[arg(long, value_enum)]
     pub kernel: Option<KernelArg>,
-    /// Batch streams: the batch as this many independent recurrences of B / streams entries,
-    /// whose exchanges overlap each other's work (default 1; must divide the batch; needs the
-    /// cell fused into the row reduction).
-    #[arg(long)]
-    pub batch_streams: Option<usize>,
     /// Machine-readable output (one JSON object).
     #[arg(long)]
     pub json: bool,
@@ -119,7 +114,6 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "units_per_cta": p.units_per_cta(),
         "list_len": p.list_len(),
         "batch_tile": p.batch_tile(),
-        "batch_streams": p.batch_streams(),
         "kernel": if p.dense().is_some() { "dense" } else { "sparse" },
         "dense_m_tiles": p.dense().map(|s| s.m_tiles),
         "dense_k_tiles_per_warp": p.dense().map(|s| s.k_tiles_per_warp),
@@ -206,10 +200,7 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
                 (_, true) => "gated family: a unit's gate rows share a warp, cell finished in the row reduction",
                 (_, false) => "separate cell phase after a barrier (RNN kernel family)",
             };
-            println!("kernel:             sparse lists, batch tile {}, {cell}", p.batch_tile());
-            if p.batch_streams() > 1 {
-                println!("batch streams:      {} of {} entries, each exchanged while another is computed", p.batch_streams(), p.batch() / p.batch_streams());
-            }
+            println!("kernel:             sparse lists, batch tile {}, {cell}", p.batch_tile())
         }
     }
     println!(
@@ -270,7 +261,6 @@ pub fn main(args: &PlanArgs) -> CliResult {
             ProductsArg::F16 => Products::F16,
             ProductsArg::F32 => Products::F32,
         }),
-        batch_streams: args.batch_streams,
     };
     let cell = sprnn::Cell::from(args.layer.cell);
     // What sizes alone decide, before any weight is generated or loaded.

@@ -67,11 +67,6 @@ pub struct SparseRecurrentLayer {
     registers: usize,
     fuse_cell: bool,
     products: Products,
-    /// Batch streams ([`Plan::batch_streams`]).
-    streams: usize,
-    /// The hidden state in shared memory is f32 (the kernel variant; the stream layout depends
-    /// on it).
-    hidden_f32: bool,
     first_step: u32,
     kernel: &'static str,
     timeout: Duration,
@@ -123,12 +118,6 @@ impl SparseRecurrentLayer {
     pub(crate) fn from_plan_with(gpu: &Gpu, plan: &Plan, b_hh: &[f32], timeout: Duration, fuse_cell: bool) -> Result<Self> {
         let (g, h, b) = (plan.cell().gates(), plan.hidden(), plan.batch());
         check_len("b_hh", b_hh.len(), g * h, "G*H")?;
-        if plan.batch_streams() > 1 && !fuse_cell {
-            return Err(Error::Input {
-                name: "fuse_cell",
-                problem: format!("false with {} batch streams: batch streams need the cell fused into the row reduction", plan.batch_streams()),
-            });
-        }
         check_finite("b_hh", b_hh)?;
         if timeout.is_zero() || timeout > Duration::from_secs(3600) {
             return Err(Error::Input { name: "timeout", problem: format!("{timeout:?}; must be in (0, 1 h]") });
@@ -183,8 +172,6 @@ impl SparseRecurrentLayer {
             registers,
             fuse_cell,
             products: plan.products(),
-            streams: plan.batch_streams(),
-            hidden_f32: plan.hidden_f32(),
             first_step: 0,
             kernel,
             timeout,
@@ -192,7 +179,7 @@ impl SparseRecurrentLayer {
             units: DeviceBuffer::from_slice(plan.units()).map_err(cust_err("cuMemAlloc"))?,
             bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
             // Two buffers of tagged fp16 values, held as 32-bit words.
-            exchange: DeviceBuffer::zeroed(exchange_values(columns, b, plan.batch_streams())).map_err(cust_err("cuMemAlloc"))?,
+            exchange: DeviceBuffer::zeroed(exchange_values(columns, b)).map_err(cust_err("cuMemAlloc"))?,
             status: DeviceBuffer::zeroed(1).map_err(cust_err("cuMemAlloc"))?,
             h0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
             c0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
@@ -395,9 +382,7 @@ impl SparseRecurrentLayer {
                 | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL }
                 | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 },
             first_step: self.first_step,
-            ..Default::default()
-        }
-        .with_streams(self.streams as u32, self.hidden_f32);
+        };
         let half = self.exchange.len() / 2;
         for buffer in 0..2u32 {
             let pattern = initial_tag_pattern32(self.first_step, buffer);

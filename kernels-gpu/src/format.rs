@@ -302,29 +302,11 @@ pub const fn column_of_slot(cta: usize, slot: usize, slots_per_cta: usize) -> us
 /// Tagged fp16 values one 16-byte poll of the gather reads.
 pub const VALUES_PER_POLL: usize = 8;
 
-/// fp16 values of one batch stream's region in an exchange buffer: `columns` columns
-/// (`grid · S`) of `stream_batch` values, rounded up to whole 16-byte reads
-/// ([`VALUES_PER_POLL`] values).
+/// fp16 values in one of the two exchange buffers for `columns` columns (`grid · S`) and batch
+/// `B`, rounded up to whole 16-byte reads ([`VALUES_PER_POLL`] values).
 #[inline(always)]
-pub const fn exchange_stream_values(columns: usize, stream_batch: usize) -> usize {
-    round_up(columns * stream_batch, VALUES_PER_POLL)
-}
-
-/// fp16 values in one of the two exchange buffers for `columns` columns (`grid · S`), batch
-/// `B` and `streams` batch streams (`RecurrentParams::streams`): one region
-/// ([`exchange_stream_values`]) per stream, stream after stream.
-#[inline(always)]
-pub const fn exchange_values(columns: usize, batch: usize, streams: usize) -> usize {
-    let streams = if streams == 0 { 1 } else { streams };
-    streams * exchange_stream_values(columns, batch / streams)
-}
-
-/// Elements of one batch stream's hidden state in shared memory: `(columns + 1)` columns (the
-/// last is the zero column) of `stream_batch` values, rounded up to 16 bytes so that every
-/// stream's part starts 16-byte aligned.
-#[inline(always)]
-pub const fn h_stream_elems(columns: usize, stream_batch: usize, elem_bytes: usize) -> usize {
-    round_up((columns + 1) * stream_batch, 16 / elem_bytes)
+pub const fn exchange_values(columns: usize, batch: usize) -> usize {
+    round_up(columns * batch, VALUES_PER_POLL)
 }
 
 /// Busy-wait iterations between two checks of the clock and of the launch's status word while a
@@ -416,14 +398,6 @@ pub const fn register_budget(n: usize, bt: usize, h32: bool, gated: bool) -> u32
     let r = match (gated, bt, n) {
         (_, 8, 64) => r + 16,
         (true, 8, 48..) | (false, 8, 24..) => r + 8,
-        _ => r,
-    };
-    // The batch-stream loop (`RecurrentParams::streams`) holds a few more values in the fp16
-    // state's widest variants.
-    let r = match (h32, gated, bt, n) {
-        (false, false, 4, 64) => r + 32,
-        (false, _, 8, 64) | (false, true, 1 | 4, 64) => r + 16,
-        (false, false, 8, 16) | (false, false, 8, 96) | (false, true, 8, 48) | (false, true, 8, 96) => r + 8,
         _ => r,
     };
     if r > 255 { 255 } else { r as u32 }
@@ -602,39 +576,6 @@ pub struct RecurrentParams {
     /// each exchange buffer with the tag bit its first step does *not* carry,
     /// [`initial_tag_pattern32`].
     pub first_step: u32,
-    /// Batch streams (0 or 1: one). With `s > 1` the batch is `s` independent recurrences of
-    /// `B / s` entries, each with its own gather, barriers and publication in every step: while
-    /// one stream's hidden state crosses the GPU, the CTA computes another's. The shared hidden
-    /// state and the staged outputs are then `[s][…][B / s]` ([`h_stream_elems`]), and each
-    /// exchange buffer holds one region per stream ([`exchange_values`]). Needs the cell fused
-    /// into the row reduction, `B / s` a multiple of the batch tile and `S · B / s` a multiple
-    /// of [`VALUES_PER_STORE`].
-    pub streams: u32,
-    /// Batch entries per stream, `B / streams` (passed, not derived in the kernel: a division
-    /// the step loop would otherwise hold in a register).
-    pub stream_batch: u32,
-    /// Elements of one stream's shared hidden state, [`h_stream_elems`]`(columns, B / streams,
-    /// element bytes)`.
-    pub stream_elems: u32,
-    /// fp16 values of one stream's region in an exchange buffer,
-    /// [`exchange_stream_values`]`(columns, B / streams)`.
-    pub stream_values: u32,
-    /// Padding (keeps the struct free of implicit padding).
-    pub pad: u32,
-}
-
-impl RecurrentParams {
-    /// Sets the batch streams (`streams ≥ 1`, dividing `batch`) and the values derived from
-    /// them, for `columns` and `batch` already set and the hidden state in f32 (`h32`) or fp16.
-    pub fn with_streams(mut self, streams: u32, h32: bool) -> RecurrentParams {
-        let streams = streams.max(1);
-        let sb = self.batch / streams;
-        self.streams = streams;
-        self.stream_batch = sb;
-        self.stream_elems = h_stream_elems(self.columns as usize, sb as usize, if h32 { 4 } else { 2 }) as u32;
-        self.stream_values = exchange_stream_values(self.columns as usize, sb as usize) as u32;
-        self
-    }
 }
 
 /// Arguments of the smoke kernel that exercises the device layer.
@@ -849,9 +790,8 @@ pub struct ConcatParams {
 /// Where the recurrent kernel keeps things in its dynamic shared memory (byte offsets).
 ///
 /// In order: the hidden state `h[(columns + 1)][B]` (fp16 or f32, column `columns` is the zero
-/// column; with `s` batch streams `h[s][(columns + 1)][B / s]`, each stream's part
-/// [`h_stream_elems`] long), the staged outputs `[S][B]` fp16 (`[s][S][B / s]`; this CTA's next
-/// values, published after the step's last barrier), the reduced gate sums `[rows][B]` f32 (GRU, LSTM and the separate RNN cell),
+/// column), the staged outputs `[S][B]` fp16 (this CTA's next values, published after the step's
+/// last barrier), the reduced gate sums `[rows][B]` f32 (GRU, LSTM and the separate RNN cell),
 /// and (LSTM) the cell state `[units][B]` f32. Each part starts 16-byte aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecurrentSmem {
@@ -868,14 +808,11 @@ pub struct RecurrentSmem {
 }
 
 impl RecurrentSmem {
-    /// The layout for `columns` hidden-state columns, batch `batch` in `streams` batch streams,
-    /// `slots` columns per CTA, `rows` gate rows and `units` units per CTA, with the hidden state
-    /// in f32 (`h32`) or fp16.
-    #[allow(clippy::too_many_arguments)]
-    pub const fn new(columns: usize, (batch, streams): (usize, usize), slots: usize, rows: usize, units: usize, cell: Cell, h32: bool) -> RecurrentSmem {
+    /// The layout for `columns` hidden-state columns, batch `batch`, `slots` columns per CTA,
+    /// `rows` gate rows and `units` units per CTA, with the hidden state in f32 (`h32`) or fp16.
+    pub const fn new(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool) -> RecurrentSmem {
         let elem_bytes = if h32 { 4 } else { 2 };
-        let streams = if streams == 0 { 1 } else { streams };
-        let stage = round_up(streams * h_stream_elems(columns, batch / streams, elem_bytes) * elem_bytes, 16);
+        let stage = round_up((columns + 1) * batch * elem_bytes, 16);
         let acc = stage + round_up(slots * batch * 2, 16);
         let c = acc + round_up(rows * batch * 4, 16);
         let total = c + match cell {

@@ -68,15 +68,10 @@ struct Args {
     /// the gated kernel family), `sprnn_h16` and `sprnn_h32` (hidden state fp16 or f32
     /// in shared memory), `sprnn_sparse` and `sprnn_dense` (the sparse kernel or the dense
     /// tensor-core slab), `sprnn_f32_products` (the default plan with each product and sum in
-    /// f32 instead of fp16 group sums), `sprnn_streams2` (two batch streams) — each only where
-    /// it differs from the default plan and fits.
+    /// f32 instead of fp16 group sums) — each only where it differs from the default plan and
+    /// fits.
     #[arg(long)]
     ab: bool,
-    /// Batch streams of every plan (`PlanOptions::batch_streams`; default: the planner's). A
-    /// configuration whose batch it does not divide, or whose plan cannot run it, is reported
-    /// as not run.
-    #[arg(long)]
-    batch_streams: Option<usize>,
     /// Time the input projection for these shapes `IxGHxN` (input size, G·H outputs, T·B rows;
     /// e.g. `1024x4096x1024`) instead of the recurrent sweep.
     #[arg(long, value_delimiter = ',')]
@@ -381,14 +376,13 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
             ("sprnn_h32", Some(sparse(Some(true))), true),
             ("sprnn_sparse", Some(sparse(None)), true),
             ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
-            ("sprnn_streams2", Some(PlanOptions { batch_streams: Some(2), ..Default::default() }), true),
         ]
     } else {
         vec![("sprnn", None, true)]
     };
     // Refuse what cannot fit before generating it (the planner's decision from row statistics).
     precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
-        let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &PlanOptions { batch_streams: args.batch_streams, ..Default::default() })?;
+        let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &Default::default())?;
         let mut times = Vec::new();
         for (name, opts, fuse) in &variants {
             let (name, fuse) = (*name, *fuse);
@@ -400,14 +394,7 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
                 None => plan.clone(),
                 Some(o) => match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
                     // Only variants that differ from the default plan, and only where they fit.
-                    Ok(p) if fuse
-                        && p.dense() == plan.dense()
-                        && p.hidden_f32() == plan.hidden_f32()
-                        && p.list_len() == plan.list_len()
-                        && p.batch_streams() == plan.batch_streams() =>
-                    {
-                        continue
-                    }
+                    Ok(p) if fuse && p.dense() == plan.dense() && p.hidden_f32() == plan.hidden_f32() && p.list_len() == plan.list_len() => continue,
                     Ok(p) => p,
                     Err(_) => continue,
                 },
@@ -415,15 +402,7 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
             let mut layer = SparseRecurrentLayer::from_plan_variant(gpu, &plan, &bias, std::time::Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse })?;
             let shape = layer.shape();
             let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
-            let note = format!(
-                "grid {} threads {} tpr {} smem {} kernel {} streams {}",
-                shape.ctas,
-                shape.threads_per_cta,
-                shape.threads_per_row,
-                shape.smem_bytes,
-                shape.kernel,
-                plan.batch_streams()
-            );
+            let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
             times.push((name, us, floor, note));
         }
         Ok(times)

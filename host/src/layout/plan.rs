@@ -47,13 +47,6 @@ pub struct PlanOptions {
     /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
     /// needs the hidden state in fp16 and the sparse kernel.
     pub products: Option<Products>,
-    /// Batch streams (default 1): the batch runs as this many independent recurrences of
-    /// `B / streams` entries each, one after the other within every step, so that one stream's
-    /// exchange overlaps the product of another ([`Plan::batch_streams`]). Must divide `B`;
-    /// needs the sparse kernel with the cell fused into the row reduction (RNN, or GRU/LSTM on
-    /// the gated family). The layout (columns, batch tile, bank-aware order) is that of batch
-    /// `B / streams`.
-    pub batch_streams: Option<usize>,
 }
 
 /// The product arithmetic a plan gets unless told otherwise: fp16 pair sums
@@ -133,7 +126,6 @@ pub struct Plan {
     bank: BankStats,
     bank_naive: BankStats,
     dense: Option<DenseShape>,
-    streams: usize,
 }
 
 impl Plan {
@@ -150,16 +142,6 @@ impl Plan {
     /// Batch size B.
     pub fn batch(&self) -> usize {
         self.batch
-    }
-
-    /// Batch streams ([`PlanOptions::batch_streams`]; 1 unless asked for).
-    pub fn batch_streams(&self) -> usize {
-        self.streams
-    }
-
-    /// Batch entries per stream, `B / batch_streams`: the batch the layout is made for.
-    fn stream_batch(&self) -> usize {
-        self.batch / self.streams
     }
 
     /// The launch shape of this plan: grid, units per CTA, threads per CTA and per row, list
@@ -302,13 +284,6 @@ impl Plan {
 ///   registers ≤ 255 per thread and ≤ the register file per SM, see [`kernel_registers`]), the one
 ///   with the least estimated time per step, [`step_cost`].
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    if let Some(streams) = check_streams(batch, opts)? {
-        // The layout of batch B / streams; shared memory and the batch of the whole launch.
-        let mut p = plan(w_hh, cell, batch / streams, device, &stream_options(opts))?;
-        let smem_bytes = streams_fit(cell, batch, streams, device, (p.grid(), p.units_per_cta(), p.ctas_per_sm()), (p.hidden_f32, p.gated_kernel()))?;
-        (p.batch, p.streams, p.smem_bytes) = (batch, streams, smem_bytes);
-        return Ok(p);
-    }
     validate(w_hh, cell, batch)?;
     let fit = check_fit(&RowStats::of(w_hh), cell, batch, device, opts)?;
     if let Some(shape) = fit.dense {
@@ -394,7 +369,6 @@ fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fi
         bank: BankStats::default(),
         bank_naive: BankStats::default(),
         dense: Some(fit.shape),
-        streams: 1,
     })
 }
 
@@ -480,11 +454,6 @@ pub struct Fit {
 /// outcome except the checks that need the values themselves ([`PlanError::ValueOutOfRange`])
 /// or the shape of the matrix beyond its row and column counts.
 pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
-    if let Some(streams) = check_streams(batch, opts)? {
-        let mut f = check_fit(stats, cell, batch / streams, device, &stream_options(opts))?;
-        f.smem_bytes = streams_fit(cell, batch, streams, device, (f.grid, f.units_per_cta, f.ctas_per_sm), (f.hidden_f32, f.gated_kernel))?;
-        return Ok(f);
-    }
     let dense = dense_fit(stats, cell, batch, device, opts)?;
     let dense_as_fit = |(f, grid, upc): (DenseFit, usize, usize)| Fit {
         grid,
@@ -612,7 +581,7 @@ fn sparse_grid(hidden: usize, device: &DeviceInfo, cps: usize, opts: &PlanOption
 /// batch that fits.
 fn sparse_smem(cell: Cell, hidden: usize, batch: usize, device: &DeviceInfo, cps: usize, (grid, upc): (usize, usize), hidden_f32: bool) -> Result<usize, PlanError> {
     let have_smem = device.shared_per_cta(cps);
-    let smem = |b: usize| smem_bytes_for(cell, grid, upc, (b, 1), hidden_f32);
+    let smem = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32);
     let smem_bytes = smem(batch);
     if smem_bytes > have_smem {
         // The largest b such that every batch up to b fits ("batch <= b fits" must hold for
@@ -694,47 +663,6 @@ pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, unit
     build_dense(w_hh, cell, batch, grid, units_per_cta, fit, WeightOrder::BankAware)
 }
 
-/// The batch streams asked for: `None` for one stream (the ordinary plan), `Some(s)` for `s > 1`
-/// dividing `batch`, or [`PlanError::BadOption`].
-fn check_streams(batch: usize, opts: &PlanOptions) -> Result<Option<usize>, PlanError> {
-    match opts.batch_streams {
-        None | Some(1) => Ok(None),
-        Some(s) if s == 0 || batch % s != 0 => {
-            Err(PlanError::BadOption { option: "batch_streams", value: s, allowed: format!("a divisor of the batch B = {batch}") })
-        }
-        Some(_) if opts.kernel == Some(KernelKind::Dense) => Err(PlanError::BadOption {
-            option: "batch_streams",
-            value: opts.batch_streams.unwrap_or(0),
-            allowed: "1 with the dense slab (batch streams need the sparse kernel)".into(),
-        }),
-        Some(s) => Ok(Some(s)),
-    }
-}
-
-/// The options of a batch-stream plan's layout: the sparse kernel, one stream.
-fn stream_options(opts: &PlanOptions) -> PlanOptions {
-    PlanOptions { batch_streams: None, kernel: Some(KernelKind::Sparse), ..opts.clone() }
-}
-
-/// Shared memory of a plan with `streams` batch streams laid out for `batch / streams` (on `grid`
-/// CTAs of `upc` units, `cps` per SM), or why it cannot run: the cell must be fused into the
-/// row reduction (GRU and LSTM on the gated family) and the shared memory must fit.
-fn streams_fit(cell: Cell, batch: usize, streams: usize, device: &DeviceInfo, (grid, upc, cps): (usize, usize, usize), (hidden_f32, gated_kernel): (bool, bool)) -> Result<usize, PlanError> {
-    if cell.gates() > 1 && !gated_kernel {
-        return Err(PlanError::BadOption {
-            option: "batch_streams",
-            value: streams,
-            allowed: "1 for this layer: batch streams need the cell fused into the row reduction, and this GRU/LSTM plan runs a separate cell phase (G x threads_per_row > 32 or threads_per_row < batch tile)".into(),
-        });
-    }
-    let need = smem_bytes_for(cell, grid, upc, (batch, streams), hidden_f32);
-    let have = device.shared_per_cta(cps);
-    if need > have {
-        return Err(PlanError::SharedMemory { need_bytes: need, have_bytes: have, batch, max_batch: 0 });
-    }
-    Ok(need)
-}
-
 /// [`PlanError::BadOption`] where `products` cannot run: `Products::F16` needs the hidden state
 /// in fp16 and the sparse kernel.
 fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(), PlanError> {
@@ -748,11 +676,10 @@ fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(
     Ok(())
 }
 
-/// Dynamic shared memory of a layer with `grid` CTAs of `upc` units at batch `batch` in
-/// `streams` batch streams.
-fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, (batch, streams): (usize, usize), hidden_f32: bool) -> usize {
-    let slots = exchange_slots(upc, batch / streams);
-    RecurrentSmem::new(grid.saturating_mul(slots), (batch, streams), slots, upc * cell.gates(), upc, cell, hidden_f32).total
+/// Dynamic shared memory of a layer with `grid` CTAs of `upc` units at batch `batch`.
+fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> usize {
+    let slots = exchange_slots(upc, batch);
+    RecurrentSmem::new(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32).total
 }
 
 /// The packed words index `grid · S` columns (16 bits, the zero column included).
@@ -886,7 +813,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         batch_tile: model.batch_tile,
         hidden_f32,
         products,
-        smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, (batch, 1), hidden_f32),
+        smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
         registers_per_thread,
         nnz: w_hh.nnz(),
         max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
@@ -897,7 +824,6 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder,
         bank: packed.bank,
         bank_naive: packed.bank_naive,
         dense: None,
-        streams: 1,
     })
 }
 
@@ -1092,7 +1018,7 @@ fn does_not_fit(
         .filter(|&&t| t < bt)
         .filter_map(|&t| (1..batch).rev().find(|&b| batch_tile(b) == t))
         .find(|&b| {
-            smem_bytes_for(cell, grid, upc, (b, 1), state.0) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
+            smem_bytes_for(cell, grid, upc, b, state.0) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
         });
     let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], gated: false, nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
     PlanError::DoesNotFit {
@@ -1123,7 +1049,7 @@ impl Plan {
     /// Hidden-state columns each CTA owns (`S`: its units, then empty slots up to whole 8-byte
     /// stores; see [`sprnn_kernels::format`]'s exchange section).
     pub fn slots_per_cta(&self) -> usize {
-        exchange_slots(self.units_per_cta(), self.stream_batch())
+        exchange_slots(self.units_per_cta(), self.batch)
     }
 
     /// Hidden-state columns, `grid · slots_per_cta`: unit `units[c · units_per_cta + s]` is column
@@ -1259,7 +1185,7 @@ impl Plan {
         if self.dense.is_some() {
             return Vec::new();
         }
-        let model = BankModel::new(self.stream_batch(), if self.hidden_f32 { 4 } else { 2 });
+        let model = BankModel::new(self.batch, if self.hidden_f32 { 4 } else { 2 });
         let (nt, total) = (self.threads_per_cta(), self.total_threads());
         let mut out = Vec::with_capacity(total / 32);
         let mut cols = [0u32; 32];

@@ -95,7 +95,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
 
         // Gather h_{t-1} from every CTA (as the sparse kernel does), then a barrier.
         // SAFETY: kernel contract.
-        let failed = t >= 2 && unsafe { gather_or_report::<false>(p, &l, t - 1, 0) };
+        let failed = t >= 2 && unsafe { gather_or_report::<false>(p, &l, t - 1) };
         // SAFETY: every thread reaches this barrier once per step.
         if unsafe { sync_threads_or(failed) } {
             return;
@@ -154,7 +154,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
         // SAFETY: uniform barrier; kernel contract.
         unsafe {
             sync_threads();
-            publish(p, &l, t, 0);
+            publish(p, &l, t);
         }
     }
 }

@@ -9,8 +9,7 @@
 //!    the register array `w` — `N` registers, held for the whole sequence.
 //! 2. [`warm_start`]: `h0` (or zeros) into shared memory, the zero column, the staged outputs,
 //!    LSTM `c0`.
-//! 3. Step loop, t = 1..=T, for each batch stream (one, or `format::RecurrentParams::streams`
-//!    independent parts of the batch, so that one stream's exchange overlaps another's work):
+//! 3. Step loop, t = 1..=T:
 //!    - `U_t` of this thread's first cell into registers, before the wait ([`load_inputs`]);
 //!    - [`gather`] (t ≥ 2): copy `h_{t-1}` from exchange buffer `(t-1) % 2` into shared memory,
 //!      16 bytes (eight tagged fp16 values) per load, spinning on each chunk until every value
@@ -43,9 +42,8 @@
 
 use crate::device::*;
 use crate::format::{
-    exchange_stream_values, flags, gated_kernel, h_stream_elems, row_of_slot, row_threads, scatter_entry, status, tag_bit, tag_pattern32,
-    tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK,
-    TAG_BITS32, VALUES_PER_STORE,
+    flags, gated_kernel, row_of_slot, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem,
+    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -80,14 +78,6 @@ pub(super) struct Layer {
     pub(super) c_smem: u32,
     /// fp16 values in one exchange buffer.
     pub(super) xvalues: u32,
-    /// Batch streams (`format::RecurrentParams::streams`, at least 1).
-    pub(super) streams: u32,
-    /// Batch entries per stream (`B / streams`).
-    pub(super) sb: u32,
-    /// Elements of one stream's shared hidden state (`format::h_stream_elems`).
-    pub(super) stream_elems: u32,
-    /// fp16 values of one stream's region in an exchange buffer.
-    pub(super) stream_xvalues: u32,
     /// Steps of the sequence before this launch (the tags number steps `first_step + t`).
     pub(super) first_step: u32,
 }
@@ -100,10 +90,9 @@ impl Layer {
         let cell = Cell::from_u32(p.cell)?;
         let gates = cell.gates() as u32;
         let rows = p.units_per_cta * gates;
-        let streams = p.streams.max(1);
         let smem = RecurrentSmem::new(
             p.columns as usize,
-            (p.batch as usize, streams as usize),
+            p.batch as usize,
             p.slots_per_cta as usize,
             rows as usize,
             p.units_per_cta as usize,
@@ -121,11 +110,7 @@ impl Layer {
             || (GATED && !gated_kernel(gates as usize, tpr as usize, BT))
             || (H32 && p.flags & flags::F16_PRODUCTS != 0)
             || p.slots_per_cta < p.units_per_cta
-            || p.stream_batch * streams != p.batch
-            || p.stream_batch % BT as u32 != 0
-            || p.stream_elems != h_stream_elems(p.columns as usize, p.stream_batch as usize, Layer::elem_bytes::<H32>() as usize) as u32
-            || p.stream_values != exchange_stream_values(p.columns as usize, p.stream_batch as usize) as u32
-            || (p.slots_per_cta * p.stream_batch) % VALUES_PER_STORE as u32 != 0
+            || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
             || p.columns != p.slots_per_cta * grid_dim_x();
         if bad {
             return None;
@@ -138,7 +123,6 @@ impl Layer {
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn with_smem(p: &RecurrentParams, cell: Cell, gates: u32, tpr: u32, h_smem: u32, stage_smem: u32, acc_smem: u32, c_smem: u32) -> Layer {
-        let streams = p.streams.max(1);
         Layer {
             cell,
             gates,
@@ -156,11 +140,7 @@ impl Layer {
             stage_smem,
             acc_smem,
             c_smem,
-            xvalues: streams * p.stream_values,
-            streams,
-            sb: p.stream_batch,
-            stream_elems: p.stream_elems,
-            stream_xvalues: p.stream_values,
+            xvalues: crate::format::exchange_values(p.columns as usize, p.batch as usize) as u32,
             first_step: p.first_step,
         }
     }
@@ -189,10 +169,6 @@ impl Layer {
             || p.units_per_cta * gates > (MT * DENSE_TILE) as u32
             || p.columns > warps * (KW * DENSE_TILE) as u32
             || p.slots_per_cta < p.units_per_cta
-            || p.streams > 1
-            || p.stream_batch != p.batch
-            || p.stream_elems != h_stream_elems(p.columns as usize, p.batch as usize, 2) as u32
-            || p.stream_values != exchange_stream_values(p.columns as usize, p.batch as usize) as u32
             || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0
             || p.columns != p.slots_per_cta * grid_dim_x();
         if bad {
@@ -210,20 +186,6 @@ impl Layer {
         } else {
             2
         }
-    }
-
-    /// Element of the shared hidden state holding column `col`, entry `bl` of batch stream
-    /// `stream` (`[streams][columns + 1][B / streams]`, `format::RecurrentSmem`).
-    #[inline(always)]
-    pub(super) fn h_elem(&self, stream: u32, col: u32, bl: u32) -> u32 {
-        stream * self.stream_elems + col * self.sb + bl
-    }
-
-    /// Element of the staged outputs holding local slot `slot`, entry `bl` of batch stream
-    /// `stream` (`[streams][S][B / streams]`).
-    #[inline(always)]
-    pub(super) fn stage_elem(&self, stream: u32, slot: u32, bl: u32) -> u32 {
-        (stream * self.slots + slot) * self.sb + bl
     }
 }
 
@@ -302,7 +264,7 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
             let (c, s) = (col / l.slots, col % l.slots);
             let unit = if has_h0 && col < l.columns && s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
             let v = if unit != NO_UNIT { f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize))) } else { 0 };
-            store_h_elem::<H32>(l, l.h_elem(b / l.sb, col, b % l.sb), v);
+            store_h_elem::<H32>(l, i, v);
             i += l.nt;
         }
         let mut i = tid;
@@ -368,52 +330,48 @@ pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_w
 }
 
 /// Writes one gathered chunk (eight fp16 values as four 32-bit pieces; four values when not
-/// `full`) to the shared hidden state at chunk index `chunk` of the stream's part at shared
-/// address `base`.
+/// `full`) to the shared hidden state at chunk index `chunk`.
 ///
 /// # Safety
-/// The chunk's values must be inside the hidden state; `base` 16-byte aligned.
+/// The chunk's values must be inside the hidden state.
 #[inline(always)]
-unsafe fn store_chunk<const H32: bool>(base: u32, chunk: u32, v: [u32; 4], full: bool) {
+unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
     // SAFETY: the caller guarantees the chunk is inside; addresses are 16-byte aligned.
     unsafe {
         if H32 {
             let f = |x: u32| [f16_to_f32(x as u16).to_bits(), f16_to_f32((x >> 16) as u16).to_bits()];
             let (a, b) = (f(v[0]), f(v[1]));
-            st_shared_v4_u32(base + 32 * chunk, [a[0], a[1], b[0], b[1]]);
+            st_shared_v4_u32(l.h_smem + 32 * chunk, [a[0], a[1], b[0], b[1]]);
             if full {
                 let (c, d) = (f(v[2]), f(v[3]));
-                st_shared_v4_u32(base + 32 * chunk + 16, [c[0], c[1], d[0], d[1]]);
+                st_shared_v4_u32(l.h_smem + 32 * chunk + 16, [c[0], c[1], d[0], d[1]]);
             }
         } else if full {
-            st_shared_v4_u32(base + 16 * chunk, v);
+            st_shared_v4_u32(l.h_smem + 16 * chunk, v);
         } else {
-            st_shared_v2_u32(base + 16 * chunk, [v[0], v[1]]);
+            st_shared_v2_u32(l.h_smem + 16 * chunk, [v[0], v[1]]);
         }
     }
 }
 
-/// Gathers batch stream `stream` of `h_{t}` (the launch's step `t`, just published by every
-/// CTA) into shared memory: this thread's chunks, one wait after the other. Returns the error
-/// code of a failed wait.
+/// Gathers `h_{t}` (the launch's step `t`, just published by every CTA) into shared memory: this thread's
+/// chunks, one wait after the other. Returns the error code of a failed wait.
 ///
 /// # Safety
-/// Kernel contract (`format::RecurrentParams`); `stream < streams`.
+/// Kernel contract (`format::RecurrentParams`).
 #[inline(always)]
-unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, stream: u32) -> Result<(), u32> {
+unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Result<(), u32> {
     let step = l.first_step.wrapping_add(t);
     let expect = tag_pattern32(step);
-    let buf = (p.exchange as *const u32).wrapping_add((((step & 1) * l.xvalues + stream * l.stream_xvalues) / 2) as usize);
-    let base = l.h_smem + Layer::elem_bytes::<H32>() * l.h_elem(stream, 0, 0);
-    let values = l.columns * l.sb;
+    let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
+    let values = l.columns * l.batch;
     let mut chunk = thread_idx_x();
     while chunk * 8 < values {
         let full = values - chunk * 8 >= 8;
-        // SAFETY: the chunk lies in the stream's region of the exchange buffer (rounded up to
-        // whole chunks).
+        // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
         let v = unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns)? };
-        // SAFETY: values `8·chunk ..` are inside the stream's part of the hidden state.
-        unsafe { store_chunk::<H32>(base, chunk, v, full) };
+        // SAFETY: values `8·chunk ..` are inside the hidden state.
+        unsafe { store_chunk::<H32>(l, chunk, v, full) };
         chunk += l.nt;
     }
     Ok(())
@@ -423,11 +381,11 @@ unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, stream
 /// caller then leaves the kernel after the step's first barrier).
 ///
 /// # Safety
-/// Kernel contract (`format::RecurrentParams`); `stream < streams`.
+/// Kernel contract (`format::RecurrentParams`).
 #[inline(always)]
-pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, stream: u32) -> bool {
+pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> bool {
     // SAFETY: forwarded contract.
-    match unsafe { gather::<H32>(p, l, t, stream) } {
+    match unsafe { gather::<H32>(p, l, t) } {
         Ok(()) => false,
         Err(code) => {
             // SAFETY: status is valid.
@@ -498,20 +456,19 @@ unsafe fn load_h<const BT: usize, const H32: bool>(addr: u32) -> [f32; BT] {
     out
 }
 
-/// This thread's partial sums of batch tile `tile` of batch stream `stream`: its `N` words
-/// times the hidden state (`BT` accumulators); [`butterfly`] or [`reduce_scatter`] then adds
-/// up the row's lanes.
+/// This thread's partial sums of batch tile `tile`: its `N` words times the hidden state (`BT`
+/// accumulators); [`butterfly`] or [`reduce_scatter`] then adds up the row's lanes.
 ///
 /// # Safety
 /// Every column of `w` is inside the hidden state.
 #[inline(always)]
-unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, stream: u32, tile: u32) -> [f32; BT] {
+unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let eb = Layer::elem_bytes::<H32>();
     let mut acc = [0.0f32; BT];
     // Opaque per tile, so the N column addresses are not hoisted out of the tile loop (that
     // would hold N more registers).
-    let tile_base = opaque_u32(l.h_smem + eb * l.h_elem(stream, 0, tile * BT as u32));
-    let col_bytes = opaque_u32(eb * l.sb);
+    let tile_base = opaque_u32(l.h_smem + eb * tile * BT as u32);
+    let col_bytes = opaque_u32(eb * l.batch);
     for wk in w.iter() {
         let wk = opaque_u32(*wk);
         let col = wk & 0xFFFF;
@@ -553,11 +510,11 @@ unsafe fn load_h_pairs<const BT: usize>(addr: u32) -> [u32; 4] {
 /// # Safety
 /// Every column of `w` is inside the hidden state; the hidden state is fp16.
 #[inline(always)]
-unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &Layer, stream: u32, tile: u32) -> [f32; BT] {
+unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let pairs = BT.div_ceil(2);
     let mut acc = [0.0f32; BT];
-    let tile_base = opaque_u32(l.h_smem + 2 * l.h_elem(stream, 0, tile * BT as u32));
-    let col_bytes = opaque_u32(2 * l.sb);
+    let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+    let col_bytes = opaque_u32(2 * l.batch);
     let mut g = [0u32; 4];
     for (k, wk) in w.iter().enumerate() {
         if k % PRODUCT_GROUP == 0 {
@@ -681,18 +638,17 @@ impl GatedLane {
     }
 }
 
-/// The gated family's fused cell for batch tile `tile` of batch stream `stream`: after [`reduce_scatter`] this lane's
+/// The gated family's fused cell for batch tile `tile`: after [`reduce_scatter`] this lane's
 /// sum (`sum`) is gate row 0's, and the other gates' sums of the same entry are in the lanes
 /// `g · TPR` above (`shfl.idx`; a unit's gate rows are side by side in the warp). The finishing
 /// lanes add `b_hh` and `U_t` and finish the cell ([`finish_h`]; LSTM's `c` stays in shared
-/// memory, owned by that lane). `input` is `U_t` of the lane's entry of the stream's tile 0,
-/// loaded before the gather.
+/// memory, owned by that lane). `input` is `U_t` of the lane's entry of tile 0, loaded before
+/// the gather.
 ///
 /// # Safety
 /// Kernel contract; the whole warp calls this together; `TPR ≥ BT`.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gated_cell<const BT: usize, const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, (stream, tile): (u32, u32), row: &GatedLane, sum: f32, input: [f32; 4]) {
+unsafe fn gated_cell<const BT: usize, const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, tile: u32, row: &GatedLane, sum: f32, input: [f32; 4]) {
     let lane = lane_id();
     let mut pre = [sum, 0.0, 0.0, 0.0];
     for (g, x) in pre.iter_mut().enumerate().skip(1) {
@@ -703,20 +659,19 @@ unsafe fn gated_cell<const BT: usize, const H32: bool>(p: &RecurrentParams, l: &
         }
     }
     if row.unit != NO_UNIT {
-        let bl = tile * BT as u32 + row.first;
-        let b = stream * l.sb + bl;
+        let b = tile * BT as u32 + row.first;
         // SAFETY: the unit is this row's (< H), b < B, lu < upc; this lane is the only writer of
         // (unit, b) and the only user of its cell state.
         unsafe {
             let inp = if tile == 0 { input } else { load_inputs(p, l, t, row.unit, b) };
-            let h_prev = if l.cell == Cell::Gru { load_h_elem::<H32>(l, l.h_elem(stream, block_idx_x() * l.slots + row.lu, bl)) } else { 0.0 };
+            let h_prev = if l.cell == Cell::Gru { load_h_elem::<H32>(l, (block_idx_x() * l.slots + row.lu) * l.batch + b) } else { 0.0 };
             let c_at = l.c_smem + 4 * (row.lu * l.batch + b);
             let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(c_at) } else { 0.0 };
             for (g, x) in pre.iter_mut().enumerate() {
                 *x += row.bias[g];
             }
             let (h, c) = cell::update(l.cell, pre, inp, h_prev, c_prev);
-            finish_h(p, l, t, row.unit, l.stage_elem(stream, row.lu, bl), b, h);
+            finish_h(p, l, t, row.unit, row.lu, b, h);
             if l.cell == Cell::Lstm {
                 st_shared_f32(c_at, c);
                 if t == l.steps {
@@ -777,19 +732,17 @@ pub(super) unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f3
     bias
 }
 
-/// Rounds `h_t[unit][b]` to the tagged fp16 value of the launch's step `t`, stages it for
-/// publication (element `stage` of the staged outputs, [`Layer::stage_elem`]) and writes it to
-/// the output.
+/// Rounds `h_t[unit][b]` to the tagged fp16 value of the launch's step `t`, stages it for publication (local
+/// slot `slot`) and writes it to the output.
 ///
 /// # Safety
-/// `unit < H`, `stage` inside the staged outputs, `b < B`; this thread is the only writer of
-/// `(unit, b)`.
+/// `unit < H`, `slot < units_per_cta`, `b < B`; this thread is the only writer of `(unit, b)`.
 #[inline(always)]
-pub(super) unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, stage: u32, b: u32, h: f32) {
+pub(super) unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, slot: u32, b: u32, h: f32) {
     let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
     // SAFETY: the caller guarantees the indices; the buffers have the documented sizes.
     unsafe {
-        st_shared_u16(l.stage_smem + 2 * stage, bits);
+        st_shared_u16(l.stage_smem + 2 * (slot * l.batch + b), bits);
         st_global_f32((p.h_out as *mut f32).add((((t - 1) * l.batch + b) * l.hidden + unit) as usize), f16_to_f32(bits));
     }
 }
@@ -803,8 +756,7 @@ pub(super) unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32,
 /// (`bias_tid`, loaded once).
 ///
 /// # Safety
-/// Kernel contract; the gate sums of this step are complete (after a barrier); one batch
-/// stream.
+/// Kernel contract; the gate sums of this step are complete (after a barrier).
 #[inline(always)]
 pub(super) unsafe fn cell_phase(
     p: &RecurrentParams,
@@ -837,7 +789,7 @@ pub(super) unsafe fn cell_phase(
                 }
                 let c_prev = if l.cell == Cell::Lstm { ld_shared_f32(l.c_smem + 4 * q) } else { 0.0 };
                 let (h, c) = cell::update(l.cell, pre, inp, h_prev(lu, b), c_prev);
-                finish_h(p, l, t, u, l.stage_elem(0, lu, b), b, h);
+                finish_h(p, l, t, u, lu, b, h);
                 if l.cell == Cell::Lstm {
                     st_shared_f32(l.c_smem + 4 * q, c);
                     if t == l.steps {
@@ -850,31 +802,28 @@ pub(super) unsafe fn cell_phase(
     }
 }
 
-/// Publishes this CTA's staged values of batch stream `stream` as the launch's step `t`
-/// (sequence step `first_step + t`) to the stream's region of exchange buffer
-/// `(first_step + t) % 2`: four values per 8-byte relaxed store, each value's last bit set to
-/// the step's tag (already so for computed values; this tags the empty slots, and in the
-/// exchange floor republishes the staged values).
+/// Publishes this CTA's staged values as the launch's step `t` (sequence step `first_step + t`)
+/// to exchange buffer `(first_step + t) % 2`: four values per
+/// 8-byte relaxed store, each value's last bit set to the step's tag (already so for computed
+/// values; this tags the empty slots, and in the exchange floor republishes the staged values).
 ///
 /// # Safety
-/// Kernel contract; the stream's staged values are complete (after a barrier).
+/// Kernel contract; the staged values are complete (after a barrier).
 #[inline(always)]
-pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32, stream: u32) {
+pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
     if p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1 {
         return;
     }
     let step = l.first_step.wrapping_add(t);
     let pattern = tag_pattern32(step);
-    let base = ((step & 1) * l.xvalues + stream * l.stream_xvalues + block_idx_x() * l.slots * l.sb) / 2;
-    let stage = l.stage_smem + 2 * l.stage_elem(stream, 0, 0);
-    let stores = l.slots * l.sb / VALUES_PER_STORE as u32;
+    let base = ((step & 1) * l.xvalues + block_idx_x() * l.slots * l.batch) / 2;
+    let stores = l.slots * l.batch / VALUES_PER_STORE as u32;
     let mut i = thread_idx_x();
     while i < stores {
-        // SAFETY: store `i` covers staged values 4i..4i+4 of this CTA's stream, inside the stage
-        // and inside this CTA's share of the stream's region (8-byte aligned: S·B/streams is a
-        // multiple of 4, and so is every region).
+        // SAFETY: store `i` covers staged values 4i..4i+4 of this CTA, inside the stage and
+        // inside this CTA's share of the exchange buffer (8-byte aligned: S·B is a multiple of 4).
         unsafe {
-            let v = ld_shared_v2_u32(stage + 8 * i);
+            let v = ld_shared_v2_u32(l.stage_smem + 8 * i);
             let v = [(v[0] & !TAG_BITS32) | pattern, (v[1] & !TAG_BITS32) | pattern];
             st_relaxed_gpu_v2_u32((p.exchange as *mut u32).add((base + 2 * i) as usize), v);
         }
@@ -923,15 +872,6 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     // RNN rows with `TPR ≥ BT` add up with the reduce-scatter butterfly: lane `lane · BT / TPR`
     // of each `TPR / BT` ends with one entry's sum and the leading one finishes it.
     let scatter = !GATED && fused && l.tpr >= BT as u32;
-    // Batch streams need the cell in the row reduction (the separate cell phase covers the
-    // whole batch at once).
-    if l.streams > 1 && !fused {
-        if tid == 0 {
-            // SAFETY: status is valid.
-            unsafe { report(p, status::BAD_PARAMS) };
-        }
-        return;
-    }
     let (scatter_first, scatter_leads) = scatter_entry(lane_in_row, BT as u32, l.tpr);
     let (my_entry, my_finishes) = if scatter { (scatter_first, scatter_leads) } else { (lane_in_row, lane_in_row < BT as u32) };
     // SAFETY: kernel contract.
@@ -963,138 +903,127 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
     unsafe { warm_start::<H32>(p, &l, (l.columns + 1) * l.batch) };
 
-    // ---- Phase 3: step loop; each step runs the batch streams one after the other (one
-    // stream unless `format::RecurrentParams::streams` says more).
-    let tiles = l.sb / BT as u32;
+    // ---- Phase 3: step loop.
     // A half-open count (`1..=steps` keeps an "exhausted" flag and its branches in the loop).
     let mut t = 0;
     while t < l.steps {
         t += 1;
-        let mut stream = 0;
-        while stream < l.streams {
-            // Inputs of this thread's first cell of the stream, loaded before the wait.
-            let first_b = stream * l.sb;
-            let mut my_input = 0.0f32;
-            let mut cell_input = [0.0f32; 4];
-            let mut gated_input = [0.0f32; 4];
-            if !exchange_only {
-                if gated_row.unit != NO_UNIT {
-                    // SAFETY: the row's unit < H, its first entry < BT ≤ B / streams.
-                    gated_input = unsafe { load_inputs(p, &l, t, gated_row.unit, first_b + gated_row.first) };
-                }
-                if fused && my_unit != NO_UNIT && my_finishes {
-                    // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B / streams.
-                    my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + first_b + my_entry) * l.hidden + my_unit) as usize) };
-                }
-                if cell_unit != NO_UNIT {
-                    // SAFETY: cell_unit < H, tid % B < B (one stream: the separate cell phase).
-                    cell_input = unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) };
-                }
+        // Inputs of this thread's first cell, loaded before the wait.
+        let mut my_input = 0.0f32;
+        let mut cell_input = [0.0f32; 4];
+        let mut gated_input = [0.0f32; 4];
+        if !exchange_only {
+            if gated_row.unit != NO_UNIT {
+                // SAFETY: the row's unit < H, its first entry < BT ≤ B.
+                gated_input = unsafe { load_inputs(p, &l, t, gated_row.unit, gated_row.first) };
             }
-
-            // Gather the stream's h_{t-1} from every CTA, then a barrier: it is complete.
-            // SAFETY: kernel contract; stream < streams.
-            let failed = t >= 2 && unsafe { gather_or_report::<H32>(p, &l, t - 1, stream) };
-            // SAFETY: every thread reaches this barrier once per step and stream.
-            if unsafe { sync_threads_or(failed) } {
-                return;
+            if fused && my_unit != NO_UNIT && my_finishes {
+                // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B.
+                my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + my_entry) * l.hidden + my_unit) as usize) };
             }
+            if cell_unit != NO_UNIT {
+                // SAFETY: cell_unit < H, tid % B < B.
+                cell_input = unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) };
+            }
+        }
 
-            if !exchange_only {
-                // Multiply: W h for this thread's slot, one batch tile of the stream at a time.
-                for tile in 0..tiles {
-                    let acc = if !H32 && l.f16_products {
-                        // SAFETY: columns are inside the hidden state, which is fp16.
-                        unsafe { multiply_tile_f16::<N, BT>(&w, &l, stream, tile) }
-                    } else {
-                        // SAFETY: columns are inside the hidden state.
-                        unsafe { multiply_tile::<N, BT, H32>(&w, &l, stream, tile) }
-                    };
-                    if GATED && fused {
-                        // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
-                        unsafe {
-                            gated_cell::<BT, H32>(p, &l, t, (stream, tile), &gated_row, reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0], gated_input)
-                        };
-                        continue;
-                    }
-                    if scatter {
-                        // SAFETY: the whole warp reduces together.
-                        let a = unsafe { reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0] };
-                        if my_unit != NO_UNIT && scatter_leads {
-                            let bl = tile * BT as u32 + scatter_first;
-                            let b = first_b + bl;
-                            let inp = if tile == 0 {
-                                my_input
-                            } else {
-                                // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                                unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
-                            };
-                            let h = cell::rnn(l.cell, inp + (a + my_bias));
-                            // SAFETY: (my_unit, b) is this row's output; slot < upc.
-                            unsafe { finish_h(p, &l, t, my_unit, l.stage_elem(stream, slot, bl), b, h) };
-                        }
-                        continue;
-                    }
+        // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
+        // SAFETY: kernel contract.
+        let failed = t >= 2 && unsafe { gather_or_report::<H32>(p, &l, t - 1) };
+        // SAFETY: every thread reaches this barrier once per step.
+        if unsafe { sync_threads_or(failed) } {
+            return;
+        }
+
+        if !exchange_only {
+            // Multiply: W h for this thread's slot, one batch tile at a time.
+            for tile in 0..l.batch / BT as u32 {
+                let acc = if !H32 && l.f16_products {
+                    // SAFETY: columns are inside the hidden state, which is fp16.
+                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
+                } else {
+                    // SAFETY: columns are inside the hidden state.
+                    unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                };
+                if GATED && fused {
+                    // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
+                    unsafe { gated_cell::<BT, H32>(p, &l, t, tile, &gated_row, reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0], gated_input) };
+                    continue;
+                }
+                if scatter {
                     // SAFETY: the whole warp reduces together.
-                    let acc = unsafe { butterfly::<BT>(acc, l.tpr) };
-                    if fused && my_unit != NO_UNIT {
-                        // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry
-                        // `j` of the tile: the lanes run one cell together instead of BT divergent ones.
-                        let mut j = lane_in_row;
-                        while j < BT as u32 {
-                            let mut a = acc[0];
-                            for (jj, v) in acc.iter().enumerate().skip(1) {
-                                if jj as u32 == j {
-                                    a = *v;
-                                }
+                    let a = unsafe { reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0] };
+                    if my_unit != NO_UNIT && scatter_leads {
+                        let b = tile * BT as u32 + scatter_first;
+                        let inp = if tile == 0 {
+                            my_input
+                        } else {
+                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
+                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
+                        };
+                        let h = cell::rnn(l.cell, inp + (a + my_bias));
+                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
+                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
+                    }
+                    continue;
+                }
+                // SAFETY: the whole warp reduces together.
+                let acc = unsafe { butterfly::<BT>(acc, l.tpr) };
+                if fused && my_unit != NO_UNIT {
+                    // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry
+                    // `j` of the tile: the lanes run one cell together instead of BT divergent ones.
+                    let mut j = lane_in_row;
+                    while j < BT as u32 {
+                        let mut a = acc[0];
+                        for (jj, v) in acc.iter().enumerate().skip(1) {
+                            if jj as u32 == j {
+                                a = *v;
                             }
-                            let bl = tile * BT as u32 + j;
-                            let b = first_b + bl;
-                            let inp = if tile == 0 && j == lane_in_row {
-                                my_input
-                            } else {
-                                // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                                unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
-                            };
-                            let h = cell::rnn(l.cell, inp + (a + my_bias));
-                            // SAFETY: (my_unit, b) is this row's output; slot < upc.
-                            unsafe { finish_h(p, &l, t, my_unit, l.stage_elem(stream, slot, bl), b, h) };
-                            j += l.tpr;
                         }
-                    } else if writes_sum {
-                        for (j, a) in acc.iter().enumerate() {
-                            // SAFETY: the row's unit < upc, gate < G: inside the sums array.
-                            unsafe { st_shared_f32(l.acc_smem + 4 * (sums_row * l.batch + first_b + tile * BT as u32 + j as u32), *a) };
-                        }
+                        let b = tile * BT as u32 + j;
+                        let inp = if tile == 0 && j == lane_in_row {
+                            my_input
+                        } else {
+                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
+                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
+                        };
+                        let h = cell::rnn(l.cell, inp + (a + my_bias));
+                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
+                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
+                        j += l.tpr;
                     }
-                }
-                if !fused {
-                    // SAFETY: uniform barrier (`fused` is uniform); the sums are complete after it.
-                    let cta_col = block_idx_x() * l.slots;
-                    // SAFETY: the indices the closures get are the cell phase's (lu < upc, g < G,
-                    // b < B), inside the sums array and the hidden state (one stream).
-                    unsafe {
-                        sync_threads();
-                        cell_phase(
-                            p,
-                            &l,
-                            t,
-                            cell_unit,
-                            cell_input,
-                            cell_bias,
-                            |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
-                            |lu, b| load_h_elem::<H32>(&l, l.h_elem(0, cta_col + lu, b)),
-                        );
+                } else if writes_sum {
+                    for (j, a) in acc.iter().enumerate() {
+                        // SAFETY: the row's unit < upc, gate < G: inside the sums array.
+                        unsafe { st_shared_f32(l.acc_smem + 4 * (sums_row * l.batch + tile * BT as u32 + j as u32), *a) };
                     }
                 }
             }
-            // The stream's staged outputs are complete, and nobody reads its h_{t-1} any more.
-            // SAFETY: uniform barrier; kernel contract.
-            unsafe {
-                sync_threads();
-                publish(p, &l, t, stream);
+            if !fused {
+                // SAFETY: uniform barrier (`fused` is uniform); the sums are complete after it.
+                let cta_col = block_idx_x() * l.slots;
+                // SAFETY: the indices the closures get are the cell phase's (lu < upc, g < G,
+                // b < B), inside the sums array and the hidden state.
+                unsafe {
+                    sync_threads();
+                    cell_phase(
+                        p,
+                        &l,
+                        t,
+                        cell_unit,
+                        cell_input,
+                        cell_bias,
+                        |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
+                        |lu, b| load_h_elem::<H32>(&l, (cta_col + lu) * l.batch + b),
+                    );
+                }
             }
-            stream += 1;
+        }
+        // The staged outputs are complete, and nobody reads h_{t-1} any more.
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
         }
     }
 }

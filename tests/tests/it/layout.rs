@@ -439,42 +439,6 @@ fn h200_rnn_2304_d03_b4_fits() {
     assert!(max <= mean * 1.01, "max {max} mean {mean}");
 }
 
-/// Batch streams: the plan of batch B in `s` streams is laid out as the plan of batch `B / s`
-/// (weights, columns, batch tile), with the shared memory of the whole batch in `s` parts
-/// (`format::RecurrentSmem`) and `check_fit` agreeing; wrong counts, the dense slab and a GRU or
-/// LSTM plan whose cell is not fused are refused with `PlanError::BadOption`.
-#[test]
-fn batch_streams_plan_as_the_stream_batch() {
-    let h200 = DeviceInfo::h200();
-    let streams = |s: usize| PlanOptions { batch_streams: Some(s), ..PlanOptions::default() };
-    let sparse = PlanOptions { kernel: Some(KernelKind::Sparse), ..PlanOptions::default() };
-    let w = random_csr(2304, 2304, 0.3, 5);
-    for (batch, s) in [(4, 2), (8, 2), (8, 4), (16, 4), (6, 3)] {
-        let p = plan(&w, Cell::RnnTanh, batch, &h200, &streams(s)).expect("fits");
-        let one = plan(&w, Cell::RnnTanh, batch / s, &h200, &sparse).expect("fits");
-        assert_eq!((p.batch(), p.batch_streams()), (batch, s));
-        assert_eq!((p.weights(), p.columns(), p.batch_tile(), p.list_len()), (one.weights(), one.columns(), one.batch_tile(), one.list_len()));
-        let smem = RecurrentSmem::new(p.columns(), (batch, s), p.slots_per_cta(), p.units_per_cta(), p.units_per_cta(), FormatCell::RnnTanh, false).total;
-        assert_eq!(p.smem_bytes(), smem);
-        let f = check_fit(&RowStats::of(&w), Cell::RnnTanh, batch, &h200, &streams(s)).expect("fits");
-        assert_eq!((f.smem_bytes, f.list_len, f.batch_tile), (smem, p.list_len(), p.batch_tile()));
-        check_matvec(&p, &w, 3);
-    }
-    // One stream is the ordinary plan.
-    assert_eq!(plan(&w, Cell::RnnTanh, 4, &h200, &streams(1)).unwrap(), h200_plan(&w, Cell::RnnTanh, 4).unwrap());
-    for bad in [0, 3, 5] {
-        assert!(matches!(plan(&w, Cell::RnnTanh, 4, &h200, &streams(bad)), Err(PlanError::BadOption { option: "batch_streams", .. })), "{bad}");
-    }
-    let dense = PlanOptions { kernel: Some(KernelKind::Dense), ..streams(2) };
-    assert!(matches!(plan(&w, Cell::RnnTanh, 4, &h200, &dense), Err(PlanError::BadOption { option: "batch_streams", .. })));
-    // LSTM with TPR 16: G x TPR = 64 > 32, a separate cell phase, so no streams.
-    let lstm = random_csr(4 * 256, 256, 0.1, 6);
-    let wide = PlanOptions { threads_per_row: Some(16), ..streams(2) };
-    assert!(matches!(plan(&lstm, Cell::Lstm, 4, &h200, &wide), Err(PlanError::BadOption { option: "batch_streams", .. })));
-    let fused = plan(&lstm, Cell::Lstm, 4, &h200, &PlanOptions { threads_per_row: Some(4), ..streams(2) }).expect("fits");
-    assert!(fused.gated_kernel() && fused.batch_streams() == 2);
-}
-
 #[test]
 fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
     // 4 x 2304 x 2304 x 0.3 = 6.4 M nonzeros = 25 MB of words on 33 MB of registers, but a CTA's
@@ -534,7 +498,7 @@ fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
     // 128 CTAs of 18 units; at this size only the fp16 hidden state can fit.
     let smem = |b: usize| {
         let s = exchange_slots(18, b);
-        RecurrentSmem::new(128 * s, (b, 1), s, 18, 18, FormatCell::RnnTanh, false).total
+        RecurrentSmem::new(128 * s, b, s, 18, 18, FormatCell::RnnTanh, false).total
     };
     assert!(smem(max_batch) <= have_bytes);
     assert!(smem(max_batch + 1) > have_bytes);
