@@ -302,7 +302,7 @@ fn run_reference_round_trip() {
     for (cell, with_state, dtype) in cases {
         let c = run_case(cell, 10, 3, with_state, dtype);
         let case = format!("{cell:?} state={with_state} {dtype:?}");
-        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, &c.u, c.steps, c.batch, c.h0.as_deref(), c.c0.as_deref(), device_faithful(c.cell))
+        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, reference::Sequences::new(&c.u, c.steps, c.batch).with_state(c.h0.as_deref(), c.c0.as_deref()), device_faithful(c.cell))
             .unwrap();
         for (k, extra) in [&[][..], &["--chunk", "3"][..], &["--chunk", "1", "--batch", "3"][..]].into_iter().enumerate() {
             let out = c.dir.path().join(format!("out{k}.safetensors"));
@@ -334,7 +334,7 @@ fn run_reference_round_trip() {
     let out = c.dir.path().join("f32.safetensors");
     let args = ["run", "--reference", "--precision", "f32", "--weights", c.weights.to_str().unwrap(), "--cell", "gru", "--input", c.input.to_str().unwrap(), "--output", out.to_str().unwrap()];
     expect(&args, 0);
-    let want = reference::forward_u(Cell::Gru, &c.w_hh, &c.b_hh, &c.u, 6, 2, None, None, Precision::F32).unwrap();
+    let want = reference::forward_u(Cell::Gru, &c.w_hh, &c.b_hh, reference::Sequences::new(&c.u, 6, 2), Precision::F32).unwrap();
     assert_eq!(bits(&read_tensor(&out, "h").unwrap().1), bits(&want.h));
 }
 
@@ -343,7 +343,7 @@ fn run_on_the_gpu_matches_the_reference() {
     let Some(_gpu) = gpu() else { return };
     for cell in [Cell::RnnTanh, Cell::Gru, Cell::Lstm] {
         let c = run_case(cell, 12, 4, true, Dtype::F32);
-        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, &c.u, c.steps, c.batch, c.h0.as_deref(), c.c0.as_deref(), device_faithful(c.cell))
+        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, reference::Sequences::new(&c.u, c.steps, c.batch).with_state(c.h0.as_deref(), c.c0.as_deref()), device_faithful(c.cell))
             .unwrap();
         let mut previous: Option<Vec<u32>> = None;
         for (k, chunk) in ["12", "5"].into_iter().enumerate() {
@@ -395,7 +395,7 @@ fn run_model_reference_matches_the_library() {
         let c0 = sprnn::timing::random_input(31, ld * batch * 64);
         let input = dir.path().join(format!("x{k}.safetensors"));
         write_model_input(&input, &x, [steps, batch, 16], Some((&h0, [ld, batch, 64])), Some(&c0));
-        let want = reference::forward_model(&model, &x, steps, batch, Some(&h0), Some(&c0), device_faithful(Cell::Lstm)).unwrap();
+        let want = reference::forward_model(&model, reference::Sequences::new(&x, steps, batch).with_state(Some(&h0), Some(&c0)), device_faithful(Cell::Lstm)).unwrap();
         let chunked: &[&[&str]] = if model.directions() == 1 { &[&[], &["--chunk", "4"], &["--chunk", "1", "--batch", "3"]] } else { &[&[]] };
         for (j, extra) in chunked.iter().enumerate() {
             let out = dir.path().join(format!("out{k}{j}.safetensors"));
@@ -486,7 +486,7 @@ fn run_model_on_the_gpu_matches_the_reference() {
                 .collect(),
         )
         .unwrap();
-        let want = reference::forward_model(&rounded, &x, steps, batch, None, None, device_faithful(Cell::Lstm)).unwrap();
+        let want = reference::forward_model(&rounded, reference::Sequences::new(&x, steps, batch), device_faithful(Cell::Lstm)).unwrap();
         let chunks: &[&str] = if model.directions() == 1 { &["12", "5"] } else { &["12"] };
         let mut previous: Option<Vec<u32>> = None;
         for chunk in chunks {

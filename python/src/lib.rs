@@ -280,7 +280,7 @@ impl Recurrent {
         let (cell, w_hh, b_hh) = (self.cell, &self.w_hh, &self.b_hh[..]);
         let out = py.allow_threads(|| {
             guarded(|| {
-                reference::forward_u_continuing(cell, w_hh, b_hh, &u, steps, batch, h0.as_deref(), c0.as_deref(), precision, steps_done)
+                reference::forward_u(cell, w_hh, b_hh, reference::Sequences::new(&u, steps, batch).with_state(h0.as_deref(), c0.as_deref()).continuing(steps_done), precision)
                     .map_err(|e| InvalidInput::new_err(e.to_string()))
             })
         })?;

@@ -45,7 +45,7 @@ fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome,
     out.poison(&layer)?;
     layer.forward_device(&d_u, h0.as_deref(), c0.as_deref(), &mut out, None)?;
     let got = out.to_host(&layer)?;
-    let want = reference::forward_u(c.cell, &w, &b, &u, c.steps, c.batch, h0.as_deref(), c0.as_deref(), Precision::device_faithful(layer.products()))
+    let want = reference::forward_u(c.cell, &w, &b, reference::Sequences::new(&u, c.steps, c.batch).with_state(h0.as_deref(), c0.as_deref()), Precision::device_faithful(layer.products()))
         .expect("reference");
     let mut e = reference::compare_steps(&got.h, &want.h, c.steps, c.batch, c.hidden);
     if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
@@ -95,7 +95,7 @@ fn fp16_input_matches_the_reference_on_rounded_input() {
     let u32: Vec<f32> = u16.iter().map(|x| x.to_f32()).collect();
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()).unwrap();
     let got = layer.forward(Input::F16(&u16), steps, None, None).unwrap();
-    let want = reference::forward_u(cell, &w, &b, &u32, steps, batch, None, None, Precision::device_faithful(layer.products())).unwrap();
+    let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u32, steps, batch), Precision::device_faithful(layer.products())).unwrap();
     let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
     println!("fp16 U: worst {:.2e}", e.worst);
     assert!(e.worst <= reference::DEVICE_TOLERANCE);
@@ -133,7 +133,7 @@ fn a_wait_that_never_ends_times_out_and_the_context_survives() {
     layer.forward_device(&u, None, None, &mut out, None).expect("run after a timeout");
     let got = out.to_host(&layer).unwrap();
     let uh = vec![0.5; layer.input_len(steps)];
-    let want = reference::forward_u(cell, &w, &b, &uh, steps, batch, None, None, Precision::device_faithful(layer.products())).unwrap();
+    let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&uh, steps, batch), Precision::device_faithful(layer.products())).unwrap();
     assert!(reference::compare_steps(&got.h, &want.h, steps, batch, h).worst <= reference::DEVICE_TOLERANCE);
 }
 
@@ -334,7 +334,7 @@ fn every_kernel_variant_matches_the_reference() {
         let b = random_vec(&mut rng, g * h, 0.2);
         let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
         for &(tpr, h32, fuse, products) in variant_shapes(cell) {
-            let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::device_faithful(products)).unwrap();
+            let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, steps, bt), Precision::device_faithful(products)).unwrap();
             let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
             assert_eq!((plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.products()), (n, bt, h32, products));
@@ -459,7 +459,7 @@ fn every_dense_variant_matches_the_reference() {
         let h0 = random_vec(&mut rng, batch * h, 0.5);
         let c0 = (cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * h, 0.5));
         let plan = sprnn::layout::layout_dense_with(&w, cell, batch, grid, upc, shape).expect("dense layout");
-        let want = reference::forward_u(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithful).unwrap();
+        let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, steps, batch).with_state(Some(&h0), c0.as_deref()), Precision::DeviceFaithful).unwrap();
         let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b, Duration::from_secs(1)).unwrap();
         let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
         let mut out = layer.alloc_output(steps).unwrap();

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use safetensors::tensor::Dtype;
 use sprnn::layout::{layout_with, plan, synthetic, ArgumentError, DeviceInfo, Geometry, LaunchContract, PlanError, PlanOptions, WeightOrder};
-use sprnn::reference::{forward_model, forward_u, forward_u_permuted, forward_x, Precision, ReferenceError};
+use sprnn::reference::{forward_model, forward_u, forward_u_permuted, forward_x, Precision, ReferenceError, Sequences};
 use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
 use sprnn::{Cell, Csr, Error, Gpu, SparseError};
@@ -966,7 +966,7 @@ fn tiny() -> (Csr, Vec<f32>) {
 #[test]
 fn reference_u_wrong_length() {
     let (w, b) = tiny();
-    let e = forward_u(Cell::RnnTanh, &w, &b, &[0.0; 3], 1, 1, None, None, Precision::F32).unwrap_err();
+    let e = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&[0.0; 3], 1, 1), Precision::F32).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "u", expected: 2, got: 3, .. }), "{e:?}");
     says(&e, &["u has 3 values, expected 2", "[T=1][B=1][G*H=2]"]);
 }
@@ -974,7 +974,7 @@ fn reference_u_wrong_length() {
 #[test]
 fn reference_b_hh_wrong_length() {
     let (w, _) = tiny();
-    let e = forward_u(Cell::RnnTanh, &w, &[0.0], &[0.0; 2], 1, 1, None, None, Precision::F32).unwrap_err();
+    let e = forward_u(Cell::RnnTanh, &w, &[0.0], Sequences::new(&[0.0; 2], 1, 1), Precision::F32).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "b_hh", expected: 2, got: 1, .. }), "{e:?}");
     says(&e, &["b_hh has 1 values, expected 2"]);
 }
@@ -982,7 +982,7 @@ fn reference_b_hh_wrong_length() {
 #[test]
 fn reference_h0_wrong_length() {
     let (w, b) = tiny();
-    let e = forward_u(Cell::RnnTanh, &w, &b, &[0.0; 4], 1, 2, Some(&[0.0; 3]), None, Precision::F64).unwrap_err();
+    let e = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&[0.0; 4], 1, 2).with_state(Some(&[0.0; 3]), None), Precision::F64).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "h0", expected: 4, got: 3, .. }), "{e:?}");
     says(&e, &["h0 has 3 values, expected 4", "[B=2][H=2]"]);
 }
@@ -990,7 +990,7 @@ fn reference_h0_wrong_length() {
 #[test]
 fn reference_c0_wrong_length() {
     let w = Csr::new(8, 2, vec![0; 9], vec![], vec![]).unwrap();
-    let e = forward_u(Cell::Lstm, &w, &[0.0; 8], &[0.0; 8], 1, 1, None, Some(&[0.0; 5]), Precision::F32).unwrap_err();
+    let e = forward_u(Cell::Lstm, &w, &[0.0; 8], Sequences::new(&[0.0; 8], 1, 1).with_state(None, Some(&[0.0; 5])), Precision::F32).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "c0", expected: 2, got: 5, .. }), "{e:?}");
     says(&e, &["c0 has 5 values, expected 2"]);
 }
@@ -998,7 +998,7 @@ fn reference_c0_wrong_length() {
 #[test]
 fn reference_c0_for_a_gru() {
     let w = Csr::new(6, 2, vec![0; 7], vec![], vec![]).unwrap();
-    let e = forward_u(Cell::Gru, &w, &[0.0; 6], &[0.0; 6], 1, 1, None, Some(&[0.0; 2]), Precision::F32).unwrap_err();
+    let e = forward_u(Cell::Gru, &w, &[0.0; 6], Sequences::new(&[0.0; 6], 1, 1).with_state(None, Some(&[0.0; 2])), Precision::F32).unwrap_err();
     assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::Gru });
     says(&e, &["c0 given for a gru layer", "no cell state"]);
 }
@@ -1006,7 +1006,7 @@ fn reference_c0_for_a_gru() {
 #[test]
 fn reference_w_hh_not_gates_times_hidden() {
     let (w, b) = tiny();
-    let e = forward_u(Cell::Gru, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::F32).unwrap_err();
+    let e = forward_u(Cell::Gru, &w, &b, Sequences::new(&[0.0; 2], 1, 1), Precision::F32).unwrap_err();
     assert_eq!(e, ReferenceError::Layer(PlanError::Shape { cell: Cell::Gru, rows: 2, cols: 2, expected_rows: 6 }));
     says(&e, &["W_hh is 2 x 2", "needs 6 x 2"]);
 }
@@ -1014,7 +1014,7 @@ fn reference_w_hh_not_gates_times_hidden() {
 #[test]
 fn reference_size_overflow() {
     let (w, b) = tiny();
-    let e = forward_u(Cell::RnnTanh, &w, &b, &[0.0; 2], usize::MAX, 3, None, None, Precision::F64).unwrap_err();
+    let e = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&[0.0; 2], usize::MAX, 3), Precision::F64).unwrap_err();
     assert!(matches!(e, ReferenceError::SizeOverflow { .. }), "{e:?}");
     says(&e, &["T * B * G * H", &usize::MAX.to_string()]);
 }
@@ -1022,7 +1022,7 @@ fn reference_size_overflow() {
 #[test]
 fn reference_permuted_lanes_not_a_power_of_two() {
     let (w, b) = tiny();
-    let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::DeviceFaithful, (0, 3)).unwrap_err();
+    let e = forward_u_permuted(Cell::RnnTanh, &w, &b, Sequences::new(&[0.0; 2], 1, 1), Precision::DeviceFaithful, (0, 3)).unwrap_err();
     assert_eq!(e, ReferenceError::Lanes { lanes: 3 });
     says(&e, &["3 lanes", "power of two from 1 to 32"]);
 }
@@ -1031,7 +1031,7 @@ fn reference_permuted_lanes_not_a_power_of_two() {
 fn reference_permuted_lanes_above_a_warp() {
     let (w, b) = tiny();
     for lanes in [0, 64] {
-        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &[0.0; 2], 1, 1, None, None, Precision::DeviceFaithful, (0, lanes)).unwrap_err();
+        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, Sequences::new(&[0.0; 2], 1, 1), Precision::DeviceFaithful, (0, lanes)).unwrap_err();
         assert_eq!(e, ReferenceError::Lanes { lanes });
         says(&e, &[&format!("{lanes} lanes"), "1 to 32"]);
     }
@@ -1040,7 +1040,7 @@ fn reference_permuted_lanes_above_a_warp() {
 #[test]
 fn reference_x_input_weight_wrong_rows() {
     let (w, b) = tiny();
-    let e = forward_x(Cell::RnnTanh, &ih(3), &[0.0; 3], &w, &b, &[0.0], 1, 1, None, None, Precision::F64).unwrap_err();
+    let e = forward_x(Cell::RnnTanh, &ih(3), &[0.0; 3], &w, &b, Sequences::new(&[0.0], 1, 1), Precision::F64).unwrap_err();
     assert_eq!(e, ReferenceError::InputRows { rows: 3, expected: 2 });
     says(&e, &["W_ih has 3 rows", "W_hh has 2"]);
 }
@@ -1048,7 +1048,7 @@ fn reference_x_input_weight_wrong_rows() {
 #[test]
 fn reference_x_b_ih_wrong_length() {
     let (w, b) = tiny();
-    let e = forward_x(Cell::RnnTanh, &ih(2), &[0.0; 3], &w, &b, &[0.0], 1, 1, None, None, Precision::F64).unwrap_err();
+    let e = forward_x(Cell::RnnTanh, &ih(2), &[0.0; 3], &w, &b, Sequences::new(&[0.0], 1, 1), Precision::F64).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "b_ih", expected: 2, got: 3, .. }), "{e:?}");
     says(&e, &["b_ih has 3 values, expected 2"]);
 }
@@ -1056,7 +1056,7 @@ fn reference_x_b_ih_wrong_length() {
 #[test]
 fn reference_x_wrong_length() {
     let (w, b) = tiny();
-    let e = forward_x(Cell::RnnTanh, &ih(2), &[0.0; 2], &w, &b, &[0.0; 5], 2, 2, None, None, Precision::F32).unwrap_err();
+    let e = forward_x(Cell::RnnTanh, &ih(2), &[0.0; 2], &w, &b, Sequences::new(&[0.0; 5], 2, 2), Precision::F32).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "x", expected: 4, got: 5, .. }), "{e:?}");
     says(&e, &["x has 5 values, expected 4", "[T=2][B=2][I=1]"]);
 }
@@ -1067,28 +1067,28 @@ fn tiny_model() -> ModelWeights {
 
 #[test]
 fn reference_model_x_wrong_length() {
-    let e = forward_model(&tiny_model(), &[0.0; 3], 2, 1, None, None, Precision::F64).unwrap_err();
+    let e = forward_model(&tiny_model(), Sequences::new(&[0.0; 3], 2, 1), Precision::F64).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "x", expected: 2, got: 3, .. }), "{e:?}");
     says(&e, &["x has 3 values, expected 2"]);
 }
 
 #[test]
 fn reference_model_h0_wrong_length() {
-    let e = forward_model(&tiny_model(), &[0.0; 2], 2, 1, Some(&[0.0; 2]), None, Precision::F64).unwrap_err();
+    let e = forward_model(&tiny_model(), Sequences::new(&[0.0; 2], 2, 1).with_state(Some(&[0.0; 2]), None), Precision::F64).unwrap_err();
     assert!(matches!(e, ReferenceError::Length { what: "h0", expected: 1, got: 2, .. }), "{e:?}");
     says(&e, &["h0 has 2 values, expected 1", "[L*D=1][B=1][H=1]"]);
 }
 
 #[test]
 fn reference_model_c0_for_an_rnn() {
-    let e = forward_model(&tiny_model(), &[0.0; 2], 2, 1, None, Some(&[0.0]), Precision::F64).unwrap_err();
+    let e = forward_model(&tiny_model(), Sequences::new(&[0.0; 2], 2, 1).with_state(None, Some(&[0.0])), Precision::F64).unwrap_err();
     assert_eq!(e, ReferenceError::CellStateNotLstm { cell: Cell::RnnTanh });
     says(&e, &["c0 given for a rnn_tanh layer"]);
 }
 
 #[test]
 fn reference_model_size_overflow() {
-    let e = forward_model(&tiny_model(), &[0.0; 2], usize::MAX, 2, None, None, Precision::F32).unwrap_err();
+    let e = forward_model(&tiny_model(), Sequences::new(&[0.0; 2], usize::MAX, 2), Precision::F32).unwrap_err();
     assert!(matches!(e, ReferenceError::SizeOverflow { what: "T * B * I" }), "{e:?}");
     says(&e, &["T * B * I", &usize::MAX.to_string()]);
 }
@@ -1161,7 +1161,7 @@ pub(crate) fn parity_cases() -> Vec<Parity> {
 #[test]
 fn reference_refuses_what_the_gpu_refuses_with_the_same_error() {
     for (name, cell, w, b, u, steps, batch, h0, c0) in parity_cases() {
-        let e = forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), Precision::DeviceFaithful)
+        let e = forward_u(cell, &w, &b, Sequences::new(&u, steps, batch).with_state(h0.as_deref(), c0.as_deref()), Precision::DeviceFaithful)
             .expect_err(name);
         let shared: String = match sprnn::validate::layer(cell, &w, batch) {
             Err(p) => {
@@ -1182,7 +1182,7 @@ fn reference_refuses_what_the_gpu_refuses_with_the_same_error() {
         assert_eq!(e.to_string(), shared, "{name}");
         // The other precisions refuse the same.
         for p in [Precision::F32, Precision::F64] {
-            let e2 = forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), p).unwrap_err();
+            let e2 = forward_u(cell, &w, &b, Sequences::new(&u, steps, batch).with_state(h0.as_deref(), c0.as_deref()), p).unwrap_err();
             assert_eq!(format!("{e2:?}"), format!("{e:?}"), "{name} {p:?}");
         }
     }
@@ -1195,9 +1195,9 @@ fn reference_model_refuses_what_the_gpu_model_refuses() {
     let (steps, batch, input) = (2, 1, m.input_size());
     let mut x = vec![0.0f32; steps * batch * input];
     x[1] = f32::NAN;
-    let e = forward_model(&m, &x, steps, batch, None, None, Precision::F64).unwrap_err();
+    let e = forward_model(&m, Sequences::new(&x, steps, batch), Precision::F64).unwrap_err();
     assert_eq!(e.to_string(), "invalid x: element 1 is NaN (values must be finite)");
-    let e = forward_model(&m, &[], 0, 0, None, None, Precision::F64).unwrap_err();
+    let e = forward_model(&m, Sequences::new(&[], 0, 0), Precision::F64).unwrap_err();
     assert_eq!(e, ReferenceError::Layer(PlanError::ZeroBatch));
 }
 
@@ -1220,7 +1220,7 @@ fn weights_and_reference_errors_convert_to_the_crate_error() {
     assert!(matches!(e, Error::Weights(WeightsError::Io { .. })), "{e:?}");
     let run = || -> sprnn::Result<()> {
         let (w, b) = tiny();
-        forward_u(Cell::RnnTanh, &w, &b, &[0.0; 3], 1, 1, None, None, Precision::F32)?;
+        forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&[0.0; 3], 1, 1), Precision::F32)?;
         Ok(())
     };
     let e = run().unwrap_err();

@@ -327,7 +327,7 @@ fn smoke_run_too_many_elements() {
 fn gpu_refuses_what_the_reference_refuses_with_the_same_message() {
     let Some(gpu) = gpu() else { return };
     for (name, cell, w, b, u, steps, batch, h0, c0) in crate::validation::parity_cases() {
-        let want = sprnn::reference::forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), sprnn::reference::Precision::DeviceFaithful)
+        let want = sprnn::reference::forward_u(cell, &w, &b, sprnn::reference::Sequences::new(&u, steps, batch).with_state(h0.as_deref(), c0.as_deref()), sprnn::reference::Precision::DeviceFaithful)
             .expect_err(name)
             .to_string();
         let got = match SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()) {
