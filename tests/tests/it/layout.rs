@@ -295,7 +295,7 @@ fn check_fit_agrees_with_plan() {
                 fits += 1;
                 assert_eq!(
                     (p.grid(), p.units_per_cta(), p.threads_per_cta(), p.threads_per_row(), p.list_len(), p.batch_tile(), p.registers_per_thread(), p.smem_bytes()),
-                    (f.grid, f.units_per_cta, f.threads_per_cta, f.threads_per_row, f.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
+                    (f.geometry.grid, f.geometry.units_per_cta, f.geometry.threads_per_cta, f.geometry.threads_per_row, f.geometry.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
                     "{case}"
                 );
             }
@@ -323,7 +323,7 @@ fn rnn_layers_get_a_lane_per_batch_entry_of_the_tile() {
     for (batch, tile) in [(4, 4), (8, 8), (16, 8), (64, 8)] {
         let fit = check_fit(&RowStats::uniform(Cell::RnnTanh, 1152, 12), Cell::RnnTanh, batch, &h200, &PlanOptions::default()).unwrap();
         assert_eq!(fit.batch_tile, tile);
-        assert!(fit.threads_per_row >= tile, "B={batch}: TPR {} < BT {tile}", fit.threads_per_row);
+        assert!(fit.geometry.threads_per_row >= tile, "B={batch}: TPR {} < BT {tile}", fit.geometry.threads_per_row);
     }
     // The cost counts ⌈BT / TPR⌉ cells per tile where the cell is fused (RNN; GRU with TPR = 8 ≥
     // BT, its three rows in one warp) and the separate phase otherwise (GRU with TPR = 2 < BT):
