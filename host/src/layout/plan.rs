@@ -11,8 +11,8 @@ use super::bank::{batch_tile, BankModel, BankStats};
 use super::dense::{self, DenseFit, DenseShape};
 use super::device::{registers_per_sm, DeviceInfo};
 use super::error::PlanError;
-use super::pack::{pack, PackShape};
-use super::partition::{partition, unit_nnz};
+use super::pack::{pack, PackShape, Packed};
+use super::partition::{partition, unit_nnz, Partition};
 use super::registers::kernel_registers;
 use crate::fp16::GroupSum;
 use crate::sparse::Csr;
@@ -326,7 +326,7 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
 
 /// The units of each CTA (capped LPT over unit nonzeros) and `w_hh` with the kernel's columns
 /// ([`Plan::columns`]) for `grid` CTAs of `upc` units at batch `batch`.
-fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, batch: usize) -> (super::partition::Partition, Csr) {
+fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, batch: usize) -> (Partition, Csr) {
     let part = partition(&unit_nnz(w_hh, gates), grid, upc);
     let slots = exchange_slots(upc, batch);
     let w_cols = rename_columns(w_hh, &part.units, upc, slots, grid * slots);
@@ -339,20 +339,8 @@ fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrde
     let (grid, upc) = (fit.geometry.grid, fit.geometry.units_per_cta);
     let (part, w_cols) = partition_columns(w_hh, cell.gates(), grid, upc, batch);
     let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, shape);
-    Plan {
-        cell,
-        hidden: w_hh.cols(),
-        batch,
-        fit,
-        nnz: w_hh.nnz(),
-        max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
-        cta_nnz: part.cta_nnz,
-        units: part.units,
-        weights,
-        order,
-        bank: BankStats::default(),
-        bank_naive: BankStats::default(),
-    }
+    let packed = Packed { weights, bank: BankStats::default(), bank_naive: BankStats::default() };
+    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order)
 }
 
 /// What the fit decision of [`plan`] needs to know about `W_hh`: its shape and row lengths.
@@ -785,20 +773,7 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder) -> 
     let (part, w_cols) = partition_columns(w_hh, cell.gates(), g.grid, g.units_per_cta, batch);
     let model = BankModel::new(batch, if fit.hidden_f32 { 4 } else { 2 });
     let packed = pack(&w_cols, &part.units, PackShape { gates: cell.gates(), geometry: *g }, model, order);
-    Plan {
-        cell,
-        hidden: w_hh.cols(),
-        batch,
-        fit,
-        nnz: w_hh.nnz(),
-        max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
-        cta_nnz: part.cta_nnz,
-        units: part.units,
-        weights: packed.weights,
-        order,
-        bank: packed.bank,
-        bank_naive: packed.bank_naive,
-    }
+    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order)
 }
 
 /// `w_hh` with its columns renamed to the kernel's: unit `units[c · upc + s]` becomes column
@@ -1010,6 +985,25 @@ fn does_not_fit(
 }
 
 impl Plan {
+    /// The plan of `w_hh` laid out as `fit` says: each CTA's units (`part`) and the words packed
+    /// in `order`.
+    fn laid_out(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, part: Partition, packed: Packed, order: WeightOrder) -> Plan {
+        Plan {
+            cell,
+            hidden: w_hh.cols(),
+            batch,
+            fit,
+            nnz: w_hh.nnz(),
+            max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
+            cta_nnz: part.cta_nnz,
+            units: part.units,
+            weights: packed.weights,
+            order,
+            bank: packed.bank,
+            bank_naive: packed.bank_naive,
+        }
+    }
+
     /// Threads of the whole grid (`grid × threads_per_cta`).
     pub fn total_threads(&self) -> usize {
         self.grid() * self.threads_per_cta()
