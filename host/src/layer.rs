@@ -484,3 +484,33 @@ impl Drop for PendingForward<'_> {
         }
     }
 }
+
+/// A layer's outputs on the device, read (or poisoned) through the layer that writes them: its
+/// device and cell.
+impl DeviceOutput {
+    /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
+    /// (Test hook.)
+    #[cfg(feature = "test-hooks")]
+    pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
+        layer.gpu().make_current()?;
+        let nan = f32::NAN.to_bits();
+        driver::memset_u32(self.h.as_device_ptr().as_raw(), nan, self.h.len(), layer.gpu().stream())?;
+        driver::memset_u32(self.c.as_device_ptr().as_raw(), nan, self.c.len(), layer.gpu().stream())?;
+        Ok(driver::synchronize(layer.gpu().stream())?)
+    }
+
+    /// Copies the outputs to the host.
+    pub fn to_host(&self, layer: &SparseRecurrentLayer) -> Result<Output> {
+        layer.gpu().make_current()?;
+        let mut h = vec![0f32; self.h.len()];
+        self.h.copy_to(&mut h[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+        let c = if layer.cell() == Cell::Lstm {
+            let mut c = vec![0f32; self.c.len()];
+            self.c.copy_to(&mut c[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+            Some(c)
+        } else {
+            None
+        };
+        Ok(Output { h, c })
+    }
+}
