@@ -30,10 +30,10 @@ fn fp16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
 
-/// A random `rows × cols` matrix with about `density` of its entries nonzero, in ±`scale`.
+/// A random `rows × cols` matrix with about `density` of its entries nonzero, in ±`scale`: the
+/// library's generator ([`sprnn::sparse::random_uniform`]) seeded from `rng`.
 fn random_sparse(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64, scale: f32) -> Csr {
-    let dense: Vec<f32> = (0..rows * cols).map(|_| if rng.gen_bool(density) { rng.gen_range(-scale..scale) } else { 0.0 }).collect();
-    Csr::from_dense(&dense, rows, cols).unwrap()
+    sprnn::sparse::random_uniform(rows, cols, density, rng.gen()).map_values(|v| v * scale).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
