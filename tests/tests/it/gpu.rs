@@ -512,27 +512,27 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(index, g * h, h, 0.2, 0.9).unwrap();
         for &(tpr, h32, _, products) in variant_shapes(cell) {
-        let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
-        let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
-        assert_eq!((plan.list_len(), plan.batch_tile(), plan.products()), (n, bt, products));
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
-        let got = plan.simulate_matvec(&hv);
-        let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
-        let w_abs = w16.map_values(f32::abs).unwrap();
-        for b in 0..bt {
-            let hb = &hv[b * h..(b + 1) * h];
-            let want = w16.spmv(hb);
-            let mag = w_abs.spmv(&hb.iter().map(|v| v.abs()).collect::<Vec<_>>());
-            for r in 0..g * h {
-                let d = (got[b * g * h + r] - want[r]).abs() as f64;
-                let bound = match products {
-                    Products::F32 => 1e-4 * (1.0 + want[r].abs() as f64),
-                    Products::F16 => sprnn::fp16::group_sum_error_bound(mag[r] as f64, n * tpr) + 1e-6 * (1.0 + mag[r] as f64),
-                };
-                assert!(d <= bound, "{cell:?} N={n} BT={bt} TPR={tpr} {products:?} b={b} row {r}: {} vs {} (bound {bound:.2e})", got[b * g * h + r], want[r]);
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
+            let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
+            assert_eq!((plan.list_len(), plan.batch_tile(), plan.products()), (n, bt, products));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
+            let got = plan.simulate_matvec(&hv);
+            let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
+            let w_abs = w16.map_values(f32::abs).unwrap();
+            for b in 0..bt {
+                let hb = &hv[b * h..(b + 1) * h];
+                let want = w16.spmv(hb);
+                let mag = w_abs.spmv(&hb.iter().map(|v| v.abs()).collect::<Vec<_>>());
+                for r in 0..g * h {
+                    let d = (got[b * g * h + r] - want[r]).abs() as f64;
+                    let bound = match products {
+                        Products::F32 => 1e-4 * (1.0 + want[r].abs() as f64),
+                        Products::F16 => sprnn::fp16::group_sum_error_bound(mag[r] as f64, n * tpr) + 1e-6 * (1.0 + mag[r] as f64),
+                    };
+                    assert!(d <= bound, "{cell:?} N={n} BT={bt} TPR={tpr} {products:?} b={b} row {r}: {} vs {} (bound {bound:.2e})", got[b * g * h + r], want[r]);
+                }
             }
-        }
         }
     }
 }
