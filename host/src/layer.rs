@@ -155,8 +155,6 @@ impl SparseRecurrentLayer {
         // The buffers match the launch shape: only the planner builds a `Plan`, and it lays the
         // weights and the unit table out for exactly that shape.
         let columns = plan.columns();
-        let alloc = cust_err("cuMemAlloc");
-        let up = |e| Error::from(alloc(e));
         Ok(SparseRecurrentLayer {
             gpu: gpu.clone(),
             cell: plan.cell(),
@@ -175,7 +173,7 @@ impl SparseRecurrentLayer {
             first_step: 0,
             kernel,
             timeout,
-            weights: DeviceBuffer::from_slice(plan.weights()).map_err(up)?,
+            weights: DeviceBuffer::from_slice(plan.weights()).map_err(cust_err("cuMemAlloc"))?,
             units: DeviceBuffer::from_slice(plan.units()).map_err(cust_err("cuMemAlloc"))?,
             bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
             // Two buffers of tagged fp16 values, held as 32-bit words.

@@ -492,10 +492,10 @@ refused!(weights_save_value_overflowing_f16: small_layer(1e6).to_safetensors(Sav
 refused!(weights_save_value_overflowing_bf16: small_layer(f32::MAX).to_safetensors(SaveOptions { dtype: DType::BF16, storage: Storage::Csr })
     => WeightsError::NotRepresentable { dtype: DType::BF16, .. }, ["overflows BF16"]);
 
-refused!(weights_load_missing_file: LayerWeights::load(&std::env::temp_dir().join("sprnn-validation-no-such-file.safetensors"), Cell::RnnTanh)
+refused!(weights_load_missing_file: LayerWeights::load(std::env::temp_dir().join("sprnn-validation-no-such-file.safetensors"), Cell::RnnTanh)
     => WeightsError::Io { .. }, ["sprnn-validation-no-such-file.safetensors"]);
 
-refused!(weights_save_into_missing_directory: small_layer(1.0).save(&std::env::temp_dir().join("sprnn-validation-no-such-dir").join("w.safetensors"), SaveOptions::default())
+refused!(weights_save_into_missing_directory: small_layer(1.0).save(std::env::temp_dir().join("sprnn-validation-no-such-dir").join("w.safetensors"), SaveOptions::default())
     => WeightsError::Io { .. }, ["sprnn-validation-no-such-dir"]);
 
 refused!(layer_weights_new_hidden_above_65535: {
