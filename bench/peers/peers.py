@@ -428,13 +428,10 @@ def configs(a):
             yield cell, H, B, T, ap, dt, d
 
 
-def main(argv=None):
-    a = parse_args(argv)
-    dev = torch.device(a.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("CUDA not available (use --device cpu for a smoke test)")
+def machine_meta(a, dev):
+    """The gpu, driver, date and commit columns: as given, else read from the machine."""
     here = os.path.dirname(os.path.abspath(__file__))
-    meta = {
+    return {
         "gpu": a.gpu_name or (torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"),
         "driver": a.driver if a.driver is not None else
         sh(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]),
@@ -442,35 +439,142 @@ def main(argv=None):
         "commit": a.commit if a.commit is not None else
         sh(["git", "-C", here, "rev-parse", "--short", "HEAD"]),
     }
-    log(f"torch {torch.__version__}, cuda {torch.version.cuda}, cudnn "
-        f"{torch.backends.cudnn.version() if dev.type == 'cuda' else '-'}, {meta}")
-    torch.manual_seed(0)
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    new = not os.path.exists(a.out) or os.path.getsize(a.out) == 0
-    fout = open(a.out, "a", newline="")  # append; flushed after every row
-    w = csv.writer(fout, lineterminator="\n")  # the rows files use LF, like sprnn-bench
-    if new:
-        w.writerow(COLUMNS)
-    if "semi_structured" in a.approaches and not any(abs(x - 0.5) < 1e-9 for x in a.density):
-        log("semi_structured: skipped, 2:4 sparsity needs density 0.5 in --density")
-    t_start, done, skipped = time.monotonic(), [], []
-    spent = {"flashrnn": 0.0, "other": 0.0}  # seconds per time budget
-    budget = {"flashrnn": a.flashrnn_time_budget, "other": a.time_budget}
-    torch.set_grad_enabled(False)
 
-    def emit(cell, H, B, T, d, dto, ap, us, err, ok, notes):
+
+class Rows:
+    """The rows file, appended to and flushed after every row (with the header when it is new),
+    and the rows this run wrote."""
+
+    def __init__(self, path, meta):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        self.meta, self.done = meta, []
+        self.fout = open(path, "a", newline="")
+        self.w = csv.writer(self.fout, lineterminator="\n")  # the rows files use LF, like sprnn-bench
+        if new:
+            self.w.writerow(COLUMNS)
+
+    def emit(self, cell, H, B, T, d, dto, ap, us, err, ok, notes):
         if err == err:  # not NaN: checked
             notes.append(f"max rel err {err:.1e}")
         if not ok:
             notes.insert(0, "CHECK FAILED")
+        meta = self.meta
         row = [cell, H, B, str(float(d)), T, dto, ap, f"{us:.3f}", meta["gpu"], meta["driver"],
                meta["date"], meta["commit"], "; ".join(notes)]
-        w.writerow(row)
-        fout.flush()
-        done.append(row)
+        self.w.writerow(row)
+        self.fout.flush()
+        self.done.append(row)
         log(f"{'ok  ' if ok else 'FAIL'}  {cell} H={H} B={B} T={T} {ap}: {us:9.3f} us/step  "
             f"({'; '.join(notes)})")
 
+    def close(self):
+        self.fout.close()
+
+
+class Budget:
+    """Seconds spent against the two time budgets, "flashrnn" and "other", and the
+    configurations not started because one ran out."""
+
+    def __init__(self, a):
+        self.limit = {"flashrnn": a.flashrnn_time_budget, "other": a.time_budget}
+        self.spent = {"flashrnn": 0.0, "other": 0.0}
+        self.skipped = []
+
+    def over(self, which, tag):
+        """Whether `which` is spent; then `tag` is listed as not started."""
+        if self.spent[which] > self.limit[which]:
+            self.skipped.append(tag)
+            return True
+        return False
+
+
+def run_job(job, a, dev, rows, budget):
+    """One configuration of the sweep (or one projection shape): timed, checked, written."""
+    if job[0] == "projection":
+        I, GH, N = job[1:]
+        us, dto, err, ok, notes = bench_projection(I, GH, N, a, dev)
+        rows.emit("projection", GH, N, I, 1.0, dto, "projection", us, err, ok, notes)
+        return
+    cell, H, B, T, ap, dts, d = job
+    tag = f"{cell} H={H} B={B} T={T} {ap} {dts} d={d}"
+    which = "flashrnn" if ap == "flashrnn" else "other"
+    if budget.over(which, tag):
+        return
+    dt = DTYPES[dts]
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    t_conf = time.monotonic()
+    try:
+        us, dto, err, ok, notes = (
+            bench_cudnn(cell, H, B, T, dt, a, dev) if ap == "cudnn" else
+            flashrnn_peer.bench(cell, H, B, T, a, dev) if ap == "flashrnn" else
+            bench_loop(ap, cell, H, B, T, dt, d, a, dev))
+    except Skip as e:
+        log(f"skip  {tag}: {e}")
+        return
+    except Exception as e:  # noqa: BLE001  (incl. torch.cuda.OutOfMemoryError)
+        oom = isinstance(e, torch.cuda.OutOfMemoryError)
+        log(f"{'OOM  ' if oom else 'ERROR'} {tag}: {type(e).__name__}: {str(e)[:2000]}")
+        if not oom:
+            traceback.print_exc(limit=3, file=sys.stdout)
+        sys.stdout.flush()
+        return
+    finally:
+        budget.spent[which] += time.monotonic() - t_conf
+    rows.emit(cell, H, B, T, d, dto, ap, us, err, ok, notes)
+
+
+def flashrnn_capacities(a, dev, rows, budget):
+    """--flashrnn-capacity: FlashRNN's largest H per cell, B and T, within its time budget."""
+    for cell, B, T in itertools.product(a.cells, a.batch, a.steps):
+        tag = f"{cell} B={B} T={T} flashrnn_capacity"
+        if cell not in flashrnn_peer.FUNCTION:
+            log(f"skip  {tag}: FlashRNN's fused kernel has no {cell}")
+            continue
+        if budget.over("flashrnn", tag):
+            continue
+        t_conf = time.monotonic()
+        deadline = t_conf + budget.limit["flashrnn"] - budget.spent["flashrnn"]
+        try:
+            H, (us, dto, err, ok, notes) = flashrnn_peer.capacity(cell, B, T, a, dev, deadline)
+            rows.emit(cell, H, B, T, 1.0, dto, "flashrnn_capacity", us, err, ok, notes)
+        except Skip as e:
+            log(f"skip  {tag}: {e}")
+        except Exception as e:  # noqa: BLE001
+            log(f"ERROR {tag}: {type(e).__name__}: {str(e)[:2000]}")
+        finally:
+            budget.spent["flashrnn"] += time.monotonic() - t_conf
+
+
+def summary(a, rows, budget, t_start):
+    """The table of this run's rows, the configurations a budget left out, the total."""
+    log("\ncell      H     B    density  T      approach         dtype  us/step")
+    for r in rows.done:
+        log(f"{r[0]:<9} {r[1]:<5} {r[2]:<4} {r[3]:<8} {r[4]:<6} {r[6]:<16} {r[5]:<6} {r[7]:>9}"
+            f"{'  CHECK FAILED' if r[12].startswith('CHECK FAILED') else ''}")
+    if budget.skipped:
+        log(f"\ntime budget exceeded (other approaches {a.time_budget:g} s, spent "
+            f"{budget.spent['other']:.0f}; flashrnn {a.flashrnn_time_budget:g} s, spent "
+            f"{budget.spent['flashrnn']:.0f}); {len(budget.skipped)} configurations not started:\n  "
+            + "\n  ".join(budget.skipped))
+    log(f"\n{len(rows.done)} rows appended to {a.out} in {time.monotonic() - t_start:.0f} s")
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    dev = torch.device(a.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("CUDA not available (use --device cpu for a smoke test)")
+    meta = machine_meta(a, dev)
+    log(f"torch {torch.__version__}, cuda {torch.version.cuda}, cudnn "
+        f"{torch.backends.cudnn.version() if dev.type == 'cuda' else '-'}, {meta}")
+    torch.manual_seed(0)
+    rows = Rows(a.out, meta)
+    if "semi_structured" in a.approaches and not any(abs(x - 0.5) < 1e-9 for x in a.density):
+        log("semi_structured: skipped, 2:4 sparsity needs density 0.5 in --density")
+    t_start, budget = time.monotonic(), Budget(a)
+    torch.set_grad_enabled(False)
     if a.flashrnn_prebuild:
         if dev.type != "cuda":
             log("prebuild: flashrnn needs CUDA; nothing built")
@@ -479,70 +583,11 @@ def main(argv=None):
     jobs = ([("projection", *map(int, s.split("x"))) for s in a.projection] if a.projection
             else configs(a))
     for job in jobs:
-        if job[0] == "projection":
-            I, GH, N = job[1:]
-            us, dto, err, ok, notes = bench_projection(I, GH, N, a, dev)
-            emit("projection", GH, N, I, 1.0, dto, "projection", us, err, ok, notes)
-            continue
-        cell, H, B, T, ap, dts, d = job
-        tag = f"{cell} H={H} B={B} T={T} {ap} {dts} d={d}"
-        which = "flashrnn" if ap == "flashrnn" else "other"
-        if spent[which] > budget[which]:
-            skipped.append(tag)
-            continue
-        dt = DTYPES[dts]
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-        t_conf = time.monotonic()
-        try:
-            us, dto, err, ok, notes = (
-                bench_cudnn(cell, H, B, T, dt, a, dev) if ap == "cudnn" else
-                flashrnn_peer.bench(cell, H, B, T, a, dev) if ap == "flashrnn" else
-                bench_loop(ap, cell, H, B, T, dt, d, a, dev))
-        except Skip as e:
-            log(f"skip  {tag}: {e}")
-            continue
-        except Exception as e:  # noqa: BLE001  (incl. torch.cuda.OutOfMemoryError)
-            oom = isinstance(e, torch.cuda.OutOfMemoryError)
-            log(f"{'OOM  ' if oom else 'ERROR'} {tag}: {type(e).__name__}: {str(e)[:2000]}")
-            if not oom:
-                traceback.print_exc(limit=3, file=sys.stdout)
-            sys.stdout.flush()
-            continue
-        finally:
-            spent[which] += time.monotonic() - t_conf
-        emit(cell, H, B, T, d, dto, ap, us, err, ok, notes)
+        run_job(job, a, dev, rows, budget)
     if a.flashrnn_capacity:
-        for cell, B, T in itertools.product(a.cells, a.batch, a.steps):
-            tag = f"{cell} B={B} T={T} flashrnn_capacity"
-            if cell not in flashrnn_peer.FUNCTION:
-                log(f"skip  {tag}: FlashRNN's fused kernel has no {cell}")
-                continue
-            if spent["flashrnn"] > budget["flashrnn"]:
-                skipped.append(tag)
-                continue
-            t_conf = time.monotonic()
-            deadline = t_conf + budget["flashrnn"] - spent["flashrnn"]
-            try:
-                H, (us, dto, err, ok, notes) = flashrnn_peer.capacity(cell, B, T, a, dev, deadline)
-                emit(cell, H, B, T, 1.0, dto, "flashrnn_capacity", us, err, ok, notes)
-            except Skip as e:
-                log(f"skip  {tag}: {e}")
-            except Exception as e:  # noqa: BLE001
-                log(f"ERROR {tag}: {type(e).__name__}: {str(e)[:2000]}")
-            finally:
-                spent["flashrnn"] += time.monotonic() - t_conf
-    fout.close()
-    log("\ncell      H     B    density  T      approach         dtype  us/step")
-    for r in done:
-        log(f"{r[0]:<9} {r[1]:<5} {r[2]:<4} {r[3]:<8} {r[4]:<6} {r[6]:<16} {r[5]:<6} {r[7]:>9}"
-            f"{'  CHECK FAILED' if r[12].startswith('CHECK FAILED') else ''}")
-    if skipped:
-        log(f"\ntime budget exceeded (other approaches {a.time_budget:g} s, spent "
-            f"{spent['other']:.0f}; flashrnn {a.flashrnn_time_budget:g} s, spent "
-            f"{spent['flashrnn']:.0f}); {len(skipped)} configurations not started:\n  "
-            + "\n  ".join(skipped))
-    log(f"\n{len(done)} rows appended to {a.out} in {time.monotonic() - t_start:.0f} s")
+        flashrnn_capacities(a, dev, rows, budget)
+    rows.close()
+    summary(a, rows, budget, t_start)
 
 
 if __name__ == "__main__":

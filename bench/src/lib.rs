@@ -115,7 +115,7 @@ mod tests {
         for (cell, h, d, b) in [(Cell::RnnTanh, 2304, 0.3, 4), (Cell::Lstm, 2304, 0.3, 4), (Cell::Gru, 512, 1.0, 4), (Cell::Lstm, 4608, 0.01, 64)] {
             let (w, _) = random_layer(9, cell, h, d).unwrap();
             let real = plan(&w, cell, b, &dev, &PlanOptions::default()).map(|p| (p.grid(), p.threads_per_cta(), p.list_len()));
-            let pre = precheck(cell, h, d, b, &dev).map(|f| (f.grid, f.threads_per_cta, f.list_len));
+            let pre = precheck(cell, h, d, b, &dev).map(|f| (f.geometry.grid, f.geometry.threads_per_cta, f.geometry.list_len));
             assert_eq!(real, pre, "{cell:?} H={h} d={d} B={b}");
         }
     }

@@ -246,7 +246,7 @@ fn run_layer_on_reference(args: &RunArgs, l: &Layer, inp: &Inputs, pieces: &[(us
     for &(t0, n) in pieces {
         let (h0, c0) = state.initial();
         let u = &inp.u.values[t0 * per_step..(t0 + n) * per_step];
-        let o = reference::forward_u_continuing(l.cell, &l.w_hh, &l.b_hh, u, n, b, h0, c0, precision, t0 as u64)?;
+        let o = reference::forward_u(l.cell, &l.w_hh, &l.b_hh, reference::Sequences::new(u, n, b).with_state(h0, c0).continuing(t0 as u64), precision)?;
         state.advance(n, &o.h, o.c.as_deref())?;
         out_h.extend_from_slice(&o.h);
         out_c = o.c;
@@ -419,7 +419,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
             let (mut h_n, mut c_n) = (Vec::new(), None);
             for (k, &(t0, n)) in pieces.iter().enumerate() {
                 let (h0, c0) = if k == 0 { (inp.h0.as_deref(), inp.c0.as_deref()) } else { state.initial() };
-                let o = reference::forward_model_continuing(&model, &inp.x[t0 * per_step..(t0 + n) * per_step], n, b, h0, c0, precision, t0 as u64)?;
+                let o = reference::forward_model(&model, reference::Sequences::new(&inp.x[t0 * per_step..(t0 + n) * per_step], n, b).with_state(h0, c0).continuing(t0 as u64), precision)?;
                 if dirs == 1 {
                     state.advance(n, &o.h_n, o.c_n.as_deref())?;
                 }

@@ -238,18 +238,26 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// A model file of one layer and an input file for it, with what they hold.
 struct RunCase {
     dir: tempfile::TempDir,
     weights: std::path::PathBuf,
     input: std::path::PathBuf,
-    cell: Cell,
-    w_hh: sprnn::Csr,
-    b_hh: Vec<f32>,
+    layer: LayerWeights,
     u: Vec<f32>,
     h0: Option<Vec<f32>>,
     c0: Option<Vec<f32>>,
     steps: usize,
     batch: usize,
+}
+
+impl RunCase {
+    /// `sprnn::reference` on the case's layer and input, at `precision`.
+    fn reference(&self, precision: Precision) -> reference::RefOutput {
+        let u = reference::Sequences::new(&self.u, self.steps, self.batch).with_state(self.h0.as_deref(), self.c0.as_deref());
+        let l = &self.layer;
+        reference::forward_u(l.cell(), l.w_hh(), l.b_hh(), u, precision).unwrap()
+    }
 }
 
 /// A single-layer model file and an input file for `cell` (H = 32).
@@ -278,7 +286,7 @@ fn run_case(cell: Cell, steps: usize, batch: usize, with_state: bool, dtype: Dty
         tensors.push(("c0", Dtype::F32, vec![batch, h], c0));
     }
     write_tensors(&input, &tensors);
-    RunCase { dir, weights, input, cell, w_hh: layer.w_hh().clone(), b_hh: layer.b_hh().to_vec(), u, h0, c0, steps, batch }
+    RunCase { dir, weights, input, layer, u, h0, c0, steps, batch }
 }
 
 fn cell_arg(c: Cell) -> &'static str {
@@ -302,8 +310,7 @@ fn run_reference_round_trip() {
     for (cell, with_state, dtype) in cases {
         let c = run_case(cell, 10, 3, with_state, dtype);
         let case = format!("{cell:?} state={with_state} {dtype:?}");
-        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, &c.u, c.steps, c.batch, c.h0.as_deref(), c.c0.as_deref(), device_faithful(c.cell))
-            .unwrap();
+        let want = c.reference(device_faithful(cell));
         for (k, extra) in [&[][..], &["--chunk", "3"][..], &["--chunk", "1", "--batch", "3"][..]].into_iter().enumerate() {
             let out = c.dir.path().join(format!("out{k}.safetensors"));
             let mut args = vec![
@@ -334,7 +341,7 @@ fn run_reference_round_trip() {
     let out = c.dir.path().join("f32.safetensors");
     let args = ["run", "--reference", "--precision", "f32", "--weights", c.weights.to_str().unwrap(), "--cell", "gru", "--input", c.input.to_str().unwrap(), "--output", out.to_str().unwrap()];
     expect(&args, 0);
-    let want = reference::forward_u(Cell::Gru, &c.w_hh, &c.b_hh, &c.u, 6, 2, None, None, Precision::F32).unwrap();
+    let want = c.reference(Precision::F32);
     assert_eq!(bits(&read_tensor(&out, "h").unwrap().1), bits(&want.h));
 }
 
@@ -343,8 +350,7 @@ fn run_on_the_gpu_matches_the_reference() {
     let Some(_gpu) = gpu() else { return };
     for cell in [Cell::RnnTanh, Cell::Gru, Cell::Lstm] {
         let c = run_case(cell, 12, 4, true, Dtype::F32);
-        let want = reference::forward_u(c.cell, &c.w_hh, &c.b_hh, &c.u, c.steps, c.batch, c.h0.as_deref(), c.c0.as_deref(), device_faithful(c.cell))
-            .unwrap();
+        let want = c.reference(device_faithful(cell));
         let mut previous: Option<Vec<u32>> = None;
         for (k, chunk) in ["12", "5"].into_iter().enumerate() {
             let out = c.dir.path().join(format!("gpu{k}.safetensors"));
@@ -395,7 +401,7 @@ fn run_model_reference_matches_the_library() {
         let c0 = sprnn::timing::random_input(31, ld * batch * 64);
         let input = dir.path().join(format!("x{k}.safetensors"));
         write_model_input(&input, &x, [steps, batch, 16], Some((&h0, [ld, batch, 64])), Some(&c0));
-        let want = reference::forward_model(&model, &x, steps, batch, Some(&h0), Some(&c0), device_faithful(Cell::Lstm)).unwrap();
+        let want = reference::forward_model(&model, reference::Sequences::new(&x, steps, batch).with_state(Some(&h0), Some(&c0)), device_faithful(Cell::Lstm)).unwrap();
         let chunked: &[&[&str]] = if model.directions() == 1 { &[&[], &["--chunk", "4"], &["--chunk", "1", "--batch", "3"]] } else { &[&[]] };
         for (j, extra) in chunked.iter().enumerate() {
             let out = dir.path().join(format!("out{k}{j}.safetensors"));
@@ -486,7 +492,7 @@ fn run_model_on_the_gpu_matches_the_reference() {
                 .collect(),
         )
         .unwrap();
-        let want = reference::forward_model(&rounded, &x, steps, batch, None, None, device_faithful(Cell::Lstm)).unwrap();
+        let want = reference::forward_model(&rounded, reference::Sequences::new(&x, steps, batch), device_faithful(Cell::Lstm)).unwrap();
         let chunks: &[&str] = if model.directions() == 1 { &["12", "5"] } else { &["12"] };
         let mut previous: Option<Vec<u32>> = None;
         for chunk in chunks {

@@ -50,7 +50,7 @@ fn a_busy_neighbour_process_does_not_hang_a_layer() {
     let w = sprnn::sparse::random_recurrent(91, g * h, h, 0.1, 0.9).unwrap();
     let bias: Vec<f32> = (0..g * h).map(|i| ((i * 7919) % 200) as f32 * 1e-3 - 0.1).collect();
     let u: Vec<f32> = (0..steps * b * g * h).map(|i| ((i * 104_729) % 2000) as f32 * 1e-3 - 1.0).collect();
-    let want = reference::forward_u(cell, &w, &bias, &u, steps, b, None, None, Precision::device_faithful(sprnn::layout::default_products(cell, false))).unwrap();
+    let want = reference::forward_u(cell, &w, &bias, reference::Sequences::new(&u, steps, b), Precision::device_faithful(sprnn::layout::default_products(cell, false))).unwrap();
     let bound = Duration::from_secs(2);
     let opts = LayerOptions { timeout: bound, ..LayerOptions::default() };
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &bias, b, &opts).unwrap();

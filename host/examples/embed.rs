@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => {
             println!("no CUDA device: running the CPU reference");
-            let out = reference::forward_u(cell, &w_hh, &b_hh, &u, steps, batch, None, None, Precision::DeviceFaithful)?;
+            let out = reference::forward_u(cell, &w_hh, &b_hh, reference::Sequences::new(&u, steps, batch), Precision::DeviceFaithful)?;
             (out.h, "CPU reference")
         }
     };

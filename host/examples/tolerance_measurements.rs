@@ -12,7 +12,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sprnn::reference::{compare_steps, forward_u, forward_u_permuted, Precision};
+use sprnn::reference::{compare_steps, forward_u, forward_u_permuted, Precision, Sequences};
 use sprnn::sparse::random_recurrent;
 use sprnn::Cell;
 
@@ -71,13 +71,13 @@ fn main() {
                 let b_hh = uniform(seed + 100, g * c.hidden, 0.1);
                 let u = uniform(seed + 200, c.steps * c.batch * g * c.hidden, 1.0);
                 let h0 = uniform(seed + 300, c.batch * c.hidden, 0.5);
-                let run = |p| forward_u(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, p).unwrap().h;
+                let run = |p| forward_u(c.cell, &w, &b_hh, Sequences::new(&u, c.steps, c.batch).with_state(Some(&h0), None), p).unwrap().h;
                 let df = run(base);
                 let f64r = run(Precision::F64);
                 let f32r = run(Precision::F32);
                 let other = run(if base == Precision::DeviceFaithful { Precision::DeviceFaithfulF16 } else { Precision::DeviceFaithful });
-                let perm8 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, base, (seed + 400, 8)).unwrap().h;
-                let perm4 = forward_u_permuted(c.cell, &w, &b_hh, &u, c.steps, c.batch, Some(&h0), None, base, (seed + 500, 4)).unwrap().h;
+                let perm8 = forward_u_permuted(c.cell, &w, &b_hh, Sequences::new(&u, c.steps, c.batch).with_state(Some(&h0), None), base, (seed + 400, 8)).unwrap().h;
+                let perm4 = forward_u_permuted(c.cell, &w, &b_hh, Sequences::new(&u, c.steps, c.batch).with_state(Some(&h0), None), base, (seed + 500, 4)).unwrap().h;
                 let cmp = |got: &[f32]| compare_steps(got, &df, c.steps, c.batch, c.hidden);
                 let (e64, e32, p8, p4, eo) = (cmp(&f64r), cmp(&f32r), cmp(&perm8), cmp(&perm4), cmp(&other));
                 let scale = df.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -155,8 +155,6 @@ impl SparseRecurrentLayer {
         // The buffers match the launch shape: only the planner builds a `Plan`, and it lays the
         // weights and the unit table out for exactly that shape.
         let columns = plan.columns();
-        let alloc = cust_err("cuMemAlloc");
-        let up = |e| Error::from(alloc(e));
         Ok(SparseRecurrentLayer {
             gpu: gpu.clone(),
             cell: plan.cell(),
@@ -175,7 +173,7 @@ impl SparseRecurrentLayer {
             first_step: 0,
             kernel,
             timeout,
-            weights: DeviceBuffer::from_slice(plan.weights()).map_err(up)?,
+            weights: DeviceBuffer::from_slice(plan.weights()).map_err(cust_err("cuMemAlloc"))?,
             units: DeviceBuffer::from_slice(plan.units()).map_err(cust_err("cuMemAlloc"))?,
             bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
             // Two buffers of tagged fp16 values, held as 32-bit words.
@@ -482,5 +480,35 @@ impl Drop for PendingForward<'_> {
             let _ = self.layer.gpu.make_current();
             let _ = driver::synchronize(self.stream);
         }
+    }
+}
+
+/// A layer's outputs on the device, read (or poisoned) through the layer that writes them: its
+/// device and cell.
+impl DeviceOutput {
+    /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
+    /// (Test hook.)
+    #[cfg(feature = "test-hooks")]
+    pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
+        layer.gpu().make_current()?;
+        let nan = f32::NAN.to_bits();
+        driver::memset_u32(self.h.as_device_ptr().as_raw(), nan, self.h.len(), layer.gpu().stream())?;
+        driver::memset_u32(self.c.as_device_ptr().as_raw(), nan, self.c.len(), layer.gpu().stream())?;
+        Ok(driver::synchronize(layer.gpu().stream())?)
+    }
+
+    /// Copies the outputs to the host.
+    pub fn to_host(&self, layer: &SparseRecurrentLayer) -> Result<Output> {
+        layer.gpu().make_current()?;
+        let mut h = vec![0f32; self.h.len()];
+        self.h.copy_to(&mut h[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+        let c = if layer.cell() == Cell::Lstm {
+            let mut c = vec![0f32; self.c.len()];
+            self.c.copy_to(&mut c[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+            Some(c)
+        } else {
+            None
+        };
+        Ok(Output { h, c })
     }
 }

@@ -38,23 +38,36 @@
 //!              │                                   ▲                   compiled into both)
 //!          host/kernels/*.ptx  ◄── cargo xtask build-ptx ── sprnn-kernels (no_std, nvptx)
 //!
-//! modules  public API   layer · model · stream · projection · raw · shape · timing
+//! modules  public API   layer · model · stream · projection · raw · shape · timing · smoke (test hook)
 //!              │ uses
-//!          planning     layout (plan, dense, assign, bank, pack, partition, registers, contract) · advice
+//!          device       tensors (inputs and outputs of a forward pass, host and device)
+//!                       gpu (opens a device, its DeviceInfo) · driver (raw CUresult codes) ·
+//!                       libcuda · ptx
 //!              │ uses
-//!          data         sparse · weights · tensors (inputs and outputs of a forward pass)
+//!          checks       validate (checks shared by GPU and CPU) · args (the GPU side's checks,
+//!                       in the launch contract's words)
+//!              │ uses
+//!          planning     layout (plan, dense, assign, bank, pack, partition, registers, contract,
+//!                       device) · advice
+//!              │ uses
+//!          data         sparse · weights
 //!                       fp16 (the kernel's fp16 arithmetic, exactly, for the CPU twins)
-//!                       validate (checks shared by GPU and CPU) · args (the GPU side's checks)
-//!          device       gpu · driver (raw CUresult codes) · libcuda · ptx
-//!                       error (one error type for all; maps the driver's codes)
-//!          oracle       reference (CPU, f64 / f32 / device-faithful), used by tests, never by
-//!                       the GPU path
+//!
+//!          oracle       reference (CPU, f64 / f32 / device-faithful): uses data, the checks
+//!                       and their error (layout::PlanError), and tensors::ModelOutput; used by
+//!                       tests, never by the GPU path
+//!          errors       error (one error type for all; maps the driver's codes)
 //! ```
 //!
-//! Imports run downwards only, with one exception: `error` imports from most modules to wrap
-//! their errors (and `driver` to name its codes), while `driver` imports nothing of the crate's
-//! but the library loader. The GPU path never imports `reference`; both return
-//! [`tensors::ModelOutput`].
+//! Imports run downwards only (a module may use those of its own row), with one exception:
+//! `error` imports from most modules to wrap their errors (and `driver` to name its codes),
+//! while `driver` imports nothing of the crate's but the library loader, and none of the
+//! modules `error` wraps imports `error`, so there is no cycle. Planning needs no device: a
+//! [`layout::DeviceInfo`] is plain data (preset or read by [`Gpu`]), so plans, launch
+//! contracts and refusals are computed and tested without a GPU. The checks sit above planning
+//! because they speak its language ([`layout::PlanError`], [`layout::LaunchContract`]); the
+//! reference runs them so it refuses what the GPU refuses. The GPU path never imports
+//! `reference`; both return [`tensors::ModelOutput`].
 //!
 //! Errors are [`Error`](enum@Error) (every bad input is listed in `docs/VALIDATION.md`); the
 //! host–kernel format is `sprnn_kernels::format`, shared with the kernel crate. The NVIDIA

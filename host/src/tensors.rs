@@ -7,13 +7,11 @@
 //! and its final `c` `[B][H]`.
 
 use cust::memory::{CopyDestination, DeviceBuffer};
-use sprnn_kernels::format::Cell;
 
 #[cfg(feature = "test-hooks")]
 use crate::driver;
 use crate::error::{cust_err, Result};
 use crate::gpu::Gpu;
-use crate::layer::SparseRecurrentLayer;
 
 /// Input pre-activations on the host.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +121,8 @@ pub struct Output {
     pub c: Option<Vec<f32>>,
 }
 
-/// Outputs of a forward pass on the device, reusable across calls of the same length.
+/// Outputs of a forward pass on the device, reusable across calls of the same length (copied
+/// back, or poisoned, through the layer that writes them: [`DeviceOutput::to_host`]).
 #[derive(Debug)]
 pub struct DeviceOutput {
     /// Every hidden state, `[T][B][H]`.
@@ -137,32 +136,6 @@ impl DeviceOutput {
     /// Steps this output holds.
     pub fn steps(&self) -> usize {
         self.steps
-    }
-
-    /// Fills the outputs with NaN, so a value the kernel does not write cannot pass a check.
-    /// (Test hook.)
-    #[cfg(feature = "test-hooks")]
-    pub fn poison(&mut self, layer: &SparseRecurrentLayer) -> Result<()> {
-        layer.gpu().make_current()?;
-        let nan = f32::NAN.to_bits();
-        driver::memset_u32(self.h.as_device_ptr().as_raw(), nan, self.h.len(), layer.gpu().stream())?;
-        driver::memset_u32(self.c.as_device_ptr().as_raw(), nan, self.c.len(), layer.gpu().stream())?;
-        Ok(driver::synchronize(layer.gpu().stream())?)
-    }
-
-    /// Copies the outputs to the host.
-    pub fn to_host(&self, layer: &SparseRecurrentLayer) -> Result<Output> {
-        layer.gpu().make_current()?;
-        let mut h = vec![0f32; self.h.len()];
-        self.h.copy_to(&mut h[..]).map_err(cust_err("cuMemcpyDtoH"))?;
-        let c = if layer.cell() == Cell::Lstm {
-            let mut c = vec![0f32; self.c.len()];
-            self.c.copy_to(&mut c[..]).map_err(cust_err("cuMemcpyDtoH"))?;
-            Some(c)
-        } else {
-            None
-        };
-        Ok(Output { h, c })
     }
 }
 

@@ -45,7 +45,7 @@ def floats(s):
     return [float(v) for v in s.split(",")]
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", default="rnn_tanh,lstm")
     ap.add_argument("--hidden", type=ints, default=[1152, 2304])
@@ -62,7 +62,151 @@ def main():
     ap.add_argument("--commit", default="")
     ap.add_argument("--driver", default=None)
     ap.add_argument("--date", default=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"))
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def driver_version():
+    """The NVIDIA driver's version from nvidia-smi, or "" without it."""
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=True).stdout.split("\n")[0].strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+class Bench:
+    """One run: its arguments, the device, the rows printed so far, and the timing they share."""
+
+    def __init__(self, args, dev, gpu, driver):
+        self.args, self.dev, self.gpu, self.driver = args, dev, gpu, driver
+        self.t = args.steps
+        self.rows = []
+
+    def row(self, cell, h, b, d, dtype, approach, us, note):
+        r = [cell, h, b, d, self.t, dtype, approach, f"{us:.3f}", self.gpu, self.driver, self.args.date, self.args.commit, note]
+        self.rows.append(r)
+        print(",".join(str(v) for v in r), flush=True)
+
+    def timed(self, fn):
+        """The median of --repeats calls of `fn` in ms (CUDA events), after --warmup calls."""
+        import torch
+
+        for _ in range(self.args.warmup):
+            fn()
+        torch.cuda.synchronize()
+        ms = []
+        for _ in range(self.args.repeats):
+            a, z = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            z.record()
+            z.synchronize()
+            ms.append(a.elapsed_time(z))
+        return statistics.median(ms)
+
+
+def pruned_module(cell, h, d):
+    """A one-layer torch module of `cell` (input_size = hidden = `h`, seed 0) pruned to density `d`."""
+    import torch
+
+    import sprnn
+
+    torch.manual_seed(0)
+    if cell.startswith("rnn"):
+        m = torch.nn.RNN(h, h, nonlinearity=cell[4:])
+    else:
+        m = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](h, h)
+    m = m.eval()
+    sprnn.prune_(m, d)
+    return m
+
+
+def time_layer_calls(bench, fast, x16, cell, h, b, d):
+    """The layer alone, on a prepared U, from Python: the rows sprnn_py_kernel, sprnn_rust_layer
+    and sprnn_py_layer."""
+    import torch
+
+    args, dev, t = bench.args, bench.dev, bench.t
+    layer = fast._gpu[0][0]
+    w_ih, b_ih = fast._projection(0, 0, torch.float16)
+    u = torch.addmm(b_ih, x16.reshape(t * b, h), w_ih.t()).contiguous()
+    hout = torch.empty(t, b, h, device=dev)
+    cout = torch.empty(b, h, device=dev)
+    stream = torch.cuda.current_stream(dev).cuda_stream
+    kernel = []
+    wall = []
+    for i in range(args.warmup + args.repeats):
+        s0 = time.perf_counter()
+        k = layer.forward(t, u.data_ptr(), True, 0, 0, hout.data_ptr(), cout.data_ptr(), stream, 0)
+        w = time.perf_counter() - s0
+        if i >= args.warmup:
+            kernel.append(k)
+            wall.append(1e3 * w)
+    rust = layer.time_forward(t, u.data_ptr(), True, 0, 0, hout.data_ptr(), cout.data_ptr(), stream, args.warmup + args.repeats)
+    km, wm = statistics.median(kernel), statistics.median(wall)
+    rm = 1e3 * statistics.median(rust[args.warmup:])
+    bench.row(cell, h, b, d, "fp16", "sprnn_py_kernel", 1e3 * km / t, "recurrent kernel alone (CUDA events), as sprnn-bench's sprnn")
+    bench.row(cell, h, b, d, "fp16", "sprnn_rust_layer", 1e3 * rm / t, "the same layer call timed in Rust (GpuLayer.time_forward), no Python boundary")
+    bench.row(cell, h, b, d, "fp16", "sprnn_py_layer", 1e3 * wm / t,
+              f"GpuLayer.forward wall time from Python; over the Rust call {100 * (wm - rm) / rm:.1f}%; over the kernel {100 * (wm - km) / km:.1f}%")
+
+
+def time_flashrnn(bench, flashrnn, cell, h, b):
+    """FlashRNN's fused kernel on (cell, H, B), dense: its row, or a note on stderr."""
+    try:
+        us, fdtype, err, ok, notes = flashrnn.bench(cell, h, b, bench.t, bench.args, bench.dev)
+        if ok:
+            bench.row(cell, h, b, 1.0, fdtype, "flashrnn", us, "; ".join(notes) + f"; max rel err vs loop {err:.1e}")
+        else:
+            print(f"# flashrnn {cell} H={h} B={b}: wrong result (rel err {err:.2e}), not reported", file=sys.stderr)
+    except flashrnn.Skip as e:
+        print(f"# flashrnn {cell} H={h} B={b}: {e}", file=sys.stderr)
+
+
+def time_point(bench, flashrnn, flashrnn_done, cell, h, b, d):
+    """Every row of one (cell, H, B, density): sprnn's compiled call and layer, FlashRNN once per
+    (cell, H, B), and the module under cuDNN in fp16 and fp32."""
+    import torch
+
+    import sprnn
+
+    dev, t = bench.dev, bench.t
+    m = pruned_module(cell, h, d)
+    m32 = copy.deepcopy(m).to(dev)
+    m16 = m.to(dev).half()
+    x16 = torch.randn(t, b, h, device=dev, dtype=torch.float16)
+    try:
+        fast = sprnn.compile(m16, batch=b)
+    except sprnn.DoesNotFit as e:
+        print(f"# {cell} H={h} B={b} d={d}: {e}", file=sys.stderr)
+        return
+    with torch.no_grad():
+        ms = bench.timed(lambda: fast(x16))
+        bench.row(cell, h, b, d, "fp16", "sprnn_py", 1e3 * ms / t, "compiled call: cuBLAS input projection + persistent kernel; eager")
+        time_layer_calls(bench, fast, x16, cell, h, b, d)
+        if flashrnn is not None and (cell, h, b) not in flashrnn_done:
+            flashrnn_done.add((cell, h, b))
+            time_flashrnn(bench, flashrnn, cell, h, b)
+        for dtype, mm, xx in [("fp16", m16, x16), ("fp32", m32, x16.float())]:
+            ms = bench.timed(lambda: mm(xx))
+            bench.row(cell, h, b, 1.0, dtype, "cudnn", 1e3 * ms / t, f"the same module dense (pruned to d={d}, cuDNN ignores zeros); eager module call; cudnn {torch.backends.cudnn.version()}")
+    del fast
+    torch.cuda.empty_cache()
+
+
+def write_rows(path, rows):
+    """Appends `rows` to the CSV at `path`, with the header when it is new."""
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        if new:
+            w.writerow(COLUMNS)
+        w.writerows(rows)
+    print(f"python-bench: {len(rows)} rows -> {path}", file=sys.stderr)
+
+
+def main():
+    args = parse_args()
 
     import torch
 
@@ -72,112 +216,22 @@ def main():
         print("python-bench: no CUDA device (torch or sprnn)", file=sys.stderr)
         return 2
     dev = torch.device("cuda", 0)
-    gpu = torch.cuda.get_device_name(dev)
-    driver = args.driver
-    if driver is None:
-        try:
-            driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                    capture_output=True, text=True, check=True).stdout.split("\n")[0].strip()
-        except (OSError, subprocess.CalledProcessError):
-            driver = ""
-    rows = []
-
-    def row(cell, h, b, d, dtype, approach, us, note):
-        r = [cell, h, b, d, args.steps, dtype, approach, f"{us:.3f}", gpu, driver, args.date, args.commit, note]
-        rows.append(r)
-        print(",".join(str(v) for v in r), flush=True)
-
-    def timed(fn):
-        for _ in range(args.warmup):
-            fn()
-        torch.cuda.synchronize()
-        ms = []
-        for _ in range(args.repeats):
-            a, z = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            z.record()
-            z.synchronize()
-            ms.append(a.elapsed_time(z))
-        return statistics.median(ms)
-
-    t = args.steps
+    bench = Bench(args, dev, torch.cuda.get_device_name(dev), driver_version() if args.driver is None else args.driver)
     flashrnn = None
     if args.with_flashrnn:
         sys.path.insert(0, os.path.abspath(args.peers))
         import flashrnn_peer
         flashrnn = flashrnn_peer
         items = [(c, h, b, None) for c in args.cells.split(",") for h in args.hidden for b in args.batch]
-        flashrnn.prebuild(items, t, args.flashrnn_prebuild_timeout)
+        flashrnn.prebuild(items, args.steps, args.flashrnn_prebuild_timeout)
     flashrnn_done = set()
     for cell in args.cells.split(","):
         for h in args.hidden:
             for b in args.batch:
                 for d in args.density:
-                    torch.manual_seed(0)
-                    if cell.startswith("rnn"):
-                        m = torch.nn.RNN(h, h, nonlinearity=cell[4:])
-                    else:
-                        m = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](h, h)
-                    m = m.eval()
-                    sprnn.prune_(m, d)
-                    m32 = copy.deepcopy(m).to(dev)
-                    m16 = m.to(dev).half()
-                    x16 = torch.randn(t, b, h, device=dev, dtype=torch.float16)
-                    try:
-                        fast = sprnn.compile(m16, batch=b)
-                    except sprnn.DoesNotFit as e:
-                        print(f"# {cell} H={h} B={b} d={d}: {e}", file=sys.stderr)
-                        continue
-                    with torch.no_grad():
-                        ms = timed(lambda: fast(x16))
-                        row(cell, h, b, d, "fp16", "sprnn_py", 1e3 * ms / t, "compiled call: cuBLAS input projection + persistent kernel; eager")
-                        # The layer alone, on a prepared U, from Python.
-                        layer = fast._gpu[0][0]
-                        w_ih, b_ih = fast._projection(0, 0, torch.float16)
-                        u = torch.addmm(b_ih, x16.reshape(t * b, h), w_ih.t()).contiguous()
-                        hout = torch.empty(t, b, h, device=dev)
-                        cout = torch.empty(b, h, device=dev)
-                        stream = torch.cuda.current_stream(dev).cuda_stream
-                        kernel = []
-                        wall = []
-                        for i in range(args.warmup + args.repeats):
-                            s0 = time.perf_counter()
-                            k = layer.forward(t, u.data_ptr(), True, 0, 0, hout.data_ptr(), cout.data_ptr(), stream, 0)
-                            w = time.perf_counter() - s0
-                            if i >= args.warmup:
-                                kernel.append(k)
-                                wall.append(1e3 * w)
-                        rust = layer.time_forward(t, u.data_ptr(), True, 0, 0, hout.data_ptr(), cout.data_ptr(), stream, args.warmup + args.repeats)
-                        km, wm = statistics.median(kernel), statistics.median(wall)
-                        rm = 1e3 * statistics.median(rust[args.warmup:])
-                        row(cell, h, b, d, "fp16", "sprnn_py_kernel", 1e3 * km / t, "recurrent kernel alone (CUDA events), as sprnn-bench's sprnn")
-                        row(cell, h, b, d, "fp16", "sprnn_rust_layer", 1e3 * rm / t, "the same layer call timed in Rust (GpuLayer.time_forward), no Python boundary")
-                        row(cell, h, b, d, "fp16", "sprnn_py_layer", 1e3 * wm / t,
-                            f"GpuLayer.forward wall time from Python; over the Rust call {100 * (wm - rm) / rm:.1f}%; over the kernel {100 * (wm - km) / km:.1f}%")
-                        if flashrnn is not None and (cell, h, b) not in flashrnn_done:
-                            flashrnn_done.add((cell, h, b))
-                            try:
-                                us, fdtype, err, ok, notes = flashrnn.bench(cell, h, b, t, args, dev)
-                                if ok:
-                                    row(cell, h, b, 1.0, fdtype, "flashrnn", us, "; ".join(notes) + f"; max rel err vs loop {err:.1e}")
-                                else:
-                                    print(f"# flashrnn {cell} H={h} B={b}: wrong result (rel err {err:.2e}), not reported", file=sys.stderr)
-                            except flashrnn.Skip as e:
-                                print(f"# flashrnn {cell} H={h} B={b}: {e}", file=sys.stderr)
-                        for dtype, mm, xx in [("fp16", m16, x16), ("fp32", m32, x16.float())]:
-                            ms = timed(lambda: mm(xx))
-                            row(cell, h, b, 1.0, dtype, "cudnn", 1e3 * ms / t, f"the same module dense (pruned to d={d}, cuDNN ignores zeros); eager module call; cudnn {torch.backends.cudnn.version()}")
-                    del fast
-                    torch.cuda.empty_cache()
+                    time_point(bench, flashrnn, flashrnn_done, cell, h, b, d)
     if args.out:
-        new = not os.path.exists(args.out)
-        with open(args.out, "a", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            if new:
-                w.writerow(COLUMNS)
-            w.writerows(rows)
-        print(f"python-bench: {len(rows)} rows -> {args.out}", file=sys.stderr)
+        write_rows(args.out, bench.rows)
     return 0
 
 

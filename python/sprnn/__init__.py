@@ -410,7 +410,9 @@ class Compiled:
             p = self._proj_dev[key] = (w_ih.contiguous(), b_ih)
         return p
 
-    def _run_cuda(self, x, h0, c0, steps_done, out, state_f32):
+    def _cuda_input(self, x):
+        """``(x, unbatched, T, B)``: a CUDA input checked against the compiled module (its device,
+        dtype, shape and batch) and laid out as a contiguous ``(T, B, I)`` tensor."""
         torch = _torch()
         spec = self.spec
         if self._gpu is None:
@@ -418,9 +420,8 @@ class Compiled:
         dev = x.device
         if (dev.index if dev.index is not None else torch.cuda.current_device()) != self.device:
             raise InvalidInput(f"invalid input: on {dev}, the module was compiled for cuda:{self.device}")
-        dtype = x.dtype
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise InvalidInput(f"invalid input: dtype {dtype}; sprnn takes float32, float16 or bfloat16")
+        if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise InvalidInput(f"invalid input: dtype {x.dtype}; sprnn takes float32, float16 or bfloat16")
         unbatched, t, b = self._layout(tuple(x.shape))
         if b != self.batch:
             raise InvalidInput(f"invalid input: batch {b}, compiled for batch {self.batch} (compile again for this batch)")
@@ -428,23 +429,29 @@ class Compiled:
             x = x.unsqueeze(1)
         elif spec.batch_first:
             x = x.transpose(0, 1)
-        x = x.contiguous()
+        return x.contiguous(), unbatched, t, b
+
+    def _cuda_state(self, name, s, b, unbatched, dev):
+        """An initial state ``h0`` or ``c0`` on the input's device as ``(L*D, B, H)`` f32, checked."""
+        if s is None:
+            return None
+        torch = _torch()
+        spec = self.spec
+        self._check_state(name, s, b, unbatched)
+        if not s.is_cuda or s.device != dev:
+            raise InvalidInput(f"invalid {name}: on {s.device}, the input is on {dev}")
+        return s.reshape(spec.layers * spec.directions, b, spec.hidden).to(torch.float32).contiguous()
+
+    def _run_cuda(self, x, h0, c0, steps_done, out, state_f32):
+        torch = _torch()
+        spec = self.spec
+        dev, dtype = x.device, x.dtype
+        x, unbatched, t, b = self._cuda_input(x)
         H, n = spec.hidden, spec.layers * spec.directions
         f32 = torch.float32
-
-        def state(name, s):
-            if s is None:
-                return None
-            self._check_state(name, s, b, unbatched)
-            if not s.is_cuda or s.device != dev:
-                raise InvalidInput(f"invalid {name}: on {s.device}, the input is on {dev}")
-            return s.reshape(n, b, H).to(f32).contiguous()
-
-        h0, c0 = state("h0", h0), state("c0", c0)
-        lstm = self.cell == "lstm"
+        h0, c0 = self._cuda_state("h0", h0, b, unbatched, dev), self._cuda_state("c0", c0, b, unbatched, dev)
         h_n = torch.empty((n, b, H), dtype=f32, device=dev)
-        c_n = torch.empty((n, b, H), dtype=f32, device=dev) if lstm else None
-        stream = torch.cuda.current_stream(dev).cuda_stream
+        c_n = torch.empty((n, b, H), dtype=f32, device=dev) if self.cell == "lstm" else None
         direct = (
             out is not None
             and spec.directions == 1
@@ -455,6 +462,29 @@ class Compiled:
             and out.device == dev
             and tuple(out.shape) == (t, b, H)
         )
+        layer_in = self._run_layers_cuda(x, (h0, c0), steps_done, (h_n, c_n), out if direct else None)
+        output, h_n, c_n = _caller_layout(layer_in, h_n, c_n, unbatched, spec.batch_first, lambda a: a.transpose(0, 1))
+        output = output.to(dtype)
+        if not state_f32:
+            h_n = h_n.to(dtype)
+            c_n = None if c_n is None else c_n.to(dtype)
+        if out is not None and output is not out:
+            out.copy_(output)
+            output = out
+        return output, h_n, c_n
+
+    def _run_layers_cuda(self, x, state, steps_done, final, last_out):
+        """Every layer and direction on the GPU, on PyTorch's current stream: the input
+        projection by ``torch.addmm``, then the persistent kernel from ``state`` = ``(h0, c0)``
+        (``(L*D, B, H)`` each or ``None``), writing each one's last ``h`` (and LSTM's ``c``) into
+        ``final`` = ``(h_n, c_n)``; the last layer writes into ``last_out`` where given. Returns
+        the last layer's output, ``(T, B, D*H)``."""
+        torch = _torch()
+        spec = self.spec
+        (h0, c0), (h_n, c_n) = state, final
+        t, b = x.shape[0], x.shape[1]
+        dev, dtype = x.device, x.dtype
+        stream = torch.cuda.current_stream(dev).cuda_stream
         layer_in = x
         for l in range(spec.layers):
             outs = []
@@ -469,7 +499,7 @@ class Compiled:
                 if d:
                     u = u.flip(0)
                 u = u.contiguous()
-                h = out if (direct and last) else torch.empty((t, b, H), dtype=f32, device=dev)
+                h = last_out if (last_out is not None and last) else torch.empty((t, b, spec.hidden), dtype=torch.float32, device=dev)
                 self._gpu[l][d].forward(
                     t,
                     u.data_ptr(),
@@ -477,22 +507,14 @@ class Compiled:
                     0 if h0 is None else h0[k].data_ptr(),
                     0 if c0 is None else c0[k].data_ptr(),
                     h.data_ptr(),
-                    c_n[k].data_ptr() if lstm else 0,
+                    c_n[k].data_ptr() if c_n is not None else 0,
                     stream,
                     steps_done,
                 )
                 h_n[k].copy_(h[-1])
                 outs.append(h.flip(0) if d else h)
             layer_in = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-        output, h_n, c_n = _caller_layout(layer_in, h_n, c_n, unbatched, spec.batch_first, lambda a: a.transpose(0, 1))
-        output = output.to(dtype)
-        if not state_f32:
-            h_n = h_n.to(dtype)
-            c_n = None if c_n is None else c_n.to(dtype)
-        if out is not None and output is not out:
-            out.copy_(output)
-            output = out
-        return output, h_n, c_n
+        return layer_in
 
 
 class Streaming:

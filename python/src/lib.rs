@@ -280,7 +280,7 @@ impl Recurrent {
         let (cell, w_hh, b_hh) = (self.cell, &self.w_hh, &self.b_hh[..]);
         let out = py.allow_threads(|| {
             guarded(|| {
-                reference::forward_u_continuing(cell, w_hh, b_hh, &u, steps, batch, h0.as_deref(), c0.as_deref(), precision, steps_done)
+                reference::forward_u(cell, w_hh, b_hh, reference::Sequences::new(&u, steps, batch).with_state(h0.as_deref(), c0.as_deref()).continuing(steps_done), precision)
                     .map_err(|e| InvalidInput::new_err(e.to_string()))
             })
         })?;
@@ -360,30 +360,9 @@ impl GpuLayer {
     /// layer's device, untouched by other streams until the call returns.
     #[pyo3(signature = (steps, u, u_f16, h0, c0, h_out, c_out, stream, steps_done = 0))]
     #[allow(clippy::too_many_arguments)]
-    fn forward(
-        &self,
-        py: Python<'_>,
-        steps: usize,
-        u: u64,
-        u_f16: bool,
-        h0: u64,
-        c0: u64,
-        h_out: u64,
-        c_out: u64,
-        stream: usize,
-        steps_done: u64,
-    ) -> PyResult<f32> {
+    fn forward(&self, py: Python<'_>, steps: usize, u: u64, u_f16: bool, h0: u64, c0: u64, h_out: u64, c_out: u64, stream: usize, steps_done: u64) -> PyResult<f32> {
         let args = RawForward { steps, u, u_f16, h0, c0, h_out, c_out, steps_done };
-        py.allow_threads(|| {
-            guarded(|| {
-                let mut layer = self.lock();
-                // SAFETY: the Python package passes the data pointers of CUDA tensors it keeps
-                // alive across this call, of the sizes RawForward needs (it checks shapes, dtypes
-                // and devices first), and PyTorch's current stream of the same device, whose
-                // runtime context is the primary context the layer's Gpu retains.
-                unsafe { layer.forward_raw(&args, stream as RawStream) }.map_err(py_err)
-            })
-        })
+        self.run_raw(py, &args, stream, |run| run())
     }
 
     /// [`GpuLayer::forward`]'s work, `repeats` times in a loop on the Rust side: each call's
@@ -392,32 +371,16 @@ impl GpuLayer {
     /// of `forward` called from Python. Same contract as `forward`.
     #[pyo3(signature = (steps, u, u_f16, h0, c0, h_out, c_out, stream, repeats))]
     #[allow(clippy::too_many_arguments)]
-    fn time_forward(
-        &self,
-        py: Python<'_>,
-        steps: usize,
-        u: u64,
-        u_f16: bool,
-        h0: u64,
-        c0: u64,
-        h_out: u64,
-        c_out: u64,
-        stream: usize,
-        repeats: usize,
-    ) -> PyResult<Vec<f64>> {
+    fn time_forward(&self, py: Python<'_>, steps: usize, u: u64, u_f16: bool, h0: u64, c0: u64, h_out: u64, c_out: u64, stream: usize, repeats: usize) -> PyResult<Vec<f64>> {
         let args = RawForward { steps, u, u_f16, h0, c0, h_out, c_out, steps_done: 0 };
-        py.allow_threads(|| {
-            guarded(|| {
-                let mut layer = self.lock();
-                (0..repeats)
-                    .map(|_| {
-                        let start = std::time::Instant::now();
-                        // SAFETY: as in `forward`.
-                        unsafe { layer.forward_raw(&args, stream as RawStream) }.map_err(py_err)?;
-                        Ok(start.elapsed().as_secs_f64())
-                    })
-                    .collect()
-            })
+        self.run_raw(py, &args, stream, |run| {
+            (0..repeats)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    run()?;
+                    Ok(start.elapsed().as_secs_f64())
+                })
+                .collect()
         })
     }
 }
@@ -425,6 +388,32 @@ impl GpuLayer {
 impl GpuLayer {
     fn lock(&self) -> std::sync::MutexGuard<'_, SparseRecurrentLayer> {
         self.layer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `work` with the layer locked and the GIL released: `work` gets `run`, which runs `args`
+    /// on CUDA stream `stream` once and waits for it (the kernel's time in ms), as often as it
+    /// calls it. The contract of [`GpuLayer::forward`].
+    fn run_raw<T: Send>(
+        &self,
+        py: Python<'_>,
+        args: &RawForward,
+        stream: usize,
+        work: impl FnOnce(&mut dyn FnMut() -> PyResult<f32>) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        py.allow_threads(|| {
+            guarded(|| {
+                let mut layer = self.lock();
+                let mut run = || {
+                    // SAFETY: the Python package passes the data pointers of CUDA tensors it
+                    // keeps alive across this call, of the sizes RawForward needs (it checks
+                    // shapes, dtypes and devices first), and PyTorch's current stream of the
+                    // same device, whose runtime context is the primary context the layer's Gpu
+                    // retains.
+                    unsafe { layer.forward_raw(args, stream as RawStream) }.map_err(py_err)
+                };
+                work(&mut run)
+            })
+        })
     }
 }
 

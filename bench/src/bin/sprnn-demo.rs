@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let t = a.steps.min(32);
         let start = std::time::Instant::now();
-        let r = reference::forward_u(cell, &w, &b, &u[..t * a.batch * cell.gates() * a.hidden], t, a.batch, None, None, Precision::DeviceFaithful)?;
+        let r = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u[..t * a.batch * cell.gates() * a.hidden], t, a.batch), Precision::DeviceFaithful)?;
         let last = &r.h[(t - 1) * a.batch * a.hidden..];
         let norm = last.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
         println!("CPU reference (device-faithful), {t} steps: {:.1} ms, |h_T| = {norm:.4}", start.elapsed().as_secs_f64() * 1e3);
@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, smem_bytes: smem, kernel } = layer.shape();
     println!("plan: {grid} CTAs x {threads} threads, {tpr} threads per row, {smem} B shared memory, kernel {kernel}");
     let out = layer.forward(Input::F32(&u), a.steps, None, None)?;
-    let r = reference::forward_u(cell, &w, &b, &u, a.steps, a.batch, None, None, Precision::DeviceFaithful)?;
+    let r = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, a.steps, a.batch), Precision::DeviceFaithful)?;
     let err = reference::compare_steps(&out.h, &r.h, a.steps, a.batch, a.hidden);
     let ok = err.worst <= reference::DEVICE_TOLERANCE;
     println!(

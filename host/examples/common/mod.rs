@@ -278,7 +278,7 @@ pub fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
     let xk = &x[..k * c.batch * c.input];
     let got = if c.directions == 1 { model.forward(&x, c.steps, None, None)? } else { model.forward(xk, k, None, None)? };
     let t = Instant::now();
-    let want = reference::forward_model(&weights, xk, k, c.batch, None, None, Precision::DeviceFaithful)?;
+    let want = reference::forward_model(&weights, reference::Sequences::new(xk, k, c.batch), Precision::DeviceFaithful)?;
     let width = c.directions * c.hidden;
     let e = reference::compare_steps(&got.output[..k * c.batch * width], &want.output, k, c.batch, width);
     let tol = reference::DEVICE_TOLERANCE * c.layers as f64;

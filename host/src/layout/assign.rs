@@ -238,7 +238,7 @@ impl<'a> Assigner<'a> {
                 pool.nonempty |= 1 << c;
             }
         }
-        pool.items.resize((b - a) as usize, 0);
+        pool.items.resize(b - a, 0);
         let mut fill = pool.start;
         for e in a..b {
             let c = self.class_of[self.w.col_idx()[e] as usize] as usize;

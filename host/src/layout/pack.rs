@@ -11,6 +11,7 @@ use sprnn_kernels::format::{pack_nonzero, pad_word, row_of_slot, NO_UNIT};
 
 use super::assign::{Assigner, WeightOrder, PAD};
 use super::bank::{BankModel, BankStats};
+use super::Geometry;
 use crate::sparse::Csr;
 
 /// The packed weights and their bank statistics.
@@ -20,22 +21,17 @@ pub(crate) struct Packed {
     pub bank_naive: BankStats,
 }
 
-/// What [`pack`] needs to know about the launch shape.
+/// What [`pack`] needs to know about the launch shape: the layer's gates and the geometry (on the
+/// gated kernel family the rows are laid out as whole units per warp; `format::row_of_slot`).
 #[derive(Clone, Copy)]
 pub(crate) struct PackShape {
     pub gates: usize,
-    pub grid: usize,
-    pub units_per_cta: usize,
-    pub threads_per_cta: usize,
-    pub threads_per_row: usize,
-    pub list_len: usize,
-    /// Rows laid out as whole units per warp (the gated kernel family; `format::row_of_slot`).
-    pub whole_units: bool,
+    pub geometry: Geometry,
 }
 
 /// Lays out every CTA and packs the words.
 pub(crate) fn pack(w: &Csr, units: &[u32], shape: PackShape, model: BankModel, order: WeightOrder) -> Packed {
-    let PackShape { grid, threads_per_cta: nt, list_len: n, .. } = shape;
+    let Geometry { grid, threads_per_cta: nt, list_len: n, .. } = shape.geometry;
     let workers = std::thread::available_parallelism().map_or(1, |p| p.get()).min(grid).max(1);
     let per = grid.div_ceil(workers);
     let results: Vec<(usize, Vec<u32>, BankStats, BankStats)> = std::thread::scope(|scope| {
@@ -77,7 +73,8 @@ fn pack_ctas(
     order: WeightOrder,
     ctas: std::ops::Range<usize>,
 ) -> (Vec<u32>, BankStats, BankStats) {
-    let PackShape { gates, units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, whole_units, .. } = shape;
+    let gates = shape.gates;
+    let Geometry { units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, gated_kernel: whole_units, .. } = shape.geometry;
     // Rows are `gate · H + unit`; columns are the kernel's (`w.cols()` of them, the last + 1 is
     // the zero column).
     let h = w.rows() / gates;

@@ -11,8 +11,8 @@ use super::bank::{batch_tile, BankModel, BankStats};
 use super::dense::{self, DenseFit, DenseShape};
 use super::device::{registers_per_sm, DeviceInfo};
 use super::error::PlanError;
-use super::pack::{pack, PackShape};
-use super::partition::{partition, unit_nnz};
+use super::pack::{pack, PackShape, Packed};
+use super::partition::{partition, unit_nnz, Partition};
 use super::registers::kernel_registers;
 use crate::fp16::GroupSum;
 use crate::sparse::Csr;
@@ -104,19 +104,15 @@ pub struct Geometry {
 /// [`layout_dense_with`]), and it checks the shape against the layer first, so a `Plan`'s
 /// buffers always match its [`Geometry`]: `list_len × grid × threads_per_cta` packed words,
 /// `grid × units_per_cta` unit-table entries naming units below `H`, and packed columns no
-/// larger than [`Plan::columns`]. The fields are read through methods of the same names.
+/// larger than [`Plan::columns`]. The launch shape and what it needs of the device are the
+/// plan's [`Fit`] ([`Plan::fit`], which holds its [`Geometry`]); the fields are read through
+/// methods of the same names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     cell: Cell,
     hidden: usize,
     batch: usize,
-    geometry: Geometry,
-    ctas_per_sm: usize,
-    batch_tile: usize,
-    hidden_f32: bool,
-    products: Products,
-    smem_bytes: usize,
-    registers_per_thread: u32,
+    fit: Fit,
     nnz: usize,
     max_row_nnz: usize,
     cta_nnz: Vec<usize>,
@@ -125,7 +121,6 @@ pub struct Plan {
     order: WeightOrder,
     bank: BankStats,
     bank_naive: BankStats,
-    dense: Option<DenseShape>,
 }
 
 impl Plan {
@@ -144,79 +139,89 @@ impl Plan {
         self.batch
     }
 
+    /// The launch shape this plan was laid out for and what it needs of the device.
+    pub fn fit(&self) -> Fit {
+        self.fit
+    }
+
     /// The launch shape of this plan: grid, units per CTA, threads per CTA and per row, list
     /// length, kernel family.
     pub fn geometry(&self) -> Geometry {
-        self.geometry
+        self.fit.geometry
     }
 
     /// CTAs in the grid (all resident at once).
     pub fn grid(&self) -> usize {
-        self.geometry.grid
+        self.fit.geometry.grid
     }
 
     /// CTAs per SM the fit was checked for.
     pub fn ctas_per_sm(&self) -> usize {
-        self.ctas_per_sm
+        self.fit.ctas_per_sm
     }
 
     /// Threads per CTA.
     pub fn threads_per_cta(&self) -> usize {
-        self.geometry.threads_per_cta
+        self.fit.geometry.threads_per_cta
     }
 
     /// Threads sharing one row.
     pub fn threads_per_row(&self) -> usize {
-        self.geometry.threads_per_row
+        self.fit.geometry.threads_per_row
     }
 
     /// Entries per CTA in [`Plan::units`].
     pub fn units_per_cta(&self) -> usize {
-        self.geometry.units_per_cta
+        self.fit.geometry.units_per_cta
     }
 
     /// Words per thread (`N`, the kernel variant; `4·MT·KW` for the dense slab).
     pub fn list_len(&self) -> usize {
-        self.geometry.list_len
+        self.fit.geometry.list_len
     }
 
     /// Runs on the gated kernel family (GRU or LSTM, a unit's gate rows in one warp, the cell
     /// finished in the row reduction; see [`Geometry::gated_kernel`]). Never for the dense slab.
     pub fn gated_kernel(&self) -> bool {
-        self.geometry.gated_kernel
+        self.fit.geometry.gated_kernel
     }
 
     /// Batch values per shared-memory load (`BT`, the kernel variant).
     pub fn batch_tile(&self) -> usize {
-        self.batch_tile
+        self.fit.batch_tile
     }
 
     /// Hidden state in shared memory as f32 (else fp16; the kernel variant).
     pub fn hidden_f32(&self) -> bool {
-        self.hidden_f32
+        self.fit.hidden_f32
     }
 
     /// The arithmetic of the sparse product (`Products::F32` for the dense slab).
     pub fn products(&self) -> Products {
-        self.products
+        self.fit.products
     }
 
     /// This plan with the product arithmetic `products`, or [`PlanError::BadOption`] where the
     /// plan cannot run it (`Products::F16` with an f32 hidden state or on the dense slab).
     pub fn with_products(mut self, products: Products) -> Result<Plan, PlanError> {
-        check_products(products, self.hidden_f32, self.dense.is_some())?;
-        self.products = products;
+        check_products(products, self.fit.hidden_f32, self.fit.dense.is_some())?;
+        self.fit.products = products;
         Ok(self)
     }
 
     /// Dynamic shared memory per CTA, bytes.
     pub fn smem_bytes(&self) -> usize {
-        self.smem_bytes
+        self.fit.smem_bytes
     }
 
     /// Registers per thread of the kernel variant `(N, BT, hidden_f32)` (from [`kernel_registers`]).
     pub fn registers_per_thread(&self) -> u32 {
-        self.registers_per_thread
+        self.fit.registers_per_thread
+    }
+
+    /// Registers per SM the launch needs at [`Plan::ctas_per_sm`] ([`registers_per_sm`]).
+    pub fn registers_per_sm(&self) -> usize {
+        self.fit.registers_per_sm
     }
 
     /// Nonzeros of `W_hh`.
@@ -263,7 +268,7 @@ impl Plan {
     /// fragments, `list_len` is `4·MT·KW`, and `threads_per_row`, `batch_tile`, `hidden_f32`
     /// and the bank statistics do not apply).
     pub fn dense(&self) -> Option<DenseShape> {
-        self.dense
+        self.fit.dense
     }
 }
 
@@ -286,19 +291,11 @@ impl Plan {
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
     let fit = check_fit(&RowStats::of(w_hh), cell, batch, device, opts)?;
-    if let Some(shape) = fit.dense {
-        let dense = DenseFit { shape, registers_per_thread: fit.registers_per_thread, registers_per_sm: fit.registers_per_sm, smem_bytes: fit.smem_bytes };
-        return build_dense(w_hh, cell, batch, fit.grid, fit.units_per_cta, dense, opts.order);
+    if fit.dense.is_some() {
+        return Ok(build_dense(w_hh, cell, batch, fit, opts.order));
     }
-    let geometry = Geometry {
-        grid: fit.grid,
-        units_per_cta: fit.units_per_cta,
-        threads_per_cta: fit.threads_per_cta,
-        threads_per_row: fit.threads_per_row,
-        list_len: fit.list_len,
-        gated_kernel: fit.gated_kernel,
-    };
-    build(w_hh, cell, batch, &geometry, opts.order, (fit.hidden_f32, fit.products), (fit.ctas_per_sm, fit.registers_per_thread))
+    check_geometry(w_hh, cell, batch, &fit.geometry)?;
+    Ok(build(w_hh, cell, batch, fit, opts.order))
 }
 
 /// The dense slab [`plan`] could use: its fit, grid and units per CTA, or `None` (options that
@@ -329,47 +326,21 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
 
 /// The units of each CTA (capped LPT over unit nonzeros) and `w_hh` with the kernel's columns
 /// ([`Plan::columns`]) for `grid` CTAs of `upc` units at batch `batch`.
-fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, batch: usize) -> (super::partition::Partition, Csr) {
+fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, batch: usize) -> (Partition, Csr) {
     let part = partition(&unit_nnz(w_hh, gates), grid, upc);
     let slots = exchange_slots(upc, batch);
     let w_cols = rename_columns(w_hh, &part.units, upc, slots, grid * slots);
     (part, w_cols)
 }
 
-/// Lays a layer out as a dense slab.
-fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, upc: usize, fit: DenseFit, order: WeightOrder) -> Result<Plan, PlanError> {
-    let hidden = w_hh.cols();
+/// Lays a layer out as the dense slab of `fit` (a [`Fit::dense`]).
+fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder) -> Plan {
+    let shape = fit.dense.expect("a dense fit");
+    let (grid, upc) = (fit.geometry.grid, fit.geometry.units_per_cta);
     let (part, w_cols) = partition_columns(w_hh, cell.gates(), grid, upc, batch);
-    let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, fit.shape);
-    let geometry = Geometry {
-        grid,
-        units_per_cta: upc,
-        threads_per_cta: fit.shape.threads(),
-        threads_per_row: 1,
-        list_len: fit.shape.words_per_thread(),
-        gated_kernel: false,
-    };
-    Ok(Plan {
-        cell,
-        hidden,
-        batch,
-        geometry,
-        ctas_per_sm: 1,
-        batch_tile: batch,
-        hidden_f32: false,
-        products: Products::F32,
-        smem_bytes: fit.smem_bytes,
-        registers_per_thread: fit.registers_per_thread,
-        nnz: w_hh.nnz(),
-        max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
-        cta_nnz: part.cta_nnz,
-        units: part.units,
-        weights,
-        order,
-        bank: BankStats::default(),
-        bank_naive: BankStats::default(),
-        dense: Some(fit.shape),
-    })
+    let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, shape);
+    let packed = Packed { weights, bank: BankStats::default(), bank_naive: BankStats::default() };
+    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order)
 }
 
 /// What the fit decision of [`plan`] needs to know about `W_hh`: its shape and row lengths.
@@ -412,27 +383,19 @@ impl RowStats {
     }
 }
 
-/// The launch shape [`plan`] chooses for a layer, without laying the weights out.
+/// The launch shape [`plan`] chooses for a layer and what it needs of the device, without laying
+/// the weights out ([`check_fit`]); a [`Plan`] carries the one it was laid out for
+/// ([`Plan::fit`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fit {
-    /// CTAs in the grid.
-    pub grid: usize,
-    /// Hidden units per CTA.
-    pub units_per_cta: usize,
-    /// Threads per CTA.
-    pub threads_per_cta: usize,
-    /// Threads sharing one row.
-    pub threads_per_row: usize,
-    /// Words per thread (`N`).
-    pub list_len: usize,
+    /// Grid, units per CTA, threads per CTA and per row, list length (`N`), kernel family.
+    pub geometry: Geometry,
     /// Batch values per shared-memory load (`BT`).
     pub batch_tile: usize,
     /// Hidden state in shared memory as f32 (else fp16).
     pub hidden_f32: bool,
     /// The arithmetic of the sparse product (`Products::F32` on the dense slab).
     pub products: Products,
-    /// Runs on the gated kernel family ([`Geometry::gated_kernel`]).
-    pub gated_kernel: bool,
     /// CTAs per SM the fit was checked for.
     pub ctas_per_sm: usize,
     /// Registers per thread of the kernel variant `(N, BT)` on the device.
@@ -446,6 +409,43 @@ pub struct Fit {
     pub dense: Option<DenseShape>,
 }
 
+impl Fit {
+    /// The dense slab `f` on `grid` CTAs of `upc` units at batch `batch`.
+    fn dense(f: DenseFit, grid: usize, upc: usize, batch: usize) -> Fit {
+        let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: f.shape.threads(), threads_per_row: 1, list_len: f.shape.words_per_thread(), gated_kernel: false };
+        Fit {
+            geometry,
+            batch_tile: batch,
+            hidden_f32: false,
+            products: Products::F32,
+            ctas_per_sm: 1,
+            registers_per_thread: f.registers_per_thread,
+            registers_per_sm: f.registers_per_sm,
+            smem_bytes: f.smem_bytes,
+            dense: Some(f.shape),
+        }
+    }
+
+    /// The sparse kernel on `geometry` at batch `batch`, one CTA per SM, with the registers
+    /// ptxas reported for its variant (0 for a variant the kernel does not have): the fit of a
+    /// layout made without a device ([`layout_with_hidden`]). `geometry` must have been checked
+    /// against the layer.
+    fn sparse_unchecked(cell: Cell, batch: usize, geometry: Geometry, hidden_f32: bool) -> Fit {
+        let registers_per_thread = kernel_registers(geometry.list_len, batch_tile(batch), hidden_f32, geometry.gated_kernel).unwrap_or(0);
+        Fit {
+            geometry,
+            batch_tile: batch_tile(batch),
+            hidden_f32,
+            products: default_products(cell, hidden_f32),
+            ctas_per_sm: 1,
+            registers_per_thread,
+            registers_per_sm: registers_per_sm(geometry.threads_per_cta, 1, registers_per_thread as usize),
+            smem_bytes: smem_bytes_for(cell, geometry.grid, geometry.units_per_cta, batch, hidden_f32),
+            dense: None,
+        }
+    }
+}
+
 /// The fit decision of [`plan`] from a layer's [`RowStats`]: the launch shape `plan` would choose,
 /// or the same [`PlanError`] it would return, without building or laying out any weights (cost:
 /// a few dozen candidate shapes, microseconds).
@@ -455,22 +455,7 @@ pub struct Fit {
 /// or the shape of the matrix beyond its row and column counts.
 pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let dense = dense_fit(stats, cell, batch, device, opts)?;
-    let dense_as_fit = |(f, grid, upc): (DenseFit, usize, usize)| Fit {
-        grid,
-        units_per_cta: upc,
-        threads_per_cta: f.shape.threads(),
-        threads_per_row: 1,
-        list_len: f.shape.words_per_thread(),
-        batch_tile: batch,
-        hidden_f32: false,
-        products: Products::F32,
-        gated_kernel: false,
-        ctas_per_sm: 1,
-        registers_per_thread: f.registers_per_thread,
-        registers_per_sm: f.registers_per_sm,
-        smem_bytes: f.smem_bytes,
-        dense: Some(f.shape),
-    };
+    let dense_as_fit = |(f, grid, upc): (DenseFit, usize, usize)| Fit::dense(f, grid, upc, batch);
     if opts.kernel == Some(KernelKind::Dense) {
         return dense.map(dense_as_fit).ok_or_else(|| PlanError::BadOption {
             option: "kernel",
@@ -519,16 +504,12 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     let Some(best) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
         return Err(does_not_fit(stats, batch, device, cps, grid, upc, cell, (hidden_f32, products), &shapes, opts, &limits));
     };
+    let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: best.nt, threads_per_row: best.tpr, list_len: best.n, gated_kernel: best.gated };
     Ok(Fit {
-        grid,
-        units_per_cta: upc,
-        threads_per_cta: best.nt,
-        threads_per_row: best.tpr,
-        list_len: best.n,
+        geometry,
         batch_tile: bt,
         hidden_f32,
         products,
-        gated_kernel: best.gated,
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
@@ -636,8 +617,8 @@ pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, or
 /// [`layout_with`] with the hidden state in shared memory as f32 (`hidden_f32`) or fp16.
 pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
-    let registers = kernel_registers(geometry.list_len, batch_tile(batch), hidden_f32, geometry.gated_kernel).unwrap_or(0);
-    build(w_hh, cell, batch, geometry, order, (hidden_f32, default_products(cell, hidden_f32)), (1, registers))
+    check_geometry(w_hh, cell, batch, geometry)?;
+    Ok(build(w_hh, cell, batch, Fit::sparse_unchecked(cell, batch, *geometry, hidden_f32), order))
 }
 
 /// Lays a layer out as a dense slab of a given shape on `grid` CTAs of `units_per_cta` units,
@@ -659,8 +640,9 @@ pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, unit
         return bad("dense shape", shape.m_tiles, "m-tiles covering the CTA's rows and k-tiles covering the columns".into());
     }
     let registers_per_thread = super::registers::dense_kernel_registers(shape.m_tiles, shape.k_tiles_per_warp).unwrap_or(0);
-    let fit = DenseFit { shape, registers_per_thread, registers_per_sm: 0, smem_bytes: shape.smem_bytes(cell, batch, slots, units_per_cta) };
-    build_dense(w_hh, cell, batch, grid, units_per_cta, fit, WeightOrder::BankAware)
+    let registers_per_sm = registers_per_sm(shape.threads(), 1, registers_per_thread as usize);
+    let fit = DenseFit { shape, registers_per_thread, registers_per_sm, smem_bytes: shape.smem_bytes(cell, batch, slots, units_per_cta) };
+    Ok(build_dense(w_hh, cell, batch, Fit::dense(fit, grid, units_per_cta, batch), WeightOrder::BankAware))
 }
 
 /// [`PlanError::BadOption`] where `products` cannot run: `Products::F16` needs the hidden state
@@ -784,47 +766,14 @@ fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry) -> Result<
     check_columns(hidden, g.grid, g.units_per_cta, batch)
 }
 
-/// Lays a layer out for `g`; `(ctas_per_sm, registers_per_thread)` are the figures the fit was
-/// checked for (`(1, ptxas's count)` where it was not).
-fn build(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, order: WeightOrder, (hidden_f32, products): (bool, Products), (ctas_per_sm, registers_per_thread): (usize, u32)) -> Result<Plan, PlanError> {
-    check_geometry(w_hh, cell, batch, g)?;
-    let hidden = w_hh.cols();
-    let gates = cell.gates();
-    // The gated kernel family (`format::gated_kernel`) lays rows out as whole units per warp.
-    let whole_units = g.gated_kernel;
-    let (part, w_cols) = partition_columns(w_hh, gates, g.grid, g.units_per_cta, batch);
-    let model = BankModel::new(batch, if hidden_f32 { 4 } else { 2 });
-    let shape = PackShape {
-        gates,
-        grid: g.grid,
-        units_per_cta: g.units_per_cta,
-        threads_per_cta: g.threads_per_cta,
-        threads_per_row: g.threads_per_row,
-        list_len: g.list_len,
-        whole_units,
-    };
-    let packed = pack(&w_cols, &part.units, shape, model, order);
-    Ok(Plan {
-        cell,
-        hidden,
-        batch,
-        geometry: *g,
-        ctas_per_sm,
-        batch_tile: model.batch_tile,
-        hidden_f32,
-        products,
-        smem_bytes: smem_bytes_for(cell, g.grid, g.units_per_cta, batch, hidden_f32),
-        registers_per_thread,
-        nnz: w_hh.nnz(),
-        max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
-        cta_nnz: part.cta_nnz,
-        units: part.units,
-        weights: packed.weights,
-        order,
-        bank: packed.bank,
-        bank_naive: packed.bank_naive,
-        dense: None,
-    })
+/// Lays a layer out for the sparse kernel as `fit` says, whose geometry was checked against the
+/// layer ([`check_geometry`]).
+fn build(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder) -> Plan {
+    let g = &fit.geometry;
+    let (part, w_cols) = partition_columns(w_hh, cell.gates(), g.grid, g.units_per_cta, batch);
+    let model = BankModel::new(batch, if fit.hidden_f32 { 4 } else { 2 });
+    let packed = pack(&w_cols, &part.units, PackShape { gates: cell.gates(), geometry: *g }, model, order);
+    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order)
 }
 
 /// `w_hh` with its columns renamed to the kernel's: unit `units[c · upc + s]` becomes column
@@ -1036,6 +985,25 @@ fn does_not_fit(
 }
 
 impl Plan {
+    /// The plan of `w_hh` laid out as `fit` says: each CTA's units (`part`) and the words packed
+    /// in `order`.
+    fn laid_out(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, part: Partition, packed: Packed, order: WeightOrder) -> Plan {
+        Plan {
+            cell,
+            hidden: w_hh.cols(),
+            batch,
+            fit,
+            nnz: w_hh.nnz(),
+            max_row_nnz: (0..w_hh.rows()).map(|r| w_hh.row_nnz(r)).max().unwrap_or(0),
+            cta_nnz: part.cta_nnz,
+            units: part.units,
+            weights: packed.weights,
+            order,
+            bank: packed.bank,
+            bank_naive: packed.bank_naive,
+        }
+    }
+
     /// Threads of the whole grid (`grid × threads_per_cta`).
     pub fn total_threads(&self) -> usize {
         self.grid() * self.threads_per_cta()
@@ -1088,7 +1056,7 @@ impl Plan {
         assert_eq!(h.len(), b_n * hd, "h must be [B][H]");
         let h16: Vec<f32> = h.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
         let unit_of = self.unit_of_column();
-        if let Some(shape) = self.dense {
+        if let Some(shape) = self.fit.dense {
             return self.simulate_dense(shape, &h16, &unit_of);
         }
         let rows = g_n * hd;
@@ -1118,12 +1086,12 @@ impl Plan {
                                 unit => h16[b * hd + unit as usize],
                             };
                             let wv = f16::from_bits(nonzero_value_bits(w));
-                            match self.products {
+                            match self.fit.products {
                                 Products::F32 => acc += wv.to_f32() * hv,
                                 Products::F16 => groups.add(wv.to_f32(), hv),
                             }
                         }
-                        *p = if self.products == Products::F16 { groups.total() } else { acc };
+                        *p = if self.fit.products == Products::F16 { groups.total() } else { acc };
                     }
                     let mut m = 16;
                     while m >= 1 {
@@ -1182,10 +1150,10 @@ impl Plan {
     /// Wavefronts of the hidden-state loads summed over the `N` positions, for each warp of the
     /// grid (`[grid][threads_per_cta / 32]`), recomputed from [`Plan::weights`].
     pub fn warp_wavefronts(&self) -> Vec<u64> {
-        if self.dense.is_some() {
+        if self.fit.dense.is_some() {
             return Vec::new();
         }
-        let model = BankModel::new(self.batch, if self.hidden_f32 { 4 } else { 2 });
+        let model = BankModel::new(self.batch, if self.fit.hidden_f32 { 4 } else { 2 });
         let (nt, total) = (self.threads_per_cta(), self.total_threads());
         let mut out = Vec::with_capacity(total / 32);
         let mut cols = [0u32; 32];

@@ -22,6 +22,8 @@
 //! Entry points: [`forward_u`] (from precomputed `U`), [`forward_x`] (from `x` and `W_ih`),
 //! [`forward_model`] (a stack of layers from [`ModelWeights`], bidirectional too, with PyTorch's
 //! output layout), and [`forward_u_permuted`] (device numerics with a GPU-like summation order).
+//! Each takes its inputs as [`Sequences`]: the values, `T` and `B`, the initial state, and for
+//! a chunk of a longer sequence the steps that ran before it.
 //! [`compare_steps`] and [`DEVICE_TOLERANCE`] are how GPU tests judge a result.
 //!
 //! # Precisions
@@ -235,6 +237,12 @@ pub enum ReferenceError {
         /// Which size.
         what: &'static str,
     },
+    /// The lane count of [`forward_u_permuted`] is not a power of two from 1 to 32.
+    #[error("{lanes} lanes: must be a power of two from 1 to 32")]
+    Lanes {
+        /// Lanes asked for.
+        lanes: usize,
+    },
     /// The layer is refused exactly as the GPU refuses it ([`crate::validate::layer`]): `H = 0`,
     /// `H` beyond the 16-bit column indices, `W_hh` not `G·H × H`, batch 0, or a weight outside
     /// the fp16 range.
@@ -244,12 +252,6 @@ pub enum ReferenceError {
     /// ([`crate::validate::finite`]).
     #[error(transparent)]
     NotFinite(#[from] crate::validate::NotFinite),
-    /// The lane count of [`forward_u_permuted`] is not a power of two from 1 to 32.
-    #[error("{lanes} lanes: must be a power of two from 1 to 32")]
-    Lanes {
-        /// Lanes asked for.
-        lanes: usize,
-    },
 }
 
 fn mul(values: &[usize], what: &'static str) -> Result<usize, ReferenceError> {
@@ -263,25 +265,69 @@ fn check_len(what: &'static str, got: usize, expected: usize, shape: impl FnOnce
     Ok(())
 }
 
-/// Checks `W_hh`, `b_hh`, `h0`, `c0` against the cell and batch; returns `H`.
-fn check_recurrent(
-    cell: Cell,
-    w_hh: &Csr,
-    b_hh: &[f32],
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
-) -> Result<usize, ReferenceError> {
+/// The sequences of one reference run: their inputs, sizes and initial state, and where they
+/// stand in a longer sequence.
+///
+/// `values` holds each step's inputs, `[steps][batch][n]`: `U = W_ih x_t + b_ih` (`n = G·H`,
+/// **without** `b_hh`) for [`forward_u`] and [`forward_u_permuted`], `x` (`n = I`) for
+/// [`forward_x`] and [`forward_model`]. `h0` and `c0` (LSTM only) default to zeros; they are
+/// `[batch][H]` for one layer and `[L*D][batch][H]` for a model.
+///
+/// `steps_done` is how many steps of the sequence ran before these (0 for a whole sequence):
+/// their steps are numbered from `steps_done + 1`. Only the device-faithful precisions depend on
+/// it (each step's `h` is rounded with that step's tag bit, as the GPU exchanges it), so chunks
+/// numbered this way give one long call's bits, as [`crate::StreamingLayer`] and
+/// [`crate::StreamingModel`] do on the GPU.
+///
+/// `V` is `f32` at every entry point; the reference carries the sequences to its time loop as
+/// `f64` (exact for `f32` values).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sequences<'a, V = f32> {
+    /// Each step's inputs, `[steps][batch][n]`.
+    pub values: &'a [V],
+    /// Steps `T`.
+    pub steps: usize,
+    /// Sequences `B`.
+    pub batch: usize,
+    /// Initial hidden state; zeros when `None`.
+    pub h0: Option<&'a [V]>,
+    /// Initial LSTM cell state; zeros when `None`.
+    pub c0: Option<&'a [V]>,
+    /// Steps of the sequence that ran before these.
+    pub steps_done: u64,
+}
+
+impl<'a, V> Sequences<'a, V> {
+    /// `steps` steps of `batch` sequences with the inputs `values`, from zero state at the start
+    /// of a sequence.
+    pub fn new(values: &'a [V], steps: usize, batch: usize) -> Sequences<'a, V> {
+        Sequences { values, steps, batch, h0: None, c0: None, steps_done: 0 }
+    }
+
+    /// These sequences from the initial state `h0` and `c0`.
+    pub fn with_state(self, h0: Option<&'a [V]>, c0: Option<&'a [V]>) -> Sequences<'a, V> {
+        Sequences { h0, c0, ..self }
+    }
+
+    /// These sequences as the continuation of a sequence of which `steps_done` steps have run.
+    pub fn continuing(self, steps_done: u64) -> Sequences<'a, V> {
+        Sequences { steps_done, ..self }
+    }
+}
+
+/// Checks `W_hh`, `b_hh` and the initial state of `s` against the cell and batch; returns `H`.
+fn check_recurrent(cell: Cell, w_hh: &Csr, b_hh: &[f32], s: &Sequences<'_>) -> Result<usize, ReferenceError> {
+    let batch = s.batch;
     // The GPU's checks first, so both refuse the same layers with the same error.
     let hidden = crate::validate::layer(cell, w_hh, batch)?;
     check_len("b_hh", b_hh.len(), w_hh.rows(), || format!("[G*H={}]", w_hh.rows()))?;
     crate::validate::finite("b_hh", b_hh)?;
     let bh = mul(&[batch, hidden], "B * H")?;
-    if let Some(h0) = h0 {
+    if let Some(h0) = s.h0 {
         check_len("h0", h0.len(), bh, || format!("[B={batch}][H={hidden}]"))?;
         crate::validate::finite("h0", h0)?;
     }
-    if let Some(c0) = c0 {
+    if let Some(c0) = s.c0 {
         if cell != Cell::Lstm {
             return Err(ReferenceError::CellStateNotLstm { cell });
         }
@@ -305,6 +351,14 @@ fn recur(p: &Problem<'_>, precision: Precision, order: Order) -> Trajectory {
     }
 }
 
+/// One layer's recurrence on `U` (`f64` transport values) for the sizes, initial state and
+/// step numbers of `s`, checked before.
+fn run_layer(cell: Cell, w_hh: &Csr, b_hh: &[f32], u: &[f64], s: &Sequences<'_>, precision: Precision, order: Order) -> RefOutput {
+    let (h0, c0) = (s.h0.map(widen), s.c0.map(widen));
+    let u = Sequences::new(u, s.steps, s.batch).with_state(h0.as_deref(), c0.as_deref()).continuing(s.steps_done);
+    output(cell, recur(&Problem { cell, w_hh, b_hh, u }, precision, order))
+}
+
 fn output(cell: Cell, t: Trajectory) -> RefOutput {
     RefOutput {
         h: t.h.iter().map(|&v| v as f32).collect(),
@@ -314,46 +368,15 @@ fn output(cell: Cell, t: Trajectory) -> RefOutput {
 
 /// Reference forward of one layer from precomputed input pre-activations.
 ///
-/// `w_hh` is `G*H × H`, `b_hh` has `G*H` values, `u` is `[steps][batch][G*H]` (`W_ih x_t + b_ih`,
-/// **without** `b_hh`), `h0` and `c0` (LSTM only) are `[batch][H]` and default to zeros. Returns
+/// `w_hh` is `G*H × H`, `b_hh` has `G*H` values, `u` holds `U = W_ih x_t + b_ih` (**without**
+/// `b_hh`) as `[steps][batch][G*H]` with the initial state `[batch][H]` ([`Sequences`]). Returns
 /// every `h_t` and, for LSTM, the final `c`. Every shape is checked first
 /// ([`ReferenceError::Length`], [`ReferenceError::Layer`],
 /// [`ReferenceError::CellStateNotLstm`], [`ReferenceError::SizeOverflow`]), then the values
 /// ([`ReferenceError::NotFinite`]; weights outside fp16's range are [`ReferenceError::Layer`]):
 /// the reference refuses exactly what the GPU layer refuses ([`crate::validate`]).
-#[allow(clippy::too_many_arguments)]
-pub fn forward_u(
-    cell: Cell,
-    w_hh: &Csr,
-    b_hh: &[f32],
-    u: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
-    precision: Precision,
-) -> Result<RefOutput, ReferenceError> {
-    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, Order::Sequential, 0)
-}
-
-/// [`forward_u`] for a chunk that continues a sequence of which `steps_done` steps have run: its
-/// steps are numbered from `steps_done + 1`. Only [`Precision::DeviceFaithful`] depends on it
-/// (each step's `h` is rounded with that step's tag bit, as the GPU exchanges it), so chunks
-/// numbered this way give one long call's bits, as [`crate::StreamingLayer`] does on the GPU.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_u_continuing(
-    cell: Cell,
-    w_hh: &Csr,
-    b_hh: &[f32],
-    u: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
-    precision: Precision,
-    steps_done: u64,
-) -> Result<RefOutput, ReferenceError> {
-    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, Order::Sequential, steps_done)
+pub fn forward_u(cell: Cell, w_hh: &Csr, b_hh: &[f32], u: Sequences<'_>, precision: Precision) -> Result<RefOutput, ReferenceError> {
+    forward_u_order(cell, w_hh, b_hh, &u, precision, Order::Sequential)
 }
 
 /// [`forward_u`] at `precision`, but with each row of `W_hh · h` summed in a
@@ -362,53 +385,32 @@ pub fn forward_u_continuing(
 /// groups of eight), which a butterfly tree then adds (as a warp's shuffle reduction does). `lanes` must be a power of two from 1 to 32
 /// ([`ReferenceError::Lanes`]). This is the experiment behind [`DEVICE_TOLERANCE`], and a CPU
 /// stand-in for the GPU in tests of the comparison itself.
-#[allow(clippy::too_many_arguments)]
 pub fn forward_u_permuted(
     cell: Cell,
     w_hh: &Csr,
     b_hh: &[f32],
-    u: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
+    u: Sequences<'_>,
     precision: Precision,
     (seed, lanes): (u64, usize),
 ) -> Result<RefOutput, ReferenceError> {
     if !(lanes.is_power_of_two() && lanes <= 32) {
         return Err(ReferenceError::Lanes { lanes });
     }
-    let order = Order::Permuted { seed, lanes };
-    forward_u_order(cell, w_hh, b_hh, u, steps, batch, h0, c0, precision, order, 0)
+    forward_u_order(cell, w_hh, b_hh, &u, precision, Order::Permuted { seed, lanes })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn forward_u_order(
-    cell: Cell,
-    w_hh: &Csr,
-    b_hh: &[f32],
-    u: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
-    precision: Precision,
-    order: Order,
-    steps_done: u64,
-) -> Result<RefOutput, ReferenceError> {
-    check_recurrent(cell, w_hh, b_hh, batch, h0, c0)?;
-    let gh = w_hh.rows();
-    check_len("u", u.len(), mul(&[steps, batch, gh], "T * B * G * H")?, || {
+fn forward_u_order(cell: Cell, w_hh: &Csr, b_hh: &[f32], u: &Sequences<'_>, precision: Precision, order: Order) -> Result<RefOutput, ReferenceError> {
+    check_recurrent(cell, w_hh, b_hh, u)?;
+    let (gh, steps, batch) = (w_hh.rows(), u.steps, u.batch);
+    check_len("u", u.values.len(), mul(&[steps, batch, gh], "T * B * G * H")?, || {
         format!("[T={steps}][B={batch}][G*H={gh}]")
     })?;
-    crate::validate::finite("u", u)?;
+    crate::validate::finite("u", u.values)?;
     if batch * w_hh.cols() == 0 {
         // No state: every output is empty, however many steps (no loop over them).
         return Ok(RefOutput { h: Vec::new(), c: (cell == Cell::Lstm).then(Vec::new) });
     }
-    let (u, h0, c0) = (widen(u), h0.map(widen), c0.map(widen));
-    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref(), steps_done };
-    Ok(output(cell, recur(&p, precision, order)))
+    Ok(run_layer(cell, w_hh, b_hh, &widen(u.values), u, precision, order))
 }
 
 /// `U = W_ih x + b_ih` for `n` input vectors of `I` values, in the arithmetic of `precision`
@@ -448,66 +450,55 @@ fn project(w_ih: &Matrix, b_ih: &[f32], x: &[f64], n: usize, precision: Precisio
 
 /// Reference forward of one layer from its inputs.
 ///
-/// `w_ih` is `G*H × I` (dense or sparse), `b_ih` has `G*H` values, `x` is `[steps][batch][I]`; the
-/// rest is as in [`forward_u`]. `U = W_ih x_t + b_ih` is formed in the arithmetic of `precision`
-/// (for [`Precision::DeviceFaithful`] in `f64`, rounded to `f32` once). Errors as
-/// [`forward_u`], plus [`ReferenceError::InputRows`] and lengths of `b_ih` and `x`.
-#[allow(clippy::too_many_arguments)]
+/// `w_ih` is `G*H × I` (dense or sparse), `b_ih` has `G*H` values, `x` holds the inputs as
+/// `[steps][batch][I]` with the initial state ([`Sequences`]); the rest is as in [`forward_u`].
+/// `U = W_ih x_t + b_ih` is formed in the arithmetic of `precision` (for
+/// [`Precision::DeviceFaithful`] in `f64`, rounded to `f32` once). Errors as [`forward_u`], plus
+/// [`ReferenceError::InputRows`] and lengths of `b_ih` and `x`.
 pub fn forward_x(
     cell: Cell,
     w_ih: &Matrix,
     b_ih: &[f32],
     w_hh: &Csr,
     b_hh: &[f32],
-    x: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
+    x: Sequences<'_>,
     precision: Precision,
 ) -> Result<RefOutput, ReferenceError> {
-    check_recurrent(cell, w_hh, b_hh, batch, h0, c0)?;
-    check_input(w_ih, b_ih, w_hh.rows(), x.len(), steps, batch)?;
+    check_recurrent(cell, w_hh, b_hh, &x)?;
+    check_input(w_ih, b_ih, w_hh.rows(), &x)?;
     crate::validate::finite("b_ih", b_ih)?;
-    crate::validate::finite("x", x)?;
-    let x = widen(x);
-    let u = project(w_ih, b_ih, &x, steps * batch, precision);
-    let (h0, c0) = (h0.map(widen), c0.map(widen));
-    let p = Problem { cell, w_hh, b_hh, u: &u, steps, batch, h0: h0.as_deref(), c0: c0.as_deref(), steps_done: 0 };
-    Ok(output(cell, recur(&p, precision, Order::Sequential)))
+    crate::validate::finite("x", x.values)?;
+    let u = project(w_ih, b_ih, &widen(x.values), x.steps * x.batch, precision);
+    Ok(run_layer(cell, w_hh, b_hh, &u, &x, precision, Order::Sequential))
 }
 
-fn check_input(w_ih: &Matrix, b_ih: &[f32], gh: usize, x_len: usize, steps: usize, batch: usize) -> Result<(), ReferenceError> {
+fn check_input(w_ih: &Matrix, b_ih: &[f32], gh: usize, x: &Sequences<'_>) -> Result<(), ReferenceError> {
     if w_ih.rows() != gh {
         return Err(ReferenceError::InputRows { rows: w_ih.rows(), expected: gh });
     }
     check_len("b_ih", b_ih.len(), gh, || format!("[G*H={gh}]"))?;
-    let input = w_ih.cols();
-    check_len("x", x_len, mul(&[steps, batch, input], "T * B * I")?, || format!("[T={steps}][B={batch}][I={input}]"))
+    check_x_len(x, w_ih.cols())
 }
 
-/// Runs one direction of one layer on `x` (`[T][B][I]`, `f64` transport); `reverse` runs the
-/// sequence backwards and returns the states in input order.
-#[allow(clippy::too_many_arguments)]
-fn layer_pass(
-    layer: &LayerWeights,
-    x: &[f64],
-    steps: usize,
-    batch: usize,
-    reverse: bool,
-    h0: Option<&[f64]>,
-    c0: Option<&[f64]>,
-    precision: Precision,
-    steps_done: u64,
-) -> Trajectory {
+/// `x` holds `[T][B][I]` values.
+fn check_x_len(x: &Sequences<'_>, input: usize) -> Result<(), ReferenceError> {
+    let (steps, batch) = (x.steps, x.batch);
+    check_len("x", x.values.len(), mul(&[steps, batch, input], "T * B * I")?, || format!("[T={steps}][B={batch}][I={input}]"))
+}
+
+/// Runs one direction of one layer on `x` (`[T][B][I]`, `f64` transport) for the sizes and
+/// step numbers of `s` from the initial state `(h0, c0)`; `reverse` runs the sequence backwards
+/// and returns the states in input order.
+fn layer_pass(layer: &LayerWeights, x: &[f64], s: &Sequences<'_>, reverse: bool, (h0, c0): (Option<&[f64]>, Option<&[f64]>), precision: Precision) -> Trajectory {
+    let (steps, batch) = (s.steps, s.batch);
     let i = layer.input_size();
     let flip = |v: &[f64], width: usize| -> Vec<f64> {
         (0..steps).rev().flat_map(|t| v[t * width..(t + 1) * width].iter().copied()).collect()
     };
     let xs = if reverse { flip(x, batch * i) } else { x.to_vec() };
     let u = project(layer.w_ih(), layer.b_ih(), &xs, steps * batch, precision);
-    let p = Problem { cell: layer.cell(), w_hh: layer.w_hh(), b_hh: layer.b_hh(), u: &u, steps, batch, h0, c0, steps_done };
-    let mut t = recur(&p, precision, Order::Sequential);
+    let u = Sequences::new(&u[..], steps, batch).with_state(h0, c0).continuing(s.steps_done);
+    let mut t = recur(&Problem { cell: layer.cell(), w_hh: layer.w_hh(), b_hh: layer.b_hh(), u }, precision, Order::Sequential);
     if reverse {
         t.h = flip(&t.h, batch * layer.hidden());
     }
@@ -517,78 +508,30 @@ fn layer_pass(
 /// Reference forward of a stack of layers, like `torch.nn.RNN/GRU/LSTM` with
 /// `batch_first = False`.
 ///
-/// `x` is `[T][B][I]`; `h0` and `c0` (LSTM only) are `[L*D][B][H]` (index `l * D + d`) and default
-/// to zeros. Layer `l > 0` takes the previous layer's output `[T][B][D*H]` as input; the reverse
-/// direction reads the sequence from `t = T-1` down to 0, and its state for input step `t` is
-/// stored at output step `t`. Between layers the values are carried in the arithmetic of
-/// `precision` (no extra rounding for `F64`). Errors with [`ReferenceError::Length`] for `x`,
-/// `h0` or `c0`, [`ReferenceError::CellStateNotLstm`] for `c0` on another cell.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_model(
-    model: &ModelWeights,
-    x: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
-    precision: Precision,
-) -> Result<ModelOutput, ReferenceError> {
-    forward_model_continuing(model, x, steps, batch, h0, c0, precision, 0)
-}
-
-/// [`forward_model`] for a chunk that continues a sequence of which `steps_done` steps have run
-/// (see [`forward_u_continuing`]; what [`crate::StreamingModel`] does on the GPU).
-#[allow(clippy::too_many_arguments)]
-pub fn forward_model_continuing(
-    model: &ModelWeights,
-    x: &[f32],
-    steps: usize,
-    batch: usize,
-    h0: Option<&[f32]>,
-    c0: Option<&[f32]>,
-    precision: Precision,
-    steps_done: u64,
-) -> Result<ModelOutput, ReferenceError> {
+/// `x` holds the inputs `[T][B][I]` with `h0` and `c0` (LSTM only) as `[L*D][B][H]` (index
+/// `l * D + d`), zeros by default ([`Sequences`]; a chunk that continues a sequence numbers its
+/// steps as [`crate::StreamingModel`] does on the GPU). Layer `l > 0` takes the previous layer's
+/// output `[T][B][D*H]` as input; the reverse direction reads the sequence from `t = T-1` down
+/// to 0, and its state for input step `t` is stored at output step `t`. Between layers the
+/// values are carried in the arithmetic of `precision` (no extra rounding for `F64`). Errors
+/// with [`ReferenceError::Length`] for `x`, `h0` or `c0`, [`ReferenceError::CellStateNotLstm`]
+/// for `c0` on another cell.
+pub fn forward_model(model: &ModelWeights, x: Sequences<'_>, precision: Precision) -> Result<ModelOutput, ReferenceError> {
+    let state_len = check_model(model, &x)?;
     let (cell, hidden, dirs) = (model.cell(), model.hidden(), model.directions());
-    let layers = model.num_layers();
-    let input = model.input_size();
-    check_len("x", x.len(), mul(&[steps, batch, input], "T * B * I")?, || format!("[T={steps}][B={batch}][I={input}]"))?;
-    let bh = mul(&[batch, hidden], "B * H")?;
-    let state_len = mul(&[layers, dirs, bh], "L * D * B * H")?;
-    let shape = || format!("[L*D={}][B={batch}][H={hidden}]", layers * dirs);
-    if let Some(h0) = h0 {
-        check_len("h0", h0.len(), state_len, shape)?;
-    }
-    if let Some(c0) = c0 {
-        if cell != Cell::Lstm {
-            return Err(ReferenceError::CellStateNotLstm { cell });
-        }
-        check_len("c0", c0.len(), state_len, shape)?;
-    }
-    // The GPU's checks: every layer and direction as a layer of this batch, every input finite.
-    for l in 0..layers {
-        for d in 0..dirs {
-            let lw = model.layer(l, d);
-            crate::validate::layer(cell, lw.w_hh(), batch)?;
-        }
-    }
-    crate::validate::finite("x", x)?;
-    for (name, v) in [("h0", h0), ("c0", c0)] {
-        if let Some(v) = v {
-            crate::validate::finite(name, v)?;
-        }
-    }
-    let (h0, c0) = (h0.map(widen), c0.map(widen));
-    let mut x = widen(x);
+    let (steps, batch) = (x.steps, x.batch);
+    let bh = batch * hidden;
+    let (h0, c0) = (x.h0.map(widen), x.c0.map(widen));
+    let mut input = widen(x.values);
     let mut h_n = Vec::with_capacity(state_len);
     let mut c_n = Vec::with_capacity(state_len);
-    for l in 0..layers {
+    for l in 0..model.num_layers() {
         let mut out = vec![0.0f64; steps * batch * dirs * hidden];
         for d in 0..dirs {
             let k = l * dirs + d;
             let init = |v: &Option<Vec<f64>>| v.as_ref().map(|v| v[k * bh..(k + 1) * bh].to_vec());
             let (h0k, c0k) = (init(&h0), init(&c0));
-            let t = layer_pass(model.layer(l, d), &x, steps, batch, d == 1, h0k.as_deref(), c0k.as_deref(), precision, steps_done);
+            let t = layer_pass(model.layer(l, d), &input, &x, d == 1, (h0k.as_deref(), c0k.as_deref()), precision);
             for s in 0..steps {
                 for b in 0..batch {
                     let src = &t.h[(s * batch + b) * hidden..(s * batch + b + 1) * hidden];
@@ -605,13 +548,46 @@ pub fn forward_model_continuing(
             }
             c_n.extend(t.c.iter().map(|&v| v as f32));
         }
-        x = out;
+        input = out;
     }
     Ok(ModelOutput {
-        output: x.iter().map(|&v| v as f32).collect(),
+        output: input.iter().map(|&v| v as f32).collect(),
         h_n,
         c_n: (cell == Cell::Lstm).then_some(c_n),
     })
+}
+
+/// The checks of [`forward_model`]: the lengths of `x`, `h0` and `c0`, then the GPU's checks
+/// (every layer and direction as a layer of this batch, every input finite). Returns the length
+/// of the state, `L * D * B * H`.
+fn check_model(model: &ModelWeights, x: &Sequences<'_>) -> Result<usize, ReferenceError> {
+    let (cell, hidden, dirs, layers) = (model.cell(), model.hidden(), model.directions(), model.num_layers());
+    let batch = x.batch;
+    check_x_len(x, model.input_size())?;
+    let bh = mul(&[batch, hidden], "B * H")?;
+    let state_len = mul(&[layers, dirs, bh], "L * D * B * H")?;
+    let shape = || format!("[L*D={}][B={batch}][H={hidden}]", layers * dirs);
+    if let Some(h0) = x.h0 {
+        check_len("h0", h0.len(), state_len, shape)?;
+    }
+    if let Some(c0) = x.c0 {
+        if cell != Cell::Lstm {
+            return Err(ReferenceError::CellStateNotLstm { cell });
+        }
+        check_len("c0", c0.len(), state_len, shape)?;
+    }
+    for l in 0..layers {
+        for d in 0..dirs {
+            crate::validate::layer(cell, model.layer(l, d).w_hh(), batch)?;
+        }
+    }
+    crate::validate::finite("x", x.values)?;
+    for (name, v) in [("h0", x.h0), ("c0", x.c0)] {
+        if let Some(v) = v {
+            crate::validate::finite(name, v)?;
+        }
+    }
+    Ok(state_len)
 }
 
 #[cfg(test)]
@@ -633,13 +609,13 @@ mod tests {
         // pre = U + (acc + b_hh) = [0.2399975657, 0.3100341856]
         // tanh = [0.2354934365, 0.3004682064] → fp16 [0.2354736328125, 0.300537109375].
         let (w, b, h0, u) = tiny();
-        let out = forward_u(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::DeviceFaithful).unwrap();
+        let out = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&u, 1, 1).with_state(Some(&h0), None), Precision::DeviceFaithful).unwrap();
         #[allow(clippy::excessive_precision)] // exact fp16 values, written out in full
         let want = vec![0.2354736328125f32, 0.300537109375];
         assert_eq!(out.h, want);
         assert_eq!(out.c, None);
         // f64: tanh(0.2 + 0.1·0.3 + 0.01) = tanh(0.24) and tanh(0.1 + 0.09 + 0.14 − 0.02) = tanh(0.31).
-        let exact = forward_u(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::F64).unwrap();
+        let exact = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&u, 1, 1).with_state(Some(&h0), None), Precision::F64).unwrap();
         let want = [0.24f64.tanh(), 0.31f64.tanh()];
         for (g, w) in exact.h.iter().zip(want) {
             assert!((*g as f64 - w).abs() < 1e-7, "{g} vs {w}");
@@ -652,7 +628,7 @@ mod tests {
         // i = f = o = σ(0) = 0.5, g = tanh(0) = 0  =>  c_1 = 0.5 · c0 (exact in f32), h = 0.5 tanh(c_1).
         let w = Csr::new(4, 1, vec![0, 0, 0, 0, 0], vec![], vec![]).unwrap();
         let c0 = [0.1234567f32];
-        let out = forward_u(Cell::Lstm, &w, &[0.0; 4], &[0.0; 4], 1, 1, None, Some(&c0), Precision::DeviceFaithful).unwrap();
+        let out = forward_u(Cell::Lstm, &w, &[0.0; 4], Sequences::new(&[0.0; 4], 1, 1).with_state(None, Some(&c0)), Precision::DeviceFaithful).unwrap();
         assert_eq!(out.c.unwrap()[0], 0.5 * c0[0]);
         let h = 0.5 * (0.5 * c0[0]).tanh();
         // h_1 is exchanged with step 1's tag bit (1) as its last mantissa bit.
@@ -706,19 +682,19 @@ mod tests {
     fn every_shape_is_checked() {
         let (w, b, h0, u) = tiny();
         let run = |cell, b: &[f32], u: &[f32], h0: Option<&[f32]>, c0: Option<&[f32]>| {
-            forward_u(cell, &w, b, u, 1, 1, h0, c0, Precision::F32).unwrap_err()
+            forward_u(cell, &w, b, Sequences::new(u, 1, 1).with_state(h0, c0), Precision::F32).unwrap_err()
         };
         assert!(matches!(run(Cell::Gru, &b, &u, None, None), ReferenceError::Layer(crate::layout::PlanError::Shape { expected_rows: 6, rows: 2, cols: 2, .. })));
         assert!(matches!(run(Cell::RnnTanh, &b[..1], &u, None, None), ReferenceError::Length { what: "b_hh", expected: 2, got: 1, .. }));
         assert!(matches!(run(Cell::RnnTanh, &b, &[0.0; 3], None, None), ReferenceError::Length { what: "u", expected: 2, got: 3, .. }));
         assert!(matches!(run(Cell::RnnTanh, &b, &u, Some(&h0[..1]), None), ReferenceError::Length { what: "h0", .. }));
         assert!(matches!(run(Cell::RnnTanh, &b, &u, None, Some(&h0)), ReferenceError::CellStateNotLstm { cell: Cell::RnnTanh }));
-        let e = forward_u(Cell::RnnTanh, &w, &b, &u, usize::MAX, 3, None, None, Precision::F64).unwrap_err();
+        let e = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&u, usize::MAX, 3), Precision::F64).unwrap_err();
         assert!(matches!(e, ReferenceError::SizeOverflow { .. }), "{e}");
-        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, &u, 1, 1, None, None, Precision::DeviceFaithful, (0, 3)).unwrap_err();
+        let e = forward_u_permuted(Cell::RnnTanh, &w, &b, Sequences::new(&u, 1, 1), Precision::DeviceFaithful, (0, 3)).unwrap_err();
         assert_eq!(e, ReferenceError::Lanes { lanes: 3 });
         let wih = Matrix::Dense(crate::sparse::Dense::new(3, 1, vec![0.0; 3]).unwrap());
-        let e = forward_x(Cell::RnnTanh, &wih, &[0.0; 3], &w, &b, &[0.0], 1, 1, None, None, Precision::F64).unwrap_err();
+        let e = forward_x(Cell::RnnTanh, &wih, &[0.0; 3], &w, &b, Sequences::new(&[0.0], 1, 1), Precision::F64).unwrap_err();
         assert_eq!(e, ReferenceError::InputRows { rows: 3, expected: 2 });
     }
 
@@ -729,8 +705,8 @@ mod tests {
         let (w, b, h0, _) = tiny();
         let wih = Matrix::Sparse(Csr::from_dense(&[1.0, 2.0, 0.0, -1.0], 2, 2).unwrap());
         for p in [Precision::F64, Precision::F32, Precision::DeviceFaithful] {
-            let a = forward_x(Cell::RnnRelu, &wih, &[0.5, 0.0], &w, &b, &[0.25, -0.5], 1, 1, Some(&h0), None, p).unwrap();
-            let b2 = forward_u(Cell::RnnRelu, &w, &b, &[-0.25, 0.5], 1, 1, Some(&h0), None, p).unwrap();
+            let a = forward_x(Cell::RnnRelu, &wih, &[0.5, 0.0], &w, &b, Sequences::new(&[0.25, -0.5], 1, 1).with_state(Some(&h0), None), p).unwrap();
+            let b2 = forward_u(Cell::RnnRelu, &w, &b, Sequences::new(&[-0.25, 0.5], 1, 1).with_state(Some(&h0), None), p).unwrap();
             assert_eq!(a, b2, "{p:?}");
         }
     }
@@ -739,8 +715,8 @@ mod tests {
     fn permuted_order_with_one_lane_and_short_rows_matches() {
         // Rows of at most 2 nonzeros: any order of a 2-term f32 sum from 0 is the same sum.
         let (w, b, h0, u) = tiny();
-        let a = forward_u(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::DeviceFaithful).unwrap();
-        let p = forward_u_permuted(Cell::RnnTanh, &w, &b, &u, 1, 1, Some(&h0), None, Precision::DeviceFaithful, (7, 1)).unwrap();
+        let a = forward_u(Cell::RnnTanh, &w, &b, Sequences::new(&u, 1, 1).with_state(Some(&h0), None), Precision::DeviceFaithful).unwrap();
+        let p = forward_u_permuted(Cell::RnnTanh, &w, &b, Sequences::new(&u, 1, 1).with_state(Some(&h0), None), Precision::DeviceFaithful, (7, 1)).unwrap();
         assert_eq!(a, p);
     }
 }

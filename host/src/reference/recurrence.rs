@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use sprnn_kernels::format::{tag_bit, tag_round};
 
 use super::cell::{cell_step, Scalar};
+use super::Sequences;
 use crate::fp16::GroupSum;
 use crate::{Cell, Csr};
 
@@ -195,22 +196,14 @@ pub(crate) struct Rounding {
     pub f16_products: bool,
 }
 
-/// Everything the loop needs, already validated by the caller. Vectors hold `f64` as a transport
-/// type (exact for `f32` values); the loop converts to `S`.
+/// Everything the loop needs, already validated by the caller. The sequences hold `f64` as a
+/// transport type (exact for `f32` values); the loop converts to `S`.
 pub(crate) struct Problem<'a> {
     pub cell: Cell,
     pub w_hh: &'a Csr,
     pub b_hh: &'a [f32],
-    /// `[T][B][G*H]`.
-    pub u: &'a [f64],
-    pub steps: usize,
-    pub batch: usize,
-    /// `[B][H]`.
-    pub h0: Option<&'a [f64]>,
-    /// `[B][H]`.
-    pub c0: Option<&'a [f64]>,
-    /// Steps of the sequence before this one (the first step is `steps_done + 1`).
-    pub steps_done: u64,
+    /// `U` (`[T][B][G*H]`) with the initial state (`[B][H]` each) and the steps before it.
+    pub u: Sequences<'a, f64>,
 }
 
 /// Every `h_t` (`[T][B][H]`) and the final `c` (`[B][H]`, zeros for non-LSTM cells).
@@ -238,32 +231,32 @@ pub(crate) fn run<S: Scalar>(p: &Problem<'_>, rounding: Rounding, order: Order) 
         rounding.fp16_state && rounding.f16_products,
     );
     let b_hh: Vec<S> = p.b_hh.iter().map(|&v| S::from_f32(v)).collect();
-    let mut h: Vec<S> = match p.h0 {
+    let mut h: Vec<S> = match p.u.h0 {
         Some(h0) => h0.iter().map(|&v| state(v)).collect(),
-        None => vec![S::ZERO; p.batch * hidden],
+        None => vec![S::ZERO; p.u.batch * hidden],
     };
     // The cell state is never rounded (the GPU keeps it in f32 registers).
-    let mut c: Vec<S> = match p.c0 {
+    let mut c: Vec<S> = match p.u.c0 {
         Some(c0) => c0.iter().map(|&v| S::from_f64(v)).collect(),
-        None => vec![S::ZERO; p.batch * hidden],
+        None => vec![S::ZERO; p.u.batch * hidden],
     };
-    let mut out = Vec::with_capacity(p.steps * p.batch * hidden);
+    let mut out = Vec::with_capacity(p.u.steps * p.u.batch * hidden);
     let mut gi = vec![S::ZERO; gh_len];
-    let mut gh_all = vec![S::ZERO; p.batch * gh_len];
-    for t in 0..p.steps {
+    let mut gh_all = vec![S::ZERO; p.u.batch * gh_len];
+    for t in 0..p.u.steps {
         // Every entry's product from `h_{t-1}` first, then the cells.
         w.product_batch(&h, hidden, &mut gh_all);
-        for b in 0..p.batch {
+        for b in 0..p.u.batch {
             let hb = &mut h[b * hidden..(b + 1) * hidden];
             let gh = &mut gh_all[b * gh_len..(b + 1) * gh_len];
             gh.iter_mut().zip(&b_hh).for_each(|(g, &bias)| *g = *g + bias);
-            let u = &p.u[(t * p.batch + b) * gh_len..(t * p.batch + b + 1) * gh_len];
+            let u = &p.u.values[(t * p.u.batch + b) * gh_len..(t * p.u.batch + b + 1) * gh_len];
             gi.iter_mut().zip(u).for_each(|(g, &v)| *g = S::from_f64(v));
             let cb: &mut [S] = if p.cell == Cell::Lstm { &mut c[b * hidden..(b + 1) * hidden] } else { &mut [] };
             cell_step(p.cell, &gi, gh, hb, cb);
             if rounding.fp16_state {
                 // The tags repeat every four steps.
-                let step = ((p.steps_done % 4) as usize + t + 1) as u32 % 4;
+                let step = ((p.u.steps_done % 4) as usize + t + 1) as u32 % 4;
                 hb.iter_mut().for_each(|v| *v = S::from_f32(round_f16_tagged(v.to_f64() as f32, step)));
             }
         }

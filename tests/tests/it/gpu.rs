@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
-use sprnn::layer::{DeviceInput, Input};
+use sprnn::cust::stream::Stream;
+use sprnn::layer::{DeviceInput, Input, Output};
 use sprnn::layout::{check_fit, Fit, PlanOptions, Products, RowStats};
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
@@ -30,6 +31,16 @@ struct Outcome {
     shape: String,
 }
 
+/// Runs `layer` on `u` (`steps` steps of f32 values, uploaded first) from `(h0, c0)` on `stream`
+/// (`None`: the layer's own) into outputs poisoned first, and copies them back.
+fn run_poisoned(gpu: &Gpu, layer: &mut SparseRecurrentLayer, u: &[f32], steps: usize, (h0, c0): (Option<&[f32]>, Option<&[f32]>), stream: Option<&Stream>) -> Result<Output, Error> {
+    let d_u = DeviceInput::upload(gpu, Input::F32(u))?;
+    let mut out = layer.alloc_output(steps)?;
+    out.poison(layer)?;
+    layer.forward_device(&d_u, h0, c0, &mut out, stream)?;
+    out.to_host(layer)
+}
+
 /// Builds a random layer, runs it on poisoned outputs and compares with the reference.
 fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome, Error> {
     let g = c.cell.gates();
@@ -40,12 +51,8 @@ fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome,
     let h0 = with_state.then(|| random_vec(&mut rng, c.batch * c.hidden, 0.5));
     let c0 = (with_state && c.cell == Cell::Lstm).then(|| random_vec(&mut rng, c.batch * c.hidden, 0.5));
     let mut layer = SparseRecurrentLayer::new(gpu, c.cell, &w, &b, c.batch, &LayerOptions::default())?;
-    let d_u = DeviceInput::upload(gpu, Input::F32(&u))?;
-    let mut out = layer.alloc_output(c.steps)?;
-    out.poison(&layer)?;
-    layer.forward_device(&d_u, h0.as_deref(), c0.as_deref(), &mut out, None)?;
-    let got = out.to_host(&layer)?;
-    let want = reference::forward_u(c.cell, &w, &b, &u, c.steps, c.batch, h0.as_deref(), c0.as_deref(), Precision::device_faithful(layer.products()))
+    let got = run_poisoned(gpu, &mut layer, &u, c.steps, (h0.as_deref(), c0.as_deref()), None)?;
+    let want = reference::forward_u(c.cell, &w, &b, reference::Sequences::new(&u, c.steps, c.batch).with_state(h0.as_deref(), c0.as_deref()), Precision::device_faithful(layer.products()))
         .expect("reference");
     let mut e = reference::compare_steps(&got.h, &want.h, c.steps, c.batch, c.hidden);
     if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
@@ -95,7 +102,7 @@ fn fp16_input_matches_the_reference_on_rounded_input() {
     let u32: Vec<f32> = u16.iter().map(|x| x.to_f32()).collect();
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()).unwrap();
     let got = layer.forward(Input::F16(&u16), steps, None, None).unwrap();
-    let want = reference::forward_u(cell, &w, &b, &u32, steps, batch, None, None, Precision::device_faithful(layer.products())).unwrap();
+    let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u32, steps, batch), Precision::device_faithful(layer.products())).unwrap();
     let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
     println!("fp16 U: worst {:.2e}", e.worst);
     assert!(e.worst <= reference::DEVICE_TOLERANCE);
@@ -133,7 +140,7 @@ fn a_wait_that_never_ends_times_out_and_the_context_survives() {
     layer.forward_device(&u, None, None, &mut out, None).expect("run after a timeout");
     let got = out.to_host(&layer).unwrap();
     let uh = vec![0.5; layer.input_len(steps)];
-    let want = reference::forward_u(cell, &w, &b, &uh, steps, batch, None, None, Precision::device_faithful(layer.products())).unwrap();
+    let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&uh, steps, batch), Precision::device_faithful(layer.products())).unwrap();
     assert!(reference::compare_steps(&got.h, &want.h, steps, batch, h).worst <= reference::DEVICE_TOLERANCE);
 }
 
@@ -334,16 +341,12 @@ fn every_kernel_variant_matches_the_reference() {
         let b = random_vec(&mut rng, g * h, 0.2);
         let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
         for &(tpr, h32, fuse, products) in variant_shapes(cell) {
-            let want = reference::forward_u(cell, &w, &b, &u, steps, bt, None, None, Precision::device_faithful(products)).unwrap();
+            let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, steps, bt), Precision::device_faithful(products)).unwrap();
             let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
             assert_eq!((plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.products()), (n, bt, h32, products));
             let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse }).unwrap();
-            let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
-            let mut out = layer.alloc_output(steps).unwrap();
-            out.poison(&layer).unwrap();
-            layer.forward_device(&d_u, None, None, &mut out, None).unwrap();
-            let got = out.to_host(&layer).unwrap();
+            let got = run_poisoned(&gpu, &mut layer, &u, steps, (None, None), None).unwrap();
             let e = reference::compare_steps(&got.h, &want.h, steps, bt, h);
             println!("{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse} {products:?}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
             assert!(e.worst <= reference::DEVICE_TOLERANCE, "{cell:?} N={n} BT={bt} TPR={tpr} h32={h32} fused={fuse} {products:?}: {}", e.worst);
@@ -396,40 +399,43 @@ fn gpu_tanh_and_sigmoid_are_within_their_bounds() {
 /// length and batch tile of the RNN family, the output poisoned first.
 #[test]
 fn fp16_products_are_their_cpu_twin_bit_for_bit() {
-    use sprnn_kernels::format::{tag_bit, tag_round, BATCH_TILES, LIST_LENGTHS};
+    use sprnn_kernels::format::{BATCH_TILES, LIST_LENGTHS};
     let Some(gpu) = gpu() else { return };
     let s = seed("fp16 products");
-    let h = 256;
     let mut ran = 0;
     for (i, &n) in LIST_LENGTHS.iter().enumerate() {
         for &bt in &BATCH_TILES {
-            let seed = s + (i * 8 + bt) as u64;
-            let w = sprnn::sparse::random_recurrent(seed, h, h, 0.2, 0.9).unwrap();
-            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), products: Some(Products::F16), ..PlanOptions::default() };
-            let plan = sprnn::layout::plan(&w, Cell::RnnRelu, bt, gpu.info(), &opts).expect("plan");
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let h0 = random_vec(&mut rng, bt * h, 1.0);
-            let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &vec![0.0; h], Duration::from_secs(1)).unwrap();
-            let d_u = DeviceInput::upload(&gpu, Input::F32(&vec![0.0; bt * h])).unwrap();
-            let mut out = layer.alloc_output(1).unwrap();
-            out.poison(&layer).unwrap();
-            layer.forward_device(&d_u, Some(&h0), None, &mut out, None).unwrap();
-            let got = out.to_host(&layer).unwrap();
-            let want: Vec<f32> = plan
-                .simulate_matvec(&h0)
-                .into_iter()
-                .map(|a| {
-                    let x = if a > 0.0 { a } else { 0.0 };
-                    let bits = tag_round(x, half::f16::from_f32(x).to_bits(), tag_bit(1), |b| half::f16::from_bits(b).to_f32());
-                    half::f16::from_bits(bits).to_f32()
-                })
-                .collect();
-            let differ = got.h.iter().zip(&want).filter(|(g, w)| g.to_bits() != w.to_bits()).count();
-            assert_eq!(differ, 0, "N={n} BT={bt}: {differ} of {} values differ from the CPU twin", want.len());
+            let (differ, of) = fp16_products_against_their_twin(&gpu, s + (i * 8 + bt) as u64, n, bt);
+            assert_eq!(differ, 0, "N={n} BT={bt}: {differ} of {of} values differ from the CPU twin");
             ran += 1;
         }
     }
     assert_eq!(ran, LIST_LENGTHS.len() * BATCH_TILES.len());
+}
+
+/// One step of a random RNN-ReLU layer (H = 256, `h0` from `seed`) with list length `n`, batch
+/// tile `bt` and fp16 products on the GPU against `Plan::simulate_matvec`: how many of `h_1`'s
+/// values differ in their bits, of how many.
+fn fp16_products_against_their_twin(gpu: &Gpu, seed: u64, n: usize, bt: usize) -> (usize, usize) {
+    use sprnn_kernels::format::{tag_bit, tag_round};
+    let h = 256;
+    let w = sprnn::sparse::random_recurrent(seed, h, h, 0.2, 0.9).unwrap();
+    let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), products: Some(Products::F16), ..PlanOptions::default() };
+    let plan = sprnn::layout::plan(&w, Cell::RnnRelu, bt, gpu.info(), &opts).expect("plan");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let h0 = random_vec(&mut rng, bt * h, 1.0);
+    let mut layer = SparseRecurrentLayer::from_plan(gpu, &plan, &vec![0.0; h], Duration::from_secs(1)).unwrap();
+    let got = run_poisoned(gpu, &mut layer, &vec![0.0; bt * h], 1, (Some(&h0), None), None).unwrap();
+    let want: Vec<f32> = plan
+        .simulate_matvec(&h0)
+        .into_iter()
+        .map(|a| {
+            let x = if a > 0.0 { a } else { 0.0 };
+            let bits = tag_round(x, half::f16::from_f32(x).to_bits(), tag_bit(1), |b| half::f16::from_bits(b).to_f32());
+            half::f16::from_bits(bits).to_f32()
+        })
+        .collect();
+    (got.h.iter().zip(&want).filter(|(g, w)| g.to_bits() != w.to_bits()).count(), want.len())
 }
 
 /// Every dense slab variant `(MT, KW)` against the reference: a layer whose CTAs hold between
@@ -459,13 +465,9 @@ fn every_dense_variant_matches_the_reference() {
         let h0 = random_vec(&mut rng, batch * h, 0.5);
         let c0 = (cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * h, 0.5));
         let plan = sprnn::layout::layout_dense_with(&w, cell, batch, grid, upc, shape).expect("dense layout");
-        let want = reference::forward_u(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithful).unwrap();
+        let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, steps, batch).with_state(Some(&h0), c0.as_deref()), Precision::DeviceFaithful).unwrap();
         let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b, Duration::from_secs(1)).unwrap();
-        let d_u = DeviceInput::upload(&gpu, Input::F32(&u)).unwrap();
-        let mut out = layer.alloc_output(steps).unwrap();
-        out.poison(&layer).unwrap();
-        layer.forward_device(&d_u, Some(&h0), c0.as_deref(), &mut out, None).unwrap();
-        let got = out.to_host(&layer).unwrap();
+        let got = run_poisoned(&gpu, &mut layer, &u, steps, (Some(&h0), c0.as_deref()), None).unwrap();
         let e = reference::compare_steps(&got.h, &want.h, steps, batch, h);
         println!("{cell:?} MT={mt} KW={kw} warps={warps} B={batch} H={h}: worst {:.2e} ({})", e.worst, layer.shape().kernel);
         assert!(e.worst <= reference::DEVICE_TOLERANCE, "MT={mt} KW={kw}: {}", e.worst);
@@ -510,27 +512,27 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(index, g * h, h, 0.2, 0.9).unwrap();
         for &(tpr, h32, _, products) in variant_shapes(cell) {
-        let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
-        let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
-        assert_eq!((plan.list_len(), plan.batch_tile(), plan.products()), (n, bt, products));
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
-        let got = plan.simulate_matvec(&hv);
-        let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
-        let w_abs = w16.map_values(f32::abs).unwrap();
-        for b in 0..bt {
-            let hb = &hv[b * h..(b + 1) * h];
-            let want = w16.spmv(hb);
-            let mag = w_abs.spmv(&hb.iter().map(|v| v.abs()).collect::<Vec<_>>());
-            for r in 0..g * h {
-                let d = (got[b * g * h + r] - want[r]).abs() as f64;
-                let bound = match products {
-                    Products::F32 => 1e-4 * (1.0 + want[r].abs() as f64),
-                    Products::F16 => sprnn::fp16::group_sum_error_bound(mag[r] as f64, n * tpr) + 1e-6 * (1.0 + mag[r] as f64),
-                };
-                assert!(d <= bound, "{cell:?} N={n} BT={bt} TPR={tpr} {products:?} b={b} row {r}: {} vs {} (bound {bound:.2e})", got[b * g * h + r], want[r]);
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
+            let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
+            assert_eq!((plan.list_len(), plan.batch_tile(), plan.products()), (n, bt, products));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let hv: Vec<f32> = random_vec(&mut rng, bt * h, 1.0).into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect();
+            let got = plan.simulate_matvec(&hv);
+            let w16 = w.map_values(|v| half::f16::from_f32(v).to_f32()).unwrap();
+            let w_abs = w16.map_values(f32::abs).unwrap();
+            for b in 0..bt {
+                let hb = &hv[b * h..(b + 1) * h];
+                let want = w16.spmv(hb);
+                let mag = w_abs.spmv(&hb.iter().map(|v| v.abs()).collect::<Vec<_>>());
+                for r in 0..g * h {
+                    let d = (got[b * g * h + r] - want[r]).abs() as f64;
+                    let bound = match products {
+                        Products::F32 => 1e-4 * (1.0 + want[r].abs() as f64),
+                        Products::F16 => sprnn::fp16::group_sum_error_bound(mag[r] as f64, n * tpr) + 1e-6 * (1.0 + mag[r] as f64),
+                    };
+                    assert!(d <= bound, "{cell:?} N={n} BT={bt} TPR={tpr} {products:?} b={b} row {r}: {} vs {} (bound {bound:.2e})", got[b * g * h + r], want[r]);
+                }
             }
-        }
         }
     }
 }
@@ -591,13 +593,9 @@ fn concurrent_layers_match_sequential_runs_bit_for_bit() {
             (cell, w, b, u)
         })
         .collect();
-    let run = |(cell, w, b, u): &(Cell, sprnn::Csr, Vec<f32>, Vec<f32>), stream: Option<&sprnn::cust::stream::Stream>| {
+    let run = |(cell, w, b, u): &(Cell, sprnn::Csr, Vec<f32>, Vec<f32>), stream: Option<&Stream>| {
         let mut layer = SparseRecurrentLayer::new(&gpu, *cell, w, b, batch, &LayerOptions::default()).unwrap();
-        let d_u = DeviceInput::upload(&gpu, Input::F32(u)).unwrap();
-        let mut out = layer.alloc_output(steps).unwrap();
-        out.poison(&layer).unwrap();
-        layer.forward_device(&d_u, None, None, &mut out, stream).unwrap();
-        out.to_host(&layer).unwrap()
+        run_poisoned(&gpu, &mut layer, u, steps, (None, None), stream).unwrap()
     };
     let sequential: Vec<_> = setups.iter().map(|x| run(x, None)).collect();
     for round in 0..3 {

@@ -16,35 +16,6 @@ use sprnn_kernels::format::{
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
-/// A fast uniform random sparse matrix (xorshift, geometric gaps): the big layers of these tests
-/// must be generated quickly in debug builds. Values in [-1, 1).
-fn random_csr(rows: usize, cols: usize, density: f64, seed: u64) -> Csr {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let ln_q = (1.0 - density.clamp(1e-12, 1.0 - 1e-12)).ln();
-    let (mut row_ptr, mut col_idx, mut values) = (vec![0usize], Vec::new(), Vec::new());
-    for _ in 0..rows {
-        let mut c = 0f64;
-        loop {
-            let u = ((next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-            c += (u.ln() / ln_q).floor();
-            if c >= cols as f64 {
-                break;
-            }
-            col_idx.push(c as u32);
-            values.push((next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0);
-            c += 1.0;
-        }
-        row_ptr.push(col_idx.len());
-    }
-    Csr::new(rows, cols, row_ptr, col_idx, values).unwrap()
-}
-
 /// Checks that the plan holds exactly the nonzeros of `w` (fp16-rounded), each once, in the
 /// thread slots of its row, with padding everywhere else, and every unit exactly once.
 fn check_permutation(p: &Plan, w: &Csr) {
@@ -283,7 +254,7 @@ fn check_fit_agrees_with_plan() {
         (Cell::RnnTanh, 2304, 0.01, 64),
     ];
     for (i, &(cell, hidden, density, batch)) in cases.iter().enumerate() {
-        let w = random_csr(cell.gates() * hidden, hidden, density, 500 + i as u64);
+        let w = synthetic::uniform(cell.gates() * hidden, hidden, density, 500 + i as u64);
         let stats = RowStats::of(&w);
         assert_eq!(stats.nnz, w.nnz());
         assert_eq!(w.row_nnz(stats.longest_row), stats.max_row_nnz);
@@ -295,7 +266,7 @@ fn check_fit_agrees_with_plan() {
                 fits += 1;
                 assert_eq!(
                     (p.grid(), p.units_per_cta(), p.threads_per_cta(), p.threads_per_row(), p.list_len(), p.batch_tile(), p.registers_per_thread(), p.smem_bytes()),
-                    (f.grid, f.units_per_cta, f.threads_per_cta, f.threads_per_row, f.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
+                    (f.geometry.grid, f.geometry.units_per_cta, f.geometry.threads_per_cta, f.geometry.threads_per_row, f.geometry.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
                     "{case}"
                 );
             }
@@ -323,7 +294,7 @@ fn rnn_layers_get_a_lane_per_batch_entry_of_the_tile() {
     for (batch, tile) in [(4, 4), (8, 8), (16, 8), (64, 8)] {
         let fit = check_fit(&RowStats::uniform(Cell::RnnTanh, 1152, 12), Cell::RnnTanh, batch, &h200, &PlanOptions::default()).unwrap();
         assert_eq!(fit.batch_tile, tile);
-        assert!(fit.threads_per_row >= tile, "B={batch}: TPR {} < BT {tile}", fit.threads_per_row);
+        assert!(fit.geometry.threads_per_row >= tile, "B={batch}: TPR {} < BT {tile}", fit.geometry.threads_per_row);
     }
     // The cost counts ⌈BT / TPR⌉ cells per tile where the cell is fused (RNN; GRU with TPR = 8 ≥
     // BT, its three rows in one warp) and the separate phase otherwise (GRU with TPR = 2 < BT):
@@ -417,7 +388,7 @@ fn bank_model_counts_wavefronts() {
 
 #[test]
 fn h200_rnn_2304_d03_b4_fits() {
-    let w = random_csr(2304, 2304, 0.3, 21);
+    let w = synthetic::uniform(2304, 2304, 0.3, 21);
     // The dense slab on request: 18 rows in 2 m-tiles, 144 k-tiles over 12 warps of 12.
     let dense = PlanOptions { kernel: Some(KernelKind::Dense), ..PlanOptions::default() };
     let d = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &dense).expect("fits");
@@ -444,7 +415,7 @@ fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
     // 4 x 2304 x 2304 x 0.3 = 6.4 M nonzeros = 25 MB of words on 33 MB of registers, but a CTA's
     // 72 rows of up to ~770 nonzeros need TPR x N >= 770: TPR 8 x N 96 is the only shape within
     // 1024 threads (576 threads x 208 registers > 65536); TPR 16 needs 1152 threads.
-    let w = random_csr(4 * 2304, 2304, 0.3, 22);
+    let w = synthetic::uniform(4 * 2304, 2304, 0.3, 22);
     let err = h200_plan(&w, Cell::Lstm, 4).unwrap_err();
     let PlanError::DoesNotFit { need_regs, have_regs, fit_density, max_row_fit, .. } = err.clone() else {
         panic!("expected DoesNotFit, got {err}");
@@ -456,14 +427,14 @@ fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
     let msg = err.to_string();
     assert!(msg.contains("registers per SM") && msg.contains("density"), "{msg}");
     // The suggested density does fit.
-    let w = random_csr(4 * 2304, 2304, fit_density, 23);
+    let w = synthetic::uniform(4 * 2304, 2304, fit_density, 23);
     let p = h200_plan(&w, Cell::Lstm, 4).expect("the suggested density fits");
     assert_eq!(p.grid(), 128);
 }
 
 #[test]
 fn a100_rnn_2304_d03_b4_fits() {
-    let w = random_csr(2304, 2304, 0.3, 24);
+    let w = synthetic::uniform(2304, 2304, 0.3, 24);
     let p = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::a100(), &PlanOptions::default()).expect("fits");
     assert!(p.grid() <= 108);
     assert_eq!(p.units_per_cta(), 22);
@@ -473,7 +444,7 @@ fn a100_rnn_2304_d03_b4_fits() {
 fn too_big_layer_gives_does_not_fit() {
     // LSTM, H = 1152, d = 0.9: 36 rows of ~1040 nonzeros per CTA; TPR 8 holds at most 1024,
     // TPR 16 x N 96 needs 576 threads x 144 registers > 64 K.
-    let w = random_csr(4 * 1152, 1152, 0.9, 26);
+    let w = synthetic::uniform(4 * 1152, 1152, 0.9, 26);
     // (The dense slab holds this layer: 36 rows x 1152 columns per CTA; the sparse lists do not.)
     assert!(h200_plan(&w, Cell::Lstm, 4).is_ok_and(|p| p.dense().is_some()));
     let err = h200_sparse_plan(&w, Cell::Lstm, 4).unwrap_err();
@@ -487,7 +458,7 @@ fn too_big_layer_gives_does_not_fit() {
 
 #[test]
 fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
-    let w = random_csr(2304, 2304, 0.01, 27);
+    let w = synthetic::uniform(2304, 2304, 0.01, 27);
     let err = h200_plan(&w, Cell::RnnTanh, 64).unwrap_err();
     let PlanError::SharedMemory { need_bytes, have_bytes, max_batch, .. } = err.clone() else {
         panic!("expected SharedMemory, got {err}");
@@ -509,10 +480,10 @@ fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
 
 #[test]
 fn small_hidden_uses_fewer_ctas() {
-    let w = random_csr(3 * 40, 40, 0.2, 28);
+    let w = synthetic::uniform(3 * 40, 40, 0.2, 28);
     let p = h200_plan(&w, Cell::Gru, 1).unwrap();
     assert_eq!((p.grid(), p.units_per_cta()), (20, 2));
-    let w = random_csr(1, 1, 1.0, 29);
+    let w = synthetic::uniform(1, 1, 1.0, 29);
     let p = h200_plan(&w, Cell::RnnRelu, 1).unwrap();
     assert_eq!((p.grid(), p.units_per_cta()), (1, 1));
     check_matvec(&p, &w, 3);
@@ -522,7 +493,7 @@ fn small_hidden_uses_fewer_ctas() {
 fn invalid_inputs_give_typed_errors() {
     let h200 = DeviceInfo::h200();
     let d = PlanOptions::default();
-    let w = random_csr(32, 32, 0.3, 30);
+    let w = synthetic::uniform(32, 32, 0.3, 30);
     assert!(matches!(
         plan(&w, Cell::Lstm, 1, &h200, &d),
         Err(PlanError::Shape { rows: 32, cols: 32, expected_rows: 128, .. })
@@ -551,7 +522,7 @@ fn invalid_inputs_give_typed_errors() {
         opt(PlanOptions { ctas_per_sm: Some(0), ..d.clone() }),
         Err(PlanError::BadOption { option: "ctas_per_sm", .. })
     ));
-    let w2 = random_csr(400, 400, 0.01, 31);
+    let w2 = synthetic::uniform(400, 400, 0.01, 31);
     assert!(matches!(
         plan(&w2, Cell::RnnTanh, 1, &h200, &PlanOptions { ctas: Some(200), ..d.clone() }),
         Err(PlanError::NotCoResident { ctas: 200, ctas_per_sm: 1, sm_count: 132 })
@@ -559,7 +530,7 @@ fn invalid_inputs_give_typed_errors() {
     // Two CTAs per SM make 200 co-resident.
     plan(&w2, Cell::RnnTanh, 1, &h200, &PlanOptions { ctas: Some(200), ctas_per_sm: Some(2), ..d.clone() }).unwrap();
     // A row longer than the forced TPR x N.
-    let dense = random_csr(32, 32, 1.0, 32);
+    let dense = synthetic::uniform(32, 32, 1.0, 32);
     assert!(matches!(
         plan(&dense, Cell::RnnTanh, 1, &h200, &PlanOptions { threads_per_row: Some(1), list_len: Some(8), ..d.clone() }),
         Err(PlanError::RowTooLong { nnz: 32, threads_per_row: 1, list_len: 8, .. })
@@ -568,12 +539,12 @@ fn invalid_inputs_give_typed_errors() {
 
 #[test]
 fn forced_options_are_obeyed() {
-    let w = random_csr(256, 256, 0.1, 33);
+    let w = synthetic::uniform(256, 256, 0.1, 33);
     let o = PlanOptions { ctas: Some(16), threads_per_row: Some(4), list_len: Some(32), ..PlanOptions::default() };
     let p = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &o).unwrap();
     assert_eq!((p.grid(), p.units_per_cta(), p.threads_per_row(), p.list_len()), (16, 16, 4, 32));
     // Threads are not forced: at least the 64 the rows need, possibly more for the gather.
-    assert!(p.threads_per_cta() >= 64 && p.threads_per_cta() % 32 == 0, "{}", p.threads_per_cta());
+    assert!(p.threads_per_cta() >= 64 && p.threads_per_cta().is_multiple_of(32), "{}", p.threads_per_cta());
     check_permutation(&p, &w);
 }
 

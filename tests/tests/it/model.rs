@@ -16,7 +16,7 @@ use sprnn::cust::memory::DeviceBuffer;
 use sprnn::layer::DeviceInput;
 use sprnn::layout::DeviceInfo;
 use sprnn::model::{co_resident, CtaFootprint, DirectionSchedule, ModelOptions};
-use sprnn::reference::{compare_steps, forward_model, forward_model_continuing, ModelOutput, Precision, DEVICE_TOLERANCE};
+use sprnn::reference::{compare_steps, forward_model, ModelOutput, Precision, Sequences, DEVICE_TOLERANCE};
 use sprnn::sparse::{Dense, Matrix};
 use sprnn::weights::{LayerWeights, ModelWeights};
 use sprnn::{Cell, Csr, Error, Gpu, InputProjection, Model, ModelStreamState, StreamingModel};
@@ -30,10 +30,10 @@ fn fp16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
 
-/// A random `rows × cols` matrix with about `density` of its entries nonzero, in ±`scale`.
+/// A random `rows × cols` matrix with about `density` of its entries nonzero, in ±`scale`: the
+/// library's generator ([`sprnn::sparse::random_uniform`]) seeded from `rng`.
 fn random_sparse(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64, scale: f32) -> Csr {
-    let dense: Vec<f32> = (0..rows * cols).map(|_| if rng.gen_bool(density) { rng.gen_range(-scale..scale) } else { 0.0 }).collect();
-    Csr::from_dense(&dense, rows, cols).unwrap()
+    sprnn::sparse::random_uniform(rows, cols, density, rng.gen()).map_values(|v| v * scale).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ fn random_models_match_the_reference() {
                     let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, n, 0.5));
                     let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).expect("model");
                     let got = run_poisoned(&mut model, &x, steps, h0.as_deref(), c0.as_deref());
-                    let want = forward_model(&weights, &x, steps, batch, h0.as_deref(), c0.as_deref(), device_faithful(cell)).unwrap();
+                    let want = forward_model(&weights, Sequences::new(&x, steps, batch).with_state(h0.as_deref(), c0.as_deref()), device_faithful(cell)).unwrap();
                     let e = model_error(&got, &want, steps, batch, dirs * hidden, hidden);
                     // One fp16 ulp of a layer's h moves the next layer's input: allow one
                     // device tolerance per layer.
@@ -319,7 +319,7 @@ fn a_large_bidirectional_layer_matches_the_reference() {
         let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, smem_bytes: smem, kernel, .. } = model.layer(0, 0).shape();
         println!("{inputs:?}: {grid} CTAs x {threads} threads, {} registers, {smem} B shared, {kernel}; concurrent {}", model.layer(0, 0).registers_per_thread(), model.concurrent(0));
         let got = run_poisoned(&mut model, &x, steps, None, None);
-        let want = forward_model(&weights, &x, steps, batch, None, None, device_faithful(Cell::Gru)).unwrap();
+        let want = forward_model(&weights, Sequences::new(&x, steps, batch), device_faithful(Cell::Gru)).unwrap();
         let e = model_error(&got, &want, steps, batch, 2 * hidden, hidden);
         println!("{inputs:?}: worst {e:.2e}");
         assert!(e <= DEVICE_TOLERANCE, "{inputs:?}: error {e:.3e}");
@@ -420,7 +420,7 @@ fn fixtures_with_the_models_rounding_match_pytorch_on_the_cpu() {
     // rounded to fp16, as the GPU model computes.
     fixtures_match_pytorch("emulated model", FIXTURE_TOLERANCE / 2.0, |_, f| {
         let w = with_fp16_input_weights(&f.weights);
-        forward_model(&w, &fp16(&f.x), f.steps, f.batch, Some(&f.h0), f.c0.as_deref(), Precision::DeviceFaithful).unwrap()
+        forward_model(&w, Sequences::new(&fp16(&f.x), f.steps, f.batch).with_state(Some(&f.h0), f.c0.as_deref()), Precision::DeviceFaithful).unwrap()
     });
 }
 
@@ -467,7 +467,7 @@ impl ModelStream for ReferenceModelStream<'_> {
 
     fn chunk(&mut self, x: &[f32], n: usize) -> ModelOutput {
         let (h0, c0) = self.state.initial();
-        let o = forward_model_continuing(self.weights, x, n, self.state.batch(), h0, c0, Precision::DeviceFaithful, self.state.steps()).unwrap();
+        let o = forward_model(self.weights, Sequences::new(x, n, self.state.batch()).with_state(h0, c0).continuing(self.state.steps()), Precision::DeviceFaithful).unwrap();
         self.state.advance(n, &o.h_n, o.c_n.as_deref()).unwrap();
         o
     }
@@ -523,7 +523,7 @@ fn reference_model_chunked_equals_one_call_bit_for_bit() {
         let weights = random_model(3 + cell as u64, cell, input, hidden, layers, 1, InputWeights::DenseFp16);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let x = random_vec(&mut rng, steps * batch * input, 1.0);
-        let whole = forward_model(&weights, &x, steps, batch, None, None, Precision::DeviceFaithful).unwrap();
+        let whole = forward_model(&weights, Sequences::new(&x, steps, batch), Precision::DeviceFaithful).unwrap();
         let mut stream = ReferenceModelStream { weights: &weights, state: ModelStreamState::new(cell, layers, batch, hidden) };
         model_chunked_equals_one_call(&mut stream, &x, steps, batch * input, &whole, &format!("{cell:?}"));
     }
@@ -557,7 +557,7 @@ fn gpu_streaming_model_equals_one_call_bit_for_bit() {
             let x = random_vec(&mut rng, steps * batch * input, 1.0);
             let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).unwrap();
             let whole = run_poisoned(&mut model, &x, steps, None, None);
-            let want = forward_model(&weights, &fp16(&x), steps, batch, None, None, device_faithful(cell)).unwrap();
+            let want = forward_model(&weights, Sequences::new(&fp16(&x), steps, batch), device_faithful(cell)).unwrap();
             let e = model_error(&whole, &want, steps, batch, hidden, hidden);
             assert!(e <= DEVICE_TOLERANCE * layers as f64, "{cell:?} {inputs:?}: one call vs reference {e:.3e}");
             let mut stream = StreamingModel::new(model).unwrap();

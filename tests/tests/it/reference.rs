@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, SafeTensors};
 
 use sprnn::reference::{
-    compare_steps, forward_model, forward_u, forward_u_permuted, forward_x, Precision, DEVICE_TOLERANCE,
+    compare_steps, forward_model, forward_u, forward_u_permuted, forward_x, Precision, Sequences, DEVICE_TOLERANCE,
 };
 use sprnn::sparse::{random_recurrent, Dense, Matrix, PruneMode};
 use sprnn::weights::{DType, LayerWeights, ModelWeights, SaveOptions, Storage, WeightsError};
@@ -73,7 +73,7 @@ fn matches_pytorch_on_every_fixture() {
         let c0: Option<Vec<f32>> = (cell == Cell::Lstm).then(|| fixture_floats(&st, "c0").iter().map(|&v| v as f32).collect());
         let (want_out, want_h) = (fixture_floats(&st, "output"), fixture_floats(&st, "h_n"));
         for (precision, tol) in [(Precision::F64, 1e-6), (Precision::F32, 1e-5), (Precision::DeviceFaithful, 5e-3)] {
-            let got = forward_model(&model, &x, steps, batch, Some(&h0), c0.as_deref(), precision).unwrap();
+            let got = forward_model(&model, Sequences::new(&x, steps, batch).with_state(Some(&h0), c0.as_deref()), precision).unwrap();
             let (eo, eh) = (max_abs_diff(&got.output, &want_out), max_abs_diff(&got.h_n, &want_h));
             assert!(eo <= tol && eh <= tol, "{name} {precision:?}: output off by {eo:.2e}, h_n by {eh:.2e} (tolerance {tol:.0e})");
             if let Some(c_n) = &got.c_n {
@@ -96,9 +96,7 @@ fn single_layer_forward_x_matches_pytorch() {
         let shape = st.tensor("input").unwrap().shape().to_vec();
         let h0: Vec<f32> = fixture_floats(&st, "h0").iter().map(|&v| v as f32).collect();
         let c0: Option<Vec<f32>> = (cell == Cell::Lstm).then(|| fixture_floats(&st, "c0").iter().map(|&v| v as f32).collect());
-        let out = forward_x(
-            cell, layer.w_ih(), layer.b_ih(), layer.w_hh(), layer.b_hh(), &x, shape[0], shape[1], Some(&h0), c0.as_deref(), Precision::F64,
-        )
+        let out = forward_x(cell, layer.w_ih(), layer.b_ih(), layer.w_hh(), layer.b_hh(), Sequences::new(&x, shape[0], shape[1]).with_state(Some(&h0), c0.as_deref()), Precision::F64)
         .unwrap();
         let e = max_abs_diff(&out.h, &fixture_floats(&st, "output"));
         assert!(e < 1e-6, "{name}: off by {e:.2e}");
@@ -119,7 +117,7 @@ fn precisions_agree_and_the_permuted_order_stays_within_tolerance() {
     for (cell, seed, (w, b, u)) in tolerance_layers(10, hidden, steps, batch) {
         let h0 = uniform(seed + 3, batch * hidden, 0.5);
         let c0 = (cell == Cell::Lstm).then(|| uniform(seed + 4, batch * hidden, 0.5));
-        let run = |p| forward_u(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), p).unwrap();
+        let run = |p| forward_u(cell, &w, &b, Sequences::new(&u, steps, batch).with_state(Some(&h0), c0.as_deref()), p).unwrap();
         let (f64r, f32r, df) = (run(Precision::F64), run(Precision::F32), run(Precision::DeviceFaithful));
         let e32 = compare_steps(&f32r.h, &f64r.h, steps, batch, hidden);
         assert!(e32.within(1e-5), "{cell:?}: F32 vs F64 {e32:?}");
@@ -128,7 +126,7 @@ fn precisions_agree_and_the_permuted_order_stays_within_tolerance() {
         // fp16 outputs: every DF value is an fp16 value.
         assert!(df.h.iter().all(|&v| half::f16::from_f32(v).to_f32() == v));
         for lanes in [1, 8, 32] {
-            let p = forward_u_permuted(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithful, (seed, lanes)).unwrap();
+            let p = forward_u_permuted(cell, &w, &b, Sequences::new(&u, steps, batch).with_state(Some(&h0), c0.as_deref()), Precision::DeviceFaithful, (seed, lanes)).unwrap();
             let e = compare_steps(&p.h, &df.h, steps, batch, hidden);
             assert!(e.within(DEVICE_TOLERANCE), "{cell:?} lanes {lanes}: {e:?}");
         }
@@ -139,7 +137,7 @@ fn precisions_agree_and_the_permuted_order_stays_within_tolerance() {
         assert!(e16.within(DEVICE_TOLERANCE), "{cell:?}: DF-F16 vs F64 {}", e16.worst);
         assert_ne!(df16.h, df.h, "{cell:?}: the fp16 group sums round differently somewhere");
         for lanes in [1, 8, 32] {
-            let p = forward_u_permuted(cell, &w, &b, &u, steps, batch, Some(&h0), c0.as_deref(), Precision::DeviceFaithfulF16, (seed, lanes)).unwrap();
+            let p = forward_u_permuted(cell, &w, &b, Sequences::new(&u, steps, batch).with_state(Some(&h0), c0.as_deref()), Precision::DeviceFaithfulF16, (seed, lanes)).unwrap();
             let e = compare_steps(&p.h, &df16.h, steps, batch, hidden);
             assert!(e.within(DEVICE_TOLERANCE), "{cell:?} F16 lanes {lanes}: {e:?}");
         }
@@ -199,9 +197,9 @@ fn bidirectional_reverse_direction_reads_the_sequence_backwards() {
     let model = ModelWeights::new(Cell::Gru, vec![vec![layer.clone(), layer.clone()]]).unwrap();
     let x = uniform(5, steps * batch * i, 1.0);
     let rev: Vec<f32> = (0..steps).rev().flat_map(|t| x[t * batch * i..(t + 1) * batch * i].to_vec()).collect();
-    let bi = forward_model(&model, &x, steps, batch, None, None, Precision::F64).unwrap();
+    let bi = forward_model(&model, Sequences::new(&x, steps, batch), Precision::F64).unwrap();
     let single = ModelWeights::single(layer);
-    let fwd_rev = forward_model(&single, &rev, steps, batch, None, None, Precision::F64).unwrap();
+    let fwd_rev = forward_model(&single, Sequences::new(&rev, steps, batch), Precision::F64).unwrap();
     for t in 0..steps {
         for b in 0..batch {
             let got = &bi.output[(t * batch + b) * 2 * h + h..(t * batch + b) * 2 * h + 2 * h];
@@ -670,7 +668,7 @@ fn tolerance_catches_typical_bugs() {
     let (hidden, steps, batch) = (64, 32, 2);
     for (cell, _, (w, b, u)) in tolerance_layers(50, hidden, steps, batch) {
         let g = cell.gates();
-        let run = |w: &Csr, u: &[f32]| forward_u(cell, w, &b, u, steps, batch, None, None, Precision::DeviceFaithful).unwrap().h;
+        let run = |w: &Csr, u: &[f32]| forward_u(cell, w, &b, Sequences::new(u, steps, batch), Precision::DeviceFaithful).unwrap().h;
         let want = run(&w, &u);
         let judge = |got: &[f32], what: &str| {
             let e = compare_steps(got, &want, steps, batch, hidden);
@@ -707,7 +705,7 @@ fn tolerance_catches_typical_bugs() {
         for t in 0..steps {
             let h_prev2 = if t >= 2 { Some(&want[(t - 2) * bh..(t - 1) * bh]) } else { None };
             let ut = &u[t * batch * g * hidden..(t + 1) * batch * g * hidden];
-            let step = forward_u(cell, &w, &b, ut, 1, batch, h_prev2, None, Precision::DeviceFaithful).unwrap();
+            let step = forward_u(cell, &w, &b, Sequences::new(ut, 1, batch).with_state(h_prev2, None), Precision::DeviceFaithful).unwrap();
             stale.extend(step.h);
         }
         judge(&stale, "a stale h");
@@ -721,11 +719,11 @@ fn empty_state_is_refused_at_once_for_any_step_count() {
     for cell in [Cell::RnnTanh, Cell::Lstm] {
         let w = Csr::new(0, 0, vec![0], vec![], vec![]).unwrap();
         let t0 = std::time::Instant::now();
-        let e = sprnn::reference::forward_u(cell, &w, &[], &[], 1 << 40, 4, None, None, Precision::F64).unwrap_err();
+        let e = sprnn::reference::forward_u(cell, &w, &[], sprnn::reference::Sequences::new(&[], 1 << 40, 4), Precision::F64).unwrap_err();
         assert_eq!(e, sprnn::reference::ReferenceError::Layer(sprnn::layout::PlanError::EmptyHidden));
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(1, g * 8, 8, 0.5, 0.9).unwrap();
-        let e = sprnn::reference::forward_u(cell, &w, &vec![0.0; g * 8], &[], 1 << 40, 0, None, None, Precision::F64).unwrap_err();
+        let e = sprnn::reference::forward_u(cell, &w, &vec![0.0; g * 8], sprnn::reference::Sequences::new(&[], 1 << 40, 0), Precision::F64).unwrap_err();
         assert_eq!(e, sprnn::reference::ReferenceError::Layer(sprnn::layout::PlanError::ZeroBatch));
         assert!(t0.elapsed() < std::time::Duration::from_secs(1), "took {:?}", t0.elapsed());
     }

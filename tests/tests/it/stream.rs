@@ -95,7 +95,7 @@ impl LayerStream for ReferenceStream<'_> {
     fn chunk(&mut self, u: &[f32], n: usize) -> (Vec<f32>, Option<Vec<f32>>) {
         let p = self.p;
         let (h0, c0) = self.state.initial();
-        let out = reference::forward_u_continuing(p.cell, &p.w, &p.b, u, n, p.batch, h0, c0, self.precision, self.state.steps()).expect("reference chunk");
+        let out = reference::forward_u(p.cell, &p.w, &p.b, reference::Sequences::new(u, n, p.batch).with_state(h0, c0).continuing(self.state.steps()), self.precision).expect("reference chunk");
         self.state.advance(n, &out.h, out.c.as_deref()).expect("advance");
         assert_eq!(out.h.len(), n * p.batch * p.hidden);
         (out.h, out.c)
@@ -164,7 +164,7 @@ fn reference_chunked_equals_one_call_bit_for_bit() {
         for cell in CELLS {
             for with_state in [false, true] {
                 let p = problem(cell, 48, 3, 24, 7 + cell as u64, with_state);
-                let whole = reference::forward_u(p.cell, &p.w, &p.b, &p.u, p.steps, p.batch, p.h0.as_deref(), p.c0.as_deref(), precision)
+                let whole = reference::forward_u(p.cell, &p.w, &p.b, reference::Sequences::new(&p.u, p.steps, p.batch).with_state(p.h0.as_deref(), p.c0.as_deref()), precision)
                     .expect("reference");
                 let label = format!("{cell:?} {precision:?} state={with_state}");
                 chunked_equals_one_call(&mut ReferenceStream::new(&p, precision), &p, &whole.h, whole.c.as_deref(), &label);
@@ -177,7 +177,7 @@ fn reference_chunked_equals_one_call_bit_for_bit() {
 fn reference_chunked_f64_differs_only_by_rounding() {
     // The documented exception: within f32 rounding of the one-call run.
     let p = problem(Cell::Lstm, 48, 2, 24, 99, true);
-    let whole = reference::forward_u(p.cell, &p.w, &p.b, &p.u, p.steps, p.batch, p.h0.as_deref(), p.c0.as_deref(), Precision::F64)
+    let whole = reference::forward_u(p.cell, &p.w, &p.b, reference::Sequences::new(&p.u, p.steps, p.batch).with_state(p.h0.as_deref(), p.c0.as_deref()), Precision::F64)
         .expect("reference");
     let (h, _) = run_chunked(&mut ReferenceStream::new(&p, Precision::F64), &p, &[5, 19]);
     let e = reference::compare_steps(&h, &whole.h, p.steps, p.batch, p.hidden);
@@ -196,7 +196,7 @@ fn gpu_chunked_equals_one_call_bit_for_bit() {
             let p = problem(cell, 256, 4, 24, 11 + cell as u64, with_state);
             let mut layer = gpu_layer(&gpu, &p);
             let whole = layer.forward(Input::F32(&p.u), p.steps, p.h0.as_deref(), p.c0.as_deref()).expect("one call");
-            let want = reference::forward_u(p.cell, &p.w, &p.b, &p.u, p.steps, p.batch, p.h0.as_deref(), p.c0.as_deref(), Precision::DeviceFaithful)
+            let want = reference::forward_u(p.cell, &p.w, &p.b, reference::Sequences::new(&p.u, p.steps, p.batch).with_state(p.h0.as_deref(), p.c0.as_deref()), Precision::DeviceFaithful)
                 .expect("reference");
             let e = reference::compare_steps(&whole.h, &want.h, p.steps, p.batch, p.hidden);
             assert!(e.within(reference::DEVICE_TOLERANCE), "{cell:?}: one call vs reference {}", e.worst);

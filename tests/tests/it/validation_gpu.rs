@@ -29,6 +29,23 @@ fn input_err<T: std::fmt::Debug>(r: sprnn::Result<T>, name: &str) -> Error {
     }
 }
 
+/// One row of the table as a test, skipped without a GPU: `name: |gpu| { statements } call =>
+/// "argument", [parts]` opens the device as `gpu`, runs the statements (a layer to call, its
+/// inputs), and checks that `call` is refused with `Error::Input` for `argument` and a message
+/// that contains every part.
+macro_rules! input_refused {
+    ($(#[$m:meta])* $name:ident: |$gpu:ident| { $($setup:tt)* } $call:expr => $arg:literal, [$($part:expr),* $(,)?]) => {
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            let Some($gpu) = gpu() else { return };
+            $($setup)*
+            let e = input_err($call, $arg);
+            says(&e, &[$($part),*]);
+        }
+    };
+}
+
 const H: usize = 256;
 const B: usize = 2;
 
@@ -53,37 +70,20 @@ fn gpu_new_ordinal_past_the_last_device() {
 // SparseRecurrentLayer::new / from_plan
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn layer_new_b_hh_wrong_length() {
-    let Some(gpu) = gpu() else { return };
-    let r = SparseRecurrentLayer::new(&gpu, Cell::Gru, &w_hh(Cell::Gru), &[0.0; 3], B, &LayerOptions::default());
-    says(&input_err(r, "b_hh"), &["3 values", &format!("expected {}", 3 * H), "G*H"]);
-}
+input_refused!(layer_new_b_hh_wrong_length: |gpu| {} SparseRecurrentLayer::new(&gpu, Cell::Gru, &w_hh(Cell::Gru), &[0.0; 3], B, &LayerOptions::default())
+    => "b_hh", ["3 values", &format!("expected {}", 3 * H), "G*H"]);
 
-#[test]
-fn layer_new_b_hh_not_finite() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(layer_new_b_hh_not_finite: |gpu| {
     let mut b = vec![0.0; H];
     b[17] = f32::NAN;
-    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &b, B, &LayerOptions::default());
-    says(&input_err(r, "b_hh"), &["element 17 is NaN", "must be finite"]);
-}
+} SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &b, B, &LayerOptions::default())
+    => "b_hh", ["element 17 is NaN", "must be finite"]);
 
-#[test]
-fn layer_new_timeout_zero() {
-    let Some(gpu) = gpu() else { return };
-    let o = LayerOptions { timeout: Duration::ZERO, ..LayerOptions::default() };
-    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], B, &o);
-    says(&input_err(r, "timeout"), &["0ns", "(0, 1 h]"]);
-}
+input_refused!(layer_new_timeout_zero: |gpu| { let o = LayerOptions { timeout: Duration::ZERO, ..LayerOptions::default() }; }
+    SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], B, &o) => "timeout", ["0ns", "(0, 1 h]"]);
 
-#[test]
-fn layer_new_timeout_over_an_hour() {
-    let Some(gpu) = gpu() else { return };
-    let o = LayerOptions { timeout: Duration::from_secs(7200), ..LayerOptions::default() };
-    let r = SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], B, &o);
-    says(&input_err(r, "timeout"), &["7200s", "(0, 1 h]"]);
-}
+input_refused!(layer_new_timeout_over_an_hour: |gpu| { let o = LayerOptions { timeout: Duration::from_secs(7200), ..LayerOptions::default() }; }
+    SparseRecurrentLayer::new(&gpu, Cell::RnnTanh, &w_hh(Cell::RnnTanh), &[0.0; H], B, &o) => "timeout", ["7200s", "(0, 1 h]"]);
 
 #[test]
 fn layer_new_w_hh_wrong_shape() {
@@ -137,22 +137,15 @@ fn from_plan_made_for_a_gpu_with_more_shared_memory() {
 // forward / forward_device / alloc_output / forward_exchange_floor
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn forward_steps_zero() {
-    let Some(gpu) = gpu() else { return };
-    let mut l = layer(&gpu, Cell::RnnTanh);
-    says(&input_err(l.forward(Input::F32(&[]), 0, None, None), "steps"), &["0", "at least one step"]);
-}
+input_refused!(forward_steps_zero: |gpu| { let mut l = layer(&gpu, Cell::RnnTanh); } l.forward(Input::F32(&[]), 0, None, None)
+    => "steps", ["0", "at least one step"]);
 
-#[test]
-fn forward_too_many_steps_for_32_bit_indices() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_too_many_steps_for_32_bit_indices: |gpu| {
     let mut l = layer(&gpu, Cell::Lstm);
     let per_step = B * 4 * H;
     let max = u32::MAX as usize / per_step;
-    let e = input_err(l.forward(Input::F32(&[]), max + 1, None, None), "steps");
-    says(&e, &[&format!("{} steps", max + 1), &u32::MAX.to_string(), &format!("at most {max} steps")]);
-}
+} l.forward(Input::F32(&[]), max + 1, None, None)
+    => "steps", [&format!("{} steps", max + 1), &u32::MAX.to_string(), &format!("at most {max} steps")]);
 
 #[test]
 fn forward_steps_whose_size_wraps_around() {
@@ -164,133 +157,91 @@ fn forward_steps_whose_size_wraps_around() {
     says(&e, &[&format!("{steps} steps"), &u32::MAX.to_string()]);
 }
 
-#[test]
-fn forward_u_wrong_length() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_u_wrong_length: |gpu| {
     let mut l = layer(&gpu, Cell::RnnTanh);
     let n = l.input_len(4);
-    let e = input_err(l.forward(Input::F32(&vec![0.1; n - 1]), 4, None, None), "u");
-    says(&e, &[&format!("{} values", n - 1), &format!("expected {n}"), "T*B*G*H"]);
-}
+} l.forward(Input::F32(&vec![0.1; n - 1]), 4, None, None)
+    => "u", [&format!("{} values", n - 1), &format!("expected {n}"), "T*B*G*H"]);
 
-#[test]
-fn forward_u_nan() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_u_nan: |gpu| {
     let mut l = layer(&gpu, Cell::RnnTanh);
     let mut u = vec![0.1f32; l.input_len(4)];
     u[7] = f32::NAN;
-    says(&input_err(l.forward(Input::F32(&u), 4, None, None), "u"), &["element 7 is NaN", "must be finite"]);
-}
+} l.forward(Input::F32(&u), 4, None, None)
+    => "u", ["element 7 is NaN", "must be finite"]);
 
-#[test]
-fn forward_u_f16_infinite() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_u_f16_infinite: |gpu| {
     let mut l = layer(&gpu, Cell::Gru);
     let mut u = vec![half::f16::from_f32(0.1); l.input_len(2)];
     u[100] = half::f16::NEG_INFINITY;
-    says(&input_err(l.forward(Input::F16(&u), 2, None, None), "u"), &["element 100 is -inf", "must be finite"]);
-}
+} l.forward(Input::F16(&u), 2, None, None)
+    => "u", ["element 100 is -inf", "must be finite"]);
 
-#[test]
-fn forward_h0_wrong_length() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_h0_wrong_length: |gpu| {
     let mut l = layer(&gpu, Cell::RnnTanh);
     let u = vec![0.1f32; l.input_len(2)];
-    let e = input_err(l.forward(Input::F32(&u), 2, Some(&[0.0; 3]), None), "h0");
-    says(&e, &["3 values", &format!("expected {}", B * H), "B*H"]);
-}
+} l.forward(Input::F32(&u), 2, Some(&[0.0; 3]), None)
+    => "h0", ["3 values", &format!("expected {}", B * H), "B*H"]);
 
-#[test]
-fn forward_h0_infinite() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_h0_infinite: |gpu| {
     let mut l = layer(&gpu, Cell::RnnTanh);
     let u = vec![0.1f32; l.input_len(2)];
-    let e = input_err(l.forward(Input::F32(&u), 2, Some(&vec![f32::INFINITY; B * H]), None), "h0");
-    says(&e, &["element 0 is inf", "must be finite"]);
-}
+} l.forward(Input::F32(&u), 2, Some(&vec![f32::INFINITY; B * H]), None)
+    => "h0", ["element 0 is inf", "must be finite"]);
 
-#[test]
-fn forward_c0_for_a_non_lstm() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_c0_for_a_non_lstm: |gpu| {
     let mut l = layer(&gpu, Cell::Gru);
     let u = vec![0.1f32; l.input_len(2)];
-    let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&vec![0.0; B * H])), "c0");
-    says(&e, &["gru layer", "only LSTM has a cell state"]);
-}
+} l.forward(Input::F32(&u), 2, None, Some(&vec![0.0; B * H]))
+    => "c0", ["gru layer", "only LSTM has a cell state"]);
 
-#[test]
-fn forward_c0_wrong_length() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_c0_wrong_length: |gpu| {
     let mut l = layer(&gpu, Cell::Lstm);
     let u = vec![0.1f32; l.input_len(2)];
-    let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&[0.0; 5])), "c0");
-    says(&e, &["5 values", &format!("expected {}", B * H)]);
-}
+} l.forward(Input::F32(&u), 2, None, Some(&[0.0; 5]))
+    => "c0", ["5 values", &format!("expected {}", B * H)]);
 
-#[test]
-fn forward_c0_nan() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_c0_nan: |gpu| {
     let mut l = layer(&gpu, Cell::Lstm);
     let u = vec![0.1f32; l.input_len(2)];
     let mut c0 = vec![0.0; B * H];
     c0[B * H - 1] = f32::NAN;
-    let e = input_err(l.forward(Input::F32(&u), 2, None, Some(&c0)), "c0");
-    says(&e, &[&format!("element {} is NaN", B * H - 1), "must be finite"]);
-}
+} l.forward(Input::F32(&u), 2, None, Some(&c0))
+    => "c0", [&format!("element {} is NaN", B * H - 1), "must be finite"]);
 
-#[test]
-fn forward_device_u_wrong_length() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_device_u_wrong_length: |gpu| {
     let mut l = layer(&gpu, Cell::RnnTanh);
     let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(3)])).unwrap();
     let mut out = l.alloc_output(4).unwrap();
-    let e = input_err(l.forward_device(&u, None, None, &mut out, None), "u");
-    says(&e, &[&format!("{} values", l.input_len(3)), &format!("expected {}", l.input_len(4))]);
-}
+} l.forward_device(&u, None, None, &mut out, None)
+    => "u", [&format!("{} values", l.input_len(3)), &format!("expected {}", l.input_len(4))]);
 
-#[test]
-fn forward_device_h0_wrong_length() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_device_h0_wrong_length: |gpu| {
     let mut l = layer(&gpu, Cell::Lstm);
     let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(2)])).unwrap();
     let mut out = l.alloc_output(2).unwrap();
-    let e = input_err(l.forward_device(&u, Some(&[0.0; 1]), None, &mut out, None), "h0");
-    says(&e, &["1 values", &format!("expected {}", B * H)]);
-}
+} l.forward_device(&u, Some(&[0.0; 1]), None, &mut out, None)
+    => "h0", ["1 values", &format!("expected {}", B * H)]);
 
-#[test]
-fn forward_device_c0_for_a_non_lstm() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_device_c0_for_a_non_lstm: |gpu| {
     let mut l = layer(&gpu, Cell::RnnRelu);
     let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.1; l.input_len(2)])).unwrap();
     let mut out = l.alloc_output(2).unwrap();
-    let e = input_err(l.forward_device(&u, None, Some(&vec![0.0; B * H]), &mut out, None), "c0");
-    says(&e, &["rnn_relu layer", "only LSTM"]);
-}
+} l.forward_device(&u, None, Some(&vec![0.0; B * H]), &mut out, None)
+    => "c0", ["rnn_relu layer", "only LSTM"]);
 
-#[test]
-fn alloc_output_steps_zero() {
-    let Some(gpu) = gpu() else { return };
-    let l = layer(&gpu, Cell::RnnTanh);
-    says(&input_err(l.alloc_output(0), "steps"), &["0", "at least one step"]);
-}
+input_refused!(alloc_output_steps_zero: |gpu| { let l = layer(&gpu, Cell::RnnTanh); } l.alloc_output(0)
+    => "steps", ["0", "at least one step"]);
 
-#[test]
-fn alloc_output_too_many_steps() {
-    let Some(gpu) = gpu() else { return };
-    let l = layer(&gpu, Cell::RnnTanh);
-    says(&input_err(l.alloc_output(usize::MAX), "steps"), &[&usize::MAX.to_string(), &u32::MAX.to_string()]);
-}
+input_refused!(alloc_output_too_many_steps: |gpu| { let l = layer(&gpu, Cell::RnnTanh); } l.alloc_output(usize::MAX)
+    => "steps", [&usize::MAX.to_string(), &u32::MAX.to_string()]);
 
-#[test]
-fn forward_exchange_floor_u_wrong_length() {
-    let Some(gpu) = gpu() else { return };
+input_refused!(forward_exchange_floor_u_wrong_length: |gpu| {
     let mut l = layer(&gpu, Cell::RnnTanh);
     let u = DeviceInput::upload(&gpu, Input::F32(&[0.1; 5])).unwrap();
     let mut out = l.alloc_output(2).unwrap();
-    let e = input_err(l.forward_exchange_floor(&u, &mut out), "u");
-    says(&e, &["5 values", &format!("expected {}", l.input_len(2))]);
-}
+} l.forward_exchange_floor(&u, &mut out)
+    => "u", ["5 values", &format!("expected {}", l.input_len(2))]);
 
 #[test]
 fn a_layer_still_runs_after_rejected_calls() {
@@ -308,17 +259,11 @@ fn a_layer_still_runs_after_rejected_calls() {
 // smoke::run
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn smoke_run_zero_elements() {
-    let Some(gpu) = gpu() else { return };
-    says(&input_err(sprnn::smoke::run(&gpu, 0, 1), "n"), &["0 elements", "1..=16777216"]);
-}
+input_refused!(smoke_run_zero_elements: |gpu| {} sprnn::smoke::run(&gpu, 0, 1)
+    => "n", ["0 elements", "1..=16777216"]);
 
-#[test]
-fn smoke_run_too_many_elements() {
-    let Some(gpu) = gpu() else { return };
-    says(&input_err(sprnn::smoke::run(&gpu, (1 << 24) + 1, 1), "n"), &["16777217 elements", "1..=16777216"]);
-}
+input_refused!(smoke_run_too_many_elements: |gpu| {} sprnn::smoke::run(&gpu, (1 << 24) + 1, 1)
+    => "n", ["16777217 elements", "1..=16777216"]);
 
 /// The GPU layer refuses every case of the CPU reference's parity list with the reference's
 /// message (one validation path, `sprnn::validate`): at `SparseRecurrentLayer::new` for the
@@ -327,7 +272,7 @@ fn smoke_run_too_many_elements() {
 fn gpu_refuses_what_the_reference_refuses_with_the_same_message() {
     let Some(gpu) = gpu() else { return };
     for (name, cell, w, b, u, steps, batch, h0, c0) in crate::validation::parity_cases() {
-        let want = sprnn::reference::forward_u(cell, &w, &b, &u, steps, batch, h0.as_deref(), c0.as_deref(), sprnn::reference::Precision::DeviceFaithful)
+        let want = sprnn::reference::forward_u(cell, &w, &b, sprnn::reference::Sequences::new(&u, steps, batch).with_state(h0.as_deref(), c0.as_deref()), sprnn::reference::Precision::DeviceFaithful)
             .expect_err(name)
             .to_string();
         let got = match SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &LayerOptions::default()) {
