@@ -3,9 +3,10 @@
 
 use crate::error::Result;
 
-/// [`Error::Input`](crate::Error::Input) naming the first non-finite element of `v`.
+/// [`Error::Input`](crate::Error::Input) naming the first non-finite element of `v`, by the
+/// launch contract's check ([`crate::layout::contract::check_finite`]).
 pub(crate) fn check_finite(name: &'static str, v: &[f32]) -> Result<()> {
-    Ok(crate::validate::finite(name, v)?)
+    Ok(crate::layout::contract::check_finite(name, v.iter().copied())?)
 }
 
 /// [`Error::Input`](crate::Error::Input) unless `got == want`; `shape` names the expected shape (`"T*B*H"`), in the
