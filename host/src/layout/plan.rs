@@ -1052,7 +1052,12 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
     match opts.mode {
         Some(ExecMode::Grid) => {
             let fit = grid_fit(stats, cell, batch, device, opts)?;
-            Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, stats.hidden, batch), fit, reason: forced_reason(ExecMode::Grid), cluster_us: None })
+            let grid_us = grid_step_us(&fit, cell, stats.hidden, batch);
+            let reason = match grid_us {
+                Some(us) => format!("{}, estimated {us:.2} us per step", forced_reason(ExecMode::Grid)),
+                None => forced_reason(ExecMode::Grid),
+            };
+            Ok(ModeChoice { grid_us, fit, reason, cluster_us: None })
         }
         Some(ExecMode::Cluster) => {
             let (fit, us) = cluster_fit(stats, cell, batch, device, opts)?;
@@ -1077,7 +1082,9 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                         PlanError::ClusterMode { reason, .. } => reason,
                         other => other.to_string(),
                     };
-                    Ok(ModeChoice { grid_us: grid_step_us(&g, cell, stats.hidden, batch), fit: g, reason: format!("grid: no cluster mode ({why})"), cluster_us: None })
+                    let grid_us = grid_step_us(&g, cell, stats.hidden, batch);
+                    let estimate = grid_us.map(|us| format!(", estimated {us:.2} us per step")).unwrap_or_default();
+                    Ok(ModeChoice { grid_us, fit: g, reason: format!("grid{estimate}: no cluster mode ({why})"), cluster_us: None })
                 }
                 (Err(_), Ok((c, us))) => {
                     let reason = format!("cluster of {} CTAs: the grid mode does not fit; estimated {us:.2} us per step", c.geometry.grid);
