@@ -1004,19 +1004,28 @@ pub const GATHER_CHUNK_CYCLES: f64 = 600.0;
 pub const SM_CLOCK_GHZ: f64 = 1.98;
 
 /// The grid mode's exchange floor with one serial poll per thread, µs per step: one L2 round
-/// trip for the publication and the gather (H200, DESIGN §4 and §7: 1.0–1.6 µs at B = 1).
-pub const GRID_EXCHANGE_US: f64 = 1.0;
+/// trip for the publication and the gather. Measured on the H200 (2026-12-01, `bench/RESULTS.md`
+/// session 8): 0.80–0.87 µs for layers of H = 512–1024 at B = 1 and 4.
+pub const GRID_EXCHANGE_US: f64 = 0.85;
 
 /// Each further serial poll of the grid mode's gather, µs (DESIGN §7: 0.2–0.3).
 pub const GRID_POLL_US: f64 = 0.25;
 
 /// The cluster mode's exchange floor, µs per step, for a cluster of `cluster` CTAs exchanging
-/// `bytes` bytes of hidden state: a least-squares fit of the H200 probe (DESIGN §7, DSMEM push of
-/// 16-byte remote stores, readers polling their own shared memory, 2–16 CTAs, 4–36 KB: 0.40 µs
-/// for 4 KB in 2 CTAs to 1.43 µs for 36 KB in 16, within ±0.05 µs of every point).
+/// `bytes` bytes of hidden state: `0.36 + 0.0025·cluster + 0.13·log2(KB)` (KB at least 1), fitted
+/// to the cluster kernel's own floor measured on the H200 (2026-12-01, session 8: 0.39 µs for
+/// 1 KB, 0.52–0.54 for 2 KB in 8 and 16 CTAs, 0.66 for 4 KB, 0.78–0.79 for 8 KB; within
+/// ±0.02 µs of each). The probe's simpler push (DESIGN §7) was 0.1–0.15 µs faster at 4–8 KB.
 pub fn cluster_exchange_us(cluster: usize, bytes: usize) -> f64 {
-    0.29 + 0.0085 * cluster as f64 + 0.027 * bytes as f64 / 1024.0
+    let kb = (bytes as f64 / 1024.0).max(1.0);
+    0.36 + 0.0025 * cluster as f64 + 0.13 * kb.log2()
 }
+
+/// The cluster mode is chosen only where its estimate is below this fraction of the grid
+/// mode's: the estimates were off by up to 0.05 µs (3–4 %) at the layers measured when they
+/// were calibrated (H200, 2026-12-01, session 8: RNN-tanh H = 1024 B = 4 d = 0.05, cluster
+/// estimated 1.40 µs against the grid's 1.46, measured 1.42 against 1.37).
+pub const CLUSTER_MARGIN: f64 = 0.95;
 
 /// Cycles per further 16-byte chunk a thread of the cluster mode copies from its own shared
 /// memory after the first (a shared-memory load and store; the wait is the first chunk's).
@@ -1094,7 +1103,7 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                 (Ok(g), Ok((c, cu))) => {
                     let gu = grid_step_us(&g, cell, stats.hidden, batch);
                     match gu {
-                        Some(gu) if cu < gu => {
+                        Some(gu) if cu < CLUSTER_MARGIN * gu => {
                             let reason = format!(
                                 "cluster of {} CTAs: estimated {cu:.2} us per step, grid {gu:.2} (hidden state exchanged in shared memory, {:.2} us, instead of through L2)",
                                 c.geometry.grid,
@@ -1103,7 +1112,11 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                             Ok(ModeChoice { fit: c, reason, grid_us: Some(gu), cluster_us: Some(cu) })
                         }
                         Some(gu) => {
-                            let reason = format!("grid: estimated {gu:.2} us per step, a cluster of {} CTAs {cu:.2} (too much work per SM for 16 SMs or fewer)", c.geometry.grid);
+                            let reason = format!(
+                                "grid: estimated {gu:.2} us per step, a cluster of {} CTAs {cu:.2} (too much work per SM for 16 SMs or fewer; a cluster needs to be estimated {:.0} % faster)",
+                                c.geometry.grid,
+                                (1.0 - CLUSTER_MARGIN) * 100.0
+                            );
                             Ok(ModeChoice { fit: g, reason, grid_us: Some(gu), cluster_us: Some(cu) })
                         }
                         None => Ok(ModeChoice { fit: g, reason: "grid: the dense slab runs in the grid mode only".to_string(), grid_us: None, cluster_us: Some(cu) }),
