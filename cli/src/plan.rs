@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use sprnn::advice::{self, Refusal};
-use sprnn::layout::{self, DeviceInfo, KernelKind, Plan, PlanError, PlanOptions, Products, RowStats, WeightOrder};
+use sprnn::layout::{self, DeviceInfo, ExecMode, KernelKind, Plan, PlanError, PlanOptions, Products, RowStats, WeightOrder};
 use sprnn::Gpu;
 
 use crate::layer::{self, LayerSource};
@@ -56,6 +56,25 @@ pub enum KernelArg {
     Dense,
 }
 
+/// How the layer's CTAs exchange the hidden state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Every SM, the exchange through global memory (L2).
+    Grid,
+    /// One thread-block cluster of 2-16 CTAs (sm_90), the exchange in shared memory; with
+    /// --ctas, the cluster size.
+    Cluster,
+}
+
+impl From<ModeArg> for ExecMode {
+    fn from(m: ModeArg) -> ExecMode {
+        match m {
+            ModeArg::Grid => ExecMode::Grid,
+            ModeArg::Cluster => ExecMode::Cluster,
+        }
+    }
+}
+
 /// Arguments of `sprnn plan`.
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -93,6 +112,10 @@ pub struct PlanArgs {
     /// fits).
     #[arg(long, value_enum)]
     pub kernel: Option<KernelArg>,
+    /// Execution mode: grid-wide or cluster-resident (default: the planner's choice, shown with
+    /// its reason).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     /// Machine-readable output (one JSON object).
     #[arg(long)]
     pub json: bool,
@@ -107,6 +130,9 @@ fn registers_per_sm(p: &Plan) -> usize {
 fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
     let (min, max) = nnz_range(p);
     json!({
+        "mode": p.mode().name(),
+        "cluster_size": p.cluster_size(),
+        "mode_reason": p.mode_reason(),
         "grid": p.grid(),
         "ctas_per_sm": p.ctas_per_sm(),
         "threads_per_cta": p.threads_per_cta(),
@@ -176,6 +202,7 @@ fn error_json(r: &Refusal) -> serde_json::Value {
         PlanError::NotCoResident { .. } => "not-co-resident",
         PlanError::ValueOutOfRange { .. } => "value-out-of-range",
         PlanError::RowTooLong { .. } => "row-too-long",
+        PlanError::ClusterMode { .. } => "cluster-mode",
         _ => "other",
     };
     v["kind"] = json!(kind);
@@ -186,6 +213,11 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
     let (min, max) = nnz_range(p);
     let mean = p.nnz() as f64 / p.grid().max(1) as f64;
     println!("fits:               yes");
+    match p.cluster_size() {
+        Some(c) => println!("mode:               cluster-resident, one cluster of {c} CTAs (exchange in shared memory)"),
+        None => println!("mode:               grid-wide (exchange through L2)"),
+    }
+    println!("why this mode:      {}", p.mode_reason());
     println!("grid:               {} CTAs ({} per SM, {} hidden units each)", p.grid(), p.ctas_per_sm(), p.units_per_cta());
     println!("threads:            {} per CTA, {} per row", p.threads_per_cta(), p.threads_per_row());
     println!("list length:        {} words per thread", p.list_len());
@@ -261,6 +293,7 @@ pub fn main(args: &PlanArgs) -> CliResult {
             ProductsArg::F16 => Products::F16,
             ProductsArg::F32 => Products::F32,
         }),
+        mode: args.mode.map(ExecMode::from),
     };
     let cell = sprnn::Cell::from(args.layer.cell);
     // What sizes alone decide, before any weight is generated or loaded.

@@ -4,7 +4,7 @@
 //! The input is decoded into: a cell, H in 1..=48 (sometimes a row count that is not G·H), the
 //! rows of `W_hh` built through the validated `Csr::new` (columns from bitmaps, values sometimes
 //! beyond the fp16 range), a batch (mostly 1..=64, sometimes absurd: 0, 2^32, usize::MAX), every
-//! `PlanOptions` field (valid and invalid values) and a device: the H200 or A100 preset, or the
+//! `PlanOptions` field (valid and invalid values, both execution modes) and a device: the H200 or A100 preset, or the
 //! H200 cut down (fewer SMs, registers, shared memory) so small layers reach the "does not fit"
 //! and "shared memory" refusals. Sizes are capped so one run takes well under a millisecond.
 #![no_main]
@@ -12,7 +12,7 @@
 mod bytes;
 
 use libfuzzer_sys::fuzz_target;
-use sprnn::layout::{plan, DeviceInfo, KernelKind, PlanOptions, Products, WeightOrder};
+use sprnn::layout::{plan, DeviceInfo, ExecMode, KernelKind, PlanOptions, Products, WeightOrder};
 use sprnn::{Cell, Csr};
 use sprnn_kernels::format::NO_UNIT;
 
@@ -68,6 +68,7 @@ fuzz_target!(|data: &[u8]| {
         hidden_f32: [None, Some(false), Some(true)][b.u8() as usize % 3],
         kernel: [None, Some(KernelKind::Sparse), Some(KernelKind::Dense)][b.u8() as usize % 3],
         products: [None, Some(Products::F16), Some(Products::F32)][b.u8() as usize % 3],
+        mode: [None, Some(ExecMode::Grid), Some(ExecMode::Cluster)][b.u8() as usize % 3],
     };
     let device = match b.u8() % 4 {
         0 => DeviceInfo::a100(),
@@ -94,6 +95,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(p.smem_bytes() <= device.shared_per_cta(cps), "{} bytes of shared memory", p.smem_bytes());
     assert_eq!(p.weights().len(), p.list_len() * p.grid() * p.threads_per_cta());
     assert_eq!(p.units().len(), p.grid() * p.units_per_cta());
+    // The cluster mode: one cluster of a supported size is the grid, on sm_90, as asked.
+    if let Some(c) = p.cluster_size() {
+        assert!(device.compute_capability.0 >= 9 && opts.mode != Some(ExecMode::Grid));
+        assert!(sprnn_kernels::format::CLUSTER_SIZES.contains(&c) && p.grid() == c && cps == 1);
+        assert_eq!(p.slots_per_cta() * batch % sprnn_kernels::format::VALUES_PER_POLL, 0);
+    } else {
+        assert_ne!(opts.mode, Some(ExecMode::Cluster), "a forced cluster planned as a grid");
+    }
     let mut seen = vec![false; hidden];
     for &u in p.units().iter().filter(|&&u| u != NO_UNIT) {
         assert!(!std::mem::replace(&mut seen[u as usize], true), "unit {u} placed twice");

@@ -67,6 +67,12 @@ raw_driver_fns! {
         block_z: c_uint, shared_bytes: c_uint, stream: CuStream, params: *mut *mut c_void, extra: *mut *mut c_void
     );
     fn cu_func_set_attribute = "cuFuncSetAttribute"(f: CuFunction, attr: c_int, value: c_int);
+    fn cu_launch_kernel_ex = "cuLaunchKernelEx"(
+        config: *const LaunchConfig, f: CuFunction, params: *mut *mut c_void, extra: *mut *mut c_void
+    );
+    fn cu_occupancy_max_active_clusters = "cuOccupancyMaxActiveClusters"(
+        clusters: *mut c_int, f: CuFunction, config: *const LaunchConfig
+    );
     fn cu_occupancy_max_active_blocks_per_multiprocessor = "cuOccupancyMaxActiveBlocksPerMultiprocessor"(
         blocks: *mut c_int, f: CuFunction, block: c_int, smem: usize
     );
@@ -210,6 +216,95 @@ pub(crate) unsafe fn launch<P>(f: &cust::function::Function<'_>, grid: u32, bloc
     check("cuLaunchKernel", unsafe {
         cu_launch_kernel(f.to_raw() as CuFunction, grid, 1, 1, block, 1, 1, smem, stream.as_inner() as CuStream, &mut arg, std::ptr::null_mut())
     })
+}
+
+/// `CUlaunchAttribute` (CUDA 12): an id, padding, and a 64-byte value union (8-byte aligned).
+#[repr(C)]
+struct LaunchAttribute {
+    id: c_uint,
+    pad: [u8; 4],
+    value: [u64; 8],
+}
+
+/// `CUlaunchConfig` (CUDA 12): grid and block dimensions, dynamic shared memory, stream, and
+/// the launch attributes.
+#[repr(C)]
+struct LaunchConfig {
+    grid: [c_uint; 3],
+    block: [c_uint; 3],
+    shared_bytes: c_uint,
+    stream: CuStream,
+    attrs: *mut LaunchAttribute,
+    num_attrs: c_uint,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<LaunchAttribute>() == 72);
+    assert!(std::mem::size_of::<LaunchConfig>() == 56);
+    assert!(std::mem::offset_of!(LaunchConfig, stream) == 32);
+};
+
+/// `CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION`.
+const LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: c_uint = 4;
+/// `CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED`.
+const ATTR_NON_PORTABLE_CLUSTER_SIZE_ALLOWED: c_int = 14;
+
+/// A launch of one thread-block cluster of `cluster` CTAs (1-D), the whole grid, with the
+/// cluster-dimension attribute; `attr` must stay where it is while `config` is used.
+fn cluster_config(cluster: u32, block: u32, smem: u32, stream: &cust::stream::Stream, attr: &mut LaunchAttribute) -> LaunchConfig {
+    // The union's `clusterDim` is three unsigned ints: x, y, z.
+    attr.value[0] = cluster as u64 | (1u64 << 32);
+    attr.value[1] = 1;
+    LaunchConfig {
+        grid: [cluster, 1, 1],
+        block: [block, 1, 1],
+        shared_bytes: smem,
+        stream: stream.as_inner() as CuStream,
+        attrs: attr,
+        num_attrs: 1,
+    }
+}
+
+/// Lets `f` run in clusters above the portable size of 8 CTAs (16 on the H100 and H200).
+pub(crate) fn allow_non_portable_cluster_size(f: &cust::function::Function<'_>) -> Result<()> {
+    // SAFETY: `f` is a live function handle of the current context.
+    check("cuFuncSetAttribute", unsafe { cu_func_set_attribute(f.to_raw() as CuFunction, ATTR_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1) })
+}
+
+/// Clusters of `cluster` CTAs of `f` (`threads` threads and `smem` bytes of dynamic shared
+/// memory each) that the GPU can hold at once (`cuOccupancyMaxActiveClusters`); 0 when none fits.
+pub(crate) fn max_active_clusters(f: &cust::function::Function<'_>, cluster: u32, threads: u32, smem: u32, stream: &cust::stream::Stream) -> Result<usize> {
+    let mut attr = LaunchAttribute { id: LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION, pad: [0; 4], value: [0; 8] };
+    let config = cluster_config(cluster, threads, smem, stream, &mut attr);
+    let mut n: c_int = 0;
+    // SAFETY: `f` is a live function handle; `config` and its attribute outlive the call; `n`
+    // is a valid out pointer.
+    check("cuOccupancyMaxActiveClusters", unsafe { cu_occupancy_max_active_clusters(&mut n, f.to_raw() as CuFunction, &config) })?;
+    Ok(n.max(0) as usize)
+}
+
+/// Launches `f` as one thread-block cluster of `cluster` CTAs (the whole grid) with
+/// `cuLaunchKernelEx` and one by-value parameter struct. The driver refuses a cluster size the
+/// function or the GPU does not allow (e.g. `CUDA_ERROR_INVALID_CLUSTER_SIZE`, 912); the raw
+/// code is kept.
+///
+/// # Safety
+/// `P` must be the `#[repr(C)]` parameter struct the kernel expects, and every device address in
+/// it must be valid for the kernel's accesses until the launch completes.
+pub(crate) unsafe fn launch_cluster<P>(
+    f: &cust::function::Function<'_>,
+    cluster: u32,
+    block: u32,
+    smem: u32,
+    stream: &cust::stream::Stream,
+    params: &P,
+) -> Result<()> {
+    let mut attr = LaunchAttribute { id: LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION, pad: [0; 4], value: [0; 8] };
+    let config = cluster_config(cluster, block, smem, stream, &mut attr);
+    let mut arg: *mut c_void = params as *const P as *mut c_void;
+    // SAFETY: the caller guarantees the parameter struct matches; `config` and its attribute
+    // outlive the call; the driver copies the parameters before returning.
+    check("cuLaunchKernelEx", unsafe { cu_launch_kernel_ex(&config, f.to_raw() as CuFunction, &mut arg, std::ptr::null_mut()) })
 }
 
 /// Fills `n` 32-bit words at device address `dst` with `value`, ordered on `stream`.

@@ -105,6 +105,22 @@ pub enum Error {
         /// Registers per thread of the kernel as loaded.
         registers: usize,
     },
+    /// `cuOccupancyMaxActiveClusters` says no cluster of the plan's size fits on the GPU (with
+    /// what else is resident or reserved), so the cluster-resident kernel was not started: the
+    /// CTAs of a cluster are co-scheduled, and a cluster that cannot be placed could only wait.
+    #[error("cannot place one cluster of {cluster} CTAs ({clusters} fit; {threads} threads, {registers} registers per thread and {smem} bytes of shared memory each)")]
+    ClusterNotResident {
+        /// CTAs in the plan's cluster.
+        cluster: usize,
+        /// Clusters of that size the occupancy calculator allows (0).
+        clusters: usize,
+        /// Threads per CTA.
+        threads: usize,
+        /// Dynamic shared memory per CTA.
+        smem: usize,
+        /// Registers per thread of the kernel as loaded.
+        registers: usize,
+    },
     /// A CTA waited longer than the layer's bound for another CTA's hidden state (a CTA that
     /// never ran, or a GPU shared with work that starved the layer). The context stays usable.
     #[error("recurrent kernel timed out: CTA {cta} waited more than {timeout_ms} ms for the hidden state of another CTA")]

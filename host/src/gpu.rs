@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
-use sprnn_kernels::format::{dense_kernel_name, recurrent_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED, HIDDEN_F32, LIST_LENGTHS};
+use sprnn_kernels::format::{cluster_kernel_name, dense_kernel_name, recurrent_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED, HIDDEN_F32, LIST_LENGTHS};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -87,6 +87,17 @@ impl Gpu {
             let (regs, local) = prepare(recurrent_kernel_name(n, bt, h32, gated))?;
             kernel_registers.push((n, bt, h32, gated, regs));
             kernel_local_bytes.push((n, bt, h32, gated, local));
+        }
+        if arch == ptx::Arch::Sm90 {
+            // The cluster-resident kernels (sm_90 PTX only), allowed clusters above the portable
+            // size once here, for the same reason.
+            let variants = GATED.into_iter().flat_map(|g| LIST_LENGTHS.into_iter().flat_map(move |n| BATCH_TILES.map(|bt| (n, bt, g))));
+            for (n, bt, gated) in variants {
+                let name = cluster_kernel_name(n, bt, gated);
+                prepare(name)?;
+                let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+                driver::allow_non_portable_cluster_size(&f)?;
+            }
         }
         let mut dense_registers = Vec::new();
         for (mt, kw) in DENSE_SHAPES {

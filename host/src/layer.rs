@@ -9,6 +9,13 @@
 //! turns the kernel's status word into a typed error ([`Error::Timeout`] when a wait for another
 //! CTA passed the layer's bound).
 //!
+//! A plan in the cluster-resident mode ([`ExecMode::Cluster`], sm_90 and newer) runs the
+//! `sprnn_cluster_*` kernel as one thread-block cluster instead (`cuLaunchKernelEx` with a
+//! cluster-dimension attribute; clusters above 8 CTAs are allowed per kernel with the
+//! non-portable attribute). Its exchange buffers live in the CTAs' shared memory, so only the
+//! status word is reset; before every launch `cuOccupancyMaxActiveClusters` must place at least
+//! one cluster of the plan's size, or the launch is refused with [`Error::ClusterNotResident`].
+//!
 //! Shapes: `U` is `[T][B][G·H]` (`W_ih x_t + b_ih`, gates in PyTorch's order), `h0`/`c0` are
 //! `[B][H]`, the output `h` is `[T][B][H]` and LSTM's final `c` is `[B][H]`, all row-major.
 //! Non-finite values in host inputs are rejected; device inputs are not inspected, and a NaN or
@@ -20,14 +27,14 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    dense_kernel_name, exchange_values, flags, initial_tag_pattern32, recurrent_kernel_name, status, Cell, RecurrentParams,
+    cluster_kernel_name, dense_kernel_name, exchange_values, flags, initial_tag_pattern32, recurrent_kernel_name, status, Cell, RecurrentParams,
 };
 
 use crate::args::{check_finite, check_len};
 use crate::driver;
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::layout::{self, contract, Plan, PlanOptions, Products};
+use crate::layout::{self, contract, ExecMode, Plan, PlanError, PlanOptions, Products};
 use crate::sparse::Csr;
 pub use crate::tensors::{DeviceInput, DeviceOutput, Input, Output};
 
@@ -58,6 +65,7 @@ pub struct SparseRecurrentLayer {
     hidden: usize,
     batch: usize,
     grid: usize,
+    cluster: Option<usize>,
     threads_per_cta: usize,
     threads_per_row: usize,
     units_per_cta: usize,
@@ -131,9 +139,16 @@ impl SparseRecurrentLayer {
                 actual_sms: info.sm_count,
             });
         }
-        let kernel = match plan.dense() {
-            Some(s) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
-            None => recurrent_kernel_name(plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.gated_kernel()),
+        let cluster = plan.cluster_size();
+        if cluster.is_some() && info.compute_capability.0 < 9 {
+            let (major, minor) = info.compute_capability;
+            let reason = format!("compute capability {major}.{minor} has no thread-block clusters (sm_90 or newer); plan the layer for this GPU");
+            return Err(PlanError::ClusterMode { device: info.name.clone(), reason }.into());
+        }
+        let kernel = match (plan.dense(), cluster) {
+            (Some(s), _) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
+            (None, Some(_)) => cluster_kernel_name(plan.list_len(), plan.batch_tile(), plan.gated_kernel()),
+            (None, None) => recurrent_kernel_name(plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.gated_kernel()),
         };
         // A planned layout names an instantiated variant; the module lookup below still reports a
         // kernel the PTX lacks (`Error::MissingKernel`).
@@ -141,8 +156,11 @@ impl SparseRecurrentLayer {
         let f = gpu.function(kernel)?;
         let registers = f.get_attribute(cust::function::FunctionAttribute::NumRegisters).map_err(cust_err("cuFuncGetAttribute"))? as usize;
         let smem_bytes = plan.smem_bytes();
+        if let Some(c) = cluster {
+            check_cluster_resident(&f, c, plan.threads_per_cta(), smem_bytes, registers, gpu.stream())?;
+        }
         let per_sm = driver::max_active_ctas_per_sm(&f, plan.threads_per_cta(), smem_bytes)?;
-        if per_sm * info.sm_count < plan.grid() {
+        if cluster.is_none() && per_sm * info.sm_count < plan.grid() {
             return Err(Error::NotResident {
                 grid: plan.grid(),
                 per_sm,
@@ -161,6 +179,7 @@ impl SparseRecurrentLayer {
             hidden: h,
             batch: b,
             grid: plan.grid(),
+            cluster,
             threads_per_cta: plan.threads_per_cta(),
             threads_per_row: plan.threads_per_row(),
             units_per_cta: plan.units_per_cta(),
@@ -176,8 +195,9 @@ impl SparseRecurrentLayer {
             weights: DeviceBuffer::from_slice(plan.weights()).map_err(cust_err("cuMemAlloc"))?,
             units: DeviceBuffer::from_slice(plan.units()).map_err(cust_err("cuMemAlloc"))?,
             bias_hh: DeviceBuffer::from_slice(b_hh).map_err(cust_err("cuMemAlloc"))?,
-            // Two buffers of tagged fp16 values, held as 32-bit words.
-            exchange: DeviceBuffer::zeroed(exchange_values(columns, b)).map_err(cust_err("cuMemAlloc"))?,
+            // Two buffers of tagged fp16 values, held as 32-bit words (in the cluster mode they are
+            // in shared memory: one unused chunk).
+            exchange: DeviceBuffer::zeroed(if cluster.is_some() { 4 } else { exchange_values(columns, b) }).map_err(cust_err("cuMemAlloc"))?,
             status: DeviceBuffer::zeroed(1).map_err(cust_err("cuMemAlloc"))?,
             h0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
             c0: DeviceBuffer::zeroed(b * h).map_err(cust_err("cuMemAlloc"))?,
@@ -226,6 +246,20 @@ impl SparseRecurrentLayer {
     pub fn set_steps_done(&mut self, steps_done: u64) {
         // The tags repeat every four steps.
         self.first_step = (steps_done % 4) as u32;
+    }
+
+    /// Grid-wide or cluster-resident execution (the plan's [`Plan::mode`]).
+    pub fn mode(&self) -> ExecMode {
+        if self.cluster.is_some() {
+            ExecMode::Cluster
+        } else {
+            ExecMode::Grid
+        }
+    }
+
+    /// CTAs of the one thread-block cluster in the cluster-resident mode.
+    pub fn cluster_size(&self) -> Option<usize> {
+        self.cluster
     }
 
     /// Registers per thread of the kernel variant as the driver compiled it.
@@ -381,15 +415,25 @@ impl SparseRecurrentLayer {
                 | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 },
             first_step: self.first_step,
         };
-        let half = self.exchange.len() / 2;
-        for buffer in 0..2u32 {
-            let pattern = initial_tag_pattern32(self.first_step, buffer);
-            driver::memset_u32(params.exchange + 4 * (buffer as u64) * half as u64, pattern, half, stream)?;
+        if self.cluster.is_none() {
+            let half = self.exchange.len() / 2;
+            for buffer in 0..2u32 {
+                let pattern = initial_tag_pattern32(self.first_step, buffer);
+                driver::memset_u32(params.exchange + 4 * (buffer as u64) * half as u64, pattern, half, stream)?;
+            }
         }
         driver::memset_u32(params.status, 0, 1, stream)?;
         let f = gpu.function(self.kernel)?;
         let start = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
         let stop = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
+        if let Some(c) = self.cluster {
+            check_cluster_resident(&f, c, self.threads_per_cta, self.smem_bytes, self.registers, stream)?;
+            start.record(stream).map_err(cust_err("cuEventRecord"))?;
+            // SAFETY: as for the cooperative launch below; the grid is the one cluster.
+            unsafe { driver::launch_cluster(&f, c as u32, self.threads_per_cta as u32, self.smem_bytes as u32, stream, &params)? };
+            stop.record(stream).map_err(cust_err("cuEventRecord"))?;
+            return Ok((start, stop));
+        }
         start.record(stream).map_err(cust_err("cuEventRecord"))?;
         // SAFETY: `params` is the kernel's parameter struct; every address in it belongs to a
         // buffer of this layer or of `out`/`u`, sized as the format requires (checked by the
@@ -433,6 +477,17 @@ impl SparseRecurrentLayer {
             _ => Err(Error::KernelStatus { code, cta }),
         }
     }
+}
+
+/// Asks the driver whether one cluster of `cluster` CTAs of `f` fits now
+/// (`cuOccupancyMaxActiveClusters`; clusters above `format::PORTABLE_CLUSTER_SIZE` were allowed for
+/// every cluster kernel when the [`Gpu`] loaded the module): [`Error::ClusterNotResident`] if not.
+fn check_cluster_resident(f: &cust::function::Function<'_>, cluster: usize, threads: usize, smem: usize, registers: usize, stream: &Stream) -> Result<()> {
+    let clusters = driver::max_active_clusters(f, cluster as u32, threads as u32, smem as u32, stream)?;
+    if clusters == 0 {
+        return Err(Error::ClusterNotResident { cluster, clusters, threads, smem, registers });
+    }
+    Ok(())
 }
 
 /// A forward pass started with [`SparseRecurrentLayer::launch_on`] and not yet checked.

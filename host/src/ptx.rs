@@ -2,7 +2,8 @@
 
 /// sm_90 PTX (Hopper and newer).
 pub const SM90: &str = include_str!("../kernels/sprnn_sm90.ptx");
-/// sm_80 PTX (Ampere, Ada).
+/// sm_80 PTX (Ampere, Ada). It has no cluster-resident kernels (`sprnn_cluster_*`): thread-block
+/// clusters need sm_90, and the planner never chooses that mode below compute capability 9.0.
 pub const SM80: &str = include_str!("../kernels/sprnn_sm80.ptx");
 
 /// A PTX target architecture.
@@ -65,6 +66,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn cluster_kernels_are_in_the_sm90_ptx_only() {
+        use sprnn_kernels::format::cluster_kernel_name;
+        for n in LIST_LENGTHS {
+            for bt in BATCH_TILES {
+                for gated in GATED {
+                    let entry = format!(".entry {}(", cluster_kernel_name(n, bt, gated));
+                    assert!(SM90.contains(&entry), "{entry} missing from the sm_90 PTX");
+                    assert!(!SM80.contains(&entry), "{entry} in the sm_80 PTX");
+                }
+            }
+        }
+        // The exchange: 16-byte remote stores, polls of the CTA's own shared memory, and the
+        // cluster barriers around the step loop.
+        assert!(SM90.contains("st.relaxed.cluster.shared::cluster.v4.u32"));
+        assert!(SM90.contains("ld.relaxed.cluster.shared.v4.u32"));
+        assert!(SM90.contains("barrier.cluster.arrive.release.aligned"));
+        assert!(!SM80.contains("barrier.cluster"));
     }
 
     #[test]

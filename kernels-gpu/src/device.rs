@@ -689,6 +689,28 @@ pub unsafe fn st_global_u64(p: *mut u64, v: u64) {
 
 // ---------------------------------------------------------------------------------------------
 // Thread-block clusters and distributed shared memory (sm_90 and newer)
+//
+// The memory model of the cluster-resident exchange (PTX ISA, "Memory Consistency Model"):
+//
+// - `st.relaxed.cluster.shared::cluster.v4.u32` ([`st_relaxed_cluster_shared_cluster_v4_u32`]) is
+//   a *strong* store at cluster scope; as a vector access it is four 32-bit accesses, each
+//   single-copy atomic, with no order among them. A 32-bit piece holds two tagged fp16 values,
+//   each read whole by a 32-bit (or wider) load, so a reader checking every value's tag bit can
+//   never accept a torn or stale value, whatever order the pieces land in.
+// - `ld.relaxed.cluster.shared.v4.u32` ([`ld_relaxed_cluster_shared_v4_u32`]) on the CTA's own
+//   window is a strong load at cluster scope. Writer and reader are in one cluster, so the two
+//   are *morally strong*: the load returns a value in the location's coherence order, never one
+//   older than a value this thread has already seen there, and a value another CTA stored
+//   becomes visible to the spinning load in finite time (no fence is needed for progress).
+// - A value seen by the poll is copied to the CTA's hidden state by the polling thread and read
+//   by the others after `bar.sync`, which orders the CTA's shared-memory accesses (the same as
+//   the grid kernel's gather from global memory).
+// - Cluster barriers ([`cluster_sync`], `barrier.cluster.arrive.release` +
+//   `wait.acquire`) order everything before them, in any CTA's shared memory, before
+//   everything after them in every CTA of the cluster: the kernel uses one after its warm start
+//   (no peer stores into a window before its owner has initialised it, and every CTA of the
+//   cluster is running) and one before exit (no CTA leaves while a peer may still store into
+//   its shared memory, the failure path included).
 
 /// `%cluster_ctarank`: this CTA's rank in its cluster.
 #[cfg(target_feature = "sm_90")]
@@ -697,6 +719,16 @@ pub fn cluster_ctarank() -> u32 {
     let r: u32;
     // SAFETY: reading a special register has no preconditions.
     unsafe { asm!("mov.u32 {r}, %cluster_ctarank;", r = out(reg32) r, options(pure, nomem, nostack)) };
+    r
+}
+
+/// `%cluster_nctarank`: CTAs in this CTA's cluster.
+#[cfg(target_feature = "sm_90")]
+#[inline(always)]
+pub fn cluster_nctarank() -> u32 {
+    let r: u32;
+    // SAFETY: reading a special register has no preconditions.
+    unsafe { asm!("mov.u32 {r}, %cluster_nctarank;", r = out(reg32) r, options(pure, nomem, nostack)) };
     r
 }
 

@@ -53,6 +53,16 @@
 //! `t + 2` before every CTA has read `t`), and [`tag_bit`] differs between `t` and `t − 2`, and
 //! from the zeroed start for `t = 1, 2`. Each CTA stages its values in shared memory during the
 //! step and publishes them after the step's last barrier, 8 bytes (four values) per store.
+//!
+//! # Cluster-resident mode (sm_90)
+//!
+//! A layer small enough for one thread-block cluster (2–16 CTAs, [`CLUSTER_SIZES`], one CTA
+//! per SM) can keep the exchange off L2: the grid is one cluster, and every CTA writes its
+//! staged values, tagged exactly as above, into *every* peer's shared memory (its own
+//! included) with 16-byte remote stores; each CTA polls only its own shared memory
+//! ([`ClusterSmem`]: two exchange buffers by step parity). A CTA's share is then a whole number
+//! of 16-byte stores: `S` = [`cluster_exchange_slots`]. Entry points:
+//! [`cluster_kernel_name`]; the kernel is `sprnn_kernels::kernels::cluster`.
 
 /// Cell type of a layer, with PyTorch's conventions.
 #[repr(u32)]
@@ -544,7 +554,8 @@ pub struct RecurrentParams {
     pub h_out: u64,
     /// Final cell state, `[B][H]` f32 (LSTM).
     pub c_out: u64,
-    /// Two exchange buffers of [`exchange_values`] tagged fp16 values each, zeroed before launch.
+    /// Two exchange buffers of [`exchange_values`] tagged fp16 values each, zeroed before launch
+    /// (unused by the cluster-resident kernel, whose buffers are in shared memory).
     pub exchange: u64,
     /// Status word, zeroed before launch; see [`status`].
     pub status: u64,
@@ -564,7 +575,8 @@ pub struct RecurrentParams {
     pub threads_per_row: u32,
     /// Entries per CTA in the unit table.
     pub units_per_cta: u32,
-    /// Columns each CTA owns in the hidden state, [`exchange_slots`]`(units_per_cta, B)`.
+    /// Columns each CTA owns in the hidden state, [`exchange_slots`]`(units_per_cta, B)`
+    /// ([`cluster_exchange_slots`] in the cluster-resident mode).
     pub slots_per_cta: u32,
     /// Columns of the hidden state, `grid · slots_per_cta` (also the zero column's index).
     pub columns: u32,
@@ -822,6 +834,125 @@ impl RecurrentSmem {
         RecurrentSmem { elem_bytes, stage, acc, c, total }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cluster-resident mode (sm_90 and newer)
+
+/// Cluster sizes (CTAs per thread-block cluster) the cluster-resident mode runs: the whole
+/// layer on the CTAs of one cluster, one CTA per SM. 16 is above the portable limit of 8: the
+/// host allows it per kernel (`CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED`), and the
+/// driver's occupancy answer decides whether it fits.
+pub const CLUSTER_SIZES: [usize; 4] = [2, 4, 8, 16];
+
+/// Largest portable cluster size: larger clusters need the non-portable attribute.
+pub const PORTABLE_CLUSTER_SIZE: usize = 8;
+
+/// Columns `S` each CTA owns in the cluster-resident mode: `units_per_cta` rounded up until
+/// `S · B` is a multiple of [`VALUES_PER_POLL`], so every CTA's share of the hidden state is a
+/// whole number of 16-byte remote stores (the grid mode's [`exchange_slots`] rounds to 8 bytes).
+#[inline(always)]
+pub const fn cluster_exchange_slots(units_per_cta: usize, batch: usize) -> usize {
+    let mut s = units_per_cta;
+    while (s * batch) % VALUES_PER_POLL != 0 {
+        s += 1;
+    }
+    s
+}
+
+/// Where the cluster-resident kernel keeps things in its dynamic shared memory (byte offsets):
+/// the grid kernel's parts ([`RecurrentSmem`], fp16 hidden state), then the two exchange buffers
+/// of [`exchange_values`]`(columns, B)` tagged fp16 values each, buffer `p` at
+/// `exchange + p · exchange_bytes`. Peers write the buffers with remote (DSMEM) stores; the CTA
+/// polls them and copies each chunk into its hidden state, as the grid kernel's gather does from
+/// global memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterSmem {
+    /// The grid kernel's layout (hidden state, staged outputs, gate sums, LSTM cell state).
+    pub base: RecurrentSmem,
+    /// Offset of exchange buffer 0.
+    pub exchange: usize,
+    /// Bytes per exchange buffer (16-byte multiple).
+    pub exchange_bytes: usize,
+    /// Bytes in all.
+    pub total: usize,
+}
+
+impl ClusterSmem {
+    /// The layout for `columns` hidden-state columns, batch `batch`, `slots` columns per CTA,
+    /// `rows` gate rows and `units` units per CTA (the hidden state is fp16).
+    pub const fn new(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell) -> ClusterSmem {
+        let base = RecurrentSmem::new(columns, batch, slots, rows, units, cell, false);
+        let exchange = round_up(base.total, 16);
+        let exchange_bytes = exchange_values(columns, batch) * 2;
+        ClusterSmem { base, exchange, exchange_bytes, total: exchange + 2 * exchange_bytes }
+    }
+}
+
+/// Register budget (`.maxnreg`) of cluster-kernel variant `(n, bt, gated)`: the grid variant's
+/// with the fp16 hidden state ([`register_budget`]), eight more where ptxas 12.9 (sm_90) spilled
+/// at that budget (`N` = 64 at a batch tile of four on the RNN family, `N` = 48 at eight on the
+/// gated one: 4 bytes each, the publication's loop state).
+pub const fn cluster_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
+    let r = register_budget(n, bt, false, gated);
+    let r = match (n, bt, gated) {
+        (64, 4, false) | (48, 8, true) => r + 8,
+        _ => r,
+    };
+    if r > 255 { 255 } else { r }
+}
+
+/// Entry-point name of the cluster-resident kernel for list length `n`, batch tile `bt` and
+/// family (`gated`: GRU and LSTM finished in the warp), e.g. `sprnn_cluster_n32_bt4` or
+/// `sprnn_cluster_gated_n32_bt4`; `""` where there is no variant. The hidden state is fp16
+/// (the exchange buffers hold it so). Only the sm_90 PTX has these kernels.
+pub const fn cluster_kernel_name(n: usize, bt: usize, gated: bool) -> &'static str {
+    macro_rules! names {
+        ([$($n:literal),*]) => {
+            with_batch_tiles!(names, [$($n),*])
+        };
+        ([$($n:literal),*], [$($bt:literal),*]) => {
+            names!(@each [$($n),*] [$($bt),*])
+        };
+        (@each [$($n:literal),*] $bts:tt) => {
+            match n {
+                $( $n => names!(@tile $n $bts), )*
+                _ => "",
+            }
+        };
+        (@tile $n:literal [$($bt:literal),*]) => {
+            match (bt, gated) {
+                $(
+                    ($bt, false) => concat!("sprnn_cluster_n", $n, "_bt", $bt),
+                    ($bt, true) => concat!("sprnn_cluster_gated_n", $n, "_bt", $bt),
+                )*
+                _ => "",
+            }
+        };
+    }
+    with_list_lengths!(names)
+}
+
+/// The variant `(n, bt, gated)` a cluster kernel name denotes (the inverse of
+/// [`cluster_kernel_name`]).
+pub fn parse_cluster_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
+    let rest = name.strip_prefix("sprnn_cluster_")?;
+    let (gated, rest) = match rest.strip_prefix("gated_") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let (n, bt) = rest.strip_prefix('n')?.split_once("_bt")?;
+    let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
+    (cluster_kernel_name(n, bt, gated).len() == name.len() && !cluster_kernel_name(n, bt, gated).is_empty()).then_some((n, bt, gated))
+}
+
+const _: () = {
+    assert!(str_eq(cluster_kernel_name(32, 4, false), "sprnn_cluster_n32_bt4"));
+    assert!(str_eq(cluster_kernel_name(8, 1, true), "sprnn_cluster_gated_n8_bt1"));
+    assert!(cluster_kernel_name(10, 4, false).is_empty());
+    assert!(cluster_exchange_slots(18, 4) == 18 && cluster_exchange_slots(18, 1) == 24 && cluster_exchange_slots(3, 2) == 4);
+    assert!(ClusterSmem::new(64, 4, 4, 4, 4, Cell::Lstm).exchange % 16 == 0);
+    assert!(CLUSTER_SIZES[CLUSTER_SIZES.len() - 1] == 16 && PORTABLE_CLUSTER_SIZE == 8);
+};
 
 /// `x` rounded up to a multiple of `m`.
 pub const fn round_up(x: usize, m: usize) -> usize {

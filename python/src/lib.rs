@@ -48,7 +48,7 @@ fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::Plan(p) => plan_err(&p, msg),
-        Error::NotResident { .. } => DoesNotFit::new_err(msg),
+        Error::NotResident { .. } | Error::ClusterNotResident { .. } => DoesNotFit::new_err(msg),
         Error::NoDriver { .. } | Error::NoDevice { .. } | Error::UnsupportedGpu { .. } => NoDevice::new_err(msg),
         Error::Input { .. } | Error::Sparse(_) | Error::WrongDevice { .. } => InvalidInput::new_err(msg),
         Error::Timeout { .. } => KernelTimeout::new_err(msg),
@@ -59,7 +59,11 @@ fn py_err(e: Error) -> PyErr {
 /// Refusals for lack of room are [`DoesNotFit`]; the rest are bad input.
 fn plan_err(e: &PlanError, msg: String) -> PyErr {
     match e {
-        PlanError::DoesNotFit { .. } | PlanError::SharedMemory { .. } | PlanError::NotCoResident { .. } | PlanError::RowTooLong { .. } => {
+        PlanError::DoesNotFit { .. }
+        | PlanError::SharedMemory { .. }
+        | PlanError::NotCoResident { .. }
+        | PlanError::RowTooLong { .. }
+        | PlanError::ClusterMode { .. } => {
             DoesNotFit::new_err(msg)
         }
         _ => InvalidInput::new_err(msg),

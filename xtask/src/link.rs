@@ -92,8 +92,10 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// Gives every recurrent-kernel entry its `.maxnreg` budget
-/// (`sprnn_kernels::format::register_budget`), right after its parameter list.
+/// Gives every recurrent-kernel entry (grid and cluster-resident) and dense-slab entry its
+/// `.maxnreg` budget (`sprnn_kernels::format::register_budget`, `cluster_register_budget`,
+/// `dense_register_budget`), right
+/// after its parameter list.
 fn add_register_budgets(ptx: &str) -> Result<String, String> {
     let mut out = String::with_capacity(ptx.len() + 4096);
     let mut pending: Option<u32> = None;
@@ -104,6 +106,10 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
                 let (n, bt, h32, gated) = sprnn_kernels::format::parse_recurrent_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
                 pending = Some(sprnn_kernels::format::register_budget(n, bt, h32, gated));
+            } else if name.starts_with("sprnn_cluster_") {
+                let (n, bt, gated) = sprnn_kernels::format::parse_cluster_kernel_name(name)
+                    .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
+                pending = Some(sprnn_kernels::format::cluster_register_budget(n, bt, gated));
             } else if name.starts_with("sprnn_dense_") {
                 let (mt, kw) = sprnn_kernels::format::parse_dense_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;

@@ -24,6 +24,16 @@
 //! persistent capacity). The note holds the dense-equivalent parameter count `G·H²`.
 //! `--pairs-out FILE` lists the `cell:H:B:density` found, one a line, for `peers.py --pairs @FILE`.
 //!
+//! `--modes auto,grid,cluster` times the layer in each execution mode: `auto` is the planner's
+//! choice (approach `sprnn`, floor `floor`), `grid` the grid-wide mode (`sprnn_grid`, floor
+//! `floor_grid`), `cluster` the cluster-resident mode (`sprnn_cluster`, floor `floor_cluster`;
+//! with `--cluster-sizes 2,4,8,16` one approach per size, `sprnn_cluster2` …). A forced mode the
+//! layer cannot run is written as a row with an empty time and the planner's reason.
+//! `--concurrent k` also runs k identical layers (of each mode) at once on k streams: approach
+//! `<mode approach>_x<k>`, the median over the repeats of the slowest layer's per-step time
+//! (CUDA events around each launch) — next to the same layer alone, for the "k layers side by
+//! side within 10 % of one" target.
+//!
 //! `--plan-only` needs no GPU: it plans for `--preset` (h200 or a100) and prints what the sweep or
 //! the capacity search would run, without timing anything.
 
@@ -114,6 +124,75 @@ struct Args {
     /// Device preset for `--plan-only`: h200 or a100.
     #[arg(long, default_value = "h200")]
     preset: String,
+    /// Execution modes to time: auto (the planner's choice, approach `sprnn`), grid
+    /// (`sprnn_grid`), cluster (`sprnn_cluster`).
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
+    modes: Vec<String>,
+    /// Cluster sizes for `--modes cluster` (default: the planner's choice of size).
+    #[arg(long, value_delimiter = ',')]
+    cluster_sizes: Vec<usize>,
+    /// Also run this many identical layers at once, each on its own stream (approach
+    /// `<approach>_x<k>`: the slowest layer's per-step time).
+    #[arg(long)]
+    concurrent: Option<usize>,
+}
+
+/// The approaches of `--modes` and `--cluster-sizes`: (approach, floor approach, plan options).
+fn mode_variants(args: &Args) -> Vec<(String, String, sprnn::layout::PlanOptions)> {
+    use sprnn::layout::{ExecMode, PlanOptions};
+    let mut out = Vec::new();
+    for m in &args.modes {
+        match m.as_str() {
+            "auto" => out.push(("sprnn".to_string(), "floor".to_string(), PlanOptions::default())),
+            "grid" => out.push(("sprnn_grid".to_string(), "floor_grid".to_string(), PlanOptions { mode: Some(ExecMode::Grid), ..Default::default() })),
+            "cluster" if args.cluster_sizes.is_empty() => {
+                out.push(("sprnn_cluster".to_string(), "floor_cluster".to_string(), PlanOptions { mode: Some(ExecMode::Cluster), ..Default::default() }))
+            }
+            "cluster" => {
+                for &c in &args.cluster_sizes {
+                    let opts = PlanOptions { mode: Some(ExecMode::Cluster), ctas: Some(c), ..Default::default() };
+                    out.push((format!("sprnn_cluster{c}"), format!("floor_cluster{c}"), opts));
+                }
+            }
+            other => {
+                eprintln!("sprnn-bench: unknown mode {other} (auto, grid, cluster)");
+                std::process::exit(2)
+            }
+        }
+    }
+    out
+}
+
+/// `k` copies of the layer of `plan` run at once, each on its own stream: the median over
+/// `repeats` (after `warmup`) of the slowest copy's µs per step.
+fn time_concurrent(gpu: &Gpu, plan: &sprnn::layout::Plan, bias: &[f32], k: usize, (steps, repeats, warmup): (usize, usize, usize), seed: u64) -> sprnn::Result<f64> {
+    use sprnn::cust::stream::{Stream, StreamFlags};
+    use sprnn::layer::{DeviceInput, Input};
+    let mut layers = (0..k).map(|_| SparseRecurrentLayer::from_plan(gpu, plan, bias, std::time::Duration::from_secs(1))).collect::<sprnn::Result<Vec<_>>>()?;
+    let inputs = (0..k).map(|i| DeviceInput::upload(gpu, Input::F32(&random_input(seed + i as u64, layers[i].input_len(steps))))).collect::<sprnn::Result<Vec<_>>>()?;
+    let mut outs = layers.iter().map(|l| l.alloc_output(steps)).collect::<sprnn::Result<Vec<_>>>()?;
+    gpu.make_current()?;
+    let streams = (0..k)
+        .map(|_| Stream::new(StreamFlags::NON_BLOCKING, None).map_err(|e| sprnn::Error::Driver { call: "cuStreamCreate", code: e as u32, name: sprnn::driver::error_name(e as u32) }))
+        .collect::<sprnn::Result<Vec<_>>>()?;
+    let mut per_step = Vec::new();
+    for r in 0..warmup + repeats.max(1) {
+        let pending = layers
+            .iter_mut()
+            .zip(&inputs)
+            .zip(outs.iter_mut())
+            .zip(&streams)
+            .map(|(((l, u), o), s)| l.launch_on(u, None, None, o, s))
+            .collect::<sprnn::Result<Vec<_>>>()?;
+        let mut slowest = 0f64;
+        for p in pending {
+            slowest = slowest.max(p.finish()? as f64);
+        }
+        if r >= warmup {
+            per_step.push(slowest * 1e3 / steps as f64);
+        }
+    }
+    Ok(median(per_step))
 }
 
 fn parse_cells(names: &[String]) -> Vec<Cell> {
@@ -363,10 +442,13 @@ fn projections(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str) {
 }
 
 /// The timed variants of one configuration `(cell, H, B, density, T)`, the `i`-th of the sweep:
-/// `(approach, µs per step, floor µs per step, launch note)`, the default plan first.
-fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (Cell, usize, usize, f64, usize)) -> sprnn::Result<Vec<(&'static str, f64, f64, String)>> {
+/// `(approach, µs per step, floor µs per step, launch note)`, the default plan first (when
+/// `--modes` has `auto`), then the forced modes (their floors as rows of their own; NaN: not
+/// measured or not run).
+fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (Cell, usize, usize, f64, usize)) -> sprnn::Result<Vec<(String, f64, f64, String)>> {
     use sprnn::layout::{KernelKind, PlanOptions};
     let sparse = |h32: Option<bool>| PlanOptions { hidden_f32: h32, kernel: Some(KernelKind::Sparse), ..Default::default() };
+    let modes = mode_variants(args);
     let variants: Vec<(&'static str, Option<PlanOptions>, bool)> = if args.ab {
         vec![
             ("sprnn", None, true),
@@ -377,8 +459,10 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
             ("sprnn_sparse", Some(sparse(None)), true),
             ("sprnn_dense", Some(PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() }), true),
         ]
-    } else {
+    } else if modes.iter().any(|m| m.0 == "sprnn") {
         vec![("sprnn", None, true)]
+    } else {
+        Vec::new()
     };
     // Refuse what cannot fit before generating it (the planner's decision from row statistics).
     precheck(cell, h, d, b, gpu.info()).map_err(sprnn::Error::from).and_then(|_| random_layer(1000 + i as u64, cell, h, d)).and_then(|(w, bias)| {
@@ -403,7 +487,42 @@ fn time_variants(args: &Args, gpu: &sprnn::Gpu, i: usize, (cell, h, b, d, t): (C
             let shape = layer.shape();
             let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
             let note = format!("grid {} threads {} tpr {} smem {} kernel {}", shape.ctas, shape.threads_per_cta, shape.threads_per_row, shape.smem_bytes, shape.kernel);
-            times.push((name, us, floor, note));
+            times.push((name.to_string(), us, floor, note));
+            if name == "sprnn" {
+                if let Some(k) = args.concurrent {
+                    let us = time_concurrent(gpu, &plan, &bias, k, (t, args.repeats, args.warmup), 177 + i as u64)?;
+                    times.push((format!("sprnn_x{k}"), us, f64::NAN, format!("{k} layers on {k} streams; {}", plan.mode_reason())));
+                }
+            }
+        }
+        // The execution modes other than the planner's choice, each forced.
+        for (name, floor_name, o) in modes.iter().filter(|m| m.0 != "sprnn") {
+            let plan = match sprnn::layout::plan(&w, cell, b, gpu.info(), o) {
+                Ok(p) => p,
+                Err(e) => {
+                    times.push((name.clone(), f64::NAN, f64::NAN, format!("not run: {e}")));
+                    continue;
+                }
+            };
+            let mut layer = SparseRecurrentLayer::from_plan(gpu, &plan, &bias, std::time::Duration::from_secs(1))?;
+            let shape = layer.shape();
+            let (us, floor) = time_layer(gpu, &mut layer, t, args.repeats, args.warmup, 3, 77 + i as u64)?;
+            let note = format!(
+                "mode {} cluster {:?} grid {} threads {} tpr {} smem {} kernel {}",
+                plan.mode().name(),
+                plan.cluster_size(),
+                shape.ctas,
+                shape.threads_per_cta,
+                shape.threads_per_row,
+                shape.smem_bytes,
+                shape.kernel
+            );
+            times.push((name.clone(), us, f64::NAN, note.clone()));
+            times.push((floor_name.clone(), floor, f64::NAN, note));
+            if let Some(k) = args.concurrent {
+                let us = time_concurrent(gpu, &plan, &bias, k, (t, args.repeats, args.warmup), 177 + i as u64)?;
+                times.push((format!("{name}_x{k}"), us, f64::NAN, format!("{k} layers on {k} streams")));
+            }
         }
         Ok(times)
     })
@@ -430,24 +549,28 @@ fn sweep(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str, file: &mut Option<std::f
     let mut table = Vec::new();
     for (i, &(cell, h, b, d, t)) in configs.iter().enumerate() {
         bar.set_message(format!("{} H={h} B={b} d={d} T={t}", cell.name()));
-        let mut rows: Vec<(&str, String, String)> = Vec::new();
+        let mut rows: Vec<(String, String, String)> = Vec::new();
         let result = time_variants(args, gpu, i, (cell, h, b, d, t));
+        let us_text = |us: f64| if us.is_nan() { String::new() } else { format!("{us:.3}") };
         match result {
-            Ok(times) => {
-                let (_, us, floor, ref note) = times[0];
-                rows.push(("floor", format!("{floor:.3}"), note.clone()));
+            Ok(times) if !times.is_empty() => {
+                let (ref first, us, floor, ref note) = times[0];
+                if first == "sprnn" {
+                    rows.push(("floor".to_string(), format!("{floor:.3}"), note.clone()));
+                }
                 let mut line = format!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9.3} {:>9.3} {:>6.2}", cell.name(), h, b, d, t, us, floor, us / floor);
                 for (name, us, _, note) in times {
-                    rows.push((name, format!("{us:.3}"), note));
+                    rows.push((name.clone(), us_text(us), note));
                     if name != "sprnn" {
-                        line.push_str(&format!(" {name}={us:.3}"));
+                        line.push_str(&format!(" {name}={}", if us.is_nan() { "-".to_string() } else { format!("{us:.3}") }));
                     }
                 }
                 table.push(line);
             }
+            Ok(_) => table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} nothing to time (--modes)", cell.name(), h, b, d, t)),
             Err(e) => {
                 let note = format!("not run: {e}").replace(',', ";");
-                rows.push(("sprnn", String::new(), note));
+                rows.push(("sprnn".to_string(), String::new(), note));
                 table.push(format!("{:<8} {:>5} {:>3} {:>5} {:>5} not run: {e}", cell.name(), h, b, d, t));
             }
         }

@@ -124,6 +124,26 @@ pub enum PlanError {
         /// A smaller batch size at which this layer fits, if one does.
         fit_batch: Option<usize>,
     },
+    /// Cluster-resident mode was asked for ([`PlanOptions::mode`](super::PlanOptions::mode))
+    /// but cannot run this layer on this device: a GPU without thread-block clusters (compute
+    /// capability below 9.0), an option only the grid mode has, or no cluster of
+    /// [`CLUSTER_SIZES`](sprnn_kernels::format::CLUSTER_SIZES) CTAs (one per SM) holds the
+    /// layer's weights in registers, its hidden state and exchange buffers in shared memory.
+    #[error("cluster-resident mode is not possible on the {device}: {reason}")]
+    ClusterMode {
+        /// Device name.
+        device: String,
+        /// Why, with the numbers (the closest cluster size's registers or shared memory).
+        reason: String,
+    },
+}
+
+impl PlanError {
+    /// The layer or the device cannot run the cluster-resident mode that
+    /// [`PlanOptions::mode`](super::PlanOptions::mode) asked for.
+    pub(crate) fn cluster(device: &str, reason: String) -> PlanError {
+        PlanError::ClusterMode { device: device.to_string(), reason }
+    }
 }
 
 fn batch_hint(max_batch: usize) -> String {

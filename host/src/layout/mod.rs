@@ -43,6 +43,10 @@
 //!   [`MIN_UNITS_PER_CTA`] units; then the fewest CTAs holding `⌈H / SMs⌉` (≥ 2) units each.
 //! - Threads per row `TPR` and list length `N`: the pair that fits (threads, registers) with the
 //!   least [`step_cost`]; `N` is the smallest list length with `TPR·N ≥` the longest row.
+//! - Mode ([`check_mode`]): grid-wide (every SM, the exchange through L2) or cluster-resident
+//!   (the CTAs of one thread-block cluster of 2–16, the exchange in shared memory; sm_90) —
+//!   the cluster where the layer fits one and the estimates ([`grid_step_us`],
+//!   [`cluster_fit`]) say it is faster; [`PlanOptions::mode`] forces either.
 //! - CTAs per SM: 1 (option). A layer that does not fit gets [`PlanError::DoesNotFit`] with a
 //!   density that would, or [`PlanError::SharedMemory`] with the largest batch whose hidden
 //!   state fits.
@@ -121,7 +125,9 @@ pub use device::{registers_per_sm, DeviceInfo};
 pub use error::PlanError;
 pub use dense::DenseShape;
 pub use plan::{
-    check_fit, default_grid, default_products, layout_dense_with, layout_with, layout_with_hidden, plan, step_cost, Fit, Geometry, KernelKind, Plan, PlanOptions, RowStats,
-    CELL_CYCLES, DENSE_MIN_DENSITY, SEPARATE_CELL_CYCLES, MIN_UNITS_PER_CTA, THREADS_PER_ROW,
+    check_fit, check_mode, cluster_exchange_us, cluster_fit, cluster_sizes, default_grid, default_products, gather_chunks, grid_step_us, layout_dense_with,
+    layout_with, layout_with_hidden, plan, product_cycles, slots_per_cta, step_cost, ExecMode, Fit, Geometry, KernelKind, ModeChoice, Plan, PlanOptions,
+    RowStats, CELL_CYCLES, CLUSTER_CHUNK_CYCLES, CLUSTER_MARGIN, DENSE_MIN_DENSITY, GRID_EXCHANGE_US, GRID_POLL_US, SEPARATE_CELL_CYCLES, MIN_UNITS_PER_CTA, SM_CLOCK_GHZ,
+    THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::{Cell, Products};

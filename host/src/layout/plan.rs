@@ -2,8 +2,8 @@
 
 use half::f16;
 use sprnn_kernels::format::{
-    column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, gated_kernel, Cell,
-    Products, RecurrentSmem, BATCH_TILES, PRODUCT_GROUP, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
+    cluster_exchange_slots, column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, gated_kernel, Cell,
+    cluster_register_budget, ClusterSmem, Products, RecurrentSmem, BATCH_TILES, CLUSTER_SIZES, PRODUCT_GROUP, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
 };
 
 use super::assign::WeightOrder;
@@ -47,6 +47,32 @@ pub struct PlanOptions {
     /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
     /// needs the hidden state in fp16 and the sparse kernel.
     pub products: Option<Products>,
+    /// Grid-wide or cluster-resident execution (default: the planner's choice, [`check_mode`]).
+    /// With [`ExecMode::Cluster`], `ctas` (if set) is the cluster size, one of
+    /// [`CLUSTER_SIZES`]; with `ctas` set and no mode, the planner keeps the grid mode.
+    pub mode: Option<ExecMode>,
+}
+
+/// How a layer's CTAs exchange the hidden state each step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExecMode {
+    /// Every SM (or as many CTAs as the layer needs), cooperative launch, the exchange through
+    /// global memory (L2): any layer that fits on the chip.
+    Grid,
+    /// The CTAs of one thread-block cluster (2–16, one per SM; sm_90 and newer), each writing
+    /// its share of `h` into every peer's shared memory: no L2 in the step, for layers small
+    /// enough for one cluster (`sprnn_kernels::format`'s cluster section).
+    Cluster,
+}
+
+impl ExecMode {
+    /// `grid` or `cluster`, as on command lines and in `sprnn plan`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecMode::Grid => "grid",
+            ExecMode::Cluster => "cluster",
+        }
+    }
 }
 
 /// The product arithmetic a plan gets unless told otherwise: fp16 pair sums
@@ -121,6 +147,7 @@ pub struct Plan {
     order: WeightOrder,
     bank: BankStats,
     bank_naive: BankStats,
+    mode_reason: String,
 }
 
 impl Plan {
@@ -270,6 +297,25 @@ impl Plan {
     pub fn dense(&self) -> Option<DenseShape> {
         self.fit.dense
     }
+
+    /// Grid-wide or cluster-resident execution.
+    pub fn mode(&self) -> ExecMode {
+        if self.fit.cluster.is_some() {
+            ExecMode::Cluster
+        } else {
+            ExecMode::Grid
+        }
+    }
+
+    /// CTAs of the thread-block cluster in cluster-resident mode (then the whole grid).
+    pub fn cluster_size(&self) -> Option<usize> {
+        self.fit.cluster
+    }
+
+    /// Why the planner chose the mode (forced, or its estimates of both).
+    pub fn mode_reason(&self) -> &str {
+        &self.mode_reason
+    }
 }
 
 /// Plans a layer for a device: chooses the launch shape, checks that everything fits and stays
@@ -290,12 +336,12 @@ impl Plan {
 ///   with the least estimated time per step, [`step_cost`].
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
-    let fit = check_fit(&RowStats::of(w_hh), cell, batch, device, opts)?;
+    let ModeChoice { fit, reason, .. } = check_mode(&RowStats::of(w_hh), cell, batch, device, opts)?;
     if fit.dense.is_some() {
-        return Ok(build_dense(w_hh, cell, batch, fit, opts.order));
+        return Ok(build_dense(w_hh, cell, batch, fit, opts.order, reason));
     }
-    check_geometry(w_hh, cell, batch, &fit.geometry)?;
-    Ok(build(w_hh, cell, batch, fit, opts.order))
+    check_geometry(w_hh, cell, batch, &fit.geometry, fit.cluster.is_some())?;
+    Ok(build(w_hh, cell, batch, fit, opts.order, reason))
 }
 
 /// The dense slab [`plan`] could use: its fit, grid and units per CTA, or `None` (options that
@@ -324,23 +370,32 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
     Ok(dense::fit(cell, upc, slots, grid * slots, batch, device).map(|f| (f, grid, upc)))
 }
 
+/// Hidden-state columns each CTA owns: [`exchange_slots`] (whole 8-byte stores) in the grid
+/// mode, [`cluster_exchange_slots`] (whole 16-byte remote stores) in the cluster mode.
+pub fn slots_per_cta(units_per_cta: usize, batch: usize, cluster: bool) -> usize {
+    if cluster {
+        cluster_exchange_slots(units_per_cta, batch)
+    } else {
+        exchange_slots(units_per_cta, batch)
+    }
+}
+
 /// The units of each CTA (capped LPT over unit nonzeros) and `w_hh` with the kernel's columns
-/// ([`Plan::columns`]) for `grid` CTAs of `upc` units at batch `batch`.
-fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, batch: usize) -> (Partition, Csr) {
+/// ([`Plan::columns`]) for `grid` CTAs of `upc` units at batch `batch`, `slots` columns each.
+fn partition_columns(w_hh: &Csr, gates: usize, grid: usize, upc: usize, slots: usize) -> (Partition, Csr) {
     let part = partition(&unit_nnz(w_hh, gates), grid, upc);
-    let slots = exchange_slots(upc, batch);
     let w_cols = rename_columns(w_hh, &part.units, upc, slots, grid * slots);
     (part, w_cols)
 }
 
 /// Lays a layer out as the dense slab of `fit` (a [`Fit::dense`]).
-fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder) -> Plan {
+fn build_dense(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder, mode_reason: String) -> Plan {
     let shape = fit.dense.expect("a dense fit");
     let (grid, upc) = (fit.geometry.grid, fit.geometry.units_per_cta);
-    let (part, w_cols) = partition_columns(w_hh, cell.gates(), grid, upc, batch);
+    let (part, w_cols) = partition_columns(w_hh, cell.gates(), grid, upc, exchange_slots(upc, batch));
     let weights = dense::pack(&w_cols, cell, &part.units, grid, upc, shape);
     let packed = Packed { weights, bank: BankStats::default(), bank_naive: BankStats::default() };
-    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order)
+    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order, mode_reason)
 }
 
 /// What the fit decision of [`plan`] needs to know about `W_hh`: its shape and row lengths.
@@ -407,6 +462,9 @@ pub struct Fit {
     /// The dense slab's shape when the layer runs the dense kernel (then `list_len` is
     /// `4·MT·KW` and `threads_per_row`, `batch_tile`, `hidden_f32` do not apply).
     pub dense: Option<DenseShape>,
+    /// Cluster-resident mode: the CTAs of the one thread-block cluster (= `geometry.grid`);
+    /// `None` in the grid mode.
+    pub cluster: Option<usize>,
 }
 
 impl Fit {
@@ -423,6 +481,7 @@ impl Fit {
             registers_per_sm: f.registers_per_sm,
             smem_bytes: f.smem_bytes,
             dense: Some(f.shape),
+            cluster: None,
         }
     }
 
@@ -442,6 +501,7 @@ impl Fit {
             registers_per_sm: registers_per_sm(geometry.threads_per_cta, 1, registers_per_thread as usize),
             smem_bytes: smem_bytes_for(cell, geometry.grid, geometry.units_per_cta, batch, hidden_f32),
             dense: None,
+            cluster: None,
         }
     }
 }
@@ -454,6 +514,11 @@ impl Fit {
 /// outcome except the checks that need the values themselves ([`PlanError::ValueOutOfRange`])
 /// or the shape of the matrix beyond its row and column counts.
 pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
+    check_mode(stats, cell, batch, device, opts).map(|c| c.fit)
+}
+
+/// The grid mode's fit decision (the sparse lists or the dense slab; see [`check_fit`]).
+fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let dense = dense_fit(stats, cell, batch, device, opts)?;
     let dense_as_fit = |(f, grid, upc): (DenseFit, usize, usize)| Fit::dense(f, grid, upc, batch);
     if opts.kernel == Some(KernelKind::Dense) {
@@ -515,6 +580,7 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         registers_per_sm: best.need_regs,
         smem_bytes,
         dense: None,
+        cluster: None,
     })
 }
 
@@ -617,9 +683,12 @@ pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, or
 /// [`layout_with`] with the hidden state in shared memory as f32 (`hidden_f32`) or fp16.
 pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
-    check_geometry(w_hh, cell, batch, geometry)?;
-    Ok(build(w_hh, cell, batch, Fit::sparse_unchecked(cell, batch, *geometry, hidden_f32), order))
+    check_geometry(w_hh, cell, batch, geometry, false)?;
+    Ok(build(w_hh, cell, batch, Fit::sparse_unchecked(cell, batch, *geometry, hidden_f32), order, LAID_OUT_REASON.to_string()))
 }
+
+/// [`Plan::mode_reason`] of a layout made for a given geometry, without a device.
+const LAID_OUT_REASON: &str = "grid: laid out for a given launch shape";
 
 /// Lays a layer out as a dense slab of a given shape on `grid` CTAs of `units_per_cta` units,
 /// without checking it against any device (for tests of every variant); registers are the
@@ -642,7 +711,7 @@ pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, unit
     let registers_per_thread = super::registers::dense_kernel_registers(shape.m_tiles, shape.k_tiles_per_warp).unwrap_or(0);
     let registers_per_sm = registers_per_sm(shape.threads(), 1, registers_per_thread as usize);
     let fit = DenseFit { shape, registers_per_thread, registers_per_sm, smem_bytes: shape.smem_bytes(cell, batch, slots, units_per_cta) };
-    Ok(build_dense(w_hh, cell, batch, Fit::dense(fit, grid, units_per_cta, batch), WeightOrder::BankAware))
+    Ok(build_dense(w_hh, cell, batch, Fit::dense(fit, grid, units_per_cta, batch), WeightOrder::BankAware, LAID_OUT_REASON.to_string()))
 }
 
 /// [`PlanError::BadOption`] where `products` cannot run: `Products::F16` needs the hidden state
@@ -666,7 +735,12 @@ fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32:
 
 /// The packed words index `grid · S` columns (16 bits, the zero column included).
 fn check_columns(hidden: usize, grid: usize, upc: usize, batch: usize) -> Result<(), PlanError> {
-    let columns = grid.saturating_mul(exchange_slots(upc, batch));
+    check_slot_columns(hidden, grid, exchange_slots(upc, batch))
+}
+
+/// [`check_columns`] for `slots` columns per CTA.
+fn check_slot_columns(hidden: usize, grid: usize, slots: usize) -> Result<(), PlanError> {
+    let columns = grid.saturating_mul(slots);
     if columns > MAX_HIDDEN {
         return Err(PlanError::HiddenTooLarge { hidden, max: MAX_HIDDEN.saturating_sub(columns - hidden) });
     }
@@ -715,7 +789,7 @@ fn validate_sizes(hidden: usize, rows: usize, cell: Cell, batch: usize) -> Resul
 /// Checks a launch shape against the layer: options the kernel has, a grid that holds every
 /// unit, threads for every row (whole units per warp on the gated family), 32-bit sizes, rows
 /// that fit their lists, and columns within the format's limit.
-fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry) -> Result<(), PlanError> {
+fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, cluster: bool) -> Result<(), PlanError> {
     let hidden = w_hh.cols();
     let gates = cell.gates();
     let bad = |option: &'static str, value: usize, allowed: String| Err(PlanError::BadOption { option, value, allowed });
@@ -763,17 +837,18 @@ fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry) -> Result<
             list_len: g.list_len,
         });
     }
-    check_columns(hidden, g.grid, g.units_per_cta, batch)
+    check_slot_columns(hidden, g.grid, slots_per_cta(g.units_per_cta, batch, cluster))
 }
 
 /// Lays a layer out for the sparse kernel as `fit` says, whose geometry was checked against the
 /// layer ([`check_geometry`]).
-fn build(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder) -> Plan {
+fn build(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder, mode_reason: String) -> Plan {
     let g = &fit.geometry;
-    let (part, w_cols) = partition_columns(w_hh, cell.gates(), g.grid, g.units_per_cta, batch);
+    let slots = slots_per_cta(g.units_per_cta, batch, fit.cluster.is_some());
+    let (part, w_cols) = partition_columns(w_hh, cell.gates(), g.grid, g.units_per_cta, slots);
     let model = BankModel::new(batch, if fit.hidden_f32 { 4 } else { 2 });
     let packed = pack(&w_cols, &part.units, PackShape { gates: cell.gates(), geometry: *g }, model, order);
-    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order)
+    Plan::laid_out(w_hh, cell, batch, fit, part, packed, order, mode_reason)
 }
 
 /// `w_hh` with its columns renamed to the kernel's: unit `units[c · upc + s]` becomes column
@@ -871,8 +946,17 @@ pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, 
     // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
     // (2026-11-29): the exchange floor at H = 2304, B = 4 was 8.5 µs with 96 threads per CTA
     // and 2.5 µs with 576, so too few threads makes the gather, not the product, the cost.
-    let chunks = (hidden * batch).div_ceil(VALUES_PER_POLL).div_ceil(threads_per_cta.max(1)) as f64;
-    let gather = chunks * GATHER_CHUNK_CYCLES;
+    let chunks = gather_chunks(hidden, batch, threads_per_cta) as f64;
+    chunks * GATHER_CHUNK_CYCLES + product_cycles(threads_per_cta, threads_per_row, list_len, (batch_tile, products), batch, fused)
+}
+
+/// 16-byte chunks of the `H·B` hidden state each of `threads_per_cta` threads polls per step.
+pub fn gather_chunks(hidden: usize, batch: usize, threads_per_cta: usize) -> usize {
+    (hidden * batch).div_ceil(VALUES_PER_POLL).div_ceil(threads_per_cta.max(1))
+}
+
+/// [`step_cost`] without the gather: the product, the row reduction and the cell.
+pub fn product_cycles(threads_per_cta: usize, threads_per_row: usize, list_len: usize, (batch_tile, products): (usize, Products), batch: usize, fused: bool) -> f64 {
     let tiles = (batch / batch_tile.max(1)).max(1) as f64;
     let warps_per_scheduler = (threads_per_cta / 32).div_ceil(4) as f64;
     let (n, bt) = (list_len as f64, batch_tile as f64);
@@ -889,9 +973,9 @@ pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, 
     let reduce = (threads_per_row as f64).log2() * (30.0 + 2.0 * bt);
     if fused {
         let cells = batch_tile.div_ceil(threads_per_row.max(1)) as f64 * CELL_CYCLES;
-        gather + tiles * (issue.max(chain) + reduce + cells)
+        tiles * (issue.max(chain) + reduce + cells)
     } else {
-        gather + tiles * (issue.max(chain) + reduce) + SEPARATE_CELL_CYCLES
+        tiles * (issue.max(chain) + reduce) + SEPARATE_CELL_CYCLES
     }
 }
 
@@ -911,6 +995,258 @@ pub const CELL_CYCLES: f64 = 700.0;
 
 /// Cycles one thread spends per 16-byte chunk of the gather (an L2 round trip of a strong load).
 pub const GATHER_CHUNK_CYCLES: f64 = 600.0;
+
+// ---------------------------------------------------------------------------------------------
+// Grid-wide or cluster-resident: the mode decision
+
+/// SM clock the estimates of [`check_mode`] convert cycles with, GHz (the H200's boost clock,
+/// measured with `%clock64` against `%globaltimer` during the step loop).
+pub const SM_CLOCK_GHZ: f64 = 1.98;
+
+/// The grid mode's exchange floor with one serial poll per thread, µs per step: one L2 round
+/// trip for the publication and the gather. Measured on the H200 (2026-12-01, `bench/RESULTS.md`
+/// session 8): 0.80–0.87 µs for layers of H = 512–1024 at B = 1 and 4.
+pub const GRID_EXCHANGE_US: f64 = 0.85;
+
+/// Each further serial poll of the grid mode's gather, µs (DESIGN §7: 0.2–0.3).
+pub const GRID_POLL_US: f64 = 0.25;
+
+/// The cluster mode's exchange floor, µs per step, for a cluster of `cluster` CTAs exchanging
+/// `bytes` bytes of hidden state: `0.36 + 0.0025·cluster + 0.13·log2(KB)` (KB at least 1), fitted
+/// to the cluster kernel's own floor measured on the H200 (2026-12-01, session 8: 0.39 µs for
+/// 1 KB, 0.52–0.54 for 2 KB in 8 and 16 CTAs, 0.66 for 4 KB, 0.78–0.79 for 8 KB; within
+/// ±0.02 µs of each). The probe's simpler push (DESIGN §7) was 0.1–0.15 µs faster at 4–8 KB.
+pub fn cluster_exchange_us(cluster: usize, bytes: usize) -> f64 {
+    let kb = (bytes as f64 / 1024.0).max(1.0);
+    0.36 + 0.0025 * cluster as f64 + 0.13 * kb.log2()
+}
+
+/// The cluster mode is chosen only where its estimate is below this fraction of the grid
+/// mode's: the estimates were off by up to 0.05 µs (3–4 %) at the layers measured when they
+/// were calibrated (H200, 2026-12-01, session 8: RNN-tanh H = 1024 B = 4 d = 0.05, cluster
+/// estimated 1.40 µs against the grid's 1.46, measured 1.42 against 1.37).
+pub const CLUSTER_MARGIN: f64 = 0.95;
+
+/// Cycles per further 16-byte chunk a thread of the cluster mode copies from its own shared
+/// memory after the first (a shared-memory load and store; the wait is the first chunk's).
+pub const CLUSTER_CHUNK_CYCLES: f64 = 40.0;
+
+/// The mode [`check_mode`] chose, its fit, why, and the estimates it compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeChoice {
+    /// The launch shape (with [`Fit::cluster`] set in the cluster mode).
+    pub fit: Fit,
+    /// Why this mode: forced, or the estimates of both, or why the other cannot run.
+    pub reason: String,
+    /// The grid mode's estimated time per step, µs, where it was estimated.
+    pub grid_us: Option<f64>,
+    /// The cluster mode's estimated time per step, µs, where it fits.
+    pub cluster_us: Option<f64>,
+}
+
+/// The mode decision of [`plan`]: the grid mode's fit ([`check_fit`]'s decision before clusters)
+/// and, where the device has thread-block clusters, the best cluster-resident fit; the faster by
+/// the estimates [`grid_step_us`] and [`cluster_fit`]'s, or the one `opts.mode` forces.
+///
+/// - `opts.mode = Some(ExecMode::Grid)`: the grid mode (its refusal as [`check_fit`] gives it).
+/// - `opts.mode = Some(ExecMode::Cluster)`: the cluster mode, or [`PlanError::ClusterMode`]
+///   saying why not (no clusters below compute capability 9.0; the dense slab, f32 hidden
+///   state or more than one CTA per SM; no cluster size whose registers and shared memory hold
+///   the layer).
+/// - `None`: the cluster mode where it fits and its estimate is lower, otherwise the grid mode.
+///   A forced `ctas`, `ctas_per_sm ≠ 1`, the f32 hidden state or the dense kernel keep the grid
+///   mode.
+pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<ModeChoice, PlanError> {
+    let forced_reason = |mode: ExecMode| format!("{}: forced (PlanOptions::mode)", mode.name());
+    match opts.mode {
+        Some(ExecMode::Grid) => {
+            let fit = grid_fit(stats, cell, batch, device, opts)?;
+            let grid_us = grid_step_us(&fit, cell, stats.hidden, batch);
+            let reason = match grid_us {
+                Some(us) => format!("{}, estimated {us:.2} us per step", forced_reason(ExecMode::Grid)),
+                None => forced_reason(ExecMode::Grid),
+            };
+            Ok(ModeChoice { grid_us, fit, reason, cluster_us: None })
+        }
+        Some(ExecMode::Cluster) => {
+            let (fit, us) = cluster_fit(stats, cell, batch, device, opts)?;
+            let reason = format!("{}, cluster of {} CTAs, estimated {us:.2} us per step", forced_reason(ExecMode::Cluster), fit.geometry.grid);
+            Ok(ModeChoice { fit, reason, grid_us: None, cluster_us: Some(us) })
+        }
+        None => {
+            let grid = grid_fit(stats, cell, batch, device, opts);
+            let cluster_allowed = opts.ctas.is_none()
+                && opts.ctas_per_sm.is_none_or(|c| c == 1)
+                && opts.hidden_f32 != Some(true)
+                && opts.kernel != Some(KernelKind::Dense);
+            if !cluster_allowed {
+                let fit = grid?;
+                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32 or the dense kernel) are the grid mode's".to_string();
+                return Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, stats.hidden, batch), fit, reason, cluster_us: None });
+            }
+            let cluster = cluster_fit(stats, cell, batch, device, opts);
+            match (grid, cluster) {
+                (Ok(g), Err(e)) => {
+                    let why = match e {
+                        PlanError::ClusterMode { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    let grid_us = grid_step_us(&g, cell, stats.hidden, batch);
+                    let estimate = grid_us.map(|us| format!(", estimated {us:.2} us per step")).unwrap_or_default();
+                    Ok(ModeChoice { grid_us, fit: g, reason: format!("grid{estimate}: no cluster mode ({why})"), cluster_us: None })
+                }
+                (Err(_), Ok((c, us))) => {
+                    let reason = format!("cluster of {} CTAs: the grid mode does not fit; estimated {us:.2} us per step", c.geometry.grid);
+                    Ok(ModeChoice { fit: c, reason, grid_us: None, cluster_us: Some(us) })
+                }
+                (Err(e), Err(_)) => Err(e),
+                (Ok(g), Ok((c, cu))) => {
+                    let gu = grid_step_us(&g, cell, stats.hidden, batch);
+                    match gu {
+                        Some(gu) if cu < CLUSTER_MARGIN * gu => {
+                            let reason = format!(
+                                "cluster of {} CTAs: estimated {cu:.2} us per step, grid {gu:.2} (hidden state exchanged in shared memory, {:.2} us, instead of through L2)",
+                                c.geometry.grid,
+                                cluster_exchange_us(c.geometry.grid, c.geometry.grid * slots_per_cta(c.geometry.units_per_cta, batch, true) * batch * 2)
+                            );
+                            Ok(ModeChoice { fit: c, reason, grid_us: Some(gu), cluster_us: Some(cu) })
+                        }
+                        Some(gu) => {
+                            let reason = format!(
+                                "grid: estimated {gu:.2} us per step, a cluster of {} CTAs {cu:.2} (too much work per SM for 16 SMs or fewer; a cluster needs to be estimated {:.0} % faster)",
+                                c.geometry.grid,
+                                (1.0 - CLUSTER_MARGIN) * 100.0
+                            );
+                            Ok(ModeChoice { fit: g, reason, grid_us: Some(gu), cluster_us: Some(cu) })
+                        }
+                        None => Ok(ModeChoice { fit: g, reason: "grid: the dense slab runs in the grid mode only".to_string(), grid_us: None, cluster_us: Some(cu) }),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The grid mode's estimated time per step, µs: the exchange ([`GRID_EXCHANGE_US`], plus
+/// [`GRID_POLL_US`] per further serial poll) plus [`product_cycles`] at [`SM_CLOCK_GHZ`].
+/// `None` for the dense slab (no estimate of its product).
+pub fn grid_step_us(fit: &Fit, cell: Cell, hidden: usize, batch: usize) -> Option<f64> {
+    if fit.dense.is_some() {
+        return None;
+    }
+    let g = &fit.geometry;
+    let polls = gather_chunks(hidden, batch, g.threads_per_cta).max(1);
+    let fused = cell.gates() == 1 || g.gated_kernel;
+    let product = product_cycles(g.threads_per_cta, g.threads_per_row, g.list_len, (fit.batch_tile, fit.products), batch, fused);
+    Some(GRID_EXCHANGE_US + GRID_POLL_US * (polls - 1) as f64 + product / (SM_CLOCK_GHZ * 1e3))
+}
+
+/// Cluster sizes the device can run, smallest first: [`CLUSTER_SIZES`] up to the SM count on
+/// compute capability 9.0 and newer (none before). Whether a size fits with the kernel's
+/// registers and shared memory, next to what else runs, is the driver's to say at launch
+/// (`cuOccupancyMaxActiveClusters`).
+pub fn cluster_sizes(device: &DeviceInfo) -> Vec<usize> {
+    if device.compute_capability.0 < 9 {
+        return Vec::new();
+    }
+    CLUSTER_SIZES.iter().copied().filter(|&c| c <= device.sm_count).collect()
+}
+
+/// The cluster mode's fit decision: for each cluster size ([`cluster_sizes`], or the forced
+/// `opts.ctas`), one CTA per SM with `⌈H / size⌉` units each, the launch shapes that fit the
+/// registers (counted at the variant's `.maxnreg` budget, `format::cluster_register_budget`, which the
+/// cluster kernel is compiled under) and the shared memory (`format::ClusterSmem`); of all, the
+/// one with the least estimated time per step: [`cluster_exchange_us`] plus the product
+/// ([`product_cycles`], and [`CLUSTER_CHUNK_CYCLES`] per further chunk copied). Returns the fit
+/// and its estimate, or [`PlanError::ClusterMode`] with the closest size's shortfall.
+pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<(Fit, f64), PlanError> {
+    let why = |reason: String| PlanError::cluster(&device.name, reason);
+    validate_sizes(stats.hidden, stats.rows, cell, batch)?;
+    let (major, minor) = device.compute_capability;
+    if major < 9 {
+        return Err(why(format!("compute capability {major}.{minor} has no thread-block clusters (sm_90 or newer)")));
+    }
+    if opts.kernel == Some(KernelKind::Dense) {
+        return Err(why("the dense slab runs in the grid mode only".into()));
+    }
+    if opts.hidden_f32 == Some(true) {
+        return Err(why("the cluster kernel keeps the hidden state in fp16 (hidden_f32 = false)".into()));
+    }
+    if opts.ctas_per_sm.is_some_and(|c| c != 1) {
+        return Err(why("a cluster runs one CTA per SM (ctas_per_sm = 1)".into()));
+    }
+    sparse_options(device, opts)?;
+    let sizes = match opts.ctas {
+        Some(c) if cluster_sizes(device).contains(&c) => vec![c],
+        Some(c) => return Err(why(format!("ctas = {c} is not a cluster size of this device: one of {:?}", cluster_sizes(device)))),
+        None => cluster_sizes(device),
+    };
+    let products = opts.products.unwrap_or(default_products(cell, false));
+    check_products(products, false, false)?;
+    let (hidden, gates, bt) = (stats.hidden, cell.gates(), batch_tile(batch));
+    let limits = Limits::new(device, 1);
+    let have_smem = device.shared_per_cta(1);
+    let mut best: Option<(Fit, f64)> = None;
+    let mut shortfall = String::from("no cluster size");
+    for c in sizes {
+        if c > hidden {
+            shortfall = format!("{c} CTAs: more CTAs than H = {hidden} units");
+            continue;
+        }
+        let upc = hidden.div_ceil(c);
+        let slots = cluster_exchange_slots(upc, batch);
+        let columns = c * slots;
+        if columns > MAX_HIDDEN {
+            shortfall = format!("{c} CTAs: {columns} hidden-state columns, the 16-bit column index allows {MAX_HIDDEN}");
+            continue;
+        }
+        let smem = ClusterSmem::new(columns, batch, slots, upc * gates, upc, cell).total;
+        if smem > have_smem {
+            shortfall = format!("{c} CTAs: {smem} bytes of shared memory per CTA (hidden state and two exchange buffers), {have_smem} available");
+            continue;
+        }
+        let shapes: Vec<Shape> = candidate_shapes(device, cell, (hidden, upc, batch, 1), stats.max_row_nnz, (false, products), opts)
+            .into_iter()
+            .map(|s| {
+                let regs = cluster_register_budget(s.n, bt, s.gated);
+                let fused = gates == 1 || s.gated;
+                let chunks = gather_chunks(columns, batch, s.nt).max(1);
+                let cost = product_cycles(s.nt, s.tpr, s.n, (bt, products), batch, fused) + CLUSTER_CHUNK_CYCLES * (chunks - 1) as f64;
+                Shape { regs, need_regs: registers_per_sm(s.nt, 1, regs as usize), cost, ..s }
+            })
+            .collect();
+        let fitting = shapes.iter().filter(|s| s.n * s.tpr >= stats.max_row_nnz && limits.fits(s));
+        let Some(s) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
+            let closest = shapes.iter().filter(|s| s.n * s.tpr >= stats.max_row_nnz).min_by_key(|s| (s.need_regs, s.nt));
+            shortfall = match closest {
+                Some(s) => format!(
+                    "{c} CTAs: the best launch shape ({} threads, {} x {} words per row) needs {} registers per SM, {} available",
+                    s.nt, s.tpr, s.n, s.need_regs, limits.regs_per_sm
+                ),
+                None => format!("{c} CTAs: no list length holds the longest row ({} nonzeros)", stats.max_row_nnz),
+            };
+            continue;
+        };
+        let us = cluster_exchange_us(c, columns * batch * 2) + s.cost / (SM_CLOCK_GHZ * 1e3);
+        let geometry = Geometry { grid: c, units_per_cta: upc, threads_per_cta: s.nt, threads_per_row: s.tpr, list_len: s.n, gated_kernel: s.gated };
+        let fit = Fit {
+            geometry,
+            batch_tile: bt,
+            hidden_f32: false,
+            products,
+            ctas_per_sm: 1,
+            registers_per_thread: s.regs,
+            registers_per_sm: s.need_regs,
+            smem_bytes: smem,
+            dense: None,
+            cluster: Some(c),
+        };
+        if best.as_ref().is_none_or(|(_, b)| us < *b) {
+            best = Some((fit, us));
+        }
+    }
+    best.ok_or_else(|| why(format!("no cluster of {:?} CTAs holds the layer; {shortfall}", cluster_sizes(device))))
+}
 
 #[allow(clippy::too_many_arguments)]
 fn does_not_fit(
@@ -987,7 +1323,8 @@ fn does_not_fit(
 impl Plan {
     /// The plan of `w_hh` laid out as `fit` says: each CTA's units (`part`) and the words packed
     /// in `order`.
-    fn laid_out(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, part: Partition, packed: Packed, order: WeightOrder) -> Plan {
+    #[allow(clippy::too_many_arguments)]
+    fn laid_out(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, part: Partition, packed: Packed, order: WeightOrder, mode_reason: String) -> Plan {
         Plan {
             cell,
             hidden: w_hh.cols(),
@@ -1001,6 +1338,7 @@ impl Plan {
             order,
             bank: packed.bank,
             bank_naive: packed.bank_naive,
+            mode_reason,
         }
     }
 
@@ -1015,9 +1353,9 @@ impl Plan {
     }
 
     /// Hidden-state columns each CTA owns (`S`: its units, then empty slots up to whole 8-byte
-    /// stores; see [`sprnn_kernels::format`]'s exchange section).
+    /// stores, 16-byte in the cluster mode; see [`sprnn_kernels::format`]'s exchange section).
     pub fn slots_per_cta(&self) -> usize {
-        exchange_slots(self.units_per_cta(), self.batch)
+        slots_per_cta(self.units_per_cta(), self.batch, self.fit.cluster.is_some())
     }
 
     /// Hidden-state columns, `grid · slots_per_cta`: unit `units[c · units_per_cta + s]` is column

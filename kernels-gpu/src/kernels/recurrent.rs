@@ -86,7 +86,7 @@ impl Layer {
     /// The layer of `p` for hidden-state elements of f32 (`H32`) or fp16, or `None` when the
     /// parameters do not fit this kernel variant or launch.
     #[inline(always)]
-    fn new<const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) -> Option<Layer> {
+    pub(super) fn new<const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) -> Option<Layer> {
         let cell = Cell::from_u32(p.cell)?;
         let gates = cell.gates() as u32;
         let rows = p.units_per_cta * gates;
@@ -233,7 +233,7 @@ unsafe fn store_h_elem<const H32: bool>(l: &Layer, i: u32, bits: u16) {
 /// # Safety
 /// `i` must be inside the hidden state.
 #[inline(always)]
-unsafe fn load_h_elem<const H32: bool>(l: &Layer, i: u32) -> f32 {
+pub(super) unsafe fn load_h_elem<const H32: bool>(l: &Layer, i: u32) -> f32 {
     // SAFETY: the caller guarantees the index.
     unsafe {
         if H32 {
@@ -335,7 +335,7 @@ pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_w
 /// # Safety
 /// The chunk's values must be inside the hidden state.
 #[inline(always)]
-unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
+pub(super) unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
     // SAFETY: the caller guarantees the chunk is inside; addresses are 16-byte aligned.
     unsafe {
         if H32 {
@@ -462,7 +462,7 @@ unsafe fn load_h<const BT: usize, const H32: bool>(addr: u32) -> [f32; BT] {
 /// # Safety
 /// Every column of `w` is inside the hidden state.
 #[inline(always)]
-unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
+pub(super) unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let eb = Layer::elem_bytes::<H32>();
     let mut acc = [0.0f32; BT];
     // Opaque per tile, so the N column addresses are not hoisted out of the tile loop (that
@@ -510,7 +510,7 @@ unsafe fn load_h_pairs<const BT: usize>(addr: u32) -> [u32; 4] {
 /// # Safety
 /// Every column of `w` is inside the hidden state; the hidden state is fp16.
 #[inline(always)]
-unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
+pub(super) unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let pairs = BT.div_ceil(2);
     let mut acc = [0.0f32; BT];
     let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
@@ -546,7 +546,7 @@ unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &L
 /// # Safety
 /// The whole warp calls this together (uniform `tpr`).
 #[inline(always)]
-unsafe fn butterfly<const BT: usize>(mut acc: [f32; BT], tpr: u32) -> [f32; BT] {
+pub(super) unsafe fn butterfly<const BT: usize>(mut acc: [f32; BT], tpr: u32) -> [f32; BT] {
     let mut m = 16;
     while m > 0 {
         if m < tpr {
@@ -572,7 +572,7 @@ unsafe fn butterfly<const BT: usize>(mut acc: [f32; BT], tpr: u32) -> [f32; BT] 
 /// # Safety
 /// The whole warp calls this together (uniform `tpr`).
 #[inline(always)]
-unsafe fn reduce_scatter<const BT: usize>(mut acc: [f32; BT], tpr: u32, lane: u32) -> [f32; BT] {
+pub(super) unsafe fn reduce_scatter<const BT: usize>(mut acc: [f32; BT], tpr: u32, lane: u32) -> [f32; BT] {
     let mut m = tpr >> 1;
     let mut half = BT / 2;
     while half >= 1 {
@@ -603,9 +603,9 @@ pub(super) struct GatedLane {
     /// Local unit of the row.
     lu: u32,
     /// The tile's entry whose sum this lane holds (`format::scatter_entry`).
-    first: u32,
+    pub(super) first: u32,
     /// The unit whose cell this lane finishes, or [`NO_UNIT`].
-    unit: u32,
+    pub(super) unit: u32,
     /// `b_hh` of the unit's gates (finishing lanes).
     bias: [f32; 4],
 }
@@ -617,7 +617,7 @@ impl GatedLane {
     /// # Safety
     /// Kernel contract (the unit table and `b_hh` have their documented sizes).
     #[inline(always)]
-    unsafe fn new<const BT: usize>(p: &RecurrentParams, l: &Layer, tid: u32, lu: usize, gate: usize) -> GatedLane {
+    pub(super) unsafe fn new<const BT: usize>(p: &RecurrentParams, l: &Layer, tid: u32, lu: usize, gate: usize) -> GatedLane {
         let (first, leads) = scatter_entry(tid & (l.tpr - 1), BT as u32, l.tpr);
         let lu = if lu < l.upc as usize { lu as u32 } else { u32::MAX };
         let unit = if leads && gate == 0 && lu != u32::MAX {
@@ -633,7 +633,7 @@ impl GatedLane {
 
     /// The lane of a thread that takes no part (RNN family, separate cell phase).
     #[inline(always)]
-    fn none() -> GatedLane {
+    pub(super) fn none() -> GatedLane {
         GatedLane { lu: u32::MAX, first: 0, unit: NO_UNIT, bias: [0.0; 4] }
     }
 }
@@ -648,7 +648,7 @@ impl GatedLane {
 /// # Safety
 /// Kernel contract; the whole warp calls this together; `TPR ≥ BT`.
 #[inline(always)]
-unsafe fn gated_cell<const BT: usize, const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, tile: u32, row: &GatedLane, sum: f32, input: [f32; 4]) {
+pub(super) unsafe fn gated_cell<const BT: usize, const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32, tile: u32, row: &GatedLane, sum: f32, input: [f32; 4]) {
     let lane = lane_id();
     let mut pre = [sum, 0.0, 0.0, 0.0];
     for (g, x) in pre.iter_mut().enumerate().skip(1) {

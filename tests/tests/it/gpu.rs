@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use sprnn::cust::stream::Stream;
 use sprnn::layer::{DeviceInput, Input, Output};
-use sprnn::layout::{check_fit, Fit, PlanOptions, Products, RowStats};
+use sprnn::layout::{check_fit, ExecMode, Fit, PlanOptions, Products, RowStats};
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
@@ -125,7 +125,9 @@ fn a_wait_that_never_ends_times_out_and_the_context_survives() {
     let (cell, h, batch, steps) = (Cell::RnnTanh, 1024, 2, 16);
     let w = sprnn::sparse::random_recurrent(s, h, h, 0.1, 0.9).unwrap();
     let b = vec![0.0; h];
-    let opts = LayerOptions { timeout: Duration::from_millis(50), ..LayerOptions::default() };
+    // The grid kernel's wait (the cluster kernel's: cluster::a_cluster_wait_that_never_ends_…).
+    let grid = PlanOptions { mode: Some(ExecMode::Grid), ..PlanOptions::default() };
+    let opts = LayerOptions { timeout: Duration::from_millis(50), plan: grid };
     let mut layer = SparseRecurrentLayer::new(&gpu, cell, &w, &b, batch, &opts).unwrap();
     let u = DeviceInput::upload(&gpu, Input::F32(&vec![0.5; layer.input_len(steps)])).unwrap();
     let mut out = layer.alloc_output(steps).unwrap();
@@ -342,7 +344,7 @@ fn every_kernel_variant_matches_the_reference() {
         let u = random_vec(&mut rng, steps * bt * g * h, 1.0);
         for &(tpr, h32, fuse, products) in variant_shapes(cell) {
             let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, steps, bt), Precision::device_faithful(products)).unwrap();
-            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), mode: Some(ExecMode::Grid), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, gpu.info(), &opts).expect("plan");
             assert_eq!((plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.products()), (n, bt, h32, products));
             let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, &plan, &b, Duration::from_secs(1), sprnn::KernelVariant { fuse_cell: fuse }).unwrap();
@@ -420,7 +422,7 @@ fn fp16_products_against_their_twin(gpu: &Gpu, seed: u64, n: usize, bt: usize) -
     use sprnn_kernels::format::{tag_bit, tag_round};
     let h = 256;
     let w = sprnn::sparse::random_recurrent(seed, h, h, 0.2, 0.9).unwrap();
-    let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), products: Some(Products::F16), ..PlanOptions::default() };
+    let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(32), products: Some(Products::F16), mode: Some(ExecMode::Grid), ..PlanOptions::default() };
     let plan = sprnn::layout::plan(&w, Cell::RnnRelu, bt, gpu.info(), &opts).expect("plan");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let h0 = random_vec(&mut rng, bt * h, 1.0);
@@ -512,7 +514,7 @@ fn every_kernel_variant_plans_on_the_h200_preset() {
         let g = cell.gates();
         let w = sprnn::sparse::random_recurrent(index, g * h, h, 0.2, 0.9).unwrap();
         for &(tpr, h32, _, products) in variant_shapes(cell) {
-            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), ..PlanOptions::default() };
+            let opts = PlanOptions { list_len: Some(n), threads_per_row: Some(tpr), hidden_f32: Some(h32), products: Some(products), mode: Some(ExecMode::Grid), ..PlanOptions::default() };
             let plan = sprnn::layout::plan(&w, cell, bt, &sprnn::layout::DeviceInfo::h200(), &opts).expect("plan");
             assert_eq!((plan.list_len(), plan.batch_tile(), plan.products()), (n, bt, products));
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);

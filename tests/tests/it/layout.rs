@@ -18,7 +18,7 @@ const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
 /// Checks that the plan holds exactly the nonzeros of `w` (fp16-rounded), each once, in the
 /// thread slots of its row, with padding everywhere else, and every unit exactly once.
-fn check_permutation(p: &Plan, w: &Csr) {
+pub(crate) fn check_permutation(p: &Plan, w: &Csr) {
     if let Some(shape) = p.dense() {
         return check_dense_layout(p, w, shape);
     }
@@ -101,7 +101,7 @@ fn check_dense_layout(p: &Plan, w: &Csr, shape: DenseShape) {
 
 /// Checks `simulate_matvec` against W·h in f64 over fp16-rounded weights and h: within `f32`
 /// rounding, and with `Products::F16` within the fp16 group sums' bound.
-fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
+pub(crate) fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
     let (h, b, rows) = (p.hidden(), p.batch(), p.rows());
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let hv: Vec<f32> = (0..b * h)
@@ -480,8 +480,10 @@ fn huge_batch_gives_shared_memory_error_with_a_batch_that_fits() {
 
 #[test]
 fn small_hidden_uses_fewer_ctas() {
+    // The grid mode's heuristic (left alone, the planner runs this layer as one cluster).
+    let grid = PlanOptions { mode: Some(sprnn::layout::ExecMode::Grid), ..PlanOptions::default() };
     let w = synthetic::uniform(3 * 40, 40, 0.2, 28);
-    let p = h200_plan(&w, Cell::Gru, 1).unwrap();
+    let p = plan(&w, Cell::Gru, 1, &DeviceInfo::h200(), &grid).unwrap();
     assert_eq!((p.grid(), p.units_per_cta()), (20, 2));
     let w = synthetic::uniform(1, 1, 1.0, 29);
     let p = h200_plan(&w, Cell::RnnRelu, 1).unwrap();
