@@ -135,6 +135,10 @@ struct Args {
     /// `<approach>_x<k>`: the slowest layer's per-step time).
     #[arg(long)]
     concurrent: Option<usize>,
+    /// Threads per row for the `--modes` approaches (one approach per value, suffix `_tpr<t>`;
+    /// default: the planner's choice).
+    #[arg(long, value_delimiter = ',')]
+    threads_per_row: Vec<usize>,
 }
 
 /// The approaches of `--modes` and `--cluster-sizes`: (approach, floor approach, plan options).
@@ -160,7 +164,14 @@ fn mode_variants(args: &Args) -> Vec<(String, String, sprnn::layout::PlanOptions
             }
         }
     }
-    out
+    if args.threads_per_row.is_empty() {
+        return out;
+    }
+    out.into_iter()
+        .flat_map(|(name, floor, opts)| {
+            args.threads_per_row.iter().map(move |&t| (format!("{name}_tpr{t}"), format!("{floor}_tpr{t}"), PlanOptions { threads_per_row: Some(t), ..opts.clone() }))
+        })
+        .collect()
 }
 
 /// `k` copies of the layer of `plan` run at once, each on its own stream: the median over
