@@ -104,10 +104,27 @@ pub fn open_rows(program: &str, path: &str, header: &str) -> std::fs::File {
     f
 }
 
+/// `field` as one CSV field: quoted (with `"` doubled) when it holds a comma, a quote or a line
+/// break, as the refusal notes of a row can.
+pub fn csv_field(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\"")).into()
+    } else {
+        field.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use sprnn::MAX_HIDDEN;
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        assert_eq!(csv_field("grid 8 threads 128"), "grid 8 threads 128");
+        assert_eq!(csv_field("not run: no cluster of [2, 4] CTAs"), "\"not run: no cluster of [2, 4] CTAs\"");
+        assert_eq!(csv_field("a \"b\", c"), "\"a \"\"b\"\", c\"");
+    }
 
     #[test]
     fn precheck_matches_plan_of_the_generated_layer() {

@@ -43,7 +43,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use sprnn::layout::DeviceInfo;
 use sprnn::{Cell, Gpu, SparseRecurrentLayer};
-use sprnn_bench::{dense_params, Candidates, median, precheck, random_input, random_layer, time_layer, verified_capacity};
+use sprnn_bench::{csv_field, dense_params, Candidates, median, precheck, random_input, random_layer, time_layer, verified_capacity};
 use sprnn::MAX_HIDDEN;
 
 /// CSV header of every rows file.
@@ -304,7 +304,7 @@ impl Meta<'_> {
     fn write(&self, f: &mut Option<std::fs::File>, (cell, h, b, d, t): (Cell, usize, usize, f64, usize), approach: &str, us: &str, note: &str) {
         if let Some(f) = f.as_mut() {
             let note = note.replace(',', ";");
-            writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{},{},{},{},{note}", cell.name(), self.gpu, self.args.driver, self.args.date, self.args.commit).unwrap();
+            writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{},{},{},{},{}", cell.name(), self.gpu, self.args.driver, self.args.date, self.args.commit, csv_field(&note)).unwrap();
         }
     }
 }
@@ -446,7 +446,7 @@ fn projections(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str) {
         println!("{line}");
         if let Some(f) = file.as_mut() {
             let (us, note) = &row;
-            writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{note}", args.driver, args.date, args.commit)
+            writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{}", args.driver, args.date, args.commit, csv_field(&note))
                 .unwrap();
         }
     }
@@ -587,7 +587,7 @@ fn sweep(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str, file: &mut Option<std::f
         }
         if let Some(f) = file.as_mut() {
             for (approach, us, note) in rows {
-                writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{gpu_name},{},{},{},{note}", cell.name(), args.driver, args.date, args.commit).unwrap();
+                writeln!(f, "{},{h},{b},{d},{t},fp16,{approach},{us},{gpu_name},{},{},{},{}", cell.name(), args.driver, args.date, args.commit, csv_field(&note)).unwrap();
             }
         }
         bar.inc(1);
