@@ -21,6 +21,7 @@
 mod bundle;
 mod link;
 mod plots;
+mod mode_plot;
 mod probe_plot;
 mod report;
 mod results;

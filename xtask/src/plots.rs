@@ -23,6 +23,8 @@
 //!
 //! Where the rows hold several sequence lengths T, each of these three kinds of chart is drawn
 //! once per T, with `-T<T>` before `.png`.
+//! - `<stem>.png` for every `bench/results/<stem>` ending in `-modes.csv`: the grid-wide and the
+//!   cluster-resident mode against the hidden size, with the planner's choice (`mode_plot`).
 //! - `GPU-capacity.png`: for each cell, H and B, the largest density at which sprnn ran (a row
 //!   with a number) as nonzeros against the dense-equivalent parameter count G·H·H, with the
 //!   smallest larger density that was tried and did not run; one panel per B.
@@ -612,6 +614,7 @@ pub fn plots(args: &[&str]) -> Result<(), String> {
     let font = register_font()?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut written = crate::probe_plot::plot_probes(&root, &out)?;
+    written.extend(crate::mode_plot::plot_modes(&root, &out)?);
     let gpus: BTreeSet<String> = rows.iter().filter(|r| r.approach == "sprnn" || r.approach == "sprnn_capacity").map(|r| r.gpu.clone()).collect();
     for gpu in &gpus {
         let ts: BTreeSet<usize> = rows.iter().filter(|r| &r.gpu == gpu && r.approach == "sprnn" && r.us.is_some()).map(|r| r.t).collect();
