@@ -49,16 +49,10 @@
 //! capability 9.0.
 
 use crate::device::*;
-use crate::format::{
-    flags, initial_tag_pattern32, row_of_slot, scatter_entry, status, tag_pattern32, ClusterSmem, RecurrentParams, NO_UNIT,
-    SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_POLL,
-};
+use crate::format::{flags, initial_tag_pattern32, status, tag_pattern32, ClusterSmem, RecurrentParams, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_POLL};
 
-use super::cell;
-use super::recurrent::{
-    butterfly, cell_phase, finish_h, gated_cell, load_bias, load_h_elem, load_inputs, load_u, load_weights, multiply_tile,
-    multiply_tile_f16, reduce_scatter, report, store_chunk, warm_start, GatedLane, Layer,
-};
+use super::recurrent::{load_weights, multiply_tile, multiply_tile_f16, report, store_chunk, warm_start, Layer};
+use super::row::Row;
 
 /// Where this CTA's exchange buffers are and who it is in the cluster.
 struct Exchange {
@@ -242,45 +236,13 @@ pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &Re
         }
         return;
     };
-    let units = p.units as *const u32;
-    let unit_base = block_idx_x() * l.upc;
-    let cells = l.upc * l.batch;
     let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
 
     // ---- Phase 1: weights into registers, and each thread's row (as the grid kernel).
     // SAFETY: kernel contract.
     let w = unsafe { load_weights::<N>(p, &l) };
-    let slot = tid / l.tpr;
-    let lane_in_row = tid & (l.tpr - 1);
-    let (row_lu, row_gate) = if GATED { row_of_slot(slot as usize, l.gates as usize, l.tpr as usize, true) } else { (slot as usize, 0) };
-    let writes_sum = lane_in_row == 0 && if GATED { row_lu < l.upc as usize } else { slot < l.upc * l.gates };
-    let sums_row = if GATED { (row_lu as u32).wrapping_mul(l.gates).wrapping_add(row_gate as u32) } else { slot };
-    let fused = p.flags & flags::SEPARATE_CELL == 0 && (GATED || l.gates == 1);
-    let scatter = !GATED && fused && l.tpr >= BT as u32;
-    let (scatter_first, scatter_leads) = scatter_entry(lane_in_row, BT as u32, l.tpr);
-    let (my_entry, my_finishes) = if scatter { (scatter_first, scatter_leads) } else { (lane_in_row, lane_in_row < BT as u32) };
     // SAFETY: kernel contract.
-    let gated_row = if GATED && fused { unsafe { GatedLane::new::<BT>(p, &l, tid, row_lu, row_gate) } } else { GatedLane::none() };
-    let my_unit = if !GATED && slot < l.upc {
-        // SAFETY: the unit table holds grid * upc entries.
-        unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
-    } else {
-        NO_UNIT
-    };
-    let my_bias = if fused && my_unit != NO_UNIT {
-        // SAFETY: b_hh holds G*H values and my_unit < H.
-        unsafe { ld_nc_f32((p.bias_hh as *const f32).add(my_unit as usize)) }
-    } else {
-        0.0
-    };
-    let cell_unit = if !fused && tid < cells {
-        // SAFETY: the unit table holds grid * upc entries.
-        unsafe { ld_nc_u32(units.add((unit_base + tid / l.batch) as usize)) }
-    } else {
-        NO_UNIT
-    };
-    // SAFETY: cell_unit < H when it is a unit.
-    let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
+    let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
 
     // ---- Phase 2: warm start, the exchange buffers, and the cluster barrier that lets peers in.
     // SAFETY: kernel contract; the hidden state holds the columns and the zero column. Every
@@ -295,23 +257,8 @@ pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &Re
     let mut t = 0;
     while t < l.steps {
         t += 1;
-        let mut my_input = 0.0f32;
-        let mut cell_input = [0.0f32; 4];
-        let mut gated_input = [0.0f32; 4];
-        if !exchange_only {
-            if gated_row.unit != NO_UNIT {
-                // SAFETY: the row's unit < H, its first entry < BT ≤ B.
-                gated_input = unsafe { load_inputs(p, &l, t, gated_row.unit, gated_row.first) };
-            }
-            if fused && my_unit != NO_UNIT && my_finishes {
-                // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B.
-                my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + my_entry) * l.hidden + my_unit) as usize) };
-            }
-            if cell_unit != NO_UNIT {
-                // SAFETY: cell_unit < H, tid % B < B.
-                cell_input = unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) };
-            }
-        }
+        // SAFETY: kernel contract.
+        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
 
         // Gather h_{t-1} from this CTA's own exchange buffer, then a barrier: h_{t-1} is complete.
         // SAFETY: kernel contract.
@@ -330,75 +277,12 @@ pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &Re
                     // SAFETY: columns are inside the hidden state.
                     unsafe { multiply_tile::<N, BT, false>(&w, &l, tile) }
                 };
-                if GATED && fused {
-                    // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
-                    unsafe { gated_cell::<BT, false>(p, &l, t, tile, &gated_row, reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0], gated_input) };
-                    continue;
-                }
-                if scatter {
-                    // SAFETY: the whole warp reduces together.
-                    let a = unsafe { reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0] };
-                    if my_unit != NO_UNIT && scatter_leads {
-                        let b = tile * BT as u32 + scatter_first;
-                        let inp = if tile == 0 {
-                            my_input
-                        } else {
-                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
-                        };
-                        let h = cell::rnn(l.cell, inp + (a + my_bias));
-                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
-                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
-                    }
-                    continue;
-                }
-                // SAFETY: the whole warp reduces together.
-                let acc = unsafe { butterfly::<BT>(acc, l.tpr) };
-                if fused && my_unit != NO_UNIT {
-                    let mut j = lane_in_row;
-                    while j < BT as u32 {
-                        let mut a = acc[0];
-                        for (jj, v) in acc.iter().enumerate().skip(1) {
-                            if jj as u32 == j {
-                                a = *v;
-                            }
-                        }
-                        let b = tile * BT as u32 + j;
-                        let inp = if tile == 0 && j == lane_in_row {
-                            my_input
-                        } else {
-                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
-                        };
-                        let h = cell::rnn(l.cell, inp + (a + my_bias));
-                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
-                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
-                        j += l.tpr;
-                    }
-                } else if writes_sum {
-                    for (j, a) in acc.iter().enumerate() {
-                        // SAFETY: the row's unit < upc, gate < G: inside the sums array.
-                        unsafe { st_shared_f32(l.acc_smem + 4 * (sums_row * l.batch + tile * BT as u32 + j as u32), *a) };
-                    }
-                }
+                // SAFETY: the whole warp reduces together; kernel contract.
+                unsafe { row.finish_tile::<BT, false, GATED>(p, &l, t, tile, acc, &inputs) };
             }
-            if !fused {
-                let cta_col = block_idx_x() * l.slots;
-                // SAFETY: uniform barrier (`fused` is uniform); the closures get the cell phase's
-                // indices (lu < upc, g < G, b < B), inside the sums array and the hidden state.
-                unsafe {
-                    sync_threads();
-                    cell_phase(
-                        p,
-                        &l,
-                        t,
-                        cell_unit,
-                        cell_input,
-                        cell_bias,
-                        |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
-                        |lu, b| load_h_elem::<false>(&l, (cta_col + lu) * l.batch + b),
-                    );
-                }
+            if !row.fused() {
+                // SAFETY: uniform (`fused` is); kernel contract.
+                unsafe { row.cell_phase::<false>(p, &l, t, &inputs) };
             }
         }
         // The staged outputs are complete, and nobody reads h_{t-1} any more. The last step's

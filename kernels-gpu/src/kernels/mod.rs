@@ -9,4 +9,5 @@ pub mod dense;
 pub mod probe;
 pub mod projection;
 pub mod recurrent;
+mod row;
 pub mod smoke;

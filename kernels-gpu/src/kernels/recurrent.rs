@@ -42,11 +42,12 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, gated_kernel, row_of_slot, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem,
+    flags, gated_kernel, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem,
     RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
+use super::row::Row;
 
 /// Read-only view of the parameters with derived values, computed once.
 pub(super) struct Layer {
@@ -850,54 +851,13 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
         }
         return;
     };
-    let units = p.units as *const u32;
-    let unit_base = block_idx_x() * l.upc;
-    let cells = l.upc * l.batch;
     let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
 
     // ---- Phase 1: weights into registers (N registers per thread, whole sequence).
     // SAFETY: kernel contract.
     let w = unsafe { load_weights::<N>(p, &l) };
-    let slot = tid / l.tpr;
-    let lane_in_row = tid & (l.tpr - 1);
-    // This thread's row: gate `row_gate` of local unit `row_lu` (`format::row_of_slot`; for RNN
-    // the slot itself), and where its sums go in the separate cell phase.
-    let (row_lu, row_gate) = if GATED { row_of_slot(slot as usize, l.gates as usize, l.tpr as usize, true) } else { (slot as usize, 0) };
-    let writes_sum = lane_in_row == 0 && if GATED { row_lu < l.upc as usize } else { slot < l.upc * l.gates };
-    let sums_row = if GATED { (row_lu as u32).wrapping_mul(l.gates).wrapping_add(row_gate as u32) } else { slot };
-    // The cell finished in the row reduction, with no shared-memory round trip and no barrier:
-    // RNN (one gate) by the lanes of its row, `my_unit`/`my_bias` then being the row's; GRU and
-    // LSTM where a unit's gate rows share a warp ([`gated_cell`]).
-    let fused = p.flags & flags::SEPARATE_CELL == 0 && (GATED || l.gates == 1);
-    // RNN rows with `TPR ≥ BT` add up with the reduce-scatter butterfly: lane `lane · BT / TPR`
-    // of each `TPR / BT` ends with one entry's sum and the leading one finishes it.
-    let scatter = !GATED && fused && l.tpr >= BT as u32;
-    let (scatter_first, scatter_leads) = scatter_entry(lane_in_row, BT as u32, l.tpr);
-    let (my_entry, my_finishes) = if scatter { (scatter_first, scatter_leads) } else { (lane_in_row, lane_in_row < BT as u32) };
     // SAFETY: kernel contract.
-    let gated_row = if GATED && fused { unsafe { GatedLane::new::<BT>(p, &l, tid, row_lu, row_gate) } } else { GatedLane::none() };
-    let my_unit = if !GATED && slot < l.upc {
-        // SAFETY: the unit table holds grid * upc entries.
-        unsafe { ld_nc_u32(units.add((unit_base + slot) as usize)) }
-    } else {
-        NO_UNIT
-    };
-    let my_bias = if fused && my_unit != NO_UNIT {
-        // SAFETY: b_hh holds G*H values and my_unit < H.
-        unsafe { ld_nc_f32((p.bias_hh as *const f32).add(my_unit as usize)) }
-    } else {
-        0.0
-    };
-    // The separate cell phase: thread `tid`'s own (unit, batch) pair, its unit and b_hh (two to
-    // five registers for the whole sequence).
-    let cell_unit = if !fused && tid < cells {
-        // SAFETY: the unit table holds grid * upc entries.
-        unsafe { ld_nc_u32(units.add((unit_base + tid / l.batch) as usize)) }
-    } else {
-        NO_UNIT
-    };
-    // SAFETY: cell_unit < H when it is a unit.
-    let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
+    let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
 
     // ---- Phase 2: warm start.
     // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
@@ -909,23 +869,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     while t < l.steps {
         t += 1;
         // Inputs of this thread's first cell, loaded before the wait.
-        let mut my_input = 0.0f32;
-        let mut cell_input = [0.0f32; 4];
-        let mut gated_input = [0.0f32; 4];
-        if !exchange_only {
-            if gated_row.unit != NO_UNIT {
-                // SAFETY: the row's unit < H, its first entry < BT ≤ B.
-                gated_input = unsafe { load_inputs(p, &l, t, gated_row.unit, gated_row.first) };
-            }
-            if fused && my_unit != NO_UNIT && my_finishes {
-                // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B.
-                my_input = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + my_entry) * l.hidden + my_unit) as usize) };
-            }
-            if cell_unit != NO_UNIT {
-                // SAFETY: cell_unit < H, tid % B < B.
-                cell_input = unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) };
-            }
-        }
+        // SAFETY: kernel contract.
+        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
 
         // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
         // SAFETY: kernel contract.
@@ -945,78 +890,12 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                     // SAFETY: columns are inside the hidden state.
                     unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
                 };
-                if GATED && fused {
-                    // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
-                    unsafe { gated_cell::<BT, H32>(p, &l, t, tile, &gated_row, reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0], gated_input) };
-                    continue;
-                }
-                if scatter {
-                    // SAFETY: the whole warp reduces together.
-                    let a = unsafe { reduce_scatter::<BT>(acc, l.tpr, lane_in_row)[0] };
-                    if my_unit != NO_UNIT && scatter_leads {
-                        let b = tile * BT as u32 + scatter_first;
-                        let inp = if tile == 0 {
-                            my_input
-                        } else {
-                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
-                        };
-                        let h = cell::rnn(l.cell, inp + (a + my_bias));
-                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
-                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
-                    }
-                    continue;
-                }
-                // SAFETY: the whole warp reduces together.
-                let acc = unsafe { butterfly::<BT>(acc, l.tpr) };
-                if fused && my_unit != NO_UNIT {
-                    // Lane `j` of the row (and `j + TPR`, … when TPR < BT) finishes batch entry
-                    // `j` of the tile: the lanes run one cell together instead of BT divergent ones.
-                    let mut j = lane_in_row;
-                    while j < BT as u32 {
-                        let mut a = acc[0];
-                        for (jj, v) in acc.iter().enumerate().skip(1) {
-                            if jj as u32 == j {
-                                a = *v;
-                            }
-                        }
-                        let b = tile * BT as u32 + j;
-                        let inp = if tile == 0 && j == lane_in_row {
-                            my_input
-                        } else {
-                            // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                            unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + my_unit) as usize) }
-                        };
-                        let h = cell::rnn(l.cell, inp + (a + my_bias));
-                        // SAFETY: (my_unit, b) is this row's output; slot < upc.
-                        unsafe { finish_h(p, &l, t, my_unit, slot, b, h) };
-                        j += l.tpr;
-                    }
-                } else if writes_sum {
-                    for (j, a) in acc.iter().enumerate() {
-                        // SAFETY: the row's unit < upc, gate < G: inside the sums array.
-                        unsafe { st_shared_f32(l.acc_smem + 4 * (sums_row * l.batch + tile * BT as u32 + j as u32), *a) };
-                    }
-                }
+                // SAFETY: the whole warp reduces together; kernel contract.
+                unsafe { row.finish_tile::<BT, H32, GATED>(p, &l, t, tile, acc, &inputs) };
             }
-            if !fused {
-                // SAFETY: uniform barrier (`fused` is uniform); the sums are complete after it.
-                let cta_col = block_idx_x() * l.slots;
-                // SAFETY: the indices the closures get are the cell phase's (lu < upc, g < G,
-                // b < B), inside the sums array and the hidden state.
-                unsafe {
-                    sync_threads();
-                    cell_phase(
-                        p,
-                        &l,
-                        t,
-                        cell_unit,
-                        cell_input,
-                        cell_bias,
-                        |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
-                        |lu, b| load_h_elem::<H32>(&l, (cta_col + lu) * l.batch + b),
-                    );
-                }
+            if !row.fused() {
+                // SAFETY: uniform (`fused` is); kernel contract.
+                unsafe { row.cell_phase::<H32>(p, &l, t, &inputs) };
             }
         }
         // The staged outputs are complete, and nobody reads h_{t-1} any more.
