@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::plots::{color, de, frame, Legend, FONT};
+use crate::plots::{color, de, frame, result_files, Legend, FONT};
 
 /// Panel key: (cell, batch, density).
 type Panel = (String, usize, String);
@@ -57,13 +57,7 @@ fn median(v: &[f64]) -> f64 {
 /// Draws the chart of every `*-modes.csv` file in `root/bench/results` into `out`; returns the
 /// files written.
 pub fn plot_modes(root: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
-    let dir = root.join("bench/results");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-modes.csv")))
-        .collect();
-    files.sort();
+    let files = result_files(root, "-modes.csv")?;
     let mut written = Vec::new();
     for f in files {
         let rows = read(&f)?;

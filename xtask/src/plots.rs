@@ -142,6 +142,18 @@ fn fmt_num(x: f64) -> String {
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
+/// The files of `root/bench/results` whose names end in `suffix`, sorted.
+pub(crate) fn result_files(root: &Path, suffix: &str) -> Result<Vec<PathBuf>, String> {
+    let dir = root.join("bench/results");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(suffix)))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// An entry of the legend strip.
 pub(crate) enum Legend {
     Line(String, RGBColor),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::plots::{color, de, frame, Legend, FONT};
+use crate::plots::{color, de, frame, result_files, Legend, FONT};
 
 /// One point of the `polls` sweep.
 struct Point {
@@ -40,13 +40,7 @@ fn read(path: &Path) -> Result<(Vec<Point>, String), String> {
 /// Draws the chart of every exchange-probe file in `root/bench/results` into `out`; returns the
 /// files written.
 pub fn plot_probes(root: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
-    let dir = root.join("bench/results");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-exchange-probe.csv")))
-        .collect();
-    files.sort();
+    let files = result_files(root, "-exchange-probe.csv")?;
     let mut written = Vec::new();
     for f in files {
         let (points, meta) = read(&f)?;
