@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
         kernel: [None, Some(KernelKind::Sparse), Some(KernelKind::Dense)][b.u8() as usize % 3],
         products: [None, Some(Products::F16), Some(Products::F32)][b.u8() as usize % 3],
         mode: [None, Some(ExecMode::Grid), Some(ExecMode::Cluster)][b.u8() as usize % 3],
+        shared_words: b.option(&[0, 4, 8, 16, 64, 65536, usize::MAX]),
     };
     let device = match b.u8() % 4 {
         0 => DeviceInfo::a100(),

@@ -37,6 +37,11 @@
 //! [`finish_h`] rounds `h_t` to the fp16 value whose last bit is the step's tag
 //! (`format::tag_round`), stages it and writes it (as f32) to the output.
 //!
+//! The shared-weights family (`sprnn_sw_*`, `format::shared_kernel_name`) keeps the tail of each
+//! thread's list, `M = shared_words` entries, in shared memory ([`load_shared_weights`] at
+//! start-up, [`multiply_tile_shared`] / [`multiply_tile_shared_f16`] after the register words
+//! of every tile): a layer about twice as large fits on the chip.
+//!
 //! Registers: `N` for the list, `BT` accumulators, the rest addresses, loop state and the cell;
 //! each variant is compiled under `format::register_budget` (`.maxnreg`).
 
@@ -81,6 +86,36 @@ pub(super) struct Layer {
     pub(super) xvalues: u32,
     /// Steps of the sequence before this launch (the tags number steps `first_step + t`).
     pub(super) first_step: u32,
+}
+
+/// The shared-weights family's part of a thread's list (two registers for the sequence): where
+/// the CTA's `[M][nt]` words start in shared memory, and `M`.
+pub(super) struct SharedList {
+    /// Shared address of word `[0][0]` (`format::RecurrentSmem::weights`).
+    w_smem: u32,
+    /// Words per thread in shared memory (`M`).
+    words: u32,
+}
+
+impl SharedList {
+    /// The shared words of layer `l` (parameters `p`), or `None` when `M` is not a whole number
+    /// of product groups.
+    #[inline(always)]
+    pub(super) fn new(p: &RecurrentParams, l: &Layer) -> Option<SharedList> {
+        if p.shared_words % PRODUCT_GROUP as u32 != 0 {
+            return None;
+        }
+        let smem = RecurrentSmem::new(
+            p.columns as usize,
+            p.batch as usize,
+            p.slots_per_cta as usize,
+            (p.units_per_cta * l.gates) as usize,
+            p.units_per_cta as usize,
+            l.cell,
+            false,
+        );
+        Some(SharedList { w_smem: dyn_smem_base() + smem.weights() as u32, words: p.shared_words })
+    }
 }
 
 impl Layer {
@@ -211,6 +246,29 @@ pub(super) unsafe fn load_weights<const N: usize>(p: &RecurrentParams, l: &Layer
         *wk = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total as usize + me)) };
     }
     w
+}
+
+/// Phase 1 of the shared-weights family: this thread's list entries `N .. N + M` from the
+/// weight buffer (coalesced) into shared memory at `[k - N][tid]` (`format::RecurrentSmem::weights`),
+/// where only this thread reads them: no barrier is needed before its own first read.
+///
+/// # Safety
+/// The weight buffer holds `(N + M) · grid · threads_per_cta` words; the dynamic shared memory
+/// holds `M · threads_per_cta` words from `sl.w_smem`.
+#[inline(always)]
+pub(super) unsafe fn load_shared_weights<const N: usize>(p: &RecurrentParams, l: &Layer, sl: &SharedList) {
+    let total = (grid_dim_x() * l.nt) as usize;
+    let tid = thread_idx_x();
+    let me = block_idx_x() as usize * l.nt as usize + tid as usize;
+    let mut k = 0;
+    while k < sl.words {
+        // SAFETY: the caller guarantees both sizes.
+        unsafe {
+            let w = ld_nc_u32((p.weights as *const u32).add((N + k as usize) * total + me));
+            st_shared_u32(sl.w_smem + 4 * (k * l.nt + tid), w);
+        }
+        k += 1;
+    }
 }
 
 /// Stores one hidden value (fp16 bits) at element `i` of the shared hidden state.
@@ -478,6 +536,77 @@ pub(super) unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: b
         let h = unsafe { load_h::<BT, H32>(tile_base + col * col_bytes) };
         for j in 0..BT {
             acc[j] = fma(v, h[j], acc[j]);
+        }
+    }
+    acc
+}
+
+/// [`multiply_tile`] continued over this thread's `M` shared-memory words (the shared-weights
+/// family, fp16 hidden state): `acc` holds the sums of the register words; each shared word
+/// costs one more shared load (conflict-free: a warp reads 32 consecutive words) before its
+/// `h` load. Same order of operations as one list of `N + M` words.
+///
+/// # Safety
+/// `sl.w_smem` holds this thread's `M` words (`load_shared_weights`); every column is inside the
+/// hidden state, which is fp16.
+#[inline(always)]
+pub(super) unsafe fn multiply_tile_shared<const BT: usize>(l: &Layer, sl: &SharedList, tile: u32, mut acc: [f32; BT]) -> [f32; BT] {
+    let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+    let col_bytes = opaque_u32(2 * l.batch);
+    let stride = 4 * l.nt;
+    let mut a = sl.w_smem + 4 * thread_idx_x();
+    let end = a + sl.words * stride;
+    while a < end {
+        for _ in 0..PRODUCT_GROUP {
+            // SAFETY: `a` is one of this thread's shared words (M is a multiple of the group).
+            let wk = unsafe { ld_shared_u32(a) };
+            a += stride;
+            let col = wk & 0xFFFF;
+            let v = f16_to_f32((wk >> 16) as u16);
+            // SAFETY: col ≤ columns, so the address is inside the hidden state.
+            let h = unsafe { load_h::<BT, false>(tile_base + col * col_bytes) };
+            for j in 0..BT {
+                acc[j] = fma(v, h[j], acc[j]);
+            }
+        }
+    }
+    acc
+}
+
+/// [`multiply_tile_f16`] continued over this thread's `M` shared-memory words: fp16 pair FMAs
+/// over each group of `PRODUCT_GROUP` words (`N` and `M` are multiples of the group, so the
+/// groups are those of one list of `N + M` words), each group's sums added to `acc`.
+///
+/// # Safety
+/// As [`multiply_tile_shared`].
+#[inline(always)]
+pub(super) unsafe fn multiply_tile_shared_f16<const BT: usize>(l: &Layer, sl: &SharedList, tile: u32, mut acc: [f32; BT]) -> [f32; BT] {
+    let pairs = BT.div_ceil(2);
+    let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+    let col_bytes = opaque_u32(2 * l.batch);
+    let stride = 4 * l.nt;
+    let mut a = sl.w_smem + 4 * thread_idx_x();
+    let end = a + sl.words * stride;
+    while a < end {
+        let mut g = [0u32; 4];
+        for _ in 0..PRODUCT_GROUP {
+            // SAFETY: `a` is one of this thread's shared words (M is a multiple of the group).
+            let wk = unsafe { ld_shared_u32(a) };
+            a += stride;
+            let col = wk & 0xFFFF;
+            let v = f16x2_high_pair(wk);
+            // SAFETY: col ≤ columns, so the address is inside the hidden state.
+            let h = unsafe { load_h_pairs::<BT>(tile_base + col * col_bytes) };
+            for i in 0..pairs {
+                g[i] = fma_f16x2(v, h[i], g[i]);
+            }
+        }
+        for i in 0..pairs {
+            let s = f16x2_to_f32(g[i]);
+            acc[2 * i] += s[0];
+            if 2 * i + 1 < BT {
+                acc[2 * i + 1] += s[1];
+            }
         }
     }
     acc
@@ -842,7 +971,7 @@ pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
 /// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
 /// every CTA of the grid co-resident, dynamic shared memory of `format::RecurrentSmem::total`).
 #[inline(always)]
-pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) {
+pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const GATED: bool, const SHARED: bool>(p: &RecurrentParams) {
     let tid = thread_idx_x();
     let Some(l) = Layer::new::<BT, H32, GATED>(p) else {
         if tid == 0 {
@@ -853,9 +982,30 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     };
     let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
 
+    // The shared-weights family: the fp16 hidden state, M a whole number of product groups.
+    let sl = if SHARED {
+        match SharedList::new(p, &l).filter(|_| !H32) {
+            Some(sl) => sl,
+            None => {
+                if tid == 0 {
+                    // SAFETY: status is valid.
+                    unsafe { report(p, status::BAD_PARAMS) };
+                }
+                return;
+            }
+        }
+    } else {
+        SharedList { w_smem: 0, words: 0 }
+    };
+
     // ---- Phase 1: weights into registers (N registers per thread, whole sequence).
     // SAFETY: kernel contract.
     let w = unsafe { load_weights::<N>(p, &l) };
+    if SHARED {
+        // ---- Phase 1b: the list's tail into shared memory (M words per thread).
+        // SAFETY: kernel contract (the shared-weights family's buffer and window sizes).
+        unsafe { load_shared_weights::<N>(p, &l, &sl) };
+    }
     // SAFETY: kernel contract.
     let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
 
@@ -889,6 +1039,20 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                 } else {
                     // SAFETY: columns are inside the hidden state.
                     unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                };
+                // The list's tail, in shared memory (the shared-weights family: fp16 state).
+                let acc = if SHARED && !H32 {
+                    // SAFETY: the shared words were loaded in phase 1b; their columns are
+                    // inside the hidden state.
+                    unsafe {
+                        if l.f16_products {
+                            multiply_tile_shared_f16::<BT>(&l, &sl, tile, acc)
+                        } else {
+                            multiply_tile_shared::<BT>(&l, &sl, tile, acc)
+                        }
+                    }
+                } else {
+                    acc
                 };
                 // SAFETY: the whole warp reduces together; kernel contract.
                 unsafe { row.finish_tile::<BT, H32, GATED>(p, &l, t, tile, acc, &inputs) };
@@ -936,10 +1100,47 @@ macro_rules! entries {
                     concat!($family, $n, "_bt", $bt, $h)
                 ));
                 // SAFETY: forwarded contract.
-                unsafe { recurrent::<$n, $bt, $h32, $gated>(&p) }
+                unsafe { recurrent::<$n, $bt, $h32, $gated, false>(&p) }
             }
         };
     };
 }
 
 crate::with_list_lengths!(entries);
+
+/// The shared-weights entry points: for every register-list length of
+/// `format::with_shared_list_lengths` and batch tile, both families, the fp16 hidden state, a
+/// kernel named by `format::shared_kernel_name` (checked at compile time) that runs
+/// [`recurrent`] with `M = p.shared_words` list entries in shared memory.
+macro_rules! shared_entries {
+    ([$($n:literal),*]) => {
+        $( crate::with_batch_tiles!(shared_entries, $n); )*
+    };
+    ($n:literal, [$($bt:literal),*]) => {
+        $(
+            shared_entries!(@one $n, $bt, false, "sprnn_sw_recurrent_n");
+            shared_entries!(@one $n, $bt, true, "sprnn_sw_gated_n");
+        )*
+    };
+    (@one $n:literal, $bt:literal, $gated:literal, $family:literal) => {
+        const _: () = {
+            /// Shared-weights recurrent kernel entry point (family, register-list length and
+            /// batch tile in the name; `M` in the parameters).
+            ///
+            /// # Safety
+            /// See [`recurrent`]; the weight buffer holds `N + M` words per thread and the
+            /// dynamic shared memory `format::RecurrentSmem::with_weights`.
+            #[export_name = concat!($family, $n, "_bt", $bt)]
+            pub unsafe extern "ptx-kernel" fn entry(p: RecurrentParams) {
+                const _: () = assert!(crate::format::str_eq(
+                    crate::format::shared_kernel_name($n, $bt, $gated),
+                    concat!($family, $n, "_bt", $bt)
+                ));
+                // SAFETY: forwarded contract.
+                unsafe { recurrent::<$n, $bt, false, $gated, true>(&p) }
+            }
+        };
+    };
+}
+
+crate::with_shared_list_lengths!(shared_entries);
