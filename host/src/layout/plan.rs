@@ -363,6 +363,13 @@ impl Plan {
 ///   `TPR·N ≥` the longest row; of the shapes that fit (threads ≤ 1024 and per-SM limits,
 ///   registers ≤ 255 per thread and ≤ the register file per SM, see [`kernel_registers`]), the one
 ///   with the least estimated time per step, [`step_cost`].
+/// - **Words in shared memory** (the fp16 hidden state, grid mode): only where no register-only
+///   shape fits, each `TPR` with each register list of the shared-weights family and the
+///   shared words `M` that make up the longest row; a shape fits when its hidden state, the
+///   kernel's other parts and `M · threads` words fit the shared memory per CTA. The cheapest
+///   ([`step_cost`] plus [`shared_word_cycles`]) wins, and [`Fit::batch_limit`] says how far
+///   the batch can grow beside those words. Where the dense slab holds a layer that only such a
+///   split holds, the slab runs (as before the split existed).
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
     let ModeChoice { fit, reason, .. } = check_mode(&RowStats::of(w_hh), cell, batch, device, opts)?;
@@ -382,7 +389,8 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
         || opts.threads_per_row.is_some()
         || opts.list_len.is_some()
         || opts.hidden_f32 == Some(true)
-        || opts.products == Some(Products::F16);
+        || opts.products == Some(Products::F16)
+        || opts.shared_words.is_some_and(|m| m > 0);
     validate_sizes(stats.hidden, stats.rows, cell, batch)?;
     if sparse_only {
         return Ok(None);
@@ -575,8 +583,11 @@ fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opt
     // `dense` is `None` when the sparse kernel was asked for.
     let sparse = sparse_fit(stats, cell, batch, device, opts);
     let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
+    // Where only a split of registers and shared memory holds the sparse lists, the dense slab
+    // (where it fits) keeps the layers it ran before: the split is not yet measured against it.
+    let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none();
     match dense {
-        Some(d) if sparse.is_err() || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
+        Some(d) if sparse.is_err() || split_only || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
         _ => sparse,
     }
 }

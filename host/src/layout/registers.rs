@@ -138,7 +138,7 @@ pub const SHARED_REGISTERS: &[(usize, usize, bool, u32)] = &[
     (16, 1, false, 92),
     (16, 1, true, 96),
     (16, 2, false, 96),
-    (16, 2, true, 104),
+    (16, 2, true, 103),
     (16, 4, false, 96),
     (16, 4, true, 104),
     (16, 8, false, 104),
@@ -165,7 +165,7 @@ pub const SHARED_REGISTERS: &[(usize, usize, bool, u32)] = &[
     (64, 2, true, 152),
     (64, 4, false, 144),
     (64, 4, true, 152),
-    (64, 8, false, 167),
+    (64, 8, false, 166),
     (64, 8, true, 175),
 ];
 

@@ -971,7 +971,7 @@ pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
 /// `p` must satisfy the contract in `format::RecurrentParams` (buffers of the documented sizes,
 /// every CTA of the grid co-resident, dynamic shared memory of `format::RecurrentSmem::total`).
 #[inline(always)]
-pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const GATED: bool, const SHARED: bool>(p: &RecurrentParams) {
+pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) {
     let tid = thread_idx_x();
     let Some(l) = Layer::new::<BT, H32, GATED>(p) else {
         if tid == 0 {
@@ -982,30 +982,9 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     };
     let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
 
-    // The shared-weights family: the fp16 hidden state, M a whole number of product groups.
-    let sl = if SHARED {
-        match SharedList::new(p, &l).filter(|_| !H32) {
-            Some(sl) => sl,
-            None => {
-                if tid == 0 {
-                    // SAFETY: status is valid.
-                    unsafe { report(p, status::BAD_PARAMS) };
-                }
-                return;
-            }
-        }
-    } else {
-        SharedList { w_smem: 0, words: 0 }
-    };
-
     // ---- Phase 1: weights into registers (N registers per thread, whole sequence).
     // SAFETY: kernel contract.
     let w = unsafe { load_weights::<N>(p, &l) };
-    if SHARED {
-        // ---- Phase 1b: the list's tail into shared memory (M words per thread).
-        // SAFETY: kernel contract (the shared-weights family's buffer and window sizes).
-        unsafe { load_shared_weights::<N>(p, &l, &sl) };
-    }
     // SAFETY: kernel contract.
     let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
 
@@ -1040,19 +1019,97 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                     // SAFETY: columns are inside the hidden state.
                     unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
                 };
-                // The list's tail, in shared memory (the shared-weights family: fp16 state).
-                let acc = if SHARED && !H32 {
-                    // SAFETY: the shared words were loaded in phase 1b; their columns are
-                    // inside the hidden state.
-                    unsafe {
-                        if l.f16_products {
-                            multiply_tile_shared_f16::<BT>(&l, &sl, tile, acc)
-                        } else {
-                            multiply_tile_shared::<BT>(&l, &sl, tile, acc)
-                        }
-                    }
+                // SAFETY: the whole warp reduces together; kernel contract.
+                unsafe { row.finish_tile::<BT, H32, GATED>(p, &l, t, tile, acc, &inputs) };
+            }
+            if !row.fused() {
+                // SAFETY: uniform (`fused` is); kernel contract.
+                unsafe { row.cell_phase::<H32>(p, &l, t, &inputs) };
+            }
+        }
+        // The staged outputs are complete, and nobody reads h_{t-1} any more.
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
+        }
+    }
+}
+
+/// [`recurrent`] for the shared-weights family: the same phases with each thread's list
+/// continued in shared memory — `N` words in registers, then `M = p.shared_words` words loaded
+/// once into shared memory at start-up ([`load_shared_weights`]) and read after the register
+/// words of every batch tile ([`multiply_tile_shared`], [`multiply_tile_shared_f16`]). The
+/// hidden state is fp16. (A body of its own rather than a const parameter of [`recurrent`]:
+/// with the parameter, LLVM ordered the last product group of ten register-only variants
+/// differently, and their code is meant to stay exactly what was measured.)
+///
+/// # Safety
+/// As [`recurrent`]; besides, the weight buffer holds `N + M` words per thread and the dynamic
+/// shared memory `format::RecurrentSmem::with_weights(M, threads_per_cta)` bytes.
+#[inline(always)]
+pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: bool>(p: &RecurrentParams) {
+    const H32: bool = false;
+    let tid = thread_idx_x();
+    // The shared words: M a whole number of product groups.
+    let Some((l, sl)) = Layer::new::<BT, H32, GATED>(p).and_then(|l| SharedList::new(p, &l).map(|sl| (l, sl))) else {
+        if tid == 0 {
+            // SAFETY: status is valid.
+            unsafe { report(p, status::BAD_PARAMS) };
+        }
+        return;
+    };
+    let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
+
+    // ---- Phase 1: weights into registers (N registers per thread, whole sequence), then the
+    // list's tail into shared memory (M words per thread).
+    // SAFETY: kernel contract (the shared-weights family's buffer and window sizes).
+    let w = unsafe { load_weights::<N>(p, &l) };
+    // SAFETY: as above.
+    unsafe { load_shared_weights::<N>(p, &l, &sl) };
+    // SAFETY: kernel contract.
+    let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
+
+    // ---- Phase 2: warm start.
+    // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
+    unsafe { warm_start::<H32>(p, &l, (l.columns + 1) * l.batch) };
+
+    // ---- Phase 3: step loop.
+    // A half-open count (`1..=steps` keeps an "exhausted" flag and its branches in the loop).
+    let mut t = 0;
+    while t < l.steps {
+        t += 1;
+        // Inputs of this thread's first cell, loaded before the wait.
+        // SAFETY: kernel contract.
+        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
+
+        // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
+        // SAFETY: kernel contract.
+        let failed = t >= 2 && unsafe { gather_or_report::<H32>(p, &l, t - 1) };
+        // SAFETY: every thread reaches this barrier once per step.
+        if unsafe { sync_threads_or(failed) } {
+            return;
+        }
+
+        if !exchange_only {
+            // Multiply: W h for this thread's slot, one batch tile at a time.
+            for tile in 0..l.batch / BT as u32 {
+                let acc = if !H32 && l.f16_products {
+                    // SAFETY: columns are inside the hidden state, which is fp16.
+                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
                 } else {
-                    acc
+                    // SAFETY: columns are inside the hidden state.
+                    unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                };
+                // The list's tail, in shared memory.
+                // SAFETY: the shared words were loaded in phase 1; their columns are inside the
+                // hidden state, which is fp16.
+                let acc = unsafe {
+                    if l.f16_products {
+                        multiply_tile_shared_f16::<BT>(&l, &sl, tile, acc)
+                    } else {
+                        multiply_tile_shared::<BT>(&l, &sl, tile, acc)
+                    }
                 };
                 // SAFETY: the whole warp reduces together; kernel contract.
                 unsafe { row.finish_tile::<BT, H32, GATED>(p, &l, t, tile, acc, &inputs) };
@@ -1100,7 +1157,7 @@ macro_rules! entries {
                     concat!($family, $n, "_bt", $bt, $h)
                 ));
                 // SAFETY: forwarded contract.
-                unsafe { recurrent::<$n, $bt, $h32, $gated, false>(&p) }
+                unsafe { recurrent::<$n, $bt, $h32, $gated>(&p) }
             }
         };
     };
@@ -1111,7 +1168,7 @@ crate::with_list_lengths!(entries);
 /// The shared-weights entry points: for every register-list length of
 /// `format::with_shared_list_lengths` and batch tile, both families, the fp16 hidden state, a
 /// kernel named by `format::shared_kernel_name` (checked at compile time) that runs
-/// [`recurrent`] with `M = p.shared_words` list entries in shared memory.
+/// [`recurrent_shared`] with `M = p.shared_words` list entries in shared memory.
 macro_rules! shared_entries {
     ([$($n:literal),*]) => {
         $( crate::with_batch_tiles!(shared_entries, $n); )*
@@ -1137,7 +1194,7 @@ macro_rules! shared_entries {
                     concat!($family, $n, "_bt", $bt)
                 ));
                 // SAFETY: forwarded contract.
-                unsafe { recurrent::<$n, $bt, false, $gated, true>(&p) }
+                unsafe { recurrent_shared::<$n, $bt, $gated>(&p) }
             }
         };
     };
