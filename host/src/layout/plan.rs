@@ -1247,12 +1247,13 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
         None => {
             let grid = grid_fit(stats, cell, batch, device, opts);
             let cluster_allowed = opts.ctas.is_none()
+                && opts.shared_words.is_none_or(|m| m == 0)
                 && opts.ctas_per_sm.is_none_or(|c| c == 1)
                 && opts.hidden_f32 != Some(true)
                 && opts.kernel != Some(KernelKind::Dense);
             if !cluster_allowed {
                 let fit = grid?;
-                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32 or the dense kernel) are the grid mode's".to_string();
+                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32, shared_words or the dense kernel) are the grid mode's".to_string();
                 return Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, stats.hidden, batch), fit, reason, cluster_us: None });
             }
             let cluster = cluster_fit(stats, cell, batch, device, opts);
@@ -1346,6 +1347,9 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
     }
     if opts.ctas_per_sm.is_some_and(|c| c != 1) {
         return Err(why("a cluster runs one CTA per SM (ctas_per_sm = 1)".into()));
+    }
+    if opts.shared_words.is_some_and(|m| m > 0) {
+        return Err(why("weights in shared memory run in the grid mode only (shared_words = 0)".into()));
     }
     sparse_options(device, opts)?;
     let sizes = match opts.ctas {
