@@ -236,9 +236,11 @@ fn plan_shared_memory_exceeded() {
 #[test]
 fn plan_does_not_fit_in_registers() {
     // LSTM, H = 1152, d = 0.9: ~1040 nonzeros per row, more than any sparse launch shape holds
-    // (the dense slab would hold it).
+    // in registers alone (the dense slab would hold it, and so would registers and shared
+    // memory together).
     let w = synthetic::uniform(4 * 1152, 1152, 0.9, 5);
-    let e = h200(&w, Cell::Lstm, 4, &PlanOptions { kernel: Some(sprnn::layout::KernelKind::Sparse), ..PlanOptions::default() }).unwrap_err();
+    let registers_only = PlanOptions { kernel: Some(sprnn::layout::KernelKind::Sparse), shared_words: Some(0), ..PlanOptions::default() };
+    let e = h200(&w, Cell::Lstm, 4, &registers_only).unwrap_err();
     let PlanError::DoesNotFit { need_regs, have_regs, max_row_nnz, max_row_fit, .. } = e else { panic!("{e:?}") };
     assert!(need_regs > have_regs && max_row_nnz > max_row_fit);
     says(&e, &["NVIDIA H200", &format!("{need_regs} registers per SM"), &format!("{have_regs} available"), &format!("{max_row_nnz} nonzeros, at most {max_row_fit}")]);
