@@ -302,8 +302,14 @@ pub const VALUES_PER_STORE: usize = 4;
 /// multiple of [`VALUES_PER_STORE`], so every CTA publishes whole 8-byte stores.
 #[inline(always)]
 pub const fn exchange_slots(units_per_cta: usize, batch: usize) -> usize {
+    slots_in_whole(units_per_cta, batch, VALUES_PER_STORE)
+}
+
+/// `units_per_cta` rounded up until `S · B` is a multiple of `values` (the values of one store).
+#[inline(always)]
+const fn slots_in_whole(units_per_cta: usize, batch: usize, values: usize) -> usize {
     let mut s = units_per_cta;
-    while (s * batch) % VALUES_PER_STORE != 0 {
+    while (s * batch) % values != 0 {
         s += 1;
     }
     s
@@ -965,11 +971,7 @@ pub const PORTABLE_CLUSTER_SIZE: usize = 8;
 /// whole number of 16-byte remote stores (the grid mode's [`exchange_slots`] rounds to 8 bytes).
 #[inline(always)]
 pub const fn cluster_exchange_slots(units_per_cta: usize, batch: usize) -> usize {
-    let mut s = units_per_cta;
-    while (s * batch) % VALUES_PER_POLL != 0 {
-        s += 1;
-    }
-    s
+    slots_in_whole(units_per_cta, batch, VALUES_PER_POLL)
 }
 
 /// Where the cluster-resident kernel keeps things in its dynamic shared memory (byte offsets):

@@ -49,9 +49,9 @@
 //! capability 9.0.
 
 use crate::device::*;
-use crate::format::{flags, initial_tag_pattern32, status, tag_pattern32, ClusterSmem, RecurrentParams, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_POLL};
+use crate::format::{flags, initial_tag_pattern32, status, tag_pattern32, ClusterSmem, RecurrentParams, TAG_BITS32, VALUES_PER_POLL};
 
-use super::recurrent::{load_weights, multiply_tile, multiply_tile_f16, report, store_chunk, warm_start, Layer};
+use super::recurrent::{load_weights, multiply_tile, multiply_tile_f16, report, spin_until_fresh, store_chunk, warm_start, Layer};
 use super::row::Row;
 
 /// Where this CTA's exchange buffers are and who it is in the cluster.
@@ -107,39 +107,15 @@ unsafe fn init_exchange(l: &Layer, x: &Exchange) {
     }
 }
 
-/// Spins until the 16-byte chunk at shared address `addr` (this CTA's own window) holds values
-/// tagged for the expected step (`expect`, from `format::tag_pattern32`); returns its four
-/// pieces, or the error code when the wait passes its bound or another CTA failed. As the grid
-/// kernel's wait: the clock and the status word are read only every `SPINS_PER_CHECK` spins,
-/// and the bound starts at the first check.
+/// The grid kernel's wait ([`spin_until_fresh`]) on the full chunk at shared address `addr`
+/// (this CTA's own window; strong loads at cluster scope).
 ///
 /// # Safety
 /// `addr` must be a 16-byte-aligned chunk of an exchange buffer; `status_word` the status word.
 #[inline(always)]
 unsafe fn wait_chunk(addr: u32, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
-    let mut spins: u32 = 0;
-    let mut deadline: u64 = 0;
-    loop {
-        // SAFETY: the caller guarantees the address.
-        let v = unsafe { ld_relaxed_cluster_shared_v4_u32(addr) };
-        let stale = (v[0] ^ expect) | (v[1] ^ expect) | (v[2] ^ expect) | (v[3] ^ expect);
-        if stale & TAG_BITS32 == 0 {
-            return Ok(v);
-        }
-        spins = spins.wrapping_add(1);
-        if spins % SPINS_PER_CHECK == 0 {
-            let now = global_timer_ns();
-            if deadline == 0 {
-                deadline = now + timeout_ns;
-            } else if now > deadline {
-                return Err(status::TIMEOUT);
-            }
-            // SAFETY: the caller guarantees `status_word` is valid.
-            if unsafe { ld_relaxed_gpu_u32(status_word) } != status::OK {
-                return Err(status::ABORTED);
-            }
-        }
-    }
+    // SAFETY: the caller guarantees the address and the status word.
+    unsafe { spin_until_fresh(|| ld_relaxed_cluster_shared_v4_u32(addr), true, expect, status_word, timeout_ns) }
 }
 
 /// Gathers `h` of the launch's step `t` from exchange buffer `(first_step + t) % 2` of this

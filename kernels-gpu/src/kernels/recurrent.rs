@@ -349,22 +349,22 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
     }
 }
 
-/// Spins until the 16-byte chunk at `p` holds values tagged for the expected step (`expect`,
-/// from `format::tag_pattern32`): all four 32-bit pieces, or the first two when `full` is
-/// false (the last chunk of a vector of `8k + 4` values). Returns the pieces, or the error code
-/// when the wait passes its bound or another CTA failed. The clock and the status word are read
-/// only every `SPINS_PER_CHECK` spins, so a chunk that arrives in time costs loads of the chunk
-/// alone; the bound starts at the first check.
+/// Spins until the 16-byte chunk that `load` reads holds values tagged for the expected step
+/// (`expect`, from `format::tag_pattern32`): all four 32-bit pieces, or the first two when
+/// `full` is false (the last chunk of a vector of `8k + 4` values). Returns the pieces, or the
+/// error code when the wait passes its bound or another CTA failed. The clock and the status
+/// word are read only every `SPINS_PER_CHECK` spins, so a chunk that arrives in time costs loads
+/// of the chunk alone; the bound starts at the first check. The grid kernel's chunks are in
+/// global memory ([`wait_chunk`]), the cluster kernel's in the CTA's own shared memory.
 ///
 /// # Safety
-/// `p` must be a 16-byte-aligned chunk of the exchange buffer; `status_word` the status word.
+/// `load` reads a valid chunk; `status_word` is the status word.
 #[inline(always)]
-pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
+pub(super) unsafe fn spin_until_fresh(load: impl Fn() -> [u32; 4], full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
     let mut spins: u32 = 0;
     let mut deadline: u64 = 0;
     loop {
-        // SAFETY: the caller guarantees `p` is a valid chunk.
-        let v = unsafe { ld_relaxed_gpu_v4_u32(p) };
+        let v = load();
         let mut stale = (v[0] ^ expect) | (v[1] ^ expect);
         if full {
             stale |= (v[2] ^ expect) | (v[3] ^ expect);
@@ -386,6 +386,16 @@ pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_w
             }
         }
     }
+}
+
+/// [`spin_until_fresh`] on the global chunk at `p` (strong loads at GPU scope).
+///
+/// # Safety
+/// `p` must be a 16-byte-aligned chunk of the exchange buffer; `status_word` the status word.
+#[inline(always)]
+pub(super) unsafe fn wait_chunk(p: *const u32, full: bool, expect: u32, status_word: *const u32, timeout_ns: u64) -> Result<[u32; 4], u32> {
+    // SAFETY: the caller guarantees `p` is a valid chunk and the status word.
+    unsafe { spin_until_fresh(|| ld_relaxed_gpu_v4_u32(p), full, expect, status_word, timeout_ns) }
 }
 
 /// Writes one gathered chunk (eight fp16 values as four 32-bit pieces; four values when not

@@ -2,8 +2,10 @@
 //! ([`super::cluster`]): which gate row of which unit the thread's list belongs to, how the
 //! row's lanes add up their sums, who finishes the cell, and what each thread keeps in registers
 //! for that over the whole sequence. The two kernels differ only in how `h` reaches shared
-//! memory and leaves it; everything between the gather's barrier and the end-of-step barrier is
-//! here.
+//! memory and leaves it; after the gather's barrier each runs the same tile loop of products
+//! and hands every tile's sums to [`Row::finish_tile`]. (Moving that loop here too changed
+//! ptxas's code for 37 variants, GRU and LSTM at batch tiles 1 and 2 among them, so it stays
+//! in the kernels until it can be measured.)
 //!
 //! Per step the kernel calls [`Row::inputs`] before its wait (the `U_t` of the thread's first
 //! cell, so no global load sits on the critical path after the gather), [`Row::finish_tile`]

@@ -5,15 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
 use sprnn::cust::stream::{Stream, StreamFlags};
 use sprnn::layer::{DeviceInput, Input, Output};
 use sprnn::layout::{check_fit, check_mode, plan, Cell, DeviceInfo, ExecMode, KernelKind, Plan, PlanError, PlanOptions, RowStats};
-use sprnn::reference::{self, Precision};
+use sprnn::reference;
 use sprnn::{Error, Gpu, LayerOptions, SparseRecurrentLayer, StreamingLayer};
 use sprnn_kernels::format::{ClusterSmem, CLUSTER_SIZES, VALUES_PER_POLL};
 
-use crate::common::{gpu, random_vec, says, seed};
+use crate::common::{gpu, says, seed, Problem};
 use crate::layout::{check_matvec, check_permutation};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
@@ -166,58 +165,13 @@ fn a_forced_cluster_that_cannot_hold_the_layer_is_refused_with_the_reason() {
 // GPU: the kernel against the reference
 // ---------------------------------------------------------------------------------------------
 
-/// A random problem: weights, bias, inputs and (optionally) initial state.
-struct Problem {
-    cell: Cell,
-    hidden: usize,
-    batch: usize,
-    steps: usize,
-    w: sprnn::Csr,
-    b: Vec<f32>,
-    u: Vec<f32>,
-    h0: Option<Vec<f32>>,
-    c0: Option<Vec<f32>>,
-}
-
+/// The problem of `seed` (`common::Problem`, this module's salt).
 fn problem(cell: Cell, hidden: usize, batch: usize, density: f64, steps: usize, seed: u64, with_state: bool) -> Problem {
-    let g = cell.gates();
-    let w = random_layer(seed, cell, hidden, density);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xC1A5);
-    let b = random_vec(&mut rng, g * hidden, 0.2);
-    let u = random_vec(&mut rng, steps * batch * g * hidden, 1.0);
-    let h0 = with_state.then(|| random_vec(&mut rng, batch * hidden, 0.5));
-    let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * hidden, 0.5));
-    Problem { cell, hidden, batch, steps, w, b, u, h0, c0 }
+    Problem::random(cell, hidden, batch, density, steps, seed, 0xC1A5, with_state)
 }
 
 fn layer(gpu: &Gpu, p: &Problem, opts: PlanOptions, timeout: Duration) -> Result<SparseRecurrentLayer, Error> {
     SparseRecurrentLayer::new(gpu, p.cell, &p.w, &p.b, p.batch, &LayerOptions { plan: opts, timeout })
-}
-
-/// Runs `layer` on `p` into outputs poisoned (NaN) first.
-fn run_poisoned(gpu: &Gpu, layer: &mut SparseRecurrentLayer, p: &Problem, stream: Option<&Stream>) -> Result<Output, Error> {
-    let d_u = DeviceInput::upload(gpu, Input::F32(&p.u))?;
-    let mut out = layer.alloc_output(p.steps)?;
-    out.poison(layer)?;
-    layer.forward_device(&d_u, p.h0.as_deref(), p.c0.as_deref(), &mut out, stream)?;
-    out.to_host(layer)
-}
-
-/// The worst step error of `got` (h, and LSTM's c) against the device-faithful reference.
-fn worst_error(p: &Problem, got: &Output, layer: &SparseRecurrentLayer) -> f64 {
-    let want = reference::forward_u(
-        p.cell,
-        &p.w,
-        &p.b,
-        reference::Sequences::new(&p.u, p.steps, p.batch).with_state(p.h0.as_deref(), p.c0.as_deref()),
-        Precision::device_faithful(layer.products()),
-    )
-    .expect("reference");
-    let mut worst = reference::compare_steps(&got.h, &want.h, p.steps, p.batch, p.hidden).worst;
-    if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
-        worst = worst.max(reference::compare_steps(gc, wc, 1, p.batch, p.hidden).worst);
-    }
-    worst
 }
 
 #[test]
@@ -240,8 +194,8 @@ fn cluster_mode_matches_the_reference_for_every_cell_and_cluster_size() {
                 let mut l = layer(&gpu, &p, cluster(Some(size)), Duration::from_secs(60)).unwrap_or_else(|e| panic!("{cell:?} size {size} B={batch}: {e}"));
                 assert_eq!(l.mode(), ExecMode::Cluster);
                 assert_eq!(l.cluster_size(), Some(size));
-                let got = run_poisoned(&gpu, &mut l, &p, None).unwrap_or_else(|e| panic!("{cell:?} size {size} B={batch}: {e}"));
-                let worst = worst_error(&p, &got, &l);
+                let got = p.run_poisoned(&gpu, &mut l, None).unwrap_or_else(|e| panic!("{cell:?} size {size} B={batch}: {e}"));
+                let worst = p.worst_error(&got, l.products()).0;
                 let shape = l.shape();
                 println!("{cell:?} cluster {size} H={hidden} B={batch} state={with_state}: worst {worst:.2e} ({} threads, {})", shape.threads_per_cta, shape.kernel);
                 assert!(worst <= reference::DEVICE_TOLERANCE, "{cell:?} cluster {size} B={batch}: error {worst} > {}", reference::DEVICE_TOLERANCE);
@@ -262,8 +216,8 @@ fn cluster_and_grid_modes_agree_with_the_reference_on_the_planners_layers() {
         let p = problem(cell, hidden, batch, 0.05, 64, s + i as u64, true);
         for opts in [grid(), cluster(None)] {
             let mut l = layer(&gpu, &p, opts, Duration::from_secs(1)).unwrap();
-            let got = run_poisoned(&gpu, &mut l, &p, None).unwrap();
-            let worst = worst_error(&p, &got, &l);
+            let got = p.run_poisoned(&gpu, &mut l, None).unwrap();
+            let worst = p.worst_error(&got, l.products()).0;
             println!("{cell:?} H={hidden} B={batch} {} {:?}: worst {worst:.2e}", l.mode().name(), l.cluster_size());
             assert!(worst <= reference::DEVICE_TOLERANCE, "{cell:?} {:?}: {worst}", l.mode());
         }
@@ -290,8 +244,8 @@ fn a_cluster_wait_that_never_ends_times_out_and_the_layer_still_runs() {
         assert!(matches!(r, Err(Error::Timeout { .. })), "expected a timeout, got {r:?}");
         assert!(took < Duration::from_secs(5), "the timeout took {took:?}");
         // Every CTA left through the final cluster barrier: the context and the layer work.
-        let got = run_poisoned(&gpu, &mut l, &p, None).expect("run after a timeout");
-        assert!(worst_error(&p, &got, &l) <= reference::DEVICE_TOLERANCE);
+        let got = p.run_poisoned(&gpu, &mut l, None).expect("run after a timeout");
+        assert!(p.worst_error(&got, l.products()).0 <= reference::DEVICE_TOLERANCE);
     }
 }
 
@@ -305,8 +259,8 @@ fn cluster_tags_wrap_around_past_65536_steps() {
     let s = seed("cluster wrap-around");
     let p = problem(Cell::RnnTanh, 128, 1, 0.1, 70_001, s, true);
     let mut l = layer(&gpu, &p, cluster(Some(4)), Duration::from_secs(1)).unwrap();
-    let got = run_poisoned(&gpu, &mut l, &p, None).unwrap();
-    let worst = worst_error(&p, &got, &l);
+    let got = p.run_poisoned(&gpu, &mut l, None).unwrap();
+    let worst = p.worst_error(&got, l.products()).0;
     println!("cluster T=70001: worst {worst:.2e}");
     assert!(worst <= reference::DEVICE_TOLERANCE);
 }
@@ -324,7 +278,7 @@ fn a_cluster_sequence_fed_in_chunks_equals_one_call_bit_for_bit() {
     for (i, cell) in CELLS.into_iter().enumerate() {
         let p = problem(cell, 192, 4, 0.2, chunks.iter().sum(), 90 + i as u64, true);
         let mut whole_layer = layer(&gpu, &p, cluster(Some(8)), Duration::from_secs(1)).unwrap();
-        let whole = run_poisoned(&gpu, &mut whole_layer, &p, None).unwrap();
+        let whole = p.run_poisoned(&gpu, &mut whole_layer, None).unwrap();
         let mut stream = StreamingLayer::new(layer(&gpu, &p, cluster(Some(8)), Duration::from_secs(1)).unwrap());
         stream.set_state(p.h0.as_deref().unwrap(), p.c0.as_deref()).unwrap();
         let per_step = p.batch * cell.gates() * p.hidden;
@@ -368,7 +322,7 @@ fn seven_cluster_layers_side_by_side_match_their_runs_alone_bit_for_bit() {
     let k = (gpu.info().sm_count / 16).clamp(1, 7);
     let problems: Vec<Problem> = (0..k).map(|i| problem(Cell::Gru, 256, 4, 0.1, 48, 300 + i as u64, true)).collect();
     let mut layers: Vec<SparseRecurrentLayer> = problems.iter().map(|p| layer(&gpu, p, cluster(Some(16)), Duration::from_secs(1)).unwrap()).collect();
-    let alone: Vec<Output> = layers.iter_mut().zip(&problems).map(|(l, p)| run_poisoned(&gpu, l, p, None).unwrap()).collect();
+    let alone: Vec<Output> = layers.iter_mut().zip(&problems).map(|(l, p)| p.run_poisoned(&gpu, l, None).unwrap()).collect();
     gpu.make_current().unwrap();
     let streams: Vec<Stream> = (0..k).map(|_| Stream::new(StreamFlags::NON_BLOCKING, None).unwrap()).collect();
     let inputs: Vec<DeviceInput> = problems.iter().map(|p| DeviceInput::upload(&gpu, Input::F32(&p.u)).unwrap()).collect();

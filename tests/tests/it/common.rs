@@ -30,6 +30,83 @@ pub fn random_vec(rng: &mut impl Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(-scale..scale)).collect()
 }
 
+/// A random recurrent problem: `W_hh` (every row `round(d·H)` nonzeros, the benchmark's
+/// generator), `b_hh` in ±0.2, `T·B` steps of `U` in ±1, and (with state) `h0`, LSTM `c0` in ±0.5.
+pub struct Problem {
+    pub cell: Cell,
+    pub hidden: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub w: sprnn::Csr,
+    pub b: Vec<f32>,
+    pub u: Vec<f32>,
+    pub h0: Option<Vec<f32>>,
+    pub c0: Option<Vec<f32>>,
+}
+
+impl Problem {
+    /// The problem of `seed`: `W_hh` from `seed`, the vectors from `seed ^ salt` (each test
+    /// module its own salt).
+    #[allow(clippy::too_many_arguments)]
+    pub fn random(cell: Cell, hidden: usize, batch: usize, density: f64, steps: usize, seed: u64, salt: u64, with_state: bool) -> Problem {
+        Problem::try_random(cell, hidden, batch, density, steps, seed, salt, with_state).expect("random W_hh")
+    }
+
+    /// [`Problem::random`], or the generator's refusal of the shape.
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_random(cell: Cell, hidden: usize, batch: usize, density: f64, steps: usize, seed: u64, salt: u64, with_state: bool) -> Result<Problem, sprnn::SparseError> {
+        use rand::SeedableRng;
+        let g = cell.gates();
+        let w = sprnn::sparse::random_recurrent(seed, g * hidden, hidden, density, 0.9)?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ salt);
+        let b = random_vec(&mut rng, g * hidden, 0.2);
+        let u = random_vec(&mut rng, steps * batch * g * hidden, 1.0);
+        let h0 = with_state.then(|| random_vec(&mut rng, batch * hidden, 0.5));
+        let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * hidden, 0.5));
+        Ok(Problem { cell, hidden, batch, steps, w, b, u, h0, c0 })
+    }
+
+    /// The worst error of `got` (h, and LSTM's final c, counted as the last step's) against the
+    /// device-faithful reference with products `products`, and the step where it is.
+    pub fn worst_error(&self, got: &sprnn::layer::Output, products: sprnn::layout::Products) -> (f64, usize) {
+        use sprnn::reference::{self, Precision};
+        let sequences = reference::Sequences::new(&self.u, self.steps, self.batch).with_state(self.h0.as_deref(), self.c0.as_deref());
+        let want = reference::forward_u(self.cell, &self.w, &self.b, sequences, Precision::device_faithful(products)).expect("reference");
+        let e = reference::compare_steps(&got.h, &want.h, self.steps, self.batch, self.hidden);
+        let (mut worst, mut step) = (e.worst, e.worst_step);
+        if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
+            let ec = reference::compare_steps(gc, wc, 1, self.batch, self.hidden);
+            if ec.worst > worst {
+                (worst, step) = (ec.worst, self.steps - 1);
+            }
+        }
+        (worst, step)
+    }
+
+    /// Runs `layer` on this problem into outputs poisoned first ([`run_poisoned`]).
+    pub fn run_poisoned(&self, gpu: &sprnn::Gpu, layer: &mut sprnn::SparseRecurrentLayer, stream: Option<&sprnn::cust::stream::Stream>) -> Result<sprnn::layer::Output, sprnn::Error> {
+        run_poisoned(gpu, layer, &self.u, self.steps, (self.h0.as_deref(), self.c0.as_deref()), stream)
+    }
+}
+
+/// Runs `layer` on `u` (`steps` steps of f32 values, uploaded first) from `(h0, c0)` on `stream`
+/// (`None`: the layer's own) into outputs poisoned first, and copies them back.
+pub fn run_poisoned(
+    gpu: &sprnn::Gpu,
+    layer: &mut sprnn::SparseRecurrentLayer,
+    u: &[f32],
+    steps: usize,
+    (h0, c0): (Option<&[f32]>, Option<&[f32]>),
+    stream: Option<&sprnn::cust::stream::Stream>,
+) -> Result<sprnn::layer::Output, sprnn::Error> {
+    use sprnn::layer::{DeviceInput, Input};
+    let d_u = DeviceInput::upload(gpu, Input::F32(u))?;
+    let mut out = layer.alloc_output(steps)?;
+    out.poison(layer)?;
+    layer.forward_device(&d_u, h0, c0, &mut out, stream)?;
+    out.to_host(layer)
+}
+
 /// Asserts that `e`'s message contains every part (the value and the limit, usually).
 #[track_caller]
 pub fn says(e: &impl std::fmt::Display, parts: &[&str]) {

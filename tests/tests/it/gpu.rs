@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use sprnn::cust::stream::Stream;
-use sprnn::layer::{DeviceInput, Input, Output};
+use sprnn::layer::{DeviceInput, Input};
 use sprnn::layout::{check_fit, ExecMode, Fit, PlanOptions, Products, RowStats};
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer};
 
-use crate::common::{gpu, random_vec, seed};
+use crate::common::{gpu, random_vec, run_poisoned, seed, Problem};
 
 struct Case {
     cell: Cell,
@@ -31,39 +31,14 @@ struct Outcome {
     shape: String,
 }
 
-/// Runs `layer` on `u` (`steps` steps of f32 values, uploaded first) from `(h0, c0)` on `stream`
-/// (`None`: the layer's own) into outputs poisoned first, and copies them back.
-fn run_poisoned(gpu: &Gpu, layer: &mut SparseRecurrentLayer, u: &[f32], steps: usize, (h0, c0): (Option<&[f32]>, Option<&[f32]>), stream: Option<&Stream>) -> Result<Output, Error> {
-    let d_u = DeviceInput::upload(gpu, Input::F32(u))?;
-    let mut out = layer.alloc_output(steps)?;
-    out.poison(layer)?;
-    layer.forward_device(&d_u, h0, c0, &mut out, stream)?;
-    out.to_host(layer)
-}
-
 /// Builds a random layer, runs it on poisoned outputs and compares with the reference.
 fn run_case(gpu: &Gpu, c: &Case, seed: u64, with_state: bool) -> Result<Outcome, Error> {
-    let g = c.cell.gates();
-    let w = sprnn::sparse::random_recurrent(seed, g * c.hidden, c.hidden, c.density, 0.9)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
-    let b = random_vec(&mut rng, g * c.hidden, 0.2);
-    let u = random_vec(&mut rng, c.steps * c.batch * g * c.hidden, 1.0);
-    let h0 = with_state.then(|| random_vec(&mut rng, c.batch * c.hidden, 0.5));
-    let c0 = (with_state && c.cell == Cell::Lstm).then(|| random_vec(&mut rng, c.batch * c.hidden, 0.5));
-    let mut layer = SparseRecurrentLayer::new(gpu, c.cell, &w, &b, c.batch, &LayerOptions::default())?;
-    let got = run_poisoned(gpu, &mut layer, &u, c.steps, (h0.as_deref(), c0.as_deref()), None)?;
-    let want = reference::forward_u(c.cell, &w, &b, reference::Sequences::new(&u, c.steps, c.batch).with_state(h0.as_deref(), c0.as_deref()), Precision::device_faithful(layer.products()))
-        .expect("reference");
-    let mut e = reference::compare_steps(&got.h, &want.h, c.steps, c.batch, c.hidden);
-    if let (Some(gc), Some(wc)) = (&got.c, &want.c) {
-        let ec = reference::compare_steps(gc, wc, 1, c.batch, c.hidden);
-        if ec.worst > e.worst {
-            e.worst = ec.worst;
-            e.worst_step = c.steps - 1;
-        }
-    }
+    let p = Problem::try_random(c.cell, c.hidden, c.batch, c.density, c.steps, seed, 0x5EED, with_state)?;
+    let mut layer = SparseRecurrentLayer::new(gpu, c.cell, &p.w, &p.b, c.batch, &LayerOptions::default())?;
+    let got = p.run_poisoned(gpu, &mut layer, None)?;
+    let (worst, worst_step) = p.worst_error(&got, layer.products());
     let sprnn::LaunchShape { ctas: grid, threads_per_cta: threads, threads_per_row: tpr, kernel, .. } = layer.shape();
-    Ok(Outcome { worst: e.worst, worst_step: e.worst_step, shape: format!("{grid}x{threads} tpr{tpr} {kernel}") })
+    Ok(Outcome { worst, worst_step, shape: format!("{grid}x{threads} tpr{tpr} {kernel}") })
 }
 
 #[test]

@@ -8,12 +8,11 @@
 //! without a CUDA device the GPU tests print "skipped: no CUDA device" and return.
 
 
-use rand::{Rng, SeedableRng};
 use sprnn::layer::Input;
 use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer, StreamState, StreamingLayer};
 
-use crate::common::gpu;
+use crate::common::{gpu, Problem};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
@@ -21,28 +20,9 @@ const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 const CHUNKINGS: [(&str, &[usize]); 4] =
     [("whole", &[24]), ("single steps", &[1; 24]), ("uneven", &[1, 3, 7, 13]), ("halves", &[12, 12])];
 
-struct Problem {
-    cell: Cell,
-    hidden: usize,
-    batch: usize,
-    steps: usize,
-    w: sprnn::Csr,
-    b: Vec<f32>,
-    u: Vec<f32>,
-    h0: Option<Vec<f32>>,
-    c0: Option<Vec<f32>>,
-}
-
+/// The problem of `seed` (`common::Problem` at density 0.2, this module's salt).
 fn problem(cell: Cell, hidden: usize, batch: usize, steps: usize, seed: u64, with_state: bool) -> Problem {
-    let g = cell.gates();
-    let w = sprnn::sparse::random_recurrent(seed, g * hidden, hidden, 0.2, 0.9).expect("random W_hh");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x57EA);
-    let mut v = |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-s..s)).collect() };
-    let b = v(g * hidden, 0.2);
-    let u = v(steps * batch * g * hidden, 1.0);
-    let h0 = with_state.then(|| v(batch * hidden, 0.5));
-    let c0 = (with_state && cell == Cell::Lstm).then(|| v(batch * hidden, 0.5));
-    Problem { cell, hidden, batch, steps, w, b, u, h0, c0 }
+    Problem::random(cell, hidden, batch, 0.2, steps, seed, 0x57EA, with_state)
 }
 
 fn chunk_bounds(chunks: &[usize]) -> Vec<(usize, usize)> {
