@@ -12,7 +12,8 @@ use sprnn::reference::{self, Precision};
 use sprnn::SparseRecurrentLayer;
 use sprnn_kernels::format::{exchange_slots, gated_kernel, row_threads, Cell as FormatCell, RecurrentSmem, BATCH_TILES, PRODUCT_GROUP, SHARED_LIST_LENGTHS};
 
-use crate::common::{gpu, random_vec, seed};
+use crate::common::{gpu, random_vec, seed, Problem};
+use sprnn_bench::{verified_capacity, Candidates};
 use crate::layout::{check_matvec, check_permutation};
 
 /// `(cell, density, hidden)`: the H200 preset's capacity at B = 4 before shared weights
@@ -257,49 +258,38 @@ fn every_shared_weights_variant_matches_the_reference() {
     }
 }
 
-/// The largest capacity point per cell at d = 0.3 and 0.1, B = 4, on the GPU against the
-/// reference (a few steps: these layers hold 5–9 M nonzeros).
+/// Every capacity point of the benchmark's search (`sprnn-bench --capacity`: RNN-tanh, GRU and
+/// LSTM at d = 0.01, 0.05, 0.1, 0.3 and 0.5, B = 4, every row `round(d·H)` nonzeros) on this
+/// GPU against the device-faithful reference, output poisoned first (a few steps: these layers
+/// hold 4–9 M nonzeros).
 #[test]
-fn largest_capacity_points_match_the_reference() {
+fn capacity_points_match_the_reference() {
     let Some(gpu) = gpu() else { return };
     let s = seed("shared capacity");
-    let steps = 4;
-    for (i, (cell, d)) in [(Cell::RnnTanh, 0.3), (Cell::Gru, 0.1), (Cell::Lstm, 0.1)].into_iter().enumerate() {
-        let g = cell.gates();
-        let Some((h, _)) = sprnn_bench_like_capacity(cell, d, gpu.info()) else { panic!("{cell:?} d = {d}: nothing fits") };
-        let seed = s + i as u64;
-        let w = sprnn::sparse::random_recurrent(seed, g * h, h, d, 0.9).unwrap();
-        let plan: Plan = match plan(&w, cell, 4, gpu.info(), &PlanOptions::default()) {
-            Ok(p) => p,
-            Err(e) => panic!("{cell:?} d = {d} H = {h}: {e}"),
-        };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let b = random_vec(&mut rng, g * h, 0.2);
-        let u = random_vec(&mut rng, steps * 4 * g * h, 1.0);
-        let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&u, steps, 4), Precision::device_faithful(plan.products())).unwrap();
-        let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b, Duration::from_secs(2)).unwrap();
-        let got = layer.forward(sprnn::layer::Input::F32(&u), steps, None, None).unwrap();
-        let e = reference::compare_steps(&got.h, &want.h, steps, 4, h);
-        println!(
-            "{cell:?} d={d} H={h}: {} nonzeros, N={} M={} threads {}: worst {:.2e} ({})",
-            w.nnz(),
-            plan.list_len(),
-            plan.shared_words(),
-            plan.threads_per_cta(),
-            e.worst,
-            layer.shape().kernel
-        );
-        assert!(e.worst <= reference::DEVICE_TOLERANCE, "{cell:?} d = {d} H = {h}: {}", e.worst);
+    let (steps, batch) = (4, 4);
+    let candidates = Candidates { step: 32, max_hidden: sprnn::MAX_HIDDEN, attempts: 3 };
+    let mut index = 0;
+    for cell in [Cell::RnnTanh, Cell::Gru, Cell::Lstm] {
+        for d in [0.01, 0.05, 0.1, 0.3, 0.5] {
+            index += 1;
+            let seed = s + index;
+            let Some(cap) = verified_capacity(seed, cell, d, batch, gpu.info(), candidates).unwrap() else { panic!("{cell:?} d = {d}: nothing fits") };
+            let (h, (w, b), plan) = (cap.hidden, cap.layer, cap.plan);
+            let problem = Problem::from_layer(cell, w, b, batch, steps, seed, true);
+            let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &problem.b, Duration::from_secs(2)).unwrap();
+            let got = problem.run_poisoned(&gpu, &mut layer, None).unwrap();
+            let (worst, _) = problem.worst_error(&got, plan.products());
+            println!(
+                "{cell:?} d={d} H={h}: {} nonzeros, N={} M={} threads {}: worst {worst:.2e} ({})",
+                problem.w.nnz(),
+                plan.list_len(),
+                plan.shared_words(),
+                plan.threads_per_cta(),
+                layer.shape().kernel
+            );
+            assert!(worst <= reference::DEVICE_TOLERANCE, "{cell:?} d = {d} H = {h}: {worst}");
+        }
     }
-}
-
-/// The largest multiple of 32 whose uniform layer (rows 10 % above `d·H`) the planner fits on
-/// `device` at B = 4, with its fit.
-fn sprnn_bench_like_capacity(cell: Cell, d: f64, device: &DeviceInfo) -> Option<(usize, sprnn::layout::Fit)> {
-    (1..=sprnn::MAX_HIDDEN / 32).rev().map(|k| k * 32).find_map(|h| {
-        let row = (((d * h as f64) * 1.1).ceil() as usize).min(h);
-        check_fit(&RowStats::uniform(cell, h, row), cell, 4, device, &PlanOptions::default()).ok().map(|f| (h, f))
-    })
 }
 
 /// A layer too large for registers and shared memory together is refused, and the refusal
