@@ -153,11 +153,12 @@ mod tests {
                 above += 32;
             }
         }
-        // Known points (bench/RESULTS.md, Capacity): the RNN at d = 0.3 fits H = 2304, the LSTM
-        // at d = 0.3 does not, so its capacity lies below.
+        // Known points (bench/RESULTS.md, Capacity; with weights in shared memory too): the RNN
+        // at d = 0.3 fits H = 4480 (it held 3168 in registers alone), the LSTM at d = 0.3 fits
+        // 2304 (it held 1568) but not 4480.
         let rnn = fitting_hidden_sizes(Cell::RnnTanh, 0.3, 4, &dev, 32, MAX_HIDDEN)[0].0;
         let lstm = fitting_hidden_sizes(Cell::Lstm, 0.3, 4, &dev, 32, MAX_HIDDEN)[0].0;
-        assert!(rnn >= 2304 && lstm < 2304, "rnn {rnn}, lstm {lstm}");
+        assert!(rnn >= 4480 && (2304..4480).contains(&lstm), "rnn {rnn}, lstm {lstm}");
         // Sparser layers hold more dense-equivalent parameters (a fully dense layer runs as the
         // dense tensor-core slab, which a layer at d = 0.3 can use too).
         let dense = fitting_hidden_sizes(Cell::RnnTanh, 1.0, 4, &dev, 32, MAX_HIDDEN)[0].0;

@@ -92,9 +92,13 @@ pub struct PlanArgs {
     /// Force threads per row (1, 2, 4, 8, 16 or 32).
     #[arg(long)]
     pub threads_per_row: Option<usize>,
-    /// Force the list length N (words per thread).
+    /// Force the list length N (words per thread in registers; alone, it keeps every word in
+    /// registers).
     #[arg(long)]
     pub list_len: Option<usize>,
+    /// Force the words per thread in shared memory M (a multiple of 8; 0: registers only).
+    #[arg(long)]
+    pub shared_words: Option<usize>,
     /// CTAs resident per SM.
     #[arg(long)]
     pub ctas_per_sm: Option<usize>,
@@ -139,6 +143,9 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "threads_per_row": p.threads_per_row(),
         "units_per_cta": p.units_per_cta(),
         "list_len": p.list_len(),
+        "shared_words": p.shared_words(),
+        "words_per_thread": p.words_per_thread(),
+        "batch_limit": p.batch_limit(),
         "batch_tile": p.batch_tile(),
         "kernel": if p.dense().is_some() { "dense" } else { "sparse" },
         "dense_m_tiles": p.dense().map(|s| s.m_tiles),
@@ -220,7 +227,17 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
     println!("why this mode:      {}", p.mode_reason());
     println!("grid:               {} CTAs ({} per SM, {} hidden units each)", p.grid(), p.ctas_per_sm(), p.units_per_cta());
     println!("threads:            {} per CTA, {} per row", p.threads_per_cta(), p.threads_per_row());
-    println!("list length:        {} words per thread", p.list_len());
+    if p.shared_words() > 0 {
+        println!(
+            "list length:        {} words per thread: {} in registers, {} in shared memory ({} bytes per CTA)",
+            p.words_per_thread(),
+            p.list_len(),
+            p.shared_words(),
+            p.shared_words() * p.threads_per_cta() * 4
+        );
+    } else {
+        println!("list length:        {} words per thread, all in registers", p.list_len());
+    }
     match p.dense() {
         Some(s) => println!(
             "kernel:             dense tensor-core slab: {} m-tiles of 16 rows, {} k-tiles of 16 columns per warp, {} warps",
@@ -249,6 +266,13 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
         }
     );
     println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes(), d.shared_per_cta(p.ctas_per_sm()));
+    if p.dense().is_none() {
+        println!(
+            "batch limit:        {} (the largest batch whose hidden state fits beside {})",
+            p.batch_limit(),
+            if p.shared_words() > 0 { "the weights in shared memory" } else { "the kernel's other parts" }
+        );
+    }
     println!(
         "registers:          {} per thread, {} per SM (of {})",
         p.registers_per_thread(),
@@ -294,6 +318,7 @@ pub fn main(args: &PlanArgs) -> CliResult {
             ProductsArg::F32 => Products::F32,
         }),
         mode: args.mode.map(ExecMode::from),
+        shared_words: args.shared_words,
     };
     let cell = sprnn::Cell::from(args.layer.cell);
     // What sizes alone decide, before any weight is generated or loaded.

@@ -99,12 +99,13 @@ fn info_exits_0_and_says_whether_there_is_a_gpu() {
 #[test]
 fn plan_random_on_the_presets() {
     // (cell, H, density, B, device, fits, text that must appear)
-    let cases: [(&str, &str, &str, &str, &str, bool, &str); 6] = [
+    let cases: [(&str, &str, &str, &str, &str, bool, &str); 7] = [
         ("rnn_tanh", "2304", "0.3", "4", "h200", true, "grid:               128 CTAs"),
         ("rnn_tanh", "2304", "0.3", "4", "a100", true, "fits:               yes"),
         ("rnn_tanh", "2304", "0.1", "40", "h200", true, "fits:               yes"),
         ("rnn_tanh", "2304", "0.1", "40", "a100", false, "batch <= 32 fits"),
-        ("lstm", "2304", "0.3", "4", "h200", false, "density <= "),
+        ("lstm", "2304", "0.3", "4", "h200", true, "in shared memory"),
+        ("lstm", "2304", "0.5", "4", "h200", false, "density <= "),
         ("gru", "256", "0.1", "1", "a100", true, "bank-aware order"),
     ];
     for (cell, h, d, b, dev, fits, want) in cases {
@@ -137,6 +138,8 @@ fn plan_random_on_the_presets() {
                 assert_eq!(j["threads_per_cta"], p.threads_per_cta(), "{case}");
                 assert_eq!(j["threads_per_row"], p.threads_per_row(), "{case}");
                 assert_eq!(j["list_len"], p.list_len(), "{case}");
+                assert_eq!(j["shared_words"], p.shared_words(), "{case}");
+                assert_eq!(j["batch_limit"], p.batch_limit(), "{case}");
                 assert_eq!(j["batch_tile"], p.batch_tile(), "{case}");
                 assert_eq!(j["smem_bytes"], p.smem_bytes(), "{case}");
                 assert_eq!(j["registers_per_thread"], p.registers_per_thread(), "{case}");

@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
         kernel: [None, Some(KernelKind::Sparse), Some(KernelKind::Dense)][b.u8() as usize % 3],
         products: [None, Some(Products::F16), Some(Products::F32)][b.u8() as usize % 3],
         mode: [None, Some(ExecMode::Grid), Some(ExecMode::Cluster)][b.u8() as usize % 3],
+        shared_words: b.option(&[0, 4, 8, 16, 64, 65536, usize::MAX]),
     };
     let device = match b.u8() % 4 {
         0 => DeviceInfo::a100(),
@@ -93,7 +94,15 @@ fuzz_target!(|data: &[u8]| {
     assert!(p.grid() >= 1 && p.grid() <= device.sm_count * cps, "grid {} on {} SMs x {cps}", p.grid(), device.sm_count);
     assert!(p.threads_per_cta() <= device.max_threads_per_block && p.threads_per_cta() % 32 == 0);
     assert!(p.smem_bytes() <= device.shared_per_cta(cps), "{} bytes of shared memory", p.smem_bytes());
-    assert_eq!(p.weights().len(), p.list_len() * p.grid() * p.threads_per_cta());
+    assert_eq!(p.weights().len(), p.words_per_thread() * p.grid() * p.threads_per_cta());
+    // Words in shared memory: whole product groups, the fp16 state, the grid mode's sparse kernel.
+    if p.shared_words() > 0 {
+        assert!(p.shared_words() % 8 == 0 && !p.hidden_f32() && p.dense().is_none() && p.cluster_size().is_none());
+        assert!(p.batch_limit() >= batch, "batch limit {} below the batch {batch}", p.batch_limit());
+    }
+    if let Some(m) = opts.shared_words.filter(|_| p.dense().is_none() && p.cluster_size().is_none()) {
+        assert_eq!(p.shared_words(), m);
+    }
     assert_eq!(p.units().len(), p.grid() * p.units_per_cta());
     // The cluster mode: one cluster of a supported size is the grid, on sm_90, as asked.
     if let Some(c) = p.cluster_size() {

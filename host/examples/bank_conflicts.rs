@@ -55,7 +55,7 @@ fn main() {
     println!("plan: {:?} in {:.1?}", r.as_ref().map(|p| p.grid()).map_err(|e| e.to_string()), t.elapsed());
     let max_row = (0..w.rows()).map(|r| w.row_nnz(r)).max().unwrap_or(0);
     let n = [8, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| 32 * n >= max_row).expect("row fits 32x128");
-    let g = Geometry { grid: 128, units_per_cta: 45, threads_per_cta: 45 * 4 * 32, threads_per_row: 32, list_len: n, gated_kernel: false };
+    let g = Geometry { grid: 128, units_per_cta: 45, threads_per_cta: 45 * 4 * 32, threads_per_row: 32, list_len: n, shared_words: 0, gated_kernel: false };
     let t = Instant::now();
     let p = layout_with(&w, Cell::Lstm, 4, &g, WeightOrder::BankAware).expect("layout");
     println!(

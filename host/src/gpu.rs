@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
-use sprnn_kernels::format::{cluster_kernel_name, dense_kernel_name, recurrent_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED, HIDDEN_F32, LIST_LENGTHS};
+use sprnn_kernels::format::{cluster_kernel_name, dense_kernel_name, recurrent_kernel_name, shared_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED, HIDDEN_F32, LIST_LENGTHS, SHARED_LIST_LENGTHS};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -88,6 +88,12 @@ impl Gpu {
             kernel_registers.push((n, bt, h32, gated, regs));
             kernel_local_bytes.push((n, bt, h32, gated, local));
         }
+        // The shared-weights family (both architectures).
+        let mut shared_kernel_registers = Vec::new();
+        let variants = GATED.into_iter().flat_map(|g| SHARED_LIST_LENGTHS.into_iter().flat_map(move |n| BATCH_TILES.map(|bt| (n, bt, g))));
+        for (n, bt, gated) in variants {
+            shared_kernel_registers.push((n, bt, gated, prepare(shared_kernel_name(n, bt, gated))?.0));
+        }
         if arch == ptx::Arch::Sm90 {
             // The cluster-resident kernels (sm_90 PTX only), allowed clusters above the portable
             // size once here, for the same reason.
@@ -116,6 +122,7 @@ impl Gpu {
             l2_bytes: a(attr::L2_CACHE_SIZE)? as usize,
             kernel_registers,
             dense_registers,
+            shared_kernel_registers,
         };
         Ok(Gpu { inner: Arc::new(GpuInner { stream, module, context, ordinal, info, arch, kernel_local_bytes }) })
     }

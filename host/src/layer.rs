@@ -27,7 +27,7 @@ use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    cluster_kernel_name, dense_kernel_name, exchange_values, flags, initial_tag_pattern32, recurrent_kernel_name, status, Cell, RecurrentParams,
+    cluster_kernel_name, dense_kernel_name, exchange_values, flags, initial_tag_pattern32, recurrent_kernel_name, shared_kernel_name, status, Cell, RecurrentParams,
 };
 
 use crate::args::{check_finite, check_len};
@@ -66,6 +66,8 @@ pub struct SparseRecurrentLayer {
     batch: usize,
     grid: usize,
     cluster: Option<usize>,
+    /// Words per thread in shared memory (`M`; 0 for the register-only kernels).
+    shared_words: usize,
     threads_per_cta: usize,
     threads_per_row: usize,
     units_per_cta: usize,
@@ -148,6 +150,7 @@ impl SparseRecurrentLayer {
         let kernel = match (plan.dense(), cluster) {
             (Some(s), _) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
             (None, Some(_)) => cluster_kernel_name(plan.list_len(), plan.batch_tile(), plan.gated_kernel()),
+            (None, None) if plan.shared_words() > 0 => shared_kernel_name(plan.list_len(), plan.batch_tile(), plan.gated_kernel()),
             (None, None) => recurrent_kernel_name(plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.gated_kernel()),
         };
         // A planned layout names an instantiated variant; the module lookup below still reports a
@@ -180,6 +183,7 @@ impl SparseRecurrentLayer {
             batch: b,
             grid: plan.grid(),
             cluster,
+            shared_words: plan.shared_words(),
             threads_per_cta: plan.threads_per_cta(),
             threads_per_row: plan.threads_per_row(),
             units_per_cta: plan.units_per_cta(),
@@ -414,6 +418,7 @@ impl SparseRecurrentLayer {
                 | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL }
                 | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 },
             first_step: self.first_step,
+            shared_words: self.shared_words as u32,
         };
         if self.cluster.is_none() {
             let half = self.exchange.len() / 2;

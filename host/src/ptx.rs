@@ -69,6 +69,21 @@ mod tests {
     }
 
     #[test]
+    fn every_shared_weights_variant_is_in_both_ptx_files() {
+        use sprnn_kernels::format::{shared_kernel_name, SHARED_LIST_LENGTHS};
+        for ptx in [SM90, SM80] {
+            for n in SHARED_LIST_LENGTHS {
+                for bt in BATCH_TILES {
+                    for gated in GATED {
+                        let name = shared_kernel_name(n, bt, gated);
+                        assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn cluster_kernels_are_in_the_sm90_ptx_only() {
         use sprnn_kernels::format::cluster_kernel_name;
         for n in LIST_LENGTHS {

@@ -12,8 +12,14 @@
 //!
 //! # Weight buffer
 //!
-//! `weights[k * total_threads + cta * threads_per_cta + tid]` is register slot `k` of thread
-//! `tid` of CTA `cta`: the `k`-th load of every warp is coalesced.
+//! `weights[k * total_threads + cta * threads_per_cta + tid]` is list entry `k` of thread
+//! `tid` of CTA `cta`: the `k`-th load of every warp is coalesced. Entries `0 .. N` live in
+//! registers; on the shared-weights family ([`shared_kernel_name`]) entries `N .. N + M`
+//! (`M` = `RecurrentParams::shared_words`) are copied once, at start-up, into shared memory at
+//! [`RecurrentSmem::weights`], laid out `[k - N][tid]`: a warp's read of entry `k` is 32
+//! consecutive 4-byte words, one per bank, so it never conflicts. A thread runs its list in
+//! order `k = 0 .. N + M` (registers, then shared memory), with two shared loads per shared
+//! entry (the word, then `h`).
 //!
 //! # Threads, rows and units
 //!
@@ -594,6 +600,11 @@ pub struct RecurrentParams {
     /// each exchange buffer with the tag bit its first step does *not* carry,
     /// [`initial_tag_pattern32`].
     pub first_step: u32,
+    /// Words per thread in shared memory (`M`, a multiple of [`PRODUCT_GROUP`]): list entries
+    /// `N .. N + M` of every thread, read by the shared-weights family
+    /// ([`shared_kernel_name`]) from [`RecurrentSmem::weights`]; 0 for every other kernel, which
+    /// ignores it. (It takes the four bytes of padding the struct had, so its size is unchanged.)
+    pub shared_words: u32,
 }
 
 /// Arguments of the smoke kernel that exercises the device layer.
@@ -840,6 +851,108 @@ impl RecurrentSmem {
         RecurrentSmem { elem_bytes, stage, acc, c, total }
     }
 }
+
+impl RecurrentSmem {
+    /// Offset of the shared-weights family's weight words (`[M][threads_per_cta]` u32, see the
+    /// module docs): after everything else, 16-byte aligned.
+    pub const fn weights(&self) -> usize {
+        round_up(self.total, 16)
+    }
+
+    /// Bytes in all with `m` weight words per thread for `threads` threads in shared memory.
+    pub const fn with_weights(&self, m: usize, threads: usize) -> usize {
+        if m == 0 {
+            self.total
+        } else {
+            self.weights() + shared_weight_bytes(m, threads)
+        }
+    }
+}
+
+/// Bytes of shared memory `m` weight words per thread take for `threads` threads.
+pub const fn shared_weight_bytes(m: usize, threads: usize) -> usize {
+    m * threads * 4
+}
+
+/// Calls `$m!($args…, [16, 32, 48, 64])`: the register-list lengths `N` of the shared-weights
+/// family (a thread's list is `N` words in registers and `M` in shared memory, `M` at run time).
+/// 96 is not among them: at 208 registers a CTA holds only eight warps, too few threads for a
+/// layer large enough to need shared memory.
+#[macro_export]
+macro_rules! with_shared_list_lengths {
+    ($m:ident $(, $arg:tt)*) => {
+        $m! { $($arg,)* [16, 32, 48, 64] }
+    };
+}
+
+/// Register-list lengths `N` of the shared-weights family ([`shared_kernel_name`]).
+pub const SHARED_LIST_LENGTHS: [usize; 4] = with_shared_list_lengths!(as_array);
+
+/// Register budget (`.maxnreg`) of shared-weights variant `(n, bt, gated)`: the register-only
+/// variant's with the fp16 hidden state ([`register_budget`]) plus eight for the shared loop
+/// (its shared address, bound and step).
+pub const fn shared_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
+    let r = register_budget(n, bt, false, gated) + 8;
+    if r > 255 { 255 } else { r }
+}
+
+/// Entry-point name of the shared-weights variant for register-list length `n`, batch tile
+/// `bt` and family (`gated`), e.g. `sprnn_sw_recurrent_n48_bt4` or `sprnn_sw_gated_n48_bt4`;
+/// `""` where there is none. The hidden state is fp16; `M` is `RecurrentParams::shared_words`.
+/// (The `sprnn_sw_` prefix sorts after every other entry point, so adding the family leaves the
+/// other kernels' PTX, whose label and call numbers follow the module's order, as it was.)
+pub const fn shared_kernel_name(n: usize, bt: usize, gated: bool) -> &'static str {
+    macro_rules! names {
+        ([$($n:literal),*]) => {
+            with_batch_tiles!(names, [$($n),*])
+        };
+        ([$($n:literal),*], [$($bt:literal),*]) => {
+            names!(@each [$($n),*] [$($bt),*])
+        };
+        (@each [$($n:literal),*] $bts:tt) => {
+            match n {
+                $( $n => names!(@tile $n $bts), )*
+                _ => "",
+            }
+        };
+        (@tile $n:literal [$($bt:literal),*]) => {
+            match (bt, gated) {
+                $(
+                    ($bt, false) => concat!("sprnn_sw_recurrent_n", $n, "_bt", $bt),
+                    ($bt, true) => concat!("sprnn_sw_gated_n", $n, "_bt", $bt),
+                )*
+                _ => "",
+            }
+        };
+    }
+    with_shared_list_lengths!(names)
+}
+
+/// The variant `(n, bt, gated)` a shared-weights kernel name denotes (the inverse of
+/// [`shared_kernel_name`]).
+pub fn parse_shared_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
+    let rest = name.strip_prefix("sprnn_sw_")?;
+    let (gated, rest) = match rest.strip_prefix("gated_n") {
+        Some(r) => (true, r),
+        None => (false, rest.strip_prefix("recurrent_n")?),
+    };
+    let (n, bt) = rest.split_once("_bt")?;
+    let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
+    let want = shared_kernel_name(n, bt, gated);
+    (!want.is_empty() && str_eq(want, name)).then_some((n, bt, gated))
+}
+
+const _: () = {
+    assert!(str_eq(shared_kernel_name(48, 4, false), "sprnn_sw_recurrent_n48_bt4"));
+    assert!(str_eq(shared_kernel_name(16, 1, true), "sprnn_sw_gated_n16_bt1"));
+    assert!(shared_kernel_name(96, 4, false).is_empty() && shared_kernel_name(8, 4, false).is_empty());
+    let mut i = 0;
+    while i < SHARED_LIST_LENGTHS.len() {
+        assert!(SHARED_LIST_LENGTHS[i] % PRODUCT_GROUP == 0);
+        i += 1;
+    }
+    assert!(RecurrentSmem::new(64, 4, 4, 4, 4, Cell::Lstm, false).weights() % 16 == 0);
+};
 
 // ---------------------------------------------------------------------------------------------
 // Cluster-resident mode (sm_90 and newer)

@@ -144,6 +144,8 @@ fn plan_dict<'py>(py: Python<'py>, p: &Plan, d: &DeviceInfo) -> PyResult<Bound<'
     v.set_item("threads_per_row", p.threads_per_row())?;
     v.set_item("units_per_cta", p.units_per_cta())?;
     v.set_item("list_len", p.list_len())?;
+    v.set_item("shared_words", p.shared_words())?;
+    v.set_item("batch_limit", p.batch_limit())?;
     v.set_item("batch_tile", p.batch_tile())?;
     v.set_item("hidden_state", if p.hidden_f32() { "f32" } else { "f16" })?;
     v.set_item("products", if p.products() == layout::Products::F16 { "f16" } else { "f32" })?;

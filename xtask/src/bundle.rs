@@ -94,7 +94,8 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            in the first). Rows into $OUT_CSV (default ./ab-DATE.csv), then a
 #                            table of median [range] per layer, approach and commit.
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
-#                            on the smoke test, on every kernel variant and on the cluster mode's
+#                            on the smoke test, on every kernel variant (the shared-weights ones
+#                            included) and on the cluster mode's
 #                            reference test; a tool's run fails when it reports any error. The
 #                            cluster kernel is left out of racecheck: its readers poll their own
 #                            shared memory while peers store into it (the tagged exchange, a race
@@ -265,7 +266,7 @@ PY
     tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(memcheck racecheck synccheck initcheck)
     rc=0
     for tool in "${tools[@]}"; do
-      filters=(gpu::smoke gpu::every_kernel_variant_matches)
+      filters=(gpu::smoke gpu::every_kernel_variant_matches shared::every_shared_weights_variant_matches)
       [ "$tool" = racecheck ] || filters+=(cluster::cluster_mode_matches_the_reference)
       for filter in "${filters[@]}"; do
         echo "== compute-sanitizer --tool $tool: $filter"

@@ -93,8 +93,8 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 }
 
 /// Gives every recurrent-kernel entry (grid and cluster-resident) and dense-slab entry its
-/// `.maxnreg` budget (`sprnn_kernels::format::register_budget`, `cluster_register_budget`,
-/// `dense_register_budget`), right
+/// `.maxnreg` budget (`sprnn_kernels::format::register_budget`, `shared_register_budget`,
+/// `cluster_register_budget`, `dense_register_budget`), right
 /// after its parameter list.
 fn add_register_budgets(ptx: &str) -> Result<String, String> {
     let mut out = String::with_capacity(ptx.len() + 4096);
@@ -102,7 +102,11 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
     for line in ptx.lines() {
         if let Some(rest) = line.trim_start().strip_prefix(".visible .entry ") {
             let name = rest.split('(').next().unwrap_or("");
-            if name.starts_with("sprnn_recurrent_") || name.starts_with("sprnn_gated_") {
+            if name.starts_with("sprnn_sw_") {
+                let (n, bt, gated) = sprnn_kernels::format::parse_shared_kernel_name(name)
+                    .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
+                pending = Some(sprnn_kernels::format::shared_register_budget(n, bt, gated));
+            } else if name.starts_with("sprnn_recurrent_") || name.starts_with("sprnn_gated_") {
                 let (n, bt, h32, gated) = sprnn_kernels::format::parse_recurrent_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
                 pending = Some(sprnn_kernels::format::register_budget(n, bt, h32, gated));

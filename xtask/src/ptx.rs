@@ -124,12 +124,21 @@ fn registers_table(rows: &[crate::ptxas::Resources]) -> Result<String, String> {
     );
     let mut variants: Vec<(usize, usize, bool, bool, u32)> = Vec::new();
     let mut dense: Vec<(usize, usize, u32)> = Vec::new();
+    let mut shared: Vec<(usize, usize, bool, u32)> = Vec::new();
     for r in rows {
         if r.kernel.starts_with("sprnn_dense_") {
             let (mt, kw) = sprnn_kernels::format::parse_dense_kernel_name(&r.kernel).ok_or_else(|| format!("odd kernel name {}", r.kernel))?;
             match dense.iter_mut().find(|v| v.0 == mt && v.1 == kw) {
                 Some(v) => v.2 = v.2.max(r.registers),
                 None => dense.push((mt, kw, r.registers)),
+            }
+            continue;
+        }
+        if r.kernel.starts_with("sprnn_sw_") {
+            let (n, bt, gated) = sprnn_kernels::format::parse_shared_kernel_name(&r.kernel).ok_or_else(|| format!("odd kernel name {}", r.kernel))?;
+            match shared.iter_mut().find(|v| v.0 == n && v.1 == bt && v.2 == gated) {
+                Some(v) => v.3 = v.3.max(r.registers),
+                None => shared.push((n, bt, gated, r.registers)),
             }
             continue;
         }
@@ -144,10 +153,16 @@ fn registers_table(rows: &[crate::ptxas::Resources]) -> Result<String, String> {
     }
     variants.sort();
     dense.sort();
+    shared.sort();
     for (n, bt, h32, gated, regs) in variants {
         out.push_str(&format!("    ({n}, {bt}, {h32}, {gated}, {regs}),\n"));
     }
     out.push_str("];\n\n/// Registers per thread of the kernel variant with list length `n`, batch tile `bt`, the\n/// hidden state in f32 (`h32`) or fp16, of the gated family (`gated`: GRU, LSTM) or the RNN\n/// one, or `None` when there is no such variant.\npub fn kernel_registers(n: usize, bt: usize, h32: bool, gated: bool) -> Option<u32> {\n    KERNEL_REGISTERS.iter().find(|&&(vn, vbt, vh, vg, _)| vn == n && vbt == bt && vh == h32 && vg == gated).map(|&(_, _, _, _, r)| r)\n}\n");
+    out.push_str("\n/// `(N, BT, GATED, registers per thread)` for every shared-weights variant (`N` in\n/// [`SHARED_LIST_LENGTHS`](sprnn_kernels::format::SHARED_LIST_LENGTHS), the fp16 hidden state,\n/// [`shared_kernel_name`](sprnn_kernels::format::shared_kernel_name)).\npub const SHARED_REGISTERS: &[(usize, usize, bool, u32)] = &[\n");
+    for (n, bt, gated, regs) in shared {
+        out.push_str(&format!("    ({n}, {bt}, {gated}, {regs}),\n"));
+    }
+    out.push_str("];\n\n/// Registers per thread of the shared-weights variant `(n, bt, gated)`, or `None` when there\n/// is none.\npub fn shared_kernel_registers(n: usize, bt: usize, gated: bool) -> Option<u32> {\n    SHARED_REGISTERS.iter().find(|&&(vn, vbt, vg, _)| vn == n && vbt == bt && vg == gated).map(|&(_, _, _, r)| r)\n}\n");
     out.push_str("\n/// `(MT, KW, registers per thread)` for every dense slab variant (in\n/// [`DENSE_SHAPES`](sprnn_kernels::format::DENSE_SHAPES)).\npub const DENSE_REGISTERS: &[(usize, usize, u32)] = &[\n");
     for (mt, kw, regs) in dense {
         out.push_str(&format!("    ({mt}, {kw}, {regs}),\n"));

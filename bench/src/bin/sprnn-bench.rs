@@ -235,7 +235,7 @@ fn plan_only(args: &Args) {
     let cells = parse_cells(&args.cells);
     if args.capacity {
         println!("capacity on the {} preset (hidden sizes in steps of {}; verified with a random layer):", device.name, args.hidden_step);
-        println!("{:<8} {:>5} {:>3} {:>6} {:>12} {:>10} {:>6} {:>7} {:>4} {:>4}", "cell", "d", "B", "H", "params G.H^2", "nonzeros", "grid", "threads", "tpr", "N");
+        println!("{:<8} {:>5} {:>3} {:>6} {:>12} {:>10} {:>6} {:>7} {:>4} {:>4} {:>4} {:>5}", "cell", "d", "B", "H", "params G.H^2", "nonzeros", "grid", "threads", "tpr", "N", "M", "B max");
         for &cell in &cells {
             for &b in &args.capacity_batch {
                 for &d in &args.capacity_density {
@@ -243,7 +243,7 @@ fn plan_only(args: &Args) {
                         Ok(Some(c)) => {
                             let p = &c.plan;
                             println!(
-                                "{:<8} {:>5} {:>3} {:>6} {:>12} {:>10} {:>6} {:>7} {:>4} {:>4}{}",
+                                "{:<8} {:>5} {:>3} {:>6} {:>12} {:>10} {:>6} {:>7} {:>4} {:>4} {:>4} {:>5}{}",
                                 cell.name(),
                                 d,
                                 b,
@@ -254,6 +254,8 @@ fn plan_only(args: &Args) {
                                 p.threads_per_cta(),
                                 p.threads_per_row(),
                                 p.list_len(),
+                                p.shared_words(),
+                                p.batch_limit(),
                                 if c.refused.is_empty() { String::new() } else { format!("  (refused larger: {:?})", c.refused) }
                             );
                         }
@@ -272,7 +274,7 @@ fn plan_only(args: &Args) {
                 for &d in &args.density {
                     match precheck(cell, h, d, b, &device) {
                         Ok(f) => println!(
-                            "{:<8} {:>5} {:>3} {:>5}  fits: grid {} threads {} tpr {} N {} BT {} ({} registers/SM, {} B shared/CTA)",
+                            "{:<8} {:>5} {:>3} {:>5}  fits: grid {} threads {} tpr {} N {} M {} BT {} ({} registers/SM, {} B shared/CTA, batch limit {})",
                             cell.name(),
                             h,
                             b,
@@ -281,9 +283,11 @@ fn plan_only(args: &Args) {
                             f.geometry.threads_per_cta,
                             f.geometry.threads_per_row,
                             f.geometry.list_len,
+                            f.geometry.shared_words,
                             f.batch_tile,
                             f.registers_per_sm,
-                            f.smem_bytes
+                            f.smem_bytes,
+                            f.batch_limit
                         ),
                         Err(e) => println!("{:<8} {:>5} {:>3} {:>5}  does not fit: {e}", cell.name(), h, b, d),
                     }

@@ -34,9 +34,13 @@ pub struct DeviceInfo {
     /// Registers per thread of each dense slab variant `(MT, KW, registers)`, likewise
     /// ([`DENSE_REGISTERS`] in the presets).
     pub dense_registers: Vec<(usize, usize, u32)>,
+    /// Registers per thread of each shared-weights variant `(N, BT, GATED, registers)` (the
+    /// fp16 hidden state; `sprnn_kernels::format::shared_kernel_name`), likewise
+    /// ([`SHARED_REGISTERS`] in the presets).
+    pub shared_kernel_registers: Vec<(usize, usize, bool, u32)>,
 }
 
-use super::registers::{DENSE_REGISTERS, KERNEL_REGISTERS};
+use super::registers::{DENSE_REGISTERS, KERNEL_REGISTERS, SHARED_REGISTERS};
 
 /// Shared memory the driver reserves per resident CTA (bytes), on sm_80 and later.
 pub const SHARED_RESERVED_PER_CTA: usize = 1024;
@@ -74,6 +78,7 @@ impl DeviceInfo {
             l2_bytes: 60 * 1024 * 1024,
             kernel_registers: KERNEL_REGISTERS.to_vec(),
             dense_registers: DENSE_REGISTERS.to_vec(),
+            shared_kernel_registers: SHARED_REGISTERS.to_vec(),
         }
     }
 
@@ -93,6 +98,7 @@ impl DeviceInfo {
             l2_bytes: 40 * 1024 * 1024,
             kernel_registers: KERNEL_REGISTERS.to_vec(),
             dense_registers: DENSE_REGISTERS.to_vec(),
+            shared_kernel_registers: SHARED_REGISTERS.to_vec(),
         }
     }
 
@@ -100,6 +106,12 @@ impl DeviceInfo {
     /// has none.
     pub fn registers(&self, n: usize, bt: usize, h32: bool, gated: bool) -> Option<u32> {
         self.kernel_registers.iter().find(|&&(vn, vbt, vh, vg, _)| vn == n && vbt == bt && vh == h32 && vg == gated).map(|&(_, _, _, _, r)| r)
+    }
+
+    /// Registers per thread of shared-weights variant `(n, bt, gated)` on this device, `None`
+    /// if it has none.
+    pub fn shared_registers(&self, n: usize, bt: usize, gated: bool) -> Option<u32> {
+        self.shared_kernel_registers.iter().find(|&&(vn, vbt, vg, _)| vn == n && vbt == bt && vg == gated).map(|&(_, _, _, r)| r)
     }
 
     /// Registers per thread of dense slab variant `(mt, kw)` on this device, `None` if it has

@@ -3,7 +3,8 @@
 //! Each entry becomes [`pack_nonzero`]`(fp16 bits, col)`, the value rounded to fp16 to nearest
 //! even (`half::f16::from_f32`); padding becomes [`pad_word`]`(H)`, value +0.0 at the zero
 //! column, so it adds exactly zero. Word `k` of thread `tid` of CTA `c` goes to
-//! `weights[k * (grid * NT) + c * NT + tid]`. CTAs are laid out in parallel on the available
+//! `weights[k * (grid * NT) + c * NT + tid]`, for `k < N + M` (`M` words in shared memory on the
+//! shared-weights family; the kernel copies entries `N ..` there at start-up). CTAs are laid out in parallel on the available
 //! cores; the result does not depend on how many there are.
 
 use half::f16;
@@ -31,7 +32,8 @@ pub(crate) struct PackShape {
 
 /// Lays out every CTA and packs the words.
 pub(crate) fn pack(w: &Csr, units: &[u32], shape: PackShape, model: BankModel, order: WeightOrder) -> Packed {
-    let Geometry { grid, threads_per_cta: nt, list_len: n, .. } = shape.geometry;
+    let Geometry { grid, threads_per_cta: nt, .. } = shape.geometry;
+    let n = shape.geometry.list_len + shape.geometry.shared_words;
     let workers = std::thread::available_parallelism().map_or(1, |p| p.get()).min(grid).max(1);
     let per = grid.div_ceil(workers);
     let results: Vec<(usize, Vec<u32>, BankStats, BankStats)> = std::thread::scope(|scope| {
@@ -74,7 +76,11 @@ fn pack_ctas(
     ctas: std::ops::Range<usize>,
 ) -> (Vec<u32>, BankStats, BankStats) {
     let gates = shape.gates;
-    let Geometry { units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, list_len: n, gated_kernel: whole_units, .. } = shape.geometry;
+    let Geometry { units_per_cta: upc, threads_per_cta: nt, threads_per_row: tpr, gated_kernel: whole_units, .. } = shape.geometry;
+    // A thread's whole list: its register words, then its shared-memory words. One bank-aware
+    // order covers both: the shared word's own load never conflicts (a warp reads 32
+    // consecutive words), so only the `h` loads of each position are ordered.
+    let n = shape.geometry.list_len + shape.geometry.shared_words;
     // Rows are `gate · H + unit`; columns are the kernel's (`w.cols()` of them, the last + 1 is
     // the zero column).
     let h = w.rows() / gates;

@@ -4,6 +4,7 @@ use half::f16;
 use sprnn_kernels::format::{
     cluster_exchange_slots, column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, gated_kernel, Cell,
     cluster_register_budget, ClusterSmem, Products, RecurrentSmem, BATCH_TILES, CLUSTER_SIZES, PRODUCT_GROUP, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
+    SHARED_LIST_LENGTHS,
 };
 
 use super::assign::WeightOrder;
@@ -13,7 +14,7 @@ use super::device::{registers_per_sm, DeviceInfo};
 use super::error::PlanError;
 use super::pack::{pack, PackShape, Packed};
 use super::partition::{partition, unit_nnz, Partition};
-use super::registers::kernel_registers;
+use super::registers::{kernel_registers, shared_kernel_registers};
 use crate::fp16::GroupSum;
 use crate::sparse::Csr;
 
@@ -47,6 +48,12 @@ pub struct PlanOptions {
     /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
     /// needs the hidden state in fp16 and the sparse kernel.
     pub products: Option<Products>,
+    /// Words per thread in shared memory (`M`, a multiple of [`PRODUCT_GROUP`]): `Some(0)` keeps
+    /// every weight in registers, `Some(m)` puts `m` words of each thread's list in shared memory
+    /// (the shared-weights kernel family; fp16 hidden state, grid mode). Default: registers only
+    /// where that fits, otherwise the cheapest split that fits; 0 when `list_len` is forced
+    /// alone.
+    pub shared_words: Option<usize>,
     /// Grid-wide or cluster-resident execution (default: the planner's choice, [`check_mode`]).
     /// With [`ExecMode::Cluster`], `ctas` (if set) is the cluster size, one of
     /// [`CLUSTER_SIZES`]; with `ctas` set and no mode, the planner keeps the grid mode.
@@ -115,8 +122,13 @@ pub struct Geometry {
     pub threads_per_cta: usize,
     /// Threads per row (power of two ≤ 32).
     pub threads_per_row: usize,
-    /// Words per thread (one of [`LIST_LENGTHS`]).
+    /// Words per thread in registers (one of [`LIST_LENGTHS`]; of `SHARED_LIST_LENGTHS` when
+    /// `shared_words > 0`).
     pub list_len: usize,
+    /// Words per thread in shared memory (`M`, a multiple of `PRODUCT_GROUP`; 0 for the
+    /// register-only kernels). A thread's list is `list_len + shared_words` words; with `M > 0`
+    /// the layer runs on the shared-weights family (`format::shared_kernel_name`).
+    pub shared_words: usize,
     /// GRU and LSTM: run on the gated kernel family — rows laid out as whole units per warp and
     /// the cell finished in the row reduction; allowed only where
     /// `sprnn_kernels::format::gated_kernel(G, threads_per_row, batch tile)`. `false`: the RNN
@@ -128,7 +140,7 @@ pub struct Geometry {
 ///
 /// Only the planner builds one ([`plan`], [`layout_with`], [`layout_with_hidden`],
 /// [`layout_dense_with`]), and it checks the shape against the layer first, so a `Plan`'s
-/// buffers always match its [`Geometry`]: `list_len × grid × threads_per_cta` packed words,
+/// buffers always match its [`Geometry`]: `(list_len + shared_words) × grid × threads_per_cta` packed words,
 /// `grid × units_per_cta` unit-table entries naming units below `H`, and packed columns no
 /// larger than [`Plan::columns`]. The launch shape and what it needs of the device are the
 /// plan's [`Fit`] ([`Plan::fit`], which holds its [`Geometry`]); the fields are read through
@@ -207,6 +219,22 @@ impl Plan {
         self.fit.geometry.list_len
     }
 
+    /// Words per thread in shared memory (`M`; 0 when every weight is in registers).
+    pub fn shared_words(&self) -> usize {
+        self.fit.geometry.shared_words
+    }
+
+    /// Words per thread in all: [`Plan::list_len`] in registers plus [`Plan::shared_words`].
+    pub fn words_per_thread(&self) -> usize {
+        self.fit.geometry.list_len + self.fit.geometry.shared_words
+    }
+
+    /// The largest batch this launch shape has shared memory for, the hidden state and the
+    /// shared weight words together ([`Fit::batch_limit`]).
+    pub fn batch_limit(&self) -> usize {
+        self.fit.batch_limit
+    }
+
     /// Runs on the gated kernel family (GRU or LSTM, a unit's gate rows in one warp, the cell
     /// finished in the row reduction; see [`Geometry::gated_kernel`]). Never for the dense slab.
     pub fn gated_kernel(&self) -> bool {
@@ -271,7 +299,8 @@ impl Plan {
         &self.units
     }
 
-    /// `[list_len][grid * threads_per_cta]` packed words.
+    /// `[list_len + shared_words][grid * threads_per_cta]` packed words (entries from
+    /// `list_len` on go to shared memory).
     pub fn weights(&self) -> &[u32] {
         &self.weights
     }
@@ -334,6 +363,13 @@ impl Plan {
 ///   `TPR·N ≥` the longest row; of the shapes that fit (threads ≤ 1024 and per-SM limits,
 ///   registers ≤ 255 per thread and ≤ the register file per SM, see [`kernel_registers`]), the one
 ///   with the least estimated time per step, [`step_cost`].
+/// - **Words in shared memory** (the fp16 hidden state, grid mode): only where no register-only
+///   shape fits, each `TPR` with each register list of the shared-weights family and the
+///   shared words `M` that make up the longest row; a shape fits when its hidden state, the
+///   kernel's other parts and `M · threads` words fit the shared memory per CTA. The cheapest
+///   ([`step_cost`] plus [`shared_word_cycles`]) wins, and [`Fit::batch_limit`] says how far
+///   the batch can grow beside those words. Where the dense slab holds a layer that only such a
+///   split holds, the slab runs (as before the split existed).
 pub fn plan(w_hh: &Csr, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
     let ModeChoice { fit, reason, .. } = check_mode(&RowStats::of(w_hh), cell, batch, device, opts)?;
@@ -353,7 +389,8 @@ fn dense_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, op
         || opts.threads_per_row.is_some()
         || opts.list_len.is_some()
         || opts.hidden_f32 == Some(true)
-        || opts.products == Some(Products::F16);
+        || opts.products == Some(Products::F16)
+        || opts.shared_words.is_some_and(|m| m > 0);
     validate_sizes(stats.hidden, stats.rows, cell, batch)?;
     if sparse_only {
         return Ok(None);
@@ -457,8 +494,13 @@ pub struct Fit {
     pub registers_per_thread: u32,
     /// Registers per SM the launch needs (allocation granularity and scheduler split included).
     pub registers_per_sm: usize,
-    /// Dynamic shared memory per CTA, bytes.
+    /// Dynamic shared memory per CTA, bytes (the shared weight words included).
     pub smem_bytes: usize,
+    /// The largest batch for which this launch shape (the same threads and lists, the same
+    /// shared weight words) still has the shared memory: the hidden state and the weights share
+    /// it. Equal to the batch where nothing is left over; 0 when it was not computed (a layout
+    /// made without a device).
+    pub batch_limit: usize,
     /// The dense slab's shape when the layer runs the dense kernel (then `list_len` is
     /// `4·MT·KW` and `threads_per_row`, `batch_tile`, `hidden_f32` do not apply).
     pub dense: Option<DenseShape>,
@@ -470,7 +512,7 @@ pub struct Fit {
 impl Fit {
     /// The dense slab `f` on `grid` CTAs of `upc` units at batch `batch`.
     fn dense(f: DenseFit, grid: usize, upc: usize, batch: usize) -> Fit {
-        let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: f.shape.threads(), threads_per_row: 1, list_len: f.shape.words_per_thread(), gated_kernel: false };
+        let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: f.shape.threads(), threads_per_row: 1, list_len: f.shape.words_per_thread(), shared_words: 0, gated_kernel: false };
         Fit {
             geometry,
             batch_tile: batch,
@@ -480,6 +522,7 @@ impl Fit {
             registers_per_thread: f.registers_per_thread,
             registers_per_sm: f.registers_per_sm,
             smem_bytes: f.smem_bytes,
+            batch_limit: 0,
             dense: Some(f.shape),
             cluster: None,
         }
@@ -490,7 +533,11 @@ impl Fit {
     /// layout made without a device ([`layout_with_hidden`]). `geometry` must have been checked
     /// against the layer.
     fn sparse_unchecked(cell: Cell, batch: usize, geometry: Geometry, hidden_f32: bool) -> Fit {
-        let registers_per_thread = kernel_registers(geometry.list_len, batch_tile(batch), hidden_f32, geometry.gated_kernel).unwrap_or(0);
+        let registers_per_thread = if geometry.shared_words > 0 {
+            shared_kernel_registers(geometry.list_len, batch_tile(batch), geometry.gated_kernel).unwrap_or(0)
+        } else {
+            kernel_registers(geometry.list_len, batch_tile(batch), hidden_f32, geometry.gated_kernel).unwrap_or(0)
+        };
         Fit {
             geometry,
             batch_tile: batch_tile(batch),
@@ -499,7 +546,9 @@ impl Fit {
             ctas_per_sm: 1,
             registers_per_thread,
             registers_per_sm: registers_per_sm(geometry.threads_per_cta, 1, registers_per_thread as usize),
-            smem_bytes: smem_bytes_for(cell, geometry.grid, geometry.units_per_cta, batch, hidden_f32),
+            smem_bytes: smem_bytes_for(cell, geometry.grid, geometry.units_per_cta, batch, hidden_f32)
+                .with_weights(geometry.shared_words, geometry.threads_per_cta),
+            batch_limit: 0,
             dense: None,
             cluster: None,
         }
@@ -534,8 +583,11 @@ fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opt
     // `dense` is `None` when the sparse kernel was asked for.
     let sparse = sparse_fit(stats, cell, batch, device, opts);
     let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
+    // Where only a split of registers and shared memory holds the sparse lists, the dense slab
+    // (where it fits) keeps the layers it ran before: the split is not yet measured against it.
+    let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none();
     match dense {
-        Some(d) if sparse.is_err() || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
+        Some(d) if sparse.is_err() || split_only || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
         _ => sparse,
     }
 }
@@ -553,23 +605,26 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     let hidden_f32 = opts.hidden_f32.unwrap_or(false);
     let products = opts.products.unwrap_or(default_products(cell, hidden_f32));
     check_products(products, hidden_f32, false)?;
-    let smem_bytes = sparse_smem(cell, hidden, batch, device, cps, (grid, upc), hidden_f32)?;
+    sparse_smem(cell, hidden, batch, device, cps, (grid, upc), hidden_f32)?;
+    check_shared_words(opts, hidden_f32)?;
 
-    // Registers and threads.
+    // Registers, threads and the words in shared memory.
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     let limits = Limits::new(device, cps);
-    let shapes = candidate_shapes(device, cell, (hidden, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts);
+    let shapes = candidate_shapes(device, cell, (hidden, grid, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts, true);
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
-        if tpr * n < max_row_nnz {
-            return Err(PlanError::RowTooLong { row: stats.longest_row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n });
+        let m = forced_shared_words(opts).unwrap_or(0);
+        if tpr * (n + m) < max_row_nnz {
+            return Err(PlanError::RowTooLong { row: stats.longest_row, nnz: max_row_nnz, threads_per_row: tpr, list_len: n + m });
         }
     }
-    let fitting = shapes.iter().filter(|s| s.n * s.tpr >= max_row_nnz && limits.fits(s));
-    let Some(best) = fitting.min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).copied() else {
+    let Some(best) = best_shape(&shapes, max_row_nnz, &limits) else {
         return Err(does_not_fit(stats, batch, device, cps, grid, upc, cell, (hidden_f32, products), &shapes, opts, &limits));
     };
-    let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: best.nt, threads_per_row: best.tpr, list_len: best.n, gated_kernel: best.gated };
+    let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: best.nt, threads_per_row: best.tpr, list_len: best.n, shared_words: best.m, gated_kernel: best.gated };
+    let have_smem = device.shared_per_cta(cps);
+    let smem_at = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32).with_weights(best.m, best.nt);
     Ok(Fit {
         geometry,
         batch_tile: bt,
@@ -578,10 +633,64 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
-        smem_bytes,
+        smem_bytes: best.smem,
+        batch_limit: batch_limit(batch, hidden, have_smem, smem_at),
         dense: None,
         cluster: None,
     })
+}
+
+/// Of the shapes that hold the longest row and fit the device, the one [`plan`] runs: the
+/// cheapest ([`step_cost`]) that keeps every weight in registers, and only where none does,
+/// the cheapest with words in shared memory. (Register-only shapes come first although the cost
+/// model could prefer a split, e.g. more threads for the gather: a split's shared loads are
+/// not measured yet, and the layers that fitted before keep their plans.)
+fn best_shape(shapes: &[Shape], max_row_nnz: usize, limits: &Limits) -> Option<Shape> {
+    let fitting: Vec<&Shape> = shapes.iter().filter(|s| (s.n + s.m) * s.tpr >= max_row_nnz && limits.fits(s)).collect();
+    let cheapest = |shared: bool| {
+        fitting.iter().filter(|s| (s.m > 0) == shared).min_by(|a, b| a.cost.total_cmp(&b.cost).then(a.nt.cmp(&b.nt))).map(|s| **s)
+    };
+    cheapest(false).or_else(|| cheapest(true))
+}
+
+/// The largest batch from `batch` up whose shared memory (`smem_at(b)`: the hidden state, the
+/// rest of the kernel's parts and the shared weight words) fits `have_smem`: how far the batch
+/// can grow before the hidden state crowds the weights out. `batch` itself where nothing is
+/// left over.
+fn batch_limit(batch: usize, hidden: usize, have_smem: usize, smem_at: impl Fn(usize) -> usize) -> usize {
+    // The hidden state alone takes 2·(H + 1) bytes per batch entry: no larger batch can fit.
+    let top = (have_smem / (2 * (hidden + 1))).max(batch);
+    (batch..=top).take_while(|&b| smem_at(b) <= have_smem).last().unwrap_or(batch)
+}
+
+/// The shared words per thread the options force: `opts.shared_words`, or 0 where only the
+/// register list's length is forced (`list_len` alone keeps its meaning: every word in
+/// registers); `None` leaves the choice to the planner.
+fn forced_shared_words(opts: &PlanOptions) -> Option<usize> {
+    opts.shared_words.or(opts.list_len.map(|_| 0))
+}
+
+/// [`PlanError::BadOption`] for a forced `shared_words` the kernels do not have: a multiple of
+/// [`PRODUCT_GROUP`], with the fp16 hidden state.
+fn check_shared_words(opts: &PlanOptions, hidden_f32: bool) -> Result<(), PlanError> {
+    match opts.shared_words {
+        Some(m) if m % PRODUCT_GROUP != 0 || m > u16::MAX as usize => Err(PlanError::BadOption {
+            option: "shared_words",
+            value: m,
+            allowed: format!("a multiple of {PRODUCT_GROUP} up to {}", u16::MAX as usize / PRODUCT_GROUP * PRODUCT_GROUP),
+        }),
+        Some(m) if m > 0 && hidden_f32 => Err(PlanError::BadOption {
+            option: "shared_words",
+            value: m,
+            allowed: "0 with the hidden state in f32 (the shared-weights kernels keep it in fp16)".into(),
+        }),
+        Some(m) if m > 0 && opts.list_len.is_some_and(|n| !SHARED_LIST_LENGTHS.contains(&n)) => Err(PlanError::BadOption {
+            option: "list_len",
+            value: opts.list_len.unwrap_or(0),
+            allowed: format!("one of {SHARED_LIST_LENGTHS:?} with words in shared memory"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The sparse kernel's options checked against the device: CTAs per SM (returned), threads per
@@ -628,7 +737,7 @@ fn sparse_grid(hidden: usize, device: &DeviceInfo, cps: usize, opts: &PlanOption
 /// batch that fits.
 fn sparse_smem(cell: Cell, hidden: usize, batch: usize, device: &DeviceInfo, cps: usize, (grid, upc): (usize, usize), hidden_f32: bool) -> Result<usize, PlanError> {
     let have_smem = device.shared_per_cta(cps);
-    let smem = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32);
+    let smem = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32).total;
     let smem_bytes = smem(batch);
     if smem_bytes > have_smem {
         // The largest b such that every batch up to b fits ("batch <= b fits" must hold for
@@ -643,31 +752,52 @@ fn sparse_smem(cell: Cell, hidden: usize, batch: usize, device: &DeviceInfo, cps
 
 /// Every candidate launch shape: each threads-per-row (or the forced one) with the shortest list
 /// that holds the longest row (or the forced one), on both kernel families where the gated one
-/// can run it, bare or widened by padding threads for the gather.
-fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, upc, batch, cps): (usize, usize, usize, usize), max_row_nnz: usize, state: (bool, Products), opts: &PlanOptions) -> Vec<Shape> {
+/// can run it, bare or widened by padding threads for the gather. With `shared` (the grid
+/// mode's sparse kernel, fp16 hidden state) also, for each threads-per-row and each register
+/// list of the shared-weights family too short for the longest row, the shared words that make
+/// up the rest (`M`, whole groups of [`PRODUCT_GROUP`]); or exactly the forced
+/// `opts.shared_words`.
+#[allow(clippy::too_many_arguments)]
+fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, grid, upc, batch, cps): (usize, usize, usize, usize, usize), max_row_nnz: usize, state: (bool, Products), opts: &PlanOptions, shared: bool) -> Vec<Shape> {
     let bt = batch_tile(batch);
     let gates = cell.gates();
     let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
-    tprs.iter()
-        .filter_map(|&tpr| {
+    let shared = shared && !state.0;
+    let lists = |tpr: usize| -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let forced_m = forced_shared_words(opts).unwrap_or(0);
+        if forced_m == 0 {
             let n = match opts.list_len {
-                Some(n) => n,
-                None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz)?,
+                Some(n) => Some(n),
+                None => LIST_LENGTHS.into_iter().find(|&n| tpr * n >= max_row_nnz),
             };
-            Some((tpr, n))
-        })
-        .flat_map(|(tpr, n)| {
+            out.extend(n.map(|n| (n, 0)));
+        }
+        if shared && forced_shared_words(opts) != Some(0) {
+            let ns: Vec<usize> = opts.list_len.map_or(SHARED_LIST_LENGTHS.to_vec(), |n| vec![n]);
+            for n in ns.into_iter().filter(|n| SHARED_LIST_LENGTHS.contains(n)) {
+                let m = if forced_m > 0 { forced_m } else { round_up(max_row_nnz.div_ceil(tpr).saturating_sub(n), PRODUCT_GROUP) };
+                if m > 0 {
+                    out.push((n, m));
+                }
+            }
+        }
+        out
+    };
+    tprs.iter()
+        .flat_map(|&tpr| lists(tpr).into_iter().map(move |(n, m)| (tpr, n, m)))
+        .flat_map(|(tpr, n, m)| {
             // GRU and LSTM on either family where the gated one can run the shape.
             let families: &[bool] = if gated_kernel(gates, tpr, bt) { &[true, false] } else { &[false] };
-            families.iter().map(move |&gated| (tpr, n, gated))
+            families.iter().map(move |&gated| (tpr, n, m, gated))
         })
-        .flat_map(|(tpr, n, gated)| {
+        .flat_map(|(tpr, n, m, gated)| {
             // Padding threads only help the gather; offer the bare shape, wider ones, and the
             // widths at which every thread makes one or two serial polls.
             let polls = (hidden * batch).div_ceil(VALUES_PER_POLL);
             [0, 256, 512, 768, 1024, round_up(polls, 32), round_up(polls.div_ceil(2), 32)]
                 .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, upc, (tpr, n, gated), bt, state, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, hidden, (grid, upc), (tpr, n, m, gated), bt, state, batch, cps, extra))
         })
         .collect()
 }
@@ -684,6 +814,9 @@ pub fn layout_with(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, or
 pub fn layout_with_hidden(w_hh: &Csr, cell: Cell, batch: usize, geometry: &Geometry, order: WeightOrder, hidden_f32: bool) -> Result<Plan, PlanError> {
     validate(w_hh, cell, batch)?;
     check_geometry(w_hh, cell, batch, geometry, false)?;
+    if geometry.shared_words > 0 && hidden_f32 {
+        return Err(PlanError::BadOption { option: "shared_words", value: geometry.shared_words, allowed: "0 with the hidden state in f32".into() });
+    }
     Ok(build(w_hh, cell, batch, Fit::sparse_unchecked(cell, batch, *geometry, hidden_f32), order, LAID_OUT_REASON.to_string()))
 }
 
@@ -727,10 +860,11 @@ fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(
     Ok(())
 }
 
-/// Dynamic shared memory of a layer with `grid` CTAs of `upc` units at batch `batch`.
-fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> usize {
+/// The dynamic shared memory layout of a layer with `grid` CTAs of `upc` units at batch `batch`
+/// (without shared weight words: [`RecurrentSmem::with_weights`] adds them).
+fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> RecurrentSmem {
     let slots = exchange_slots(upc, batch);
-    RecurrentSmem::new(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32).total
+    RecurrentSmem::new(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32)
 }
 
 /// The packed words index `grid · S` columns (16 bits, the zero column included).
@@ -796,8 +930,14 @@ fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, cluster: b
     if !THREADS_PER_ROW.contains(&g.threads_per_row) {
         return bad("threads_per_row", g.threads_per_row, "1, 2, 4, 8, 16 or 32".into());
     }
-    if !LIST_LENGTHS.contains(&g.list_len) {
+    if g.shared_words == 0 && !LIST_LENGTHS.contains(&g.list_len) {
         return bad("list_len", g.list_len, format!("one of {LIST_LENGTHS:?}"));
+    }
+    if g.shared_words > 0 && !SHARED_LIST_LENGTHS.contains(&g.list_len) {
+        return bad("list_len", g.list_len, format!("one of {SHARED_LIST_LENGTHS:?} with words in shared memory"));
+    }
+    if g.shared_words % PRODUCT_GROUP != 0 || g.shared_words > u16::MAX as usize || (g.shared_words > 0 && cluster) {
+        return bad("shared_words", g.shared_words, format!("a multiple of {PRODUCT_GROUP} up to {}, 0 in the cluster mode", u16::MAX));
     }
     if g.grid == 0 || g.units_per_cta == 0 || g.grid.checked_mul(g.units_per_cta).is_none_or(|n| n < hidden) {
         return bad("grid", g.grid, format!("grid x units_per_cta >= H = {hidden}, both >= 1"));
@@ -829,12 +969,13 @@ fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, cluster: b
     if (hidden + 1) as u64 * batch as u64 * 2 > u32::MAX as u64 {
         return bad("batch", batch, "a hidden state under 4 GiB".into());
     }
-    if let Some(row) = (0..w_hh.rows()).find(|&r| w_hh.row_nnz(r) > g.threads_per_row * g.list_len) {
+    let words = g.list_len + g.shared_words;
+    if let Some(row) = (0..w_hh.rows()).find(|&r| w_hh.row_nnz(r) > g.threads_per_row * words) {
         return Err(PlanError::RowTooLong {
             row,
             nnz: w_hh.row_nnz(row),
             threads_per_row: g.threads_per_row,
-            list_len: g.list_len,
+            list_len: words,
         });
     }
     check_slot_columns(hidden, g.grid, slots_per_cta(g.units_per_cta, batch, cluster))
@@ -880,6 +1021,7 @@ struct Limits {
     threads_per_cta: usize,
     regs_per_sm: usize,
     regs_per_thread: usize,
+    smem_per_cta: usize,
 }
 
 impl Limits {
@@ -888,11 +1030,12 @@ impl Limits {
             threads_per_cta: d.max_threads_per_block.min(d.max_threads_per_sm / cps),
             regs_per_sm: d.registers_per_sm,
             regs_per_thread: d.max_registers_per_thread,
+            smem_per_cta: d.shared_per_cta(cps),
         }
     }
 
     fn fits(&self, s: &Shape) -> bool {
-        s.nt <= self.threads_per_cta && (s.regs as usize) <= self.regs_per_thread && s.need_regs <= self.regs_per_sm
+        s.nt <= self.threads_per_cta && (s.regs as usize) <= self.regs_per_thread && s.need_regs <= self.regs_per_sm && s.smem <= self.smem_per_cta
     }
 }
 
@@ -900,12 +1043,18 @@ impl Limits {
 #[derive(Clone, Copy, Debug)]
 struct Shape {
     tpr: usize,
+    /// Words per thread in registers.
     n: usize,
+    /// Words per thread in shared memory (0: the register-only kernels).
+    m: usize,
     /// On the gated kernel family (whole units per warp, the cell in the reduction).
     gated: bool,
     nt: usize,
     regs: u32,
     need_regs: usize,
+    /// Dynamic shared memory per CTA, bytes (the hidden state, the kernel's other parts and the
+    /// `m · nt` shared words).
+    smem: usize,
     cost: f64,
 }
 
@@ -914,12 +1063,19 @@ impl Shape {
     /// units per warp where a unit's gate rows fit one), or `extra_threads` if that is more
     /// (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, upc: usize, (tpr, n, gated): (usize, usize, bool), bt: usize, (h32, products): (bool, Products), batch: usize, cps: usize, extra_threads: usize) -> Shape {
+    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, (grid, upc): (usize, usize), (tpr, n, m, gated): (usize, usize, usize, bool), bt: usize, (h32, products): (bool, Products), batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
-        let regs = device.registers(n, bt, h32, gated).unwrap_or(u32::MAX);
+        let regs = if m > 0 {
+            if h32 { None } else { device.shared_registers(n, bt, gated) }
+        } else {
+            device.registers(n, bt, h32, gated)
+        };
+        let regs = regs.unwrap_or(u32::MAX);
         let need_regs = registers_per_sm(nt, cps, regs as usize);
         let fused = cell.gates() == 1 || gated;
-        Shape { tpr, n, gated, nt, regs, need_regs, cost: step_cost(hidden, nt, tpr, n, (bt, products), batch, fused) }
+        let smem = smem_bytes_for(cell, grid, upc, batch, h32).with_weights(m, nt);
+        let cost = step_cost(hidden, nt, tpr, n + m, (bt, products), batch, fused) + shared_word_cycles(nt, m, bt, batch);
+        Shape { tpr, n, m, gated, nt, regs, need_regs, smem, cost }
     }
 }
 
@@ -978,6 +1134,21 @@ pub fn product_cycles(threads_per_cta: usize, threads_per_row: usize, list_len: 
         tiles * (issue.max(chain) + reduce) + SEPARATE_CELL_CYCLES
     }
 }
+
+/// Issue cycles the shared words of a list add to one step's product ([`product_cycles`]
+/// counts them as list words already): per word one more shared load and its address
+/// ([`SHARED_WORD_INSTRUCTIONS`]), at two cycles per instruction for the busiest scheduler's
+/// `⌈warps / 4⌉` warps, per batch tile. The word's load never conflicts (a warp reads 32
+/// consecutive words), so it costs one wavefront beside the `h` load's.
+pub fn shared_word_cycles(threads_per_cta: usize, shared_words: usize, batch_tile: usize, batch: usize) -> f64 {
+    let tiles = (batch / batch_tile.max(1)).max(1) as f64;
+    let warps_per_scheduler = (threads_per_cta / 32).div_ceil(4) as f64;
+    tiles * 2.0 * warps_per_scheduler * shared_words as f64 * SHARED_WORD_INSTRUCTIONS
+}
+
+/// Instructions a shared-memory word adds to a list word's: the `ld.shared` of the word and
+/// the advance of its address (an estimate from the PTX; not yet measured on the GPU).
+pub const SHARED_WORD_INSTRUCTIONS: f64 = 2.0;
 
 /// Cycles of the separate cell phase (a barrier, the gate sums through shared memory, the
 /// cells of a CTA's units), in place of the fused cell's [`CELL_CYCLES`] per tile. Measured on
@@ -1076,12 +1247,13 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
         None => {
             let grid = grid_fit(stats, cell, batch, device, opts);
             let cluster_allowed = opts.ctas.is_none()
+                && opts.shared_words.is_none_or(|m| m == 0)
                 && opts.ctas_per_sm.is_none_or(|c| c == 1)
                 && opts.hidden_f32 != Some(true)
                 && opts.kernel != Some(KernelKind::Dense);
             if !cluster_allowed {
                 let fit = grid?;
-                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32 or the dense kernel) are the grid mode's".to_string();
+                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32, shared_words or the dense kernel) are the grid mode's".to_string();
                 return Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, stats.hidden, batch), fit, reason, cluster_us: None });
             }
             let cluster = cluster_fit(stats, cell, batch, device, opts);
@@ -1137,7 +1309,8 @@ pub fn grid_step_us(fit: &Fit, cell: Cell, hidden: usize, batch: usize) -> Optio
     let g = &fit.geometry;
     let polls = gather_chunks(hidden, batch, g.threads_per_cta).max(1);
     let fused = cell.gates() == 1 || g.gated_kernel;
-    let product = product_cycles(g.threads_per_cta, g.threads_per_row, g.list_len, (fit.batch_tile, fit.products), batch, fused);
+    let product = product_cycles(g.threads_per_cta, g.threads_per_row, g.list_len + g.shared_words, (fit.batch_tile, fit.products), batch, fused)
+        + shared_word_cycles(g.threads_per_cta, g.shared_words, fit.batch_tile, batch);
     Some(GRID_EXCHANGE_US + GRID_POLL_US * (polls - 1) as f64 + product / (SM_CLOCK_GHZ * 1e3))
 }
 
@@ -1175,6 +1348,9 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
     if opts.ctas_per_sm.is_some_and(|c| c != 1) {
         return Err(why("a cluster runs one CTA per SM (ctas_per_sm = 1)".into()));
     }
+    if opts.shared_words.is_some_and(|m| m > 0) {
+        return Err(why("weights in shared memory run in the grid mode only (shared_words = 0)".into()));
+    }
     sparse_options(device, opts)?;
     let sizes = match opts.ctas {
         Some(c) if cluster_sizes(device).contains(&c) => vec![c],
@@ -1205,14 +1381,14 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             shortfall = format!("{c} CTAs: {smem} bytes of shared memory per CTA (hidden state and two exchange buffers), {have_smem} available");
             continue;
         }
-        let shapes: Vec<Shape> = candidate_shapes(device, cell, (hidden, upc, batch, 1), stats.max_row_nnz, (false, products), opts)
+        let shapes: Vec<Shape> = candidate_shapes(device, cell, (hidden, c, upc, batch, 1), stats.max_row_nnz, (false, products), opts, false)
             .into_iter()
             .map(|s| {
                 let regs = cluster_register_budget(s.n, bt, s.gated);
                 let fused = gates == 1 || s.gated;
                 let chunks = gather_chunks(columns, batch, s.nt).max(1);
                 let cost = product_cycles(s.nt, s.tpr, s.n, (bt, products), batch, fused) + CLUSTER_CHUNK_CYCLES * (chunks - 1) as f64;
-                Shape { regs, need_regs: registers_per_sm(s.nt, 1, regs as usize), cost, ..s }
+                Shape { regs, need_regs: registers_per_sm(s.nt, 1, regs as usize), smem, cost, ..s }
             })
             .collect();
         let fitting = shapes.iter().filter(|s| s.n * s.tpr >= stats.max_row_nnz && limits.fits(s));
@@ -1228,7 +1404,7 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             continue;
         };
         let us = cluster_exchange_us(c, columns * batch * 2) + s.cost / (SM_CLOCK_GHZ * 1e3);
-        let geometry = Geometry { grid: c, units_per_cta: upc, threads_per_cta: s.nt, threads_per_row: s.tpr, list_len: s.n, gated_kernel: s.gated };
+        let geometry = Geometry { grid: c, units_per_cta: upc, threads_per_cta: s.nt, threads_per_row: s.tpr, list_len: s.n, shared_words: 0, gated_kernel: s.gated };
         let fit = Fit {
             geometry,
             batch_tile: bt,
@@ -1238,6 +1414,10 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             registers_per_thread: s.regs,
             registers_per_sm: s.need_regs,
             smem_bytes: smem,
+            batch_limit: batch_limit(batch, columns, have_smem, |b| {
+                let slots = cluster_exchange_slots(upc, b);
+                ClusterSmem::new(c * slots, b, slots, upc * gates, upc, cell).total
+            }),
             dense: None,
             cluster: Some(c),
         };
@@ -1265,22 +1445,40 @@ fn does_not_fit(
     let hidden = stats.hidden;
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
-    // The candidate closest to fitting: within the thread limit if any is, least registers.
+    // The register-only candidate closest to fitting: within the thread limit if any is, least
+    // registers.
+    let shapes: Vec<Shape> = shapes.iter().filter(|s| s.m == 0).copied().collect();
     let within: Vec<&Shape> = shapes.iter().filter(|s| s.nt <= limits.threads_per_cta).collect();
     let pool: Vec<&Shape> = if within.is_empty() { shapes.iter().collect() } else { within };
     let closest = pool.iter().min_by_key(|s| (s.need_regs, s.nt)).copied().copied();
-    // Longest row any fitting shape can hold.
+    // Longest row any fitting shape can hold at batch `b`: in registers alone, or with as many
+    // words in shared memory as it has room for beside the hidden state of `b` sequences.
     let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
     let ns: Vec<usize> = opts.list_len.map_or(LIST_LENGTHS.to_vec(), |n| vec![n]);
-    let fit_row = |bt: usize| {
-        tprs.iter()
-            .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, upc, (t, n, false), bt, state, batch, cps, 0)))
-            .map(|(t, n)| t * n)
-            .max()
-            .unwrap_or(0)
+    let forced_m = forced_shared_words(opts);
+    let shared_ns: Vec<usize> = if state.0 || forced_m == Some(0) {
+        Vec::new()
+    } else {
+        opts.list_len.map_or(SHARED_LIST_LENGTHS.to_vec(), |n| vec![n]).into_iter().filter(|n| SHARED_LIST_LENGTHS.contains(n)).collect()
     };
-    let max_row_fit = fit_row(bt);
+    let fit_row = |b: usize| {
+        let bt = batch_tile(b);
+        let registers_only = tprs
+            .iter()
+            .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
+            .filter(|_| forced_m.is_none_or(|m| m == 0))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, (grid, upc), (t, n, 0, false), bt, state, b, cps, 0)))
+            .map(|(t, n)| t * n);
+        let base = smem_bytes_for(cell, grid, upc, b, state.0);
+        let with_shared = tprs.iter().flat_map(|&t| shared_ns.iter().map(move |&n| (t, n))).filter_map(|(t, n)| {
+            let nt = row_threads(upc, cell.gates(), t, false);
+            let room = limits.smem_per_cta.checked_sub(base.weights())? / (4 * nt.max(1));
+            let m = forced_m.unwrap_or(room / PRODUCT_GROUP * PRODUCT_GROUP);
+            (m > 0 && limits.fits(&Shape::new(device, cell, hidden, (grid, upc), (t, n, m, false), bt, state, b, cps, 0))).then_some(t * (n + m))
+        });
+        registers_only.chain(with_shared).max().unwrap_or(0)
+    };
+    let max_row_fit = fit_row(batch);
     let density = stats.nnz as f64 / (stats.rows as f64 * hidden as f64);
     let fit_density = if max_row_fit == 0 {
         0.0
@@ -1302,10 +1500,20 @@ fn does_not_fit(
         .rev()
         .filter(|&&t| t < bt)
         .filter_map(|&t| (1..batch).rev().find(|&b| batch_tile(b) == t))
-        .find(|&b| {
-            smem_bytes_for(cell, grid, upc, b, state.0) <= have_smem && fit_row(batch_tile(b)) >= max_row_nnz
-        });
-    let c = closest.unwrap_or(Shape { tpr: 32, n: LIST_LENGTHS[LIST_LENGTHS.len() - 1], gated: false, nt: 0, regs: 0, need_regs: usize::MAX, cost: 0.0 });
+        .find(|&b| smem_bytes_for(cell, grid, upc, b, state.0).total <= have_smem && fit_row(b) >= max_row_nnz)
+        // A smaller batch whose hidden state leaves room for more words in shared memory.
+        .or_else(|| (1..batch).rev().take(1024).find(|&b| fit_row(b) >= max_row_nnz));
+    let c = closest.unwrap_or(Shape {
+        tpr: 32,
+        n: LIST_LENGTHS[LIST_LENGTHS.len() - 1],
+        m: 0,
+        gated: false,
+        nt: 0,
+        regs: 0,
+        need_regs: usize::MAX,
+        smem: 0,
+        cost: 0.0,
+    });
     PlanError::DoesNotFit {
         device: device.name.clone(),
         need_regs: c.need_regs,
@@ -1399,7 +1607,7 @@ impl Plan {
         }
         let rows = g_n * hd;
         let mut out = vec![0f32; b_n * rows];
-        let (nt, tpr, n, total) = (self.threads_per_cta(), self.threads_per_row(), self.list_len(), self.total_threads());
+        let (nt, tpr, n, total) = (self.threads_per_cta(), self.threads_per_row(), self.words_per_thread(), self.total_threads());
         let mut part = vec![0f32; tpr];
         for c in 0..self.grid() {
             for s in 0..nt / tpr {
@@ -1498,7 +1706,7 @@ impl Plan {
         for c in 0..self.grid() {
             for warp in 0..nt / 32 {
                 let mut sum = 0u64;
-                for k in 0..self.list_len() {
+                for k in 0..self.words_per_thread() {
                     for (lane, col) in cols.iter_mut().enumerate() {
                         *col = nonzero_col(self.weights[k * total + c * nt + warp * 32 + lane]);
                     }

@@ -131,6 +131,50 @@ pub fn kernel_registers(n: usize, bt: usize, h32: bool, gated: bool) -> Option<u
     KERNEL_REGISTERS.iter().find(|&&(vn, vbt, vh, vg, _)| vn == n && vbt == bt && vh == h32 && vg == gated).map(|&(_, _, _, _, r)| r)
 }
 
+/// `(N, BT, GATED, registers per thread)` for every shared-weights variant (`N` in
+/// [`SHARED_LIST_LENGTHS`](sprnn_kernels::format::SHARED_LIST_LENGTHS), the fp16 hidden state,
+/// [`shared_kernel_name`](sprnn_kernels::format::shared_kernel_name)).
+pub const SHARED_REGISTERS: &[(usize, usize, bool, u32)] = &[
+    (16, 1, false, 92),
+    (16, 1, true, 96),
+    (16, 2, false, 96),
+    (16, 2, true, 103),
+    (16, 4, false, 96),
+    (16, 4, true, 104),
+    (16, 8, false, 104),
+    (16, 8, true, 112),
+    (32, 1, false, 112),
+    (32, 1, true, 120),
+    (32, 2, false, 112),
+    (32, 2, true, 120),
+    (32, 4, false, 112),
+    (32, 4, true, 120),
+    (32, 8, false, 128),
+    (32, 8, true, 128),
+    (48, 1, false, 128),
+    (48, 1, true, 136),
+    (48, 2, false, 128),
+    (48, 2, true, 136),
+    (48, 4, false, 128),
+    (48, 4, true, 136),
+    (48, 8, false, 144),
+    (48, 8, true, 152),
+    (64, 1, false, 152),
+    (64, 1, true, 160),
+    (64, 2, false, 144),
+    (64, 2, true, 152),
+    (64, 4, false, 144),
+    (64, 4, true, 152),
+    (64, 8, false, 166),
+    (64, 8, true, 175),
+];
+
+/// Registers per thread of the shared-weights variant `(n, bt, gated)`, or `None` when there
+/// is none.
+pub fn shared_kernel_registers(n: usize, bt: usize, gated: bool) -> Option<u32> {
+    SHARED_REGISTERS.iter().find(|&&(vn, vbt, vg, _)| vn == n && vbt == bt && vg == gated).map(|&(_, _, _, r)| r)
+}
+
 /// `(MT, KW, registers per thread)` for every dense slab variant (in
 /// [`DENSE_SHAPES`](sprnn_kernels::format::DENSE_SHAPES)).
 pub const DENSE_REGISTERS: &[(usize, usize, u32)] = &[

@@ -37,6 +37,11 @@
 //! [`finish_h`] rounds `h_t` to the fp16 value whose last bit is the step's tag
 //! (`format::tag_round`), stages it and writes it (as f32) to the output.
 //!
+//! The shared-weights family (`sprnn_sw_*`, `format::shared_kernel_name`) keeps the tail of each
+//! thread's list, `M = shared_words` entries, in shared memory ([`load_shared_weights`] at
+//! start-up, [`multiply_tile_shared`] / [`multiply_tile_shared_f16`] after the register words
+//! of every tile): a layer about twice as large fits on the chip.
+//!
 //! Registers: `N` for the list, `BT` accumulators, the rest addresses, loop state and the cell;
 //! each variant is compiled under `format::register_budget` (`.maxnreg`).
 
@@ -81,6 +86,36 @@ pub(super) struct Layer {
     pub(super) xvalues: u32,
     /// Steps of the sequence before this launch (the tags number steps `first_step + t`).
     pub(super) first_step: u32,
+}
+
+/// The shared-weights family's part of a thread's list (two registers for the sequence): where
+/// the CTA's `[M][nt]` words start in shared memory, and `M`.
+pub(super) struct SharedList {
+    /// Shared address of word `[0][0]` (`format::RecurrentSmem::weights`).
+    w_smem: u32,
+    /// Words per thread in shared memory (`M`).
+    words: u32,
+}
+
+impl SharedList {
+    /// The shared words of layer `l` (parameters `p`), or `None` when `M` is not a whole number
+    /// of product groups.
+    #[inline(always)]
+    pub(super) fn new(p: &RecurrentParams, l: &Layer) -> Option<SharedList> {
+        if p.shared_words % PRODUCT_GROUP as u32 != 0 {
+            return None;
+        }
+        let smem = RecurrentSmem::new(
+            p.columns as usize,
+            p.batch as usize,
+            p.slots_per_cta as usize,
+            (p.units_per_cta * l.gates) as usize,
+            p.units_per_cta as usize,
+            l.cell,
+            false,
+        );
+        Some(SharedList { w_smem: dyn_smem_base() + smem.weights() as u32, words: p.shared_words })
+    }
 }
 
 impl Layer {
@@ -211,6 +246,29 @@ pub(super) unsafe fn load_weights<const N: usize>(p: &RecurrentParams, l: &Layer
         *wk = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total as usize + me)) };
     }
     w
+}
+
+/// Phase 1 of the shared-weights family: this thread's list entries `N .. N + M` from the
+/// weight buffer (coalesced) into shared memory at `[k - N][tid]` (`format::RecurrentSmem::weights`),
+/// where only this thread reads them: no barrier is needed before its own first read.
+///
+/// # Safety
+/// The weight buffer holds `(N + M) · grid · threads_per_cta` words; the dynamic shared memory
+/// holds `M · threads_per_cta` words from `sl.w_smem`.
+#[inline(always)]
+pub(super) unsafe fn load_shared_weights<const N: usize>(p: &RecurrentParams, l: &Layer, sl: &SharedList) {
+    let total = (grid_dim_x() * l.nt) as usize;
+    let tid = thread_idx_x();
+    let me = block_idx_x() as usize * l.nt as usize + tid as usize;
+    let mut k = 0;
+    while k < sl.words {
+        // SAFETY: the caller guarantees both sizes.
+        unsafe {
+            let w = ld_nc_u32((p.weights as *const u32).add((N + k as usize) * total + me));
+            st_shared_u32(sl.w_smem + 4 * (k * l.nt + tid), w);
+        }
+        k += 1;
+    }
 }
 
 /// Stores one hidden value (fp16 bits) at element `i` of the shared hidden state.
@@ -488,6 +546,77 @@ pub(super) unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: b
         let h = unsafe { load_h::<BT, H32>(tile_base + col * col_bytes) };
         for j in 0..BT {
             acc[j] = fma(v, h[j], acc[j]);
+        }
+    }
+    acc
+}
+
+/// [`multiply_tile`] continued over this thread's `M` shared-memory words (the shared-weights
+/// family, fp16 hidden state): `acc` holds the sums of the register words; each shared word
+/// costs one more shared load (conflict-free: a warp reads 32 consecutive words) before its
+/// `h` load. Same order of operations as one list of `N + M` words.
+///
+/// # Safety
+/// `sl.w_smem` holds this thread's `M` words (`load_shared_weights`); every column is inside the
+/// hidden state, which is fp16.
+#[inline(always)]
+pub(super) unsafe fn multiply_tile_shared<const BT: usize>(l: &Layer, sl: &SharedList, tile: u32, mut acc: [f32; BT]) -> [f32; BT] {
+    let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+    let col_bytes = opaque_u32(2 * l.batch);
+    let stride = 4 * l.nt;
+    let mut a = sl.w_smem + 4 * thread_idx_x();
+    let end = a + sl.words * stride;
+    while a < end {
+        for _ in 0..PRODUCT_GROUP {
+            // SAFETY: `a` is one of this thread's shared words (M is a multiple of the group).
+            let wk = unsafe { ld_shared_u32(a) };
+            a += stride;
+            let col = wk & 0xFFFF;
+            let v = f16_to_f32((wk >> 16) as u16);
+            // SAFETY: col ≤ columns, so the address is inside the hidden state.
+            let h = unsafe { load_h::<BT, false>(tile_base + col * col_bytes) };
+            for j in 0..BT {
+                acc[j] = fma(v, h[j], acc[j]);
+            }
+        }
+    }
+    acc
+}
+
+/// [`multiply_tile_f16`] continued over this thread's `M` shared-memory words: fp16 pair FMAs
+/// over each group of `PRODUCT_GROUP` words (`N` and `M` are multiples of the group, so the
+/// groups are those of one list of `N + M` words), each group's sums added to `acc`.
+///
+/// # Safety
+/// As [`multiply_tile_shared`].
+#[inline(always)]
+pub(super) unsafe fn multiply_tile_shared_f16<const BT: usize>(l: &Layer, sl: &SharedList, tile: u32, mut acc: [f32; BT]) -> [f32; BT] {
+    let pairs = BT.div_ceil(2);
+    let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
+    let col_bytes = opaque_u32(2 * l.batch);
+    let stride = 4 * l.nt;
+    let mut a = sl.w_smem + 4 * thread_idx_x();
+    let end = a + sl.words * stride;
+    while a < end {
+        let mut g = [0u32; 4];
+        for _ in 0..PRODUCT_GROUP {
+            // SAFETY: `a` is one of this thread's shared words (M is a multiple of the group).
+            let wk = unsafe { ld_shared_u32(a) };
+            a += stride;
+            let col = wk & 0xFFFF;
+            let v = f16x2_high_pair(wk);
+            // SAFETY: col ≤ columns, so the address is inside the hidden state.
+            let h = unsafe { load_h_pairs::<BT>(tile_base + col * col_bytes) };
+            for i in 0..pairs {
+                g[i] = fma_f16x2(v, h[i], g[i]);
+            }
+        }
+        for i in 0..pairs {
+            let s = f16x2_to_f32(g[i]);
+            acc[2 * i] += s[0];
+            if 2 * i + 1 < BT {
+                acc[2 * i + 1] += s[1];
+            }
         }
     }
     acc
@@ -917,6 +1046,98 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     }
 }
 
+/// [`recurrent`] for the shared-weights family: the same phases with each thread's list
+/// continued in shared memory — `N` words in registers, then `M = p.shared_words` words loaded
+/// once into shared memory at start-up ([`load_shared_weights`]) and read after the register
+/// words of every batch tile ([`multiply_tile_shared`], [`multiply_tile_shared_f16`]). The
+/// hidden state is fp16. (A body of its own rather than a const parameter of [`recurrent`]:
+/// with the parameter, LLVM ordered the last product group of ten register-only variants
+/// differently, and their code is meant to stay exactly what was measured.)
+///
+/// # Safety
+/// As [`recurrent`]; besides, the weight buffer holds `N + M` words per thread and the dynamic
+/// shared memory `format::RecurrentSmem::with_weights(M, threads_per_cta)` bytes.
+#[inline(always)]
+pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: bool>(p: &RecurrentParams) {
+    const H32: bool = false;
+    let tid = thread_idx_x();
+    // The shared words: M a whole number of product groups.
+    let Some((l, sl)) = Layer::new::<BT, H32, GATED>(p).and_then(|l| SharedList::new(p, &l).map(|sl| (l, sl))) else {
+        if tid == 0 {
+            // SAFETY: status is valid.
+            unsafe { report(p, status::BAD_PARAMS) };
+        }
+        return;
+    };
+    let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
+
+    // ---- Phase 1: weights into registers (N registers per thread, whole sequence), then the
+    // list's tail into shared memory (M words per thread).
+    // SAFETY: kernel contract (the shared-weights family's buffer and window sizes).
+    let w = unsafe { load_weights::<N>(p, &l) };
+    // SAFETY: as above.
+    unsafe { load_shared_weights::<N>(p, &l, &sl) };
+    // SAFETY: kernel contract.
+    let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
+
+    // ---- Phase 2: warm start.
+    // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
+    unsafe { warm_start::<H32>(p, &l, (l.columns + 1) * l.batch) };
+
+    // ---- Phase 3: step loop.
+    // A half-open count (`1..=steps` keeps an "exhausted" flag and its branches in the loop).
+    let mut t = 0;
+    while t < l.steps {
+        t += 1;
+        // Inputs of this thread's first cell, loaded before the wait.
+        // SAFETY: kernel contract.
+        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
+
+        // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
+        // SAFETY: kernel contract.
+        let failed = t >= 2 && unsafe { gather_or_report::<H32>(p, &l, t - 1) };
+        // SAFETY: every thread reaches this barrier once per step.
+        if unsafe { sync_threads_or(failed) } {
+            return;
+        }
+
+        if !exchange_only {
+            // Multiply: W h for this thread's slot, one batch tile at a time.
+            for tile in 0..l.batch / BT as u32 {
+                let acc = if !H32 && l.f16_products {
+                    // SAFETY: columns are inside the hidden state, which is fp16.
+                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
+                } else {
+                    // SAFETY: columns are inside the hidden state.
+                    unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                };
+                // The list's tail, in shared memory.
+                // SAFETY: the shared words were loaded in phase 1; their columns are inside the
+                // hidden state, which is fp16.
+                let acc = unsafe {
+                    if l.f16_products {
+                        multiply_tile_shared_f16::<BT>(&l, &sl, tile, acc)
+                    } else {
+                        multiply_tile_shared::<BT>(&l, &sl, tile, acc)
+                    }
+                };
+                // SAFETY: the whole warp reduces together; kernel contract.
+                unsafe { row.finish_tile::<BT, H32, GATED>(p, &l, t, tile, acc, &inputs) };
+            }
+            if !row.fused() {
+                // SAFETY: uniform (`fused` is); kernel contract.
+                unsafe { row.cell_phase::<H32>(p, &l, t, &inputs) };
+            }
+        }
+        // The staged outputs are complete, and nobody reads h_{t-1} any more.
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
+        }
+    }
+}
+
 /// The entry points: for every list length and batch tile (`format::with_list_lengths`,
 /// `format::with_batch_tiles`), both hidden-state types and both families, a kernel named by
 /// `format::recurrent_kernel_name` (checked at compile time) that runs [`recurrent`].
@@ -953,3 +1174,40 @@ macro_rules! entries {
 }
 
 crate::with_list_lengths!(entries);
+
+/// The shared-weights entry points: for every register-list length of
+/// `format::with_shared_list_lengths` and batch tile, both families, the fp16 hidden state, a
+/// kernel named by `format::shared_kernel_name` (checked at compile time) that runs
+/// [`recurrent_shared`] with `M = p.shared_words` list entries in shared memory.
+macro_rules! shared_entries {
+    ([$($n:literal),*]) => {
+        $( crate::with_batch_tiles!(shared_entries, $n); )*
+    };
+    ($n:literal, [$($bt:literal),*]) => {
+        $(
+            shared_entries!(@one $n, $bt, false, "sprnn_sw_recurrent_n");
+            shared_entries!(@one $n, $bt, true, "sprnn_sw_gated_n");
+        )*
+    };
+    (@one $n:literal, $bt:literal, $gated:literal, $family:literal) => {
+        const _: () = {
+            /// Shared-weights recurrent kernel entry point (family, register-list length and
+            /// batch tile in the name; `M` in the parameters).
+            ///
+            /// # Safety
+            /// See [`recurrent`]; the weight buffer holds `N + M` words per thread and the
+            /// dynamic shared memory `format::RecurrentSmem::with_weights`.
+            #[export_name = concat!($family, $n, "_bt", $bt)]
+            pub unsafe extern "ptx-kernel" fn entry(p: RecurrentParams) {
+                const _: () = assert!(crate::format::str_eq(
+                    crate::format::shared_kernel_name($n, $bt, $gated),
+                    concat!($family, $n, "_bt", $bt)
+                ));
+                // SAFETY: forwarded contract.
+                unsafe { recurrent_shared::<$n, $bt, $gated>(&p) }
+            }
+        };
+    };
+}
+
+crate::with_shared_list_lengths!(shared_entries);

@@ -66,6 +66,18 @@ impl Problem {
         Ok(Problem { cell, hidden, batch, steps, w, b, u, h0, c0 })
     }
 
+    /// A problem for a given layer (`W_hh`, `b_hh`, e.g. a capacity search's): `U` and the
+    /// initial state drawn from `seed` as [`Problem::random`] draws them.
+    pub fn from_layer(cell: Cell, w: sprnn::Csr, b: Vec<f32>, batch: usize, steps: usize, seed: u64, with_state: bool) -> Problem {
+        use rand::SeedableRng;
+        let hidden = w.cols();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let u = random_vec(&mut rng, steps * batch * cell.gates() * hidden, 1.0);
+        let h0 = with_state.then(|| random_vec(&mut rng, batch * hidden, 0.5));
+        let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * hidden, 0.5));
+        Problem { cell, hidden, batch, steps, w, b, u, h0, c0 }
+    }
+
     /// The worst error of `got` (h, and LSTM's final c, counted as the last step's) against the
     /// device-faithful reference with products `products`, and the step where it is.
     pub fn worst_error(&self, got: &sprnn::layer::Output, products: sprnn::layout::Products) -> (f64, usize) {

@@ -31,7 +31,7 @@ pub(crate) fn check_permutation(p: &Plan, w: &Csr) {
     }
     assert!(seen_unit.iter().all(|&n| n == 1), "every unit exactly once");
     assert_eq!(p.units().len(), p.grid() * p.units_per_cta());
-    assert_eq!(p.weights().len(), p.list_len() * p.total_threads());
+    assert_eq!(p.weights().len(), p.words_per_thread() * p.total_threads());
     assert_eq!(p.threads_per_cta() % 32, 0);
     assert!(p.threads_per_cta() >= row_threads(p.units_per_cta(), g, p.threads_per_row(), p.gated_kernel()));
 
@@ -44,7 +44,7 @@ pub(crate) fn check_permutation(p: &Plan, w: &Csr) {
         for tid in 0..nt {
             let (u, gate) = row_of_slot(tid / p.threads_per_row(), g, p.threads_per_row(), p.gated_kernel());
             let unit = if u < p.units_per_cta() { p.units()[c * p.units_per_cta() + u] } else { NO_UNIT };
-            for k in 0..p.list_len() {
+            for k in 0..p.words_per_thread() {
                 let word = p.weights()[k * total + c * nt + tid];
                 if nonzero_col(word) as usize == p.columns() {
                     assert_eq!(word, pad_word(p.columns()), "padding is +0.0 at the zero column");
@@ -132,7 +132,7 @@ pub(crate) fn check_matvec(p: &Plan, w: &Csr, seed: u64) {
             let tol = match q.products() {
                 _ if tight => f32_tol,
                 sprnn::layout::Products::F32 => f32_tol,
-                sprnn::layout::Products::F16 => f32_tol + sprnn::fp16::group_sum_error_bound(mag, p.list_len() * p.threads_per_row()),
+                sprnn::layout::Products::F16 => f32_tol + sprnn::fp16::group_sum_error_bound(mag, p.words_per_thread() * p.threads_per_row()),
             };
             let e = (got[bi * rows + r] as f64 - exact).abs();
             assert!(e <= tol, "b {bi} row {r} {:?}: got {} want {exact} (err {e} > {tol})", q.products(), got[bi * rows + r]);
@@ -201,6 +201,7 @@ proptest! {
             threads_per_cta: row_threads(upc, cell.gates(), tpr, gated),
             threads_per_row: tpr,
             list_len: n,
+            shared_words: 0,
             gated_kernel: gated,
         };
         let order = if naive { WeightOrder::Naive } else { WeightOrder::BankAware };
@@ -252,6 +253,8 @@ fn check_fit_agrees_with_plan() {
         (Cell::RnnRelu, 4608, 0.15, 1),
         (Cell::Gru, 256, 0.2, 64),
         (Cell::RnnTanh, 2304, 0.01, 64),
+        (Cell::RnnRelu, 4608, 0.5, 4),
+        (Cell::Gru, 512, 0.2, 8192),
     ];
     for (i, &(cell, hidden, density, batch)) in cases.iter().enumerate() {
         let w = synthetic::uniform(cell.gates() * hidden, hidden, density, 500 + i as u64);
@@ -265,8 +268,8 @@ fn check_fit_agrees_with_plan() {
             (Ok(p), Ok(f)) => {
                 fits += 1;
                 assert_eq!(
-                    (p.grid(), p.units_per_cta(), p.threads_per_cta(), p.threads_per_row(), p.list_len(), p.batch_tile(), p.registers_per_thread(), p.smem_bytes()),
-                    (f.geometry.grid, f.geometry.units_per_cta, f.geometry.threads_per_cta, f.geometry.threads_per_row, f.geometry.list_len, f.batch_tile, f.registers_per_thread, f.smem_bytes),
+                    (p.grid(), p.units_per_cta(), p.threads_per_cta(), p.threads_per_row(), p.list_len(), p.shared_words(), p.batch_tile(), p.registers_per_thread(), p.smem_bytes(), p.batch_limit()),
+                    (f.geometry.grid, f.geometry.units_per_cta, f.geometry.threads_per_cta, f.geometry.threads_per_row, f.geometry.list_len, f.geometry.shared_words, f.batch_tile, f.registers_per_thread, f.smem_bytes, f.batch_limit),
                     "{case}"
                 );
             }
@@ -327,7 +330,7 @@ fn bank_aware_is_never_worse_than_naive() {
         let max_row = (0..hidden).map(|r| w.row_nnz(r)).max().unwrap();
         for tpr in [4usize, 32] {
             let n = [8usize, 16, 24, 32, 48, 64, 96, 128].into_iter().find(|&n| n * tpr >= max_row).unwrap();
-            let g = Geometry { grid: 16, units_per_cta: 16, threads_per_cta: 16 * tpr, threads_per_row: tpr, list_len: n, gated_kernel: false };
+            let g = Geometry { grid: 16, units_per_cta: 16, threads_per_cta: 16 * tpr, threads_per_row: tpr, list_len: n, shared_words: 0, gated_kernel: false };
             for batch in [1usize, 4, 16, 64] {
                 let (aware, naive) = both_orders(w, batch, &g);
                 let (a, b) = (aware.warp_wavefronts(), naive.warp_wavefronts());
@@ -411,11 +414,14 @@ fn h200_rnn_2304_d03_b4_fits() {
 }
 
 #[test]
-fn h200_lstm_2304_d03_b4_does_not_fit_and_suggests_a_density() {
+fn h200_lstm_2304_d03_b4_does_not_fit_in_registers_and_suggests_a_density() {
     // 4 x 2304 x 2304 x 0.3 = 6.4 M nonzeros = 25 MB of words on 33 MB of registers, but a CTA's
     // 72 rows of up to ~770 nonzeros need TPR x N >= 770: TPR 8 x N 96 is the only shape within
-    // 1024 threads (576 threads x 208 registers > 65536); TPR 16 needs 1152 threads.
+    // 1024 threads (576 threads x 208 registers > 65536); TPR 16 needs 1152 threads. (With words
+    // in shared memory it fits: `shared::planner_keeps_registers_only_where_they_fit`.)
     let w = synthetic::uniform(4 * 2304, 2304, 0.3, 22);
+    let registers_only = PlanOptions { shared_words: Some(0), ..PlanOptions::default() };
+    let h200_plan = |w: &Csr, cell: Cell, b: usize| plan(w, cell, b, &DeviceInfo::h200(), &registers_only);
     let err = h200_plan(&w, Cell::Lstm, 4).unwrap_err();
     let PlanError::DoesNotFit { need_regs, have_regs, fit_density, max_row_fit, .. } = err.clone() else {
         panic!("expected DoesNotFit, got {err}");
@@ -445,9 +451,14 @@ fn too_big_layer_gives_does_not_fit() {
     // LSTM, H = 1152, d = 0.9: 36 rows of ~1040 nonzeros per CTA; TPR 8 holds at most 1024,
     // TPR 16 x N 96 needs 576 threads x 144 registers > 64 K.
     let w = synthetic::uniform(4 * 1152, 1152, 0.9, 26);
-    // (The dense slab holds this layer: 36 rows x 1152 columns per CTA; the sparse lists do not.)
+    // (The dense slab holds this layer: 36 rows x 1152 columns per CTA; the sparse lists do not
+    // in registers alone. With words in shared memory they would, but the planner keeps the
+    // slab it ran before until that split is measured against it.)
     assert!(h200_plan(&w, Cell::Lstm, 4).is_ok_and(|p| p.dense().is_some()));
-    let err = h200_sparse_plan(&w, Cell::Lstm, 4).unwrap_err();
+    assert!(h200_sparse_plan(&w, Cell::Lstm, 4).is_ok_and(|p| p.shared_words() > 0));
+    // Registers only: the shared memory would hold the rest of these rows.
+    let registers_only = PlanOptions { kernel: Some(KernelKind::Sparse), shared_words: Some(0), ..PlanOptions::default() };
+    let err = plan(&w, Cell::Lstm, 4, &DeviceInfo::h200(), &registers_only).unwrap_err();
     match err {
         PlanError::DoesNotFit { fit_density, density, .. } => {
             assert!(fit_density > 0.0 && fit_density < density, "{fit_density} vs {density}");

@@ -7,6 +7,7 @@ mod gpu;
 mod layout;
 mod model;
 mod reference;
+mod shared;
 mod validation;
 mod validation_gpu;
 mod stream;

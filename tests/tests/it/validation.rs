@@ -236,9 +236,11 @@ fn plan_shared_memory_exceeded() {
 #[test]
 fn plan_does_not_fit_in_registers() {
     // LSTM, H = 1152, d = 0.9: ~1040 nonzeros per row, more than any sparse launch shape holds
-    // (the dense slab would hold it).
+    // in registers alone (the dense slab would hold it, and so would registers and shared
+    // memory together).
     let w = synthetic::uniform(4 * 1152, 1152, 0.9, 5);
-    let e = h200(&w, Cell::Lstm, 4, &PlanOptions { kernel: Some(sprnn::layout::KernelKind::Sparse), ..PlanOptions::default() }).unwrap_err();
+    let registers_only = PlanOptions { kernel: Some(sprnn::layout::KernelKind::Sparse), shared_words: Some(0), ..PlanOptions::default() };
+    let e = h200(&w, Cell::Lstm, 4, &registers_only).unwrap_err();
     let PlanError::DoesNotFit { need_regs, have_regs, max_row_nnz, max_row_fit, .. } = e else { panic!("{e:?}") };
     assert!(need_regs > have_regs && max_row_nnz > max_row_fit);
     says(&e, &["NVIDIA H200", &format!("{need_regs} registers per SM"), &format!("{have_regs} available"), &format!("{max_row_nnz} nonzeros, at most {max_row_fit}")]);
@@ -258,13 +260,13 @@ fn layout_64(g: impl FnOnce(Geometry) -> Geometry, order: WeightOrder) -> Result
 refused!(layout_with_grid_zero: layout_64(|g| Geometry { grid: 0, ..g }, WeightOrder::BankAware)
     => PlanError::BadOption { option: "grid", value: 0, .. }, ["grid = 0", "H = 64", ">= 1"]);
 
-refused!(layout_with_too_few_unit_slots: layout_64(|_| Geometry { grid: 2, units_per_cta: 31, threads_per_cta: 1024, threads_per_row: 1, list_len: 32, gated_kernel: false }, WeightOrder::BankAware)
+refused!(layout_with_too_few_unit_slots: layout_64(|_| Geometry { grid: 2, units_per_cta: 31, threads_per_cta: 1024, threads_per_row: 1, list_len: 32, shared_words: 0, gated_kernel: false }, WeightOrder::BankAware)
     => PlanError::BadOption { option: "grid", value: 2, .. }, ["grid = 2", "grid x units_per_cta >= H = 64"]);
 
-refused!(layout_with_slot_count_that_overflows: layout_64(|_| Geometry { grid: usize::MAX, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32, gated_kernel: false }, WeightOrder::BankAware)
+refused!(layout_with_slot_count_that_overflows: layout_64(|_| Geometry { grid: usize::MAX, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32, shared_words: 0, gated_kernel: false }, WeightOrder::BankAware)
     => PlanError::BadOption { option: "grid", .. }, [&format!("grid = {}", usize::MAX), "H = 64"]);
 
-refused!(layout_with_units_per_cta_above_hidden: layout_64(|_| Geometry { grid: 1, units_per_cta: 1 << 40, threads_per_cta: 64, threads_per_row: 1, list_len: 32, gated_kernel: false }, WeightOrder::BankAware)
+refused!(layout_with_units_per_cta_above_hidden: layout_64(|_| Geometry { grid: 1, units_per_cta: 1 << 40, threads_per_cta: 64, threads_per_row: 1, list_len: 32, shared_words: 0, gated_kernel: false }, WeightOrder::BankAware)
     => PlanError::BadOption { option: "units_per_cta", .. }, [&format!("units_per_cta = {}", 1u64 << 40), "at most H = 64"]);
 
 refused!(layout_with_threads_not_a_multiple_of_32: layout_64(|g| Geometry { threads_per_cta: 100, ..g }, WeightOrder::BankAware)
@@ -281,7 +283,7 @@ refused!(layout_with_list_len_not_instantiated: layout_64(|g| Geometry { list_le
 
 refused!(layout_with_row_too_long: {
     let w = synthetic::uniform(64, 64, 1.0, 6);
-    let g = Geometry { grid: 32, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32, gated_kernel: false };
+    let g = Geometry { grid: 32, units_per_cta: 2, threads_per_cta: 64, threads_per_row: 1, list_len: 32, shared_words: 0, gated_kernel: false };
 } layout_with(&w, Cell::RnnTanh, 1, &g, WeightOrder::BankAware)
     => PlanError::RowTooLong { nnz: 64, threads_per_row: 1, list_len: 32, .. }, ["64 nonzeros", "1 threads x 32 words hold only 32"]);
 
