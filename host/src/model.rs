@@ -142,9 +142,11 @@ pub struct ScheduleChoice {
     pub reason: String,
 }
 
-/// `device` with half its SMs: what each direction of a layer run at once is planned for.
+/// `device` with half its SMs: what each direction of a layer run at once is planned for (its
+/// name says so, for the planner's messages).
 pub fn half_device(device: &DeviceInfo) -> DeviceInfo {
-    DeviceInfo { sm_count: (device.sm_count / 2).max(1), ..device.clone() }
+    let sm_count = (device.sm_count / 2).max(1);
+    DeviceInfo { name: format!("{} (half: {sm_count} of {} SMs)", device.name, device.sm_count), sm_count, ..device.clone() }
 }
 
 /// The planner's estimate of a layer's time per step on `device`, µs (`None` for the dense
