@@ -313,3 +313,31 @@ fn a_timeout_inside_a_chain_names_its_layer_and_does_not_hang() {
         assert!(e <= DEVICE_TOLERANCE * layers as f64, "{case}: after the timeout: error {e:.3e}");
     }
 }
+
+#[test]
+fn forced_at_once_refuses_grids_that_cannot_share_the_gpu() {
+    // Two CTAs per SM on every SM for each direction: 2 x 264 CTAs can never be resident
+    // together on the H200's 132 SMs, so forcing them at once is refused; in turn they run.
+    let h200 = DeviceInfo::h200();
+    let forced = PlanOptions { ctas: Some(2 * h200.sm_count), ctas_per_sm: Some(2), ..PlanOptions::default() };
+    let stats = RowStats::uniform(Cell::Gru, 2048, 102);
+    let fit = sprnn::layout::check_fit(&stats, Cell::Gru, 4, &h200, &forced).expect("the forced grid fits the H200 preset");
+    assert_eq!(fit.geometry.grid, 2 * h200.sm_count);
+    let choice = choose_schedule([&stats, &stats], Cell::Gru, 4, &h200, &forced, DirectionSchedule::Concurrent).unwrap();
+    assert!(choice.concurrent && !choice.half_sms, "{choice:?}");
+    let auto = choose_schedule([&stats, &stats], Cell::Gru, 4, &h200, &forced, DirectionSchedule::Auto).unwrap();
+    assert!(!auto.concurrent, "{auto:?}");
+    says(&auto.reason, &["in turn", "forced with ctas"]);
+    let Some(gpu) = gpu() else { return };
+    let sms = gpu.info().sm_count;
+    let mut opts = ModelOptions { schedule: DirectionSchedule::Concurrent, ..ModelOptions::default() };
+    opts.layer.plan = PlanOptions { ctas: Some(2 * sms), ctas_per_sm: Some(2), ..PlanOptions::default() };
+    let weights = random_model(seed("forced at once"), Cell::Gru, 32, 2048, 1, 2, InputWeights::DenseFp16);
+    match Model::new(&gpu, &weights, 4, &opts) {
+        Err(e @ Error::Input { name: "schedule", .. }) => says(&e, &["layer 0", "cannot be resident together", "in turn"]),
+        other => panic!("expected the schedule's refusal, got {other:?}"),
+    }
+    opts.schedule = DirectionSchedule::Sequential;
+    let model = Model::new(&gpu, &weights, 4, &opts).expect("the same layer in turn");
+    assert!(!model.concurrent(0));
+}
