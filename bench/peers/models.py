@@ -120,9 +120,11 @@ def compare(lines, path):
     for l in lines:
         c = words(l)
         for s in (s for s in ours if all(s.get(k) == c.get(k) for k in key)):
+            graph = (f" graph={float(c['model_us_per_step']) / float(s['graph_us_per_step']):.2f}x"
+                     if "graph_us_per_step" in s else "")
             print(f"SPEEDUP name={c['name']} hidden={c['hidden']} sprnn={s['impl']} density={s['density']} "
                   f"over={c['impl']} model={float(c['model_us_per_step']) / float(s['model_us_per_step']):.2f}x "
-                  f"recurrent={float(c['recurrent_us_per_step']) / float(s['recurrent_us_per_step']):.2f}x")
+                  f"recurrent={float(c['recurrent_us_per_step']) / float(s['recurrent_us_per_step']):.2f}x{graph}")
 
 
 def main(argv=None):

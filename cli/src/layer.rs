@@ -89,6 +89,9 @@ pub struct Layer {
     pub b_hh: Vec<f32>,
     /// Where it came from, for messages.
     pub source: String,
+    /// The other direction's `W_hh` when the layer is one of a bidirectional model's (the
+    /// schedule of the two directions depends on both).
+    pub partner: Option<Csr>,
 }
 
 impl Layer {
@@ -154,7 +157,7 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
             sprnn::timing::random_layer(src.seed, cell, hidden, src.density)
         })?;
         let source = format!("random {} H={hidden} d={} seed {}", cell.name(), src.density, src.seed);
-        return Ok(Layer { cell, w_hh, b_hh, source });
+        return Ok(Layer { cell, w_hh, b_hh, source, partner: None });
     }
     let path = src.weights.as_ref().ok_or_else(|| Failure::new("give --weights FILE or --random"))?;
     let model = progress::spin("loading weights", || ModelWeights::load_with(path, cell, &src.load_options())).map_err(|e| match e {
@@ -176,5 +179,6 @@ pub fn load(src: &LayerSource) -> CliResult<Layer> {
     }
     let lw = model.layer(src.layer, usize::from(src.reverse));
     let source = format!("{} layer {}{}", path.display(), src.layer, if src.reverse { " reverse" } else { "" });
-    Ok(Layer { cell, w_hh: lw.w_hh().clone(), b_hh: lw.b_hh().to_vec(), source })
+    let partner = model.bidirectional().then(|| model.layer(src.layer, usize::from(!src.reverse)).w_hh().clone());
+    Ok(Layer { cell, w_hh: lw.w_hh().clone(), b_hh: lw.b_hh().to_vec(), source, partner })
 }

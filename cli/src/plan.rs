@@ -4,6 +4,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use sprnn::advice::{self, Refusal};
 use sprnn::layout::{self, DeviceInfo, ExecMode, KernelKind, Plan, PlanError, PlanOptions, Products, RowStats, WeightOrder};
+use sprnn::model::{choose_schedule, half_device, DirectionSchedule, ScheduleChoice};
 use sprnn::Gpu;
 
 use crate::layer::{self, LayerSource};
@@ -75,6 +76,28 @@ impl From<ModeArg> for ExecMode {
     }
 }
 
+/// How the two directions of a bidirectional layer run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirectionsArg {
+    /// The cost model's choice: at once where the planner's estimates favour it.
+    Auto,
+    /// One after the other, each direction on the whole GPU.
+    InTurn,
+    /// Both at once on two streams (each on half the SMs where the whole-GPU plans do not fit
+    /// side by side).
+    AtOnce,
+}
+
+impl From<DirectionsArg> for DirectionSchedule {
+    fn from(d: DirectionsArg) -> DirectionSchedule {
+        match d {
+            DirectionsArg::Auto => DirectionSchedule::Auto,
+            DirectionsArg::InTurn => DirectionSchedule::Sequential,
+            DirectionsArg::AtOnce => DirectionSchedule::Concurrent,
+        }
+    }
+}
+
 /// Arguments of `sprnn plan`.
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -120,6 +143,15 @@ pub struct PlanArgs {
     /// its reason).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
+    /// Plan a --random layer as one of a bidirectional model (its reverse direction another
+    /// random layer of the same shape, seed + 1), to see how the two directions are scheduled.
+    /// A layer of a bidirectional --weights file is planned so without it.
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// How the two directions of a bidirectional layer run (default: the cost model's choice,
+    /// shown with its reason); at-once plans each direction on half the SMs where needed.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub directions: DirectionsArg,
     /// Machine-readable output (one JSON object).
     #[arg(long)]
     pub json: bool,
@@ -171,6 +203,28 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
         "bank": bank_json(&p.bank()),
         "bank_naive": bank_json(&p.bank_naive()),
     })
+}
+
+/// How a bidirectional layer's two directions run, as JSON.
+fn schedule_json(c: &ScheduleChoice) -> serde_json::Value {
+    json!({
+        "schedule": if c.concurrent { "at-once" } else { "in-turn" },
+        "half_sms": c.half_sms,
+        "in_turn_us_per_step": c.in_turn_us,
+        "at_once_us_per_step": c.at_once_us,
+        "reason": c.reason,
+    })
+}
+
+/// How a bidirectional layer's two directions run, as `plan`'s text lines (the plan below is
+/// then each direction's, on half the SMs where they run at once on halves).
+fn schedule_text(c: &ScheduleChoice, device: &DeviceInfo) -> String {
+    let how = match (c.concurrent, c.half_sms) {
+        (false, _) => "in turn, one after the other, each on the whole GPU".to_string(),
+        (true, false) => "at once on two streams, as planned for the whole GPU".to_string(),
+        (true, true) => format!("at once on two streams, each planned for half the SMs ({} of {})", half_device(device).sm_count, device.sm_count),
+    };
+    format!("directions:         {how}\nwhy:                {}", c.reason)
 }
 
 fn bank_json(b: &layout::BankStats) -> serde_json::Value {
@@ -332,15 +386,40 @@ pub fn main(args: &PlanArgs) -> CliResult {
                 nnz: args.layer.random.then(|| cell.gates() * hidden * row_nnz),
                 max_row_nnz: args.layer.random.then_some(row_nnz),
             };
-            return report(args, &summary, &device, Err(refusal));
+            return report(args, &summary, &device, None, Err(refusal));
         }
     }
-    let l = layer::load(&args.layer)?;
-    let result = progress::spin("planning", || layout::plan(&l.w_hh, l.cell, args.batch, &device, &opts));
+    let mut l = layer::load(&args.layer)?;
+    if args.bidirectional && l.partner.is_none() {
+        if !args.layer.random {
+            return Err(Failure::new("--bidirectional makes a --random layer one of a bidirectional model; a --weights file says itself whether it is bidirectional"));
+        }
+        let hidden = l.hidden();
+        let (w, _) = progress::spin("generating the reverse direction", || sprnn::timing::random_layer(args.layer.seed + 1, l.cell, hidden, args.layer.density))?;
+        l.partner = Some(w);
+    }
+    // A bidirectional layer: how its two directions run decides the device each is planned for.
+    let schedule = match &l.partner {
+        Some(partner) => {
+            let stats = [RowStats::of(&l.w_hh), RowStats::of(partner)];
+            match choose_schedule([&stats[0], &stats[1]], l.cell, args.batch, &device, &opts, args.directions.into()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let refusal = Refusal::explain(e, &stats[0], l.cell, args.batch, &device, &opts);
+                    let s = l.w_hh.stats();
+                    let summary = Summary { cell: l.cell.name(), source: l.source.clone(), hidden: l.hidden(), nnz: Some(s.nnz), max_row_nnz: Some(s.max_row_nnz) };
+                    return report(args, &summary, &device, None, Err(refusal));
+                }
+            }
+        }
+        None => None,
+    };
+    let planned_on = if schedule.as_ref().is_some_and(|c| c.half_sms) { half_device(&device) } else { device.clone() };
+    let result = progress::spin("planning", || layout::plan(&l.w_hh, l.cell, args.batch, &planned_on, &opts));
     let result = result.map_err(|e| Refusal::explain(e, &RowStats::of(&l.w_hh), l.cell, args.batch, &device, &opts));
     let s = l.w_hh.stats();
     let summary = Summary { cell: l.cell.name(), source: l.source.clone(), hidden: l.hidden(), nnz: Some(s.nnz), max_row_nnz: Some(s.max_row_nnz) };
-    report(args, &summary, &device, result)
+    report(args, &summary, &device, schedule.as_ref(), result)
 }
 
 /// The layer as `plan` describes it (from its sizes when it was refused before it existed).
@@ -359,7 +438,7 @@ impl Summary {
 }
 
 /// Prints the plan or the refusal (text or JSON) and gives the exit status.
-fn report(args: &PlanArgs, l: &Summary, device: &DeviceInfo, result: Result<Plan, Refusal>) -> CliResult {
+fn report(args: &PlanArgs, l: &Summary, device: &DeviceInfo, schedule: Option<&ScheduleChoice>, result: Result<Plan, Refusal>) -> CliResult {
     let gates = sprnn::Cell::from(args.layer.cell).gates();
     if args.json {
         let mut v = json!({
@@ -375,6 +454,9 @@ fn report(args: &PlanArgs, l: &Summary, device: &DeviceInfo, result: Result<Plan
             "batch": args.batch,
             "fits": result.is_ok(),
         });
+        if let Some(c) = schedule {
+            v["directions"] = schedule_json(c);
+        }
         match &result {
             Ok(p) => v["plan"] = plan_json(p, device),
             Err(e) => v["refusal"] = error_json(e),
@@ -387,6 +469,9 @@ fn report(args: &PlanArgs, l: &Summary, device: &DeviceInfo, result: Result<Plan
         };
         println!("layer:              {} ({}), H = {}{rows}", l.cell, l.source, l.hidden);
         println!("device:             {} ({} SMs), batch {}", device.name, device.sm_count, args.batch);
+        if let Some(c) = schedule {
+            println!("{}", schedule_text(c, device));
+        }
         match &result {
             Ok(p) => print_plan(p, device),
             Err(e) => {

@@ -104,6 +104,15 @@ pub struct RunArgs {
     /// Feed the sequence in chunks of at most this many steps (the state is carried across).
     #[arg(long, value_name = "STEPS")]
     pub chunk: Option<usize>,
+    /// Whole-model mode on the GPU: after the forward pass, capture it as one CUDA graph and
+    /// replay it; reports both times (the outputs written are the replay's, which equal the
+    /// forward pass's bit for bit). Not with --chunk.
+    #[arg(long, conflicts_with_all = ["reference", "chunk"])]
+    pub graph: bool,
+    /// Whole-model mode on the GPU: how the two directions of a bidirectional layer run
+    /// (default: the cost model's choice; `sprnn plan` shows it and why).
+    #[arg(long, value_enum, default_value = "auto", conflicts_with = "reference")]
+    pub directions: crate::plan::DirectionsArg,
 }
 
 struct Inputs {
@@ -277,6 +286,9 @@ pub fn main(args: &RunArgs) -> CliResult {
         }
         return run_model(args, &file, gpu);
     }
+    if args.graph {
+        return Err(Failure::new("--graph captures a whole model: give an input file with \"x\" (a \"u\" input runs one layer)"));
+    }
     let l = layer::load(&args.layer)?;
     let inp = read_inputs(args, &l)?;
     let (g, h, b, steps) = (l.cell.gates(), l.hidden(), inp.batch, inp.steps);
@@ -361,12 +373,40 @@ type ModelRun = (Vec<f32>, Vec<f32>, Option<Vec<f32>>, String);
 
 /// `inp` through `model` on `gpu`: in one call, or in the chunks `pieces` (a
 /// [`StreamingModel`]).
-fn run_model_on_gpu(gpu: &Gpu, model: &ModelWeights, inp: &ModelInputs, pieces: &[(usize, usize)]) -> CliResult<ModelRun> {
+fn run_model_on_gpu(args: &RunArgs, gpu: &Gpu, model: &ModelWeights, inp: &ModelInputs, pieces: &[(usize, usize)]) -> CliResult<ModelRun> {
     let engine = format!("gpu: {}", gpu.info().name);
-    let mut m = progress::spin("planning and uploading", || Model::new(gpu, model, inp.batch, &ModelOptions::default()))?;
+    let opts = ModelOptions { schedule: args.directions.into(), ..ModelOptions::default() };
+    let mut m = progress::spin("planning and uploading", || Model::new(gpu, model, inp.batch, &opts))?;
+    for l in 0..m.num_layers() {
+        if let Some(c) = m.schedule(l) {
+            println!("layer {l}: directions {}: {}", if m.concurrent(l) { "at once" } else { "in turn" }, c.reason);
+        }
+    }
     if pieces.len() == 1 {
-        let o = m.forward(&inp.x, inp.steps, inp.h0.as_deref(), inp.c0.as_deref())?;
-        return Ok((o.output, o.h_n, o.c_n, engine));
+        let (h0, c0) = (inp.h0.as_deref(), inp.c0.as_deref());
+        let mut d_x = sprnn::cust::memory::DeviceBuffer::from_slice(&inp.x).map_err(|e| Failure::new(format!("copying x to the GPU: {e}")))?;
+        let timing = m.forward_device(&d_x, inp.steps, h0, c0)?;
+        print!("{}", timing.report(inp.steps));
+        let o = m.output_to_host()?;
+        if !args.graph {
+            return Ok((o.output, o.h_n, o.c_n, engine));
+        }
+        let mut graph = m.capture(&mut d_x, inp.steps, h0, c0)?;
+        let replay = graph.replay()?;
+        let g = graph.output_to_host()?;
+        let same = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        if !same(&g.output, &o.output) || !same(&g.h_n, &o.h_n) {
+            return Err(Failure::new("the CUDA graph's replay differs from the forward pass (a bug in sprnn: please report it)"));
+        }
+        let per = |ms: f64| ms * 1e3 / inp.steps as f64;
+        println!(
+            "graph replay: {:.3} us per step on the GPU, {:.3} us per step wall (forward pass: {:.3} on the GPU, {:.3} wall)",
+            per(replay.gpu_ms as f64),
+            per(replay.total_ms),
+            per(timing.gpu_ms as f64),
+            per(timing.total_ms)
+        );
+        return Ok((g.output, g.h_n, g.c_n, format!("{engine}, CUDA graph")));
     }
     let per_step = inp.batch * model.input_size();
     let mut stream = StreamingModel::new(m)?;
@@ -410,7 +450,7 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
     let started = Instant::now();
     let per_step = b * i;
     let (output, h_n, c_n, engine) = match gpu {
-        Some(gpu) => run_model_on_gpu(&gpu, &model, &inp, &pieces)?,
+        Some(gpu) => run_model_on_gpu(args, &gpu, &model, &inp, &pieces)?,
         None => {
             let precision = args.precision.for_cell(cell);
             let mut state = ModelStreamState::new(cell, model.num_layers(), b, h);
@@ -461,7 +501,35 @@ fn run_model(args: &RunArgs, file: &tensors::File, gpu: Option<Gpu>) -> CliResul
 
 #[cfg(test)]
 mod tests {
-    use super::chunks;
+    use super::{chunks, RunArgs};
+    use clap::Parser;
+    use sprnn::model::DirectionSchedule;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<RunArgs, clap::Error> {
+        let base = ["sprnn", "--weights", "w.safetensors", "--cell", "gru", "--input", "x.safetensors", "--output", "o.safetensors"];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|c| c.run)
+    }
+
+    #[test]
+    fn graph_and_directions_options() {
+        let a = parse(&[]).unwrap();
+        assert!(!a.graph);
+        assert_eq!(DirectionSchedule::from(a.directions), DirectionSchedule::Auto);
+        let a = parse(&["--graph", "--directions", "at-once"]).unwrap();
+        assert!(a.graph);
+        assert_eq!(DirectionSchedule::from(a.directions), DirectionSchedule::Concurrent);
+        assert_eq!(DirectionSchedule::from(parse(&["--directions", "in-turn"]).unwrap().directions), DirectionSchedule::Sequential);
+        // The graph is the GPU's, over the whole sequence.
+        assert!(parse(&["--graph", "--reference"]).is_err());
+        assert!(parse(&["--graph", "--chunk", "4"]).is_err());
+        assert!(parse(&["--directions", "sideways"]).is_err());
+    }
 
     #[test]
     fn chunks_cover_the_sequence() {

@@ -207,6 +207,36 @@ fn plan_lstm_weights_file() {
     assert!(out.contains("fits:               yes") && out.contains("NVIDIA A100") && out.contains("lstm"), "{out}");
 }
 
+#[test]
+fn plan_says_how_the_directions_of_a_bidirectional_layer_run() {
+    use sprnn::layout::RowStats;
+    use sprnn::model::{choose_schedule, DirectionSchedule};
+    let (cell, h, d) = (Cell::Lstm, 1152, 0.1);
+    let base = ["plan", "--random", "--cell", "lstm", "--hidden", "1152", "--density", "0.1", "--bidirectional"];
+    let stats = [sprnn::timing::random_layer(1, cell, h, d).unwrap().0, sprnn::timing::random_layer(2, cell, h, d).unwrap().0].map(|w| RowStats::of(&w));
+    for (arg, schedule) in [("auto", DirectionSchedule::Auto), ("in-turn", DirectionSchedule::Sequential), ("at-once", DirectionSchedule::Concurrent)] {
+        let want = choose_schedule([&stats[0], &stats[1]], cell, 4, &DeviceInfo::h200(), &PlanOptions::default(), schedule).unwrap();
+        let mut args = base.to_vec();
+        args.extend(["--directions", arg, "--json"]);
+        let (out, _) = expect(&args, 0);
+        let v = json(&out);
+        let case = format!("--directions {arg}");
+        assert_eq!(v["directions"]["schedule"], if want.concurrent { "at-once" } else { "in-turn" }, "{case}: {out}");
+        assert_eq!(v["directions"]["half_sms"], want.half_sms, "{case}");
+        assert_eq!(v["directions"]["reason"], want.reason.as_str(), "{case}");
+        let mut text = base.to_vec();
+        text.extend(["--directions", arg]);
+        let (out, _) = expect(&text, 0);
+        assert!(out.contains("directions:") && out.contains(&format!("why:                {}", want.reason)), "{case}:\n{out}");
+        if want.half_sms {
+            assert!(out.contains("half the SMs (66 of 132)"), "{case}:\n{out}");
+        }
+    }
+    // A unidirectional layer has no directions line; --bidirectional wants a random layer.
+    let (out, _) = expect(&base[..base.len() - 1], 0);
+    assert!(!out.contains("directions:"), "{out}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // run
 

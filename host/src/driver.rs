@@ -31,6 +31,9 @@ pub type Result<T> = std::result::Result<T, CallFailed>;
 
 type CuFunction = *mut c_void;
 type CuStream = *mut c_void;
+type CuEvent = *mut c_void;
+type CuGraph = *mut c_void;
+type CuGraphExec = *mut c_void;
 
 /// Defines each listed driver function as a private Rust function that calls libcuda's function
 /// of that name (looked up once, see [`crate::libcuda`]) and returns the raw `CUresult`;
@@ -82,6 +85,17 @@ raw_driver_fns! {
     fn cu_mem_get_info = "cuMemGetInfo_v2"(free: *mut usize, total: *mut usize);
     fn cu_stream_synchronize = "cuStreamSynchronize"(stream: CuStream);
     fn cu_device_get_attribute = "cuDeviceGetAttribute"(value: *mut c_int, attr: c_int, device: c_int);
+    fn cu_event_create = "cuEventCreate"(event: *mut CuEvent, flags: c_uint);
+    fn cu_event_destroy = "cuEventDestroy_v2"(event: CuEvent);
+    fn cu_event_record = "cuEventRecord"(event: CuEvent, stream: CuStream);
+    fn cu_event_elapsed_time = "cuEventElapsedTime"(ms: *mut f32, start: CuEvent, end: CuEvent);
+    fn cu_stream_wait_event = "cuStreamWaitEvent"(stream: CuStream, event: CuEvent, flags: c_uint);
+    fn cu_stream_begin_capture = "cuStreamBeginCapture_v2"(stream: CuStream, mode: c_uint);
+    fn cu_stream_end_capture = "cuStreamEndCapture"(stream: CuStream, graph: *mut CuGraph);
+    fn cu_graph_instantiate_with_flags = "cuGraphInstantiateWithFlags"(exec: *mut CuGraphExec, graph: CuGraph, flags: u64);
+    fn cu_graph_launch = "cuGraphLaunch"(exec: CuGraphExec, stream: CuStream);
+    fn cu_graph_exec_destroy = "cuGraphExecDestroy"(exec: CuGraphExec);
+    fn cu_graph_destroy = "cuGraphDestroy"(graph: CuGraph);
 }
 
 /// `CUdevice_attribute` values read by [`device_attribute`].
@@ -340,4 +354,143 @@ pub(crate) fn memcpy_dtod(dst: u64, src: u64, bytes: usize, stream: &cust::strea
     // SAFETY: the caller passes two device allocations of at least `bytes` bytes each that do
     // not overlap.
     check("cuMemcpyDtoDAsync", unsafe { cu_memcpy_dtod_async(dst, src, bytes, stream.as_inner() as CuStream) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: ordering between streams and timing, with the raw codes kept
+
+/// `CU_EVENT_DISABLE_TIMING`.
+const EVENT_DISABLE_TIMING: c_uint = 2;
+
+/// A CUDA event of the current context, destroyed on drop. cust's `Event` hides its handle,
+/// which [`wait_event`] needs, so sprnn's chains use this one.
+#[derive(Debug)]
+pub(crate) struct Event(CuEvent);
+
+// SAFETY: a CUevent is a handle the driver lets any thread use while its context is current.
+unsafe impl Send for Event {}
+// SAFETY: as above; recording and waiting go through the driver, which serialises them.
+unsafe impl Sync for Event {}
+
+impl Event {
+    /// A new event; `timing` keeps its timestamp for [`Event::elapsed_ms`] (otherwise it only
+    /// orders streams, which is cheaper).
+    pub(crate) fn new(timing: bool) -> Result<Event> {
+        let mut e: CuEvent = std::ptr::null_mut();
+        let flags = if timing { 0 } else { EVENT_DISABLE_TIMING };
+        // SAFETY: valid out pointer; the driver checks the flags.
+        check("cuEventCreate", unsafe { cu_event_create(&mut e, flags) })?;
+        Ok(Event(e))
+    }
+
+    /// Records the event on `stream` (during a stream capture: a point of the graph that other
+    /// captured streams can wait for).
+    pub(crate) fn record(&self, stream: &cust::stream::Stream) -> Result<()> {
+        // SAFETY: a live event and stream of the current context.
+        check("cuEventRecord", unsafe { cu_event_record(self.0, stream.as_inner() as CuStream) })
+    }
+
+    /// Milliseconds from `start` to this event; both must have completed, with timing.
+    pub(crate) fn elapsed_ms(&self, start: &Event) -> Result<f32> {
+        let mut ms = 0f32;
+        // SAFETY: valid out pointer and two live events.
+        check("cuEventElapsedTime", unsafe { cu_event_elapsed_time(&mut ms, start.0, self.0) })?;
+        Ok(ms)
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and dropped once; the driver releases an event still
+        // pending on a stream when that work completes. An error has nowhere to go.
+        let _ = unsafe { cu_event_destroy(self.0) };
+    }
+}
+
+/// Makes all later work on `stream` wait until `event`'s recorded work has completed.
+pub(crate) fn wait_event(stream: &cust::stream::Stream, event: &Event) -> Result<()> {
+    // SAFETY: a live stream and event of the current context.
+    check("cuStreamWaitEvent", unsafe { cu_stream_wait_event(stream.as_inner() as CuStream, event.0, 0) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUDA graphs: stream capture, instantiation and launch
+
+/// `CU_STREAM_CAPTURE_MODE_THREAD_LOCAL`: while this thread captures, it may not make calls
+/// that could synchronise implicitly (allocations, blocking copies); other threads are free.
+const CAPTURE_MODE_THREAD_LOCAL: c_uint = 1;
+
+/// Starts capturing `stream`: work enqueued on it (and on streams that wait for events
+/// recorded on it) is recorded into a graph instead of run, until [`end_capture`].
+pub(crate) fn begin_capture(stream: &cust::stream::Stream) -> Result<()> {
+    // SAFETY: a live stream, not the legacy default stream (sprnn's streams are created
+    // non-blocking) and not capturing already (the callers begin and end in pairs).
+    check("cuStreamBeginCapture", unsafe { cu_stream_begin_capture(stream.as_inner() as CuStream, CAPTURE_MODE_THREAD_LOCAL) })
+}
+
+/// A graph captured from streams, not yet instantiated; destroyed on drop.
+#[derive(Debug)]
+pub(crate) struct Graph(CuGraph);
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        // SAFETY: a live graph, dropped once; executable graphs made from it are independent.
+        let _ = unsafe { cu_graph_destroy(self.0) };
+    }
+}
+
+/// Ends the capture [`begin_capture`] started on `stream` and returns the graph. When the
+/// capture failed (an operation refused while capturing, a stream left unjoined), the driver
+/// says so here, and the stream leaves the capture state either way.
+pub(crate) fn end_capture(stream: &cust::stream::Stream) -> Result<Graph> {
+    let mut g: CuGraph = std::ptr::null_mut();
+    // SAFETY: valid out pointer; a live stream in capture.
+    let code = unsafe { cu_stream_end_capture(stream.as_inner() as CuStream, &mut g) };
+    if code != 0 {
+        if !g.is_null() {
+            drop(Graph(g));
+        }
+        return Err(CallFailed { call: "cuStreamEndCapture", code });
+    }
+    Ok(Graph(g))
+}
+
+/// An executable graph, launched as one unit of work on a stream; destroyed on drop.
+#[derive(Debug)]
+pub(crate) struct GraphExec {
+    exec: CuGraphExec,
+    _graph: Graph,
+}
+
+// SAFETY: graph handles may be used from any thread with their context current; sprnn launches
+// a graph only through `&mut` access to its owner.
+unsafe impl Send for GraphExec {}
+
+impl Graph {
+    /// Instantiates the graph for launching (`cuGraphInstantiateWithFlags`, no flags).
+    pub(crate) fn instantiate(self) -> Result<GraphExec> {
+        let mut exec: CuGraphExec = std::ptr::null_mut();
+        // SAFETY: valid out pointer and a live graph.
+        check("cuGraphInstantiateWithFlags", unsafe { cu_graph_instantiate_with_flags(&mut exec, self.0, 0) })?;
+        Ok(GraphExec { exec, _graph: self })
+    }
+}
+
+impl GraphExec {
+    /// Enqueues one run of the whole graph on `stream`.
+    ///
+    /// # Safety
+    /// Every device address the captured work uses must still be valid, for the sizes it was
+    /// captured with, until the run completes.
+    pub(crate) unsafe fn launch(&self, stream: &cust::stream::Stream) -> Result<()> {
+        // SAFETY: a live executable graph and stream; the caller keeps the buffers alive.
+        check("cuGraphLaunch", unsafe { cu_graph_launch(self.exec, stream.as_inner() as CuStream) })
+    }
+}
+
+impl Drop for GraphExec {
+    fn drop(&mut self) {
+        // SAFETY: a live executable graph, dropped once; its owner waited for its last run.
+        let _ = unsafe { cu_graph_exec_destroy(self.exec) };
+    }
 }

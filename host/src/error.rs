@@ -138,6 +138,22 @@ pub enum Error {
         /// The model's number of directions.
         directions: usize,
     },
+    /// A layer of a [`crate::Model`] failed: which layer and direction, and the error it gave
+    /// (for example [`Error::Timeout`]). A model's forward pass runs every layer as one chain
+    /// of stream-ordered work and reads the layers' status words after it, so this names the
+    /// first layer, in the chain's order, whose kernel failed (the layers after it ran on its
+    /// unfinished output). [`Error::root`] gives the error inside.
+    #[error("layer {layer}{}: {source}", direction_label(*.directions, *.direction))]
+    InLayer {
+        /// The layer, from 0.
+        layer: usize,
+        /// The direction: 0 forward, 1 reverse.
+        direction: usize,
+        /// The model's number of directions (1 or 2), for the message.
+        directions: usize,
+        /// What the layer's kernel (or its launch) reported.
+        source: Box<Error>,
+    },
     /// The kernel rejected its parameters (a bug in sprnn: please report it).
     #[error("recurrent kernel rejected its parameters (status {code}, CTA {cta})")]
     KernelStatus {
@@ -170,7 +186,31 @@ impl From<CallFailed> for Error {
     }
 }
 
+/// `""` for a unidirectional model, `" (forward)"` or `" (reverse)"` for a bidirectional one.
+fn direction_label(directions: usize, direction: usize) -> &'static str {
+    match (directions, direction) {
+        (1, _) => "",
+        (_, 0) => " (forward)",
+        _ => " (reverse)",
+    }
+}
+
 impl Error {
+    /// The error inside any [`Error::InLayer`] context: what the failing kernel itself
+    /// reported (the error unchanged when it carries no context).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::InLayer { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    /// `self` with the context of layer `layer`, direction `direction` of a model of
+    /// `directions` directions.
+    pub(crate) fn in_layer(self, layer: usize, direction: usize, directions: usize) -> Error {
+        Error::InLayer { layer, direction, directions, source: Box::new(self) }
+    }
+
     /// `cuInit`'s failure as the error a caller of [`crate::Gpu::new`] sees: "no device"
     /// (code 100) becomes [`Error::NoDevice`] for the `ordinal` asked for, any other code
     /// [`Error::NoDriver`] with that code.

@@ -23,7 +23,6 @@
 
 use std::time::Duration;
 
-use cust::event::{Event, EventFlags};
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
@@ -31,7 +30,7 @@ use sprnn_kernels::format::{
 };
 
 use crate::args::{check_finite, check_len};
-use crate::driver;
+use crate::driver::{self, Event};
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
 use crate::layout::{self, contract, ExecMode, Plan, PlanError, PlanOptions, Products};
@@ -349,16 +348,9 @@ impl SparseRecurrentLayer {
         contract.check_input(steps, u.len())?;
         contract.check_output(steps, out.h.len(), out.c.len())?;
         contract.check_state(h0, c0)?;
-        let mut fl = if matches!(u, DeviceInput::F16(_)) { flags::U_F16 } else { 0 };
+        let fl = if matches!(u, DeviceInput::F16(_)) { flags::U_F16 } else { 0 };
         self.gpu.make_current()?;
-        if let Some(h0) = h0 {
-            self.h0.copy_from(h0).map_err(cust_err("cuMemcpyHtoD"))?;
-            fl |= flags::HAS_H0;
-        }
-        if let Some(c0) = c0 {
-            self.c0.copy_from(c0).map_err(cust_err("cuMemcpyHtoD"))?;
-            fl |= flags::HAS_C0;
-        }
+        let fl = fl | self.load_state(h0, c0)?;
         let (start, stop) = self.enqueue(u.address(), out, fl, stream)?;
         Ok(PendingForward { layer: self, stream, start, stop, finished: false, _buffers: std::marker::PhantomData })
     }
@@ -389,9 +381,46 @@ impl SparseRecurrentLayer {
         self.complete(stream, &start, &stop)
     }
 
+    /// Copies `h0`/`c0` (each `[B][H]`, checked by the caller) into the layer's initial-state
+    /// buffers, synchronously, and returns the kernel flags saying which were given. The
+    /// context must be current.
+    pub(crate) fn load_state(&mut self, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<u32> {
+        let mut fl = 0;
+        if let Some(h0) = h0 {
+            self.h0.copy_from(h0).map_err(cust_err("cuMemcpyHtoD"))?;
+            fl |= flags::HAS_H0;
+        }
+        if let Some(c0) = c0 {
+            self.c0.copy_from(c0).map_err(cust_err("cuMemcpyHtoD"))?;
+            fl |= flags::HAS_C0;
+        }
+        Ok(fl)
+    }
+
     /// Zeroes the exchange buffers and the status word and launches the kernel on `stream`
     /// between two recorded events; returns at once.
     pub(crate) fn enqueue(&mut self, u: u64, out: &mut DeviceOutput, fl: u32, stream: &Stream) -> Result<(Event, Event)> {
+        let start = Event::new(true)?;
+        let stop = Event::new(true)?;
+        self.enqueue_between(u, out, fl, stream, Some((&start, &stop)), Launch::Checked)?;
+        Ok((start, stop))
+    }
+
+    /// Enqueues one run of the kernel on `stream`: the resets of the exchange buffers and of
+    /// the status word, then the launch, with `span`'s events recorded right before and after
+    /// the launch. Everything is stream-ordered work, so a stream capture records all of it
+    /// and every replay starts from clean buffers. With [`Launch::Captured`] the cluster
+    /// occupancy question (a host call, not stream work) is left out: the capturing caller
+    /// asked it before the capture ([`Self::check_launchable`]).
+    pub(crate) fn enqueue_between(
+        &mut self,
+        u: u64,
+        out: &mut DeviceOutput,
+        fl: u32,
+        stream: &Stream,
+        span: Option<(&Event, &Event)>,
+        launch: Launch,
+    ) -> Result<()> {
         let gpu = self.gpu.clone();
         let params = RecurrentParams {
             weights: self.weights.as_device_ptr().as_raw(),
@@ -429,17 +458,22 @@ impl SparseRecurrentLayer {
         }
         driver::memset_u32(params.status, 0, 1, stream)?;
         let f = gpu.function(self.kernel)?;
-        let start = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
-        let stop = Event::new(EventFlags::DEFAULT).map_err(cust_err("cuEventCreate"))?;
+        let mark = |e: Option<&Event>| -> Result<()> {
+            if let Some(e) = e {
+                e.record(stream)?;
+            }
+            Ok(())
+        };
         if let Some(c) = self.cluster {
-            check_cluster_resident(&f, c, self.threads_per_cta, self.smem_bytes, self.registers, stream)?;
-            start.record(stream).map_err(cust_err("cuEventRecord"))?;
+            if launch == Launch::Checked {
+                check_cluster_resident(&f, c, self.threads_per_cta, self.smem_bytes, self.registers, stream)?;
+            }
+            mark(span.map(|s| s.0))?;
             // SAFETY: as for the cooperative launch below; the grid is the one cluster.
             unsafe { driver::launch_cluster(&f, c as u32, self.threads_per_cta as u32, self.smem_bytes as u32, stream, &params)? };
-            stop.record(stream).map_err(cust_err("cuEventRecord"))?;
-            return Ok((start, stop));
+            return mark(span.map(|s| s.1));
         }
-        start.record(stream).map_err(cust_err("cuEventRecord"))?;
+        mark(span.map(|s| s.0))?;
         // SAFETY: `params` is the kernel's parameter struct; every address in it belongs to a
         // buffer of this layer or of `out`/`u`, sized as the format requires (checked by the
         // callers), and all of them outlive the kernel: the callers wait for the stream before
@@ -463,8 +497,19 @@ impl SparseRecurrentLayer {
                 Error::Driver { call: "cuLaunchCooperativeKernel", code, name: driver::error_name(code) }
             });
         }
-        stop.record(stream).map_err(cust_err("cuEventRecord"))?;
-        Ok((start, stop))
+        mark(span.map(|s| s.1))
+    }
+
+    /// What a capturing caller asks before a stream capture, since it cannot be asked during
+    /// one: for the cluster mode, whether one cluster of the plan fits now
+    /// ([`Error::ClusterNotResident`] if not). The grid mode needs nothing (the cooperative
+    /// launch itself refuses a grid that cannot be resident).
+    pub(crate) fn check_launchable(&self) -> Result<()> {
+        if let Some(c) = self.cluster {
+            let f = self.gpu.function(self.kernel)?;
+            check_cluster_resident(&f, c, self.threads_per_cta, self.smem_bytes, self.registers, self.gpu.stream())?;
+        }
+        Ok(())
     }
 
     /// Waits for `stream`, then turns the kernel's status word into a result; the kernel time
@@ -472,16 +517,34 @@ impl SparseRecurrentLayer {
     pub(crate) fn complete(&self, stream: &Stream, start: &Event, stop: &Event) -> Result<f32> {
         self.gpu.make_current()?;
         driver::synchronize(stream)?;
-        let ms = stop.elapsed_time_f32(start).map_err(cust_err("cuEventElapsedTime"))?;
+        let ms = stop.elapsed_ms(start)?;
+        self.check_status()?;
+        Ok(ms)
+    }
+
+    /// Reads the status word of the last run (which the caller has waited for) and turns it
+    /// into a result: [`Error::Timeout`] when a wait passed the layer's bound,
+    /// [`Error::KernelStatus`] for any other code. The context must be current.
+    pub(crate) fn check_status(&self) -> Result<()> {
         let mut st = [0u32; 1];
         self.status.copy_to(&mut st[..]).map_err(cust_err("cuMemcpyDtoH"))?;
         let (code, cta) = (st[0] & ((1 << status::CTA_SHIFT) - 1), st[0] >> status::CTA_SHIFT);
         match code {
-            status::OK => Ok(ms),
+            status::OK => Ok(()),
             status::TIMEOUT => Err(Error::Timeout { cta, timeout_ms: self.timeout.as_secs_f64() * 1e3 }),
             _ => Err(Error::KernelStatus { code, cta }),
         }
     }
+}
+
+/// Whether a launch asks the host-side questions first (the cluster occupancy) or is being
+/// recorded into a graph, where they were asked before the capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Launch {
+    /// An ordinary launch: check, then launch.
+    Checked,
+    /// Inside a stream capture: stream work only.
+    Captured,
 }
 
 /// Asks the driver whether one cluster of `cluster` CTAs of `f` fits now
@@ -523,13 +586,6 @@ impl PendingForward<'_> {
         self.layer.complete(self.stream, &self.start, &self.stop)
     }
 
-    /// Waits for the kernel without checking its status; afterwards the events bracketing the
-    /// launch can be compared with other events ([`cust::event::Event::elapsed_time_f32`]).
-    pub(crate) fn wait(&self) -> Result<(&Event, &Event)> {
-        self.layer.gpu.make_current()?;
-        driver::synchronize(self.stream)?;
-        Ok((&self.start, &self.stop))
-    }
 }
 
 impl Drop for PendingForward<'_> {

@@ -23,7 +23,10 @@
 //!   (tensor cores for a dense `W_ih`, a CSR kernel for a pruned one); [`Model`] chains
 //!   projection and recurrent layer for every layer and direction of a
 //!   [`weights::ModelWeights`] stack, bidirectional layers included, keeping everything on the
-//!   device; [`StreamingModel`] feeds a unidirectional model chunk by chunk.
+//!   device: one forward pass is one chain of stream-ordered work with one wait at its end
+//!   ([`model::ModelTiming`] times its parts per layer), and [`Model::capture`] records it once
+//!   as a CUDA graph that [`model::ModelGraph::replay`] runs; [`StreamingModel`] feeds a
+//!   unidirectional model chunk by chunk.
 //! - [`reference`](mod@reference) computes the same layer on the CPU (f64, f32 and the device-faithful
 //!   rounding), the oracle every GPU result is tested against.
 //! - [`timing`] is the timing protocol (seeded random layers and inputs, median per-step time)
@@ -41,7 +44,8 @@
 //! modules  public API   layer · model · stream · projection · raw · shape · timing · smoke (test hook)
 //!              │ uses
 //!          device       tensors (inputs and outputs of a forward pass, host and device)
-//!                       gpu (opens a device, its DeviceInfo) · driver (raw CUresult codes) ·
+//!                       gpu (opens a device, its DeviceInfo) · driver (raw CUresult codes;
+//!                       events, stream capture, graphs) ·
 //!                       libcuda · ptx
 //!              │ uses
 //!          checks       validate (checks shared by GPU and CPU) · args (the GPU side's checks,
@@ -111,7 +115,7 @@ pub use gpu::{try_default_gpu, Gpu};
 pub use layer::{LayerOptions, SparseRecurrentLayer};
 pub use shape::{KernelVariant, LaunchShape};
 pub use sparse::{Csr, SparseError};
-pub use model::{Model, ModelOptions};
+pub use model::{DirectionSchedule, Model, ModelGraph, ModelOptions, ModelTiming};
 pub use projection::InputProjection;
 pub use stream::{ModelStreamState, StreamState, StreamingLayer, StreamingModel};
 pub use sprnn_kernels::format::{Cell, MAX_HIDDEN};

@@ -22,16 +22,39 @@
 //! one after input step 0, as in PyTorch. Initial states `h0`/`c0` use the same `[L·D][B][H]`
 //! order and default to zeros.
 //!
-//! # Two directions at once
+//! # One chain of stream-ordered work
 //!
-//! Each direction is a persistent kernel whose CTAs must all be resident together. When one
-//! CTA of each direction's grid fits on an SM at the same time ([`co_resident`]: registers,
-//! shared memory, threads, with both grids no larger than the SM count), the two directions
-//! run **concurrently** on two streams. Otherwise — the usual case for large layers, each
-//! planned to fill the GPU — they run **one after the other** ([`DirectionSchedule`]), which
-//! gives the same result. Running them concurrently relies on the CTA scheduler spreading a
-//! grid no larger than the SM count one CTA per SM (it does); if two grids were ever left
-//! partly resident, their bounded waits would end in [`Error::Timeout`], never in a hang.
+//! A forward pass enqueues every projection, recurrent kernel and join of every layer without
+//! waiting on the host in between: each step is ordered after the one it reads by its stream
+//! (one main stream) and, where two streams meet, by CUDA events. The reverse direction of a
+//! layer whose directions run at once forks from the main stream at the layer's start (it
+//! waits for an event recorded there) and joins back before the layer's join (the main stream
+//! waits for the event after the reverse kernel); the next layer's projections are ordered
+//! after the join by the main stream. The host synchronises once, at the end, then reads every
+//! layer's status word and reports the first failing layer, in the chain's order, as
+//! [`Error::InLayer`] around the kernel's own error (for example [`Error::Timeout`]). The
+//! events also time every part of the chain: [`ModelTiming`] has, per layer, the recurrent
+//! kernels, the projections and the join, and the rest of the wall time.
+//!
+//! Because the chain is stream work only, it can be captured as one CUDA graph
+//! ([`Model::capture`], [`ModelGraph::replay`]): every memset that resets a kernel's exchange
+//! buffers and status word is part of the graph, so each replay starts clean; what the host
+//! does per call (copying `h0`/`c0` into the layers' initial-state buffers, asking whether a
+//! cluster fits) is done once, at capture time.
+//!
+//! # Two directions: at once or in turn
+//!
+//! Each direction is a persistent kernel whose CTAs must all be resident together. The two
+//! directions of a bidirectional layer run either **at once**, on two streams, or **in turn**,
+//! on one stream, each with the whole GPU. [`choose_schedule`] decides from the planner's
+//! estimates of the time per step ([`crate::layout::check_mode`]): in turn costs the sum of
+//! both directions' estimates; at once costs the larger, with each direction planned for half
+//! the SMs when the whole-GPU plans cannot run side by side (a layer planned to fill the GPU).
+//! [`DirectionSchedule`] forces either way, so both can be measured. Running at once needs
+//! both grids resident together, which holds when their CTAs fit on distinct SMs
+//! ([`side_by_side`]) or one CTA of each fits on an SM ([`co_resident`]); it relies on the CTA
+//! scheduler placing every CTA where there is room (it does); should two grids ever be left
+//! partly resident, their bounded waits end in [`Error::Timeout`], never in a hang.
 //!
 //! # Numbers
 //!
@@ -49,37 +72,178 @@ use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::{Stream, StreamFlags};
 use sprnn_kernels::format::{ConcatParams, Cell, CONCAT_KERNEL, ELEMENTWISE_THREADS};
 
-use crate::driver;
+use crate::driver::{self, Event, GraphExec};
 use crate::error::{cust_err, Error, Result};
 use crate::gpu::Gpu;
 use crate::args::{check_finite, check_len};
-use crate::layer::{LayerOptions, SparseRecurrentLayer};
+use crate::layer::{Launch, LayerOptions, SparseRecurrentLayer};
 use crate::layout::device::{registers_per_sm, DeviceInfo, SHARED_RESERVED_PER_CTA};
+use crate::layout::{self, check_mode, PlanError, PlanOptions, RowStats};
 use crate::projection::{elementwise_grid, InputProjection};
 use crate::tensors::{DeviceInput, DeviceOutput, ModelOutput};
 use crate::weights::ModelWeights;
 
-/// How the two directions of a bidirectional layer are scheduled.
+/// How the two directions of a bidirectional layer are scheduled (see the [module
+/// docs](self#two-directions-at-once-or-in-turn)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum DirectionSchedule {
-    /// Concurrently on two streams when their grids can be resident together ([`co_resident`]),
-    /// else one after the other.
+    /// The cost model's choice, [`choose_schedule`]: at once where its estimate is lower, else
+    /// in turn.
     #[default]
     Auto,
-    /// Always one after the other, on one stream.
+    /// Always in turn, on one stream, each direction planned for the whole GPU.
     Sequential,
+    /// Always at once, on two streams: with the whole-GPU plans where they run side by side,
+    /// otherwise each direction planned for half the SMs. [`Model::new`] refuses a layer whose
+    /// two grids still cannot be resident together ([`Error::Input`], `"schedule"`).
+    Concurrent,
+}
+
+impl DirectionSchedule {
+    /// The name the command line uses: `auto`, `in-turn`, `at-once`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirectionSchedule::Auto => "auto",
+            DirectionSchedule::Sequential => "in-turn",
+            DirectionSchedule::Concurrent => "at-once",
+        }
+    }
 }
 
 /// Options for building a [`Model`].
 #[derive(Clone, Debug, Default)]
 pub struct ModelOptions {
-    /// Options of every recurrent layer (planner overrides apply to each layer and direction:
-    /// for example `layer.plan.ctas = Some(SMs / 2)` with `layer.plan.ctas_per_sm = Some(2)`
-    /// plans each direction on half the SMs with CTAs of at most half an SM, so that the two
-    /// directions of a large layer are co-resident and run concurrently).
+    /// Options of every recurrent layer (planner overrides apply to each layer and direction).
     pub layer: LayerOptions,
     /// Scheduling of the two directions of bidirectional layers.
     pub schedule: DirectionSchedule,
+}
+
+/// Running both directions at once on half the SMs each is chosen only where its estimate is
+/// below this fraction of running them in turn: two grids side by side share L2 and memory
+/// bandwidth, which the single-layer estimates do not see. A margin to be calibrated with
+/// [`DirectionSchedule`]'s forced choices; not yet measured.
+pub const AT_ONCE_MARGIN: f64 = 0.9;
+
+/// The decision of [`choose_schedule`] for one bidirectional layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleChoice {
+    /// Both directions at once, on two streams (else in turn, on one).
+    pub concurrent: bool,
+    /// Each direction planned for half the SMs ([`half_device`]) instead of the whole GPU.
+    pub half_sms: bool,
+    /// Estimated µs per step of the two directions in turn (the sum of the whole-GPU plans'
+    /// estimates), where the planner has an estimate.
+    pub in_turn_us: Option<f64>,
+    /// Estimated µs per step of the two directions at once (the larger of the two plans'
+    /// estimates, on the whole GPU or on half the SMs), where it was estimated.
+    pub at_once_us: Option<f64>,
+    /// Why: forced, or the estimates compared, or why one way cannot run.
+    pub reason: String,
+}
+
+/// `device` with half its SMs: what each direction of a layer run at once is planned for (its
+/// name says so, for the planner's messages).
+pub fn half_device(device: &DeviceInfo) -> DeviceInfo {
+    let sm_count = (device.sm_count / 2).max(1);
+    DeviceInfo { name: format!("{} (half: {sm_count} of {} SMs)", device.name, device.sm_count), sm_count, ..device.clone() }
+}
+
+/// The planner's estimate of a layer's time per step on `device`, µs (`None` for the dense
+/// slab, which has none), and its grid.
+fn estimate(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> std::result::Result<(Option<f64>, usize), PlanError> {
+    let m = check_mode(stats, cell, batch, device, opts)?;
+    let us = if m.fit.cluster.is_some() { m.cluster_us } else { m.grid_us };
+    Ok((us, m.fit.geometry.grid))
+}
+
+fn us(v: Option<f64>) -> String {
+    v.map_or_else(|| "no estimate".to_string(), |v| format!("{v:.2} us"))
+}
+
+/// Whether the two directions of a bidirectional layer (`stats` of their `W_hh`) run at once or
+/// in turn on `device`, and on how many SMs each is planned — the cost model of
+/// [`DirectionSchedule::Auto`], or what a forced schedule implies, with the estimates.
+///
+/// - In turn: each direction planned for the whole GPU; estimated time per step the sum of both
+///   plans' estimates ([`check_mode`]'s, for the mode the planner picks).
+/// - At once with the whole-GPU plans, where their grids fit on distinct SMs together
+///   (`grid₀ + grid₁ ≤ SMs`, e.g. small layers or cluster-resident ones): the larger estimate.
+///   Never slower than in turn by the estimates, so `Auto` takes it.
+/// - Otherwise at once on half the SMs each ([`half_device`]): the larger of the half plans'
+///   estimates; `Auto` takes it where it is below [`AT_ONCE_MARGIN`] times the in-turn estimate.
+///   A forced CTA count (`opts.ctas`) is each direction's own and is not halved.
+///
+/// Errors: the planner's refusal of a direction on the whole GPU; with
+/// [`DirectionSchedule::Concurrent`], its refusal on half the SMs. (Whether the grids as the
+/// driver compiled them can be resident together is checked again when the layers are built,
+/// [`Model::new`].)
+pub fn choose_schedule(
+    stats: [&RowStats; 2],
+    cell: Cell,
+    batch: usize,
+    device: &DeviceInfo,
+    opts: &PlanOptions,
+    schedule: DirectionSchedule,
+) -> std::result::Result<ScheduleChoice, PlanError> {
+    let full = [estimate(stats[0], cell, batch, device, opts)?, estimate(stats[1], cell, batch, device, opts)?];
+    let in_turn_us = full[0].0.zip(full[1].0).map(|(a, b)| a + b);
+    let grids = (full[0].1, full[1].1);
+    let fits_side_by_side = grids.0 + grids.1 <= device.sm_count;
+    let full_at_once = full[0].0.zip(full[1].0).map(|(a, b)| a.max(b));
+    let sms = device.sm_count;
+    if schedule == DirectionSchedule::Sequential {
+        let reason = format!("in turn: forced; estimated {} per step in turn, whole GPU each", us(in_turn_us));
+        return Ok(ScheduleChoice { concurrent: false, half_sms: false, in_turn_us, at_once_us: None, reason });
+    }
+    let forced = if schedule == DirectionSchedule::Concurrent { "forced; " } else { "" };
+    if fits_side_by_side {
+        let reason = format!(
+            "at once: {forced}both grids ({} + {} CTAs) fit side by side on {sms} SMs; estimated {} per step at once, {} in turn",
+            grids.0,
+            grids.1,
+            us(full_at_once),
+            us(in_turn_us)
+        );
+        return Ok(ScheduleChoice { concurrent: true, half_sms: false, in_turn_us, at_once_us: full_at_once, reason });
+    }
+    let in_turn = |why: String| ScheduleChoice {
+        concurrent: false,
+        half_sms: false,
+        in_turn_us,
+        at_once_us: None,
+        reason: format!("in turn: {why}; estimated {} per step in turn, whole GPU each", us(in_turn_us)),
+    };
+    if opts.ctas.is_some() {
+        if schedule == DirectionSchedule::Concurrent {
+            // The grids as forced: at once only if the driver's registers let them share SMs.
+            let reason = format!("at once: forced; {} + {} CTAs as forced (ctas), resident together only where one CTA of each fits on an SM", grids.0, grids.1);
+            return Ok(ScheduleChoice { concurrent: true, half_sms: false, in_turn_us, at_once_us: full_at_once, reason });
+        }
+        return Ok(in_turn(format!("the grids ({} + {} CTAs, forced with ctas) do not fit side by side on {sms} SMs", grids.0, grids.1)));
+    }
+    let half = half_device(device);
+    let halves = estimate(stats[0], cell, batch, &half, opts).and_then(|a| Ok((a, estimate(stats[1], cell, batch, &half, opts)?)));
+    let (h0, h1) = match halves {
+        Ok(h) => h,
+        Err(e) if schedule == DirectionSchedule::Concurrent => return Err(e),
+        Err(e) => return Ok(in_turn(format!("a direction does not fit on half the SMs ({e})"))),
+    };
+    let at_once_us = h0.0.zip(h1.0).map(|(a, b)| a.max(b));
+    let half_sms = half.sm_count;
+    let detail = format!("estimated {} per step at once on {half_sms} SMs each, {} in turn on {sms}", us(at_once_us), us(in_turn_us));
+    let choice = |concurrent: bool, reason: String| ScheduleChoice { concurrent, half_sms: concurrent, in_turn_us, at_once_us, reason };
+    if schedule == DirectionSchedule::Concurrent {
+        return Ok(choice(true, format!("at once on half the SMs: forced; {detail}")));
+    }
+    Ok(match (at_once_us, in_turn_us) {
+        (Some(a), Some(t)) if a < AT_ONCE_MARGIN * t => choice(true, format!("at once on half the SMs: {detail}")),
+        (Some(_), Some(_)) => choice(
+            false,
+            format!("in turn: {detail} (at once needs to be estimated {:.0} % faster)", (1.0 - AT_ONCE_MARGIN) * 100.0),
+        ),
+        _ => in_turn("the dense slab has no estimate to compare".to_string()),
+    })
 }
 
 /// What one CTA of a persistent grid holds on its SM, and the grid's size: the inputs of
@@ -123,17 +287,96 @@ pub fn co_resident(a: &CtaFootprint, b: &CtaFootprint, device: &DeviceInfo) -> b
         && a.threads + b.threads <= device.max_threads_per_sm
 }
 
-/// Times of one [`Model::forward_device`] call.
+
+/// Whether two persistent grids fit on distinct SMs together (`grid_a + grid_b ≤ SMs`): every
+/// CTA of a plan fits on an empty SM, so both grids are resident at once wherever the CTA
+/// scheduler puts them.
+pub fn side_by_side(a: &CtaFootprint, b: &CtaFootprint, device: &DeviceInfo) -> bool {
+    a.grid + b.grid <= device.sm_count
+}
+
+/// Times of one [`Model::forward_device`] call, from CUDA events recorded in its chain (read
+/// after the one synchronisation at its end) and the host's clock. Per-layer vectors have one
+/// entry per layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelTiming {
     /// Per layer: the recurrent kernels' span in milliseconds, from the first direction's
-    /// launch to the last one's end (CUDA events; both directions when bidirectional, whether
-    /// they ran concurrently or in turn). Projections and joins are not included.
+    /// launch to the last one's end (both directions when bidirectional, whether they ran at
+    /// once or in turn).
     pub recurrent_ms: Vec<f32>,
     /// Per layer and direction (`[l][d]`): each recurrent kernel's own time, milliseconds.
     pub kernel_ms: Vec<Vec<f32>>,
-    /// Wall time of the whole call on the host, milliseconds: projections, recurrent kernels,
-    /// joins and the host's waits between layers.
+    /// Per layer: the input projections, milliseconds, from the first projection's start to
+    /// the first recurrent kernel's start (both projections when the directions run in turn;
+    /// when they run at once, the reverse projection may overlap the forward kernel).
+    pub projection_ms: Vec<f32>,
+    /// Per layer: the join of a bidirectional layer's two directions (the concatenation, and
+    /// the wait for the later direction), milliseconds, from the last recurrent kernel's end;
+    /// 0 for a unidirectional layer.
+    pub join_ms: Vec<f32>,
+    /// Per layer: whether its two directions ran at once (`false` when unidirectional).
+    pub concurrent: Vec<bool>,
+    /// The chain's span on the GPU, from its first event to its last, milliseconds.
+    pub gpu_ms: f32,
+    /// Wall time of the whole call on the host, milliseconds: the checks, the initial-state
+    /// copies, enqueueing the chain, the GPU's work, the one wait and the status checks.
+    pub total_ms: f64,
+}
+
+impl ModelTiming {
+    /// The sum of the layers' recurrent spans, milliseconds.
+    pub fn recurrent_total_ms(&self) -> f64 {
+        self.recurrent_ms.iter().map(|&v| v as f64).sum()
+    }
+
+    /// The wall time not spent in a recurrent kernel, a projection or a join, milliseconds:
+    /// launch latencies and gaps between the chain's steps, and the host's own work.
+    pub fn other_ms(&self) -> f64 {
+        let parts: f64 = (0..self.recurrent_ms.len()).map(|l| (self.recurrent_ms[l] + self.projection_ms[l] + self.join_ms[l]) as f64).sum();
+        self.total_ms - parts
+    }
+
+    /// The per-layer report in µs per step of a sequence of `steps` steps: one line per layer
+    /// (recurrent, each direction's kernel when bidirectional, projection, join) and one for the
+    /// rest and the whole call.
+    pub fn report(&self, steps: usize) -> String {
+        let per = |ms: f64| ms * 1e3 / steps.max(1) as f64;
+        let mut out = String::new();
+        for l in 0..self.recurrent_ms.len() {
+            let kernels = match self.kernel_ms[l][..] {
+                [f, r] => format!(
+                    " (forward {:.3}, reverse {:.3}, {})",
+                    per(f as f64),
+                    per(r as f64),
+                    if self.concurrent[l] { "at once" } else { "in turn" }
+                ),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "layer {l}: recurrent {:.3}{kernels}, projection {:.3}, join {:.3} us per step\n",
+                per(self.recurrent_ms[l] as f64),
+                per(self.projection_ms[l] as f64),
+                per(self.join_ms[l] as f64)
+            ));
+        }
+        let total = per(self.total_ms);
+        let other = per(self.other_ms());
+        let share = if total > 0.0 { 100.0 * other / total } else { 0.0 };
+        out.push_str(&format!(
+            "other: {other:.3} us per step ({share:.1} % of the wall time); whole model {total:.3} us per step (GPU span {:.3})\n",
+            per(self.gpu_ms as f64)
+        ));
+        out
+    }
+}
+
+/// Times of one [`ModelGraph::replay`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayTiming {
+    /// The graph's run on the GPU, milliseconds (CUDA events around its launch).
+    pub gpu_ms: f32,
+    /// Wall time of the replay on the host, milliseconds: the launch, the one wait and the
+    /// status checks.
     pub total_ms: f64,
 }
 
@@ -152,6 +395,44 @@ struct Direction {
     out: DeviceOutput,
 }
 
+/// The events one layer's part of the chain records (timing enabled: they both order streams
+/// and time the steps).
+struct LayerEvents {
+    /// Per direction, before its projection (direction 0's is also where the reverse
+    /// direction's stream forks from the main stream when they run at once).
+    projection: Vec<Event>,
+    /// Per direction, around its recurrent kernel (the reverse direction's end is where the
+    /// main stream joins it back).
+    kernel: Vec<(Event, Event)>,
+    /// After the join of a bidirectional layer.
+    join: Event,
+}
+
+/// The events of a model's chain, made once with the model and recorded by every pass.
+struct ChainEvents {
+    start: Event,
+    end: Event,
+    layers: Vec<LayerEvents>,
+    /// Recorded on the side stream to join it back when a capture is abandoned half-way.
+    rejoin: Event,
+}
+
+impl ChainEvents {
+    fn new(layers: usize, directions: usize) -> Result<ChainEvents> {
+        let timed = || Event::new(true);
+        let layers = (0..layers)
+            .map(|_| {
+                Ok(LayerEvents {
+                    projection: (0..directions).map(|_| timed()).collect::<Result<_, _>>()?,
+                    kernel: (0..directions).map(|_| Ok((timed()?, timed()?))).collect::<Result<_, driver::CallFailed>>()?,
+                    join: timed()?,
+                })
+            })
+            .collect::<Result<_, driver::CallFailed>>()?;
+        Ok(ChainEvents { start: timed()?, end: timed()?, layers, rejoin: Event::new(false)? })
+    }
+}
+
 /// A stack of recurrent layers resident on one GPU, for batch `B` (see the [module
 /// docs](self)). Built once from [`ModelWeights`]; runs sequences of any length.
 pub struct Model {
@@ -161,13 +442,18 @@ pub struct Model {
     input_size: usize,
     batch: usize,
     layers: Vec<Vec<Direction>>,
-    /// Per layer: whether its two directions run concurrently.
+    /// Per layer: whether its two directions run at once.
     concurrent: Vec<bool>,
+    /// Per bidirectional layer: the schedule's decision and reason.
+    schedules: Vec<Option<ScheduleChoice>>,
+    /// Per layer and direction (`l·D + d`): kernel flags added to every launch (test hooks).
+    extra_flags: Vec<u32>,
     /// Per bidirectional layer: the joined output `[T][B][2H]`.
     joined: Vec<DeviceBuffer<f32>>,
     /// Steps the buffers hold, and of the last successful run (0: none yet).
     steps: usize,
     ran: bool,
+    events: ChainEvents,
     streams: [Stream; 2],
 }
 
@@ -180,44 +466,108 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// Builds one direction's recurrent layer, planned for `device` (the GPU's own, or half of it).
+fn build_layer(gpu: &Gpu, cell: Cell, w: &crate::weights::LayerWeights, batch: usize, opts: &LayerOptions, half: bool) -> Result<SparseRecurrentLayer> {
+    if !half {
+        return SparseRecurrentLayer::new(gpu, cell, w.w_hh(), w.b_hh(), batch, opts);
+    }
+    crate::validate::layer(cell, w.w_hh(), batch)?;
+    let plan = layout::plan(w.w_hh(), cell, batch, &half_device(gpu.info()), &opts.plan)?;
+    SparseRecurrentLayer::from_plan(gpu, &plan, w.b_hh(), opts.timeout)
+}
+
 impl Model {
-    /// Plans and uploads every layer and direction of `weights` for batch `batch` on `gpu`.
+    /// Plans and uploads every layer and direction of `weights` for batch `batch` on `gpu`;
+    /// decides for each bidirectional layer whether its directions run at once or in turn
+    /// ([`choose_schedule`] with `opts.schedule`; [`Self::schedule`] says what and why).
     ///
     /// Errors: those of [`SparseRecurrentLayer::new`] (a layer the planner refuses, a grid
     /// that cannot be resident, ...) and of [`InputProjection::new`], for the first layer and
-    /// direction that fails.
+    /// direction that fails; with [`DirectionSchedule::Concurrent`], [`Error::Input`]
+    /// (`"schedule"`) for a layer whose two grids cannot be resident together.
     pub fn new(gpu: &Gpu, weights: &ModelWeights, batch: usize, opts: &ModelOptions) -> Result<Model> {
         let (cell, hidden) = (weights.cell(), weights.hidden());
         gpu.make_current()?;
+        let info = gpu.info();
         let mut layers = Vec::with_capacity(weights.num_layers());
-        let mut concurrent = Vec::new();
+        let (mut concurrent, mut schedules) = (Vec::new(), Vec::new());
         for l in 0..weights.num_layers() {
+            let bidirectional = weights.directions() == 2;
+            let mut choice = if bidirectional {
+                let stats = [RowStats::of(weights.layer(l, 0).w_hh()), RowStats::of(weights.layer(l, 1).w_hh())];
+                match choose_schedule([&stats[0], &stats[1]], cell, batch, info, &opts.layer.plan, opts.schedule) {
+                    Ok(c) => Some(c),
+                    // A refusal on the whole GPU is reported by the layer's own build below.
+                    Err(e) if opts.schedule != DirectionSchedule::Concurrent => {
+                        let _ = e;
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                None
+            };
+            let half = choice.as_ref().is_some_and(|c| c.half_sms);
             let mut dirs = Vec::with_capacity(weights.directions());
             for d in 0..weights.directions() {
                 let w = weights.layer(l, d);
-                let layer = SparseRecurrentLayer::new(gpu, cell, w.w_hh(), w.b_hh(), batch, &opts.layer)?;
+                let layer = build_layer(gpu, cell, w, batch, &opts.layer, half)?;
                 let projection = InputProjection::new(gpu, w.w_ih(), w.b_ih())?;
                 let out = layer.alloc_output(1)?;
                 let u = DeviceInput::alloc_f32(gpu, layer.input_len(1))?;
                 dirs.push(Direction { projection, layer, u, out });
             }
-            concurrent.push(
-                dirs.len() == 2
-                    && opts.schedule == DirectionSchedule::Auto
-                    && co_resident(&CtaFootprint::of(&dirs[0].layer), &CtaFootprint::of(&dirs[1].layer), gpu.info()),
-            );
+            let at_once = match (&mut choice, bidirectional) {
+                (_, false) => false,
+                (c, true) => {
+                    let (a, b) = (CtaFootprint::of(&dirs[0].layer), CtaFootprint::of(&dirs[1].layer));
+                    let (beside, shared) = (side_by_side(&a, &b, info), co_resident(&a, &b, info));
+                    let together = beside || shared;
+                    match (opts.schedule, c.as_mut()) {
+                        (DirectionSchedule::Sequential, _) => false,
+                        (DirectionSchedule::Concurrent, _) if !together => {
+                            return Err(Error::Input {
+                                name: "schedule",
+                                problem: format!(
+                                    "layer {l}: its directions ({} and {} CTAs of {} and {} threads, {} and {} registers per thread) cannot be resident together on {} SMs; run them in turn",
+                                    a.grid, b.grid, a.threads, b.threads, a.registers_per_thread, b.registers_per_thread, info.sm_count
+                                ),
+                            })
+                        }
+                        (DirectionSchedule::Concurrent, _) => true,
+                        (DirectionSchedule::Auto, Some(c)) if c.concurrent && !together => {
+                            c.concurrent = false;
+                            c.reason.push_str("; in turn after all: the grids as built cannot be resident together");
+                            false
+                        }
+                        (DirectionSchedule::Auto, Some(c)) if !c.concurrent && shared => {
+                            c.concurrent = true;
+                            c.reason = format!("at once: one CTA of each direction fits on an SM together (co-resident); {}", c.reason);
+                            true
+                        }
+                        (DirectionSchedule::Auto, Some(c)) => c.concurrent,
+                        (DirectionSchedule::Auto, None) => shared,
+                    }
+                }
+            };
+            concurrent.push(at_once);
+            schedules.push(choice);
             layers.push(dirs);
         }
         let stream = || Stream::new(StreamFlags::NON_BLOCKING, None).map_err(cust_err("cuStreamCreate"));
         let streams = [stream()?, stream()?];
+        let directions = weights.directions();
         Ok(Model {
             gpu: gpu.clone(),
             cell,
             hidden,
             input_size: weights.input_size(),
             batch,
+            extra_flags: vec![0; layers.len() * directions],
+            events: ChainEvents::new(layers.len(), directions)?,
             layers,
             concurrent,
+            schedules,
             joined: Vec::new(),
             steps: 1,
             ran: false,
@@ -255,13 +605,23 @@ impl Model {
         self.layers[0].len()
     }
 
-    /// Whether the two directions of layer `l` run concurrently (`false` for unidirectional
+    /// Whether the two directions of layer `l` run at once (`false` for unidirectional
     /// layers).
     ///
     /// # Panics
     /// When `l >= num_layers()`.
     pub fn concurrent(&self, l: usize) -> bool {
         self.concurrent[l]
+    }
+
+    /// The schedule of bidirectional layer `l`'s directions: the decision, the estimates and
+    /// why (`None` for a unidirectional model, or where the planner gave no estimate because
+    /// it refused a direction).
+    ///
+    /// # Panics
+    /// When `l >= num_layers()`.
+    pub fn schedule(&self, l: usize) -> Option<&ScheduleChoice> {
+        self.schedules[l].as_ref()
     }
 
     /// The recurrent layer of layer `l`, direction `d` (for its launch shape).
@@ -282,8 +642,6 @@ impl Model {
         self.layers.len() * self.directions() * self.batch * self.hidden
     }
 
-    /// Runs the model on host input `x` (`[T][B][I]`, finite) from `h0`/`c0` (`[L·D][B][H]`,
-    /// zeros when `None`; `c0` for LSTM only) and returns PyTorch's `output`, `h_n` and (LSTM)
     /// Numbers the next forward pass's steps as the continuation of a sequence of which
     /// `steps_done` steps have run (see [`SparseRecurrentLayer::set_steps_done`]); used by
     /// [`crate::StreamingModel`].
@@ -293,6 +651,23 @@ impl Model {
         }
     }
 
+    /// Makes the kernel of layer `at.0`, direction `at.1` never publish its first step, so
+    /// every wait of it ends in [`Error::Timeout`] (`None`: no fault). (Test hook.)
+    ///
+    /// # Panics
+    /// When the layer or direction is out of range.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_never_publish(&mut self, at: Option<(usize, usize)>) {
+        let dn = self.directions();
+        self.extra_flags.iter_mut().for_each(|f| *f = 0);
+        if let Some((l, d)) = at {
+            assert!(l < self.layers.len() && d < dn, "layer {l} direction {d} is out of range");
+            self.extra_flags[l * dn + d] = sprnn_kernels::format::flags::TEST_NEVER_PUBLISH;
+        }
+    }
+
+    /// Runs the model on host input `x` (`[T][B][I]`, finite) from `h0`/`c0` (`[L·D][B][H]`,
+    /// zeros when `None`; `c0` for LSTM only) and returns PyTorch's `output`, `h_n` and (LSTM)
     /// `c_n`. Errors as [`Self::forward_device`], plus a non-finite `x` (`"x"`).
     pub fn forward(&mut self, x: &[f32], steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<ModelOutput> {
         check_finite("x", x)?;
@@ -309,6 +684,22 @@ impl Model {
         }
         let want = steps.checked_mul(self.batch * self.input_size).ok_or(Error::Input { name: "steps", problem: format!("{steps} steps overflow T*B*I") })?;
         check_len("x", len, want, "T*B*I")
+    }
+
+    /// The checks of a forward pass or a capture, before anything is enqueued.
+    fn check_call(&self, x_len: usize, steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<()> {
+        self.check_x(x_len, steps)?;
+        let n = self.state_len();
+        for (name, v) in [("h0", h0), ("c0", c0)] {
+            if let Some(v) = v {
+                check_len(name, v.len(), n, "L*D*B*H")?;
+                check_finite(name, v)?;
+            }
+        }
+        if c0.is_some() && self.cell != Cell::Lstm {
+            return Err(Error::Input { name: "c0", problem: format!("given for a {} model; only LSTM has a cell state", self.cell.name()) });
+        }
+        Ok(())
     }
 
     /// Makes every buffer hold `steps` steps.
@@ -338,91 +729,216 @@ impl Model {
         Ok(())
     }
 
+    /// Copies each layer's block of `h0`/`c0` into its initial-state buffers (on the host's
+    /// side of the chain: before anything is enqueued) and returns each layer's kernel flags
+    /// (`l·D + d`).
+    fn load_states(&mut self, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<Vec<u32>> {
+        let (dn, bh) = (self.directions(), self.batch * self.hidden);
+        let mut flags = self.extra_flags.clone();
+        for (l, dirs) in self.layers.iter_mut().enumerate() {
+            for (d, dir) in dirs.iter_mut().enumerate() {
+                let k = l * dn + d;
+                flags[k] |= dir.layer.load_state(block(h0, k, bh), block(c0, k, bh)).map_err(|e| e.in_layer(l, d, dn))?;
+            }
+        }
+        Ok(flags)
+    }
+
+    /// Enqueues the whole forward pass as one chain on the model's streams (see the [module
+    /// docs](self#one-chain-of-stream-ordered-work)); returns at once. On error, what was
+    /// enqueued before stays enqueued (the caller waits for it, or ends the capture), and the
+    /// side stream has been joined back to the main one.
+    fn enqueue_chain(&mut self, x: &DeviceBuffer<f32>, steps: usize, flags: &[u32], launch: Launch) -> Result<()> {
+        let mut forked = false;
+        let r = self.enqueue_chain_steps(x, steps, flags, launch, &mut forked);
+        if r.is_err() && forked {
+            // Join the side stream back (a capture cannot end with it forked).
+            let _ = self.events.rejoin.record(&self.streams[1]);
+            let _ = driver::wait_event(&self.streams[0], &self.events.rejoin);
+        }
+        r
+    }
+
+    fn enqueue_chain_steps(&mut self, x: &DeviceBuffer<f32>, steps: usize, flags: &[u32], launch: Launch, forked: &mut bool) -> Result<()> {
+        let Model { gpu, layers, concurrent, joined, events, streams, batch, hidden, .. } = self;
+        let (s0, s1) = (&streams[0], &streams[1]);
+        let (dn, batch, hidden) = (layers[0].len(), *batch, *hidden);
+        events.start.record(s0)?;
+        for l in 0..layers.len() {
+            let (below, rest) = layers.split_at_mut(l);
+            let dirs = &mut rest[0];
+            let input: &DeviceBuffer<f32> = match l {
+                0 => x,
+                _ if dn == 2 => &joined[l - 1],
+                _ => &below[l - 1][0].out.h,
+            };
+            let at_once = concurrent[l];
+            let stream_of = |d: usize| if at_once && d == 1 { s1 } else { s0 };
+            let ev = &events.layers[l];
+            let ctx = |d: usize| move |e: Error| e.in_layer(l, d, dn);
+            for (d, dir) in dirs.iter_mut().enumerate() {
+                if at_once && d == 1 {
+                    // Fork: the reverse direction starts where the layer starts on the main stream.
+                    driver::wait_event(s1, &ev.projection[0])?;
+                    *forked = true;
+                }
+                let s = stream_of(d);
+                ev.projection[d].record(s)?;
+                dir.projection.enqueue(input, steps, batch, d == 1, &mut dir.u, s).map_err(ctx(d))?;
+            }
+            for (d, dir) in dirs.iter_mut().enumerate() {
+                let (before, after) = &ev.kernel[d];
+                dir.layer.enqueue_between(dir.u.address(), &mut dir.out, flags[l * dn + d], stream_of(d), Some((before, after)), launch).map_err(ctx(d))?;
+            }
+            if dn == 2 {
+                if at_once {
+                    // Join: the main stream waits for the reverse direction's kernel.
+                    driver::wait_event(s0, &ev.kernel[1].1)?;
+                    *forked = false;
+                }
+                let params = ConcatParams {
+                    forward: dirs[0].out.h.as_device_ptr().as_raw(),
+                    reverse: dirs[1].out.h.as_device_ptr().as_raw(),
+                    out: joined[l].as_device_ptr().as_raw(),
+                    steps: steps as u32,
+                    batch: batch as u32,
+                    hidden: hidden as u32,
+                    pad: 0,
+                };
+                let f = gpu.function(CONCAT_KERNEL)?;
+                let total = steps * batch * 2 * hidden;
+                // SAFETY: both sources are [T][B][H] and the destination [T][B][2H] (buffers
+                // sized by `ensure_steps` for `steps`); the caller waits for the stream (or
+                // keeps the buffers for the graph's life) before any of them is freed.
+                unsafe { driver::launch(&f, elementwise_grid(total), ELEMENTWISE_THREADS as u32, 0, s0, &params) }?;
+                ev.join.record(s0)?;
+            }
+        }
+        events.end.record(s0)?;
+        Ok(())
+    }
+
+    /// After the chain's one synchronisation: every layer's status, the first failing layer
+    /// (in the chain's order) as [`Error::InLayer`].
+    fn check_statuses(&self) -> Result<()> {
+        let dn = self.directions();
+        for (l, dirs) in self.layers.iter().enumerate() {
+            for (d, dir) in dirs.iter().enumerate() {
+                dir.layer.check_status().map_err(|e| e.in_layer(l, d, dn))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The chain's times, from its events (after the synchronisation).
+    fn read_timing(&self, started: Instant) -> Result<ModelTiming> {
+        let ev = &self.events;
+        let dn = self.directions();
+        let mut t = ModelTiming {
+            recurrent_ms: Vec::new(),
+            kernel_ms: Vec::new(),
+            projection_ms: Vec::new(),
+            join_ms: Vec::new(),
+            concurrent: self.concurrent.clone(),
+            gpu_ms: ev.end.elapsed_ms(&ev.start)?,
+            total_ms: 0.0,
+        };
+        for le in &ev.layers {
+            // Every time relative to the layer's first event.
+            let origin = &le.projection[0];
+            let at = |e: &Event| e.elapsed_ms(origin);
+            let (mut first_kernel, mut last_end, mut first_projection) = (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY);
+            let mut kernels = Vec::with_capacity(dn);
+            for d in 0..dn {
+                let (k0, k1) = (at(&le.kernel[d].0)?, at(&le.kernel[d].1)?);
+                first_projection = first_projection.min(at(&le.projection[d])?);
+                first_kernel = first_kernel.min(k0);
+                last_end = last_end.max(k1);
+                kernels.push(k1 - k0);
+            }
+            t.recurrent_ms.push(last_end - first_kernel);
+            t.kernel_ms.push(kernels);
+            t.projection_ms.push((first_kernel - first_projection).max(0.0));
+            t.join_ms.push(if dn == 2 { (at(&le.join)? - last_end).max(0.0) } else { 0.0 });
+        }
+        t.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(t)
+    }
+
     /// Runs the model on device input `x` (`[T][B][I]` f32) with everything on the GPU; the
     /// results stay there until [`Self::output_to_host`] (or the next call). `h0`/`c0` are
     /// `[L·D][B][H]` host values (zeros when `None`; `c0` for LSTM only).
     ///
+    /// The whole pass is one chain of stream-ordered work with one wait at its end (see the
+    /// [module docs](self#one-chain-of-stream-ordered-work)); the returned [`ModelTiming`] has
+    /// every layer's parts.
+    ///
     /// Errors, before anything is launched ([`Error::Input`]): `steps` is 0 or beyond the
     /// kernels' 32-bit indices, `x` is not `T·B·I` values, `h0`/`c0` are not `L·D·B·H` finite
     /// values, `c0` is given for a cell without a cell state. Then the errors of the kernels
-    /// ([`Error::Timeout`], [`Error::Driver`], ...), for the first layer that fails.
+    /// ([`Error::Timeout`], [`Error::NotResident`], ...) as [`Error::InLayer`] naming the
+    /// first failing layer and direction in the chain's order, or [`Error::Driver`] for a
+    /// failure the driver does not tie to a layer.
     pub fn forward_device(&mut self, x: &DeviceBuffer<f32>, steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<ModelTiming> {
         let started = Instant::now();
-        self.check_x(x.len(), steps)?;
-        let n = self.state_len();
-        for (name, v) in [("h0", h0), ("c0", c0)] {
-            if let Some(v) = v {
-                check_len(name, v.len(), n, "L*D*B*H")?;
-                check_finite(name, v)?;
-            }
-        }
-        if c0.is_some() && self.cell != Cell::Lstm {
-            return Err(Error::Input { name: "c0", problem: format!("given for a {} model; only LSTM has a cell state", self.cell.name()) });
-        }
+        self.check_call(x.len(), steps, h0, c0)?;
         self.gpu.make_current()?;
         self.ensure_steps(steps)?;
         self.ran = false;
-        let (dirs_n, bh, batch) = (self.directions(), self.batch * self.hidden, self.batch);
-        let mut timing = ModelTiming { recurrent_ms: Vec::new(), kernel_ms: Vec::new(), total_ms: 0.0 };
-        for l in 0..self.layers.len() {
-            let (below, rest) = self.layers.split_at_mut(l);
-            let dirs = &mut rest[0];
-            let input: &DeviceBuffer<f32> = match l {
-                0 => x,
-                _ if dirs_n == 2 => &self.joined[l - 1],
-                _ => &below[l - 1][0].out.h,
-            };
-            let concurrent = self.concurrent[l];
-            let stream_of = |d: usize| if concurrent { &self.streams[d] } else { &self.streams[0] };
-            let init = |v, d| block(v, l * dirs_n + d, bh);
-            for (d, dir) in dirs.iter_mut().enumerate() {
-                dir.projection.enqueue(input, steps, batch, d == 1, &mut dir.u, stream_of(d))?;
-            }
-            let (span, kernels) = if concurrent {
-                let (first, second) = dirs.split_at_mut(1);
-                let (a, b) = (&mut first[0], &mut second[0]);
-                let pa = a.layer.launch_on(&a.u, init(h0, 0), init(c0, 0), &mut a.out, stream_of(0))?;
-                let pb = b.layer.launch_on(&b.u, init(h0, 1), init(c0, 1), &mut b.out, stream_of(1))?;
-                let span = {
-                    let (sa, ea) = pa.wait()?;
-                    let (sb, eb) = pb.wait()?;
-                    let rel = |e: &cust::event::Event| e.elapsed_time_f32(sa).map_err(cust_err("cuEventElapsedTime"));
-                    let (start_b, end_a, end_b) = (rel(sb)?, rel(ea)?, rel(eb)?);
-                    end_a.max(end_b) - start_b.min(0.0)
-                };
-                let (ka, kb) = (pa.finish(), pb.finish());
-                (span, vec![ka?, kb?])
-            } else {
-                let mut ks = Vec::new();
-                for (d, dir) in dirs.iter_mut().enumerate() {
-                    ks.push(dir.layer.launch_on(&dir.u, init(h0, d), init(c0, d), &mut dir.out, stream_of(d))?.finish()?);
-                }
-                (ks.iter().sum(), ks)
-            };
-            timing.recurrent_ms.push(span);
-            timing.kernel_ms.push(kernels);
-            if dirs_n == 2 {
-                let params = ConcatParams {
-                    forward: dirs[0].out.h.as_device_ptr().as_raw(),
-                    reverse: dirs[1].out.h.as_device_ptr().as_raw(),
-                    out: self.joined[l].as_device_ptr().as_raw(),
-                    steps: steps as u32,
-                    batch: batch as u32,
-                    hidden: self.hidden as u32,
-                    pad: 0,
-                };
-                let f = self.gpu.function(CONCAT_KERNEL)?;
-                let total = steps * batch * 2 * self.hidden;
-                // SAFETY: both sources are [T][B][H] and the destination [T][B][2H] (buffers
-                // sized by `ensure_steps` for `steps`); the stream is waited for right after.
-                let launched = unsafe { driver::launch(&f, elementwise_grid(total), ELEMENTWISE_THREADS as u32, 0, &self.streams[0], &params) };
-                driver::synchronize(&self.streams[0])?;
-                launched?;
+        let flags = self.load_states(h0, c0)?;
+        let enqueued = self.enqueue_chain(x, steps, &flags, Launch::Checked);
+        // The one wait of the pass (the side stream joins the main one inside the chain; after
+        // a failed enqueue it is waited for too).
+        let waited = driver::synchronize(&self.streams[0]);
+        if enqueued.is_err() {
+            let _ = driver::synchronize(&self.streams[1]);
+        }
+        enqueued?;
+        waited?;
+        self.check_statuses()?;
+        let timing = self.read_timing(started)?;
+        self.ran = true;
+        Ok(timing)
+    }
+
+    /// Captures the forward pass over `x` (`steps` steps, from `h0`/`c0`) as one CUDA graph,
+    /// checked as [`Self::forward_device`] checks its arguments; [`ModelGraph::replay`] then
+    /// runs it, as often as wanted, with one launch and one wait, and gives the same outputs as
+    /// `forward_device` bit for bit.
+    ///
+    /// Done once, here, and not per replay: sizing the buffers for `steps`, copying `h0`/`c0`
+    /// into the layers' initial-state buffers (every replay starts from these), asking the
+    /// driver whether each cluster-resident layer's cluster fits. In the graph, per replay:
+    /// every memset that resets an exchange buffer or a status word, every projection, kernel
+    /// and join. New input goes in through [`ModelGraph::write_input`] (the graph reads `x`'s
+    /// memory), a new initial state needs a new capture. The graph borrows the model and `x`:
+    /// neither can be changed otherwise, or freed, while it lives.
+    ///
+    /// Errors: as `forward_device` before anything is launched; then [`Error::InLayer`] for a
+    /// layer whose launch the driver refuses while capturing, or [`Error::Driver`] naming the
+    /// capture call that failed (`cuStreamEndCapture`, `cuGraphInstantiateWithFlags`).
+    pub fn capture<'a>(&'a mut self, x: &'a mut DeviceBuffer<f32>, steps: usize, h0: Option<&[f32]>, c0: Option<&[f32]>) -> Result<ModelGraph<'a>> {
+        self.check_call(x.len(), steps, h0, c0)?;
+        self.gpu.make_current()?;
+        self.ensure_steps(steps)?;
+        self.ran = false;
+        let dn = self.directions();
+        for (l, dirs) in self.layers.iter().enumerate() {
+            for (d, dir) in dirs.iter().enumerate() {
+                dir.layer.check_launchable().map_err(|e| e.in_layer(l, d, dn))?;
             }
         }
-        self.ran = true;
-        timing.total_ms = started.elapsed().as_secs_f64() * 1e3;
-        Ok(timing)
+        let flags = self.load_states(h0, c0)?;
+        // Nothing else may be in flight on the streams while they are captured.
+        driver::synchronize(&self.streams[0])?;
+        driver::synchronize(&self.streams[1])?;
+        let (start, stop) = (Event::new(true)?, Event::new(true)?);
+        driver::begin_capture(&self.streams[0])?;
+        let enqueued = self.enqueue_chain(x, steps, &flags, Launch::Captured);
+        let ended = driver::end_capture(&self.streams[0]);
+        enqueued?;
+        let exec = ended?.instantiate()?;
+        Ok(ModelGraph { model: self, x, steps, exec, start, stop })
     }
 
     /// Sizes every buffer for `steps` steps and fills all of them (each direction's `U`, `h`
@@ -437,6 +953,12 @@ impl Model {
         self.gpu.make_current()?;
         self.ensure_steps(steps)?;
         self.ran = false;
+        self.poison_buffers()
+    }
+
+    /// Fills every buffer with NaN (see [`Self::poison`]).
+    #[cfg(feature = "test-hooks")]
+    fn poison_buffers(&mut self) -> Result<()> {
         let nan = f32::NAN.to_bits();
         let stream = &self.streams[0];
         for dir in self.layers.iter_mut().flatten() {
@@ -476,5 +998,84 @@ impl Model {
             }
         }
         Ok(ModelOutput { output, h_n, c_n: (self.cell == Cell::Lstm).then_some(c_n) })
+    }
+}
+
+/// A [`Model`]'s forward pass captured as one CUDA graph ([`Model::capture`]), replayed with
+/// one launch and one wait. It borrows the model (whose buffers the graph writes) and the
+/// input buffer (which the graph reads) for its whole life.
+pub struct ModelGraph<'a> {
+    model: &'a mut Model,
+    x: &'a mut DeviceBuffer<f32>,
+    steps: usize,
+    exec: GraphExec,
+    start: Event,
+    stop: Event,
+}
+
+impl std::fmt::Debug for ModelGraph<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelGraph").field("model", &self.model).field("steps", &self.steps).finish()
+    }
+}
+
+impl ModelGraph<'_> {
+    /// Runs the captured forward pass once and waits for it; then checks every layer's status
+    /// as [`Model::forward_device`] does (the first failing layer as [`Error::InLayer`]). The
+    /// outputs are the model's ([`Self::output_to_host`], [`Model::output_device`] through
+    /// [`Self::model`]).
+    pub fn replay(&mut self) -> Result<ReplayTiming> {
+        let started = Instant::now();
+        let model = &mut *self.model;
+        model.gpu.make_current()?;
+        model.ran = false;
+        let s0 = &model.streams[0];
+        self.start.record(s0)?;
+        // SAFETY: every address the graph uses belongs to the model's buffers (sized for
+        // `steps` when captured) or to `x`; both are borrowed by the graph, so none can be
+        // reallocated or freed, and the stream is waited for below before this returns.
+        let launched = unsafe { self.exec.launch(s0) };
+        let recorded = self.stop.record(s0);
+        driver::synchronize(s0)?;
+        launched?;
+        recorded?;
+        model.check_statuses()?;
+        let gpu_ms = self.stop.elapsed_ms(&self.start)?;
+        model.ran = true;
+        Ok(ReplayTiming { gpu_ms, total_ms: started.elapsed().as_secs_f64() * 1e3 })
+    }
+
+    /// Copies new input `x` (`[T][B][I]` host values, finite, `T` the captured steps) into the
+    /// buffer the graph reads, for the next replay.
+    pub fn write_input(&mut self, x: &[f32]) -> Result<()> {
+        check_finite("x", x)?;
+        check_len("x", x.len(), self.x.len(), "T*B*I")?;
+        self.model.gpu.make_current()?;
+        self.model.ran = false;
+        self.x.copy_from(x).map_err(cust_err("cuMemcpyHtoD"))
+    }
+
+    /// Steps of the captured sequence.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The model the graph runs.
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// The results of the last successful replay ([`Model::output_to_host`]).
+    pub fn output_to_host(&self) -> Result<ModelOutput> {
+        self.model.output_to_host()
+    }
+
+    /// Fills every buffer of the model with NaN before the next replay (see
+    /// [`Model::poison`]). (Test hook.)
+    #[cfg(feature = "test-hooks")]
+    pub fn poison(&mut self) -> Result<()> {
+        self.model.gpu.make_current()?;
+        self.model.ran = false;
+        self.model.poison_buffers()
     }
 }

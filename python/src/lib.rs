@@ -46,8 +46,9 @@ create_exception!(_native, KernelTimeout, SprnnError, "A CTA of the persistent k
 /// The Python exception for a Rust error, with the same message.
 fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
-    match e {
-        Error::Plan(p) => plan_err(&p, msg),
+    // A model's error names its layer around the kernel's own: the class is the kernel's.
+    match e.root() {
+        Error::Plan(p) => plan_err(p, msg),
         Error::NotResident { .. } | Error::ClusterNotResident { .. } => DoesNotFit::new_err(msg),
         Error::NoDriver { .. } | Error::NoDevice { .. } | Error::UnsupportedGpu { .. } => NoDevice::new_err(msg),
         Error::Input { .. } | Error::Sparse(_) | Error::WrongDevice { .. } => InvalidInput::new_err(msg),

@@ -12,18 +12,29 @@
 //!   bidirectional layer, from the first launch to the last end; CUDA events), median of the
 //!   repeats;
 //! - `recurrent_us_per_step`: their sum (median over repeats of the per-run sum);
-//! - `model_us_per_step`: the whole forward pass per step, input projections, joins and the
-//!   host's waits between layers included (host wall clock), median.
+//! - `model_us_per_step`: the whole forward pass per step (one chain of stream-ordered work
+//!   with one wait at its end), input projections, joins and launch gaps included (host wall
+//!   clock), median;
+//! - `projection_us_per_step`, `join_us_per_step`: per layer, the input projections and the
+//!   join of the two directions (CUDA events of the chain), medians; `other_us_per_step`: the
+//!   wall time in none of the layers' parts (launch gaps, the host's work), median;
+//! - `graph_us_per_step`: the same forward pass captured once as a CUDA graph and replayed
+//!   (host wall clock of a replay), median.
+//!
+//! `--directions in-turn|at-once` forces how the two directions of a bidirectional layer run
+//! (default: the cost model's choice, printed with its reason); the `impl` word then says
+//! `sprnn_in_turn` or `sprnn_at_once`.
 
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sprnn::layout::{self, DeviceInfo, PlanOptions};
-use sprnn::model::{co_resident, CtaFootprint};
+use sprnn::layout::{self, DeviceInfo, PlanOptions, RowStats};
+use sprnn::model::{choose_schedule, half_device, DirectionSchedule};
 use sprnn::reference::{self, Precision};
 use sprnn::sparse::{Dense, Matrix, PruneMode};
 use sprnn::weights::{LayerWeights, ModelWeights};
+use sprnn::model::ModelTiming;
 use sprnn::{Cell, Csr, Model, ModelOptions};
 
 /// A model example's configuration (defaults per example, overridden by `--key value`).
@@ -57,9 +68,8 @@ pub struct Config {
     pub sparse_input: bool,
     /// Seed of the random weights and inputs.
     pub seed: u64,
-    /// Plan each direction of a bidirectional layer on half the SMs with CTAs of at most half
-    /// an SM (`PlanOptions::ctas`, `ctas_per_sm`), so that the two directions run concurrently.
-    pub split_sms: bool,
+    /// How the two directions of a bidirectional layer run (`--directions`).
+    pub schedule: DirectionSchedule,
 }
 
 impl Config {
@@ -81,26 +91,25 @@ impl Config {
             warmup: 3,
             check_steps: 8,
             sparse_input: false,
-            split_sms: false,
+            schedule: DirectionSchedule::Auto,
             seed: 1,
         }
     }
 
     /// Applies `--hidden H --density D --batch B --steps T --layers L --input I --repeats N
-    /// --warmup N --check-steps N --seed S --sparse-input` from the command line; `--help`
-    /// prints them and exits.
+    /// --warmup N --check-steps N --seed S --sparse-input --directions auto|in-turn|at-once`
+    /// from the command line; `--help` prints them and exits.
     pub fn with_args(mut self, about: &str) -> Config {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             if a == "--help" || a == "-h" {
-                println!("{about}\n\noptions (defaults in brackets):\n  --hidden H [{}]  --density D [{}]  --batch B [{}]  --steps T [{}]\n  --layers L [{}]  --input I [{}, 0 = H]  --repeats N [{}]  --warmup N [{}]\n  --check-steps N [{}]  --seed S [{}]  --sparse-input (prune W_ih to the density too)\n  --split-sms (bidirectional: plan each direction on half the SMs, so both run at once)",
+                println!("{about}\n\noptions (defaults in brackets):\n  --hidden H [{}]  --density D [{}]  --batch B [{}]  --steps T [{}]\n  --layers L [{}]  --input I [{}, 0 = H]  --repeats N [{}]  --warmup N [{}]\n  --check-steps N [{}]  --seed S [{}]  --sparse-input (prune W_ih to the density too)\n  --directions auto|in-turn|at-once [auto] (bidirectional: the cost model's choice, or forced;\n    at-once plans each direction on half the SMs where needed)",
                     self.hidden, self.density, self.batch, self.steps, self.layers, self.input, self.repeats, self.warmup, self.check_steps, self.seed);
                 std::process::exit(0);
             }
-            if a == "--sparse-input" || a == "--split-sms" {
-                self.sparse_input |= a == "--sparse-input";
-                self.split_sms |= a == "--split-sms";
+            if a == "--sparse-input" {
+                self.sparse_input = true;
                 continue;
             }
             let v = it.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
@@ -115,6 +124,14 @@ impl Config {
                 "--warmup" => self.warmup = num(v),
                 "--check-steps" => self.check_steps = num(v),
                 "--seed" => self.seed = num(v) as u64,
+                "--directions" => {
+                    self.schedule = match v.as_str() {
+                        "auto" => DirectionSchedule::Auto,
+                        "in-turn" => DirectionSchedule::Sequential,
+                        "at-once" => DirectionSchedule::Concurrent,
+                        _ => fail(&format!("--directions {v}: auto, in-turn or at-once")),
+                    }
+                }
                 "--density" => self.density = v.parse().unwrap_or_else(|_| fail(&format!("--density {v}: not a number"))),
                 _ => fail(&format!("unknown option {a} (see --help)")),
             }
@@ -129,16 +146,6 @@ impl Config {
         self
     }
 
-    /// Planner options: with `split_sms`, half the SMs per direction, each CTA planned to
-    /// take at most half an SM (two CTAs per SM), so the two directions fit together.
-    fn plan_options(&self, device: &DeviceInfo) -> PlanOptions {
-        if self.split_sms && self.directions == 2 {
-            PlanOptions { ctas: Some((device.sm_count / 2).min(self.hidden)), ctas_per_sm: Some(2), ..PlanOptions::default() }
-        } else {
-            PlanOptions::default()
-        }
-    }
-
     fn input_of(&self, l: usize) -> usize {
         if l == 0 { self.input } else { self.directions * self.hidden }
     }
@@ -148,7 +155,12 @@ impl Config {
         format!(
             "name={} impl=sprnn{} cell={} layers={} directions={} input={} hidden={} batch={} steps={} density={} dtype=fp16",
             self.name,
-            if self.split_sms && self.directions == 2 { "_split_sms" } else { "" }, self.cell.name(), self.layers, self.directions, self.input, self.hidden, self.batch, self.steps, self.density
+            match (self.directions, self.schedule) {
+                (2, DirectionSchedule::Sequential) => "_in_turn",
+                (2, DirectionSchedule::Concurrent) => "_at_once",
+                _ => "",
+            },
+            self.cell.name(), self.layers, self.directions, self.input, self.hidden, self.batch, self.steps, self.density
         )
     }
 }
@@ -183,29 +195,42 @@ pub fn recurrent_weights(c: &Config) -> Vec<Vec<Csr>> {
         .collect()
 }
 
-/// Plans every layer for `device` and prints the plans; whether all fit.
+/// Plans every layer for `device` as the model will (each direction of a bidirectional layer
+/// on the whole GPU or, where the directions run at once on halves, on half the SMs) and prints
+/// the plans and how the directions run; whether all fit.
 pub fn print_plans(c: &Config, w_hh: &[Vec<Csr>], device: &DeviceInfo) -> bool {
     let mut all = true;
+    let opts = PlanOptions::default();
     for (l, dirs) in w_hh.iter().enumerate() {
-        let mut shapes = Vec::new();
-        for (d, w) in dirs.iter().enumerate() {
-            match layout::plan(w, c.cell, c.batch, device, &c.plan_options(device)) {
-                Ok(p) => {
-                    println!(
-                        "  layer {l}{}: {} nonzeros, {} CTAs x {} threads, list length {}, {} registers, {} B shared",
-                        if c.directions == 2 { if d == 0 { " forward" } else { " reverse" } } else { "" },
-                        w.nnz(), p.grid(), p.threads_per_cta(), p.list_len(), p.registers_per_thread(), p.smem_bytes()
-                    );
-                    shapes.push(CtaFootprint { grid: p.grid(), threads: p.threads_per_cta(), registers_per_thread: p.registers_per_thread() as usize, smem_bytes: p.smem_bytes() });
+        let mut planned_on = device.clone();
+        if let [a, b] = &dirs[..] {
+            match choose_schedule([&RowStats::of(a), &RowStats::of(b)], c.cell, c.batch, device, &opts, c.schedule) {
+                Ok(choice) => {
+                    println!("  layer {l}: directions {}: {}", if choice.concurrent { "at once" } else { "in turn" }, choice.reason);
+                    if choice.half_sms {
+                        planned_on = half_device(device);
+                    }
                 }
+                Err(e) => println!("  layer {l}: no schedule for the directions: {e}"),
+            }
+        }
+        for (d, w) in dirs.iter().enumerate() {
+            match layout::plan(w, c.cell, c.batch, &planned_on, &opts) {
+                Ok(p) => println!(
+                    "  layer {l}{}: {} nonzeros, {} CTAs x {} threads, list length {}, {} registers, {} B shared",
+                    if c.directions == 2 { if d == 0 { " forward" } else { " reverse" } } else { "" },
+                    w.nnz(),
+                    p.grid(),
+                    p.threads_per_cta(),
+                    p.list_len(),
+                    p.registers_per_thread(),
+                    p.smem_bytes()
+                ),
                 Err(e) => {
                     println!("  layer {l} direction {d}: does not fit: {e}");
                     all = false;
                 }
             }
-        }
-        if let [a, b] = shapes[..] {
-            println!("  layer {l}: directions run {}", if co_resident(&a, &b, device) { "concurrently" } else { "one after the other (their grids cannot be resident together)" });
         }
     }
     all
@@ -266,8 +291,7 @@ pub fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         does_not_fit(&c, &gpu.info().name);
     }
     let weights = model_weights(&c, w_hh);
-    let mut opts = ModelOptions::default();
-    opts.layer.plan = c.plan_options(gpu.info());
+    let opts = ModelOptions { schedule: c.schedule, ..ModelOptions::default() };
     let mut model = Model::new(&gpu, &weights, c.batch, &opts)?;
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x5EED);
     let x = fp16_uniform(&mut rng, c.steps * c.batch * c.input, 1.0);
@@ -287,29 +311,46 @@ pub fn run(c: Config) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("the GPU model differs from the CPU reference by {:.3e} > {tol:.0e}", e.worst).into());
     }
 
-    // Timing: the full sequence, median of the repeats after the warm-up.
-    let d_x = sprnn::cust::memory::DeviceBuffer::from_slice(&x)?;
-    let (mut layers, mut sums, mut totals) = (vec![Vec::new(); c.layers], Vec::new(), Vec::new());
+    // Timing: the full sequence, median of the repeats after the warm-up; the chain's parts
+    // per layer, then the same pass as a replayed CUDA graph.
+    let mut d_x = sprnn::cust::memory::DeviceBuffer::from_slice(&x)?;
+    let (mut timings, mut graph_us) = (Vec::new(), Vec::new());
     for r in 0..c.warmup + c.repeats {
         let timing = model.forward_device(&d_x, c.steps, None, None)?;
         if r >= c.warmup {
-            for (l, ms) in timing.recurrent_ms.iter().enumerate() {
-                layers[l].push(*ms as f64 * 1e3 / c.steps as f64);
-            }
-            sums.push(timing.recurrent_ms.iter().map(|&m| m as f64).sum::<f64>() * 1e3 / c.steps as f64);
-            totals.push(timing.total_ms * 1e3 / c.steps as f64);
+            timings.push(timing);
         }
     }
-    let per_layer: Vec<f64> = layers.into_iter().map(median).collect();
-    for (l, us) in per_layer.iter().enumerate() {
-        println!("layer {l}: {us:.3} us per step (recurrent{})", if model.directions() == 2 { if model.concurrent(l) { ", directions concurrent" } else { ", directions in turn" } } else { "" });
+    {
+        let mut graph = model.capture(&mut d_x, c.steps, None, None)?;
+        for r in 0..c.warmup + c.repeats {
+            let t = graph.replay()?;
+            if r >= c.warmup {
+                graph_us.push(t.total_ms * 1e3 / c.steps as f64);
+            }
+        }
     }
-    let (rec, total) = (median(sums), median(totals));
-    println!("recurrent layers: {rec:.3} us per step; whole model (projections, joins, host waits): {total:.3} us per step");
+    let per = |ms: f64| ms * 1e3 / c.steps as f64;
+    let per_layer = |f: &dyn Fn(&ModelTiming, usize) -> f64| -> Vec<f64> { (0..c.layers).map(|l| median(timings.iter().map(|t| per(f(t, l))).collect())).collect() };
+    let layer_us = per_layer(&|t, l| t.recurrent_ms[l] as f64);
+    let projection_us = per_layer(&|t, l| t.projection_ms[l] as f64);
+    let join_us = per_layer(&|t, l| t.join_ms[l] as f64);
+    for l in 0..c.layers {
+        let how = if model.directions() == 2 { if model.concurrent(l) { ", directions at once" } else { ", directions in turn" } } else { "" };
+        println!("layer {l}: recurrent {:.3}{how}, projection {:.3}, join {:.3} us per step", layer_us[l], projection_us[l], join_us[l]);
+    }
+    let rec = median(timings.iter().map(|t| per(t.recurrent_total_ms())).collect());
+    let total = median(timings.iter().map(|t| per(t.total_ms)).collect());
+    let other = median(timings.iter().map(|t| per(t.other_ms())).collect());
+    let graph = median(graph_us);
+    println!("recurrent layers: {rec:.3} us per step; other: {other:.3} ({:.1} % of the whole); whole model: {total:.3} us per step; replayed as a CUDA graph: {graph:.3}", 100.0 * other / total);
+    let list = |v: &[f64]| v.iter().map(|u| format!("{u:.3}")).collect::<Vec<_>>().join(",");
     println!(
-        "MODEL {} layer_us_per_step={} recurrent_us_per_step={rec:.3} model_us_per_step={total:.3}",
+        "MODEL {} layer_us_per_step={} recurrent_us_per_step={rec:.3} model_us_per_step={total:.3} projection_us_per_step={} join_us_per_step={} other_us_per_step={other:.3} graph_us_per_step={graph:.3}",
         c.words(),
-        per_layer.iter().map(|u| format!("{u:.3}")).collect::<Vec<_>>().join(",")
+        list(&layer_us),
+        list(&projection_us),
+        list(&join_us)
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! sprnn's integration tests: one binary, one module per area.
 
 mod advice;
+mod chain;
 mod cluster;
 mod common;
 mod gpu;
