@@ -5,7 +5,10 @@ use std::sync::Arc;
 use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
-use sprnn_kernels::format::{cluster_kernel_name, dense_kernel_name, recurrent_kernel_name, shared_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED, HIDDEN_F32, LIST_LENGTHS, SHARED_LIST_LENGTHS};
+use sprnn_kernels::format::{
+    cluster_kernel_name, dense_kernel_name, projection_dense_kernel_name, recurrent_kernel_name, shared_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED,
+    HIDDEN_F32, LIST_LENGTHS, PROJECTION_VARIANTS, SHARED_LIST_LENGTHS,
+};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 
@@ -104,6 +107,13 @@ impl Gpu {
                 let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
                 driver::allow_non_portable_cluster_size(&f)?;
             }
+        }
+        // The input projection's GEMM variants: allowed the opt-in shared memory once here
+        // (the host only launches a variant whose stages fit; see `projection::dense_variant`).
+        for (cols, stages) in PROJECTION_VARIANTS {
+            let name = projection_dense_kernel_name(cols, stages);
+            let f = module.get_function(name).map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+            driver::set_max_dynamic_shared(&f, optin)?;
         }
         let mut dense_registers = Vec::new();
         for (mt, kw) in DENSE_SHAPES {

@@ -46,15 +46,21 @@ impl Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, GATED, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_DENSE_KERNEL};
+    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, GATED, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_TO_F16_KERNEL};
 
     #[test]
     fn every_kernel_variant_is_in_both_ptx_files() {
         for ptx in [SM90, SM80] {
             assert!(ptx.contains(".entry sprnn_smoke("));
-            for name in [PROJECTION_DENSE_KERNEL, PROJECTION_CSR_KERNEL, CONCAT_KERNEL] {
+            for name in [PROJECTION_TO_F16_KERNEL, PROJECTION_CSR_KERNEL, CONCAT_KERNEL] {
                 assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
             }
+            for (cols, stages) in sprnn_kernels::format::PROJECTION_VARIANTS {
+                let name = sprnn_kernels::format::projection_dense_kernel_name(cols, stages);
+                assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
+            }
+            // The dense projection pipelines its tiles with cp.async and reads them with ldmatrix.
+            assert!(ptx.contains("cp.async.cg.shared.global") && ptx.contains("ldmatrix.sync.aligned.m8n8.x4.shared.b16"));
             // The dense projection runs on tensor cores.
             assert!(ptx.contains("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
             for n in LIST_LENGTHS {

@@ -638,6 +638,137 @@ pub unsafe fn mma_m16n8k16_f32_f16(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f3
     [d0, d1, d2, d3]
 }
 
+/// `cvt.rn.f16x2.f32`: two f32 rounded to fp16 (nearest even; overflow gives ±inf) and packed
+/// into one `.f16x2` register, `lo` in the low half. (The PTX instruction takes its operands
+/// high half first: `cvt.rn.f16x2.f32 d, hi, lo`.)
+#[inline(always)]
+pub fn f32x2_to_f16x2(lo: f32, hi: f32) -> u32 {
+    let r: u32;
+    // SAFETY: pure register arithmetic.
+    unsafe {
+        asm!("cvt.rn.f16x2.f32 {r}, {h}, {l};", r = out(reg32) r, h = in(reg32) hi, l = in(reg32) lo,
+            options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `ldmatrix.sync.aligned.m8n8.x4.shared.b16`: four 8 × 8 matrices of 16-bit elements from
+/// shared memory, one per group of eight lanes. Lane `8·i + r` gives the address of row `r` of
+/// matrix `i` (16 contiguous bytes, 16-byte aligned); result register `i` of lane `l` holds
+/// elements `2·(l % 4)` and `2·(l % 4) + 1` of row `l / 4` of matrix `i` (lower column in the low
+/// half) — exactly an `mma.m16n8k16` A fragment when the four matrices are the tile's
+/// (rows 0–7, k 0–7), (rows 8–15, k 0–7), (rows 0–7, k 8–15), (rows 8–15, k 8–15), and two B
+/// fragments when they are (n 0–7, k 0–7), (n 0–7, k 8–15), (n 8–15, k 0–7), (n 8–15, k 8–15)
+/// of a K-contiguous B tile. A read of shared memory ordered like a plain load (no memory-model
+/// guarantee beyond this thread's program order and the CTA's barriers).
+///
+/// # Safety
+/// All 32 lanes of the warp must execute it together (`.sync.aligned`); every lane's address
+/// must be a 16-byte-aligned address of 16 bytes inside the CTA's shared memory; sm_75 or newer.
+#[inline(always)]
+pub unsafe fn ldmatrix_x4(addr: u32) -> [u32; 4] {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees a converged warp and valid addresses.
+    unsafe {
+        asm!("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a,
+            b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr, options(readonly, nostack))
+    };
+    [a, b, c, d]
+}
+
+/// `ldmatrix.sync.aligned.m8n8.x2.shared.b16`: two 8 × 8 matrices, as [`ldmatrix_x4`]; lanes
+/// 0–15 give the row addresses (lanes 16–31 give addresses that are not read but must still be
+/// valid shared addresses, as the PTX ISA asks for `.x2`'s upper lanes' operands).
+///
+/// # Safety
+/// As [`ldmatrix_x4`].
+#[inline(always)]
+pub unsafe fn ldmatrix_x2(addr: u32) -> [u32; 2] {
+    let (a, b): (u32, u32);
+    // SAFETY: the caller guarantees a converged warp and valid addresses.
+    unsafe {
+        asm!("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {{{a}, {b}}}, [{p}];", a = out(reg32) a, b = out(reg32) b,
+            p = in(reg32) addr, options(readonly, nostack))
+    };
+    [a, b]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous copies global → shared (`cp.async`, sm_80 and newer)
+//
+// PTX ISA, "Data Movement and Conversion Instructions: cp.async": a `cp.async` is a weak memory
+// operation that the issuing thread starts and that completes later, in no order relative to
+// this thread's other `cp.async`s or its later plain accesses. `cp.async.commit_group` closes the
+// thread's not-yet-committed copies into one *group*; `cp.async.wait_group N` waits until at most
+// the `N` most recent groups of this thread are pending — every older group's writes to shared
+// memory are then complete and visible to this thread. Other threads see them only after a
+// further synchronisation: the kernels follow every wait with `bar.sync`, which orders this
+// CTA's shared-memory accesses. Groups are per thread, so a thread commits a group even when
+// it issued no copy in it, to keep the group counts of all threads in step.
+
+/// `cp.async.cg.shared.global [dst], [src], 16, src_size;`: copies 16 bytes from global `src` to
+/// shared `dst`, bypassing L1 (`.cg`: cached in L2 only). Only the first `src_bytes` bytes are
+/// read; the rest of the 16 are written as zeros — `src_bytes = 0` zero-fills `dst` and reads
+/// nothing (used for the tiles' edges). Asynchronous: see the section notes.
+///
+/// # Safety
+/// `dst` must be a 16-byte-aligned address of 16 bytes inside the CTA's shared memory that no
+/// thread accesses until a [`cp_async_wait_group`] covering this copy and a barrier; `src`
+/// must be a 16-byte-aligned global address whose first `src_bytes` bytes (`src_bytes` ≤ 16) are
+/// valid and not written during the kernel; sm_80 or newer.
+#[inline(always)]
+pub unsafe fn cp_async_cg_16(dst: u32, src: *const u8, src_bytes: u32) {
+    // SAFETY: the caller guarantees both addresses and the byte count.
+    unsafe {
+        asm!("cp.async.cg.shared.global [{d}], [{s}], 16, {n};", d = in(reg32) dst, s = in(reg64) src,
+            n = in(reg32) src_bytes, options(nostack))
+    };
+}
+
+/// `cp.async.commit_group`: closes this thread's pending [`cp_async_cg_16`] copies into one
+/// group (an empty group when there are none).
+#[inline(always)]
+pub fn cp_async_commit_group() {
+    // SAFETY: commits this thread's own copies; no memory is accessed.
+    unsafe { asm!("cp.async.commit_group;", options(nostack)) };
+}
+
+/// `cp.async.wait_group N`: waits until at most the `N` most recently committed groups of this
+/// thread are pending; the copies of every older group are then complete and visible to this
+/// thread (a barrier makes them visible to the CTA). Not `nomem`: the compiler must not move
+/// shared-memory reads across it.
+#[inline(always)]
+pub fn cp_async_wait_group<const N: u32>() {
+    // SAFETY: waits on this thread's own copies.
+    unsafe { asm!("cp.async.wait_group {n};", n = const N, options(nostack)) };
+}
+
+/// `st.global.v2.f32` (weak): two adjacent f32 outputs the host reads after the kernel.
+///
+/// # Safety
+/// `p` must be a valid, 8-byte-aligned global address of two f32.
+#[inline(always)]
+pub unsafe fn st_global_v2_f32(p: *mut f32, v: [f32; 2]) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("st.global.v2.f32 [{p}], {{{x}, {y}}};", p = in(reg64) p, x = in(reg32) v[0], y = in(reg32) v[1],
+            options(nostack))
+    };
+}
+
+/// `st.global.v4.u32` (weak): 16 bytes for a later kernel to read.
+///
+/// # Safety
+/// `p` must be a valid, 16-byte-aligned global address of 16 bytes.
+#[inline(always)]
+pub unsafe fn st_global_v4_u32(p: *mut u32, v: [u32; 4]) {
+    // SAFETY: the caller guarantees the address is valid.
+    unsafe {
+        asm!("st.global.v4.u32 [{p}], {{{x}, {y}, {z}, {w}}};", p = in(reg64) p, x = in(reg32) v[0],
+            y = in(reg32) v[1], z = in(reg32) v[2], w = in(reg32) v[3], options(nostack))
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // 64-bit exchange words, the SM clock
 

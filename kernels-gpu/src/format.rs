@@ -716,39 +716,67 @@ pub mod projection_flags {
     pub const REVERSE_TIME: u32 = 1 << 0;
 }
 
-/// Entry point of the dense input projection (tensor cores, fp16 × fp16 → f32).
-pub const PROJECTION_DENSE_KERNEL: &str = "sprnn_projection_dense";
+/// Entry point of the kernel that rounds the projection's input rows to fp16 (the first of the
+/// dense projection's two launches).
+pub const PROJECTION_TO_F16_KERNEL: &str = "sprnn_projection_x_to_f16";
 /// Entry point of the sparse input projection (CSR `W_ih` × dense `x`, f32).
 pub const PROJECTION_CSR_KERNEL: &str = "sprnn_projection_csr";
 /// Entry point of the kernel that joins the two directions of a bidirectional layer.
 pub const CONCAT_KERNEL: &str = "sprnn_concat_directions";
 
-/// Output rows (`x` rows, i.e. `t·B + b`) per CTA of the dense projection.
-pub const PROJECTION_TILE_ROWS: usize = 64;
-/// Output columns (`W_ih` rows, i.e. gate rows `g·H + j`) per CTA of the dense projection.
-pub const PROJECTION_TILE_COLS: usize = 64;
-/// Input values (`k`) per shared-memory stage of the dense projection: two `k = 16` steps of
-/// `mma.m16n8k16`.
-pub const PROJECTION_TILE_K: usize = 32;
-/// Threads per CTA of the dense projection: four warps, each computing a 32 × 32 sub-tile.
-pub const PROJECTION_THREADS: usize = 128;
-/// Row stride, in fp16 values, of the shared-memory tiles: `TILE_K` plus 8 of padding, so the
-/// 32 lanes' fragment loads (`row = lane / 4`, `k = 2·(lane % 4)`) hit 32 different banks and
-/// every row starts 16-byte aligned.
-pub const PROJECTION_SMEM_STRIDE: usize = PROJECTION_TILE_K + 8;
-/// Threads per CTA of the sparse projection and of the direction-joining kernel.
+/// Output rows (`x` rows, i.e. `t·B + b`) per CTA of the dense projection GEMM.
+pub const PROJECTION_TILE_ROWS: usize = 128;
+/// Input values (`k`) per shared-memory stage of the dense projection GEMM: four `k = 16`
+/// steps of `mma.m16n8k16`; a tile row is 128 bytes of fp16, eight 16-byte chunks.
+pub const PROJECTION_TILE_K: usize = 64;
+/// Threads per CTA of the dense projection GEMM: eight warps in a 2 (rows) × 4 (columns)
+/// arrangement, each computing `64 × tile_cols / 4` outputs.
+pub const PROJECTION_THREADS: usize = 256;
+/// Warps of the dense projection GEMM along the rows (`x`) and the columns (`W_ih`) of a tile.
+pub const PROJECTION_WARPS: (usize, usize) = (2, 4);
+/// The input size the dense projection's fp16 operands are padded to a multiple of (with
+/// zeros): one 16-byte `cp.async` chunk, so every chunk of a row is aligned and either wholly
+/// inside the row or wholly outside it.
+pub const PROJECTION_K_ALIGN: usize = 8;
+/// The dense projection GEMM's variants `(tile_cols, stages)`: output columns (`W_ih` rows) per
+/// CTA, a multiple of 32 (`8 · tile_cols / 32` per warp, in `mma` n-tiles of 8), and
+/// shared-memory stages of the `cp.async` pipeline. The host picks one per problem
+/// (`sprnn::projection`); the last needs the least shared memory.
+pub const PROJECTION_VARIANTS: [(usize, usize); 4] = [(256, 4), (160, 4), (128, 4), (128, 2)];
+/// Threads per CTA of the sparse projection, of the fp16 rounding of the input and of the
+/// direction-joining kernel.
 pub const ELEMENTWISE_THREADS: usize = 256;
 
-/// Bytes of dynamic shared memory the dense projection needs: an `x` tile and a `W_ih` tile,
-/// `[TILE][STRIDE]` fp16 each.
-pub const fn projection_smem_bytes() -> usize {
-    (PROJECTION_TILE_ROWS + PROJECTION_TILE_COLS) * PROJECTION_SMEM_STRIDE * 2
+/// Entry point of the dense projection GEMM variant `(tile_cols, stages)`
+/// ([`PROJECTION_VARIANTS`]); `""` for a pair that has no variant.
+pub const fn projection_dense_kernel_name(tile_cols: usize, stages: usize) -> &'static str {
+    match (tile_cols, stages) {
+        (256, 4) => "sprnn_projection_dense_n256_s4",
+        (160, 4) => "sprnn_projection_dense_n160_s4",
+        (128, 4) => "sprnn_projection_dense_n128_s4",
+        (128, 2) => "sprnn_projection_dense_n128_s2",
+        _ => "",
+    }
 }
 
-/// CTAs of the dense projection for `rows` input rows (`T·B`) and `cols` outputs (`G·H`):
-/// tile `c` covers rows `(c / col_tiles)·64 ..` and columns `(c % col_tiles)·64 ..`.
-pub const fn projection_grid(rows: usize, cols: usize) -> usize {
-    rows.div_ceil(PROJECTION_TILE_ROWS) * cols.div_ceil(PROJECTION_TILE_COLS)
+/// The input size `I` rounded up to [`PROJECTION_K_ALIGN`]: the row length, in fp16 values, of
+/// the dense projection's `W_ih` and rounded `x` (zeros past `I`).
+pub const fn projection_padded_input(input: usize) -> usize {
+    round_up(input, PROJECTION_K_ALIGN)
+}
+
+/// Bytes of dynamic shared memory of the dense projection GEMM with `tile_cols` columns and
+/// `stages` stages: per stage an `x` tile and a `W_ih` tile of [`PROJECTION_TILE_K`] fp16 per
+/// row (128 bytes, no padding: the 16-byte chunks are swizzled instead).
+pub const fn projection_smem_bytes(tile_cols: usize, stages: usize) -> usize {
+    stages * (PROJECTION_TILE_ROWS + tile_cols) * PROJECTION_TILE_K * 2
+}
+
+/// CTAs of the dense projection GEMM for `rows` input rows (`T·B`), `cols` outputs (`G·H`) and
+/// `tile_cols` columns per CTA: CTA `c` computes row tile `c % row_tiles` of column tile
+/// `c / row_tiles` (consecutive CTAs share a `W_ih` tile).
+pub const fn projection_grid(rows: usize, cols: usize, tile_cols: usize) -> usize {
+    rows.div_ceil(PROJECTION_TILE_ROWS) * cols.div_ceil(tile_cols)
 }
 
 /// Every argument of the input-projection kernels, passed by value as one `.param` struct.
@@ -758,9 +786,11 @@ pub const fn projection_grid(rows: usize, cols: usize) -> usize {
 /// `(T-1-t)·B + b` with [`projection_flags::REVERSE_TIME`]. `x` is `[T·B][I]` f32 and `out` is
 /// `[T][B][G·H]` f32 (the recurrent kernel's `U`), row-major.
 ///
-/// Dense kernel ([`PROJECTION_DENSE_KERNEL`]): `w` is `W_ih` as fp16 bits, `[G·H][I]`; `x` is
-/// rounded to fp16 as it is loaded; products are accumulated in f32 by `mma.m16n8k16`, then
-/// `bias` is added (f32). Sparse kernel ([`PROJECTION_CSR_KERNEL`]): `W_ih` in CSR form —
+/// Dense projection: first [`PROJECTION_TO_F16_KERNEL`] writes `x` rounded to fp16 into `x16`
+/// (`[T·B][I8]`, `I8` = [`projection_padded_input`]`(I)`, zeros past `I`), then a GEMM variant
+/// ([`projection_dense_kernel_name`]) multiplies it with `w`, `W_ih` as fp16 bits `[G·H][I8]`
+/// (zeros past `I`); products are accumulated in f32 by `mma.m16n8k16`, then `bias` is added
+/// (f32). Sparse kernel ([`PROJECTION_CSR_KERNEL`]): `W_ih` in CSR form —
 /// `row_ptr` `[G·H + 1]` u32, `col_idx` `[nnz]` u32, `w` the values `[nnz]` f32 — and every
 /// product and sum in f32, in column order.
 #[repr(C)]
@@ -768,7 +798,7 @@ pub const fn projection_grid(rows: usize, cols: usize) -> usize {
 pub struct ProjectionParams {
     /// Input rows, `[T·B][I]` f32.
     pub x: u64,
-    /// Dense: `W_ih` `[G·H][I]` fp16 bits. Sparse: the nonzero values `[nnz]` f32.
+    /// Dense: `W_ih` `[G·H][I8]` fp16 bits. Sparse: the nonzero values `[nnz]` f32.
     pub w: u64,
     /// Sparse: row pointer `[G·H + 1]` u32 (unused by the dense kernel).
     pub row_ptr: u64,
@@ -776,6 +806,9 @@ pub struct ProjectionParams {
     pub col_idx: u64,
     /// Input bias `b_ih`, `[G·H]` f32.
     pub bias: u64,
+    /// Dense: `x` rounded to fp16, `[T·B][I8]` (written by [`PROJECTION_TO_F16_KERNEL`], read by
+    /// the GEMM); unused by the sparse kernel.
+    pub x16: u64,
     /// Output `U`, `[T][B][G·H]` f32.
     pub out: u64,
     /// Sequence length T.
@@ -1079,14 +1112,22 @@ const _: () = {
     assert!(core::mem::size_of::<SmokeParams>() % 8 == 0);
     assert!(core::mem::size_of::<ProjectionParams>() % 8 == 0);
     assert!(core::mem::size_of::<ConcatParams>() % 8 == 0);
-    // Four warps in a 2 × 2 arrangement of 32 × 32 sub-tiles cover the CTA's tile.
-    assert!(PROJECTION_THREADS == 128 && PROJECTION_TILE_ROWS == 64 && PROJECTION_TILE_COLS == 64);
-    // Two mma k-steps per stage; 16-byte-aligned tile rows.
-    assert!(PROJECTION_TILE_K % 16 == 0 && (PROJECTION_SMEM_STRIDE * 2) % 16 == 0);
-    // Each thread loads the same number of 16-byte pieces (4 f32 of x, 8 fp16 of W_ih) per stage.
-    assert!((PROJECTION_TILE_ROWS * PROJECTION_TILE_K / 4) % PROJECTION_THREADS == 0);
-    assert!((PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8) % PROJECTION_THREADS == 0);
-    assert!(projection_smem_bytes() <= 48 * 1024);
+    // The warps cover the CTA's tile; 64 rows per warp, column tiles of whole n8-tile pairs
+    // per warp (or one odd n-tile); each thread copies whole 16-byte chunks per stage.
+    assert!(PROJECTION_WARPS.0 * PROJECTION_WARPS.1 * 32 == PROJECTION_THREADS);
+    assert!(PROJECTION_TILE_ROWS == 64 * PROJECTION_WARPS.0 && PROJECTION_TILE_K == 64);
+    assert!((PROJECTION_TILE_ROWS * PROJECTION_TILE_K / 8).is_multiple_of(PROJECTION_THREADS));
+    let mut i = 0;
+    while i < PROJECTION_VARIANTS.len() {
+        let (n, s) = PROJECTION_VARIANTS[i];
+        assert!(n.is_multiple_of(8 * PROJECTION_WARPS.1) && (n * PROJECTION_TILE_K / 8).is_multiple_of(PROJECTION_THREADS));
+        assert!(s >= 2 && !projection_dense_kernel_name(n, s).is_empty());
+        // Within the 227 KB a Hopper CTA may opt into; the host skips variants beyond a GPU's.
+        assert!(projection_smem_bytes(n, s) <= 227 * 1024);
+        i += 1;
+    }
+    // The smallest variant fits every sm_80-class GPU (at least 99 KB per CTA).
+    assert!(projection_smem_bytes(128, 2) <= 99 * 1024);
     assert!(MAX_HIDDEN < 1 << 16);
     assert!(str_eq(recurrent_kernel_name(32, 4, true, false), "sprnn_recurrent_n32_bt4_h32"));
     assert!(str_eq(recurrent_kernel_name(8, 1, false, true), "sprnn_gated_n8_bt1_h16"));

@@ -10,7 +10,10 @@
 //! `cell = projection`, `H = G·H`, `B = N`, `density = 1`, `T = I`, `approach =
 //! sprnn_projection` and `us_per_step` = microseconds per whole projection (median of the
 //! repeats, CUDA events); `peers.py --projection` writes the cuBLAS (torch fp16 matmul) row of
-//! the same shape as `approach = projection`.
+//! the same shape as `approach = projection`. The time covers both of the dense projection's
+//! launches (`x` rounded to fp16, then the GEMM); the note names the GEMM variant `(C, S)` the
+//! projection chose. `--projection-variants` adds one row per GEMM variant, pinned
+//! (`approach = sprnn_projection_nC_sS`).
 //!
 //! Before generating a layer, each configuration is checked against the planner from its row
 //! statistics alone ([`sprnn_bench::precheck`]), so a layer that cannot fit is refused in
@@ -86,6 +89,9 @@ struct Args {
     /// e.g. `1024x4096x1024`) instead of the recurrent sweep.
     #[arg(long, value_delimiter = ',')]
     projection: Vec<String>,
+    /// With `--projection`: also time every dense GEMM variant, pinned, one row each.
+    #[arg(long)]
+    projection_variants: bool,
     /// CSV file to append to (header written when new).
     #[arg(long)]
     out: Option<String>,
@@ -437,21 +443,28 @@ fn projections(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str) {
             eprintln!("sprnn-bench: --projection {shape}: {e}");
             std::process::exit(2)
         });
-        let (line, row) = match time_projection(gpu, i, gh, n, args.repeats, args.warmup) {
-            Ok((us, err)) => {
-                let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
-                (
-                    format!("projection I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, max error {err:.1e} of the bound)"),
-                    (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; checked rows within {err:.2} of the fp16 error bound")),
-                )
+        let pinned = std::iter::once(None).chain(args.projection_variants.then_some(sprnn_kernels::format::PROJECTION_VARIANTS.map(Some)).into_iter().flatten());
+        for variant in pinned {
+            let approach = match variant {
+                None => "sprnn_projection".to_string(),
+                Some((c, st)) => format!("sprnn_projection_n{c}_s{st}"),
+            };
+            let (line, row) = match time_projection(gpu, i, gh, n, variant, args.repeats, args.warmup) {
+                Ok((us, err, (c, st))) => {
+                    let tflops = 2.0 * (i * gh * n) as f64 / (us * 1e-6) / 1e12;
+                    (
+                        format!("{approach} I={i} GH={gh} N={n}: {us:.2} us ({tflops:.1} TFLOP/s, GEMM variant ({c}, {st}), max error {err:.1e} of the bound)"),
+                        (format!("{us:.3}"), format!("I={i}; GH={gh}; N={n}; {tflops:.1} TFLOP/s; GEMM variant n{c} s{st}; checked rows within {err:.2} of the fp16 error bound")),
+                    )
+                }
+                Err(e) => (format!("{approach} I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
+            };
+            println!("{line}");
+            if let Some(f) = file.as_mut() {
+                let (us, note) = &row;
+                writeln!(f, "projection,{gh},{n},1.0,{i},fp16,{approach},{us},{gpu_name},{},{},{},{}", args.driver, args.date, args.commit, csv_field(note))
+                    .unwrap();
             }
-            Err(e) => (format!("projection I={i} GH={gh} N={n}: not run: {e}"), (String::new(), format!("not run: {}", e.to_string().replace(',', ";")))),
-        };
-        println!("{line}");
-        if let Some(f) = file.as_mut() {
-            let (us, note) = &row;
-            writeln!(f, "projection,{gh},{n},1.0,{i},fp16,sprnn_projection,{us},{gpu_name},{},{},{},{}", args.driver, args.date, args.commit, csv_field(&note))
-                .unwrap();
         }
     }
 }
@@ -614,14 +627,16 @@ fn parse_shape(s: &str) -> Result<(usize, usize, usize), String> {
 
 /// Median µs of the dense projection for `(I, G·H, N)` over `repeats` runs after `warmup`, and
 /// the worst error of its first rows against an f64 product, as a fraction of the fp16 bound.
-fn time_projection(gpu: &Gpu, i: usize, gh: usize, n: usize, repeats: usize, warmup: usize) -> sprnn::Result<(f64, f64)> {
+fn time_projection(gpu: &Gpu, i: usize, gh: usize, n: usize, variant: Option<(usize, usize)>, repeats: usize, warmup: usize) -> sprnn::Result<(f64, f64, (usize, usize))> {
     use sprnn::cust::memory::DeviceBuffer;
     use sprnn::layer::DeviceInput;
     use sprnn::sparse::{Dense, Matrix};
     let w = random_input(1, gh * i);
     let b = random_input(2, gh);
     let x = random_input(3, n * i);
-    let proj = sprnn::InputProjection::new(gpu, &Matrix::Dense(Dense::new(gh, i, w.clone())?), &b)?;
+    let mut proj = sprnn::InputProjection::new(gpu, &Matrix::Dense(Dense::new(gh, i, w.clone())?), &b)?;
+    proj.pin_dense_variant(variant)?;
+    let used = proj.dense_variant(n).unwrap_or((0, 0));
     let d_x = DeviceBuffer::from_slice(&x).map_err(|e| sprnn::Error::Driver { call: "cuMemAlloc", code: e as u32, name: sprnn::driver::error_name(e as u32) })?;
     let mut out = DeviceInput::alloc_f32(gpu, n * gh)?;
     let mut times = Vec::new();
@@ -645,7 +660,7 @@ fn time_projection(gpu: &Gpu, i: usize, gh: usize, n: usize, repeats: usize, war
             worst = worst.max((u[row * gh + j] as f64 - exact).abs() / bound);
         }
     }
-    Ok((median(times), worst))
+    Ok((median(times), worst, used))
 }
 
 #[cfg(test)]

@@ -2,21 +2,36 @@
 //! layout the recurrent kernel reads (`[T][B][G·H]` f32), optionally time-reversed for the
 //! reverse direction of a bidirectional layer. See `format::ProjectionParams` for the contract.
 //!
-//! # Dense kernel (tensor cores)
+//! # Dense projection (tensor cores): two launches
 //!
-//! A GEMM `U = X · W_ihᵀ` with `X` the `[T·B][I]` input rows. Each CTA computes one
-//! `64 × 64` output tile (64 input rows × 64 gate rows) with four warps, each a `32 × 32`
-//! sub-tile of `2 × 4` `mma.m16n8k16` accumulators (32 f32 registers). Phases, per stage of
-//! `TILE_K = 32` input values:
-//! 1. **Load**: the CTA's 64 × 32 slice of `X` (f32 from global memory, rounded to fp16) and of
-//!    `W_ih` (fp16) into shared memory, in 16-byte pieces where the rows allow (`I` a multiple of
-//!    4 for `X`, of 8 for `W_ih`) and value by value elsewhere, zeros past the edges of either
-//!    matrix, so any shape works (nothing needs to be a multiple of 16);
-//! 2. **Multiply**: two `k = 16` steps; each lane reads its A and B fragments with 32-bit
-//!    shared loads (the padded row stride puts the 32 lanes in 32 banks) and issues 8 `mma`;
+//! 1. **Round `x` to fp16** ([`sprnn_projection_x_to_f16`]): `x` (`[T·B][I]` f32) to `x16`
+//!    (`[T·B][I8]` fp16, `I8` = `I` rounded up to 8, zeros past `I`), one 16-byte chunk of
+//!    output per thread. Streaming `x` once is a small fraction of the GEMM's time, and it lets
+//!    the GEMM's main loop copy both operands with `cp.async` straight into shared memory, at
+//!    half the bytes an f32 operand would cost every CTA that reads it.
+//! 2. **GEMM** `U = x16 · W_ihᵀ` (`sprnn_projection_dense_n{C}_s{S}`): both operands are
+//!    K-contiguous fp16 rows of `I8` values (the host pads `W_ih` with zeros on upload), so every
+//!    16-byte chunk is aligned and lies wholly inside or wholly outside a row. Each CTA computes
+//!    a `128 × C` output tile (128 input rows × `C` gate rows) with eight warps in a 2 × 4
+//!    arrangement, each warp `64 × C/4` outputs as `4 × C/32` `mma.m16n8k16` accumulators
+//!    (f32, in registers for the whole loop). Per k-tile of 64 values:
+//!    - **Copy** (`S`-stage pipeline): the tiles of k-tile `kt + S - 1` are issued as 16-byte
+//!      `cp.async.cg` copies into stage `(kt + S - 1) % S` and committed as one group; chunks
+//!      past the matrices' edges (rows ≥ `T·B` or ≥ `G·H`, k ≥ `I8`) are zero-filled by the
+//!      copy itself (source size 0). A tile row is 128 bytes, eight chunks; chunk `c` of row `r`
+//!      is stored at chunk `c ^ (r % 8)` (an XOR swizzle), so the eight rows an `ldmatrix`
+//!      phase reads, and the eight chunks a row's copies write, fall in distinct banks.
+//!    - **Wait**: `cp.async.wait_group S-2` (k-tile `kt` has landed for this thread), then one
+//!      barrier (for every thread, and no warp still reads the stage the next copy overwrites).
+//!    - **Multiply**: four `k = 16` steps, each `ldmatrix.x4` for the warp's four A fragments
+//!      and `C/64` (`.x4`, two n-tiles each; one `.x2` for an odd n-tile) for its B fragments,
+//!      then `4 · C/32` `mma`.
 //!
-//! and finally the **epilogue**: add `b_ih` (f32) and store every output inside the matrix to
-//! its slot (`t·B + b`, or `(T-1-t)·B + b` when time-reversed).
+//!    **Epilogue**: add `b_ih` (f32) and store each lane's pairs of adjacent outputs (8-byte
+//!    stores where `G·H` is even) to their slot (`t·B + b`, or `(T-1-t)·B + b` when
+//!    time-reversed), skipping rows and columns outside the matrix.
+//!
+//! The host picks the variant (`C`, `S`) for the problem: see `sprnn::projection`.
 //!
 //! # Sparse kernel (CSR)
 //!
@@ -27,12 +42,32 @@
 
 use crate::device::*;
 use crate::format::{
-    projection_flags, ProjectionParams, PROJECTION_SMEM_STRIDE, PROJECTION_THREADS, PROJECTION_TILE_COLS,
-    PROJECTION_TILE_K, PROJECTION_TILE_ROWS,
+    projection_dense_kernel_name, projection_flags, projection_padded_input, str_eq, ProjectionParams, PROJECTION_THREADS,
+    PROJECTION_TILE_K, PROJECTION_TILE_ROWS, PROJECTION_WARPS,
 };
 
-const STRIDE: u32 = PROJECTION_SMEM_STRIDE as u32;
-const TILE_K: u32 = PROJECTION_TILE_K as u32;
+/// Input rows per CTA tile.
+const BM: u32 = PROJECTION_TILE_ROWS as u32;
+/// Bytes of one tile row in shared memory: `TILE_K` fp16.
+const ROW_BYTES: u32 = 2 * PROJECTION_TILE_K as u32;
+/// 16-byte chunks per tile row.
+const CHUNKS: u32 = ROW_BYTES / 16;
+/// Tile rows the CTA's threads copy in one pass, one chunk each.
+const ROWS_PER_PASS: u32 = PROJECTION_THREADS as u32 / CHUNKS;
+/// Copy passes over the `x` tile per k-tile.
+const A_PASSES: usize = (BM / ROWS_PER_PASS) as usize;
+/// `k = 16` steps per k-tile.
+const K_STEPS: u32 = PROJECTION_TILE_K as u32 / 16;
+/// `m = 16` fragments per warp (64 rows).
+const M_FRAGS: usize = 4;
+const _: () = assert!(CHUNKS == 8 && M_FRAGS * 16 * PROJECTION_WARPS.0 == PROJECTION_TILE_ROWS);
+
+/// Shared-memory offset, inside a tile, of 16-byte chunk `c` of tile row `r`: the row's chunk
+/// `c ^ (r % 8)` (the XOR swizzle of the module docs).
+#[inline(always)]
+const fn swizzle(r: u32, c: u32) -> u32 {
+    r * ROW_BYTES + ((c ^ (r % 8)) << 4)
+}
 
 /// The output slot of input row `n = t·B + b`: `n`, or `(T-1-t)·B + b` when time-reversed.
 #[inline(always)]
@@ -45,146 +80,256 @@ fn slot(p: &ProjectionParams, n: u32) -> u32 {
     }
 }
 
-/// Dense input projection on tensor cores (see the module docs).
+/// Rounds the input rows to fp16 for the dense projection (see the module docs): `x16[n][k] =
+/// fp16(x[n][k])` for `k < I`, 0 for `I ≤ k < I8`. Grid-stride over 16-byte output chunks;
+/// 32-byte loads where `I` is a multiple of 4 (16-byte-aligned rows), value by value elsewhere.
 ///
 /// # Safety
-/// `p` must satisfy `format::ProjectionParams` for the dense kernel: `x` `[T·B][I]` f32, `w`
-/// `[G·H][I]` fp16 bits, `bias` `[G·H]` f32, `out` `[T·B][G·H]` f32 (addresses are computed in
-/// 64 bits; `T·B` and the tile indices must fit in `u32`). The launch has `format::PROJECTION_THREADS` threads, `format::projection_grid` CTAs and
-/// `format::projection_smem_bytes()` bytes of dynamic shared memory.
+/// `p.x` holds `[T·B][I]` f32 and `p.x16` `[T·B][I8]` fp16 (16-byte aligned), not overlapping;
+/// any 1-D launch shape.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn sprnn_projection_dense(p: ProjectionParams) {
+pub unsafe extern "ptx-kernel" fn sprnn_projection_x_to_f16(p: ProjectionParams) {
+    let rows = p.steps as u64 * p.batch as u64;
+    let input = p.input as u64;
+    let row_chunks = projection_padded_input(p.input as usize) as u64 / 8;
+    let total = rows * row_chunks;
+    let stride = grid_dim_x() as u64 * block_dim_x() as u64;
+    let mut e = block_idx_x() as u64 * block_dim_x() as u64 + thread_idx_x() as u64;
+    let (x, x16) = (p.x as *const f32, p.x16 as *mut u32);
+    let aligned = input % 4 == 0;
+    while e < total {
+        let (n, c) = (e / row_chunks, e % row_chunks);
+        let k = 8 * c;
+        let src = x.wrapping_add((n * input + k) as usize);
+        let mut v = [0.0f32; 8];
+        // SAFETY: the vector loads read x[n][k..k + 8] (k + 8 ≤ I), 16-byte aligned (I and k
+        // multiples of 4); the scalar loads stay below I; the store is chunk c of row n of x16
+        // (16-byte aligned: I8 and k multiples of 8).
+        unsafe {
+            if aligned && k + 8 <= input {
+                let (lo, hi) = (ld_nc_v4_u32(src as *const u32), ld_nc_v4_u32(src.add(4) as *const u32));
+                for i in 0..4 {
+                    v[i] = f32::from_bits(lo[i]);
+                    v[i + 4] = f32::from_bits(hi[i]);
+                }
+            } else {
+                for (i, vi) in v.iter_mut().enumerate() {
+                    if k + (i as u64) < input {
+                        *vi = ld_nc_f32(src.add(i));
+                    }
+                }
+            }
+            let h = [f32x2_to_f16x2(v[0], v[1]), f32x2_to_f16x2(v[2], v[3]), f32x2_to_f16x2(v[4], v[5]), f32x2_to_f16x2(v[6], v[7])];
+            st_global_v4_u32(x16.add((n * row_chunks + c) as usize * 4), h);
+        }
+        e += stride;
+    }
+}
+
+/// `cp.async.wait_group S - 2`: the oldest of the `S - 1` k-tiles in flight has landed.
+#[inline(always)]
+fn wait_oldest_stage<const S: usize>() {
+    match S {
+        2 => cp_async_wait_group::<0>(),
+        3 => cp_async_wait_group::<1>(),
+        4 => cp_async_wait_group::<2>(),
+        _ => cp_async_wait_group::<3>(),
+    }
+}
+
+/// The dense projection GEMM with `NT` n-tiles of 8 columns per warp (`32 · NT` columns per
+/// CTA) and `S` pipeline stages (see the module docs).
+///
+/// # Safety
+/// `p` satisfies `format::ProjectionParams` for the dense projection: `x16` `[T·B][I8]` and `w`
+/// `[G·H][I8]` fp16 (16-byte aligned, zeros past `I`), `bias` `[G·H]` f32, `out` `[T·B][G·H]`
+/// f32; `T·B`, `G·H` and `I8` below 2³¹. The launch has `format::PROJECTION_THREADS` threads,
+/// `format::projection_grid(T·B, G·H, 32·NT)` CTAs and `format::projection_smem_bytes(32·NT, S)`
+/// bytes of dynamic shared memory.
+#[inline(always)]
+unsafe fn dense_gemm<const NT: usize, const S: usize>(p: &ProjectionParams) {
+    let tile_cols = 32 * NT as u32;
     let tid = thread_idx_x();
     let (warp, lane) = (tid / 32, tid % 32);
-    let (g, q) = (lane / 4, lane % 4);
     let rows = p.steps * p.batch;
-    let (k_total, cols) = (p.input, p.outputs);
-    let col_tiles = cols.div_ceil(PROJECTION_TILE_COLS as u32);
-    let tile = block_idx_x();
-    let row0 = (tile / col_tiles) * PROJECTION_TILE_ROWS as u32;
-    let col0 = (tile % col_tiles) * PROJECTION_TILE_COLS as u32;
-    // Shared tiles: x as [64][STRIDE] fp16, then W_ih as [64][STRIDE] fp16 (rows j, columns k).
-    let xs = dyn_smem_base();
-    let ws = xs + PROJECTION_TILE_ROWS as u32 * STRIDE * 2;
-    let at = |base: u32, r: u32, c: u32| base + 2 * (r * STRIDE + c);
-    // This warp's 32 × 32 sub-tile.
-    let (wm, wn) = ((warp / 2) * 32, (warp % 2) * 32);
-    let x = p.x as *const f32;
-    let w = p.w as *const u16;
-    // acc[mi][ni]: rows wm + 16·mi .., columns wn + 8·ni .. (32 registers).
-    let mut acc = [[[0.0f32; 4]; 4]; 2];
-    let mut k0 = 0;
-    while k0 < k_total {
-        // ---- Load: 16 values of each tile per thread as 16-byte pieces (4 f32 of x, 8 fp16
-        // of W_ih), coalesced along k. A piece past an edge of its matrix, or whose rows are
-        // not 16-byte aligned (I not a multiple of 4, resp. 8), is loaded value by value with
-        // zeros outside the matrix.
-        let (x_vec, w_vec) = (k_total % 4 == 0, k_total % 8 == 0);
-        for i in 0..(PROJECTION_TILE_ROWS * PROJECTION_TILE_K / 4 / PROJECTION_THREADS) as u32 {
-            let e = tid + PROJECTION_THREADS as u32 * i;
-            let (r, c) = (e / (TILE_K / 4), 4 * (e % (TILE_K / 4)));
-            let (n, k) = (row0 + r, k0 + c);
-            let src = x.wrapping_add(n as usize * k_total as usize + k as usize);
-            // SAFETY: the vector load is inside row n of x (k + 3 < I) and 16-byte aligned
-            // (I and k multiples of 4, allocations 16-byte aligned); scalar reads are bounded;
-            // the 8-byte shared store lies in the x tile (r < 64, c + 3 < 32), 8-byte aligned.
-            unsafe {
-                let v = if n < rows && k + 3 < k_total && x_vec {
-                    let w = ld_nc_v4_u32(src as *const u32);
-                    [f32::from_bits(w[0]), f32::from_bits(w[1]), f32::from_bits(w[2]), f32::from_bits(w[3])]
-                } else {
-                    let mut v = [0.0f32; 4];
-                    for (t, vt) in v.iter_mut().enumerate() {
-                        if n < rows && k + (t as u32) < k_total {
-                            *vt = ld_nc_f32(src.add(t));
-                        }
-                    }
-                    v
-                };
-                let h = [pack_f16x2(f32_to_f16(v[0]), f32_to_f16(v[1])), pack_f16x2(f32_to_f16(v[2]), f32_to_f16(v[3]))];
-                st_shared_v2_u32(at(xs, r, c), h);
-            }
+    let cols = p.outputs;
+    let kp = projection_padded_input(p.input as usize) as u32;
+    let row_tiles = rows.div_ceil(BM);
+    let (row0, col0) = ((block_idx_x() % row_tiles) * BM, (block_idx_x() / row_tiles) * tile_cols);
+    let a_bytes = BM * ROW_BYTES;
+    let stage_bytes = (BM + tile_cols) * ROW_BYTES;
+    let smem = dyn_smem_base();
+
+    // ---- Copy assignment: chunk `cc` of rows `cr + 32·i` of both tiles.
+    let (cr, cc) = (tid / CHUNKS, tid % CHUNKS);
+    let dst = swizzle(cr, cc);
+    let row_bytes = 2 * kp as usize;
+    let (x16, w) = (p.x16 as *const u8, p.w as *const u8);
+    let a_src = x16.wrapping_add((row0 + cr) as usize * row_bytes + 16 * cc as usize);
+    let b_src = w.wrapping_add((col0 + cr) as usize * row_bytes + 16 * cc as usize);
+    let pass = ROWS_PER_PASS as usize * row_bytes;
+    // Bit i: row cr + 32·i is inside the matrix.
+    let (mut a_in, mut b_in) = (0u32, 0u32);
+    for i in 0..A_PASSES as u32 {
+        a_in |= ((row0 + cr + ROWS_PER_PASS * i < rows) as u32) << i;
+    }
+    for i in 0..NT as u32 {
+        b_in |= ((col0 + cr + ROWS_PER_PASS * i < cols) as u32) << i;
+    }
+    let k_tiles = kp.div_ceil(PROJECTION_TILE_K as u32);
+    // Issues the copies of k-tile `kt` into stage `stage` (not committed).
+    let copy = |kt: u32, stage: u32| {
+        let in_k = kt * PROJECTION_TILE_K as u32 + 8 * cc < kp;
+        let k_off = kt as usize * ROW_BYTES as usize;
+        let base = smem + stage * stage_bytes + dst;
+        for i in 0..A_PASSES {
+            let ok = in_k && a_in & (1 << i) != 0;
+            let src = if ok { a_src.wrapping_add(k_off + i * pass) } else { x16 };
+            // SAFETY: the destination is chunk cc of row cr + 32·i of the stage's x tile; a
+            // source inside the matrix is a whole aligned chunk of x16 (I8 multiple of 8);
+            // outside, nothing is read (size 0) from the valid base address.
+            unsafe { cp_async_cg_16(base + ROWS_PER_PASS * ROW_BYTES * i as u32, src, 16 * ok as u32) };
         }
-        for i in 0..(PROJECTION_TILE_COLS * PROJECTION_TILE_K / 8 / PROJECTION_THREADS) as u32 {
-            let e = tid + PROJECTION_THREADS as u32 * i;
-            let (r, c) = (e / (TILE_K / 8), 8 * (e % (TILE_K / 8)));
-            let (j, k) = (col0 + r, k0 + c);
-            let src = w.wrapping_add(j as usize * k_total as usize + k as usize);
-            // SAFETY: as for x, with 8 fp16 per piece (I and k multiples of 8); the 16-byte
-            // shared store lies in the W_ih tile (c + 7 < 32), 16-byte aligned (row stride 80).
-            unsafe {
-                let v = if j < cols && k + 7 < k_total && w_vec {
-                    ld_nc_v4_u32(src as *const u32)
-                } else {
-                    let mut h = [0u16; 8];
-                    for (t, ht) in h.iter_mut().enumerate() {
-                        if j < cols && k + (t as u32) < k_total {
-                            *ht = ld_nc_u16(src.add(t));
-                        }
-                    }
-                    [pack_f16x2(h[0], h[1]), pack_f16x2(h[2], h[3]), pack_f16x2(h[4], h[5]), pack_f16x2(h[6], h[7])]
-                };
-                st_shared_v4_u32(at(ws, r, c), v);
-            }
+        for i in 0..NT {
+            let ok = in_k && b_in & (1 << i) != 0;
+            let src = if ok { b_src.wrapping_add(k_off + i * pass) } else { w };
+            // SAFETY: as for x, in the stage's W_ih tile (32·NT rows).
+            unsafe { cp_async_cg_16(base + a_bytes + ROWS_PER_PASS * ROW_BYTES * i as u32, src, 16 * ok as u32) };
         }
-        // SAFETY: every thread reaches this barrier (uniform loop bounds).
+    };
+
+    // ---- Prologue: k-tiles 0 .. S-2 in flight, one group each (empty past the end).
+    for s in 0..S as u32 - 1 {
+        if s < k_tiles {
+            copy(s, s);
+        }
+        cp_async_commit_group();
+    }
+
+    // ---- Fragment addresses (ldmatrix): this warp's 64 rows of the x tile and 8·NT rows of
+    // the W_ih tile. Every fragment row is ≡ lane (mod 8), so the swizzle's XOR is this lane's
+    // constant, further XORed with the k step's chunk pair (kk << 5).
+    let (wm, wn) = ((warp / PROJECTION_WARPS.1 as u32) * 64, (warp % PROJECTION_WARPS.1 as u32) * 8 * NT as u32);
+    let a_frag = (wm + lane % 16) * ROW_BYTES;
+    let a_xor = ((lane / 16) ^ (lane % 8)) << 4;
+    let b_frag = a_bytes + (wn + lane % 8 + (lane / 16) * 8) * ROW_BYTES;
+    let b_odd = a_bytes + (wn + lane % 8) * ROW_BYTES;
+    let b_xor = (((lane / 8) % 2) ^ (lane % 8)) << 4;
+
+    // acc[mi][ni]: rows wm + 16·mi .., columns wn + 8·ni .. of the tile (16 · NT registers).
+    let mut acc = [[[0.0f32; 4]; NT]; M_FRAGS];
+    let mut kt = 0;
+    while kt < k_tiles {
+        wait_oldest_stage::<S>();
+        // SAFETY: every thread runs every iteration (uniform bounds).
         unsafe { sync_threads() };
-        // ---- Multiply: two k = 16 steps of 2 × 4 mma per warp.
-        let mut kk = 0;
-        while kk < TILE_K {
-            let c = kk + 2 * q;
-            let mut a = [[0u32; 4]; 2];
+        // Refill the stage the previous iteration read (every warp has passed the barrier).
+        let next = kt + S as u32 - 1;
+        if next < k_tiles {
+            copy(next, next % S as u32);
+        }
+        cp_async_commit_group();
+        let stage = smem + (kt % S as u32) * stage_bytes;
+        for kk in 0..K_STEPS {
+            let mut a = [[0u32; 4]; M_FRAGS];
             for (mi, am) in a.iter_mut().enumerate() {
-                let r = wm + 16 * mi as u32 + g;
-                // SAFETY: r + 8 < 64 and c + 9 < 32: inside the x tile, 4-byte aligned (c even).
-                *am = unsafe {
-                    [
-                        ld_shared_u32(at(xs, r, c)),
-                        ld_shared_u32(at(xs, r + 8, c)),
-                        ld_shared_u32(at(xs, r, c + 8)),
-                        ld_shared_u32(at(xs, r + 8, c + 8)),
-                    ]
-                };
+                // SAFETY: rows wm + 16·mi + (lane % 16) < 128 of the x tile, chunk 2·kk +
+                // lane / 16 (swizzled): whole aligned chunks; a converged warp.
+                *am = unsafe { ldmatrix_x4(stage + a_frag + 16 * ROW_BYTES * mi as u32 + (a_xor ^ (kk << 5))) };
             }
-            for ni in 0..4 {
-                let j = wn + 8 * ni as u32 + g;
-                // SAFETY: j < 64 and c + 9 < 32: inside the W_ih tile, 4-byte aligned.
-                let b = unsafe { [ld_shared_u32(at(ws, j, c)), ld_shared_u32(at(ws, j, c + 8))] };
-                for mi in 0..2 {
+            let mut b = [[0u32; 2]; NT];
+            for pair in 0..NT / 2 {
+                // SAFETY: rows wn + 16·pair + (lane % 8) + 8·(lane / 16) < 32·NT of the W_ih
+                // tile, chunk 2·kk + (lane / 8) % 2; a converged warp.
+                let r = unsafe { ldmatrix_x4(stage + b_frag + 16 * ROW_BYTES * pair as u32 + (b_xor ^ (kk << 5))) };
+                b[2 * pair] = [r[0], r[1]];
+                b[2 * pair + 1] = [r[2], r[3]];
+            }
+            if NT % 2 == 1 {
+                // SAFETY: rows wn + 8·(NT-1) + lane % 8 of the W_ih tile; a converged warp.
+                b[NT - 1] = unsafe { ldmatrix_x2(stage + b_odd + 16 * ROW_BYTES * (NT / 2) as u32 + (b_xor ^ (kk << 5))) };
+            }
+            for (am, accm) in a.iter().zip(acc.iter_mut()) {
+                for (bn, accn) in b.iter().zip(accm.iter_mut()) {
                     // SAFETY: the whole warp runs this (uniform control flow).
-                    acc[mi][ni] = unsafe { mma_m16n8k16_f32_f16(a[mi], b, acc[mi][ni]) };
+                    *accn = unsafe { mma_m16n8k16_f32_f16(*am, *bn, *accn) };
                 }
             }
-            kk += 16;
         }
-        // SAFETY: uniform barrier: the next stage overwrites the tiles.
-        unsafe { sync_threads() };
-        k0 += TILE_K;
+        kt += 1;
     }
+    // No copy is pending past the last k-tile (the groups after it are empty), and the shared
+    // memory is not reused: no final wait or barrier is needed.
+
     // ---- Epilogue: bias, bounds, time order.
+    let (g, q) = (lane / 4, lane % 4);
     let out = p.out as *mut f32;
     let bias = p.bias as *const f32;
+    let mut bias_pairs = [[0.0f32; 2]; NT];
+    for (ni, bp) in bias_pairs.iter_mut().enumerate() {
+        let j = col0 + wn + 8 * ni as u32 + 2 * q;
+        for (e, be) in bp.iter_mut().enumerate() {
+            if j + (e as u32) < cols {
+                // SAFETY: j + e < G·H.
+                *be = unsafe { ld_nc_f32(bias.add((j + e as u32) as usize)) };
+            }
+        }
+    }
+    let pairs = cols % 2 == 0;
     for (mi, accm) in acc.iter().enumerate() {
-        for (ni, accn) in accm.iter().enumerate() {
-            for half in 0..2u32 {
-                let n = row0 + wm + 16 * mi as u32 + g + 8 * half;
-                if n >= rows {
-                    continue;
-                }
-                let dst = slot(&p, n) as usize * cols as usize;
-                for e in 0..2u32 {
-                    let j = col0 + wn + 8 * ni as u32 + 2 * q + e;
-                    if j < cols {
-                        // SAFETY: n < T·B and j < G·H: inside `bias` and `out`.
-                        unsafe {
-                            let v = accn[(2 * half + e) as usize] + ld_nc_f32(bias.add(j as usize));
-                            st_global_f32(out.add(dst + j as usize), v);
+        for half in 0..2u32 {
+            let n = row0 + wm + 16 * mi as u32 + g + 8 * half;
+            if n >= rows {
+                continue;
+            }
+            let row_out = out.wrapping_add(slot(p, n) as usize * cols as usize);
+            for (ni, accn) in accm.iter().enumerate() {
+                let j = col0 + wn + 8 * ni as u32 + 2 * q;
+                let v = [accn[2 * half as usize] + bias_pairs[ni][0], accn[2 * half as usize + 1] + bias_pairs[ni][1]];
+                let dst = row_out.wrapping_add(j as usize);
+                // SAFETY: n < T·B and j (+ 1) < G·H: inside `out`; the pair is 8-byte aligned
+                // when G·H and j are even.
+                unsafe {
+                    if pairs && j + 1 < cols {
+                        st_global_v2_f32(dst, v);
+                    } else {
+                        if j < cols {
+                            st_global_f32(dst, v[0]);
+                        }
+                        if j + 1 < cols {
+                            st_global_f32(dst.add(1), v[1]);
                         }
                     }
                 }
             }
         }
     }
+}
+
+macro_rules! projection_entries {
+    ($($name:ident = ($cols:literal, $stages:literal);)*) => {
+        $(
+            /// Dense projection GEMM entry point (columns per CTA and pipeline stages in the
+            /// name; see the module docs).
+            ///
+            /// # Safety
+            /// See `dense_gemm`: the dense projection's `format::ProjectionParams` contract and
+            /// this variant's launch shape.
+            #[no_mangle]
+            pub unsafe extern "ptx-kernel" fn $name(p: ProjectionParams) {
+                const _: () = assert!(str_eq(projection_dense_kernel_name($cols, $stages), stringify!($name)));
+                // SAFETY: forwarded contract.
+                unsafe { dense_gemm::<{ $cols / 32 }, $stages>(&p) }
+            }
+        )*
+    };
+}
+
+projection_entries! {
+    sprnn_projection_dense_n256_s4 = (256, 4);
+    sprnn_projection_dense_n160_s4 = (160, 4);
+    sprnn_projection_dense_n128_s4 = (128, 4);
+    sprnn_projection_dense_n128_s2 = (128, 2);
 }
 
 /// Sparse (CSR) input projection (see the module docs).

@@ -19,6 +19,7 @@ use sprnn::model::{co_resident, CtaFootprint, DirectionSchedule, ModelOptions};
 use sprnn::reference::{compare_steps, forward_model, ModelOutput, Precision, Sequences, DEVICE_TOLERANCE};
 use sprnn::sparse::{Dense, Matrix};
 use sprnn::weights::{LayerWeights, ModelWeights};
+use sprnn_kernels::format::PROJECTION_VARIANTS;
 use sprnn::{Cell, Csr, Error, Gpu, InputProjection, Model, ModelStreamState, StreamingModel};
 
 use crate::common::{fixture_cell, fixture_floats, gpu, random_vec, seed, FIXTURES};
@@ -41,8 +42,11 @@ fn random_sparse(rng: &mut ChaCha8Rng, rows: usize, cols: usize, density: f64, s
 // ---------------------------------------------------------------------------------------------
 
 /// `(I, G·H, T, B)`: single elements, exact tiles, edges in every dimension, several k-stages,
-/// and an NMT-sized block.
-const PROJECTION_SHAPES: [(usize, usize, usize, usize); 9] = [
+/// and an NMT-sized block. For the dense GEMM (128-row tiles of 128, 160 or 256 columns,
+/// k-tiles of 64, `I` padded to a multiple of 8): `I` below, at and past a k-tile and not a
+/// multiple of 8 (1, 37, 77, 300, 513), `T·B` past one and several row tiles (261, 250), `G·H`
+/// odd (291, 530 → scalar stores) and ragged against every tile width (72, 130, 200, 530, 700).
+const PROJECTION_SHAPES: [(usize, usize, usize, usize); 11] = [
     (1, 1, 1, 1),
     (16, 8, 1, 1),
     (37, 72, 5, 3),
@@ -51,6 +55,8 @@ const PROJECTION_SHAPES: [(usize, usize, usize, usize); 9] = [
     (130, 200, 7, 9),
     (300, 3 * 97, 11, 4),
     (513, 4 * 33, 2, 1),
+    (77, 530, 29, 9),
+    (1000, 700, 5, 50),
     (1024, 4096, 16, 4),
 ];
 
@@ -123,15 +129,36 @@ fn dense_projection_matches_f64_on_random_shapes() {
             let b = random_vec(&mut rng, gh, 0.5);
             let x = random_vec(&mut rng, steps * batch * input, 1.0);
             let m = Matrix::Dense(Dense::new(gh, input, w.clone()).unwrap());
-            let proj = InputProjection::new(&gpu, &m, &b).unwrap();
+            let mut proj = InputProjection::new(&gpu, &m, &b).unwrap();
             assert!(!proj.is_sparse());
-            let got = project_poisoned(&gpu, &proj, &x, steps, batch, reverse);
-            let case = format!("dense I={input} GH={gh} T={steps} B={batch} reverse={reverse}");
-            // Tight: f32 sums of exact fp16 products, (I + 2) roundings at most, each allowed a
-            // whole ulp twice over (tensor cores align and truncate rather than round). Loose:
-            // plus the fp16 rounding of both operands, (1 + 2^-11)^2 - 1 < 1.001 * 2^-10.
-            let sum = 2.0 * (input + 2) as f64 * f32::EPSILON as f64;
-            check_projection(&case, &got, &m, &fp16(&w), &x, &fp16(&x), &b, (input, gh, steps, batch), reverse, sum, sum + 1.001 * 2f64.powi(-10));
+            let chosen = proj.dense_variant(steps * batch).expect("a GEMM variant fits");
+            // The variant the projection chooses, then every variant pinned: each one's tile
+            // edges fall elsewhere in the shape, and all must give the same bits.
+            let mut first: Option<Vec<f32>> = None;
+            for variant in std::iter::once(None).chain(PROJECTION_VARIANTS.map(Some)) {
+                if let Err(e) = proj.pin_dense_variant(variant) {
+                    println!("dense I={input} GH={gh}: variant {variant:?} not run on this GPU: {e}");
+                    continue;
+                }
+                let got = project_poisoned(&gpu, &proj, &x, steps, batch, reverse);
+                let v = variant.unwrap_or(chosen);
+                let case = format!("dense I={input} GH={gh} T={steps} B={batch} reverse={reverse} variant {v:?}{}", if variant.is_none() { " (chosen)" } else { "" });
+                // Tight: f32 sums of exact fp16 products, (I + 2) roundings at most, each allowed
+                // a whole ulp twice over (tensor cores align and truncate rather than round).
+                // Loose: plus the fp16 rounding of both operands, (1 + 2^-11)^2 - 1 < 1.001 * 2^-10.
+                let sum = 2.0 * (input + 2) as f64 * f32::EPSILON as f64;
+                match &first {
+                    None => {
+                        check_projection(&case, &got, &m, &fp16(&w), &x, &fp16(&x), &b, (input, gh, steps, batch), reverse, sum, sum + 1.001 * 2f64.powi(-10));
+                        first = Some(got);
+                    }
+                    Some(f) => {
+                        let diff = f.iter().zip(&got).position(|(a, b)| a.to_bits() != b.to_bits());
+                        assert!(diff.is_none(), "{case}: output {} differs from the chosen variant's: {} vs {}", diff.unwrap(), got[diff.unwrap()], f[diff.unwrap()]);
+                        println!("{case}: same bits as the chosen variant");
+                    }
+                }
+            }
         }
     }
 }
