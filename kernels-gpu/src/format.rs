@@ -345,6 +345,47 @@ macro_rules! with_list_lengths {
     };
 }
 
+/// The entry-point name of variant `(n, bt, gated)` of a kernel family whose names are
+/// `{plain}{N}_bt{BT}` and `{gated}{N}_bt{BT}`, `""` where there is none: called as
+/// `with_…_list_lengths!(family_kernel_name, (n, bt, gated, "plain prefix", "gated prefix"))`,
+/// which hands over the family's list lengths, then the batch tiles ([`with_batch_tiles`]).
+macro_rules! family_kernel_name {
+    (($n:ident, $bt:ident, $gated:ident, $plain:literal, $gp:literal), [$($len:literal),*]) => {
+        with_batch_tiles!(family_kernel_name, ($n, $bt, $gated, $plain, $gp), [$($len),*])
+    };
+    ($args:tt, [$($len:literal),*], $tiles:tt) => {
+        family_kernel_name!(@lengths $args [$($len),*] $tiles)
+    };
+    (@lengths ($n:ident, $bt:ident, $gated:ident, $plain:literal, $gp:literal) [$($len:literal),*] $tiles:tt) => {
+        match $n {
+            $( $len => family_kernel_name!(@tiles ($bt, $gated, $plain, $gp) $len $tiles), )*
+            _ => "",
+        }
+    };
+    (@tiles ($bt:ident, $gated:ident, $plain:literal, $gp:literal) $len:literal [$($t:literal),*]) => {
+        match ($bt, $gated) {
+            $(
+                ($t, false) => concat!($plain, $len, "_bt", $t),
+                ($t, true) => concat!($gp, $len, "_bt", $t),
+            )*
+            _ => "",
+        }
+    };
+}
+
+/// The variant `(n, bt, gated)` that `name` denotes in a family named by `namer`
+/// ([`family_kernel_name`]'s `{plain}{N}_bt{BT}` / `{gated}{N}_bt{BT}`), when it is one.
+fn parse_family_kernel_name(name: &str, plain: &str, gated: &str, namer: fn(usize, usize, bool) -> &'static str) -> Option<(usize, usize, bool)> {
+    let (is_gated, rest) = match name.strip_prefix(gated) {
+        Some(r) => (true, r),
+        None => (false, name.strip_prefix(plain)?),
+    };
+    let (n, bt) = rest.split_once("_bt")?;
+    let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
+    let want = namer(n, bt, is_gated);
+    (!want.is_empty() && str_eq(want, name)).then_some((n, bt, is_gated))
+}
+
 /// Calls `$m!($args…, [1, 2, 4, 8])`: the batch tiles `BT` the recurrent kernel is instantiated
 /// for, written once ([`BATCH_TILES`], [`recurrent_kernel_name`], the entry points).
 #[macro_export]
@@ -935,44 +976,13 @@ pub const fn shared_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
 /// (The `sprnn_sw_` prefix sorts after every other entry point, so adding the family leaves the
 /// other kernels' PTX, whose label and call numbers follow the module's order, as it was.)
 pub const fn shared_kernel_name(n: usize, bt: usize, gated: bool) -> &'static str {
-    macro_rules! names {
-        ([$($n:literal),*]) => {
-            with_batch_tiles!(names, [$($n),*])
-        };
-        ([$($n:literal),*], [$($bt:literal),*]) => {
-            names!(@each [$($n),*] [$($bt),*])
-        };
-        (@each [$($n:literal),*] $bts:tt) => {
-            match n {
-                $( $n => names!(@tile $n $bts), )*
-                _ => "",
-            }
-        };
-        (@tile $n:literal [$($bt:literal),*]) => {
-            match (bt, gated) {
-                $(
-                    ($bt, false) => concat!("sprnn_sw_recurrent_n", $n, "_bt", $bt),
-                    ($bt, true) => concat!("sprnn_sw_gated_n", $n, "_bt", $bt),
-                )*
-                _ => "",
-            }
-        };
-    }
-    with_shared_list_lengths!(names)
+    with_shared_list_lengths!(family_kernel_name, (n, bt, gated, "sprnn_sw_recurrent_n", "sprnn_sw_gated_n"))
 }
 
 /// The variant `(n, bt, gated)` a shared-weights kernel name denotes (the inverse of
 /// [`shared_kernel_name`]).
 pub fn parse_shared_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
-    let rest = name.strip_prefix("sprnn_sw_")?;
-    let (gated, rest) = match rest.strip_prefix("gated_n") {
-        Some(r) => (true, r),
-        None => (false, rest.strip_prefix("recurrent_n")?),
-    };
-    let (n, bt) = rest.split_once("_bt")?;
-    let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
-    let want = shared_kernel_name(n, bt, gated);
-    (!want.is_empty() && str_eq(want, name)).then_some((n, bt, gated))
+    parse_family_kernel_name(name, "sprnn_sw_recurrent_n", "sprnn_sw_gated_n", shared_kernel_name)
 }
 
 const _: () = {
@@ -1054,43 +1064,13 @@ pub const fn cluster_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
 /// `sprnn_cluster_gated_n32_bt4`; `""` where there is no variant. The hidden state is fp16
 /// (the exchange buffers hold it so). Only the sm_90 PTX has these kernels.
 pub const fn cluster_kernel_name(n: usize, bt: usize, gated: bool) -> &'static str {
-    macro_rules! names {
-        ([$($n:literal),*]) => {
-            with_batch_tiles!(names, [$($n),*])
-        };
-        ([$($n:literal),*], [$($bt:literal),*]) => {
-            names!(@each [$($n),*] [$($bt),*])
-        };
-        (@each [$($n:literal),*] $bts:tt) => {
-            match n {
-                $( $n => names!(@tile $n $bts), )*
-                _ => "",
-            }
-        };
-        (@tile $n:literal [$($bt:literal),*]) => {
-            match (bt, gated) {
-                $(
-                    ($bt, false) => concat!("sprnn_cluster_n", $n, "_bt", $bt),
-                    ($bt, true) => concat!("sprnn_cluster_gated_n", $n, "_bt", $bt),
-                )*
-                _ => "",
-            }
-        };
-    }
-    with_list_lengths!(names)
+    with_list_lengths!(family_kernel_name, (n, bt, gated, "sprnn_cluster_n", "sprnn_cluster_gated_n"))
 }
 
 /// The variant `(n, bt, gated)` a cluster kernel name denotes (the inverse of
 /// [`cluster_kernel_name`]).
 pub fn parse_cluster_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
-    let rest = name.strip_prefix("sprnn_cluster_")?;
-    let (gated, rest) = match rest.strip_prefix("gated_") {
-        Some(r) => (true, r),
-        None => (false, rest),
-    };
-    let (n, bt) = rest.strip_prefix('n')?.split_once("_bt")?;
-    let (n, bt) = (n.parse().ok()?, bt.parse().ok()?);
-    (cluster_kernel_name(n, bt, gated).len() == name.len() && !cluster_kernel_name(n, bt, gated).is_empty()).then_some((n, bt, gated))
+    parse_family_kernel_name(name, "sprnn_cluster_n", "sprnn_cluster_gated_n", cluster_kernel_name)
 }
 
 const _: () = {

@@ -91,8 +91,10 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                            B = 4, T = 256 is timed by every benchmark binary PATH (rows labelled
 #                            COMMIT) and then by this bundle's; AB_PEERS=1 adds peers.py at the same
 #                            layers each repetition (FLASHRNN=1: FlashRNN's fused kernel, built
-#                            in the first). Rows into $OUT_CSV (default ./ab-DATE.csv), then a
-#                            table of median [range] per layer, approach and commit.
+#                            in the first; peers.py's log, with the configurations a time budget
+#                            left out, goes to stderr). Rows into $OUT_CSV (default
+#                            ./ab-DATE.csv), then a table of median [range] per layer, approach
+#                            and commit.
 #   run.sh sanitize [TOOLS]  compute-sanitizer (default: memcheck racecheck synccheck initcheck)
 #                            on the smoke test, on every kernel variant (the shared-weights ones
 #                            included) and on the cluster mode's
@@ -247,7 +249,7 @@ case "$what" in
         [ "$rep" = 1 ] && [ ${#fr[@]} -gt 0 ] && fr+=(--flashrnn-prebuild "$(echo "$pairs" | sed 's/:[^:,]*\(,\|$\)/\1/g')")
         # shellcheck disable=SC2086  # PEERS_ARGS: extra words for peers.py
         "${PYTHON:-python3}" "$here/peers/peers.py" --pairs "$pairs" --steps 256 "${meta[@]}" \
-          --time-budget "${PEERS_TIME_BUDGET:-120}" "${fr[@]}" ${PEERS_ARGS:-} > /dev/null || echo "== ab: peers.py failed" >&2
+          --time-budget "${PEERS_TIME_BUDGET:-120}" "${fr[@]}" ${PEERS_ARGS:-} >&2 || echo "== ab: peers.py failed" >&2
       fi
       echo "== ab: repetition $rep done"
     done

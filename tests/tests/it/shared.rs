@@ -310,3 +310,27 @@ fn too_big_even_with_shared_memory_gives_does_not_fit() {
     let registers_only = max_row_fit(&PlanOptions { shared_words: Some(0), ..sparse.clone() });
     assert!(with_shared > registers_only && with_shared < 4147, "{with_shared} vs {registers_only}");
 }
+
+/// Both named families (shared weights, cluster) read their names back: every variant, and
+/// nothing else (a name of the other family, an unknown list length or batch tile).
+#[test]
+fn kernel_names_read_back() {
+    use sprnn_kernels::format::{cluster_kernel_name, parse_cluster_kernel_name, parse_shared_kernel_name, shared_kernel_name, LIST_LENGTHS};
+    for gated in [false, true] {
+        for &bt in &BATCH_TILES {
+            for &n in &SHARED_LIST_LENGTHS {
+                let name = shared_kernel_name(n, bt, gated);
+                assert_eq!(parse_shared_kernel_name(name), Some((n, bt, gated)), "{name}");
+                assert_eq!(parse_cluster_kernel_name(name), None, "{name}");
+            }
+            for &n in &LIST_LENGTHS {
+                let name = cluster_kernel_name(n, bt, gated);
+                assert_eq!(parse_cluster_kernel_name(name), Some((n, bt, gated)), "{name}");
+                assert_eq!(parse_shared_kernel_name(name), None, "{name}");
+            }
+        }
+    }
+    for odd in ["sprnn_sw_recurrent_n96_bt4", "sprnn_sw_gated_n16_bt3", "sprnn_cluster_n10_bt4", "sprnn_cluster_gated_n8_bt", "sprnn_recurrent_n8_bt1", ""] {
+        assert_eq!((parse_shared_kernel_name(odd), parse_cluster_kernel_name(odd)), (None, None), "{odd}");
+    }
+}
