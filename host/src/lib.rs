@@ -39,7 +39,7 @@
 //!              │
 //!          sprnn (this crate) ──────────────► sprnn-kernels::format  (host–kernel format,
 //!              │                                   ▲                   compiled into both)
-//!          host/kernels/*.ptx  ◄── cargo xtask build-ptx ── sprnn-kernels (no_std, nvptx)
+//!          host/kernels/*.ptx.z ◄── cargo xtask build-ptx ── sprnn-kernels (no_std, nvptx)
 //!
 //! modules  public API   layer · model · stream · projection · raw · shape · timing · smoke (test hook)
 //!              │ uses

@@ -1,9 +1,10 @@
 //! `cargo xtask <task>`: sprnn's project tasks.
 //!
 //! - `build-ptx [--check]`: compiles `kernels-gpu` for `nvptx64-nvidia-cuda`, links the bitcode
-//!   to PTX for every target architecture, writes `host/kernels/*.ptx`, and runs the ptxas
-//!   resource report when ptxas is available. `--check` fails when the committed PTX differs
-//!   from a fresh build.
+//!   to PTX for every target architecture, writes it zlib-compressed to `host/kernels/*.ptx.z`
+//!   (the text stays in `target/ptx/<arch>/…/sprnn_kernels.ptx` for reading), and runs the
+//!   ptxas resource report when ptxas is available. `--check` fails when the committed PTX
+//!   differs from a fresh build.
 //! - `gpu-bundle [DIR]`: builds the test and bench executables in release mode and copies them
 //!   with a run script into `DIR` (default `bundle/`), for a GPU machine with no Rust toolchain.
 //! - `plots [--out DIR] [CSV...]`: PNG charts of benchmark CSVs (default: `bench/results/*.csv`

@@ -36,9 +36,28 @@ fn llvm_bin(toolchain: &str) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// Path of the committed PTX for `arch`.
+/// Path of the committed, zlib-compressed PTX for `arch` (the text itself is also left in the
+/// build directory, `target/ptx/<arch>/nvptx64-nvidia-cuda/release/sprnn_kernels.ptx`, for
+/// reading).
 pub fn ptx_path(arch: &str) -> PathBuf {
-    workspace_root().join("host/kernels").join(format!("sprnn_{}.ptx", arch.replace('_', "")))
+    workspace_root().join("host/kernels").join(format!("sprnn_{}.ptx.z", arch.replace('_', "")))
+}
+
+/// The PTX text of a committed `.ptx.z` file; `None` when it is missing or does not inflate.
+fn read_committed(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let bytes = std::fs::read(path).ok()?;
+    let mut text = String::new();
+    flate2::read::ZlibDecoder::new(&bytes[..]).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// `text` zlib-compressed at the best level (the host crate inflates it at run time).
+fn deflate(text: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(text.as_bytes()).expect("writing to memory");
+    e.finish().expect("writing to memory")
 }
 
 /// Compiles and links the kernels for `arch`; returns the PTX text.
@@ -76,13 +95,13 @@ pub fn build_ptx(check: bool) -> Result<(), String> {
     for arch in ARCHS {
         let ptx = compile(arch, &toolchain, &llvm)?;
         let path = ptx_path(arch);
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        let committed = read_committed(&path).unwrap_or_default();
         if check {
             if committed != ptx {
                 stale.push(path.display().to_string());
             }
         } else if committed != ptx {
-            std::fs::write(&path, &ptx).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(&path, deflate(&ptx)).map_err(|e| format!("{}: {e}", path.display()))?;
             println!("wrote {}", path.strip_prefix(workspace_root()).unwrap().display());
         } else {
             println!("{} is up to date", path.strip_prefix(workspace_root()).unwrap().display());

@@ -388,7 +388,7 @@ impl Session {
         // SAFETY: a retained context.
         check("cuCtxSetCurrent", unsafe { cuCtxSetCurrent(ctx) })?;
         let sm90 = cc.0 >= 9;
-        let full = if sm90 { sprnn::ptx::SM90 } else { sprnn::ptx::SM80 };
+        let full = if sm90 { sprnn::ptx::SM90.as_str() } else { sprnn::ptx::SM80.as_str() };
         let names: Vec<&str> = kernels(sm90).iter().map(|&(w, e)| probe_kernel_name(w, e)).collect();
         let mut module: CuModule = std::ptr::null_mut();
         let mut small = false;
@@ -1066,7 +1066,7 @@ mod tests {
 
     #[test]
     fn the_probe_entries_extract_from_the_embedded_ptx() {
-        for (ptx, sm90) in [(sprnn::ptx::SM90, true), (sprnn::ptx::SM80, false)] {
+        for (ptx, sm90) in [(sprnn::ptx::SM90.as_str(), true), (sprnn::ptx::SM80.as_str(), false)] {
             let names: Vec<&str> = kernels(sm90).iter().map(|&(w, e)| probe_kernel_name(w, e)).collect();
             assert_eq!(names.len(), if sm90 { 6 } else { 2 });
             let small = probe_module_ptx(ptx, &names).expect("probe entries extract");
@@ -1089,7 +1089,7 @@ mod tests {
                 assert!(out.status.success(), "ptxas {arch}: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        assert!(probe_module_ptx(sprnn::ptx::SM80, &["sprnn_probe_cluster_tagged_w32"]).is_none());
+        assert!(probe_module_ptx(&sprnn::ptx::SM80, &["sprnn_probe_cluster_tagged_w32"]).is_none());
     }
 
     #[test]
