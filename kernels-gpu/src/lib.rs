@@ -10,6 +10,8 @@
 //!   input projection (tensor-core GEMM and CSR) and the kernel joining two directions.
 #![no_std]
 #![deny(missing_docs)]
+// `format` is compiled into the sprnn crate, which builds on Rust 1.85; `is_multiple_of` is 1.87.
+#![allow(clippy::manual_is_multiple_of)]
 #![cfg_attr(
     target_arch = "nvptx64",
     feature(abi_ptx, asm_experimental_arch, stdarch_nvptx)

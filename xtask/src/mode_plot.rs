@@ -14,11 +14,13 @@ use crate::plots::{color, de, frame, result_files, Legend, FONT};
 
 /// Panel key: (cell, batch, density).
 type Panel = (String, usize, String);
+/// A panel's µs per step: per approach, per hidden size, every repetition.
+type Series = BTreeMap<String, BTreeMap<usize, Vec<f64>>>;
 
 /// The rows of one file: per panel, per approach, per H, the times of the repetitions; and the
 /// provenance line.
 struct Rows {
-    panels: BTreeMap<Panel, BTreeMap<String, BTreeMap<usize, Vec<f64>>>>,
+    panels: BTreeMap<Panel, Series>,
     /// Per panel and H, whether the auto mode ran the cluster kernel.
     chose_cluster: BTreeMap<(Panel, usize), bool>,
     meta: String,
@@ -77,7 +79,7 @@ fn draw(path: &Path, rows: &Rows, source: &str) -> Result<(), String> {
     let mut legend: Vec<Legend> = modes.iter().enumerate().map(|(i, (_, name))| Legend::Line(name.to_string(), color(i))).collect();
     legend.push(Legend::Marker("the planner's choice (auto mode)".into(), true));
     legend.push(Legend::Text("no cluster point: the layer does not fit 16 SMs".into()));
-    let panels: Vec<(&Panel, &BTreeMap<String, BTreeMap<usize, Vec<f64>>>)> = rows.panels.iter().collect();
+    let panels: Vec<(&Panel, &Series)> = rows.panels.iter().collect();
     let cols = 2usize;
     let lines = panels.len().div_ceil(cols);
     let root = BitMapBackend::new(path, (1500, 120 + 420 * lines as u32)).into_drawing_area();

@@ -187,7 +187,7 @@ fn cluster_mode_matches_the_reference_for_every_cell_and_cluster_size() {
         for size in CLUSTER_SIZES {
             for (batch, hidden) in [(1, 256), (4, 192), (3, 100)] {
                 case += 1;
-                let with_state = case % 2 == 0;
+                let with_state = case.is_multiple_of(2);
                 let p = problem(cell, hidden, batch, 0.1, 40, s + case, with_state);
                 // A long bound: under compute-sanitizer (run.sh sanitize) the polls of shared
                 // memory run orders of magnitude slower.

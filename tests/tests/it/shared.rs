@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use rand::SeedableRng;
-use sprnn::layout::{check_fit, layout_with, plan, synthetic, Cell, DeviceInfo, ExecMode, Geometry, Plan, PlanError, PlanOptions, Products, RowStats, WeightOrder};
+use sprnn::layout::{check_fit, layout_with, plan, synthetic, Cell, DeviceInfo, ExecMode, Geometry, PlanError, PlanOptions, Products, RowStats, WeightOrder};
 use sprnn::reference::{self, Precision};
 use sprnn::SparseRecurrentLayer;
 use sprnn_kernels::format::{exchange_slots, gated_kernel, row_threads, Cell as FormatCell, RecurrentSmem, BATCH_TILES, PRODUCT_GROUP, SHARED_LIST_LENGTHS};
@@ -112,7 +112,7 @@ fn planner_keeps_registers_only_where_they_fit() {
         Err(PlanError::DoesNotFit { .. })
     ));
     let p = plan(&w, Cell::Lstm, 4, &dev, &PlanOptions::default()).expect("registers and shared memory hold it");
-    assert!(p.shared_words() > 0 && p.shared_words() % PRODUCT_GROUP == 0);
+    assert!(p.shared_words() > 0 && p.shared_words().is_multiple_of(PRODUCT_GROUP));
     assert!(SHARED_LIST_LENGTHS.contains(&p.list_len()));
     assert!(p.smem_bytes() <= dev.shared_per_cta(1));
     assert!(p.registers_per_sm() <= dev.registers_per_sm);
