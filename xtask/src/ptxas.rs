@@ -76,10 +76,11 @@ pub fn report(arch: &str, ptx: &str) -> Result<Vec<Resources>, String> {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let rows = parse(&text);
     println!("ptxas -arch={arch} -v:");
-    println!("  {:<34} {:>5} {:>6} {:>7} {:>7}", "kernel", "regs", "stack", "spill-st", "spill-ld");
+    println!("  {:<34} {:>5} {:>6} {:>7} {:>7} {:>9}", "kernel", "regs", "stack", "spill-st", "spill-ld", "non-weight");
     let mut bad = Vec::new();
     for r in &rows {
-        println!("  {:<34} {:>5} {:>6} {:>7} {:>7}", r.kernel, r.registers, r.stack_frame, r.spill_stores, r.spill_loads);
+        let other = non_weight_registers(r).map_or_else(|| "-".to_string(), |n| n.to_string());
+        println!("  {:<34} {:>5} {:>6} {:>7} {:>7} {:>9}", r.kernel, r.registers, r.stack_frame, r.spill_stores, r.spill_loads, other);
         if r.stack_frame > 0 || r.spill_stores > 0 || r.spill_loads > 0 {
             bad.push(r.kernel.clone());
         }
@@ -93,9 +94,29 @@ pub fn report(arch: &str, ptx: &str) -> Result<Vec<Resources>, String> {
     Ok(rows)
 }
 
+/// Registers a sparse-list kernel (register-only, shared-weights or cluster) spends on anything
+/// but its `N` weight words: `registers − N`; `None` for the other kernels.
+pub fn non_weight_registers(r: &Resources) -> Option<u32> {
+    use sprnn_kernels::format::{parse_cluster_kernel_name, parse_recurrent_kernel_name, parse_shared_kernel_name};
+    let n = parse_recurrent_kernel_name(&r.kernel)
+        .map(|(n, ..)| n)
+        .or_else(|| parse_shared_kernel_name(&r.kernel).map(|(n, ..)| n))
+        .or_else(|| parse_cluster_kernel_name(&r.kernel).map(|(n, ..)| n))?;
+    Some(r.registers.saturating_sub(n as u32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_weight_registers_subtract_the_list_length() {
+        let row = |kernel: &str, registers| Resources { kernel: kernel.into(), registers, stack_frame: 0, spill_stores: 0, spill_loads: 0 };
+        assert_eq!(non_weight_registers(&row("sprnn_recurrent_n24_bt4_h16", 96)), Some(72));
+        assert_eq!(non_weight_registers(&row("sprnn_sw_gated_n48_bt4", 128)), Some(80));
+        assert_eq!(non_weight_registers(&row("sprnn_cluster_n64_bt1", 120)), Some(56));
+        assert_eq!(non_weight_registers(&row("sprnn_projection_csr", 32)), None);
+    }
 
     /// ptxas 12.9's order: an entry's properties, then those of a called function (a panic
     /// helper with no frame), then the next entry.
