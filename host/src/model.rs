@@ -121,8 +121,10 @@ pub struct ModelOptions {
 
 /// Running both directions at once on half the SMs each is chosen only where its estimate is
 /// below this fraction of running them in turn: two grids side by side share L2 and memory
-/// bandwidth, which the single-layer estimates do not see. A margin to be calibrated with
-/// [`DirectionSchedule`]'s forced choices; not yet measured.
+/// bandwidth, which the single-layer estimates do not see. Measured with [`DirectionSchedule`]'s
+/// forced choices on the H200 (2026-12-01, bench/RESULTS.md session 9): a DeepSpeech-like GRU
+/// H = 1760 B = 4 layer ran 3.66 µs per step at once against 5.43 in turn, where the estimates
+/// were 2.66 and 4.19 (both low by a quarter), so the margin has not decided a case yet.
 pub const AT_ONCE_MARGIN: f64 = 0.9;
 
 /// The decision of [`choose_schedule`] for one bidirectional layer.

@@ -60,21 +60,23 @@ impl Problem {
         let w = sprnn::sparse::random_recurrent(seed, g * hidden, hidden, density, 0.9)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ salt);
         let b = random_vec(&mut rng, g * hidden, 0.2);
-        let u = random_vec(&mut rng, steps * batch * g * hidden, 1.0);
-        let h0 = with_state.then(|| random_vec(&mut rng, batch * hidden, 0.5));
-        let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * hidden, 0.5));
-        Ok(Problem { cell, hidden, batch, steps, w, b, u, h0, c0 })
+        Ok(Problem::with_inputs(cell, w, b, batch, steps, &mut rng, with_state))
     }
 
     /// A problem for a given layer (`W_hh`, `b_hh`, e.g. a capacity search's): `U` and the
     /// initial state drawn from `seed` as [`Problem::random`] draws them.
     pub fn from_layer(cell: Cell, w: sprnn::Csr, b: Vec<f32>, batch: usize, steps: usize, seed: u64, with_state: bool) -> Problem {
         use rand::SeedableRng;
+        Problem::with_inputs(cell, w, b, batch, steps, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), with_state)
+    }
+
+    /// The problem of `W_hh`, `b_hh` with `U` in ±1 and (with state) `h0`, LSTM `c0` in ±0.5,
+    /// drawn from `rng` in that order.
+    fn with_inputs(cell: Cell, w: sprnn::Csr, b: Vec<f32>, batch: usize, steps: usize, rng: &mut impl Rng, with_state: bool) -> Problem {
         let hidden = w.cols();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let u = random_vec(&mut rng, steps * batch * cell.gates() * hidden, 1.0);
-        let h0 = with_state.then(|| random_vec(&mut rng, batch * hidden, 0.5));
-        let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, batch * hidden, 0.5));
+        let u = random_vec(rng, steps * batch * cell.gates() * hidden, 1.0);
+        let h0 = with_state.then(|| random_vec(rng, batch * hidden, 0.5));
+        let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(rng, batch * hidden, 0.5));
         Problem { cell, hidden, batch, steps, w, b, u, h0, c0 }
     }
 
