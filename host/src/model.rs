@@ -11,6 +11,7 @@
 //!                    time-reversed)
 //! D = 1: x_{l+1} = h_{l,0}
 //! D = 2: x_{l+1} = concat(h_{l,0}[t], h_{l,1}[T-1-t])  [T][B][2H]   (sprnn_concat_directions)
+//!        or, where it is not kept, joined by layer l+1's projections as they read it
 //! ```
 //!
 //! The reverse direction runs the ordinary forward kernel over the time-reversed sequence (its
@@ -21,6 +22,18 @@
 //! and `c_n` are `[L·D][B][H]` (index `l·D + d`), the reverse direction's final state being the
 //! one after input step 0, as in PyTorch. Initial states `h0`/`c0` use the same `[L·D][B][H]`
 //! order and default to zeros.
+//!
+//! # Which joins run
+//!
+//! The joined states of a layer below the last exist only as the next layer's input. Where both
+//! of the next layer's directions have a dense `W_ih`, no join runs and no `[T][B][2H]` buffer
+//! is kept: the dense projection rounds its input to fp16 in a launch of its own anyway, and
+//! that launch reads the two directions' states directly (the forward states, and the reverse
+//! ones at step `T-1-t`) and writes the same fp16 rows it would write from the joined copy (see
+//! [`crate::projection`]). The result is the same bit for bit. The last layer keeps its join
+//! (its joined states are the model's `output`), and so does a layer whose next layer has a
+//! sparse `W_ih` in either direction (the CSR kernel reads f32 rows). [`fused_joins`] says which
+//! layers' joins are fused, [`Model::join_fused`] asks a built model.
 //!
 //! # One chain of stream-ordered work
 //!
@@ -34,7 +47,9 @@
 //! layer's status word and reports the first failing layer, in the chain's order, as
 //! [`Error::InLayer`] around the kernel's own error (for example [`Error::Timeout`]). The
 //! events also time every part of the chain: [`ModelTiming`] has, per layer, the recurrent
-//! kernels, the projections and the join, and the rest of the wall time.
+//! kernels, the projections and the join (0 for a layer whose join is fused into the next
+//! layer's projections, where the joining is part of that layer's projection time), and the
+//! rest of the wall time.
 //!
 //! Because the chain is stream work only, it can be captured as one CUDA graph
 //! ([`Model::capture`], [`ModelGraph::replay`]): every memset that resets a kernel's exchange
@@ -79,7 +94,8 @@ use crate::args::{check_finite, check_len};
 use crate::layer::{Launch, LayerOptions, SparseRecurrentLayer};
 use crate::layout::device::{registers_per_sm, DeviceInfo, SHARED_RESERVED_PER_CTA};
 use crate::layout::{self, check_mode, PlanError, PlanOptions, RowStats};
-use crate::projection::{elementwise_grid, InputProjection};
+use crate::projection::{elementwise_grid, InputProjection, ProjectionInput};
+use crate::sparse::Matrix;
 use crate::tensors::{DeviceInput, DeviceOutput, ModelOutput};
 use crate::weights::ModelWeights;
 
@@ -117,6 +133,17 @@ pub struct ModelOptions {
     pub layer: LayerOptions,
     /// Scheduling of the two directions of bidirectional layers.
     pub schedule: DirectionSchedule,
+}
+
+/// Per layer of `weights`, whether its join is fused into the next layer's input projections (see
+/// the [module docs](self#which-joins-run)): `true` for a layer of a bidirectional model below
+/// the last whose next layer has a dense `W_ih` in both directions; `false` for the last layer,
+/// for a layer below a sparse `W_ih`, and for every layer of a unidirectional model (which has
+/// no join).
+pub fn fused_joins(weights: &ModelWeights) -> Vec<bool> {
+    let layers = weights.num_layers();
+    let dense_above = |l: usize| l + 1 < layers && (0..weights.directions()).all(|d| matches!(weights.layer(l + 1, d).w_ih(), Matrix::Dense(_)));
+    (0..layers).map(|l| weights.directions() == 2 && dense_above(l)).collect()
 }
 
 /// Running both directions at once on half the SMs each is chosen only where its estimate is
@@ -314,7 +341,10 @@ pub struct ModelTiming {
     pub projection_ms: Vec<f32>,
     /// Per layer: the join of a bidirectional layer's two directions (the concatenation, and
     /// the wait for the later direction), milliseconds, from the last recurrent kernel's end;
-    /// 0 for a unidirectional layer.
+    /// 0 for a unidirectional layer, and 0 for a layer whose join is fused into the next
+    /// layer's projections ([`Model::join_fused`]): no join kernel runs, the next layer's
+    /// projection time includes the joining, and the wait for the later direction falls in
+    /// the rest of the wall time ([`Self::other_ms`]).
     pub join_ms: Vec<f32>,
     /// Per layer: whether its two directions ran at once (`false` when unidirectional).
     pub concurrent: Vec<bool>,
@@ -339,8 +369,9 @@ impl ModelTiming {
     }
 
     /// The per-layer report in µs per step of a sequence of `steps` steps: one line per layer
-    /// (recurrent, each direction's kernel when bidirectional, projection, join) and one for the
-    /// rest and the whole call.
+    /// (recurrent, each direction's kernel when bidirectional, projection, join — 0.000 where
+    /// the join is fused into the next layer's projection, see [`Self::join_ms`]) and one for
+    /// the rest and the whole call.
     pub fn report(&self, steps: usize) -> String {
         let per = |ms: f64| ms * 1e3 / steps.max(1) as f64;
         let mut out = String::new();
@@ -406,7 +437,8 @@ struct LayerEvents {
     /// Per direction, around its recurrent kernel (the reverse direction's end is where the
     /// main stream joins it back).
     kernel: Vec<(Event, Event)>,
-    /// After the join of a bidirectional layer.
+    /// After the join of a bidirectional layer (not recorded where the join is fused into the
+    /// next layer's projections).
     join: Event,
 }
 
@@ -450,8 +482,14 @@ pub struct Model {
     schedules: Vec<Option<ScheduleChoice>>,
     /// Per layer and direction (`l·D + d`): kernel flags added to every launch (test hooks).
     extra_flags: Vec<u32>,
-    /// Per bidirectional layer: the joined output `[T][B][2H]`.
-    joined: Vec<DeviceBuffer<f32>>,
+    /// Per layer: whether its join is fused into the next layer's projections, as
+    /// [`fused_joins`] decides from the weights.
+    fusable: Vec<bool>,
+    /// Test hook ([`Model::set_keep_every_join`]): every bidirectional layer keeps its join.
+    keep_every_join: bool,
+    /// Per layer: the joined output `[T][B][2H]` of a bidirectional layer that keeps its join
+    /// (`None` for a fused join and for unidirectional layers).
+    joined: Vec<Option<DeviceBuffer<f32>>>,
     /// Steps the buffers hold, and of the last successful run (0: none yet).
     steps: usize,
     ran: bool,
@@ -570,6 +608,8 @@ impl Model {
             layers,
             concurrent,
             schedules,
+            fusable: fused_joins(weights),
+            keep_every_join: false,
             joined: Vec::new(),
             steps: 1,
             ran: false,
@@ -614,6 +654,17 @@ impl Model {
     /// When `l >= num_layers()`.
     pub fn concurrent(&self, l: usize) -> bool {
         self.concurrent[l]
+    }
+
+    /// Whether layer `l`'s join is fused into layer `l + 1`'s input projections (see the [module
+    /// docs](self#which-joins-run)): no join kernel runs for it, its
+    /// [`ModelTiming::join_ms`] is 0. `false` for the last layer, for unidirectional layers and
+    /// for a layer below a sparse `W_ih`.
+    ///
+    /// # Panics
+    /// When `l >= num_layers()`.
+    pub fn join_fused(&self, l: usize) -> bool {
+        self.fusable[l] && !self.keep_every_join
     }
 
     /// The schedule of bidirectional layer `l`'s directions: the decision, the estimates and
@@ -668,6 +719,18 @@ impl Model {
         }
     }
 
+    /// With `keep`, every bidirectional layer keeps its join (as though every `W_ih` were
+    /// sparse), so a fused-join model can be compared with the same model joining every layer;
+    /// without, the joins of [`fused_joins`] are fused again. Takes effect from the next pass or
+    /// capture (the buffers are sized again). (Test hook.)
+    #[cfg(feature = "test-hooks")]
+    pub fn set_keep_every_join(&mut self, keep: bool) {
+        if keep != self.keep_every_join {
+            self.keep_every_join = keep;
+            self.ran = false;
+        }
+    }
+
     /// Runs the model on host input `x` (`[T][B][I]`, finite) from `h0`/`c0` (`[L·D][B][H]`,
     /// zeros when `None`; `c0` for LSTM only) and returns PyTorch's `output`, `h_n` and (LSTM)
     /// `c_n`. Errors as [`Self::forward_device`], plus a non-finite `x` (`"x"`).
@@ -704,9 +767,17 @@ impl Model {
         Ok(())
     }
 
-    /// Makes every buffer hold `steps` steps.
+    /// Per layer: whether it keeps its join (a bidirectional layer whose join is not fused).
+    fn keeps_join(&self) -> Vec<bool> {
+        let dn = self.directions();
+        (0..self.layers.len()).map(|l| dn == 2 && !self.join_fused(l)).collect()
+    }
+
+    /// Makes every buffer hold `steps` steps (a joined output for each layer that keeps its
+    /// join, none for the others).
     fn ensure_steps(&mut self, steps: usize) -> Result<()> {
-        if self.steps == steps && (self.joined.len() == self.layers.len() || self.directions() == 1) {
+        let keeps = self.keeps_join();
+        if self.steps == steps && self.joined.len() == keeps.len() && self.joined.iter().map(Option::is_some).eq(keeps.iter().copied()) {
             return Ok(());
         }
         self.ran = false;
@@ -722,10 +793,9 @@ impl Model {
             }
         }
         self.joined.clear();
-        if self.directions() == 2 {
-            for _ in 0..self.layers.len() {
-                self.joined.push(DeviceBuffer::zeroed(steps * self.batch * 2 * self.hidden).map_err(cust_err("cuMemAlloc"))?);
-            }
+        for keep in keeps {
+            let joined = if keep { Some(DeviceBuffer::zeroed(steps * self.batch * 2 * self.hidden).map_err(cust_err("cuMemAlloc"))?) } else { None };
+            self.joined.push(joined);
         }
         self.steps = steps;
         Ok(())
@@ -769,10 +839,15 @@ impl Model {
         for l in 0..layers.len() {
             let (below, rest) = layers.split_at_mut(l);
             let dirs = &mut rest[0];
-            let input: &DeviceBuffer<f32> = match l {
-                0 => x,
-                _ if dn == 2 => &joined[l - 1],
-                _ => &below[l - 1][0].out.h,
+            let input = match l {
+                0 => ProjectionInput::Rows(x),
+                // A layer below that keeps no joined output: its directions, joined as they are
+                // read (dense projections only, `fused_joins`).
+                _ if dn == 2 => match &joined[l - 1] {
+                    Some(j) => ProjectionInput::Rows(j),
+                    None => ProjectionInput::Directions { forward: &below[l - 1][0].out.h, reverse: &below[l - 1][1].out.h },
+                },
+                _ => ProjectionInput::Rows(&below[l - 1][0].out.h),
             };
             let at_once = concurrent[l];
             let stream_of = |d: usize| if at_once && d == 1 { s1 } else { s0 };
@@ -798,10 +873,13 @@ impl Model {
                     driver::wait_event(s0, &ev.kernel[1].1)?;
                     *forked = false;
                 }
+                // A fused join: the next layer's projections, ordered after this point on the
+                // main stream, read both directions' states themselves.
+                let Some(out) = &joined[l] else { continue };
                 let params = ConcatParams {
                     forward: dirs[0].out.h.as_device_ptr().as_raw(),
                     reverse: dirs[1].out.h.as_device_ptr().as_raw(),
-                    out: joined[l].as_device_ptr().as_raw(),
+                    out: out.as_device_ptr().as_raw(),
                     steps: steps as u32,
                     batch: batch as u32,
                     hidden: hidden as u32,
@@ -845,7 +923,8 @@ impl Model {
             gpu_ms: ev.end.elapsed_ms(&ev.start)?,
             total_ms: 0.0,
         };
-        for le in &ev.layers {
+        let keeps = self.keeps_join();
+        for (le, keep) in ev.layers.iter().zip(keeps) {
             // Every time relative to the layer's first event.
             let origin = &le.projection[0];
             let at = |e: &Event| e.elapsed_ms(origin);
@@ -861,7 +940,7 @@ impl Model {
             t.recurrent_ms.push(last_end - first_kernel);
             t.kernel_ms.push(kernels);
             t.projection_ms.push((first_kernel - first_projection).max(0.0));
-            t.join_ms.push(if dn == 2 { (at(&le.join)? - last_end).max(0.0) } else { 0.0 });
+            t.join_ms.push(if keep { (at(&le.join)? - last_end).max(0.0) } else { 0.0 });
         }
         t.total_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(t)
@@ -968,7 +1047,7 @@ impl Model {
             driver::memset_u32(dir.out.h.as_device_ptr().as_raw(), nan, dir.out.h.len(), stream)?;
             driver::memset_u32(dir.out.c.as_device_ptr().as_raw(), nan, dir.out.c.len(), stream)?;
         }
-        for j in &self.joined {
+        for j in self.joined.iter().flatten() {
             driver::memset_u32(j.as_device_ptr().as_raw(), nan, j.len(), stream)?;
         }
         Ok(driver::synchronize(stream)?)
@@ -978,7 +1057,8 @@ impl Model {
     /// (`None` before the first one).
     pub fn output_device(&self) -> Option<&DeviceBuffer<f32>> {
         let last = self.layers.len() - 1;
-        self.ran.then(|| if self.directions() == 2 { &self.joined[last] } else { &self.layers[last][0].out.h })
+        // The last layer always keeps its join (`fused_joins`).
+        self.ran.then(|| self.joined[last].as_ref().unwrap_or(&self.layers[last][0].out.h))
     }
 
     /// Copies the results of the last successful run to the host: `output` `[T][B][D·H]`,

@@ -31,6 +31,16 @@
 //! - [`Matrix::Sparse`] (a pruned `W_ih` in CSR form): one thread per output, f32 values and
 //!   f32 fused multiply-adds in column order — no fp16 rounding at all.
 //!
+//! # Joined input (crate-internal)
+//!
+//! A [`Model`](crate::Model)'s layer above a bidirectional layer reads that layer's two
+//! directions joined, `[T][B][2H]`. Where the dense kernel projects it, the model keeps no
+//! joined copy: the crate-internal `ProjectionInput::Directions` hands the projection both directions' states,
+//! and the rounding launch joins them while rounding (`sprnn_projection_join_to_f16`: forward
+//! states in columns `..H`, the reverse direction's step `T-1-t` in columns `H..` of input row
+//! `t`), writing the very fp16 rows the plain rounding writes from the joined copy; the GEMM is
+//! the same launch. The sparse kernel reads f32 rows and takes only `ProjectionInput::Rows`.
+//!
 //! [`InputProjection::project`] checks every shape before anything is launched and returns a
 //! typed [`Error::Input`] naming the argument.
 
@@ -41,7 +51,8 @@ use std::sync::Mutex;
 
 use sprnn_kernels::format::{
     projection_dense_kernel_name, projection_flags, projection_grid, projection_padded_input, projection_smem_bytes, ProjectionParams,
-    ELEMENTWISE_THREADS, PROJECTION_CSR_KERNEL, PROJECTION_THREADS, PROJECTION_TO_F16_KERNEL, PROJECTION_VARIANTS,
+    ELEMENTWISE_THREADS, PROJECTION_CSR_KERNEL, PROJECTION_JOIN_TO_F16_KERNEL, PROJECTION_THREADS, PROJECTION_TO_F16_KERNEL,
+    PROJECTION_VARIANTS,
 };
 
 use crate::driver;
@@ -50,6 +61,28 @@ use crate::gpu::Gpu;
 use crate::args::{check_finite, check_len};
 use crate::sparse::Matrix;
 use crate::tensors::DeviceInput;
+
+/// The input rows a projection reads (crate-internal; see the [module
+/// docs](self#joined-input-crate-internal)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ProjectionInput<'a> {
+    /// `[T][B][I]` f32 rows.
+    Rows(&'a DeviceBuffer<f32>),
+    /// The two directions of a bidirectional layer, each `[T][B][I/2]` f32 (`I` even), the
+    /// reverse one in its own (reversed) step order: input row `t·B + b` is
+    /// `forward[t][b] ++ reverse[T-1-t][b]`. Dense `W_ih` only.
+    Directions { forward: &'a DeviceBuffer<f32>, reverse: &'a DeviceBuffer<f32> },
+}
+
+impl ProjectionInput<'_> {
+    /// Values of the input, `T·B·I` when the shapes are right.
+    fn len(&self) -> usize {
+        match self {
+            ProjectionInput::Rows(x) => x.len(),
+            ProjectionInput::Directions { forward, reverse } => forward.len() + reverse.len(),
+        }
+    }
+}
 
 /// `W_ih` on the device, in the form its kernel reads.
 enum Weights {
@@ -261,7 +294,12 @@ impl InputProjection {
     /// caller keeps `x` and `out` alive and waits for the stream). The dense kernel's fp16 copy of
     /// `x` is this projection's one scratch buffer: calls on the same projection must run in
     /// order on the GPU (one stream, or waited for in between), as the model's are.
-    pub(crate) fn enqueue(&self, x: &DeviceBuffer<f32>, steps: usize, batch: usize, reverse: bool, out: &mut DeviceInput, stream: &Stream) -> Result<()> {
+    ///
+    /// `x` may be a bidirectional layer's two directions ([`ProjectionInput::Directions`]) for a
+    /// dense `W_ih`: they are joined while being rounded to fp16 (see the [module
+    /// docs](self#joined-input-crate-internal)). Errors ([`Error::Input`], `"x"`): the two
+    /// directions differ in length or `I` is odd, or `W_ih` is sparse.
+    pub(crate) fn enqueue(&self, x: ProjectionInput<'_>, steps: usize, batch: usize, reverse: bool, out: &mut DeviceInput, stream: &Stream) -> Result<()> {
         let mut x16 = self.x16.lock().unwrap_or_else(|e| e.into_inner());
         self.enqueue_with(x, steps, batch, reverse, out, stream, &mut x16)
     }
@@ -270,7 +308,7 @@ impl InputProjection {
     #[allow(clippy::too_many_arguments)]
     fn enqueue_with(
         &self,
-        x: &DeviceBuffer<f32>,
+        x: ProjectionInput<'_>,
         steps: usize,
         batch: usize,
         reverse: bool,
@@ -279,10 +317,27 @@ impl InputProjection {
         x16: &mut Option<DeviceBuffer<u16>>,
     ) -> Result<()> {
         self.check(x.len(), steps, batch, out)?;
+        let (x, x_reverse, split) = match x {
+            ProjectionInput::Rows(x) => (x, 0, 0),
+            ProjectionInput::Directions { forward, reverse } => {
+                let problem = if self.is_sparse() {
+                    Some("two directions to join: only the dense projection joins them (the sparse one reads f32 rows)".to_string())
+                } else if forward.len() != reverse.len() || self.input_size % 2 != 0 || self.input_size == 0 {
+                    Some(format!("two directions of {} and {} values for I = {}: each must hold half of every row", forward.len(), reverse.len(), self.input_size))
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(Error::Input { name: "x", problem });
+                }
+                (forward, reverse.as_device_ptr().as_raw(), self.input_size / 2)
+            }
+        };
         self.gpu.make_current()?;
         let rows = steps * batch;
         let mut params = ProjectionParams {
             x: x.as_device_ptr().as_raw(),
+            x_reverse,
             w: 0,
             row_ptr: 0,
             col_idx: 0,
@@ -294,7 +349,7 @@ impl InputProjection {
             input: self.input_size as u32,
             outputs: self.outputs as u32,
             flags: if reverse { projection_flags::REVERSE_TIME } else { 0 },
-            pad: 0,
+            split: split as u32,
         };
         match &self.weights {
             Weights::Csr { row_ptr, col_idx, values } => {
@@ -327,10 +382,11 @@ impl InputProjection {
                 let scratch = x16.as_ref().expect("allocated above");
                 params.w = w.as_device_ptr().as_raw();
                 params.x16 = scratch.as_device_ptr().as_raw();
-                let round = self.gpu.function(PROJECTION_TO_F16_KERNEL)?;
+                let round = self.gpu.function(if split == 0 { PROJECTION_TO_F16_KERNEL } else { PROJECTION_JOIN_TO_F16_KERNEL })?;
                 let gemm = self.gpu.function(projection_dense_kernel_name(cols, stages))?;
                 // SAFETY: as for the CSR kernel; `x16` holds `T·B × I8` fp16 and `w` `G·H × I8`
-                // (padded on upload); the rounding kernel runs before the GEMM on the stream, and
+                // (padded on upload); joined input: `x` and `x_reverse` hold `T·B × I/2` f32 each
+                // (checked above, `0 < split < I`); the rounding kernel runs before the GEMM on the stream, and
                 // the caller holds the scratch buffer's lock until the stream has passed both
                 // (or, for the model, orders its calls on one stream). The GEMM's launch shape is
                 // the one its contract names; its shared memory was allowed in `Gpu::new`.
@@ -370,7 +426,7 @@ impl InputProjection {
         // The scratch buffer stays locked until the stream has passed the kernels.
         let mut x16 = self.x16.lock().unwrap_or_else(|e| e.into_inner());
         start.record(stream).map_err(cust_err("cuEventRecord"))?;
-        let launched = self.enqueue_with(x, steps, batch, reverse, out, stream, &mut x16);
+        let launched = self.enqueue_with(ProjectionInput::Rows(x), steps, batch, reverse, out, stream, &mut x16);
         // Wait even when the launch failed: earlier work on the stream may use the buffers.
         let waited = stop.record(stream).map_err(cust_err("cuEventRecord")).and_then(|()| Ok(driver::synchronize(stream)?));
         launched?;

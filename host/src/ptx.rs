@@ -61,13 +61,13 @@ impl Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, GATED, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_TO_F16_KERNEL};
+    use sprnn_kernels::format::{recurrent_kernel_name, BATCH_TILES, CONCAT_KERNEL, GATED, HIDDEN_F32, LIST_LENGTHS, PROJECTION_CSR_KERNEL, PROJECTION_JOIN_TO_F16_KERNEL, PROJECTION_TO_F16_KERNEL};
 
     #[test]
     fn every_kernel_variant_is_in_both_ptx_files() {
         for ptx in [SM90.as_str(), SM80.as_str()] {
             assert!(ptx.contains(".entry sprnn_smoke("));
-            for name in [PROJECTION_TO_F16_KERNEL, PROJECTION_CSR_KERNEL, CONCAT_KERNEL] {
+            for name in [PROJECTION_TO_F16_KERNEL, PROJECTION_JOIN_TO_F16_KERNEL, PROJECTION_CSR_KERNEL, CONCAT_KERNEL] {
                 assert!(ptx.contains(&format!(".entry {name}(")), "{name} missing");
             }
             for (cols, stages) in sprnn_kernels::format::PROJECTION_VARIANTS {

@@ -760,6 +760,10 @@ pub mod projection_flags {
 /// Entry point of the kernel that rounds the projection's input rows to fp16 (the first of the
 /// dense projection's two launches).
 pub const PROJECTION_TO_F16_KERNEL: &str = "sprnn_projection_x_to_f16";
+/// Entry point of the kernel that rounds the projection's input rows to fp16 while joining them
+/// from the two directions of a bidirectional layer (the first of the dense projection's two
+/// launches when the layer below keeps no joined output; see [`ProjectionParams::split`]).
+pub const PROJECTION_JOIN_TO_F16_KERNEL: &str = "sprnn_projection_join_to_f16";
 /// Entry point of the sparse input projection (CSR `W_ih` × dense `x`, f32).
 pub const PROJECTION_CSR_KERNEL: &str = "sprnn_projection_csr";
 /// Entry point of the kernel that joins the two directions of a bidirectional layer.
@@ -834,11 +838,25 @@ pub const fn projection_grid(rows: usize, cols: usize, tile_cols: usize) -> usiz
 /// (f32). Sparse kernel ([`PROJECTION_CSR_KERNEL`]): `W_ih` in CSR form —
 /// `row_ptr` `[G·H + 1]` u32, `col_idx` `[nnz]` u32, `w` the values `[nnz]` f32 — and every
 /// product and sum in f32, in column order.
+///
+/// Joined input ([`PROJECTION_JOIN_TO_F16_KERNEL`], dense projection only): the input rows are
+/// the two directions of the bidirectional layer below, joined as the direction-joining kernel
+/// ([`ConcatParams`]) would join them, without that kernel's `[T][B][2H]` copy: `x` is the
+/// forward direction's `[T][B][split]` f32 and `x_reverse` the reverse direction's
+/// `[T][B][I - split]` f32 in its own (reversed) step order, and the rounding kernel writes
+/// `x16[t·B + b][k] = fp16(x[t][b][k])` for `k < split` and
+/// `fp16(x_reverse[T-1-t][b][k - split])` for `split ≤ k < I` — the same fp16 rows the plain
+/// rounding kernel writes from the joined copy, so the GEMM that follows is unchanged.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProjectionParams {
-    /// Input rows, `[T·B][I]` f32.
+    /// Input rows, `[T·B][I]` f32. Joined input: the forward direction's states, `[T][B][split]`
+    /// f32, columns `0..split` of every input row.
     pub x: u64,
+    /// Joined input only: the reverse direction's states, `[T][B][I - split]` f32 in the
+    /// reverse direction's own step order (its step `T-1-t` belongs to input step `t`), columns
+    /// `split..I` of every input row; 0 otherwise.
+    pub x_reverse: u64,
     /// Dense: `W_ih` `[G·H][I8]` fp16 bits. Sparse: the nonzero values `[nnz]` f32.
     pub w: u64,
     /// Sparse: row pointer `[G·H + 1]` u32 (unused by the dense kernel).
@@ -862,8 +880,9 @@ pub struct ProjectionParams {
     pub outputs: u32,
     /// Bits from [`projection_flags`].
     pub flags: u32,
-    /// Padding (keeps the struct's size a multiple of 8).
-    pub pad: u32,
+    /// Joined input only ([`PROJECTION_JOIN_TO_F16_KERNEL`]): the columns of every input row
+    /// read from `x` (the forward direction's `H`), `0 < split < I`; 0 otherwise.
+    pub split: u32,
 }
 
 /// Arguments of the kernel that joins the two directions of a bidirectional layer into the

@@ -1,6 +1,9 @@
 //! Joining the two directions of a bidirectional layer: the forward states and the reverse
-//! states, time-aligned, side by side in one `[T][B][2H]` output, as PyTorch returns them (and
-//! as the next layer's input projection reads them). See `format::ConcatParams`.
+//! states, time-aligned, side by side in one `[T][B][2H]` output, as PyTorch returns them. The
+//! host runs it for the last layer (the model's output) and for a layer whose next layer has a
+//! sparse input projection (which reads f32 rows); a next layer with a dense projection joins
+//! the directions while rounding them to fp16 instead (`projection::sprnn_projection_join_to_f16`,
+//! same indexing). See `format::ConcatParams`.
 //!
 //! One thread per output value, grid-stride; consecutive threads write consecutive values.
 

@@ -9,6 +9,10 @@
 //!    output per thread. Streaming `x` once is a small fraction of the GEMM's time, and it lets
 //!    the GEMM's main loop copy both operands with `cp.async` straight into shared memory, at
 //!    half the bytes an f32 operand would cost every CTA that reads it.
+//!    For a bidirectional layer below whose joined output is not kept, the rounding reads the
+//!    two directions' states directly instead ([`sprnn_projection_join_to_f16`]: the forward
+//!    states, and the reverse ones at the mirrored step), writing the same `x16` rows: the join
+//!    costs no launch and no `[T][B][2H]` round trip through memory.
 //! 2. **GEMM** `U = x16 · W_ihᵀ` (`sprnn_projection_dense_n{C}_s{S}`): both operands are
 //!    K-contiguous fp16 rows of `I8` values (the host pads `W_ih` with zeros on upload), so every
 //!    16-byte chunk is aligned and lies wholly inside or wholly outside a row. Each CTA computes
@@ -122,6 +126,82 @@ pub unsafe extern "ptx-kernel" fn sprnn_projection_x_to_f16(p: ProjectionParams)
             let h = [f32x2_to_f16x2(v[0], v[1]), f32x2_to_f16x2(v[2], v[3]), f32x2_to_f16x2(v[4], v[5]), f32x2_to_f16x2(v[6], v[7])];
             st_global_v4_u32(x16.add((n * row_chunks + c) as usize * 4), h);
         }
+        e += stride;
+    }
+}
+
+/// Values `k..k + 4` (`k` a multiple of 4) of one joined input row, whose columns `..split` are
+/// `f_row[..]` and columns `split..input` are `r_row[..]`; 0 past `input`. One 16-byte load where
+/// `aligned` (both widths multiples of 4: the four values then lie in one part, 16-byte aligned),
+/// value by value elsewhere.
+///
+/// # Safety
+/// `f_row` points to `split` readable f32 and `r_row` to `input - split`, 16-byte aligned where
+/// `aligned`.
+#[inline(always)]
+unsafe fn joined_quad(f_row: *const f32, r_row: *const f32, k: u64, split: u64, input: u64, aligned: bool) -> [f32; 4] {
+    let mut v = [0.0f32; 4];
+    // SAFETY: with `aligned`, k and split are multiples of 4, so k + 4 ≤ split (forward part) or
+    // split ≤ k with k + 4 ≤ input (reverse part): four values inside the part, 16-byte aligned.
+    // The scalar loads read column k + i of the forward part when below split, of the reverse
+    // part when below input, nothing past input.
+    unsafe {
+        if aligned && k + 4 <= input {
+            let src = if k < split { f_row.add(k as usize) } else { r_row.add((k - split) as usize) };
+            let w = ld_nc_v4_u32(src as *const u32);
+            v = [f32::from_bits(w[0]), f32::from_bits(w[1]), f32::from_bits(w[2]), f32::from_bits(w[3])];
+        } else {
+            for (i, vi) in v.iter_mut().enumerate() {
+                let kk = k + i as u64;
+                if kk < split {
+                    *vi = ld_nc_f32(f_row.add(kk as usize));
+                } else if kk < input {
+                    *vi = ld_nc_f32(r_row.add((kk - split) as usize));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Rounds the joined input rows of a bidirectional layer's two directions to fp16 for the
+/// dense projection (see `format::ProjectionParams`, joined input): `x16[t·B + b][k]` is
+/// `fp16(x[t][b][k])` for `k < split`, `fp16(x_reverse[T-1-t][b][k - split])` for
+/// `split ≤ k < I` and 0 for `I ≤ k < I8` — exactly the rows [`sprnn_projection_x_to_f16`]
+/// writes from the directions' joined copy. Grid-stride over 16-byte output chunks, each as two
+/// groups of four values; a group is one 16-byte load where both directions' widths are
+/// multiples of 4 (every group then lies in one direction, 16-byte aligned), value by value
+/// elsewhere.
+///
+/// # Safety
+/// `p.x` holds `[T·B][split]` f32, `p.x_reverse` `[T·B][I - split]` f32 and `p.x16` `[T·B][I8]`
+/// fp16 (16-byte aligned), `x16` overlapping neither; `0 < split < I`; any 1-D launch shape.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn sprnn_projection_join_to_f16(p: ProjectionParams) {
+    let (steps, batch) = (p.steps as u64, p.batch as u64);
+    let rows = steps * batch;
+    let (input, split) = (p.input as u64, p.split as u64);
+    let rest = input - split;
+    let row_chunks = projection_padded_input(p.input as usize) as u64 / 8;
+    let total = rows * row_chunks;
+    let stride = grid_dim_x() as u64 * block_dim_x() as u64;
+    let mut e = block_idx_x() as u64 * block_dim_x() as u64 + thread_idx_x() as u64;
+    let (fwd, rev, x16) = (p.x as *const f32, p.x_reverse as *const f32, p.x16 as *mut u32);
+    let aligned = split % 4 == 0 && rest % 4 == 0;
+    while e < total {
+        let (n, c) = (e / row_chunks, e % row_chunks);
+        let (t, b) = (n / batch, n % batch);
+        // Row n of the joined input: its forward part, and its reverse part (step T-1-t).
+        let f_row = fwd.wrapping_add((n * split) as usize);
+        let r_row = rev.wrapping_add((((steps - 1 - t) * batch + b) * rest) as usize);
+        let k = 8 * c;
+        // SAFETY: f_row is row n of x (`split` values) and r_row row (T-1-t)·B + b of x_reverse
+        // (`I - split` values), n < T·B; with `aligned` both widths are multiples of 4, so both
+        // rows start 16-byte aligned.
+        let (lo, hi) = unsafe { (joined_quad(f_row, r_row, k, split, input, aligned), joined_quad(f_row, r_row, k + 4, split, input, aligned)) };
+        let h = [f32x2_to_f16x2(lo[0], lo[1]), f32x2_to_f16x2(lo[2], lo[3]), f32x2_to_f16x2(hi[0], hi[1]), f32x2_to_f16x2(hi[2], hi[3])];
+        // SAFETY: chunk c of row n of x16 (16-byte aligned: I8 and 8·c multiples of 8).
+        unsafe { st_global_v4_u32(x16.add((n * row_chunks + c) as usize * 4), h) };
         e += stride;
     }
 }

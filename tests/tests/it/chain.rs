@@ -2,12 +2,14 @@
 //! timing, its capture as a CUDA graph, the deferred status checks, and the schedule of a
 //! bidirectional layer's two directions.
 //!
-//! CPU twins: the schedule's cost model on the H200 preset, the timing report, the layer
-//! context of a model's errors. GPU tests (printing "skipped: no CUDA device" without one):
-//! chained models of 1–3 layers, uni- and bidirectional, every cell and every direction
-//! schedule, against the reference, into NaN-poisoned buffers; graph replays bit for bit
-//! against `forward_device`, twice and with new input; a forced timeout inside a chain and
-//! inside a graph, reported as the layer's `Error::Timeout` within the wait bound.
+//! CPU twins: the schedule's cost model on the H200 preset, which layers' joins are fused into
+//! the next layer's projections, the timing report, the layer context of a model's errors. GPU
+//! tests (printing "skipped: no CUDA device" without one): chained models of 1–3 layers, uni-
+//! and bidirectional, every cell and every direction schedule, against the reference, into
+//! NaN-poisoned buffers; fused joins bit for bit against the same model keeping every join,
+//! directly and as a graph; graph replays bit for bit against `forward_device`, twice and with
+//! new input; a forced timeout inside a chain and inside a graph, reported as the layer's
+//! `Error::Timeout` within the wait bound.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sprnn::cust::memory::DeviceBuffer;
 use sprnn::layout::{check_mode, DeviceInfo, PlanOptions, RowStats};
-use sprnn::model::{choose_schedule, half_device, DirectionSchedule, ModelOptions, ModelTiming, AT_ONCE_MARGIN};
+use sprnn::model::{choose_schedule, fused_joins, half_device, DirectionSchedule, ModelOptions, ModelTiming, AT_ONCE_MARGIN};
+use sprnn::weights::ModelWeights;
 use sprnn::reference::{forward_model, Sequences, DEVICE_TOLERANCE};
 use sprnn::{Cell, Error, LayerOptions, Model};
 
@@ -103,6 +106,48 @@ fn the_schedule_refuses_what_the_planner_refuses() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Which joins run (CPU)
+// ---------------------------------------------------------------------------------------------
+
+/// Which directions of which layers have a dense `W_ih` (layer, direction).
+type DensePattern = fn(usize, usize) -> bool;
+
+/// A model of `layers` bidirectional layers whose layer `l`, direction `d` has a dense `W_ih`
+/// where `dense(l, d)` (fp16 values), a sparse one elsewhere.
+fn mixed_model(cell: Cell, layers: usize, dense: impl Fn(usize, usize) -> bool) -> ModelWeights {
+    let (input, hidden) = (12, 16);
+    let d = random_model(7, cell, input, hidden, layers, 2, InputWeights::DenseFp16);
+    let sp = random_model(7, cell, input, hidden, layers, 2, InputWeights::Sparse);
+    let stack = (0..layers).map(|l| (0..2).map(|k| if dense(l, k) { d.layer(l, k).clone() } else { sp.layer(l, k).clone() }).collect()).collect();
+    ModelWeights::new(cell, stack).unwrap()
+}
+
+#[test]
+fn joins_are_fused_only_below_a_dense_projection_and_never_for_the_last_layer() {
+    let cell = Cell::Gru;
+    // Unidirectional: no join at all, so nothing to fuse.
+    assert_eq!(fused_joins(&random_model(1, cell, 12, 16, 3, 1, InputWeights::DenseFp16)), [false; 3]);
+    // One bidirectional layer: its join is the model's output.
+    assert_eq!(fused_joins(&random_model(2, cell, 12, 16, 1, 2, InputWeights::DenseFp16)), [false]);
+    // Dense everywhere: every join but the last one's.
+    assert_eq!(fused_joins(&random_model(3, cell, 12, 16, 3, 2, InputWeights::DenseFp16)), [true, true, false]);
+    // Sparse everywhere: the CSR projections read the joined f32 rows.
+    assert_eq!(fused_joins(&random_model(4, cell, 12, 16, 3, 2, InputWeights::Sparse)), [false; 3]);
+    // (pattern of dense W_ih per layer and direction, expected): what counts is the layer
+    // above's W_ih, both of its directions; a layer's own W_ih does not.
+    let cases: [(&str, DensePattern, usize, &[bool]); 5] = [
+        ("layer 0 sparse, the rest dense", |l, _| l > 0, 3, &[true, true, false]),
+        ("layer 1 sparse", |l, _| l != 1, 3, &[false, true, false]),
+        ("layer 2 sparse", |l, _| l != 2, 3, &[true, false, false]),
+        ("layer 1's reverse direction sparse", |l, d| !(l == 1 && d == 1), 2, &[false, false]),
+        ("layer 1's forward direction sparse", |l, d| !(l == 1 && d == 0), 3, &[false, true, false]),
+    ];
+    for (case, dense, layers, want) in cases {
+        assert_eq!(fused_joins(&mixed_model(cell, layers, dense)), want, "{case}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Timing report and errors (CPU)
 // ---------------------------------------------------------------------------------------------
 
@@ -153,15 +198,19 @@ fn a_layer_error_names_the_layer_and_keeps_the_kernels_error() {
 // GPU: the chain, its timing, the graph, a timeout inside
 // ---------------------------------------------------------------------------------------------
 
-/// Checks the timing of a pass over a model of `layers` layers.
-fn check_timing(t: &ModelTiming, layers: usize, dirs: usize, case: &str) {
+/// Checks the timing of a pass over a model of `layers` layers, whose layer `l`'s join is fused
+/// into the next layer's projections where `fused[l]`.
+fn check_timing(t: &ModelTiming, layers: usize, dirs: usize, fused: &[bool], case: &str) {
     assert_eq!(t.recurrent_ms.len(), layers, "{case}");
-    for l in 0..layers {
+    assert_eq!(fused.len(), layers, "{case}");
+    for (l, &fused) in fused.iter().enumerate() {
         assert_eq!(t.kernel_ms[l].len(), dirs, "{case}");
         assert!(t.recurrent_ms[l] > 0.0 && t.kernel_ms[l].iter().all(|&k| k > 0.0 && k <= t.recurrent_ms[l] * 1.001 + 1e-3), "{case}: {t:?}");
         assert!(t.projection_ms[l] >= 0.0 && t.join_ms[l] >= 0.0, "{case}: {t:?}");
         if dirs == 1 {
             assert_eq!(t.join_ms[l], 0.0, "{case}: a unidirectional layer has no join");
+        } else if fused {
+            assert_eq!(t.join_ms[l], 0.0, "{case}: layer {l}'s join is fused into the next projections: {t:?}");
         } else {
             assert!(t.join_ms[l] > 0.0, "{case}: the join takes a kernel: {t:?}");
         }
@@ -204,11 +253,67 @@ fn chained_models_match_the_reference_with_every_schedule() {
                     // The timing of a pass on the device.
                     let d_x = DeviceBuffer::from_slice(&x).unwrap();
                     let t = model.forward_device(&d_x, steps, Some(&h0), c0.as_deref()).expect("forward_device");
-                    check_timing(&t, layers, dirs, &case);
+                    let fused: Vec<bool> = (0..layers).map(|l| model.join_fused(l)).collect();
+                    // Dense W_ih everywhere: every bidirectional join but the last is fused.
+                    assert_eq!(fused, (0..layers).map(|l| dirs == 2 && l + 1 < layers).collect::<Vec<_>>(), "{case}");
+                    check_timing(&t, layers, dirs, &fused, &case);
                     print!("{}", t.report(steps));
                 }
             }
         }
+    }
+}
+
+#[test]
+fn fused_joins_equal_kept_joins_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("fused joins");
+    // (cell, layers, input, hidden, batch, steps, schedule): H a multiple of 4 (16-byte loads
+    // of both directions) and not (value by value, rows straddling a 16-byte chunk), both
+    // schedules, 2 and 3 layers.
+    let cases = [
+        (Cell::Gru, 3, 37, 72, 3, 13, DirectionSchedule::Auto),
+        (Cell::Lstm, 2, 29, 45, 2, 11, DirectionSchedule::Sequential),
+        (Cell::RnnTanh, 3, 16, 50, 4, 9, DirectionSchedule::Concurrent),
+        (Cell::RnnRelu, 2, 8, 33, 1, 17, DirectionSchedule::Auto),
+    ];
+    for (i, (cell, layers, input, hidden, batch, steps, schedule)) in cases.into_iter().enumerate() {
+        let case = format!("{cell:?} L={layers} I={input} H={hidden} B={batch} T={steps} {schedule:?}");
+        let k = s + 10 * i as u64;
+        let weights = random_model(k, cell, input, hidden, layers, 2, InputWeights::DenseFp16);
+        let mut rng = ChaCha8Rng::seed_from_u64(k ^ 0x501);
+        let x = random_vec(&mut rng, steps * batch * input, 1.0);
+        let n = layers * 2 * batch * hidden;
+        let h0 = random_vec(&mut rng, n, 0.5);
+        let c0 = (cell == Cell::Lstm).then(|| random_vec(&mut rng, n, 0.5));
+        let mut model = Model::new(&gpu, &weights, batch, &ModelOptions { schedule, ..ModelOptions::default() }).expect("model");
+        let fused: Vec<bool> = (0..layers).map(|l| model.join_fused(l)).collect();
+        assert_eq!(fused, (0..layers).map(|l| l + 1 < layers).collect::<Vec<_>>(), "{case}");
+        let fused_out = run_poisoned(&mut model, &x, steps, Some(&h0), c0.as_deref());
+        // The same model, every join kept.
+        model.set_keep_every_join(true);
+        assert!((0..layers).all(|l| !model.join_fused(l)), "{case}");
+        let kept = run_poisoned(&mut model, &x, steps, Some(&h0), c0.as_deref());
+        let d_x = DeviceBuffer::from_slice(&x).unwrap();
+        let t = model.forward_device(&d_x, steps, Some(&h0), c0.as_deref()).expect("forward_device, every join kept");
+        check_timing(&t, layers, 2, &[false; 3][..layers], &case);
+        println!("{case}: every join kept:\n{}", t.report(steps));
+        assert_eq!(bits(&fused_out.output), bits(&kept.output), "{case}: output");
+        assert_eq!(bits(&fused_out.h_n), bits(&kept.h_n), "{case}: h_n");
+        assert_eq!(fused_out.c_n.as_deref().map(bits), kept.c_n.as_deref().map(bits), "{case}: c_n");
+        // Fused again: its timing, and the same bits from a graph.
+        model.set_keep_every_join(false);
+        let t = model.forward_device(&d_x, steps, Some(&h0), c0.as_deref()).expect("forward_device, fused joins");
+        check_timing(&t, layers, 2, &fused, &case);
+        println!("{case}: fused joins:\n{}", t.report(steps));
+        let mut d_x = DeviceBuffer::from_slice(&x).unwrap();
+        let mut graph = model.capture(&mut d_x, steps, Some(&h0), c0.as_deref()).expect("capture");
+        graph.poison().unwrap();
+        graph.replay().expect("replay");
+        let replayed = graph.output_to_host().unwrap();
+        assert_eq!(bits(&replayed.output), bits(&kept.output), "{case}: graph: output");
+        assert_eq!(bits(&replayed.h_n), bits(&kept.h_n), "{case}: graph: h_n");
+        assert_eq!(replayed.c_n.as_deref().map(bits), kept.c_n.as_deref().map(bits), "{case}: graph: c_n");
     }
 }
 
@@ -229,6 +334,9 @@ fn graph_replays_equal_forward_device_bit_for_bit() {
             let h0 = random_vec(&mut rng, n, 0.5);
             let c0 = (cell == Cell::Lstm).then(|| random_vec(&mut rng, n, 0.5));
             let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).expect("model");
+            // Two bidirectional layers: layer 0's join is fused into a dense projection, kept
+            // for a sparse one.
+            assert_eq!(model.join_fused(0), dirs == 2 && inputs == InputWeights::DenseFp16, "{case}");
             // forward_device on both inputs, each into poisoned buffers.
             let direct = |model: &mut Model, x: &[f32]| {
                 model.poison(steps).unwrap();

@@ -291,6 +291,10 @@ fn random_models_match_the_reference() {
                     let h0 = with_state.then(|| random_vec(&mut rng, n, 0.5));
                     let c0 = (with_state && cell == Cell::Lstm).then(|| random_vec(&mut rng, n, 0.5));
                     let mut model = Model::new(&gpu, &weights, batch, &ModelOptions::default()).expect("model");
+                    // Every join but the last is fused into a dense projection above it; a
+                    // sparse projection reads the joined rows.
+                    let fused: Vec<bool> = (0..layers).map(|l| model.join_fused(l)).collect();
+                    assert_eq!(fused, (0..layers).map(|l| dirs == 2 && l + 1 < layers && inputs == InputWeights::DenseFp16).collect::<Vec<_>>());
                     let got = run_poisoned(&mut model, &x, steps, h0.as_deref(), c0.as_deref());
                     let want = forward_model(&weights, Sequences::new(&x, steps, batch).with_state(h0.as_deref(), c0.as_deref()), device_faithful(cell)).unwrap();
                     let e = model_error(&got, &want, steps, batch, dirs * hidden, hidden);
