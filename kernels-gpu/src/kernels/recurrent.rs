@@ -838,6 +838,43 @@ pub(super) unsafe fn load_u(p: &RecurrentParams, f16: bool, idx: usize) -> f32 {
     }
 }
 
+/// `U[idx]` as stored, not yet converted: the fp16 bits (zero-extended) with `flags::U_F16`,
+/// else the f32 bits; [`u_value`] converts them. The step loop loads its inputs before the
+/// wait and converts them after it ([`super::row::Inputs`]): a conversion next to its load
+/// would hold the warp until the load returns, before its first poll.
+///
+/// # Safety
+/// `idx` must be inside `U`.
+#[inline(always)]
+pub(super) unsafe fn load_u_bits(p: &RecurrentParams, f16: bool, idx: usize) -> u32 {
+    // SAFETY: the caller guarantees `idx` is inside U, which is read-only for the launch.
+    unsafe {
+        if f16 {
+            ld_nc_u16((p.u as *const u16).add(idx)) as u32
+        } else {
+            ld_nc_u32((p.u as *const u32).add(idx))
+        }
+    }
+}
+
+/// The value of `U` bits from [`load_u_bits`]. The bits pass through [`opaque_u32`] first, so
+/// the conversion stays where it is called (after the wait) instead of moving up to the load.
+#[inline(always)]
+pub(super) fn u_value(bits: u32, f16: bool) -> f32 {
+    let bits = opaque_u32(bits);
+    if f16 {
+        f16_to_f32(bits as u16)
+    } else {
+        f32::from_bits(bits)
+    }
+}
+
+/// The [`u_value`]s of four gate rows' bits.
+#[inline(always)]
+pub(super) fn u_values(bits: [u32; 4], f16: bool) -> [f32; 4] {
+    bits.map(|b| u_value(b, f16))
+}
+
 /// `U_t` of the `gates` gate rows of `unit` for batch entry `b` (zeros beyond `gates`).
 ///
 /// # Safety
@@ -851,6 +888,25 @@ pub(super) unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u
         if (g as u32) < l.gates {
             // SAFETY: U holds T·B·G·H values.
             *x = unsafe { load_u(p, l.u_f16, (row0 + g as u32 * l.hidden) as usize) };
+        }
+    }
+    inp
+}
+
+/// [`load_inputs`] not yet converted ([`load_u_bits`]; zero bits beyond `gates`, the value 0
+/// in both formats).
+///
+/// # Safety
+/// As [`load_inputs`].
+#[inline(always)]
+pub(super) unsafe fn load_input_bits(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32) -> [u32; 4] {
+    let mut inp = [0u32; 4];
+    let row0 = ((t - 1) * l.batch + b) * l.gates * l.hidden + unit;
+    // Unrolled over all four slots with static indices, so the array stays in registers.
+    for (g, x) in inp.iter_mut().enumerate() {
+        if (g as u32) < l.gates {
+            // SAFETY: U holds T·B·G·H values.
+            *x = unsafe { load_u_bits(p, l.u_f16, (row0 + g as u32 * l.hidden) as usize) };
         }
     }
     inp

@@ -16,7 +16,9 @@ use crate::device::*;
 use crate::format::{flags, row_of_slot, scatter_entry, RecurrentParams, NO_UNIT};
 
 use super::cell;
-use super::recurrent::{butterfly, cell_phase, finish_h, gated_cell, load_bias, load_h_elem, load_inputs, load_u, reduce_scatter, GatedLane, Layer};
+use super::recurrent::{
+    butterfly, cell_phase, finish_h, gated_cell, load_bias, load_h_elem, load_input_bits, load_u, load_u_bits, reduce_scatter, u_value, u_values, GatedLane, Layer,
+};
 
 /// A thread's row and its part in the reduction and the cell, computed once (a few registers
 /// for the whole sequence: the unit, `b_hh` and the flags below).
@@ -52,11 +54,13 @@ pub(super) struct Row {
     cell_bias: [f32; 4],
 }
 
-/// The inputs of a thread's first cell of a step (`U_t`), loaded before the wait.
+/// The inputs of a thread's first cell of a step (`U_t`), loaded before the wait and kept as
+/// loaded (`recurrent::load_u_bits`): they are converted where the cell uses them, after the
+/// wait, so that no warp waits for these loads before its first poll.
 pub(super) struct Inputs {
-    my: f32,
-    cell: [f32; 4],
-    gated: [f32; 4],
+    my: u32,
+    cell: [u32; 4],
+    gated: [u32; 4],
 }
 
 impl Row {
@@ -118,19 +122,19 @@ impl Row {
     /// Kernel contract; `1 ≤ t ≤ steps`.
     #[inline(always)]
     pub(super) unsafe fn inputs(&self, p: &RecurrentParams, l: &Layer, t: u32, exchange_only: bool) -> Inputs {
-        let mut inputs = Inputs { my: 0.0, cell: [0.0; 4], gated: [0.0; 4] };
+        let mut inputs = Inputs { my: 0, cell: [0; 4], gated: [0; 4] };
         if !exchange_only {
             if self.gated_row.unit != NO_UNIT {
                 // SAFETY: the row's unit < H, its first entry < BT ≤ B.
-                inputs.gated = unsafe { load_inputs(p, l, t, self.gated_row.unit, self.gated_row.first) };
+                inputs.gated = unsafe { load_input_bits(p, l, t, self.gated_row.unit, self.gated_row.first) };
             }
             if self.fused && self.my_unit != NO_UNIT && self.my_finishes {
                 // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B.
-                inputs.my = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + self.my_entry) * l.hidden + self.my_unit) as usize) };
+                inputs.my = unsafe { load_u_bits(p, l.u_f16, (((t - 1) * l.batch + self.my_entry) * l.hidden + self.my_unit) as usize) };
             }
             if self.cell_unit != NO_UNIT {
                 // SAFETY: cell_unit < H, tid % B < B.
-                inputs.cell = unsafe { load_inputs(p, l, t, self.cell_unit, thread_idx_x() % l.batch) };
+                inputs.cell = unsafe { load_input_bits(p, l, t, self.cell_unit, thread_idx_x() % l.batch) };
             }
         }
         inputs
@@ -145,7 +149,7 @@ impl Row {
     pub(super) unsafe fn finish_tile<const BT: usize, const H32: bool, const GATED: bool>(&self, p: &RecurrentParams, l: &Layer, t: u32, tile: u32, acc: [f32; BT], inputs: &Inputs) {
         if GATED && self.fused {
             // SAFETY: the whole warp reduces and runs the cell together; kernel contract.
-            unsafe { gated_cell::<BT, H32>(p, l, t, tile, &self.gated_row, reduce_scatter::<BT>(acc, l.tpr, self.lane_in_row)[0], inputs.gated) };
+            unsafe { gated_cell::<BT, H32>(p, l, t, tile, &self.gated_row, reduce_scatter::<BT>(acc, l.tpr, self.lane_in_row)[0], u_values(inputs.gated, l.u_f16)) };
             return;
         }
         if self.scatter {
@@ -154,7 +158,7 @@ impl Row {
             if self.my_unit != NO_UNIT && self.scatter_leads {
                 let b = tile * BT as u32 + self.scatter_first;
                 // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                let inp = if tile == 0 { inputs.my } else { unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + self.my_unit) as usize) } };
+                let inp = if tile == 0 { u_value(inputs.my, l.u_f16) } else { unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + self.my_unit) as usize) } };
                 let h = cell::rnn(l.cell, inp + (a + self.my_bias));
                 // SAFETY: (my_unit, b) is this row's output; slot < upc.
                 unsafe { finish_h(p, l, t, self.my_unit, self.slot, b, h) };
@@ -176,7 +180,7 @@ impl Row {
                 }
                 let b = tile * BT as u32 + j;
                 let inp = if tile == 0 && j == self.lane_in_row {
-                    inputs.my
+                    u_value(inputs.my, l.u_f16)
                 } else {
                     // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
                     unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + self.my_unit) as usize) }
@@ -211,7 +215,7 @@ impl Row {
                 l,
                 t,
                 self.cell_unit,
-                inputs.cell,
+                u_values(inputs.cell, l.u_f16),
                 self.cell_bias,
                 |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
                 |lu, b| load_h_elem::<H32>(l, (cta_col + lu) * l.batch + b),
