@@ -1053,6 +1053,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     let w = unsafe { load_weights::<N>(p, &l) };
     // SAFETY: kernel contract.
     let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
+    let rows_here = warp_has_rows::<GATED>(&l, tid);
 
     // ---- Phase 2: warm start.
     // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
@@ -1076,8 +1077,9 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
         }
 
         if !exchange_only {
-            // Multiply: W h for this thread's slot, one batch tile at a time.
-            for tile in 0..l.batch / BT as u32 {
+            // Multiply: W h for this thread's slot, one batch tile at a time (warps without
+            // rows only gather and publish).
+            for tile in 0..if rows_here { l.batch / BT as u32 } else { 0 } {
                 let acc = if !H32 && l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
                     unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
@@ -1100,6 +1102,14 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
             publish(p, &l, t);
         }
     }
+}
+
+/// Whether thread `tid`'s warp holds rows: the first `format::row_threads` threads do; the
+/// planner may launch more, so that every thread polls fewer chunks of the exchange, and those
+/// warps only gather and publish (their lists are padding whose sums nobody uses).
+#[inline(always)]
+fn warp_has_rows<const GATED: bool>(l: &Layer, tid: u32) -> bool {
+    ((tid & !31) as usize) < row_threads(l.upc as usize, l.gates as usize, l.tpr as usize, GATED)
 }
 
 /// [`recurrent`] for the shared-weights family: the same phases with each thread's list
@@ -1135,6 +1145,7 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
     unsafe { load_shared_weights::<N>(p, &l, &sl) };
     // SAFETY: kernel contract.
     let row = unsafe { Row::new::<BT, GATED>(p, &l, tid) };
+    let rows_here = warp_has_rows::<GATED>(&l, tid);
 
     // ---- Phase 2: warm start.
     // SAFETY: kernel contract; the hidden state holds the columns and the zero column.
@@ -1158,8 +1169,9 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
         }
 
         if !exchange_only {
-            // Multiply: W h for this thread's slot, one batch tile at a time.
-            for tile in 0..l.batch / BT as u32 {
+            // Multiply: W h for this thread's slot, one batch tile at a time (warps without
+            // rows only gather and publish).
+            for tile in 0..if rows_here { l.batch / BT as u32 } else { 0 } {
                 let acc = if !H32 && l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
                     unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
