@@ -10,7 +10,7 @@
 /// [`HIDDEN_F32`](sprnn_kernels::format::HIDDEN_F32), `GATED` in
 /// [`GATED`](sprnn_kernels::format::GATED)).
 pub const KERNEL_REGISTERS: &[(usize, usize, bool, bool, u32)] = &[
-    (8, 1, false, false, 78),
+    (8, 1, false, false, 77),
     (8, 1, false, true, 88),
     (8, 1, true, false, 78),
     (8, 1, true, true, 86),
@@ -64,7 +64,7 @@ pub const KERNEL_REGISTERS: &[(usize, usize, bool, bool, u32)] = &[
     (32, 1, true, true, 111),
     (32, 2, false, false, 104),
     (32, 2, false, true, 112),
-    (32, 2, true, false, 104),
+    (32, 2, true, false, 102),
     (32, 2, true, true, 112),
     (32, 4, false, false, 104),
     (32, 4, false, true, 112),
@@ -84,7 +84,7 @@ pub const KERNEL_REGISTERS: &[(usize, usize, bool, bool, u32)] = &[
     (48, 2, true, true, 128),
     (48, 4, false, false, 120),
     (48, 4, false, true, 128),
-    (48, 4, true, false, 119),
+    (48, 4, true, false, 120),
     (48, 4, true, true, 128),
     (48, 8, false, false, 136),
     (48, 8, false, true, 144),
@@ -92,11 +92,11 @@ pub const KERNEL_REGISTERS: &[(usize, usize, bool, bool, u32)] = &[
     (48, 8, true, true, 144),
     (64, 1, false, false, 144),
     (64, 1, false, true, 152),
-    (64, 1, true, false, 135),
+    (64, 1, true, false, 134),
     (64, 1, true, true, 145),
     (64, 2, false, false, 136),
     (64, 2, false, true, 144),
-    (64, 2, true, false, 134),
+    (64, 2, true, false, 133),
     (64, 2, true, true, 144),
     (64, 4, false, false, 136),
     (64, 4, false, true, 144),
@@ -112,7 +112,7 @@ pub const KERNEL_REGISTERS: &[(usize, usize, bool, bool, u32)] = &[
     (96, 1, true, true, 184),
     (96, 2, false, false, 200),
     (96, 2, false, true, 207),
-    (96, 2, true, false, 177),
+    (96, 2, true, false, 175),
     (96, 2, true, true, 187),
     (96, 4, false, false, 200),
     (96, 4, false, true, 207),
@@ -120,7 +120,7 @@ pub const KERNEL_REGISTERS: &[(usize, usize, bool, bool, u32)] = &[
     (96, 4, true, true, 197),
     (96, 8, false, false, 208),
     (96, 8, false, true, 216),
-    (96, 8, true, false, 201),
+    (96, 8, true, false, 200),
     (96, 8, true, true, 207),
 ];
 
@@ -165,7 +165,7 @@ pub const SHARED_REGISTERS: &[(usize, usize, bool, u32)] = &[
     (64, 2, true, 152),
     (64, 4, false, 144),
     (64, 4, true, 152),
-    (64, 8, false, 165),
+    (64, 8, false, 166),
     (64, 8, true, 176),
 ];
 

@@ -234,7 +234,7 @@ pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &Re
     while t < l.steps {
         t += 1;
         // SAFETY: kernel contract.
-        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
+        let inputs = unsafe { row.inputs::<GATED>(p, &l, t, exchange_only) };
 
         // Gather h_{t-1} from this CTA's own exchange buffer, then a barrier: h_{t-1} is complete.
         // SAFETY: kernel contract.
@@ -258,7 +258,7 @@ pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &Re
             }
             if !row.fused() {
                 // SAFETY: uniform (`fused` is); kernel contract.
-                unsafe { row.cell_phase::<false>(p, &l, t, &inputs) };
+                unsafe { row.cell_phase::<false, GATED>(p, &l, t, &inputs) };
             }
         }
         // The staged outputs are complete, and nobody reads h_{t-1} any more. The last step's

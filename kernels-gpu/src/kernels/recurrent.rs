@@ -1066,7 +1066,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
         t += 1;
         // Inputs of this thread's first cell, loaded before the wait.
         // SAFETY: kernel contract.
-        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
+        let inputs = unsafe { row.inputs::<GATED>(p, &l, t, exchange_only) };
 
         // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
         // SAFETY: kernel contract.
@@ -1077,8 +1077,8 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
         }
 
         if !exchange_only {
-            // Multiply: W h for this thread's slot, one batch tile at a time (warps without
-            // rows only gather and publish).
+            // Multiply: W h for this thread's slot, one batch tile at a time. In the gated
+            // family, warps without rows only gather and publish ([`warp_has_rows`]).
             for tile in 0..if rows_here { l.batch / BT as u32 } else { 0 } {
                 let acc = if !H32 && l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
@@ -1092,7 +1092,7 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
             }
             if !row.fused() {
                 // SAFETY: uniform (`fused` is); kernel contract.
-                unsafe { row.cell_phase::<H32>(p, &l, t, &inputs) };
+                unsafe { row.cell_phase::<H32, GATED>(p, &l, t, &inputs) };
             }
         }
         // The staged outputs are complete, and nobody reads h_{t-1} any more.
@@ -1104,12 +1104,14 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     }
 }
 
-/// Whether thread `tid`'s warp holds rows: the first `format::row_threads` threads do; the
-/// planner may launch more, so that every thread polls fewer chunks of the exchange, and those
-/// warps only gather and publish (their lists are padding whose sums nobody uses).
+/// Whether thread `tid`'s warp multiplies: in the gated family the first `format::row_threads`
+/// threads hold rows, and the planner may launch more, so that every thread polls fewer chunks
+/// of the exchange; those warps only gather and publish (their lists are padding whose sums
+/// nobody uses). The RNN family always multiplies: skipping there saved at most 0.01 µs per
+/// step and its code shape cost the headline layer 0.08 µs (bench/RESULTS.md, session 10).
 #[inline(always)]
 fn warp_has_rows<const GATED: bool>(l: &Layer, tid: u32) -> bool {
-    ((tid & !31) as usize) < row_threads(l.upc as usize, l.gates as usize, l.tpr as usize, GATED)
+    !GATED || ((tid & !31) as usize) < row_threads(l.upc as usize, l.gates as usize, l.tpr as usize, GATED)
 }
 
 /// [`recurrent`] for the shared-weights family: the same phases with each thread's list
@@ -1158,7 +1160,7 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
         t += 1;
         // Inputs of this thread's first cell, loaded before the wait.
         // SAFETY: kernel contract.
-        let inputs = unsafe { row.inputs(p, &l, t, exchange_only) };
+        let inputs = unsafe { row.inputs::<GATED>(p, &l, t, exchange_only) };
 
         // Gather h_{t-1} from every CTA, then a barrier: h_{t-1} is complete.
         // SAFETY: kernel contract.
@@ -1169,8 +1171,8 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
         }
 
         if !exchange_only {
-            // Multiply: W h for this thread's slot, one batch tile at a time (warps without
-            // rows only gather and publish).
+            // Multiply: W h for this thread's slot, one batch tile at a time. In the gated
+            // family, warps without rows only gather and publish ([`warp_has_rows`]).
             for tile in 0..if rows_here { l.batch / BT as u32 } else { 0 } {
                 let acc = if !H32 && l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
@@ -1194,7 +1196,7 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
             }
             if !row.fused() {
                 // SAFETY: uniform (`fused` is); kernel contract.
-                unsafe { row.cell_phase::<H32>(p, &l, t, &inputs) };
+                unsafe { row.cell_phase::<H32, GATED>(p, &l, t, &inputs) };
             }
         }
         // The staged outputs are complete, and nobody reads h_{t-1} any more.

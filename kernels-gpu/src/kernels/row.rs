@@ -17,7 +17,7 @@ use crate::format::{flags, row_of_slot, scatter_entry, RecurrentParams, NO_UNIT}
 
 use super::cell;
 use super::recurrent::{
-    butterfly, cell_phase, finish_h, gated_cell, load_bias, load_h_elem, load_input_bits, load_u, load_u_bits, reduce_scatter, u_value, u_values, GatedLane, Layer,
+    butterfly, cell_phase, finish_h, gated_cell, load_bias, load_h_elem, load_input_bits, load_inputs, load_u, reduce_scatter, u_values, GatedLane, Layer,
 };
 
 /// A thread's row and its part in the reduction and the cell, computed once (a few registers
@@ -54,11 +54,17 @@ pub(super) struct Row {
     cell_bias: [f32; 4],
 }
 
-/// The inputs of a thread's first cell of a step (`U_t`), loaded before the wait and kept as
-/// loaded (`recurrent::load_u_bits`): they are converted where the cell uses them, after the
-/// wait, so that no warp waits for these loads before its first poll.
+/// The inputs of a thread's first cell of a step (`U_t`), loaded before the wait. The gated
+/// family's (`gated`, `cell`) stay as loaded (`recurrent::load_u_bits`) and are converted where
+/// the cell uses them, after the wait: converted next to their loads, they held every warp at
+/// the loop top until the loads returned, before its first poll. The RNN row's single input
+/// (`my`) is converted as it is loaded (the same code as measured before; deferring it made no
+/// difference there), and so are the RNN family's separate-cell inputs (`cell`), so that the
+/// RNN family's code stays what was measured.
 pub(super) struct Inputs {
-    my: u32,
+    my: f32,
+    /// The separate cell phase's: the bits of the converted values in the RNN family, the
+    /// loaded bits in the gated family.
     cell: [u32; 4],
     gated: [u32; 4],
 }
@@ -121,8 +127,8 @@ impl Row {
     /// # Safety
     /// Kernel contract; `1 ≤ t ≤ steps`.
     #[inline(always)]
-    pub(super) unsafe fn inputs(&self, p: &RecurrentParams, l: &Layer, t: u32, exchange_only: bool) -> Inputs {
-        let mut inputs = Inputs { my: 0, cell: [0; 4], gated: [0; 4] };
+    pub(super) unsafe fn inputs<const GATED: bool>(&self, p: &RecurrentParams, l: &Layer, t: u32, exchange_only: bool) -> Inputs {
+        let mut inputs = Inputs { my: 0.0, cell: [0; 4], gated: [0; 4] };
         if !exchange_only {
             if self.gated_row.unit != NO_UNIT {
                 // SAFETY: the row's unit < H, its first entry < BT ≤ B.
@@ -130,11 +136,16 @@ impl Row {
             }
             if self.fused && self.my_unit != NO_UNIT && self.my_finishes {
                 // SAFETY: U holds T*B*H values (G = 1), my_unit < H, my_entry < BT ≤ B.
-                inputs.my = unsafe { load_u_bits(p, l.u_f16, (((t - 1) * l.batch + self.my_entry) * l.hidden + self.my_unit) as usize) };
+                inputs.my = unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + self.my_entry) * l.hidden + self.my_unit) as usize) };
             }
             if self.cell_unit != NO_UNIT {
-                // SAFETY: cell_unit < H, tid % B < B.
-                inputs.cell = unsafe { load_input_bits(p, l, t, self.cell_unit, thread_idx_x() % l.batch) };
+                if GATED {
+                    // SAFETY: cell_unit < H, tid % B < B.
+                    inputs.cell = unsafe { load_input_bits(p, l, t, self.cell_unit, thread_idx_x() % l.batch) };
+                } else {
+                    // SAFETY: cell_unit < H, tid % B < B.
+                    inputs.cell = unsafe { load_inputs(p, l, t, self.cell_unit, thread_idx_x() % l.batch) }.map(f32::to_bits);
+                }
             }
         }
         inputs
@@ -158,7 +169,7 @@ impl Row {
             if self.my_unit != NO_UNIT && self.scatter_leads {
                 let b = tile * BT as u32 + self.scatter_first;
                 // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
-                let inp = if tile == 0 { u_value(inputs.my, l.u_f16) } else { unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + self.my_unit) as usize) } };
+                let inp = if tile == 0 { inputs.my } else { unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + self.my_unit) as usize) } };
                 let h = cell::rnn(l.cell, inp + (a + self.my_bias));
                 // SAFETY: (my_unit, b) is this row's output; slot < upc.
                 unsafe { finish_h(p, l, t, self.my_unit, self.slot, b, h) };
@@ -180,7 +191,7 @@ impl Row {
                 }
                 let b = tile * BT as u32 + j;
                 let inp = if tile == 0 && j == self.lane_in_row {
-                    u_value(inputs.my, l.u_f16)
+                    inputs.my
                 } else {
                     // SAFETY: U holds T*B*H values (G = 1) and my_unit < H.
                     unsafe { load_u(p, l.u_f16, (((t - 1) * l.batch + b) * l.hidden + self.my_unit) as usize) }
@@ -204,7 +215,7 @@ impl Row {
     /// # Safety
     /// Kernel contract; every thread of the CTA calls this together (`fused` is uniform).
     #[inline(always)]
-    pub(super) unsafe fn cell_phase<const H32: bool>(&self, p: &RecurrentParams, l: &Layer, t: u32, inputs: &Inputs) {
+    pub(super) unsafe fn cell_phase<const H32: bool, const GATED: bool>(&self, p: &RecurrentParams, l: &Layer, t: u32, inputs: &Inputs) {
         let cta_col = block_idx_x() * l.slots;
         // SAFETY: uniform barrier; the sums are complete after it. The closures get the cell
         // phase's indices (lu < upc, g < G, b < B), inside the sums array and the hidden state.
@@ -215,7 +226,7 @@ impl Row {
                 l,
                 t,
                 self.cell_unit,
-                u_values(inputs.cell, l.u_f16),
+                if GATED { u_values(inputs.cell, l.u_f16) } else { inputs.cell.map(f32::from_bits) },
                 self.cell_bias,
                 |lu, g, b| ld_shared_f32(l.acc_smem + 4 * ((lu * l.gates + g) * l.batch + b)),
                 |lu, b| load_h_elem::<H32>(l, (cta_col + lu) * l.batch + b),
