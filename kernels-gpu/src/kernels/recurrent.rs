@@ -10,13 +10,16 @@
 //! 2. [`warm_start`]: `h0` (or zeros) into shared memory, the zero column, the staged outputs,
 //!    LSTM `c0`.
 //! 3. Step loop, t = 1..=T:
-//!    - `U_t` of this thread's first cell into registers, before the wait ([`load_inputs`]);
+//!    - `U_t` of this thread's first cell into registers, before the wait ([`load_inputs`]; the
+//!      gated family keeps the loaded bits, [`load_input_bits`], and converts them in the cell, so
+//!      that no warp waits for the loads before its first poll);
 //!    - [`gather`] (t ≥ 2): copy `h_{t-1}` from exchange buffer `(t-1) % 2` into shared memory,
 //!      16 bytes (eight tagged fp16 values) per load, spinning on each chunk until every value
 //!      carries the tag of step `t-1` (bounded by `timeout_ns`; the clock and the status word are
 //!      read only every `SPINS_PER_CHECK` spins). Then a barrier: `h_{t-1}` is complete;
-//!    - [`multiply_tile`]: per batch tile, `acc[j] += w * h[col][j]` over the `N` words (f32),
-//!      `BT` accumulator registers; or, with `flags::F16_PRODUCTS` ([`multiply_tile_f16`],
+//!    - [`multiply_tile`] (in the gated family only in warps that hold rows, [`warp_has_rows`]):
+//!      per batch tile, `acc[j] += w * h[col][j]` over the `N` words (f32), `BT` accumulator
+//!      registers; or, with `flags::F16_PRODUCTS` ([`multiply_tile_f16`],
 //!      `format::Products::F16`), fp16 pair FMAs over each group of eight words, the group's
 //!      sums then added to the f32 accumulators (two FMAs per word at `BT = 4` instead of four
 //!      FMAs and five conversions); then the row's lanes add up:
