@@ -5,6 +5,9 @@
 //!   (the text stays in `target/ptx/<arch>/…/sprnn_kernels.ptx` for reading), and runs the
 //!   ptxas resource report when ptxas is available. `--check` fails when the committed PTX
 //!   differs from a fresh build.
+//! - `ptx-diff REV [--arch sm_90|sm_80] [--all]`: which kernel entry points of the committed
+//!   PTX differ from those at git revision `REV`, register and label numbering aside (which
+//!   code is the code that was measured); see `ptx_diff`.
 //! - `gpu-bundle [DIR]`: builds the test and bench executables in release mode and copies them
 //!   with a run script into `DIR` (default `bundle/`), for a GPU machine with no Rust toolchain.
 //! - `plots [--out DIR] [CSV...]`: PNG charts of benchmark CSVs (default: `bench/results/*.csv`
@@ -29,6 +32,7 @@ mod results;
 mod select;
 mod ptxas;
 mod ptx;
+mod ptx_diff;
 
 use std::process::ExitCode;
 
@@ -44,8 +48,9 @@ fn main() -> ExitCode {
         Some("plots") => plots::plots(&rest),
         Some("report") => report::report(&rest),
         Some("bench") => bundle::bench(&rest),
+        Some("ptx-diff") => ptx_diff::ptx_diff(&rest),
         _ => {
-            eprintln!("usage: cargo xtask build-ptx [--check] | gpu-bundle [DIR] | bench [ARGS...] | plots [--out DIR] [CSV...] | report [--results | --out FILE] [CSV...]");
+            eprintln!("usage: cargo xtask build-ptx [--check] | ptx-diff REV [--arch ARCH] [--all] | gpu-bundle [DIR] | bench [ARGS...] | plots [--out DIR] [CSV...] | report [--results | --out FILE] [CSV...]");
             return ExitCode::from(2);
         }
     };

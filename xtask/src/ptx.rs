@@ -45,10 +45,14 @@ pub fn ptx_path(arch: &str) -> PathBuf {
 
 /// The PTX text of a committed `.ptx.z` file; `None` when it is missing or does not inflate.
 fn read_committed(path: &Path) -> Option<String> {
+    inflate(&std::fs::read(path).ok()?)
+}
+
+/// The text of zlib-compressed PTX (a `.ptx.z` file's bytes); `None` when it does not inflate.
+pub fn inflate(bytes: &[u8]) -> Option<String> {
     use std::io::Read as _;
-    let bytes = std::fs::read(path).ok()?;
     let mut text = String::new();
-    flate2::read::ZlibDecoder::new(&bytes[..]).read_to_string(&mut text).ok()?;
+    flate2::read::ZlibDecoder::new(bytes).read_to_string(&mut text).ok()?;
     Some(text)
 }
 
