@@ -878,22 +878,32 @@ pub(super) fn u_values(bits: [u32; 4], f16: bool) -> [f32; 4] {
     bits.map(|b| u_value(b, f16))
 }
 
+/// `[$zero; 4]` with slot `g` set to `$load` (an expression of `g: u32`) for every gate row
+/// `g < gates` of layer `$l`: four slots with static indices, unrolled, so the array stays in
+/// registers. (A macro, not a function taking a closure: the closure changed the code of every
+/// kernel variant and put one in local memory.)
+macro_rules! per_gate {
+    ($l:expr, $zero:expr, |$g:ident| $load:expr) => {{
+        let mut v = [$zero; 4];
+        for (g, x) in v.iter_mut().enumerate() {
+            if (g as u32) < $l.gates {
+                let $g = g as u32;
+                *x = $load;
+            }
+        }
+        v
+    }};
+}
+
 /// `U_t` of the `gates` gate rows of `unit` for batch entry `b` (zeros beyond `gates`).
 ///
 /// # Safety
 /// `t ≥ 1`, `unit < H`, `b < B`.
 #[inline(always)]
 pub(super) unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32) -> [f32; 4] {
-    let mut inp = [0.0f32; 4];
     let row0 = ((t - 1) * l.batch + b) * l.gates * l.hidden + unit;
-    // Unrolled over all four slots with static indices, so the array stays in registers.
-    for (g, x) in inp.iter_mut().enumerate() {
-        if (g as u32) < l.gates {
-            // SAFETY: U holds T·B·G·H values.
-            *x = unsafe { load_u(p, l.u_f16, (row0 + g as u32 * l.hidden) as usize) };
-        }
-    }
-    inp
+    // SAFETY: U holds T·B·G·H values.
+    per_gate!(l, 0.0f32, |g| unsafe { load_u(p, l.u_f16, (row0 + g * l.hidden) as usize) })
 }
 
 /// [`load_inputs`] not yet converted ([`load_u_bits`]; zero bits beyond `gates`, the value 0
@@ -903,16 +913,9 @@ pub(super) unsafe fn load_inputs(p: &RecurrentParams, l: &Layer, t: u32, unit: u
 /// As [`load_inputs`].
 #[inline(always)]
 pub(super) unsafe fn load_input_bits(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, b: u32) -> [u32; 4] {
-    let mut inp = [0u32; 4];
     let row0 = ((t - 1) * l.batch + b) * l.gates * l.hidden + unit;
-    // Unrolled over all four slots with static indices, so the array stays in registers.
-    for (g, x) in inp.iter_mut().enumerate() {
-        if (g as u32) < l.gates {
-            // SAFETY: U holds T·B·G·H values.
-            *x = unsafe { load_u_bits(p, l.u_f16, (row0 + g as u32 * l.hidden) as usize) };
-        }
-    }
-    inp
+    // SAFETY: U holds T·B·G·H values.
+    per_gate!(l, 0u32, |g| unsafe { load_u_bits(p, l.u_f16, (row0 + g * l.hidden) as usize) })
 }
 
 /// `b_hh` of the `gates` gate rows of `unit` (zeros beyond `gates`).
@@ -921,14 +924,8 @@ pub(super) unsafe fn load_input_bits(p: &RecurrentParams, l: &Layer, t: u32, uni
 /// `unit < H`.
 #[inline(always)]
 pub(super) unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f32; 4] {
-    let mut bias = [0.0f32; 4];
-    for (g, x) in bias.iter_mut().enumerate() {
-        if (g as u32) < l.gates {
-            // SAFETY: b_hh holds G·H values.
-            *x = unsafe { ld_nc_f32((p.bias_hh as *const f32).add((g as u32 * l.hidden + unit) as usize)) };
-        }
-    }
-    bias
+    // SAFETY: b_hh holds G·H values.
+    per_gate!(l, 0.0f32, |g| unsafe { ld_nc_f32((p.bias_hh as *const f32).add((g * l.hidden + unit) as usize)) })
 }
 
 /// Rounds `h_t[unit][b]` to the tagged fp16 value of the launch's step `t`, stages it for publication (local

@@ -23,7 +23,7 @@ use sprnn::reference::{forward_model, Sequences, DEVICE_TOLERANCE};
 use sprnn::{Cell, Error, LayerOptions, Model};
 
 use crate::common::{gpu, random_vec, says, seed};
-use crate::model::{bits, device_faithful, fp16, model_error, random_model, run_poisoned, InputWeights};
+use crate::model::{assert_same_bits, bits, device_faithful, fp16, model_error, random_model, run_poisoned, InputWeights};
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
@@ -298,9 +298,7 @@ fn fused_joins_equal_kept_joins_bit_for_bit() {
         let t = model.forward_device(&d_x, steps, Some(&h0), c0.as_deref()).expect("forward_device, every join kept");
         check_timing(&t, layers, 2, &[false; 3][..layers], &case);
         println!("{case}: every join kept:\n{}", t.report(steps));
-        assert_eq!(bits(&fused_out.output), bits(&kept.output), "{case}: output");
-        assert_eq!(bits(&fused_out.h_n), bits(&kept.h_n), "{case}: h_n");
-        assert_eq!(fused_out.c_n.as_deref().map(bits), kept.c_n.as_deref().map(bits), "{case}: c_n");
+        assert_same_bits(&fused_out, &kept, &case);
         // Fused again: its timing, and the same bits from a graph.
         model.set_keep_every_join(false);
         let t = model.forward_device(&d_x, steps, Some(&h0), c0.as_deref()).expect("forward_device, fused joins");
@@ -311,9 +309,7 @@ fn fused_joins_equal_kept_joins_bit_for_bit() {
         graph.poison().unwrap();
         graph.replay().expect("replay");
         let replayed = graph.output_to_host().unwrap();
-        assert_eq!(bits(&replayed.output), bits(&kept.output), "{case}: graph: output");
-        assert_eq!(bits(&replayed.h_n), bits(&kept.h_n), "{case}: graph: h_n");
-        assert_eq!(replayed.c_n.as_deref().map(bits), kept.c_n.as_deref().map(bits), "{case}: graph: c_n");
+        assert_same_bits(&replayed, &kept, &format!("{case}: graph"));
     }
 }
 
@@ -354,9 +350,7 @@ fn graph_replays_equal_forward_device_bit_for_bit() {
                 let got = graph.output_to_host().unwrap();
                 println!("{case}: replay {replay}: {:.3} ms on the GPU, {:.3} ms wall", t.gpu_ms, t.total_ms);
                 assert!(t.gpu_ms > 0.0, "{case}");
-                assert_eq!(bits(&got.output), bits(&want.output), "{case}: replay {replay}: output");
-                assert_eq!(bits(&got.h_n), bits(&want.h_n), "{case}: replay {replay}: h_n");
-                assert_eq!(got.c_n.as_deref().map(bits), want.c_n.as_deref().map(bits), "{case}: replay {replay}: c_n");
+                assert_same_bits(&got, &want, &format!("{case}: replay {replay}"));
             }
             // New input through the captured buffer.
             graph.write_input(&x2).unwrap();

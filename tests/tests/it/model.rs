@@ -328,10 +328,7 @@ fn concurrent_and_sequential_directions_agree_bit_for_bit() {
         assert!((0..layers).all(|l| auto.concurrent(l)), "small layers should be co-resident");
         let a = run_poisoned(&mut auto, &x, steps, None, None);
         let b = run_poisoned(&mut seq, &x, steps, None, None);
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&a.output), bits(&b.output), "{cell:?}: output");
-        assert_eq!(bits(&a.h_n), bits(&b.h_n), "{cell:?}: h_n");
-        assert_eq!(a.c_n.as_deref().map(bits), b.c_n.as_deref().map(bits), "{cell:?}: c_n");
+        assert_same_bits(&a, &b, &format!("{cell:?}"));
     }
 }
 
@@ -473,6 +470,13 @@ const CHUNKINGS: [(&str, &[usize]); 3] = [("single steps", &[1; 12]), ("uneven",
 
 pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Asserts that two runs of a model gave the same bits: the output, `h_n` and `c_n`.
+pub(crate) fn assert_same_bits(got: &ModelOutput, want: &ModelOutput, what: &str) {
+    assert_eq!(bits(&got.output), bits(&want.output), "{what}: output");
+    assert_eq!(bits(&got.h_n), bits(&want.h_n), "{what}: h_n");
+    assert_eq!(got.c_n.as_deref().map(bits), want.c_n.as_deref().map(bits), "{what}: c_n");
 }
 
 /// A stream of a unidirectional model, on the CPU reference or on the GPU: the twin tests feed

@@ -13,6 +13,7 @@ use sprnn::reference::{self, Precision};
 use sprnn::{Cell, Error, Gpu, LayerOptions, SparseRecurrentLayer, StreamState, StreamingLayer};
 
 use crate::common::{gpu, Problem};
+use crate::model::bits;
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
 
@@ -34,10 +35,6 @@ fn chunk_bounds(chunks: &[usize]) -> Vec<(usize, usize)> {
             (t - n, n)
         })
         .collect()
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 /// A stream of one layer, on the CPU reference or on the GPU: the twin tests feed both the same
