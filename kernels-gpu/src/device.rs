@@ -526,6 +526,19 @@ pub fn f16x2_high_pair(x: u32) -> u32 {
     r
 }
 
+/// The fp16 in the low half of `x`, in both halves (an operand selector, as
+/// [`f16x2_high_pair`]).
+#[inline(always)]
+pub fn f16x2_low_pair(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: pure register moves.
+    unsafe {
+        asm!("{{ .reg .b16 sprnn_l, sprnn_h; mov.b32 {{sprnn_l, sprnn_h}}, {x}; mov.b32 {r}, {{sprnn_l, sprnn_l}}; }}",
+            r = out(reg32) r, x = in(reg32) x, options(pure, nomem, nostack))
+    };
+    r
+}
+
 /// Both fp16 halves of `x` widened exactly to f32: `[low, high]`.
 #[inline(always)]
 pub fn f16x2_to_f32(x: u32) -> [f32; 2] {

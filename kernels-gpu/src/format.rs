@@ -4,11 +4,21 @@
 //!
 //! # Packed nonzero word
 //!
-//! Each nonzero of the recurrent matrix W is one `u32`: the fp16 bits of the value in the high
-//! half and the column index in the low half (see [`pack_nonzero`]). A thread keeps `N` of them in
-//! registers for the whole sequence. Padding words ([`pad_word`]) point at the *zero column*
-//! (index `H` of the shared-memory hidden state, which always holds +0.0) with value +0.0, so they
-//! contribute exactly zero even when a hidden value is infinite.
+//! Each nonzero of the recurrent matrix W is one `u32` holding the fp16 bits of the value and
+//! where its column is in the hidden state, in one of two layouts ([`WordFormat`]):
+//! - [`WordFormat::Column`] (the grid kernels): the value in the high half, the column *index*
+//!   in the low half; the kernel masks the index and multiplies it by the column stride (two
+//!   instructions before the shared load);
+//! - [`WordFormat::Offset`] (the cluster kernel): the value in the low half, the column's *byte
+//!   offset* in the hidden state (`col · B · 2`) in the high half; the kernel adds `word >> 16`
+//!   to the tile's base in one instruction (`LEA.HI` on sm_90). Offsets are 16-bit, so the
+//!   format only holds layers whose hidden state, zero column included, starts every column
+//!   below 64 KiB ([`WordFormat::fits`]); the planner's cluster mode requires it.
+//!
+//! A thread keeps `N` words in registers for the whole sequence. Padding words
+//! ([`WordFormat::pad`]) point at the *zero column* (index `H` of the shared-memory hidden
+//! state, which always holds +0.0) with value +0.0, so they contribute exactly zero even when a
+//! hidden value is infinite.
 //!
 //! # Weight buffer
 //!
@@ -209,28 +219,73 @@ pub const MAX_HIDDEN: usize = u16::MAX as usize;
 /// Marks an unused entry of the per-CTA unit table.
 pub const NO_UNIT: u32 = u32::MAX;
 
-/// Packs one nonzero: fp16 bits of the value (high half) and column (low half).
-#[inline(always)]
-pub const fn pack_nonzero(value_f16_bits: u16, col: u16) -> u32 {
-    ((value_f16_bits as u32) << 16) | col as u32
+/// The layout of a packed nonzero word (see the module's *Packed nonzero word*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WordFormat {
+    /// Value (fp16 bits) in the high half, column index in the low half.
+    Column,
+    /// Value (fp16 bits) in the low half, the column's byte offset in the hidden state
+    /// (`col · column_bytes`) in the high half.
+    Offset {
+        /// Bytes per hidden-state column (`B · 2` for the fp16 hidden state).
+        column_bytes: u32,
+    },
 }
 
-/// Column of a packed nonzero.
-#[inline(always)]
-pub const fn nonzero_col(word: u32) -> u32 {
-    word & 0xFFFF
+impl WordFormat {
+    /// The cluster kernel's format at batch `batch` (fp16 hidden state, `h[col][b]`).
+    pub const fn cluster(batch: usize) -> WordFormat {
+        WordFormat::Offset { column_bytes: 2 * batch as u32 }
+    }
+
+    /// Whether every column `0 ..= columns` (the zero column included) can be located: the
+    /// column index or the byte offset fits 16 bits.
+    pub const fn fits(self, columns: usize) -> bool {
+        match self {
+            WordFormat::Column => columns <= u16::MAX as usize,
+            WordFormat::Offset { column_bytes } => columns * column_bytes as usize <= u16::MAX as usize,
+        }
+    }
+
+    /// Packs one nonzero: fp16 bits of the value and its column (which must [`fits`](Self::fits)).
+    #[inline(always)]
+    pub const fn pack(self, value_f16_bits: u16, col: u32) -> u32 {
+        match self {
+            WordFormat::Column => ((value_f16_bits as u32) << 16) | (col & 0xFFFF),
+            WordFormat::Offset { column_bytes } => ((col * column_bytes) << 16) | value_f16_bits as u32,
+        }
+    }
+
+    /// Column of a packed nonzero.
+    #[inline(always)]
+    pub const fn column(self, word: u32) -> u32 {
+        match self {
+            WordFormat::Column => word & 0xFFFF,
+            WordFormat::Offset { column_bytes } => (word >> 16) / column_bytes,
+        }
+    }
+
+    /// fp16 bits of the value of a packed nonzero.
+    #[inline(always)]
+    pub const fn value_bits(self, word: u32) -> u16 {
+        match self {
+            WordFormat::Column => (word >> 16) as u16,
+            WordFormat::Offset { .. } => word as u16,
+        }
+    }
+
+    /// A padding word for a layer of `columns` columns: value +0.0 at the zero column.
+    #[inline(always)]
+    pub const fn pad(self, columns: usize) -> u32 {
+        self.pack(0, columns as u32)
+    }
 }
 
-/// fp16 bits of the value of a packed nonzero.
+/// The byte offset of an [`WordFormat::Offset`] word's column, as the kernel adds it to the
+/// tile's base (`word >> 16`: one `LEA.HI` with the add on sm_90).
 #[inline(always)]
-pub const fn nonzero_value_bits(word: u32) -> u16 {
-    (word >> 16) as u16
-}
-
-/// A padding word for a layer of hidden size `hidden`: value +0.0 at the zero column.
-#[inline(always)]
-pub const fn pad_word(hidden: usize) -> u32 {
-    pack_nonzero(0, hidden as u16)
+pub const fn offset_word_offset(word: u32) -> u32 {
+    word >> 16
 }
 
 /// Tag bit of step `t` (1-based: `h_1` is the first computed state): `⌊(t + 1) / 2⌋ mod 2`,
@@ -1067,12 +1122,13 @@ impl ClusterSmem {
 
 /// Register budget (`.maxnreg`) of cluster-kernel variant `(n, bt, gated)`: the grid variant's
 /// with the fp16 hidden state ([`register_budget`]), eight more where ptxas 12.9 (sm_90) spilled
-/// at that budget (`N` = 64 at a batch tile of four and `N` = 24 at eight on the RNN family,
-/// `N` = 48 at eight on the gated one: 4 bytes each, the publication's loop state).
+/// at that budget (`N` = 64 at a batch tile of four and `N` = 24 and 32 at eight on the RNN
+/// family, `N` = 48 and 96 at eight on the gated one: 4 bytes each, the publication's loop state;
+/// the 32 and 96 ones since the words carry byte offsets).
 pub const fn cluster_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
     let r = register_budget(n, bt, false, gated);
     let r = match (n, bt, gated) {
-        (64, 4, false) | (24, 8, false) | (48, 8, true) => r + 8,
+        (64, 4, false) | (24, 8, false) | (32, 8, false) | (48, 8, true) | (96, 8, true) => r + 8,
         _ => r,
     };
     if r > 255 { 255 } else { r }

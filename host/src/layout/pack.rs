@@ -1,14 +1,15 @@
 //! Packing: lists of entries → the kernel's weight buffer.
 //!
-//! Each entry becomes [`pack_nonzero`]`(fp16 bits, col)`, the value rounded to fp16 to nearest
-//! even (`half::f16::from_f32`); padding becomes [`pad_word`]`(H)`, value +0.0 at the zero
-//! column, so it adds exactly zero. Word `k` of thread `tid` of CTA `c` goes to
+//! Each entry becomes [`WordFormat::pack`]`(fp16 bits, col)` in the launch's word format (the
+//! column's index for the grid kernels, its byte offset for the cluster kernel), the value
+//! rounded to fp16 to nearest even (`half::f16::from_f32`); padding becomes
+//! [`WordFormat::pad`]`(columns)`, value +0.0 at the zero column, so it adds exactly zero. Word `k` of thread `tid` of CTA `c` goes to
 //! `weights[k * (grid * NT) + c * NT + tid]`, for `k < N + M` (`M` words in shared memory on the
 //! shared-weights family; the kernel copies entries `N ..` there at start-up). CTAs are laid out in parallel on the available
 //! cores; the result does not depend on how many there are.
 
 use half::f16;
-use sprnn_kernels::format::{pack_nonzero, pad_word, row_of_slot, NO_UNIT};
+use sprnn_kernels::format::{row_of_slot, WordFormat, NO_UNIT};
 
 use super::assign::{Assigner, WeightOrder, PAD};
 use super::bank::{BankModel, BankStats};
@@ -22,12 +23,14 @@ pub(crate) struct Packed {
     pub bank_naive: BankStats,
 }
 
-/// What [`pack`] needs to know about the launch shape: the layer's gates and the geometry (on the
-/// gated kernel family the rows are laid out as whole units per warp; `format::row_of_slot`).
+/// What [`pack`] needs to know about the launch shape: the layer's gates, the geometry (on the
+/// gated kernel family the rows are laid out as whole units per warp; `format::row_of_slot`)
+/// and the kernel's word format.
 #[derive(Clone, Copy)]
 pub(crate) struct PackShape {
     pub gates: usize,
     pub geometry: Geometry,
+    pub words: WordFormat,
 }
 
 /// Lays out every CTA and packs the words.
@@ -84,7 +87,8 @@ fn pack_ctas(
     // Rows are `gate · H + unit`; columns are the kernel's (`w.cols()` of them, the last + 1 is
     // the zero column).
     let h = w.rows() / gates;
-    let pad = pad_word(w.cols());
+    assert!(shape.words.fits(w.cols()), "the planner checks that the word format locates every column");
+    let pad = shape.words.pad(w.cols());
     let mut asg = Assigner::new(w, tpr, n, model);
     let mut buf = vec![pad; ctas.len() * n * nt];
     let mut bank = BankStats::new(&model);
@@ -137,7 +141,7 @@ fn pack_ctas(
                     if e != PAD {
                         let col = w.col_idx()[e as usize];
                         let v = f16::from_f32(w.values()[e as usize]).to_bits();
-                        buf[(ci * n + k) * nt + tid] = pack_nonzero(v, col as u16);
+                        buf[(ci * n + k) * nt + tid] = shape.words.pack(v, col);
                     }
                 }
             }

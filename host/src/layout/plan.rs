@@ -2,7 +2,7 @@
 
 use half::f16;
 use sprnn_kernels::format::{
-    cluster_exchange_slots, column_of_slot, exchange_slots, nonzero_col, nonzero_value_bits, round_up, row_of_slot, row_threads, gated_kernel, Cell,
+    cluster_exchange_slots, column_of_slot, exchange_slots, round_up, WordFormat, row_of_slot, row_threads, gated_kernel, Cell,
     cluster_register_budget, ClusterSmem, Products, RecurrentSmem, BATCH_TILES, CLUSTER_SIZES, PRODUCT_GROUP, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
     SHARED_LIST_LENGTHS,
 };
@@ -300,9 +300,15 @@ impl Plan {
     }
 
     /// `[list_len + shared_words][grid * threads_per_cta]` packed words (entries from
-    /// `list_len` on go to shared memory).
+    /// `list_len` on go to shared memory), in [`Plan::word_format`].
     pub fn weights(&self) -> &[u32] {
         &self.weights
+    }
+
+    /// The layout of the packed words ([`WordFormat`]): byte offsets in the cluster mode,
+    /// column indices in the grid mode (not meaningful for the dense slab).
+    pub fn word_format(&self) -> WordFormat {
+        word_format(self.fit.cluster.is_some(), self.batch)
     }
 
     /// Order the lists were built in.
@@ -981,6 +987,16 @@ fn check_geometry(w_hh: &Csr, cell: Cell, batch: usize, g: &Geometry, cluster: b
     check_slot_columns(hidden, g.grid, slots_per_cta(g.units_per_cta, batch, cluster))
 }
 
+/// The word format of the sparse kernels: the cluster kernel's byte offsets, the grid kernels'
+/// column indices (`format::WordFormat`).
+fn word_format(cluster: bool, batch: usize) -> WordFormat {
+    if cluster {
+        WordFormat::cluster(batch)
+    } else {
+        WordFormat::Column
+    }
+}
+
 /// Lays a layer out for the sparse kernel as `fit` says, whose geometry was checked against the
 /// layer ([`check_geometry`]).
 fn build(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder, mode_reason: String) -> Plan {
@@ -988,7 +1004,8 @@ fn build(w_hh: &Csr, cell: Cell, batch: usize, fit: Fit, order: WeightOrder, mod
     let slots = slots_per_cta(g.units_per_cta, batch, fit.cluster.is_some());
     let (part, w_cols) = partition_columns(w_hh, cell.gates(), g.grid, g.units_per_cta, slots);
     let model = BankModel::new(batch, if fit.hidden_f32 { 4 } else { 2 });
-    let packed = pack(&w_cols, &part.units, PackShape { gates: cell.gates(), geometry: *g }, model, order);
+    let words = word_format(fit.cluster.is_some(), batch);
+    let packed = pack(&w_cols, &part.units, PackShape { gates: cell.gates(), geometry: *g, words }, model, order);
     Plan::laid_out(w_hh, cell, batch, fit, part, packed, order, mode_reason)
 }
 
@@ -1381,6 +1398,11 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             shortfall = format!("{c} CTAs: {smem} bytes of shared memory per CTA (hidden state and two exchange buffers), {have_smem} available");
             continue;
         }
+        if !WordFormat::cluster(batch).fits(columns) {
+            let bytes = columns * 2 * batch;
+            shortfall = format!("{c} CTAs: the zero column starts {bytes} bytes into the hidden state, past the packed words' 16-bit byte offsets");
+            continue;
+        }
         let shapes: Vec<Shape> = candidate_shapes(device, cell, (hidden, c, upc, batch, 1), stats.max_row_nnz, (false, products), opts, false)
             .into_iter()
             .map(|s| {
@@ -1608,6 +1630,7 @@ impl Plan {
         let rows = g_n * hd;
         let mut out = vec![0f32; b_n * rows];
         let (nt, tpr, n, total) = (self.threads_per_cta(), self.threads_per_row(), self.words_per_thread(), self.total_threads());
+        let words = self.word_format();
         let mut part = vec![0f32; tpr];
         for c in 0..self.grid() {
             for s in 0..nt / tpr {
@@ -1627,11 +1650,11 @@ impl Plan {
                         let mut groups = GroupSum::default();
                         for k in 0..n {
                             let w = self.weights[k * total + c * nt + tid];
-                            let hv = match unit_of[nonzero_col(w) as usize] {
+                            let hv = match unit_of[words.column(w) as usize] {
                                 NO_UNIT => 0.0,
                                 unit => h16[b * hd + unit as usize],
                             };
-                            let wv = f16::from_bits(nonzero_value_bits(w));
+                            let wv = f16::from_bits(words.value_bits(w));
                             match self.fit.products {
                                 Products::F32 => acc += wv.to_f32() * hv,
                                 Products::F16 => groups.add(wv.to_f32(), hv),
@@ -1701,6 +1724,7 @@ impl Plan {
         }
         let model = BankModel::new(self.batch, if self.fit.hidden_f32 { 4 } else { 2 });
         let (nt, total) = (self.threads_per_cta(), self.total_threads());
+        let words = self.word_format();
         let mut out = Vec::with_capacity(total / 32);
         let mut cols = [0u32; 32];
         for c in 0..self.grid() {
@@ -1708,7 +1732,7 @@ impl Plan {
                 let mut sum = 0u64;
                 for k in 0..self.words_per_thread() {
                     for (lane, col) in cols.iter_mut().enumerate() {
-                        *col = nonzero_col(self.weights[k * total + c * nt + warp * 32 + lane]);
+                        *col = words.column(self.weights[k * total + c * nt + warp * 32 + lane]);
                     }
                     sum += model.wavefronts(&cols) as u64;
                 }

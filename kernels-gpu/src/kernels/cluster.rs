@@ -21,7 +21,11 @@
 //!      *in its own shared memory* until every value carries the tag of step `s − 1`, and copies
 //!      them to the hidden state (bounded by `timeout_ns`, with the status word checked every
 //!      `SPINS_PER_CHECK` spins, as the grid kernel's wait); a barrier;
-//!    - the product, the row reduction and the cell, exactly as the grid kernel;
+//!    - the product, the row reduction and the cell, as the grid kernel, but the packed words
+//!      are `format::WordFormat::Offset`: each holds its column's byte offset in the hidden
+//!      state, so a word costs three instructions at `BT = 1` (the address in one `LEA.HI`, the
+//!      load, the pair FMA) instead of four (the planner keeps layers whose offsets do not fit
+//!      16 bits in the grid mode);
 //!    - a barrier, then [`publish`] (t < T): the CTA's staged values to buffer `s % 2` of every
 //!      CTA of the cluster, 16 bytes per remote store;
 //! 3. a cluster barrier before exit, on every path (the failure path too): no CTA leaves while a
@@ -248,10 +252,10 @@ pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &Re
             for tile in 0..l.batch / BT as u32 {
                 let acc = if l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
-                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
+                    unsafe { multiply_tile_f16::<N, BT, true>(&w, &l, tile) }
                 } else {
                     // SAFETY: columns are inside the hidden state.
-                    unsafe { multiply_tile::<N, BT, false>(&w, &l, tile) }
+                    unsafe { multiply_tile::<N, BT, false, true>(&w, &l, tile) }
                 };
                 // SAFETY: the whole warp reduces together; kernel contract.
                 unsafe { row.finish_tile::<BT, false, GATED>(p, &l, t, tile, acc, &inputs) };

@@ -51,7 +51,8 @@
 use crate::device::*;
 use crate::format::{
     flags, gated_kernel, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem,
-    RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
+    offset_word_offset, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32,
+    VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -528,13 +529,47 @@ unsafe fn load_h<const BT: usize, const H32: bool>(addr: u32) -> [f32; BT] {
     out
 }
 
+/// Where register word `wk` locates its column (`format::WordFormat`): with `OFFSETS` its byte
+/// offset (`wk >> 16`), otherwise its column index (`wk & 0xFFFF`).
+#[inline(always)]
+fn word_locator<const OFFSETS: bool>(wk: u32) -> u32 {
+    if OFFSETS {
+        offset_word_offset(wk)
+    } else {
+        wk & 0xFFFF
+    }
+}
+
+/// Shared address of the column that [`word_locator`] gave, in the batch tile at `tile_base`:
+/// with `OFFSETS` the offset added to the base (one instruction with the shift, `LEA.HI`),
+/// otherwise the index times `col_bytes` (a multiply-add after the mask).
+#[inline(always)]
+fn word_address<const OFFSETS: bool>(locator: u32, tile_base: u32, col_bytes: u32) -> u32 {
+    if OFFSETS {
+        tile_base + locator
+    } else {
+        tile_base + locator * col_bytes
+    }
+}
+
+/// fp16 bits of register word `wk`'s value (`format::WordFormat`: the low half with `OFFSETS`,
+/// the high half otherwise).
+#[inline(always)]
+fn word_value<const OFFSETS: bool>(wk: u32) -> u16 {
+    if OFFSETS {
+        wk as u16
+    } else {
+        (wk >> 16) as u16
+    }
+}
+
 /// This thread's partial sums of batch tile `tile`: its `N` words times the hidden state (`BT`
 /// accumulators); [`butterfly`] or [`reduce_scatter`] then adds up the row's lanes.
 ///
 /// # Safety
 /// Every column of `w` is inside the hidden state.
 #[inline(always)]
-pub(super) unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
+pub(super) unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: bool, const OFFSETS: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let eb = Layer::elem_bytes::<H32>();
     let mut acc = [0.0f32; BT];
     // Opaque per tile, so the N column addresses are not hoisted out of the tile loop (that
@@ -543,10 +578,10 @@ pub(super) unsafe fn multiply_tile<const N: usize, const BT: usize, const H32: b
     let col_bytes = opaque_u32(eb * l.batch);
     for wk in w.iter() {
         let wk = opaque_u32(*wk);
-        let col = wk & 0xFFFF;
-        let v = f16_to_f32((wk >> 16) as u16);
-        // SAFETY: col ≤ columns, so the address is inside the hidden state.
-        let h = unsafe { load_h::<BT, H32>(tile_base + col * col_bytes) };
+        let loc = word_locator::<OFFSETS>(wk);
+        let v = f16_to_f32(word_value::<OFFSETS>(wk));
+        // SAFETY: the word's column is ≤ columns, so the address is inside the hidden state.
+        let h = unsafe { load_h::<BT, H32>(word_address::<OFFSETS>(loc, tile_base, col_bytes)) };
         for j in 0..BT {
             acc[j] = fma(v, h[j], acc[j]);
         }
@@ -653,7 +688,7 @@ unsafe fn load_h_pairs<const BT: usize>(addr: u32) -> [u32; 4] {
 /// # Safety
 /// Every column of `w` is inside the hidden state; the hidden state is fp16.
 #[inline(always)]
-pub(super) unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
+pub(super) unsafe fn multiply_tile_f16<const N: usize, const BT: usize, const OFFSETS: bool>(w: &[u32; N], l: &Layer, tile: u32) -> [f32; BT] {
     let pairs = BT.div_ceil(2);
     let mut acc = [0.0f32; BT];
     let tile_base = opaque_u32(l.h_smem + 2 * tile * BT as u32);
@@ -664,10 +699,10 @@ pub(super) unsafe fn multiply_tile_f16<const N: usize, const BT: usize>(w: &[u32
             g = [0; 4];
         }
         let wk = opaque_u32(*wk);
-        let col = wk & 0xFFFF;
-        let v = f16x2_high_pair(wk);
-        // SAFETY: col ≤ columns, so the address is inside the hidden state.
-        let h = unsafe { load_h_pairs::<BT>(tile_base + col * col_bytes) };
+        let loc = word_locator::<OFFSETS>(wk);
+        let v = if OFFSETS { f16x2_low_pair(wk) } else { f16x2_high_pair(wk) };
+        // SAFETY: the word's column is ≤ columns, so the address is inside the hidden state.
+        let h = unsafe { load_h_pairs::<BT>(word_address::<OFFSETS>(loc, tile_base, col_bytes)) };
         for i in 0..pairs {
             g[i] = fma_f16x2(v, h[i], g[i]);
         }
@@ -1082,10 +1117,10 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
             for tile in 0..if rows_here { l.batch / BT as u32 } else { 0 } {
                 let acc = if !H32 && l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
-                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
+                    unsafe { multiply_tile_f16::<N, BT, false>(&w, &l, tile) }
                 } else {
                     // SAFETY: columns are inside the hidden state.
-                    unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                    unsafe { multiply_tile::<N, BT, H32, false>(&w, &l, tile) }
                 };
                 // SAFETY: the whole warp reduces together; kernel contract.
                 unsafe { row.finish_tile::<BT, H32, GATED>(p, &l, t, tile, acc, &inputs) };
@@ -1176,10 +1211,10 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
             for tile in 0..if rows_here { l.batch / BT as u32 } else { 0 } {
                 let acc = if !H32 && l.f16_products {
                     // SAFETY: columns are inside the hidden state, which is fp16.
-                    unsafe { multiply_tile_f16::<N, BT>(&w, &l, tile) }
+                    unsafe { multiply_tile_f16::<N, BT, false>(&w, &l, tile) }
                 } else {
                     // SAFETY: columns are inside the hidden state.
-                    unsafe { multiply_tile::<N, BT, H32>(&w, &l, tile) }
+                    unsafe { multiply_tile::<N, BT, H32, false>(&w, &l, tile) }
                 };
                 // The list's tail, in shared memory.
                 // SAFETY: the shared words were loaded in phase 1; their columns are inside the

@@ -116,6 +116,25 @@ fn planner_keeps_the_grid_for_layers_a_cluster_cannot_hold_or_would_slow() {
     }
 }
 
+/// The cluster kernel's words carry 16-bit byte offsets (`format::WordFormat::cluster`): a layer
+/// whose zero column starts 64 KiB or more into the hidden state is refused the cluster mode
+/// with that reason, and the planner's own choice is the grid.
+#[test]
+fn cluster_mode_needs_byte_offsets_that_fit_16_bits() {
+    let dev = DeviceInfo::h200();
+    // H = 2048, B = 16: 2048 columns of 32 bytes, the zero column at 65,536.
+    let stats = RowStats::uniform(Cell::RnnTanh, 2048, 20);
+    match check_mode(&stats, Cell::RnnTanh, 16, &dev, &cluster(Some(16))) {
+        Err(PlanError::ClusterMode { reason, .. }) => says(&reason, &["16-bit byte offsets"]),
+        other => panic!("expected the cluster mode refused, got {other:?}"),
+    }
+    let c = check_mode(&stats, Cell::RnnTanh, 16, &dev, &PlanOptions::default()).unwrap();
+    assert_eq!(c.fit.cluster, None, "{}", c.reason);
+    // One batch entry fewer per column fits: B = 8.
+    let c = check_mode(&stats, Cell::RnnTanh, 8, &dev, &cluster(Some(16))).unwrap();
+    assert_eq!(c.fit.cluster, Some(16));
+}
+
 #[test]
 fn the_a100_never_gets_a_cluster_and_refuses_a_forced_one() {
     let dev = DeviceInfo::a100();

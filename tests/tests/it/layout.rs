@@ -11,7 +11,7 @@ use sprnn::layout::{
 };
 use sprnn::Csr;
 use sprnn_kernels::format::{
-    exchange_slots, gated_kernel, nonzero_col, nonzero_value_bits, pad_word, row_of_slot, row_threads, Cell as FormatCell, RecurrentSmem, NO_UNIT,
+    exchange_slots, gated_kernel, row_of_slot, row_threads, Cell as FormatCell, RecurrentSmem, NO_UNIT,
 };
 
 const CELLS: [Cell; 4] = [Cell::RnnRelu, Cell::RnnTanh, Cell::Gru, Cell::Lstm];
@@ -39,6 +39,8 @@ pub(crate) fn check_permutation(p: &Plan, w: &Csr) {
     let (nt, total) = (p.threads_per_cta(), p.total_threads());
     // The packed words index the kernel's columns; map them back to units.
     let unit_of = p.unit_of_column();
+    let words = p.word_format();
+    assert!(words.fits(p.columns()), "every column, the zero column included, is locatable");
     assert_eq!(p.columns(), p.grid() * p.slots_per_cta());
     for c in 0..p.grid() {
         for tid in 0..nt {
@@ -46,14 +48,15 @@ pub(crate) fn check_permutation(p: &Plan, w: &Csr) {
             let unit = if u < p.units_per_cta() { p.units()[c * p.units_per_cta() + u] } else { NO_UNIT };
             for k in 0..p.words_per_thread() {
                 let word = p.weights()[k * total + c * nt + tid];
-                if nonzero_col(word) as usize == p.columns() {
-                    assert_eq!(word, pad_word(p.columns()), "padding is +0.0 at the zero column");
+                assert_eq!(words.pack(words.value_bits(word), words.column(word)), word, "a word decodes and packs back to itself");
+                if words.column(word) as usize == p.columns() {
+                    assert_eq!(word, words.pad(p.columns()), "padding is +0.0 at the zero column");
                     continue;
                 }
                 assert_ne!(unit, NO_UNIT, "a real word in a padding slot");
-                let col_unit = unit_of[nonzero_col(word) as usize];
+                let col_unit = unit_of[words.column(word) as usize];
                 assert_ne!(col_unit, NO_UNIT, "a word points at an empty slot");
-                got[gate * h + unit as usize].push((col_unit, nonzero_value_bits(word)));
+                got[gate * h + unit as usize].push((col_unit, words.value_bits(word)));
             }
         }
     }
@@ -240,6 +243,33 @@ proptest! {
 /// `check_fit` (row statistics only) makes the same decision as `plan` (the whole matrix): the
 /// same launch shape when it fits, the same error when it does not. Layers sized around the
 /// register-file limit of the H200 so that both outcomes occur.
+/// Both word formats hold every fp16 value and every column they [`WordFormat::fits`]: a word
+/// decodes to what was packed, and an offset word's high half is the byte offset at which the
+/// kernel loads the column's first batch tile (`format::h_smem_offset`).
+#[test]
+fn word_formats_round_trip_and_locate_the_shared_column() {
+    use sprnn_kernels::format::{h_smem_offset, offset_word_offset, WordFormat};
+    assert!(WordFormat::Column.fits(u16::MAX as usize));
+    assert!(!WordFormat::Column.fits(u16::MAX as usize + 1));
+    for batch in [1usize, 2, 3, 4, 8, 16] {
+        let f = WordFormat::cluster(batch);
+        let last = u16::MAX as usize / (2 * batch);
+        assert!(f.fits(last) && !f.fits(last + 1), "B = {batch}");
+        for col in [0u32, 1, 7, last as u32 / 2, last as u32] {
+            for v in [0u16, 1, 0x3C00, 0x8001, 0x7BFF, 0xFBFF, 0xFFFF] {
+                for fmt in [f, WordFormat::Column] {
+                    let w = fmt.pack(v, col);
+                    assert_eq!((fmt.column(w), fmt.value_bits(w)), (col, v), "{fmt:?} col {col} value {v:#x}");
+                }
+                let w = f.pack(v, col);
+                assert_eq!(offset_word_offset(w), h_smem_offset(col, 0, batch as u32, 1, 2));
+            }
+        }
+        assert_eq!(f.column(f.pad(last)), last as u32);
+        assert_eq!(f.value_bits(f.pad(last)), 0);
+    }
+}
+
 #[test]
 fn check_fit_agrees_with_plan() {
     let (mut fits, mut refused) = (0, 0);

@@ -88,7 +88,7 @@ fn shared_words_hold_real_nonzeros() {
     let g = shared_geometry(cell, hidden, 4, 8, (1, 16, 80));
     let p = layout_with(&w, cell, 4, &g, WeightOrder::BankAware).unwrap();
     let total = p.total_threads();
-    let pad = sprnn_kernels::format::pad_word(p.columns());
+    let pad = p.word_format().pad(p.columns());
     let in_shared = p.weights()[16 * total..].iter().filter(|&&x| x != pad).count();
     assert!(in_shared >= w.nnz() - 16 * total, "{in_shared} nonzeros in shared memory");
     assert_eq!(p.weights().len(), 96 * total);
