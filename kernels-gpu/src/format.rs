@@ -1122,13 +1122,13 @@ impl ClusterSmem {
 
 /// Register budget (`.maxnreg`) of cluster-kernel variant `(n, bt, gated)`: the grid variant's
 /// with the fp16 hidden state ([`register_budget`]), eight more where ptxas 12.9 (sm_90) spilled
-/// at that budget (`N` = 64 at a batch tile of four and `N` = 24 and 32 at eight on the RNN
-/// family, `N` = 48 and 96 at eight on the gated one: 4 bytes each, the publication's loop state;
-/// the 32 and 96 ones since the words carry byte offsets).
+/// at that budget (`N` = 64 at a batch tile of four and `N` = 16, 24 and 32 at eight on the RNN
+/// family, `N` = 64 at four and `N` = 48 and 96 at eight on the gated one: 4 bytes each, the
+/// publication's loop state and its first store's peer and chunk).
 pub const fn cluster_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
     let r = register_budget(n, bt, false, gated);
     let r = match (n, bt, gated) {
-        (64, 4, false) | (24, 8, false) | (32, 8, false) | (48, 8, true) | (96, 8, true) => r + 8,
+        (64, 4, false) | (16, 8, false) | (24, 8, false) | (32, 8, false) | (48, 8, true) | (64, 4, true) | (96, 8, true) => r + 8,
         _ => r,
     };
     if r > 255 { 255 } else { r }

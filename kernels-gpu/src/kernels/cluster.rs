@@ -68,6 +68,10 @@ struct Exchange {
     size: u32,
     /// This CTA's rank (= its index in the grid: the grid is one cluster).
     rank: u32,
+    /// This thread's first store of [`publish`]: `(k, c)` of store `i = tid` (peer offset
+    /// `k = i / chunks`, chunk `c = i % chunks`), divided once here instead of every step (an
+    /// integer division is two dozen dependent instructions on the step's path).
+    first: (u32, u32),
 }
 
 impl Exchange {
@@ -82,7 +86,9 @@ impl Exchange {
         if bad {
             return None;
         }
-        Some(Exchange { base: dyn_smem_base() + smem.exchange as u32, bytes: smem.exchange_bytes as u32, size, rank })
+        let chunks = l.slots * l.batch / VALUES_PER_POLL as u32;
+        let tid = thread_idx_x();
+        Some(Exchange { base: dyn_smem_base() + smem.exchange as u32, bytes: smem.exchange_bytes as u32, size, rank, first: (tid / chunks, tid % chunks) })
     }
 
     /// Shared address of buffer `parity` (0 or 1).
@@ -157,7 +163,8 @@ unsafe fn gather(p: &RecurrentParams, l: &Layer, x: &Exchange, t: u32) -> bool {
 /// at the CTA's share (`rank · S · B` values in): 16 bytes per remote store, each value's last
 /// bit set to the step's tag (already so for computed values; this tags the empty slots, and in
 /// the exchange floor republishes the staged values). Store `i` goes to peer
-/// `(rank + i / chunks) % size`, so the CTAs start on different peers.
+/// `(rank + i / chunks) % size`, so the CTAs start on different peers; a thread's first
+/// store's `(i / chunks, i % chunks)` is [`Exchange::first`].
 ///
 /// # Safety
 /// Kernel contract; the staged values are complete (after a barrier); every CTA of the cluster
@@ -172,8 +179,8 @@ unsafe fn publish(p: &RecurrentParams, l: &Layer, x: &Exchange, t: u32) {
     let chunks = l.slots * l.batch / VALUES_PER_POLL as u32;
     let share = x.buffer(step) + x.rank * chunks * 16;
     let mut i = thread_idx_x();
+    let (mut k, mut c) = x.first;
     while i < chunks * x.size {
-        let (k, c) = (i / chunks, i % chunks);
         let peer = if x.rank + k >= x.size { x.rank + k - x.size } else { x.rank + k };
         // SAFETY: chunk `c` of the stage (S·B values, 16-byte aligned) and of this CTA's share of
         // the buffer, mapped into CTA `peer` of the cluster, which is running (caller).
@@ -188,6 +195,10 @@ unsafe fn publish(p: &RecurrentParams, l: &Layer, x: &Exchange, t: u32) {
             st_relaxed_cluster_shared_cluster_v4_u32(mapa_shared_cluster(share + 16 * c, peer), v);
         }
         i += l.nt;
+        // Only a thread with another store divides (none where `chunks · size ≤ nt`).
+        if i < chunks * x.size {
+            (k, c) = (i / chunks, i % chunks);
+        }
     }
 }
 
