@@ -119,7 +119,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(seen.iter().all(|&s| s), "a unit has no CTA");
     if p.dense().is_none() {
         // Packed nonzeros: every word not pointing at the zero column is a nonzero of W.
-        let placed = p.weights().iter().filter(|&&x| (x & 0xFFFF) as usize != p.columns()).count();
+        let words = p.word_format();
+        assert!(words.fits(p.columns()), "the word format locates every column");
+        let placed = p.weights().iter().filter(|&&x| words.column(x) as usize != p.columns()).count();
         assert_eq!(placed, w.nnz(), "nonzeros placed vs stored");
     } else {
         // Dense fragments: fp16 pairs, zeros where W has none (a nonzero may round to +0.0).
