@@ -260,8 +260,8 @@ impl WordFormat {
     #[inline(always)]
     pub const fn column(self, word: u32) -> u32 {
         match self {
-            WordFormat::Column => word & 0xFFFF,
-            WordFormat::Offset { column_bytes } => (word >> 16) / column_bytes,
+            WordFormat::Column => column_word_index(word),
+            WordFormat::Offset { column_bytes } => offset_word_offset(word) / column_bytes,
         }
     }
 
@@ -269,8 +269,8 @@ impl WordFormat {
     #[inline(always)]
     pub const fn value_bits(self, word: u32) -> u16 {
         match self {
-            WordFormat::Column => (word >> 16) as u16,
-            WordFormat::Offset { .. } => word as u16,
+            WordFormat::Column => column_word_value(word),
+            WordFormat::Offset { .. } => offset_word_value(word),
         }
     }
 
@@ -281,11 +281,29 @@ impl WordFormat {
     }
 }
 
+/// The column index of a [`WordFormat::Column`] word (its low half).
+#[inline(always)]
+pub const fn column_word_index(word: u32) -> u32 {
+    word & 0xFFFF
+}
+
+/// fp16 bits of a [`WordFormat::Column`] word's value (its high half).
+#[inline(always)]
+pub const fn column_word_value(word: u32) -> u16 {
+    (word >> 16) as u16
+}
+
 /// The byte offset of an [`WordFormat::Offset`] word's column, as the kernel adds it to the
 /// tile's base (`word >> 16`: one `LEA.HI` with the add on sm_90).
 #[inline(always)]
 pub const fn offset_word_offset(word: u32) -> u32 {
     word >> 16
+}
+
+/// fp16 bits of an [`WordFormat::Offset`] word's value (its low half).
+#[inline(always)]
+pub const fn offset_word_value(word: u32) -> u16 {
+    word as u16
 }
 
 /// Tag bit of step `t` (1-based: `h_1` is the first computed state): `⌊(t + 1) / 2⌋ mod 2`,

@@ -50,9 +50,9 @@
 
 use crate::device::*;
 use crate::format::{
-    flags, gated_kernel, row_threads, scatter_entry, status, tag_bit, tag_pattern32, tag_round, Cell, DenseSmem,
-    offset_word_offset, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32,
-    VALUES_PER_STORE,
+    column_word_index, column_word_value, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
+    tag_bit, tag_pattern32, tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT,
+    PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
 
 use super::cell;
@@ -536,7 +536,7 @@ fn word_locator<const OFFSETS: bool>(wk: u32) -> u32 {
     if OFFSETS {
         offset_word_offset(wk)
     } else {
-        wk & 0xFFFF
+        column_word_index(wk)
     }
 }
 
@@ -557,9 +557,9 @@ fn word_address<const OFFSETS: bool>(locator: u32, tile_base: u32, col_bytes: u3
 #[inline(always)]
 fn word_value<const OFFSETS: bool>(wk: u32) -> u16 {
     if OFFSETS {
-        wk as u16
+        offset_word_value(wk)
     } else {
-        (wk >> 16) as u16
+        column_word_value(wk)
     }
 }
 
