@@ -605,3 +605,47 @@ fn handles_are_send_and_sync() {
     send_sync::<Gpu>();
     send_sync::<SparseRecurrentLayer>();
 }
+
+/// The direct publication (`Publish::Direct`: each lane stores its own values into the
+/// exchange, the hidden state double-buffered, one barrier per step) and the staged one give the
+/// same bits, and both match the reference: every cell, CTAs with empty and padding slots (H not
+/// a multiple of the grid, `S·B` not a multiple of four), batches 1–8, the f32 hidden state, the
+/// separate cell phase, weights in shared memory and the headline layer, over enough steps for
+/// the tags to run through their pattern many times, outputs poisoned first.
+#[test]
+fn direct_and_staged_publication_give_the_same_bits() {
+    use sprnn::layout::{plan, Publish};
+    let Some(gpu) = gpu() else { return };
+    let s = seed("publication");
+    let grid = |o: PlanOptions| PlanOptions { mode: Some(ExecMode::Grid), ..o };
+    let d = PlanOptions::default;
+    let cases: Vec<(Cell, usize, usize, f64, PlanOptions, bool)> = vec![
+        (Cell::RnnTanh, 256, 4, 0.1, grid(d()), true),
+        (Cell::RnnRelu, 300, 3, 0.1, grid(PlanOptions { ctas: Some(7), ..d() }), true),
+        (Cell::Gru, 300, 1, 0.1, grid(PlanOptions { ctas: Some(7), ..d() }), true),
+        (Cell::Lstm, 256, 8, 0.1, grid(d()), true),
+        (Cell::Lstm, 300, 2, 0.1, grid(PlanOptions { ctas: Some(5), ..d() }), false),
+        (Cell::RnnTanh, 512, 4, 0.1, grid(PlanOptions { hidden_f32: Some(true), ..d() }), true),
+        (Cell::Gru, 256, 4, 0.1, grid(PlanOptions { list_len: Some(16), shared_words: Some(16), threads_per_row: Some(2), ..d() }), true),
+        (Cell::RnnTanh, 2304, 4, 0.3, grid(d()), true),
+    ];
+    for (i, (cell, h, batch, density, opts, fuse)) in cases.into_iter().enumerate() {
+        let p = Problem::random(cell, h, batch, density, 37, s + i as u64, 0xD1EC, i % 2 == 0);
+        let direct = plan(&p.w, cell, batch, gpu.info(), &opts).expect("plan");
+        assert_eq!(direct.publish(), Publish::Direct, "case {i}: the planner's default where the second buffer fits");
+        let staged = direct.clone().with_publish(Publish::Staged).unwrap();
+        assert!(staged.smem_bytes() < direct.smem_bytes());
+        let mut outs = Vec::new();
+        for pl in [&direct, &staged] {
+            let mut layer = SparseRecurrentLayer::from_plan_variant(&gpu, pl, &p.b, Duration::from_secs(2), sprnn::KernelVariant { fuse_cell: fuse }).unwrap();
+            let got = p.run_poisoned(&gpu, &mut layer, None).unwrap();
+            let (worst, step) = p.worst_error(&got, pl.products());
+            println!("{cell:?} H={h} B={batch} {:?} ({}): worst {worst:.2e} at step {step}", pl.publish(), layer.shape().kernel);
+            assert!(worst <= reference::DEVICE_TOLERANCE, "case {i} {:?}: {worst}", pl.publish());
+            outs.push(got);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&outs[0].h) == bits(&outs[1].h), "case {i}: h differs between the publications");
+        assert_eq!(outs[0].c.as_deref().map(bits), outs[1].c.as_deref().map(bits), "case {i}: c differs");
+    }
+}
