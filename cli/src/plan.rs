@@ -53,10 +53,9 @@ pub enum ProductsArg {
 pub enum PublishArg {
     /// Staged in shared memory, stored by the CTA after the step's last barrier.
     Staged,
-    /// Stored by the lane that computes each value; the step still ends with a barrier.
+    /// Stored by the lane that computes each value; the hidden state double-buffered, no
+    /// barrier at the step's end.
     Direct,
-    /// Direct, the hidden state double-buffered: no barrier at the step's end.
-    DirectDoubleBuffered,
 }
 
 impl From<PublishArg> for Publish {
@@ -64,7 +63,6 @@ impl From<PublishArg> for Publish {
         match p {
             PublishArg::Staged => Publish::Staged,
             PublishArg::Direct => Publish::Direct,
-            PublishArg::DirectDoubleBuffered => Publish::DirectDoubleBuffered,
         }
     }
 }
@@ -165,7 +163,7 @@ pub struct PlanArgs {
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// How the grid mode's sparse kernel publishes each step's values (default: direct where
-    /// it fits in shared memory, else staged).
+    /// its second hidden-state buffer fits in shared memory, else staged).
     #[arg(long, value_enum)]
     pub publish: Option<PublishArg>,
     /// Plan a --random layer as one of a bidirectional model (its reverse direction another
@@ -349,8 +347,7 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
         "publication:        {}",
         match (p.publish(), p.cluster_size()) {
             (_, Some(_)) => "every CTA stores its staged values into every peer's shared memory",
-            (Publish::Direct, None) => "direct: each value stored into the exchange by the lane that computes it",
-            (Publish::DirectDoubleBuffered, None) => "direct, double-buffered: each value stored into the exchange by the lane that computes it; hidden state double-buffered, one barrier per step",
+            (Publish::Direct, None) => "direct: each value stored into the exchange by the lane that computes it (hidden state double-buffered, one barrier per step)",
             (Publish::Staged, None) => "staged: the CTA's values stored after the step's last barrier",
         }
     );

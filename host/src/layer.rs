@@ -76,9 +76,8 @@ pub struct SparseRecurrentLayer {
     registers: usize,
     fuse_cell: bool,
     products: Products,
-    /// The publication ([`Publish`](crate::layout::Publish): `flags::DIRECT_PUBLISH`,
-    /// `flags::DOUBLE_BUFFER`).
-    publish: crate::layout::Publish,
+    /// `flags::DIRECT_PUBLISH` ([`Publish::Direct`](crate::layout::Publish::Direct)).
+    direct_publish: bool,
     first_step: u32,
     kernel: &'static str,
     timeout: Duration,
@@ -195,7 +194,7 @@ impl SparseRecurrentLayer {
             registers,
             fuse_cell,
             products: plan.products(),
-            publish: plan.publish(),
+            direct_publish: plan.publish() == crate::layout::Publish::Direct,
             first_step: 0,
             kernel,
             timeout,
@@ -450,8 +449,7 @@ impl SparseRecurrentLayer {
             flags: fl
                 | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL }
                 | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 }
-                | if self.publish.is_direct() { flags::DIRECT_PUBLISH } else { 0 }
-                | if self.publish.is_double_buffered() { flags::DOUBLE_BUFFER } else { 0 },
+                | if self.direct_publish { flags::DIRECT_PUBLISH } else { 0 },
             first_step: self.first_step,
             shared_words: self.shared_words as u32,
         };

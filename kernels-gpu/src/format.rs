@@ -655,14 +655,11 @@ pub mod flags {
     /// Direct publication: the lane that finishes a hidden value stores it, tagged, straight
     /// into the exchange buffer (a 2-byte relaxed store; every value carries its own tag bit, so
     /// readers need no other order), instead of staging it for the CTA's 8-byte stores after the
-    /// step's last barrier; after that barrier only the CTA's empty slots are published.
-    /// Grid-wide sparse kernels only (the dense slab and the cluster kernel refuse it).
+    /// step's last barrier. The hidden state is double-buffered in shared memory
+    /// ([`RecurrentSmem`](super::RecurrentSmem)), so that barrier goes too: one barrier per step
+    /// (after the gather). Grid-wide sparse kernels only (the dense slab and the cluster kernel
+    /// refuse it); the planner sets it where the second buffer fits.
     pub const DIRECT_PUBLISH: u32 = 1 << 7;
-    /// With [`DIRECT_PUBLISH`]: the hidden state double-buffered in shared memory
-    /// ([`RecurrentSmem`](super::RecurrentSmem)), so the step's last barrier goes too (one
-    /// barrier per step, after the gather) and a warp that has finished its cells starts the
-    /// next step's gather at once.
-    pub const DOUBLE_BUFFER: u32 = 1 << 8;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
 }
@@ -996,12 +993,12 @@ pub struct ConcatParams {
 /// Where the recurrent kernel keeps things in its dynamic shared memory (byte offsets).
 ///
 /// In order: the hidden state `h[(columns + 1)][B]` (fp16 or f32, column `columns` is the zero
-/// column) — once, or twice with [`flags::DOUBLE_BUFFER`] (buffer `(t − 1) % 2` holds the
+/// column) — once, or twice with [`flags::DIRECT_PUBLISH`] (buffer `(t − 1) % 2` holds the
 /// `h_{t-1}` that step `t` multiplies, so the next step's gather never overwrites a buffer
-/// still being read and the step needs no barrier at its end); with
-/// [`flags::DIRECT_PUBLISH`] a 16-byte word, `filled`, the number of the CTA's slots that hold a
-/// unit — then the staged outputs `[S][B]` fp16 (this CTA's next values, published after the
-/// step's last barrier; with `DIRECT_PUBLISH` only the exchange floor's), the reduced gate sums `[rows][B]` f32 (GRU,
+/// still being read and the step needs no barrier at its end; then a 16-byte word, `filled`,
+/// the number of the CTA's slots that hold a unit) — then the staged outputs `[S][B]`
+/// fp16 (this CTA's next values, published after the step's last barrier; with
+/// `DIRECT_PUBLISH` only the exchange floor's), the reduced gate sums `[rows][B]` f32 (GRU,
 /// LSTM and the separate RNN cell), and (LSTM) the cell state `[units][B]` f32. Each part
 /// starts 16-byte aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1010,10 +1007,10 @@ pub struct RecurrentSmem {
     pub elem_bytes: usize,
     /// Bytes of one hidden-state buffer (16-byte multiple); buffer `i` starts at `i · h_bytes`.
     pub h_bytes: usize,
-    /// Hidden-state buffers (1, or 2 with [`flags::DOUBLE_BUFFER`]).
+    /// Hidden-state buffers (1, or 2 with [`flags::DIRECT_PUBLISH`]).
     pub h_buffers: usize,
-    /// With [`flags::DIRECT_PUBLISH`]: offset of the u32 that holds the CTA's filled slots (16
-    /// bytes before the staged outputs).
+    /// With two buffers: offset of the u32 that holds the CTA's filled slots (16 bytes before
+    /// the staged outputs).
     pub filled: usize,
     /// Offset of the staged outputs.
     pub stage: usize,
@@ -1029,19 +1026,17 @@ impl RecurrentSmem {
     /// The layout for `columns` hidden-state columns, batch `batch`, `slots` columns per CTA,
     /// `rows` gate rows and `units` units per CTA, with the hidden state in f32 (`h32`) or fp16.
     pub const fn new(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool) -> RecurrentSmem {
-        RecurrentSmem::with_publication(columns, batch, slots, rows, units, cell, h32, false, false)
+        RecurrentSmem::with_buffers(columns, batch, slots, rows, units, cell, h32, 1)
     }
 
-    /// [`RecurrentSmem::new`] for the publication the flags [`flags::DIRECT_PUBLISH`]
-    /// (`direct`: the filled-slots word) and [`flags::DOUBLE_BUFFER`] (`double`: two hidden-state
-    /// buffers) ask for.
+    /// [`RecurrentSmem::new`] with `h_buffers` hidden-state buffers (2 for
+    /// [`flags::DIRECT_PUBLISH`]).
     #[allow(clippy::too_many_arguments)]
-    pub const fn with_publication(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool, direct: bool, double: bool) -> RecurrentSmem {
+    pub const fn with_buffers(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool, h_buffers: usize) -> RecurrentSmem {
         let elem_bytes = if h32 { 4 } else { 2 };
         let h_bytes = round_up((columns + 1) * batch * elem_bytes, 16);
-        let h_buffers = if double { 2 } else { 1 };
         let filled = h_buffers * h_bytes;
-        let stage = if direct { filled + 16 } else { filled };
+        let stage = if h_buffers > 1 { filled + 16 } else { filled };
         let acc = stage + round_up(slots * batch * 2, 16);
         let c = acc + round_up(rows * batch * 4, 16);
         let total = c + match cell {

@@ -59,27 +59,22 @@ pub struct PlanOptions {
     /// [`CLUSTER_SIZES`]; with `ctas` set and no mode, the planner keeps the grid mode.
     pub mode: Option<ExecMode>,
     /// How the grid mode's sparse kernel publishes each step's hidden values (default:
-    /// [`Publish::Direct`] where its shared memory fits, else [`Publish::Staged`]). `Direct`
-    /// and `DirectDoubleBuffered` are the grid mode's sparse kernel's only.
+    /// [`Publish::Direct`] where its second hidden-state buffer fits in shared memory, else
+    /// [`Publish::Staged`]). `Direct` is the grid mode's sparse kernel's only.
     pub publish: Option<Publish>,
 }
 
-/// The publication [`plan`] chooses where it fits (bench/RESULTS.md, session 13).
-pub const DEFAULT_PUBLISH: Publish = Publish::Direct;
-
 /// How the grid-wide sparse kernel publishes the hidden values of a step
-/// (`format::flags::DIRECT_PUBLISH`, `format::flags::DOUBLE_BUFFER`).
+/// (`format::flags::DIRECT_PUBLISH`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Publish {
     /// Each value is staged in shared memory; after the step's last barrier the CTA stores its
     /// values into the exchange, four per 8-byte store. One hidden-state buffer.
     Staged,
-    /// The lane that finishes a value stores it into the exchange itself (2 bytes, tagged):
-    /// its values leave as soon as they are computed; the step still ends with a barrier.
+    /// The lane that finishes a value stores it into the exchange itself (2 bytes, tagged),
+    /// and the hidden state is double-buffered in shared memory, so the step ends without a
+    /// barrier: its values leave as soon as they are computed.
     Direct,
-    /// [`Publish::Direct`] with the hidden state double-buffered in shared memory, so the step
-    /// ends without a barrier and a warp starts the next gather as soon as its cells are done.
-    DirectDoubleBuffered,
 }
 
 impl Publish {
@@ -88,18 +83,7 @@ impl Publish {
         match self {
             Publish::Staged => "staged",
             Publish::Direct => "direct",
-            Publish::DirectDoubleBuffered => "direct-double-buffered",
         }
-    }
-
-    /// Whether the lanes store their values themselves (`format::flags::DIRECT_PUBLISH`).
-    pub fn is_direct(self) -> bool {
-        self != Publish::Staged
-    }
-
-    /// Whether the hidden state is double-buffered (`format::flags::DOUBLE_BUFFER`).
-    pub fn is_double_buffered(self) -> bool {
-        self == Publish::DirectDoubleBuffered
     }
 }
 
@@ -314,22 +298,27 @@ impl Plan {
 
     /// How the kernel publishes each step's hidden values ([`Publish`]).
     pub fn publish(&self) -> Publish {
-        self.fit.publish
+        if self.fit.direct_publish {
+            Publish::Direct
+        } else {
+            Publish::Staged
+        }
     }
 
     /// This plan with the publication `publish`, its shared memory recounted, or
-    /// [`PlanError::BadOption`] for a direct publication outside the grid mode's sparse kernel
-    /// (whether its shared memory fits the device is checked where the layer is built).
+    /// [`PlanError::BadOption`] for [`Publish::Direct`] outside the grid mode's sparse kernel
+    /// (whether the second buffer fits the device is checked where the layer is built).
     pub fn with_publish(mut self, publish: Publish) -> Result<Plan, PlanError> {
         if publish == self.publish() {
             return Ok(self);
         }
-        if publish.is_direct() && (self.fit.dense.is_some() || self.fit.cluster.is_some()) {
+        if publish == Publish::Direct && (self.fit.dense.is_some() || self.fit.cluster.is_some()) {
             return Err(PlanError::BadOption { option: "publish = direct (1) with the dense slab or the cluster kernel", value: 1, allowed: "staged only: they publish staged values".into() });
         }
         let g = self.fit.geometry;
-        self.fit.smem_bytes = smem_publication_for(self.cell, g.grid, g.units_per_cta, self.batch, self.fit.hidden_f32, publish).with_weights(g.shared_words, g.threads_per_cta);
-        self.fit.publish = publish;
+        let buffers = if publish == Publish::Direct { 2 } else { 1 };
+        self.fit.smem_bytes = smem_buffers_for(self.cell, g.grid, g.units_per_cta, self.batch, self.fit.hidden_f32, buffers).with_weights(g.shared_words, g.threads_per_cta);
+        self.fit.direct_publish = publish == Publish::Direct;
         Ok(self)
     }
 
@@ -577,10 +566,9 @@ pub struct Fit {
     /// Cluster-resident mode: the CTAs of the one thread-block cluster (= `geometry.grid`);
     /// `None` in the grid mode.
     pub cluster: Option<usize>,
-    /// How the kernel publishes each step's values ([`Publish::Staged`] outside the grid mode's
-    /// sparse kernel); `smem_bytes` counts what it needs (the filled-slots word, the second
-    /// hidden-state buffer).
-    pub publish: Publish,
+    /// [`Publish::Direct`] (the grid mode's sparse kernel with its hidden state double-buffered;
+    /// `smem_bytes` counts both buffers); otherwise the staged publication.
+    pub direct_publish: bool,
 }
 
 impl Fit {
@@ -599,7 +587,7 @@ impl Fit {
             batch_limit: 0,
             dense: Some(f.shape),
             cluster: None,
-            publish: Publish::Staged,
+            direct_publish: false,
         }
     }
 
@@ -626,7 +614,7 @@ impl Fit {
             batch_limit: 0,
             dense: None,
             cluster: None,
-            publish: Publish::Staged,
+            direct_publish: false,
         }
     }
 }
@@ -645,7 +633,7 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
 /// The grid mode's fit decision (the sparse lists or the dense slab; see [`check_fit`]).
 fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let fit = grid_kernel_fit(stats, cell, batch, device, opts)?;
-    if fit.dense.is_some() && opts.publish.is_some_and(Publish::is_direct) {
+    if fit.dense.is_some() && opts.publish == Some(Publish::Direct) {
         return Err(PlanError::BadOption { option: "publish = direct (1) with the dense slab", value: 1, allowed: "staged only: the dense slab publishes staged values".into() });
     }
     Ok(fit)
@@ -710,19 +698,19 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: best.nt, threads_per_row: best.tpr, list_len: best.n, shared_words: best.m, gated_kernel: best.gated };
     let have_smem = device.shared_per_cta(cps);
     let smem_at = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32).with_weights(best.m, best.nt);
-    // The direct publication where its shared memory (the filled-slots word, and the second
-    // hidden-state buffer when double-buffered) fits beside everything else: it never changes
-    // the launch shape, the capacity or the batch limit, which stay the staged publication's.
-    let smem_of = |publish: Publish| smem_publication_for(cell, grid, upc, batch, hidden_f32, publish).with_weights(best.m, best.nt);
-    let publish = match opts.publish {
-        None if smem_of(DEFAULT_PUBLISH) <= have_smem => DEFAULT_PUBLISH,
-        None | Some(Publish::Staged) => Publish::Staged,
-        Some(p) if smem_of(p) <= have_smem => p,
-        Some(p) => {
+    // The direct publication where its second hidden-state buffer fits beside everything else
+    // (it never changes the launch shape, the capacity or the batch limit, which stay the
+    // staged publication's).
+    let direct_smem = smem_buffers_for(cell, grid, upc, batch, hidden_f32, 2).with_weights(best.m, best.nt);
+    let direct_publish = match opts.publish {
+        Some(Publish::Staged) => false,
+        None => direct_smem <= have_smem,
+        Some(Publish::Direct) if direct_smem <= have_smem => true,
+        Some(Publish::Direct) => {
             return Err(PlanError::BadOption {
-                option: "shared memory per CTA (bytes) for this publication",
-                value: smem_of(p),
-                allowed: format!("at most {have_smem}: publish = {} does not fit beside this layer (publish = staged does)", p.name()),
+                option: "shared memory per CTA (bytes) with publish = direct",
+                value: direct_smem,
+                allowed: format!("at most {have_smem}: the direct publication's second hidden-state buffer does not fit beside this layer (publish = staged)"),
             })
         }
     };
@@ -734,11 +722,11 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
-        smem_bytes: smem_of(publish),
+        smem_bytes: if direct_publish { direct_smem } else { best.smem },
         batch_limit: batch_limit(batch, hidden, have_smem, smem_at),
         dense: None,
         cluster: None,
-        publish,
+        direct_publish,
     })
 }
 
@@ -965,13 +953,13 @@ fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(
 /// The dynamic shared memory layout of a layer with `grid` CTAs of `upc` units at batch `batch`
 /// (without shared weight words: [`RecurrentSmem::with_weights`] adds them).
 fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> RecurrentSmem {
-    smem_publication_for(cell, grid, upc, batch, hidden_f32, Publish::Staged)
+    smem_buffers_for(cell, grid, upc, batch, hidden_f32, 1)
 }
 
-/// [`smem_bytes_for`] for the publication `publish`.
-fn smem_publication_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool, publish: Publish) -> RecurrentSmem {
+/// [`smem_bytes_for`] with `h_buffers` hidden-state buffers (2: [`Publish::Direct`]).
+fn smem_buffers_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool, h_buffers: usize) -> RecurrentSmem {
     let slots = exchange_slots(upc, batch);
-    RecurrentSmem::with_publication(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32, publish.is_direct(), publish.is_double_buffered())
+    RecurrentSmem::with_buffers(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32, h_buffers)
 }
 
 /// The packed words index `grid · S` columns (16 bits, the zero column included).
@@ -1369,7 +1357,7 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                 && opts.ctas_per_sm.is_none_or(|c| c == 1)
                 && opts.hidden_f32 != Some(true)
                 && opts.kernel != Some(KernelKind::Dense)
-                && !opts.publish.is_some_and(Publish::is_direct);
+                && opts.publish != Some(Publish::Direct);
             if !cluster_allowed {
                 let fit = grid?;
                 let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32, shared_words, the dense kernel or the direct publication) are the grid mode's".to_string();
@@ -1470,7 +1458,7 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
     if opts.shared_words.is_some_and(|m| m > 0) {
         return Err(why("weights in shared memory run in the grid mode only (shared_words = 0)".into()));
     }
-    if opts.publish.is_some_and(Publish::is_direct) {
+    if opts.publish == Some(Publish::Direct) {
         return Err(why("the cluster kernel publishes through shared memory (publish = staged)".into()));
     }
     sparse_options(device, opts)?;
@@ -1547,7 +1535,7 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             }),
             dense: None,
             cluster: Some(c),
-            publish: Publish::Staged,
+            direct_publish: false,
         };
         if best.as_ref().is_none_or(|(_, b)| us < *b) {
             best = Some((fit, us));

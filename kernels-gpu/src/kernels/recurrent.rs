@@ -33,12 +33,12 @@
 //!      - otherwise (and with `flags::SEPARATE_CELL`): [`butterfly`], lane 0 of the row writes
 //!        its sums to shared memory, and after a barrier [`cell_phase`] runs one thread per
 //!        (unit, batch) pair;
-//!    - [`end_step`]: a barrier (the staged outputs are complete, and the next gather may
-//!      overwrite `h`), then [`publish`]: the CTA's staged values go to exchange buffer `t % 2`,
-//!      8 bytes per store. With `flags::DIRECT_PUBLISH`, [`finish_h`] has stored every value
-//!      into the exchange already, and only the CTA's empty slots are tagged
-//!      ([`publish_empty`]); with `flags::DOUBLE_BUFFER` too, the next gather fills the other
-//!      hidden-state buffer and the barrier goes (one barrier per step).
+//!    - [`end_step`]: with `flags::DIRECT_PUBLISH` (the planner's default where a second
+//!      hidden-state buffer fits) nothing but tagging the CTA's empty slots ([`publish_empty`]):
+//!      [`finish_h`] has stored every value into exchange buffer `t % 2` already, and the next
+//!      gather fills the other buffer, so the step has one barrier; otherwise a barrier (the
+//!      staged outputs are complete, and the next gather may overwrite `h`), then [`publish`]:
+//!      the CTA's staged values go to exchange buffer `t % 2`, 8 bytes per store.
 //! 4. Drain: LSTM writes its final `c` in the last step's cell.
 //!
 //! [`finish_h`] rounds `h_t` to the fp16 value whose last bit is the step's tag
@@ -84,7 +84,7 @@ pub(super) struct Layer {
     /// The products in fp16 pairs (`flags::F16_PRODUCTS`, `format::Products::F16`).
     pub(super) f16_products: bool,
     /// Shared address of the hidden state `h[columns + 1][B]` this step multiplies: buffer
-    /// `(t − 1) % 2` with [`flags::DOUBLE_BUFFER`] (set by [`Layer::at_step`]), else the only one.
+    /// `(t − 1) % 2` with [`flags::DIRECT_PUBLISH`] (set by [`Layer::at_step`]), else the only one.
     pub(super) h_smem: u32,
     /// Shared address of hidden-state buffer 0. (Whether the launch publishes directly is read
     /// from the flags where it is needed, and the second buffer's offset and the CTA's filled
@@ -124,7 +124,7 @@ impl SharedList {
         if p.shared_words % PRODUCT_GROUP as u32 != 0 {
             return None;
         }
-        let smem = RecurrentSmem::with_publication(
+        let smem = RecurrentSmem::with_buffers(
             p.columns as usize,
             p.batch as usize,
             p.slots_per_cta as usize,
@@ -132,8 +132,7 @@ impl SharedList {
             p.units_per_cta as usize,
             l.cell,
             false,
-            l.direct(p),
-            l.double(p),
+            if l.direct(p) { 2 } else { 1 },
         );
         Some(SharedList { w_smem: dyn_smem_base() + smem.weights() as u32, words: p.shared_words })
     }
@@ -149,10 +148,9 @@ impl Layer {
         let cell = Cell::from_u32(p.cell)?;
         let gates = cell.gates() as u32;
         let rows = p.units_per_cta * gates;
-        let asked = p.flags & (flags::DIRECT_PUBLISH | flags::DOUBLE_BUFFER) != 0;
-        let direct = DIRECT && p.flags & flags::DIRECT_PUBLISH != 0;
-        let double = direct && p.flags & flags::DOUBLE_BUFFER != 0;
-        let smem = RecurrentSmem::with_publication(
+        let asked = p.flags & flags::DIRECT_PUBLISH != 0;
+        let direct = DIRECT && asked;
+        let smem = RecurrentSmem::with_buffers(
             p.columns as usize,
             p.batch as usize,
             p.slots_per_cta as usize,
@@ -160,14 +158,12 @@ impl Layer {
             p.units_per_cta as usize,
             cell,
             H32,
-            direct,
-            double,
+            if direct { 2 } else { 1 },
         );
         let base = dyn_smem_base();
         let tpr = p.threads_per_row;
         let bad = block_dim_x() != p.threads_per_cta
             || (asked && !DIRECT)
-            || (p.flags & flags::DOUBLE_BUFFER != 0 && p.flags & flags::DIRECT_PUBLISH == 0)
             || p.batch % BT as u32 != 0
             || tpr == 0
             || tpr > 32
@@ -192,19 +188,12 @@ impl Layer {
         self.direct_ok && p.flags & flags::DIRECT_PUBLISH != 0
     }
 
-    /// Whether the hidden state is double-buffered and the step ends without a barrier
-    /// ([`flags::DOUBLE_BUFFER`], with the direct publication).
-    #[inline(always)]
-    pub(super) fn double(&self, p: &RecurrentParams) -> bool {
-        self.direct(p) && p.flags & flags::DOUBLE_BUFFER != 0
-    }
-
     /// Points `h_smem` at the buffer step `t` multiplies: buffer `(t − 1) % 2` with
-    /// [`flags::DOUBLE_BUFFER`], else the only one. The buffer's size is recomputed from the
+    /// [`flags::DIRECT_PUBLISH`], else the only one. The buffer's size is recomputed from the
     /// parameters (`opaque`: not hoisted out of the step loop into a register of its own).
     #[inline(always)]
     pub(super) fn at_step<const H32: bool>(&mut self, p: &RecurrentParams, t: u32) {
-        if self.double(p) {
+        if self.direct(p) {
             let bytes = ((opaque_u32(p.columns) + 1) * p.batch * Layer::elem_bytes::<H32>() + 15) & !15;
             self.h_smem = self.h_base + ((t - 1) & 1) * bytes;
         }
@@ -264,7 +253,7 @@ impl Layer {
         );
         let base = dyn_smem_base();
         let bad = block_dim_x() != p.threads_per_cta
-            || p.flags & (flags::DIRECT_PUBLISH | flags::DOUBLE_BUFFER) != 0
+            || p.flags & flags::DIRECT_PUBLISH != 0
             || block_dim_x() % 32 != 0
             || p.batch == 0
             || p.batch as usize > DENSE_MAX_BATCH
@@ -397,7 +386,7 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
             // this CTA's slots that hold a unit (unused entries come last in the unit table).
             let second = l.h_base + (((l.columns + 1) * l.batch * Layer::elem_bytes::<H32>() + 15) & !15);
             let mut i = tid;
-            while l.double(p) && i < l.batch {
+            while i < l.batch {
                 let at = second + Layer::elem_bytes::<H32>() * (l.columns * l.batch + i);
                 if H32 {
                     st_shared_f32(at, 0.0);
@@ -1098,11 +1087,10 @@ unsafe fn publish_empty(p: &RecurrentParams, l: &Layer, t: u32) {
     }
 }
 
-/// The end of step `t`: a barrier (the staged outputs are complete, and nobody reads `h_{t-1}`
-/// any more), then [`publish`]. With [`flags::DIRECT_PUBLISH`] the values are published
-/// already: only this CTA's empty slots (or in the exchange floor its staged values) are, and
-/// with [`flags::DOUBLE_BUFFER`] without the barrier (the next gather fills the other
-/// hidden-state buffer).
+/// The end of step `t`: with [`flags::DIRECT_PUBLISH`] no barrier (the values are published
+/// already, and the next gather fills the other hidden-state buffer); this CTA's empty slots,
+/// or in the exchange floor its staged values, are published. Otherwise a barrier (the staged
+/// outputs are complete, and nobody reads `h_{t-1}` any more), then [`publish`].
 ///
 /// # Safety
 /// Kernel contract; every thread of the CTA calls this once per step (uniform: `direct` is).
@@ -1111,9 +1099,6 @@ pub(super) unsafe fn end_step(p: &RecurrentParams, l: &Layer, t: u32, exchange_o
     // SAFETY: forwarded contract; the barrier is uniform.
     unsafe {
         if l.direct(p) {
-            if !l.double(p) {
-                sync_threads();
-            }
             if exchange_only {
                 publish(p, l, t);
             } else {
