@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use sprnn::advice::{self, Refusal};
-use sprnn::layout::{self, DeviceInfo, ExecMode, KernelKind, Plan, PlanError, PlanOptions, Products, Publish, RowStats, WeightOrder};
+use sprnn::layout::{self, DeviceInfo, ExecMode, KernelKind, Plan, PlanError, PlanOptions, Products, RowStats, WeightOrder};
 use sprnn::model::{choose_schedule, half_device, DirectionSchedule, ScheduleChoice};
 use sprnn::Gpu;
 
@@ -46,25 +46,6 @@ pub enum ProductsArg {
     F16,
     /// Every product and sum in f32.
     F32,
-}
-
-/// How the grid mode's sparse kernel publishes each step's hidden values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PublishArg {
-    /// Staged in shared memory, stored by the CTA after the step's last barrier.
-    Staged,
-    /// Stored by the lane that computes each value; the hidden state double-buffered, no
-    /// barrier at the step's end.
-    Direct,
-}
-
-impl From<PublishArg> for Publish {
-    fn from(p: PublishArg) -> Publish {
-        match p {
-            PublishArg::Staged => Publish::Staged,
-            PublishArg::Direct => Publish::Direct,
-        }
-    }
 }
 
 /// The kernel a plan runs.
@@ -162,10 +143,6 @@ pub struct PlanArgs {
     /// its reason).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// How the grid mode's sparse kernel publishes each step's values (default: direct where
-    /// its second hidden-state buffer fits in shared memory, else staged).
-    #[arg(long, value_enum)]
-    pub publish: Option<PublishArg>,
     /// Plan a --random layer as one of a bidirectional model (its reverse direction another
     /// random layer of the same shape, seed + 1), to see how the two directions are scheduled.
     /// A layer of a bidirectional --weights file is planned so without it.
@@ -210,7 +187,6 @@ fn plan_json(p: &Plan, d: &DeviceInfo) -> serde_json::Value {
             Products::F16 => "f16",
             Products::F32 => "f32",
         },
-        "publish": p.publish().name(),
         "columns": p.columns(),
         "slots_per_cta": p.slots_per_cta(),
         "smem_bytes": p.smem_bytes(),
@@ -343,14 +319,6 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
             Products::F32 => "every product and sum in f32",
         }
     );
-    println!(
-        "publication:        {}",
-        match (p.publish(), p.cluster_size()) {
-            (_, Some(_)) => "every CTA stores its staged values into every peer's shared memory",
-            (Publish::Direct, None) => "direct: each value stored into the exchange by the lane that computes it (hidden state double-buffered, one barrier per step)",
-            (Publish::Staged, None) => "staged: the CTA's values stored after the step's last barrier",
-        }
-    );
     println!("shared memory:      {} bytes per CTA (of {})", p.smem_bytes(), d.shared_per_cta(p.ctas_per_sm()));
     if p.dense().is_none() {
         println!(
@@ -405,7 +373,6 @@ pub fn main(args: &PlanArgs) -> CliResult {
         }),
         mode: args.mode.map(ExecMode::from),
         shared_words: args.shared_words,
-        publish: args.publish.map(Publish::from),
     };
     let cell = sprnn::Cell::from(args.layer.cell);
     // What sizes alone decide, before any weight is generated or loaded.

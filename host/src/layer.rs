@@ -76,8 +76,6 @@ pub struct SparseRecurrentLayer {
     registers: usize,
     fuse_cell: bool,
     products: Products,
-    /// `flags::DIRECT_PUBLISH` ([`Publish::Direct`](crate::layout::Publish::Direct)).
-    direct_publish: bool,
     first_step: u32,
     kernel: &'static str,
     timeout: Duration,
@@ -194,7 +192,6 @@ impl SparseRecurrentLayer {
             registers,
             fuse_cell,
             products: plan.products(),
-            direct_publish: plan.publish() == crate::layout::Publish::Direct,
             first_step: 0,
             kernel,
             timeout,
@@ -448,8 +445,7 @@ impl SparseRecurrentLayer {
             columns: self.columns as u32,
             flags: fl
                 | if self.fuse_cell { 0 } else { flags::SEPARATE_CELL }
-                | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 }
-                | if self.direct_publish { flags::DIRECT_PUBLISH } else { 0 },
+                | if self.products == Products::F16 { flags::F16_PRODUCTS } else { 0 },
             first_step: self.first_step,
             shared_words: self.shared_words as u32,
         };

@@ -360,18 +360,6 @@ pub unsafe fn st_relaxed_gpu_u32(p: *mut u32, v: u32) {
     unsafe { asm!("st.relaxed.gpu.global.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
 }
 
-/// `st.relaxed.gpu.global.u16`: a strong, single-copy-atomic 2-byte store at GPU scope (one
-/// tagged fp16 value of the exchange, published by the lane that computed it; readers load it
-/// as a 16-bit piece of a 16-byte load, whose every 16-bit piece carries its own tag).
-///
-/// # Safety
-/// `p` must be a valid, 2-byte-aligned global address.
-#[inline(always)]
-pub unsafe fn st_relaxed_gpu_u16(p: *mut u16, v: u16) {
-    // SAFETY: the caller guarantees the address is valid.
-    unsafe { asm!("st.relaxed.gpu.global.u16 [{p}], {v};", p = in(reg64) p, v = in(reg16) v, options(nostack)) };
-}
-
 /// `st.release.gpu.global.u32`: earlier accesses of this thread are ordered before it.
 ///
 /// # Safety

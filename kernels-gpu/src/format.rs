@@ -652,14 +652,6 @@ pub mod flags {
     /// in fp16 pairs over groups of [`PRODUCT_GROUP`](super::PRODUCT_GROUP) list entries and
     /// adds each group's sums to its f32 accumulators. Only with the hidden state in fp16.
     pub const F16_PRODUCTS: u32 = 1 << 6;
-    /// Direct publication: the lane that finishes a hidden value stores it, tagged, straight
-    /// into the exchange buffer (a 2-byte relaxed store; every value carries its own tag bit, so
-    /// readers need no other order), instead of staging it for the CTA's 8-byte stores after the
-    /// step's last barrier. The hidden state is double-buffered in shared memory
-    /// ([`RecurrentSmem`](super::RecurrentSmem)), so that barrier goes too: one barrier per step
-    /// (after the gather). Grid-wide sparse kernels only (the dense slab and the cluster kernel
-    /// refuse it); the planner sets it where the second buffer fits.
-    pub const DIRECT_PUBLISH: u32 = 1 << 7;
     /// Test switch: CTA 0 never publishes step 1, so every other CTA's wait must time out.
     pub const TEST_NEVER_PUBLISH: u32 = 1 << 31;
 }
@@ -993,25 +985,13 @@ pub struct ConcatParams {
 /// Where the recurrent kernel keeps things in its dynamic shared memory (byte offsets).
 ///
 /// In order: the hidden state `h[(columns + 1)][B]` (fp16 or f32, column `columns` is the zero
-/// column) — once, or twice with [`flags::DIRECT_PUBLISH`] (buffer `(t − 1) % 2` holds the
-/// `h_{t-1}` that step `t` multiplies, so the next step's gather never overwrites a buffer
-/// still being read and the step needs no barrier at its end; then a 16-byte word, `filled`,
-/// the number of the CTA's slots that hold a unit) — then the staged outputs `[S][B]`
-/// fp16 (this CTA's next values, published after the step's last barrier; with
-/// `DIRECT_PUBLISH` only the exchange floor's), the reduced gate sums `[rows][B]` f32 (GRU,
-/// LSTM and the separate RNN cell), and (LSTM) the cell state `[units][B]` f32. Each part
-/// starts 16-byte aligned.
+/// column), the staged outputs `[S][B]` fp16 (this CTA's next values, published after the step's
+/// last barrier), the reduced gate sums `[rows][B]` f32 (GRU, LSTM and the separate RNN cell),
+/// and (LSTM) the cell state `[units][B]` f32. Each part starts 16-byte aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecurrentSmem {
     /// Bytes per hidden-state element (2 or 4).
     pub elem_bytes: usize,
-    /// Bytes of one hidden-state buffer (16-byte multiple); buffer `i` starts at `i · h_bytes`.
-    pub h_bytes: usize,
-    /// Hidden-state buffers (1, or 2 with [`flags::DIRECT_PUBLISH`]).
-    pub h_buffers: usize,
-    /// With two buffers: offset of the u32 that holds the CTA's filled slots (16 bytes before
-    /// the staged outputs).
-    pub filled: usize,
     /// Offset of the staged outputs.
     pub stage: usize,
     /// Offset of the gate sums.
@@ -1026,24 +1006,15 @@ impl RecurrentSmem {
     /// The layout for `columns` hidden-state columns, batch `batch`, `slots` columns per CTA,
     /// `rows` gate rows and `units` units per CTA, with the hidden state in f32 (`h32`) or fp16.
     pub const fn new(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool) -> RecurrentSmem {
-        RecurrentSmem::with_buffers(columns, batch, slots, rows, units, cell, h32, 1)
-    }
-
-    /// [`RecurrentSmem::new`] with `h_buffers` hidden-state buffers (2 for
-    /// [`flags::DIRECT_PUBLISH`]).
-    #[allow(clippy::too_many_arguments)]
-    pub const fn with_buffers(columns: usize, batch: usize, slots: usize, rows: usize, units: usize, cell: Cell, h32: bool, h_buffers: usize) -> RecurrentSmem {
         let elem_bytes = if h32 { 4 } else { 2 };
-        let h_bytes = round_up((columns + 1) * batch * elem_bytes, 16);
-        let filled = h_buffers * h_bytes;
-        let stage = if h_buffers > 1 { filled + 16 } else { filled };
+        let stage = round_up((columns + 1) * batch * elem_bytes, 16);
         let acc = stage + round_up(slots * batch * 2, 16);
         let c = acc + round_up(rows * batch * 4, 16);
         let total = c + match cell {
             Cell::Lstm => units * batch * 4,
             _ => 0,
         };
-        RecurrentSmem { elem_bytes, h_bytes, h_buffers, filled, stage, acc, c, total }
+        RecurrentSmem { elem_bytes, stage, acc, c, total }
     }
 }
 
@@ -1085,12 +1056,9 @@ pub const SHARED_LIST_LENGTHS: [usize; 4] = with_shared_list_lengths!(as_array);
 
 /// Register budget (`.maxnreg`) of shared-weights variant `(n, bt, gated)`: the register-only
 /// variant's with the fp16 hidden state ([`register_budget`]) plus eight for the shared loop
-/// (its shared address, bound and step), and eight more for `(16, 8)` of the RNN family, where
-/// ptxas 12.9 spilled 4 bytes once the step had the direct publication's paths
-/// ([`flags::DIRECT_PUBLISH`]).
+/// (its shared address, bound and step).
 pub const fn shared_register_budget(n: usize, bt: usize, gated: bool) -> u32 {
-    let extra = if n == 16 && bt == 8 && !gated { 16 } else { 8 };
-    let r = register_budget(n, bt, false, gated) + extra;
+    let r = register_budget(n, bt, false, gated) + 8;
     if r > 255 { 255 } else { r }
 }
 

@@ -30,9 +30,7 @@
 //! `--modes auto,grid,cluster` times the layer in each execution mode: `auto` is the planner's
 //! choice (approach `sprnn`, floor `floor`), `grid` the grid-wide mode (`sprnn_grid`, floor
 //! `floor_grid`), `cluster` the cluster-resident mode (`sprnn_cluster`, floor `floor_cluster`;
-//! with `--cluster-sizes 2,4,8,16` one approach per size, `sprnn_cluster2` …), `staged` the
-//! planner's choice with the staged publication (`sprnn_staged`, floor `floor_staged`: the A/B
-//! of `flags::DIRECT_PUBLISH` in one binary). A forced mode the
+//! with `--cluster-sizes 2,4,8,16` one approach per size, `sprnn_cluster2` …). A forced mode the
 //! layer cannot run is written as a row with an empty time and the planner's reason.
 //! `--concurrent k` also runs k identical layers (of each mode) at once on k streams: approach
 //! `<mode approach>_x<k>`, the median over the repeats of the slowest layer's per-step time
@@ -133,8 +131,7 @@ struct Args {
     #[arg(long, default_value = "h200")]
     preset: String,
     /// Execution modes to time: auto (the planner's choice, approach `sprnn`), grid
-    /// (`sprnn_grid`), cluster (`sprnn_cluster`), staged (the planner's choice with the staged
-    /// publication, `sprnn_staged`).
+    /// (`sprnn_grid`), cluster (`sprnn_cluster`).
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     modes: Vec<String>,
     /// Cluster sizes for `--modes cluster` (default: the planner's choice of size).
@@ -152,13 +149,12 @@ struct Args {
 
 /// The approaches of `--modes` and `--cluster-sizes`: (approach, floor approach, plan options).
 fn mode_variants(args: &Args) -> Vec<(String, String, sprnn::layout::PlanOptions)> {
-    use sprnn::layout::{ExecMode, PlanOptions, Publish};
+    use sprnn::layout::{ExecMode, PlanOptions};
     let mut out = Vec::new();
     for m in &args.modes {
         match m.as_str() {
             "auto" => out.push(("sprnn".to_string(), "floor".to_string(), PlanOptions::default())),
             "grid" => out.push(("sprnn_grid".to_string(), "floor_grid".to_string(), PlanOptions { mode: Some(ExecMode::Grid), ..Default::default() })),
-            "staged" => out.push(("sprnn_staged".to_string(), "floor_staged".to_string(), PlanOptions { publish: Some(Publish::Staged), ..Default::default() })),
             "cluster" if args.cluster_sizes.is_empty() => {
                 out.push(("sprnn_cluster".to_string(), "floor_cluster".to_string(), PlanOptions { mode: Some(ExecMode::Cluster), ..Default::default() }))
             }
@@ -169,7 +165,7 @@ fn mode_variants(args: &Args) -> Vec<(String, String, sprnn::layout::PlanOptions
                 }
             }
             other => {
-                eprintln!("sprnn-bench: unknown mode {other} (auto, grid, cluster, staged)");
+                eprintln!("sprnn-bench: unknown mode {other} (auto, grid, cluster)");
                 std::process::exit(2)
             }
         }

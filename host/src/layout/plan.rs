@@ -58,33 +58,6 @@ pub struct PlanOptions {
     /// With [`ExecMode::Cluster`], `ctas` (if set) is the cluster size, one of
     /// [`CLUSTER_SIZES`]; with `ctas` set and no mode, the planner keeps the grid mode.
     pub mode: Option<ExecMode>,
-    /// How the grid mode's sparse kernel publishes each step's hidden values (default:
-    /// [`Publish::Direct`] where its second hidden-state buffer fits in shared memory, else
-    /// [`Publish::Staged`]). `Direct` is the grid mode's sparse kernel's only.
-    pub publish: Option<Publish>,
-}
-
-/// How the grid-wide sparse kernel publishes the hidden values of a step
-/// (`format::flags::DIRECT_PUBLISH`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Publish {
-    /// Each value is staged in shared memory; after the step's last barrier the CTA stores its
-    /// values into the exchange, four per 8-byte store. One hidden-state buffer.
-    Staged,
-    /// The lane that finishes a value stores it into the exchange itself (2 bytes, tagged),
-    /// and the hidden state is double-buffered in shared memory, so the step ends without a
-    /// barrier: its values leave as soon as they are computed.
-    Direct,
-}
-
-impl Publish {
-    /// The name `sprnn plan` prints and `--publish` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Publish::Staged => "staged",
-            Publish::Direct => "direct",
-        }
-    }
 }
 
 /// How a layer's CTAs exchange the hidden state each step.
@@ -294,32 +267,6 @@ impl Plan {
     /// Dynamic shared memory per CTA, bytes.
     pub fn smem_bytes(&self) -> usize {
         self.fit.smem_bytes
-    }
-
-    /// How the kernel publishes each step's hidden values ([`Publish`]).
-    pub fn publish(&self) -> Publish {
-        if self.fit.direct_publish {
-            Publish::Direct
-        } else {
-            Publish::Staged
-        }
-    }
-
-    /// This plan with the publication `publish`, its shared memory recounted, or
-    /// [`PlanError::BadOption`] for [`Publish::Direct`] outside the grid mode's sparse kernel
-    /// (whether the second buffer fits the device is checked where the layer is built).
-    pub fn with_publish(mut self, publish: Publish) -> Result<Plan, PlanError> {
-        if publish == self.publish() {
-            return Ok(self);
-        }
-        if publish == Publish::Direct && (self.fit.dense.is_some() || self.fit.cluster.is_some()) {
-            return Err(PlanError::BadOption { option: "publish = direct (1) with the dense slab or the cluster kernel", value: 1, allowed: "staged only: they publish staged values".into() });
-        }
-        let g = self.fit.geometry;
-        let buffers = if publish == Publish::Direct { 2 } else { 1 };
-        self.fit.smem_bytes = smem_buffers_for(self.cell, g.grid, g.units_per_cta, self.batch, self.fit.hidden_f32, buffers).with_weights(g.shared_words, g.threads_per_cta);
-        self.fit.direct_publish = publish == Publish::Direct;
-        Ok(self)
     }
 
     /// Registers per thread of the kernel variant `(N, BT, hidden_f32)` (from [`kernel_registers`]).
@@ -566,9 +513,6 @@ pub struct Fit {
     /// Cluster-resident mode: the CTAs of the one thread-block cluster (= `geometry.grid`);
     /// `None` in the grid mode.
     pub cluster: Option<usize>,
-    /// [`Publish::Direct`] (the grid mode's sparse kernel with its hidden state double-buffered;
-    /// `smem_bytes` counts both buffers); otherwise the staged publication.
-    pub direct_publish: bool,
 }
 
 impl Fit {
@@ -587,7 +531,6 @@ impl Fit {
             batch_limit: 0,
             dense: Some(f.shape),
             cluster: None,
-            direct_publish: false,
         }
     }
 
@@ -614,7 +557,6 @@ impl Fit {
             batch_limit: 0,
             dense: None,
             cluster: None,
-            direct_publish: false,
         }
     }
 }
@@ -632,15 +574,6 @@ pub fn check_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo
 
 /// The grid mode's fit decision (the sparse lists or the dense slab; see [`check_fit`]).
 fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
-    let fit = grid_kernel_fit(stats, cell, batch, device, opts)?;
-    if fit.dense.is_some() && opts.publish == Some(Publish::Direct) {
-        return Err(PlanError::BadOption { option: "publish = direct (1) with the dense slab", value: 1, allowed: "staged only: the dense slab publishes staged values".into() });
-    }
-    Ok(fit)
-}
-
-/// [`grid_fit`]'s choice between the sparse lists and the dense slab.
-fn grid_kernel_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opts: &PlanOptions) -> Result<Fit, PlanError> {
     let dense = dense_fit(stats, cell, batch, device, opts)?;
     let dense_as_fit = |(f, grid, upc): (DenseFit, usize, usize)| Fit::dense(f, grid, upc, batch);
     if opts.kernel == Some(KernelKind::Dense) {
@@ -698,22 +631,6 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     let geometry = Geometry { grid, units_per_cta: upc, threads_per_cta: best.nt, threads_per_row: best.tpr, list_len: best.n, shared_words: best.m, gated_kernel: best.gated };
     let have_smem = device.shared_per_cta(cps);
     let smem_at = |b: usize| smem_bytes_for(cell, grid, upc, b, hidden_f32).with_weights(best.m, best.nt);
-    // The direct publication where its second hidden-state buffer fits beside everything else
-    // (it never changes the launch shape, the capacity or the batch limit, which stay the
-    // staged publication's).
-    let direct_smem = smem_buffers_for(cell, grid, upc, batch, hidden_f32, 2).with_weights(best.m, best.nt);
-    let direct_publish = match opts.publish {
-        Some(Publish::Staged) => false,
-        None => direct_smem <= have_smem,
-        Some(Publish::Direct) if direct_smem <= have_smem => true,
-        Some(Publish::Direct) => {
-            return Err(PlanError::BadOption {
-                option: "shared memory per CTA (bytes) with publish = direct",
-                value: direct_smem,
-                allowed: format!("at most {have_smem}: the direct publication's second hidden-state buffer does not fit beside this layer (publish = staged)"),
-            })
-        }
-    };
     Ok(Fit {
         geometry,
         batch_tile: bt,
@@ -722,11 +639,10 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
         ctas_per_sm: cps,
         registers_per_thread: best.regs,
         registers_per_sm: best.need_regs,
-        smem_bytes: if direct_publish { direct_smem } else { best.smem },
+        smem_bytes: best.smem,
         batch_limit: batch_limit(batch, hidden, have_smem, smem_at),
         dense: None,
         cluster: None,
-        direct_publish,
     })
 }
 
@@ -953,13 +869,8 @@ fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(
 /// The dynamic shared memory layout of a layer with `grid` CTAs of `upc` units at batch `batch`
 /// (without shared weight words: [`RecurrentSmem::with_weights`] adds them).
 fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> RecurrentSmem {
-    smem_buffers_for(cell, grid, upc, batch, hidden_f32, 1)
-}
-
-/// [`smem_bytes_for`] with `h_buffers` hidden-state buffers (2: [`Publish::Direct`]).
-fn smem_buffers_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool, h_buffers: usize) -> RecurrentSmem {
     let slots = exchange_slots(upc, batch);
-    RecurrentSmem::with_buffers(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32, h_buffers)
+    RecurrentSmem::new(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32)
 }
 
 /// The packed words index `grid · S` columns (16 bits, the zero column included).
@@ -1356,11 +1267,10 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                 && opts.shared_words.is_none_or(|m| m == 0)
                 && opts.ctas_per_sm.is_none_or(|c| c == 1)
                 && opts.hidden_f32 != Some(true)
-                && opts.kernel != Some(KernelKind::Dense)
-                && opts.publish != Some(Publish::Direct);
+                && opts.kernel != Some(KernelKind::Dense);
             if !cluster_allowed {
                 let fit = grid?;
-                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32, shared_words, the dense kernel or the direct publication) are the grid mode's".to_string();
+                let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32, shared_words or the dense kernel) are the grid mode's".to_string();
                 return Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, stats.hidden, batch), fit, reason, cluster_us: None });
             }
             let cluster = cluster_fit(stats, cell, batch, device, opts);
@@ -1458,9 +1368,6 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
     if opts.shared_words.is_some_and(|m| m > 0) {
         return Err(why("weights in shared memory run in the grid mode only (shared_words = 0)".into()));
     }
-    if opts.publish == Some(Publish::Direct) {
-        return Err(why("the cluster kernel publishes through shared memory (publish = staged)".into()));
-    }
     sparse_options(device, opts)?;
     let sizes = match opts.ctas {
         Some(c) if cluster_sizes(device).contains(&c) => vec![c],
@@ -1535,7 +1442,6 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             }),
             dense: None,
             cluster: Some(c),
-            direct_publish: false,
         };
         if best.as_ref().is_none_or(|(_, b)| us < *b) {
             best = Some((fit, us));

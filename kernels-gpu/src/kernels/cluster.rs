@@ -212,7 +212,7 @@ unsafe fn publish(p: &RecurrentParams, l: &Layer, x: &Exchange, t: u32) {
 #[inline(always)]
 pub unsafe fn cluster<const N: usize, const BT: usize, const GATED: bool>(p: &RecurrentParams) {
     let tid = thread_idx_x();
-    let parts = Layer::new::<BT, false, GATED, false>(p).and_then(|l| Exchange::new(p, &l).map(|x| (l, x)));
+    let parts = Layer::new::<BT, false, GATED>(p).and_then(|l| Exchange::new(p, &l).map(|x| (l, x)));
     let Some((l, x)) = parts else {
         if tid == 0 {
             // SAFETY: status is valid.

@@ -33,17 +33,12 @@
 //!      - otherwise (and with `flags::SEPARATE_CELL`): [`butterfly`], lane 0 of the row writes
 //!        its sums to shared memory, and after a barrier [`cell_phase`] runs one thread per
 //!        (unit, batch) pair;
-//!    - [`end_step`]: with `flags::DIRECT_PUBLISH` (the planner's default where a second
-//!      hidden-state buffer fits) nothing but tagging the CTA's empty slots ([`publish_empty`]):
-//!      [`finish_h`] has stored every value into exchange buffer `t % 2` already, and the next
-//!      gather fills the other buffer, so the step has one barrier; otherwise a barrier (the
-//!      staged outputs are complete, and the next gather may overwrite `h`), then [`publish`]:
-//!      the CTA's staged values go to exchange buffer `t % 2`, 8 bytes per store.
+//!    - a barrier (the staged outputs are complete, and the next gather may overwrite `h`), then
+//!      [`publish`]: the CTA's staged values go to exchange buffer `t % 2`, 8 bytes per store.
 //! 4. Drain: LSTM writes its final `c` in the last step's cell.
 //!
 //! [`finish_h`] rounds `h_t` to the fp16 value whose last bit is the step's tag
-//! (`format::tag_round`), publishes it (a 2-byte store into the exchange) or stages it, and
-//! writes it (as f32) to the output.
+//! (`format::tag_round`), stages it and writes it (as f32) to the output.
 //!
 //! The shared-weights family (`sprnn_sw_*`, `format::shared_kernel_name`) keeps the tail of each
 //! thread's list, `M = shared_words` entries, in shared memory ([`load_shared_weights`] at
@@ -83,18 +78,8 @@ pub(super) struct Layer {
     pub(super) u_f16: bool,
     /// The products in fp16 pairs (`flags::F16_PRODUCTS`, `format::Products::F16`).
     pub(super) f16_products: bool,
-    /// Shared address of the hidden state `h[columns + 1][B]` this step multiplies: buffer
-    /// `(t − 1) % 2` with [`flags::DIRECT_PUBLISH`] (set by [`Layer::at_step`]), else the only one.
+    /// Shared address of the hidden state `h[columns + 1][B]`.
     pub(super) h_smem: u32,
-    /// Shared address of hidden-state buffer 0. (Whether the launch publishes directly is read
-    /// from the flags where it is needed, and the second buffer's offset and the CTA's filled
-    /// slots are recomputed or read from shared memory each step: a register held for the
-    /// whole sequence made ptxas spill twelve variants.)
-    pub(super) h_base: u32,
-    /// Whether the kernel can publish directly at all: the `DIRECT` parameter of
-    /// [`Layer::new`], a constant in each kernel (false in the cluster kernel, whose code then
-    /// has no direct path).
-    pub(super) direct_ok: bool,
     /// Shared address of the staged outputs `[S][B]` fp16.
     pub(super) stage_smem: u32,
     /// Shared address of the gate sums `[rows][B]` f32.
@@ -124,7 +109,7 @@ impl SharedList {
         if p.shared_words % PRODUCT_GROUP as u32 != 0 {
             return None;
         }
-        let smem = RecurrentSmem::with_buffers(
+        let smem = RecurrentSmem::new(
             p.columns as usize,
             p.batch as usize,
             p.slots_per_cta as usize,
@@ -132,7 +117,6 @@ impl SharedList {
             p.units_per_cta as usize,
             l.cell,
             false,
-            if l.direct(p) { 2 } else { 1 },
         );
         Some(SharedList { w_smem: dyn_smem_base() + smem.weights() as u32, words: p.shared_words })
     }
@@ -140,17 +124,13 @@ impl SharedList {
 
 impl Layer {
     /// The layer of `p` for hidden-state elements of f32 (`H32`) or fp16, or `None` when the
-    /// parameters do not fit this kernel variant or launch. `DIRECT`: the kernel can publish
-    /// directly ([`flags::DIRECT_PUBLISH`]; the cluster kernel, which publishes through shared
-    /// memory, cannot, and refuses the flag).
+    /// parameters do not fit this kernel variant or launch.
     #[inline(always)]
-    pub(super) fn new<const BT: usize, const H32: bool, const GATED: bool, const DIRECT: bool>(p: &RecurrentParams) -> Option<Layer> {
+    pub(super) fn new<const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) -> Option<Layer> {
         let cell = Cell::from_u32(p.cell)?;
         let gates = cell.gates() as u32;
         let rows = p.units_per_cta * gates;
-        let asked = p.flags & flags::DIRECT_PUBLISH != 0;
-        let direct = DIRECT && asked;
-        let smem = RecurrentSmem::with_buffers(
+        let smem = RecurrentSmem::new(
             p.columns as usize,
             p.batch as usize,
             p.slots_per_cta as usize,
@@ -158,12 +138,10 @@ impl Layer {
             p.units_per_cta as usize,
             cell,
             H32,
-            if direct { 2 } else { 1 },
         );
         let base = dyn_smem_base();
         let tpr = p.threads_per_row;
         let bad = block_dim_x() != p.threads_per_cta
-            || (asked && !DIRECT)
             || p.batch % BT as u32 != 0
             || tpr == 0
             || tpr > 32
@@ -177,33 +155,7 @@ impl Layer {
         if bad {
             return None;
         }
-        let mut l = Layer::with_smem(p, cell, gates, tpr, base, base + smem.stage as u32, base + smem.acc as u32, base + smem.c as u32);
-        l.direct_ok = DIRECT;
-        Some(l)
-    }
-
-    /// Whether this launch publishes directly ([`flags::DIRECT_PUBLISH`], in a kernel that can).
-    #[inline(always)]
-    pub(super) fn direct(&self, p: &RecurrentParams) -> bool {
-        self.direct_ok && p.flags & flags::DIRECT_PUBLISH != 0
-    }
-
-    /// Points `h_smem` at the buffer step `t` multiplies: buffer `(t − 1) % 2` with
-    /// [`flags::DIRECT_PUBLISH`], else the only one. The buffer's size is recomputed from the
-    /// parameters (`opaque`: not hoisted out of the step loop into a register of its own).
-    #[inline(always)]
-    pub(super) fn at_step<const H32: bool>(&mut self, p: &RecurrentParams, t: u32) {
-        if self.direct(p) {
-            let bytes = ((opaque_u32(p.columns) + 1) * p.batch * Layer::elem_bytes::<H32>() + 15) & !15;
-            self.h_smem = self.h_base + ((t - 1) & 1) * bytes;
-        }
-    }
-
-    /// Shared address of the word that holds the CTA's filled slots with
-    /// [`flags::DIRECT_PUBLISH`] (`format::RecurrentSmem::filled`).
-    #[inline(always)]
-    fn filled_smem(&self) -> u32 {
-        self.stage_smem - 16
+        Some(Layer::with_smem(p, cell, gates, tpr, base, base + smem.stage as u32, base + smem.acc as u32, base + smem.c as u32))
     }
 
     /// The layer of `p` (cell `cell` of `gates` gate rows, `tpr` threads per row) with its
@@ -225,8 +177,6 @@ impl Layer {
             u_f16: p.flags & flags::U_F16 != 0,
             f16_products: p.flags & flags::F16_PRODUCTS != 0,
             h_smem,
-            h_base: h_smem,
-            direct_ok: false,
             stage_smem,
             acc_smem,
             c_smem,
@@ -253,7 +203,6 @@ impl Layer {
         );
         let base = dyn_smem_base();
         let bad = block_dim_x() != p.threads_per_cta
-            || p.flags & flags::DIRECT_PUBLISH != 0
             || block_dim_x() % 32 != 0
             || p.batch == 0
             || p.batch as usize > DENSE_MAX_BATCH
@@ -380,29 +329,6 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
             let v = if unit != NO_UNIT { f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize))) } else { 0 };
             store_h_elem::<H32>(l, i, v);
             i += l.nt;
-        }
-        if l.direct(p) {
-            // The second buffer's zero column (the gathers fill the rest), and the number of
-            // this CTA's slots that hold a unit (unused entries come last in the unit table).
-            let second = l.h_base + (((l.columns + 1) * l.batch * Layer::elem_bytes::<H32>() + 15) & !15);
-            let mut i = tid;
-            while i < l.batch {
-                let at = second + Layer::elem_bytes::<H32>() * (l.columns * l.batch + i);
-                if H32 {
-                    st_shared_f32(at, 0.0);
-                } else {
-                    st_shared_u16(at, 0);
-                }
-                i += l.nt;
-            }
-            if tid == 0 {
-                let first = block_idx_x() * l.upc;
-                let mut filled = 0;
-                while filled < l.upc && ld_nc_u32(units.add((first + filled) as usize)) != NO_UNIT {
-                    filled += 1;
-                }
-                st_shared_u32(l.filled_smem(), filled);
-            }
         }
         let mut i = tid;
         while i < l.slots * l.batch {
@@ -1037,77 +963,18 @@ pub(super) unsafe fn load_bias(p: &RecurrentParams, l: &Layer, unit: u32) -> [f3
     per_gate!(l, 0.0f32, |g| unsafe { ld_nc_f32((p.bias_hh as *const f32).add((g * l.hidden + unit) as usize)) })
 }
 
-/// Rounds `h_t[unit][b]` to the tagged fp16 value of the launch's step `t`, publishes it
-/// (local slot `slot`): stores it into exchange buffer `(first_step + t) % 2` itself with
-/// [`flags::DIRECT_PUBLISH`], else stages it for [`publish`]; and writes it to the output.
+/// Rounds `h_t[unit][b]` to the tagged fp16 value of the launch's step `t`, stages it for publication (local
+/// slot `slot`) and writes it to the output.
 ///
 /// # Safety
 /// `unit < H`, `slot < units_per_cta`, `b < B`; this thread is the only writer of `(unit, b)`.
-/// With `DIRECT_PUBLISH`, every CTA has finished reading buffer `(first_step + t) % 2`
-/// (step `t − 2`'s): true after this step's gather, which saw every CTA's step `t − 1`, which
-/// each published only after its own gather of step `t − 2`.
 #[inline(always)]
 pub(super) unsafe fn finish_h(p: &RecurrentParams, l: &Layer, t: u32, unit: u32, slot: u32, b: u32, h: f32) {
-    let step = l.first_step.wrapping_add(t);
-    let bits = tag_round(h, f32_to_f16(h), tag_bit(step), f16_to_f32);
+    let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
     // SAFETY: the caller guarantees the indices; the buffers have the documented sizes.
     unsafe {
-        if l.direct(p) {
-            if !(p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1) {
-                let i = (step & 1) * l.xvalues + (block_idx_x() * l.slots + slot) * l.batch + b;
-                st_relaxed_gpu_u16((p.exchange as *mut u16).add(i as usize), bits);
-            }
-        } else {
-            st_shared_u16(l.stage_smem + 2 * (slot * l.batch + b), bits);
-        }
+        st_shared_u16(l.stage_smem + 2 * (slot * l.batch + b), bits);
         st_global_f32((p.h_out as *mut f32).add((((t - 1) * l.batch + b) * l.hidden + unit) as usize), f16_to_f32(bits));
-    }
-}
-
-/// With [`flags::DIRECT_PUBLISH`]: this CTA's values that no lane computes (the slots without
-/// a unit, `filled ..` [`Layer::slots`]), published as zeros tagged for the launch's step `t`.
-///
-/// # Safety
-/// Kernel contract; as [`finish_h`], buffer `(first_step + t) % 2` is no longer read.
-#[inline(always)]
-unsafe fn publish_empty(p: &RecurrentParams, l: &Layer, t: u32) {
-    if p.flags & flags::TEST_NEVER_PUBLISH != 0 && block_idx_x() == 0 && t == 1 {
-        return;
-    }
-    let step = l.first_step.wrapping_add(t);
-    let zero = (tag_pattern32(step) & 0xFFFF) as u16;
-    let base = (step & 1) * l.xvalues + block_idx_x() * l.slots * l.batch;
-    // SAFETY: the word written by the warm start (kernel contract: the window holds it).
-    let filled = unsafe { ld_shared_u32(l.filled_smem()) };
-    let mut i = filled * l.batch + thread_idx_x();
-    while i < l.slots * l.batch {
-        // SAFETY: value `i` of this CTA's share of the exchange buffer.
-        unsafe { st_relaxed_gpu_u16((p.exchange as *mut u16).add((base + i) as usize), zero) };
-        i += l.nt;
-    }
-}
-
-/// The end of step `t`: with [`flags::DIRECT_PUBLISH`] no barrier (the values are published
-/// already, and the next gather fills the other hidden-state buffer); this CTA's empty slots,
-/// or in the exchange floor its staged values, are published. Otherwise a barrier (the staged
-/// outputs are complete, and nobody reads `h_{t-1}` any more), then [`publish`].
-///
-/// # Safety
-/// Kernel contract; every thread of the CTA calls this once per step (uniform: `direct` is).
-#[inline(always)]
-pub(super) unsafe fn end_step(p: &RecurrentParams, l: &Layer, t: u32, exchange_only: bool) {
-    // SAFETY: forwarded contract; the barrier is uniform.
-    unsafe {
-        if l.direct(p) {
-            if exchange_only {
-                publish(p, l, t);
-            } else {
-                publish_empty(p, l, t);
-            }
-        } else {
-            sync_threads();
-            publish(p, l, t);
-        }
     }
 }
 
@@ -1207,7 +1074,7 @@ pub(super) unsafe fn publish(p: &RecurrentParams, l: &Layer, t: u32) {
 #[inline(always)]
 pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const GATED: bool>(p: &RecurrentParams) {
     let tid = thread_idx_x();
-    let Some(mut l) = Layer::new::<BT, H32, GATED, true>(p) else {
+    let Some(l) = Layer::new::<BT, H32, GATED>(p) else {
         if tid == 0 {
             // SAFETY: status is valid.
             unsafe { report(p, status::BAD_PARAMS) };
@@ -1232,7 +1099,6 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
     let mut t = 0;
     while t < l.steps {
         t += 1;
-        l.at_step::<H32>(p, t);
         // Inputs of this thread's first cell, loaded before the wait.
         // SAFETY: kernel contract.
         let inputs = unsafe { row.inputs::<GATED>(p, &l, t, exchange_only) };
@@ -1264,8 +1130,12 @@ pub unsafe fn recurrent<const N: usize, const BT: usize, const H32: bool, const 
                 unsafe { row.cell_phase::<H32, GATED>(p, &l, t, &inputs) };
             }
         }
-        // SAFETY: every thread ends the step together; kernel contract.
-        unsafe { end_step(p, &l, t, exchange_only) };
+        // The staged outputs are complete, and nobody reads h_{t-1} any more.
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
+        }
     }
 }
 
@@ -1295,7 +1165,7 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
     const H32: bool = false;
     let tid = thread_idx_x();
     // The shared words: M a whole number of product groups.
-    let Some((mut l, sl)) = Layer::new::<BT, H32, GATED, true>(p).and_then(|l| SharedList::new(p, &l).map(|sl| (l, sl))) else {
+    let Some((l, sl)) = Layer::new::<BT, H32, GATED>(p).and_then(|l| SharedList::new(p, &l).map(|sl| (l, sl))) else {
         if tid == 0 {
             // SAFETY: status is valid.
             unsafe { report(p, status::BAD_PARAMS) };
@@ -1323,7 +1193,6 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
     let mut t = 0;
     while t < l.steps {
         t += 1;
-        l.at_step::<H32>(p, t);
         // Inputs of this thread's first cell, loaded before the wait.
         // SAFETY: kernel contract.
         let inputs = unsafe { row.inputs::<GATED>(p, &l, t, exchange_only) };
@@ -1365,8 +1234,12 @@ pub unsafe fn recurrent_shared<const N: usize, const BT: usize, const GATED: boo
                 unsafe { row.cell_phase::<H32, GATED>(p, &l, t, &inputs) };
             }
         }
-        // SAFETY: every thread ends the step together; kernel contract.
-        unsafe { end_step(p, &l, t, exchange_only) };
+        // The staged outputs are complete, and nobody reads h_{t-1} any more.
+        // SAFETY: uniform barrier; kernel contract.
+        unsafe {
+            sync_threads();
+            publish(p, &l, t);
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 use half::f16;
 use proptest::prelude::*;
 use sprnn::layout::{
-    check_fit, layout_with, plan, synthetic, BankModel, Cell, DenseShape, DeviceInfo, ExecMode, Geometry, KernelKind, Plan, PlanError, PlanOptions,
-    Publish, RowStats, WeightOrder,
+    check_fit, layout_with, plan, synthetic, BankModel, Cell, DenseShape, DeviceInfo, Geometry, KernelKind, Plan, PlanError, PlanOptions,
+    RowStats, WeightOrder,
 
 };
 use sprnn::Csr;
@@ -598,58 +598,5 @@ fn synthetic_layers_with_vanishing_density_are_empty() {
     for d in [1e-300, f64::MIN_POSITIVE, 1e-17] {
         assert_eq!(synthetic::uniform(8, 64, d, 1).nnz(), 0, "uniform d={d}");
         assert_eq!(synthetic::skewed(8, 64, d / 4.0, 1).nnz(), 0, "skewed d={d}");
-    }
-}
-
-/// The direct publication: the planner's default where the second hidden-state buffer (and the
-/// filled-slots word) fits beside everything else, counted in the plan's shared memory; staged
-/// where it does not, for the dense slab and the cluster kernel; a forced `Direct` that cannot
-/// run is a typed refusal; and the unit table lists each CTA's unused entries last, which the
-/// kernel's count of filled slots relies on.
-#[test]
-fn the_direct_publication_is_planned_where_its_buffer_fits() {
-    let h200 = DeviceInfo::h200();
-    let w = synthetic::uniform(2304, 2304, 0.3, 21);
-    let p = h200_plan(&w, Cell::RnnTanh, 4).unwrap();
-    assert_eq!((p.publish(), p.cluster_size(), p.dense()), (Publish::Direct, None, None), "the headline layer publishes directly");
-    let staged = p.clone().with_publish(Publish::Staged).unwrap();
-    let h_bytes = ((p.columns() + 1) * 4 * 2).div_ceil(16) * 16;
-    assert_eq!(p.smem_bytes(), staged.smem_bytes() + h_bytes + 16, "a second fp16 buffer of (columns + 1)·B values and the filled-slots word");
-    let forced = plan(&w, Cell::RnnTanh, 4, &h200, &PlanOptions { publish: Some(Publish::Staged), ..PlanOptions::default() }).unwrap();
-    assert_eq!((forced.publish(), forced.smem_bytes(), forced.list_len()), (Publish::Staged, staged.smem_bytes(), p.list_len()));
-    assert_eq!(staged.with_publish(Publish::Direct).unwrap().smem_bytes(), p.smem_bytes());
-
-    // A layer whose weights fill the shared memory (the LSTM capacity point at d = 0.5): no
-    // room for the second buffer.
-    let big = sprnn::sparse::random_recurrent(1, 4 * 2112, 2112, 0.5, 0.9).unwrap();
-    let q = h200_plan(&big, Cell::Lstm, 4).unwrap();
-    assert!(q.shared_words() > 0);
-    assert_eq!(q.publish(), Publish::Staged, "smem {}", q.smem_bytes());
-    let e = plan(&big, Cell::Lstm, 4, &h200, &PlanOptions { publish: Some(Publish::Direct), ..PlanOptions::default() }).unwrap_err();
-    assert!(matches!(e, PlanError::BadOption { value, .. } if value > h200.shared_per_cta(1)), "{e}");
-    assert!(e.to_string().contains("publish = staged"), "{e}");
-
-    // The cluster kernel and the dense slab publish staged values, and refuse a forced Direct.
-    let small = synthetic::uniform(1024, 1024, 0.1, 23);
-    let c = plan(&small, Cell::RnnTanh, 1, &h200, &PlanOptions { mode: Some(ExecMode::Cluster), ..PlanOptions::default() }).unwrap();
-    assert_eq!(c.publish(), Publish::Staged);
-    assert!(c.clone().with_publish(Publish::Direct).is_err());
-    let e = plan(&small, Cell::RnnTanh, 1, &h200, &PlanOptions { mode: Some(ExecMode::Cluster), publish: Some(Publish::Direct), ..PlanOptions::default() }).unwrap_err();
-    assert!(e.to_string().contains("publish"), "{e}");
-    let auto = plan(&small, Cell::RnnTanh, 1, &h200, &PlanOptions { publish: Some(Publish::Direct), ..PlanOptions::default() }).unwrap();
-    assert_eq!((auto.cluster_size(), auto.publish()), (None, Publish::Direct), "a forced Direct keeps the grid mode");
-    let dense = plan(&w, Cell::RnnTanh, 4, &h200, &PlanOptions { kernel: Some(KernelKind::Dense), ..PlanOptions::default() }).unwrap();
-    assert_eq!(dense.publish(), Publish::Staged);
-    assert!(plan(&w, Cell::RnnTanh, 4, &h200, &PlanOptions { kernel: Some(KernelKind::Dense), publish: Some(Publish::Direct), ..PlanOptions::default() }).is_err());
-
-    // Unused entries of the unit table come last in every CTA (uneven H, forced grids).
-    for (h, ctas) in [(300, 7), (1000, 128), (1760, 126)] {
-        let w = synthetic::uniform(h, h, 0.1, 24);
-        let p = plan(&w, Cell::RnnTanh, 3, &h200, &PlanOptions { ctas: Some(ctas), ..PlanOptions::default() }).unwrap();
-        assert_eq!(p.publish(), Publish::Direct);
-        for cta in p.units().chunks(p.units_per_cta()) {
-            let filled = cta.iter().take_while(|&&u| u != NO_UNIT).count();
-            assert!(cta[filled..].iter().all(|&u| u == NO_UNIT), "H {h}: {cta:?}");
-        }
     }
 }
