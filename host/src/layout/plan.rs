@@ -618,7 +618,8 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     let limits = Limits::new(device, cps);
-    let shapes = candidate_shapes(device, cell, (hidden, grid, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts, true);
+    let columns = grid * exchange_slots(upc, batch);
+    let shapes = candidate_shapes(device, cell, (columns, grid, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts, true);
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
         let m = forced_shared_words(opts).unwrap_or(0);
         if tpr * (n + m) < max_row_nnz {
@@ -764,7 +765,7 @@ fn sparse_smem(cell: Cell, hidden: usize, batch: usize, device: &DeviceInfo, cps
 /// up the rest (`M`, whole groups of [`PRODUCT_GROUP`]); or exactly the forced
 /// `opts.shared_words`.
 #[allow(clippy::too_many_arguments)]
-fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, grid, upc, batch, cps): (usize, usize, usize, usize, usize), max_row_nnz: usize, state: (bool, Products), opts: &PlanOptions, shared: bool) -> Vec<Shape> {
+fn candidate_shapes(device: &DeviceInfo, cell: Cell, (columns, grid, upc, batch, cps): (usize, usize, usize, usize, usize), max_row_nnz: usize, state: (bool, Products), opts: &PlanOptions, shared: bool) -> Vec<Shape> {
     let bt = batch_tile(batch);
     let gates = cell.gates();
     let tprs: Vec<usize> = opts.threads_per_row.map_or(THREADS_PER_ROW.to_vec(), |t| vec![t]);
@@ -799,11 +800,12 @@ fn candidate_shapes(device: &DeviceInfo, cell: Cell, (hidden, grid, upc, batch, 
         })
         .flat_map(|(tpr, n, m, gated)| {
             // Padding threads only help the gather; offer the bare shape, wider ones, and the
-            // widths at which every thread makes one or two serial polls.
-            let polls = (hidden * batch).div_ceil(VALUES_PER_POLL);
+            // widths at which every thread makes one or two serial polls (of the `columns`
+            // exchanged: the grid mode pads each CTA's share to whole stores, `exchange_slots`).
+            let polls = (columns * batch).div_ceil(VALUES_PER_POLL);
             [0, 256, 512, 768, 1024, round_up(polls, 32), round_up(polls.div_ceil(2), 32)]
                 .into_iter()
-                .map(move |extra| Shape::new(device, cell, hidden, (grid, upc), (tpr, n, m, gated), bt, state, batch, cps, extra))
+                .map(move |extra| Shape::new(device, cell, columns, (grid, upc), (tpr, n, m, gated), bt, state, batch, cps, extra))
         })
         .collect()
 }
@@ -1080,7 +1082,7 @@ impl Shape {
     /// units per warp where a unit's gate rows fit one), or `extra_threads` if that is more
     /// (padding threads that only help with the gather).
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &DeviceInfo, cell: Cell, hidden: usize, (grid, upc): (usize, usize), (tpr, n, m, gated): (usize, usize, usize, bool), bt: usize, (h32, products): (bool, Products), batch: usize, cps: usize, extra_threads: usize) -> Shape {
+    fn new(device: &DeviceInfo, cell: Cell, columns: usize, (grid, upc): (usize, usize), (tpr, n, m, gated): (usize, usize, usize, bool), bt: usize, (h32, products): (bool, Products), batch: usize, cps: usize, extra_threads: usize) -> Shape {
         let nt = row_threads(upc, cell.gates(), tpr, gated).max(extra_threads);
         let regs = if m > 0 {
             if h32 { None } else { device.shared_registers(n, bt, gated) }
@@ -1091,7 +1093,7 @@ impl Shape {
         let need_regs = registers_per_sm(nt, cps, regs as usize);
         let fused = cell.gates() == 1 || gated;
         let smem = smem_bytes_for(cell, grid, upc, batch, h32).with_weights(m, nt);
-        let cost = step_cost(hidden, nt, tpr, n + m, (bt, products), batch, fused) + shared_word_cycles(nt, m, bt, batch);
+        let cost = step_cost(columns, nt, tpr, n + m, (bt, products), batch, fused) + shared_word_cycles(nt, m, bt, batch);
         Shape { tpr, n, m, gated, nt, regs, need_regs, smem, cost }
     }
 }
@@ -1114,18 +1116,24 @@ impl Shape {
 /// the reduction, a lane of gate row 0 runs its `⌈BT / TPR⌉` batch entries of the tile one after the other (input, bias, the cell, fp16
 /// rounding, publish, output store), so each tile adds `⌈BT / TPR⌉ ·` [`CELL_CYCLES`]. Otherwise
 /// the cell runs in a separate phase after a barrier, [`SEPARATE_CELL_CYCLES`] per step.
-pub fn step_cost(hidden: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, (batch_tile, products): (usize, Products), batch: usize, fused: bool) -> f64 {
-    // The gather: every thread copies its share of the `H·B` exchange words in 16-byte chunks,
-    // one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
+///
+/// `columns` is the hidden state as exchanged: `H` and the slots that pad each CTA's share to
+/// whole stores (`grid · exchange_slots(units_per_cta, B)`). Counting `H` alone hid a poll at
+/// LSTM H = 768 B = 1 (6 units per CTA, 8 slots: 1024 columns, 128 chunks for 96 threads), where
+/// the grid mode measured 0.28 µs slower than at H = 1024 (bench/RESULTS.md, session 13).
+pub fn step_cost(columns: usize, threads_per_cta: usize, threads_per_row: usize, list_len: usize, (batch_tile, products): (usize, Products), batch: usize, fused: bool) -> f64 {
+    // The gather: every thread copies its share of the `columns·B` exchange values in 16-byte
+    // chunks, one L2 round trip (about GATHER_CHUNK_CYCLES) after another. Measured on the H200
     // (2026-11-29): the exchange floor at H = 2304, B = 4 was 8.5 µs with 96 threads per CTA
     // and 2.5 µs with 576, so too few threads makes the gather, not the product, the cost.
-    let chunks = gather_chunks(hidden, batch, threads_per_cta) as f64;
+    let chunks = gather_chunks(columns, batch, threads_per_cta) as f64;
     chunks * GATHER_CHUNK_CYCLES + product_cycles(threads_per_cta, threads_per_row, list_len, (batch_tile, products), batch, fused)
 }
 
-/// 16-byte chunks of the `H·B` hidden state each of `threads_per_cta` threads polls per step.
-pub fn gather_chunks(hidden: usize, batch: usize, threads_per_cta: usize) -> usize {
-    (hidden * batch).div_ceil(VALUES_PER_POLL).div_ceil(threads_per_cta.max(1))
+/// 16-byte chunks of a hidden state of `columns` exchanged columns (`H` and each CTA's padding
+/// slots) at batch `batch` that each of `threads_per_cta` threads polls per step.
+pub fn gather_chunks(columns: usize, batch: usize, threads_per_cta: usize) -> usize {
+    (columns * batch).div_ceil(VALUES_PER_POLL).div_ceil(threads_per_cta.max(1))
 }
 
 /// [`step_cost`] without the gather: the product, the row reduction and the cell.
@@ -1249,7 +1257,7 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
     match opts.mode {
         Some(ExecMode::Grid) => {
             let fit = grid_fit(stats, cell, batch, device, opts)?;
-            let grid_us = grid_step_us(&fit, cell, stats.hidden, batch);
+            let grid_us = grid_step_us(&fit, cell, batch);
             let reason = match grid_us {
                 Some(us) => format!("{}, estimated {us:.2} us per step", forced_reason(ExecMode::Grid)),
                 None => forced_reason(ExecMode::Grid),
@@ -1271,7 +1279,7 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
             if !cluster_allowed {
                 let fit = grid?;
                 let reason = "grid: the options given (ctas, ctas_per_sm, hidden_f32, shared_words or the dense kernel) are the grid mode's".to_string();
-                return Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, stats.hidden, batch), fit, reason, cluster_us: None });
+                return Ok(ModeChoice { grid_us: grid_step_us(&fit, cell, batch), fit, reason, cluster_us: None });
             }
             let cluster = cluster_fit(stats, cell, batch, device, opts);
             match (grid, cluster) {
@@ -1280,7 +1288,7 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                         PlanError::ClusterMode { reason, .. } => reason,
                         other => other.to_string(),
                     };
-                    let grid_us = grid_step_us(&g, cell, stats.hidden, batch);
+                    let grid_us = grid_step_us(&g, cell, batch);
                     let estimate = grid_us.map(|us| format!(", estimated {us:.2} us per step")).unwrap_or_default();
                     Ok(ModeChoice { grid_us, fit: g, reason: format!("grid{estimate}: no cluster mode ({why})"), cluster_us: None })
                 }
@@ -1290,7 +1298,7 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
                 }
                 (Err(e), Err(_)) => Err(e),
                 (Ok(g), Ok((c, cu))) => {
-                    let gu = grid_step_us(&g, cell, stats.hidden, batch);
+                    let gu = grid_step_us(&g, cell, batch);
                     match gu {
                         Some(gu) if cu < CLUSTER_MARGIN * gu => {
                             let reason = format!(
@@ -1319,12 +1327,12 @@ pub fn check_mode(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInf
 /// The grid mode's estimated time per step, µs: the exchange ([`GRID_EXCHANGE_US`], plus
 /// [`GRID_POLL_US`] per further serial poll) plus [`product_cycles`] at [`SM_CLOCK_GHZ`].
 /// `None` for the dense slab (no estimate of its product).
-pub fn grid_step_us(fit: &Fit, cell: Cell, hidden: usize, batch: usize) -> Option<f64> {
+pub fn grid_step_us(fit: &Fit, cell: Cell, batch: usize) -> Option<f64> {
     if fit.dense.is_some() {
         return None;
     }
     let g = &fit.geometry;
-    let polls = gather_chunks(hidden, batch, g.threads_per_cta).max(1);
+    let polls = gather_chunks(g.grid * exchange_slots(g.units_per_cta, batch), batch, g.threads_per_cta).max(1);
     let fused = cell.gates() == 1 || g.gated_kernel;
     let product = product_cycles(g.threads_per_cta, g.threads_per_row, g.list_len + g.shared_words, (fit.batch_tile, fit.products), batch, fused)
         + shared_word_cycles(g.threads_per_cta, g.shared_words, fit.batch_tile, batch);

@@ -600,3 +600,22 @@ fn synthetic_layers_with_vanishing_density_are_empty() {
         assert_eq!(synthetic::skewed(8, 64, d / 4.0, 1).nnz(), 0, "skewed d={d}");
     }
 }
+
+/// The grid mode's cost model counts the hidden state as exchanged: each CTA's share padded to
+/// whole stores (`exchange_slots`). At LSTM H = 768 B = 1 six units per CTA take eight slots,
+/// 1024 columns, 128 chunks: the plan gives every thread one poll (128 threads, not the 96 its
+/// rows need), which the estimate and the measurement agree on (bench/RESULTS.md, session 13).
+#[test]
+fn the_grid_cost_counts_the_padded_exchange() {
+    let grid = PlanOptions { mode: Some(sprnn::layout::ExecMode::Grid), ..PlanOptions::default() };
+    let h200 = DeviceInfo::h200();
+    for (cell, h, b) in [(Cell::Lstm, 768, 1), (Cell::Gru, 768, 1), (Cell::RnnTanh, 1152, 1), (Cell::RnnTanh, 1152, 3), (Cell::Lstm, 2304, 1)] {
+        let w = synthetic::uniform(cell.gates() * h, h, 0.1, 31);
+        let p = plan(&w, cell, b, &h200, &grid).unwrap();
+        let columns = p.grid() * exchange_slots(p.units_per_cta(), b);
+        assert!(columns > h, "{cell:?} H {h} B {b}: the share is padded");
+        assert_eq!(columns, p.columns());
+        let polls = sprnn::layout::gather_chunks(columns, b, p.threads_per_cta());
+        assert_eq!(polls, 1, "{cell:?} H {h} B {b}: {} threads for {} chunks", p.threads_per_cta(), (columns * b).div_ceil(8));
+    }
+}
