@@ -605,3 +605,34 @@ fn handles_are_send_and_sync() {
     send_sync::<Gpu>();
     send_sync::<SparseRecurrentLayer>();
 }
+
+/// The launch shapes that counting the padded exchange gave more threads (bench/RESULTS.md,
+/// session 13: B = 1–3 layers whose CTAs' shares are padded to whole stores; the padding
+/// threads only gather in the gather-heavy gated family and multiply padding words in the RNN
+/// family), each against the reference on poisoned outputs; the grid plans of the first five
+/// give every thread one poll.
+#[test]
+fn plans_widened_for_the_padded_exchange_match_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("padded exchange");
+    let cases = [
+        (Case { cell: Cell::Lstm, hidden: 768, batch: 1, density: 0.1, steps: 48 }, true),
+        (Case { cell: Cell::Gru, hidden: 768, batch: 1, density: 0.1, steps: 48 }, true),
+        (Case { cell: Cell::RnnTanh, hidden: 1152, batch: 1, density: 0.3, steps: 48 }, true),
+        (Case { cell: Cell::Lstm, hidden: 1152, batch: 2, density: 0.1, steps: 32 }, true),
+        (Case { cell: Cell::RnnTanh, hidden: 1760, batch: 3, density: 0.1, steps: 32 }, true),
+        (Case { cell: Cell::Gru, hidden: 4608, batch: 1, density: 0.01, steps: 32 }, false),
+        (Case { cell: Cell::Lstm, hidden: 4608, batch: 1, density: 0.1, steps: 8 }, false),
+    ];
+    for (i, (c, one_poll)) in cases.iter().enumerate() {
+        let o = run_case(&gpu, c, s + i as u64, i % 2 == 0).expect("run");
+        println!("{:?} H={} B={} d={}: worst {:.2e} at step {} ({})", c.cell, c.hidden, c.batch, c.density, o.worst, o.worst_step, o.shape);
+        assert!(o.worst <= reference::DEVICE_TOLERANCE, "{:?} H={} B={}: {}", c.cell, c.hidden, c.batch, o.worst);
+        let w = sprnn::sparse::random_recurrent(s + i as u64, c.cell.gates() * c.hidden, c.hidden, c.density, 0.9).unwrap();
+        let p = sprnn::layout::plan(&w, c.cell, c.batch, gpu.info(), &PlanOptions::default()).unwrap();
+        if *one_poll && p.cluster_size().is_none() {
+            let polls = sprnn::layout::gather_chunks(p.columns(), c.batch, p.threads_per_cta());
+            assert_eq!(polls, 1, "{:?} H={} B={}: {} threads", c.cell, c.hidden, c.batch, p.threads_per_cta());
+        }
+    }
+}
