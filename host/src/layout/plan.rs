@@ -618,8 +618,7 @@ fn sparse_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, o
     let max_row_nnz = stats.max_row_nnz;
     let bt = batch_tile(batch);
     let limits = Limits::new(device, cps);
-    let columns = grid * exchange_slots(upc, batch);
-    let shapes = candidate_shapes(device, cell, (columns, grid, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts, true);
+    let shapes = candidate_shapes(device, cell, (grid_columns(grid, upc, batch), grid, upc, batch, cps), max_row_nnz, (hidden_f32, products), opts, true);
     if let (Some(tpr), Some(n)) = (opts.threads_per_row, opts.list_len) {
         let m = forced_shared_words(opts).unwrap_or(0);
         if tpr * (n + m) < max_row_nnz {
@@ -873,6 +872,13 @@ fn check_products(products: Products, hidden_f32: bool, dense: bool) -> Result<(
 fn smem_bytes_for(cell: Cell, grid: usize, upc: usize, batch: usize, hidden_f32: bool) -> RecurrentSmem {
     let slots = exchange_slots(upc, batch);
     RecurrentSmem::new(grid.saturating_mul(slots), batch, slots, upc * cell.gates(), upc, cell, hidden_f32)
+}
+
+/// The grid mode's hidden-state columns as exchanged, `grid · exchange_slots(upc, batch)`:
+/// each CTA's units and the slots that pad its share to whole stores (what [`Plan::columns`]
+/// reports of a grid-mode plan).
+fn grid_columns(grid: usize, upc: usize, batch: usize) -> usize {
+    grid.saturating_mul(exchange_slots(upc, batch))
 }
 
 /// The packed words index `grid · S` columns (16 bits, the zero column included).
@@ -1332,7 +1338,7 @@ pub fn grid_step_us(fit: &Fit, cell: Cell, batch: usize) -> Option<f64> {
         return None;
     }
     let g = &fit.geometry;
-    let polls = gather_chunks(g.grid * exchange_slots(g.units_per_cta, batch), batch, g.threads_per_cta).max(1);
+    let polls = gather_chunks(grid_columns(g.grid, g.units_per_cta, batch), batch, g.threads_per_cta).max(1);
     let fused = cell.gates() == 1 || g.gated_kernel;
     let product = product_cycles(g.threads_per_cta, g.threads_per_row, g.list_len + g.shared_words, (fit.batch_tile, fit.products), batch, fused)
         + shared_word_cycles(g.threads_per_cta, g.shared_words, fit.batch_tile, batch);
@@ -1411,6 +1417,8 @@ pub fn cluster_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceIn
             shortfall = format!("{c} CTAs: the zero column starts {bytes} bytes into the hidden state, past the packed words' 16-bit byte offsets");
             continue;
         }
+        // The candidates' widths from `H·B` (the cluster's measured choices); their costs are
+        // recomputed below from the cluster's own `columns`.
         let shapes: Vec<Shape> = candidate_shapes(device, cell, (hidden, c, upc, batch, 1), stats.max_row_nnz, (false, products), opts, false)
             .into_iter()
             .map(|s| {
@@ -1497,14 +1505,14 @@ fn does_not_fit(
             .iter()
             .flat_map(|&t| ns.iter().map(move |&n| (t, n)))
             .filter(|_| forced_m.is_none_or(|m| m == 0))
-            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, hidden, (grid, upc), (t, n, 0, false), bt, state, b, cps, 0)))
+            .filter(|&(t, n)| limits.fits(&Shape::new(device, cell, grid_columns(grid, upc, b), (grid, upc), (t, n, 0, false), bt, state, b, cps, 0)))
             .map(|(t, n)| t * n);
         let base = smem_bytes_for(cell, grid, upc, b, state.0);
         let with_shared = tprs.iter().flat_map(|&t| shared_ns.iter().map(move |&n| (t, n))).filter_map(|(t, n)| {
             let nt = row_threads(upc, cell.gates(), t, false);
             let room = limits.smem_per_cta.checked_sub(base.weights())? / (4 * nt.max(1));
             let m = forced_m.unwrap_or(room / PRODUCT_GROUP * PRODUCT_GROUP);
-            (m > 0 && limits.fits(&Shape::new(device, cell, hidden, (grid, upc), (t, n, m, false), bt, state, b, cps, 0))).then_some(t * (n + m))
+            (m > 0 && limits.fits(&Shape::new(device, cell, grid_columns(grid, upc, b), (grid, upc), (t, n, m, false), bt, state, b, cps, 0))).then_some(t * (n + m))
         });
         registers_only.chain(with_shared).max().unwrap_or(0)
     };
