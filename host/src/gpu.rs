@@ -116,8 +116,8 @@ impl Gpu {
             driver::set_max_dynamic_shared(&f, optin)?;
         }
         let mut dense_registers = Vec::new();
-        for (mt, kw) in DENSE_SHAPES {
-            dense_registers.push((mt, kw, prepare(dense_kernel_name(mt, kw))?.0));
+        for (mt, kw, half) in DENSE_SHAPES {
+            dense_registers.push((mt, kw, half, prepare(dense_kernel_name(mt, kw, half))?.0));
         }
         let info = DeviceInfo {
             name,

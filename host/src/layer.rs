@@ -147,7 +147,7 @@ impl SparseRecurrentLayer {
             return Err(PlanError::ClusterMode { device: info.name.clone(), reason }.into());
         }
         let kernel = match (plan.dense(), cluster) {
-            (Some(s), _) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp),
+            (Some(s), _) => dense_kernel_name(s.m_tiles, s.k_tiles_per_warp, s.half),
             (None, Some(_)) => cluster_kernel_name(plan.list_len(), plan.batch_tile(), plan.gated_kernel()),
             (None, None) if plan.shared_words() > 0 => shared_kernel_name(plan.list_len(), plan.batch_tile(), plan.gated_kernel()),
             (None, None) => recurrent_kernel_name(plan.list_len(), plan.batch_tile(), plan.hidden_f32(), plan.gated_kernel()),

@@ -746,44 +746,83 @@ pub const DENSE_MAX_BATCH: usize = 8;
 /// Rows of one `mma.m16n8k16` tile (`M` = 16) and columns of one k-tile (`K` = 16).
 pub const DENSE_TILE: usize = 16;
 
-/// The dense slab kernel's variants `(MT, KW)`: `MT` m-tiles (16 gate rows each) per CTA and
-/// `KW` k-tiles (16 hidden columns each) per warp. A thread holds `4 · MT · KW` registers of
-/// `W_hh` as `mma` A fragments (fp16 pairs, pruned entries as zeros).
-pub const DENSE_SHAPES: [(usize, usize); 12] =
-    [(1, 4), (1, 8), (1, 12), (1, 16), (2, 4), (2, 8), (2, 12), (2, 16), (3, 4), (3, 8), (4, 4), (4, 8)];
+/// The dense slab kernel's variants `(MT, KW, HALF)`: `MT` m-tiles (16 gate rows each) per CTA,
+/// `KW` k-tiles (16 hidden columns each) per warp, and whether the last m-tile is half (`HALF`:
+/// at most 8 rows, so the two of its four A-fragment registers that hold rows 8..16 are zeros and
+/// not held). A thread holds [`dense_words_per_k_tile`]` · KW` registers of `W_hh` as `mma` A
+/// fragments (fp16 pairs, pruned entries as zeros). The half variants run the RNN cells only
+/// (one gate row per unit): their cell phase is the RNN's alone, which with the half m-tile
+/// lets `(2, 8)` fit 96 registers, so 18 warps per SM (the headline layer's 18 rows per CTA at
+/// 576 threads, two serial polls per thread in the gather, as the sparse kernel).
+pub const DENSE_SHAPES: [(usize, usize, bool); 14] = [
+    (1, 4, false),
+    (1, 8, false),
+    (1, 12, false),
+    (1, 16, false),
+    (2, 4, false),
+    (2, 8, false),
+    (2, 12, false),
+    (2, 16, false),
+    (3, 4, false),
+    (3, 8, false),
+    (4, 4, false),
+    (4, 8, false),
+    (2, 8, true),
+    (3, 8, true),
+];
 
-/// Entry-point name of the dense slab kernel with `mt` m-tiles and `kw` k-tiles per warp, e.g.
-/// `sprnn_dense_mt2_kw8`; `""` for a shape that has no variant.
-pub const fn dense_kernel_name(mt: usize, kw: usize) -> &'static str {
-    match (mt, kw) {
-        (1, 4) => "sprnn_dense_mt1_kw4",
-        (1, 8) => "sprnn_dense_mt1_kw8",
-        (1, 12) => "sprnn_dense_mt1_kw12",
-        (1, 16) => "sprnn_dense_mt1_kw16",
-        (2, 4) => "sprnn_dense_mt2_kw4",
-        (2, 8) => "sprnn_dense_mt2_kw8",
-        (2, 12) => "sprnn_dense_mt2_kw12",
-        (2, 16) => "sprnn_dense_mt2_kw16",
-        (3, 4) => "sprnn_dense_mt3_kw4",
-        (3, 8) => "sprnn_dense_mt3_kw8",
-        (4, 4) => "sprnn_dense_mt4_kw4",
-        (4, 8) => "sprnn_dense_mt4_kw8",
+/// A-fragment registers per k-tile of the dense variant `(mt, _, half)`: four per m-tile, two
+/// for a half last m-tile.
+pub const fn dense_words_per_k_tile(mt: usize, half: bool) -> usize {
+    4 * mt - if half { 2 } else { 0 }
+}
+
+/// Gate rows a CTA of the dense variant `(mt, _, half)` holds at most.
+pub const fn dense_rows(mt: usize, half: bool) -> usize {
+    mt * DENSE_TILE - if half { DENSE_TILE / 2 } else { 0 }
+}
+
+/// Entry-point name of the dense slab kernel with `mt` m-tiles (the last one half when `half`:
+/// RNN cells only) and `kw` k-tiles per warp, e.g. `sprnn_dense_mt2_kw8`,
+/// `sprnn_dense_rnn_mt2h_kw8`; `""` for a shape that has no variant.
+pub const fn dense_kernel_name(mt: usize, kw: usize, half: bool) -> &'static str {
+    match (mt, kw, half) {
+        (1, 4, false) => "sprnn_dense_mt1_kw4",
+        (1, 8, false) => "sprnn_dense_mt1_kw8",
+        (1, 12, false) => "sprnn_dense_mt1_kw12",
+        (1, 16, false) => "sprnn_dense_mt1_kw16",
+        (2, 4, false) => "sprnn_dense_mt2_kw4",
+        (2, 8, false) => "sprnn_dense_mt2_kw8",
+        (2, 12, false) => "sprnn_dense_mt2_kw12",
+        (2, 16, false) => "sprnn_dense_mt2_kw16",
+        (3, 4, false) => "sprnn_dense_mt3_kw4",
+        (3, 8, false) => "sprnn_dense_mt3_kw8",
+        (4, 4, false) => "sprnn_dense_mt4_kw4",
+        (4, 8, false) => "sprnn_dense_mt4_kw8",
+        (2, 8, true) => "sprnn_dense_rnn_mt2h_kw8",
+        (3, 8, true) => "sprnn_dense_rnn_mt3h_kw8",
         _ => "",
     }
 }
 
-/// The variant `(mt, kw)` a dense kernel name denotes (the inverse of [`dense_kernel_name`]).
-pub fn parse_dense_kernel_name(name: &str) -> Option<(usize, usize)> {
-    let rest = name.strip_prefix("sprnn_dense_mt")?;
+/// The variant `(mt, kw, half)` a dense kernel name denotes (the inverse of
+/// [`dense_kernel_name`]).
+pub fn parse_dense_kernel_name(name: &str) -> Option<(usize, usize, bool)> {
+    let (rest, half) = match name.strip_prefix("sprnn_dense_rnn_mt") {
+        Some(rest) => (rest, true),
+        None => (name.strip_prefix("sprnn_dense_mt")?, false),
+    };
     let (mt, kw) = rest.split_once("_kw")?;
+    let mt = if half { mt.strip_suffix('h')? } else { mt };
     let (mt, kw) = (mt.parse().ok()?, kw.parse().ok()?);
-    (dense_kernel_name(mt, kw).len() == name.len()).then_some((mt, kw))
+    (dense_kernel_name(mt, kw, half).len() == name.len()).then_some((mt, kw, half))
 }
 
-/// Register budget (`.maxnreg`) of dense variant `(mt, kw)`: its `4 · MT · KW` fragment
-/// registers plus 64 for the rest (the accumulators, addresses and the cell).
-pub const fn dense_register_budget(mt: usize, kw: usize) -> u32 {
-    let r = round_up(4 * mt * kw + 64, 8);
+/// Register budget (`.maxnreg`) of dense variant `(mt, kw, half)`: its fragment registers plus
+/// 64 for the rest (the accumulators, addresses and the cell); 48 for the RNN-only half
+/// variants, so that `(2, 8, half)` comes to 96 and 18 warps fit an SM.
+pub const fn dense_register_budget(mt: usize, kw: usize, half: bool) -> u32 {
+    let r = round_up(dense_words_per_k_tile(mt, half) * kw + if half { 48 } else { 64 }, 8);
     if r > 255 { 255 } else { r as u32 }
 }
 

@@ -115,9 +115,9 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
                 pending = Some(sprnn_kernels::format::cluster_register_budget(n, bt, gated));
             } else if name.starts_with("sprnn_dense_") {
-                let (mt, kw) = sprnn_kernels::format::parse_dense_kernel_name(name)
+                let (mt, kw, half) = sprnn_kernels::format::parse_dense_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
-                pending = Some(sprnn_kernels::format::dense_register_budget(mt, kw));
+                pending = Some(sprnn_kernels::format::dense_register_budget(mt, kw, half));
             }
         }
         if line == "{" {

@@ -1,6 +1,6 @@
 //! The dense tensor-core slab: when a layer is dense enough, each CTA holds its gate rows of
 //! `W_hh` as dense fp16 `mma.m16n8k16` A fragments (pruned entries as zeros) instead of packed
-//! nonzeros, and the kernel `sprnn_dense_mt{MT}_kw{KW}` multiplies with tensor cores.
+//! nonzeros, and the kernel `sprnn_dense_mt{MT}[h]_kw{KW}` multiplies with tensor cores.
 //!
 //! # Fragment layout
 //!
@@ -11,24 +11,28 @@
 //! holds, for its warp's k-tile `kw` and m-tile `mt`, the four registers of the `mma` A fragment
 //! (PTX ISA, `mma.m16n8k16` fragments): `A[g][2q..]`, `A[g+8][2q..]`, `A[g][2q+8..]`,
 //! `A[g+8][2q+8..]` (two fp16, lower column in the low half), word
-//! `k = (kw·MT + mt)·4 + i` of the thread, stored at `weights[k · grid·threads + cta·threads +
-//! tid]` as the sparse lists are (coalesced).
+//! `k = kw·W + mt·4 + i` of the thread (`W = 4·MT` words per k-tile), stored at
+//! `weights[k · grid·threads + cta·threads + tid]` as the sparse lists are (coalesced). A *half*
+//! shape's last m-tile holds at most 8 rows, so its registers `i` = 1 and 3 (rows `g + 8`) would
+//! be zeros: they are not stored (`W = 4·MT − 2`, that m-tile's words `i` = 0 and 2 at `mt·4`
+//! and `mt·4 + 1`), which lets 18 warps of two m-tiles and eight k-tiles fit an SM.
 //!
 //! # Cost
 //!
-//! Registers: `4·MT·KW` per thread for the fragments. The product of a step is `MT·KW` `mma`
+//! Registers: `W·KW` per thread for the fragments. The product of a step is `MT·KW` `mma`
 //! per warp plus four 16-bit shared loads per k-tile; the warps' partial sums are added by the
 //! cell's thread (`warps` loads per gate row). Each thread still gathers its share of the
 //! exchange, so fewer warps mean more serial polls per thread.
 
 use half::f16;
-use sprnn_kernels::format::{DenseSmem, DENSE_MAX_BATCH, DENSE_SHAPES, DENSE_TILE, NO_UNIT};
+use sprnn_kernels::format::{dense_rows, dense_words_per_k_tile, DenseSmem, DENSE_MAX_BATCH, DENSE_SHAPES, DENSE_TILE, NO_UNIT};
 
 use super::device::{registers_per_sm, DeviceInfo};
 use crate::sparse::Csr;
 use crate::Cell;
 
-/// The launch shape of a dense slab: `m_tiles` (MT), `k_tiles_per_warp` (KW), `warps`.
+/// The launch shape of a dense slab: `m_tiles` (MT), `k_tiles_per_warp` (KW), `warps`, and
+/// whether the last m-tile is `half` (at most 8 rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DenseShape {
     /// m-tiles of 16 gate rows per CTA (MT).
@@ -37,12 +41,25 @@ pub struct DenseShape {
     pub k_tiles_per_warp: usize,
     /// Warps per CTA.
     pub warps: usize,
+    /// The last m-tile holds at most 8 rows, and its fragments' zero halves are not held (RNN
+    /// cells only: `format::DENSE_SHAPES`).
+    pub half: bool,
 }
 
 impl DenseShape {
-    /// Words (registers) of fragments per thread, `4·MT·KW`.
+    /// Fragment words per k-tile and thread (`W`: four per m-tile, two for a half one).
+    pub fn words_per_k_tile(&self) -> usize {
+        dense_words_per_k_tile(self.m_tiles, self.half)
+    }
+
+    /// Words (registers) of fragments per thread, `W·KW`.
     pub fn words_per_thread(&self) -> usize {
-        4 * self.m_tiles * self.k_tiles_per_warp
+        self.words_per_k_tile() * self.k_tiles_per_warp
+    }
+
+    /// Gate rows a CTA may hold.
+    pub fn rows(&self) -> usize {
+        dense_rows(self.m_tiles, self.half)
     }
 
     /// Threads per CTA.
@@ -84,11 +101,11 @@ pub fn fit(cell: Cell, units_per_cta: usize, slots: usize, columns: usize, batch
     let have_smem = device.shared_per_cta(1);
     DENSE_SHAPES
         .iter()
-        .filter(|&&(mt, _)| mt == m_tiles)
-        .filter_map(|&(mt, kw)| {
+        .filter(|&&(mt, _, half)| mt == m_tiles && rows <= dense_rows(mt, half) && (!half || cell.gates() == 1))
+        .filter_map(|&(mt, kw, half)| {
             let warps = k_tiles.div_ceil(kw).max(1);
-            let shape = DenseShape { m_tiles: mt, k_tiles_per_warp: kw, warps };
-            let regs = device.dense_registers(mt, kw)?;
+            let shape = DenseShape { m_tiles: mt, k_tiles_per_warp: kw, warps, half };
+            let regs = device.dense_registers(mt, kw, half)?;
             let need = registers_per_sm(shape.threads(), 1, regs as usize);
             let smem = shape.smem_bytes(cell, batch, slots, units_per_cta);
             let ok = shape.threads() <= device.max_threads_per_block.min(device.max_threads_per_sm)
@@ -100,6 +117,14 @@ pub fn fit(cell: Cell, units_per_cta: usize, slots: usize, columns: usize, batch
         .max_by_key(|f| (f.shape.warps, std::cmp::Reverse(f.shape.k_tiles_per_warp)))
 }
 
+/// The held words of m-tile `mt`'s fragment: `(j, i)` for word `mt·4 + j` of a k-tile holding
+/// fragment register `i` (all four, or `i` = 0 and 2 for a half shape's last m-tile).
+fn fragment_words(shape: DenseShape, mt: usize) -> impl Iterator<Item = (usize, usize)> {
+    let half = shape.half && mt + 1 == shape.m_tiles;
+    let regs: &'static [usize] = if half { &[0, 2] } else { &[0, 1, 2, 3] };
+    regs.iter().copied().enumerate()
+}
+
 /// Packs the A fragments of every CTA (see the module docs). `w_cols` is `W_hh` with the
 /// kernel's columns ([`Plan::columns`](super::Plan::columns) of them), `units` the unit table.
 pub(crate) fn pack(w_cols: &Csr, cell: Cell, units: &[u32], grid: usize, units_per_cta: usize, shape: DenseShape) -> Vec<u32> {
@@ -108,7 +133,7 @@ pub(crate) fn pack(w_cols: &Csr, cell: Cell, units: &[u32], grid: usize, units_p
     let (mt_n, kw_n, warps) = (shape.m_tiles, shape.k_tiles_per_warp, shape.warps);
     let threads = shape.threads();
     let total = grid * threads;
-    let words = shape.words_per_thread();
+    let (words, wk) = (shape.words_per_thread(), shape.words_per_k_tile());
     let cols = warps * kw_n * DENSE_TILE;
     let rows = mt_n * DENSE_TILE;
     let mut out = vec![0u32; words * total];
@@ -135,9 +160,8 @@ pub(crate) fn pack(w_cols: &Csr, cell: Cell, units: &[u32], grid: usize, units_p
                     for mt in 0..mt_n {
                         let r0 = mt * DENSE_TILE + g;
                         let frag = [at(r0, k0), at(r0 + 8, k0), at(r0, k0 + 8), at(r0 + 8, k0 + 8)];
-                        for (i, f) in frag.into_iter().enumerate() {
-                            let k = (kw * mt_n + mt) * 4 + i;
-                            out[k * total + c * threads + tid] = f;
+                        for (j, i) in fragment_words(shape, mt) {
+                            out[(kw * wk + mt * 4 + j) * total + c * threads + tid] = frag[i];
                         }
                     }
                 }
@@ -163,8 +187,9 @@ pub fn unpack_cta(weights: &[u32], grid: usize, cta: usize, shape: DenseShape) -
                 for mt in 0..mt_n {
                     let r0 = mt * DENSE_TILE + g;
                     let places = [(r0, k0), (r0 + 8, k0), (r0, k0 + 8), (r0 + 8, k0 + 8)];
-                    for (i, (r, k)) in places.into_iter().enumerate() {
-                        let word = weights[((kw * mt_n + mt) * 4 + i) * total + cta * threads + warp * 32 + lane];
+                    for (j, i) in fragment_words(shape, mt) {
+                        let (r, k) = places[i];
+                        let word = weights[(kw * shape.words_per_k_tile() + mt * 4 + j) * total + cta * threads + warp * 32 + lane];
                         a[r * cols + k] = word as u16;
                         a[r * cols + k + 1] = (word >> 16) as u16;
                     }

@@ -31,9 +31,9 @@ pub struct DeviceInfo {
     /// [`crate::Gpu`] reads them from the module the driver loaded, whose JIT compiler may
     /// allocate more registers than the offline ptxas did.
     pub kernel_registers: Vec<(usize, usize, bool, bool, u32)>,
-    /// Registers per thread of each dense slab variant `(MT, KW, registers)`, likewise
+    /// Registers per thread of each dense slab variant `(MT, KW, HALF, registers)`, likewise
     /// ([`DENSE_REGISTERS`] in the presets).
-    pub dense_registers: Vec<(usize, usize, u32)>,
+    pub dense_registers: Vec<(usize, usize, bool, u32)>,
     /// Registers per thread of each shared-weights variant `(N, BT, GATED, registers)` (the
     /// fp16 hidden state; `sprnn_kernels::format::shared_kernel_name`), likewise
     /// ([`SHARED_REGISTERS`] in the presets).
@@ -114,10 +114,10 @@ impl DeviceInfo {
         self.shared_kernel_registers.iter().find(|&&(vn, vbt, vg, _)| vn == n && vbt == bt && vg == gated).map(|&(_, _, _, r)| r)
     }
 
-    /// Registers per thread of dense slab variant `(mt, kw)` on this device, `None` if it has
-    /// none.
-    pub fn dense_registers(&self, mt: usize, kw: usize) -> Option<u32> {
-        self.dense_registers.iter().find(|&&(m, k, _)| m == mt && k == kw).map(|&(_, _, r)| r)
+    /// Registers per thread of dense slab variant `(mt, kw, half)` on this device, `None` if it
+    /// has none.
+    pub fn dense_registers(&self, mt: usize, kw: usize, half: bool) -> Option<u32> {
+        self.dense_registers.iter().find(|&&(m, k, h, _)| m == mt && k == kw && h == half).map(|&(_, _, _, r)| r)
     }
 
     /// Dynamic shared memory one CTA may use when `ctas_per_sm` CTAs share an SM.

@@ -327,8 +327,8 @@ impl Plan {
     }
 
     /// The dense slab's shape when the plan runs the dense kernel (then `weights` holds its
-    /// fragments, `list_len` is `4·MT·KW`, and `threads_per_row`, `batch_tile`, `hidden_f32`
-    /// and the bank statistics do not apply).
+    /// fragments, `list_len` is its fragment words per thread, and `threads_per_row`,
+    /// `batch_tile`, `hidden_f32` and the bank statistics do not apply).
     pub fn dense(&self) -> Option<DenseShape> {
         self.fit.dense
     }
@@ -507,8 +507,8 @@ pub struct Fit {
     /// it. Equal to the batch where nothing is left over; 0 when it was not computed (a layout
     /// made without a device).
     pub batch_limit: usize,
-    /// The dense slab's shape when the layer runs the dense kernel (then `list_len` is
-    /// `4·MT·KW` and `threads_per_row`, `batch_tile`, `hidden_f32` do not apply).
+    /// The dense slab's shape when the layer runs the dense kernel (then `list_len` is its
+    /// fragment words per thread and `threads_per_row`, `batch_tile`, `hidden_f32` do not apply).
     pub dense: Option<DenseShape>,
     /// Cluster-resident mode: the CTAs of the one thread-block cluster (= `geometry.grid`);
     /// `None` in the grid mode.
@@ -845,10 +845,13 @@ pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, unit
     }
     check_columns(hidden, grid, units_per_cta, batch)?;
     let slots = exchange_slots(units_per_cta, batch);
-    if units_per_cta * cell.gates() > shape.m_tiles * DENSE_TILE || grid * slots > shape.warps * shape.k_tiles_per_warp * DENSE_TILE {
+    if shape.half && cell.gates() != 1 {
+        return bad("dense shape", shape.m_tiles, "a half last m-tile with the RNN cells only".into());
+    }
+    if units_per_cta * cell.gates() > shape.rows() || grid * slots > shape.warps * shape.k_tiles_per_warp * DENSE_TILE {
         return bad("dense shape", shape.m_tiles, "m-tiles covering the CTA's rows and k-tiles covering the columns".into());
     }
-    let registers_per_thread = super::registers::dense_kernel_registers(shape.m_tiles, shape.k_tiles_per_warp).unwrap_or(0);
+    let registers_per_thread = super::registers::dense_kernel_registers(shape.m_tiles, shape.k_tiles_per_warp, shape.half).unwrap_or(0);
     let registers_per_sm = registers_per_sm(shape.threads(), 1, registers_per_thread as usize);
     let fit = DenseFit { shape, registers_per_thread, registers_per_sm, smem_bytes: shape.smem_bytes(cell, batch, slots, units_per_cta) };
     Ok(build_dense(w_hh, cell, batch, Fit::dense(fit, grid, units_per_cta, batch), WeightOrder::BankAware, LAID_OUT_REASON.to_string()))

@@ -175,24 +175,27 @@ pub fn shared_kernel_registers(n: usize, bt: usize, gated: bool) -> Option<u32> 
     SHARED_REGISTERS.iter().find(|&&(vn, vbt, vg, _)| vn == n && vbt == bt && vg == gated).map(|&(_, _, _, r)| r)
 }
 
-/// `(MT, KW, registers per thread)` for every dense slab variant (in
+/// `(MT, KW, HALF, registers per thread)` for every dense slab variant (in
 /// [`DENSE_SHAPES`](sprnn_kernels::format::DENSE_SHAPES)).
-pub const DENSE_REGISTERS: &[(usize, usize, u32)] = &[
-    (1, 4, 80),
-    (1, 8, 96),
-    (1, 12, 112),
-    (1, 16, 128),
-    (2, 4, 96),
-    (2, 8, 128),
-    (2, 12, 160),
-    (2, 16, 192),
-    (3, 4, 112),
-    (3, 8, 160),
-    (4, 4, 128),
-    (4, 8, 192),
+pub const DENSE_REGISTERS: &[(usize, usize, bool, u32)] = &[
+    (1, 4, false, 80),
+    (1, 8, false, 96),
+    (1, 12, false, 112),
+    (1, 16, false, 128),
+    (2, 4, false, 96),
+    (2, 8, false, 128),
+    (2, 8, true, 96),
+    (2, 12, false, 160),
+    (2, 16, false, 192),
+    (3, 4, false, 112),
+    (3, 8, false, 160),
+    (3, 8, true, 128),
+    (4, 4, false, 128),
+    (4, 8, false, 192),
 ];
 
-/// Registers per thread of the dense slab variant `(mt, kw)`, or `None` when there is none.
-pub fn dense_kernel_registers(mt: usize, kw: usize) -> Option<u32> {
-    DENSE_REGISTERS.iter().find(|&&(m, k, _)| m == mt && k == kw).map(|&(_, _, r)| r)
+/// Registers per thread of the dense slab variant `(mt, kw, half)`, or `None` when there is
+/// none.
+pub fn dense_kernel_registers(mt: usize, kw: usize, half: bool) -> Option<u32> {
+    DENSE_REGISTERS.iter().find(|&&(m, k, h, _)| m == mt && k == kw && h == half).map(|&(_, _, _, r)| r)
 }

@@ -5,8 +5,10 @@
 //!
 //! Same contract, exchange and cell as [`super::recurrent`]; phases:
 //! 1. **Load fragments**: warp `w` owns k-tiles `w·KW .. (w+1)·KW` (16 hidden columns each) of
-//!    all `MT` m-tiles (16 gate rows each): `4 · MT · KW` registers per thread, held for the
-//!    whole sequence (`format::DenseSmem` and the host's `layout::dense` define the order).
+//!    all `MT` m-tiles (16 gate rows each): `W = format::dense_words_per_k_tile(MT, HALF)`
+//!    registers per k-tile and thread (four per m-tile; two for a half last m-tile, whose rows
+//!    8..16 are zeros), held for the whole sequence (`format::DenseSmem` and the host's
+//!    `layout::dense` define the order).
 //! 2. **Warm start**: the hidden state `h[column][b]` fp16 (zeros past the layer's columns),
 //!    staged outputs, LSTM `c0`.
 //! 3. Step loop:
@@ -15,26 +17,35 @@
 //!      work between a thread's serial polls); barrier;
 //!    - **mma**: per k-tile four 16-bit shared loads give the B fragment, then one `mma` per
 //!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
-//!      barrier;
+//!      barrier. A half last m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the
+//!      batch as its M): its two held words per k-tile are then a whole B fragment, and the
+//!      lane's h pairs with two zero registers the A fragment, so no register holds a zero
+//!      weight (held as an A fragment, the 8 missing rows would take two zero registers per
+//!      k-tile, 16 at `KW` = 8);
 //!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
 //!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
+//!      The RNN-only half variants run this for their one gate row inline, with the pair's
+//!      output index and partial-sum address in two registers.
 
 use crate::device::*;
-use crate::format::{flags, status, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
+use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
-use super::recurrent::{cell_phase, gather_or_report, load_bias, load_inputs, publish, report, warm_start, Layer};
+use super::cell;
+use super::recurrent::{cell_phase, gather_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
 
-/// The dense kernel body for `MT` m-tiles per CTA and `KW` k-tiles per warp.
+/// The dense kernel body for `MT` m-tiles per CTA (the last one half when `HALF`), `KW` k-tiles
+/// per warp and `W` = `format::dense_words_per_k_tile(MT, HALF)` fragment registers per k-tile.
 ///
 /// # Safety
 /// `p` must satisfy the contract in `format::RecurrentParams`, with `weights` holding the A
-/// fragments (`4 · MT · KW` words per thread, `[k][grid · threads]`), every CTA of the grid
+/// fragments (`W · KW` words per thread, `[k][grid · threads]`), every CTA of the grid
 /// co-resident and dynamic shared memory of `format::DenseSmem::total`.
 #[inline(always)]
-pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
+pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF: bool>(p: &RecurrentParams) {
+    const { assert!(W == dense_words_per_k_tile(MT, HALF)) };
     let tid = thread_idx_x();
     let (warp, lane) = (tid / 32, tid % 32);
-    let Some((l, cols_pad)) = Layer::dense::<MT, KW>(p) else {
+    let Some((l, cols_pad)) = Layer::dense::<MT, KW, HALF>(p) else {
         if tid == 0 {
             // SAFETY: status is valid.
             unsafe { report(p, status::BAD_PARAMS) };
@@ -46,28 +57,37 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
     let cells = l.upc * l.batch;
     let exchange_only = p.flags & flags::EXCHANGE_ONLY != 0;
 
-    // ---- Phase 1: A fragments (4 · MT · KW registers per thread, whole sequence).
+    // ---- Phase 1: A fragments (W · KW registers per thread, whole sequence).
     let total = (grid_dim_x() * l.nt) as usize;
     let me = (block_idx_x() * l.nt + tid) as usize;
-    let mut a = [[[0u32; 4]; MT]; KW];
-    for (kw, frags) in a.iter_mut().enumerate() {
-        for (mt, frag) in frags.iter_mut().enumerate() {
-            for (i, r) in frag.iter_mut().enumerate() {
-                let k = (kw * MT + mt) * 4 + i;
-                // SAFETY: the weight buffer holds 4 · MT · KW words per thread.
-                *r = unsafe { ld_nc_u32((p.weights as *const u32).add(k * total + me)) };
-            }
+    let mut a = [[0u32; W]; KW];
+    for (kw, words) in a.iter_mut().enumerate() {
+        for (i, r) in words.iter_mut().enumerate() {
+            // SAFETY: the weight buffer holds W · KW words per thread.
+            *r = unsafe { ld_nc_u32((p.weights as *const u32).add((kw * W + i) * total + me)) };
         }
     }
-    // The cell phase: thread `tid`'s own (unit, batch) pair, its unit and b_hh.
+    // The cell phase: thread `tid`'s own (unit, batch) pair, its unit and b_hh (all gates; the
+    // RNN-only half variants use the first).
     let cell_unit = if tid < cells {
         // SAFETY: the unit table holds grid * upc entries.
         unsafe { ld_nc_u32(units.add((unit_base + tid / l.batch) as usize)) }
     } else {
         NO_UNIT
     };
-    // SAFETY: cell_unit < H when it is a unit.
-    let cell_bias = if cell_unit != NO_UNIT { unsafe { load_bias(p, &l, cell_unit) } } else { [0.0; 4] };
+    let cell_bias = match (cell_unit != NO_UNIT, HALF) {
+        // SAFETY: cell_unit < H; b_hh holds G·H values (G = 1 for the half variants).
+        (true, true) => [unsafe { ld_nc_f32((p.bias_hh as *const f32).add(cell_unit as usize)) }, 0.0, 0.0, 0.0],
+        // SAFETY: as above.
+        (true, false) => unsafe { load_bias(p, &l, cell_unit) },
+        (false, _) => [0.0; 4],
+    };
+    // The RNN-only variants' cell thread (local unit tid / B, batch entry tid % B), in two
+    // registers: the index of its output in a step's `[B][H]` block (`u32::MAX`: no unit), and
+    // the shared address of its row's partial sum in warp 0's block.
+    let (cell_b, cell_lu) = (tid % l.batch, tid / l.batch);
+    let cell_out = if cell_unit != NO_UNIT { cell_b * l.hidden + cell_unit } else { u32::MAX };
+    let cell_part = l.acc_smem + 4 * (cell_lu * DENSE_MAX_BATCH as u32 + cell_b);
 
     // ---- Phase 2: warm start (the k-tiles' padding columns past the layer's are zeros).
     // SAFETY: kernel contract; the hidden state holds `cols_pad` columns.
@@ -87,8 +107,13 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
     // ---- Phase 3: step loop.
     for t in 1..=l.steps {
         let cell_input = if !exchange_only && cell_unit != NO_UNIT {
-            // SAFETY: cell_unit < H, tid % B < B.
-            unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) }
+            if HALF {
+                // SAFETY: U holds T·B·H values (G = 1); cell_out < B·H.
+                [unsafe { load_u(p, l.u_f16, ((t - 1) * l.batch * l.hidden + cell_out) as usize) }, 0.0, 0.0, 0.0]
+            } else {
+                // SAFETY: cell_unit < H, tid % B < B.
+                unsafe { load_inputs(p, &l, t, cell_unit, tid % l.batch) }
+            }
         } else {
             [0.0; 4]
         };
@@ -107,27 +132,63 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
             // Opaque per step, so the KW · 4 load addresses are not hoisted out of the step
             // loop (that would hold them in registers for the whole sequence).
             let (base, col_bytes) = (opaque_u32(b_base), opaque_u32(col_bytes));
-            for (kw, frags) in a.iter().enumerate() {
+            for (kw, words) in a.iter().enumerate() {
                 let addr = base + col_bytes * (kw * DENSE_TILE) as u32;
                 // SAFETY: inside h (warps · KW · 16 columns of B values); a converged warp.
                 unsafe {
                     let pair = |a: u32| ld_shared_u16(a) as u32 | (ld_shared_u16(a + col_bytes) as u32) << 16;
                     let b = [pair(addr), pair(addr + 8 * col_bytes)];
-                    for (mt, frag) in frags.iter().enumerate() {
-                        c[mt] = mma_m16n8k16_f32_f16(*frag, b, c[mt]);
+                    for (mt, cm) in c.iter_mut().enumerate() {
+                        *cm = if HALF && mt == MT - 1 {
+                            // The half m-tile transposed: its 8 rows are the product's N and the
+                            // batch its M (`D[b][row] = h_bᵀ · W_rowᵀ`), so the two held words
+                            // are a B fragment (`W[row g][2q..]`, `W[row g][2q + 8..]` are
+                            // `Wᵀ[2q..][g]`, `Wᵀ[2q + 8..][g]`) and the lane's h pairs, with
+                            // zeros for batch rows 8..16, the A fragment.
+                            mma_m16n8k16_f32_f16([b[0], 0, b[1], 0], [words[4 * mt], words[4 * mt + 1]], *cm)
+                        } else {
+                            mma_m16n8k16_f32_f16([words[4 * mt], words[4 * mt + 1], words[4 * mt + 2], words[4 * mt + 3]], b, *cm)
+                        };
                     }
                 }
             }
             for (mt, cm) in c.iter().enumerate() {
                 let row = part_base + 4 * ((mt * DENSE_TILE) as u32 * DENSE_MAX_BATCH as u32);
                 // SAFETY: rows g and g + 8 of m-tile mt, columns 2q and 2q + 1 of this warp's
-                // partial sums.
+                // partial sums; for the transposed half m-tile, rows 2q and 2q + 1 of it, column
+                // g (< 8; its D rows 8..16 are zeros nobody reads).
                 unsafe {
-                    st_shared_v2_u32(row, [cm[0].to_bits(), cm[1].to_bits()]);
-                    st_shared_v2_u32(row + 4 * 8 * DENSE_MAX_BATCH as u32, [cm[2].to_bits(), cm[3].to_bits()]);
+                    if HALF && mt == MT - 1 {
+                        let half_row = l.acc_smem + 4 * (((warp * part_rows) + (mt * DENSE_TILE) as u32 + 2 * q4) * DENSE_MAX_BATCH as u32 + g);
+                        st_shared_f32(half_row, cm[0]);
+                        st_shared_f32(half_row + 4 * DENSE_MAX_BATCH as u32, cm[1]);
+                    } else {
+                        st_shared_v2_u32(row, [cm[0].to_bits(), cm[1].to_bits()]);
+                        st_shared_v2_u32(row + 4 * 8 * DENSE_MAX_BATCH as u32, [cm[2].to_bits(), cm[3].to_bits()]);
+                    }
                 }
             }
             let cta_col = block_idx_x() * l.slots;
+            if HALF {
+                // The RNN cell of this thread's (unit, batch) pair: the warps' partial sums of
+                // its row in warp order, b_hh, U_t, the activation (as `cell_phase` computes it).
+                // The tagged rounding, staging and output as `finish_h` (stage slot lu·B + b = tid).
+                // SAFETY: uniform barrier; the partial sums of row lu < rows, entry b < B; the
+                // stage and output indices are this pair's.
+                unsafe {
+                    sync_threads();
+                    if cell_out != u32::MAX {
+                        let mut sum = 0.0f32;
+                        for w in 0..warps {
+                            sum += ld_shared_f32(cell_part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
+                        }
+                        let h = cell::rnn(l.cell, (sum + cell_bias[0]) + cell_input[0]);
+                        let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
+                        st_shared_u16(l.stage_smem + 2 * tid, bits);
+                        st_global_f32((p.h_out as *mut f32).add(((t - 1) * l.batch * l.hidden + cell_out) as usize), f16_to_f32(bits));
+                    }
+                }
+            } else {
             // SAFETY: uniform barrier; the closures read the partial sums of rows lu·G + g
             // < MT·16 (checked in `Layer::dense`) and ht inside its bounds.
             unsafe {
@@ -150,6 +211,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
                     |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * ((cta_col + lu) * l.batch + b))),
                 );
             }
+            }
         }
         // SAFETY: uniform barrier; kernel contract.
         unsafe {
@@ -160,25 +222,27 @@ pub unsafe fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) {
 }
 
 macro_rules! entries {
-    ($($name:ident = ($mt:literal, $kw:literal);)*) => {
+    ($($name:ident = ($mt:literal, $kw:literal, $half:literal);)*) => {
         $(
-            /// Dense slab kernel entry point (m-tiles and k-tiles per warp in the name).
+            /// Dense slab kernel entry point (m-tiles, `h` for a half last m-tile, and k-tiles
+            /// per warp in the name).
             ///
             /// # Safety
             /// See [`dense`].
             #[no_mangle]
             pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
-                const _: () = assert!(crate::format::str_eq(crate::format::dense_kernel_name($mt, $kw), stringify!($name)));
+                const _: () = assert!(crate::format::str_eq(crate::format::dense_kernel_name($mt, $kw, $half), stringify!($name)));
                 // SAFETY: forwarded contract.
-                unsafe { dense::<$mt, $kw>(&p) }
+                unsafe { dense::<$mt, $kw, { dense_words_per_k_tile($mt, $half) }, $half>(&p) }
             }
         )*
     };
 }
 
 entries! {
-    sprnn_dense_mt1_kw4 = (1, 4); sprnn_dense_mt1_kw8 = (1, 8); sprnn_dense_mt1_kw12 = (1, 12); sprnn_dense_mt1_kw16 = (1, 16);
-    sprnn_dense_mt2_kw4 = (2, 4); sprnn_dense_mt2_kw8 = (2, 8); sprnn_dense_mt2_kw12 = (2, 12); sprnn_dense_mt2_kw16 = (2, 16);
-    sprnn_dense_mt3_kw4 = (3, 4); sprnn_dense_mt3_kw8 = (3, 8);
-    sprnn_dense_mt4_kw4 = (4, 4); sprnn_dense_mt4_kw8 = (4, 8);
+    sprnn_dense_mt1_kw4 = (1, 4, false); sprnn_dense_mt1_kw8 = (1, 8, false); sprnn_dense_mt1_kw12 = (1, 12, false); sprnn_dense_mt1_kw16 = (1, 16, false);
+    sprnn_dense_mt2_kw4 = (2, 4, false); sprnn_dense_mt2_kw8 = (2, 8, false); sprnn_dense_mt2_kw12 = (2, 12, false); sprnn_dense_mt2_kw16 = (2, 16, false);
+    sprnn_dense_mt3_kw4 = (3, 4, false); sprnn_dense_mt3_kw8 = (3, 8, false);
+    sprnn_dense_mt4_kw4 = (4, 4, false); sprnn_dense_mt4_kw8 = (4, 8, false);
+    sprnn_dense_rnn_mt2h_kw8 = (2, 8, true); sprnn_dense_rnn_mt3h_kw8 = (3, 8, true);
 }

@@ -50,7 +50,7 @@
 
 use crate::device::*;
 use crate::format::{
-    column_word_index, column_word_value, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
+    column_word_index, column_word_value, dense_rows, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
     tag_bit, tag_pattern32, tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT,
     PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
@@ -185,10 +185,11 @@ impl Layer {
         }
     }
 
-    /// The layer of `p` for the dense slab kernel with `MT` m-tiles and `KW` k-tiles per warp,
-    /// or `None` when the parameters do not fit that variant or launch.
+    /// The layer of `p` for the dense slab kernel with `MT` m-tiles (the last one half, for RNN
+    /// cells only, when `HALF`) and `KW` k-tiles per warp, or `None` when the parameters do not
+    /// fit that variant or launch.
     #[inline(always)]
-    pub(super) fn dense<const MT: usize, const KW: usize>(p: &RecurrentParams) -> Option<(Layer, u32)> {
+    pub(super) fn dense<const MT: usize, const KW: usize, const HALF: bool>(p: &RecurrentParams) -> Option<(Layer, u32)> {
         let cell = Cell::from_u32(p.cell)?;
         let gates = cell.gates() as u32;
         let warps = block_dim_x() / 32;
@@ -206,7 +207,8 @@ impl Layer {
             || block_dim_x() % 32 != 0
             || p.batch == 0
             || p.batch as usize > DENSE_MAX_BATCH
-            || p.units_per_cta * gates > (MT * DENSE_TILE) as u32
+            || p.units_per_cta * gates > dense_rows(MT, HALF) as u32
+            || (HALF && gates != 1)
             || p.columns > warps * (KW * DENSE_TILE) as u32
             || p.slots_per_cta < p.units_per_cta
             || (p.slots_per_cta * p.batch) % VALUES_PER_STORE as u32 != 0

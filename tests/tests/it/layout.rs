@@ -72,7 +72,8 @@ pub(crate) fn check_permutation(p: &Plan, w: &Csr) {
 /// rows, zeros everywhere else (padding rows, padding columns, pruned entries).
 fn check_dense_layout(p: &Plan, w: &Csr, shape: DenseShape) {
     let g = p.cell().gates();
-    assert!(p.units_per_cta() * g <= shape.m_tiles * 16, "m-tiles cover the rows");
+    assert!(p.units_per_cta() * g <= shape.rows(), "m-tiles cover the rows");
+    assert!(!shape.half || g == 1, "half m-tiles hold RNN rows only");
     assert!(p.columns() <= shape.warps * shape.k_tiles_per_warp * 16, "k-tiles cover the columns");
     assert_eq!(p.weights().len(), shape.words_per_thread() * p.grid() * shape.threads());
     let cols = shape.warps * shape.k_tiles_per_warp * 16;
@@ -422,13 +423,18 @@ fn bank_model_counts_wavefronts() {
 #[test]
 fn h200_rnn_2304_d03_b4_fits() {
     let w = synthetic::uniform(2304, 2304, 0.3, 21);
-    // The dense slab on request: 18 rows in 2 m-tiles, 144 k-tiles over 12 warps of 12.
+    // The dense slab on request: 18 rows in 2 m-tiles, the second half (rows 16..24), 144
+    // k-tiles over 18 warps of 8: 576 threads, as the sparse kernel.
     let dense = PlanOptions { kernel: Some(KernelKind::Dense), ..PlanOptions::default() };
     let d = plan(&w, Cell::RnnTanh, 4, &DeviceInfo::h200(), &dense).expect("fits");
-    assert_eq!(d.dense(), Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 12, warps: 12 }));
-    assert_eq!((d.grid(), d.units_per_cta(), d.threads_per_cta()), (128, 18, 384));
+    assert_eq!(d.dense(), Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps: 18, half: true }));
+    assert_eq!((d.grid(), d.units_per_cta(), d.threads_per_cta()), (128, 18, 576));
     check_dense_layout(&d, &w, d.dense().unwrap());
     check_matvec(&d, &w, 5);
+    // The half m-tile is for the RNN cells: a gated layer of the same rows is refused it.
+    let half = DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps: 18, half: true };
+    let gru = synthetic::uniform(3 * 576, 576, 0.3, 22);
+    assert!(matches!(sprnn::layout::layout_dense_with(&gru, Cell::Gru, 4, 96, 6, half), Err(PlanError::BadOption { option: "dense shape", .. })));
     let p = h200_plan(&w, Cell::RnnTanh, 4).expect("fits");
     assert_eq!(p.dense(), None, "the sparse lists are the default");
     assert_eq!((p.grid(), p.units_per_cta(), p.batch_tile()), (128, 18, 4));
