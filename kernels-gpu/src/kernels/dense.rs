@@ -172,20 +172,36 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             if HALF {
                 // The RNN cell of this thread's (unit, batch) pair: the warps' partial sums of
                 // its row in warp order, b_hh, U_t, the activation (as `cell_phase` computes it).
-                // The tagged rounding, staging and output as `finish_h` (stage slot lu·B + b = tid).
+                // The tagged rounding, staging and output as `finish_h` (stage slot q = lu·B + b).
+                // Pairs past the CTA's threads (q ≥ nt: few warps, large batch) are computed from
+                // scratch, with their inputs and b_hh loaded here.
                 // SAFETY: uniform barrier; the partial sums of row lu < rows, entry b < B; the
-                // stage and output indices are this pair's.
+                // stage and output indices are the pair's; U and b_hh hold T·B·H and H values.
                 unsafe {
                     sync_threads();
-                    if cell_out != u32::MAX {
-                        let mut sum = 0.0f32;
-                        for w in 0..warps {
-                            sum += ld_shared_f32(cell_part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
+                    let mut q = tid;
+                    while q < cells {
+                        let (out, part, inp, bias) = if q == tid {
+                            (cell_out, cell_part, cell_input[0], cell_bias[0])
+                        } else {
+                            let (b, lu) = (q % l.batch, q / l.batch);
+                            let u = ld_nc_u32(units.add((unit_base + lu) as usize));
+                            let out = if u != NO_UNIT { b * l.hidden + u } else { u32::MAX };
+                            let inp = if out != u32::MAX { load_u(p, l.u_f16, ((t - 1) * l.batch * l.hidden + out) as usize) } else { 0.0 };
+                            let bias = if out != u32::MAX { ld_nc_f32((p.bias_hh as *const f32).add(u as usize)) } else { 0.0 };
+                            (out, l.acc_smem + 4 * (lu * DENSE_MAX_BATCH as u32 + b), inp, bias)
+                        };
+                        if out != u32::MAX {
+                            let mut sum = 0.0f32;
+                            for w in 0..warps {
+                                sum += ld_shared_f32(part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
+                            }
+                            let h = cell::rnn(l.cell, (sum + bias) + inp);
+                            let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
+                            st_shared_u16(l.stage_smem + 2 * q, bits);
+                            st_global_f32((p.h_out as *mut f32).add(((t - 1) * l.batch * l.hidden + out) as usize), f16_to_f32(bits));
                         }
-                        let h = cell::rnn(l.cell, (sum + cell_bias[0]) + cell_input[0]);
-                        let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
-                        st_shared_u16(l.stage_smem + 2 * tid, bits);
-                        st_global_f32((p.h_out as *mut f32).add(((t - 1) * l.batch * l.hidden + cell_out) as usize), f16_to_f32(bits));
+                        q += l.nt;
                     }
                 }
             } else {
