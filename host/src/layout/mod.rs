@@ -127,7 +127,7 @@ pub use dense::DenseShape;
 pub use plan::{
     check_fit, check_mode, cluster_exchange_us, cluster_fit, cluster_sizes, default_grid, default_products, gather_chunks, grid_step_us, layout_dense_with,
     layout_with, layout_with_hidden, plan, product_cycles, shared_word_cycles, slots_per_cta, step_cost, ExecMode, Fit, Geometry, KernelKind, ModeChoice, Plan, PlanOptions,
-    RowStats, CELL_CYCLES, CLUSTER_CHUNK_CYCLES, CLUSTER_MARGIN, DENSE_MIN_DENSITY, GRID_EXCHANGE_US, GRID_POLL_US, SEPARATE_CELL_CYCLES, SHARED_WORD_INSTRUCTIONS, MIN_UNITS_PER_CTA, SM_CLOCK_GHZ,
+    RowStats, CELL_CYCLES, CLUSTER_CHUNK_CYCLES, CLUSTER_MARGIN, DENSE_MIN_DENSITY, DENSE_OVER_SPLIT_MIN_BATCH, GRID_EXCHANGE_US, GRID_POLL_US, SEPARATE_CELL_CYCLES, SHARED_WORD_INSTRUCTIONS, MIN_UNITS_PER_CTA, SM_CLOCK_GHZ,
     THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::{Cell, Products};

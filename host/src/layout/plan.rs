@@ -110,6 +110,12 @@ pub enum KernelKind {
 /// H = 1152, d = 0.1), so it is used only where the sparse lists do not fit, or on request.
 pub const DENSE_MIN_DENSITY: f64 = 1.5;
 
+/// Batch from which the planner prefers the dense slab to the sparse lists split over registers
+/// and shared memory, where both fit. Measured on the H200 (bench/RESULTS.md, session 14),
+/// RNN-tanh H = 2304 d = 0.5: at B = 4 the dense slab (576 threads, the half m-tile) 2.63 µs per
+/// step against the split's 2.90; at B = 1 2.28 against 1.83.
+pub const DENSE_OVER_SPLIT_MIN_BATCH: usize = 4;
+
 /// A launch shape: grid, threads, units, list length. [`plan`] chooses one for a device;
 /// [`layout_with`] lays a layer out for a given one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -590,8 +596,9 @@ fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opt
     let sparse = sparse_fit(stats, cell, batch, device, opts);
     let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
     // Where only a split of registers and shared memory holds the sparse lists, the dense slab
-    // (where it fits) keeps the layers it ran before: the split is not yet measured against it.
-    let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none();
+    // (where it fits) runs the layer from batch DENSE_OVER_SPLIT_MIN_BATCH on: its product costs
+    // the same at every batch up to 8, the split's grows with the batch.
+    let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none() && batch >= DENSE_OVER_SPLIT_MIN_BATCH;
     match dense {
         Some(d) if sparse.is_err() || split_only || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
         _ => sparse,

@@ -420,6 +420,26 @@ fn bank_model_counts_wavefronts() {
     assert_eq!((m.batch_tile, m.phases), (2, 1));
 }
 
+/// Where only the split lists (registers and shared memory) hold a layer and the dense slab fits
+/// too, the dense slab runs it from B = 4 on, the split below (`DENSE_OVER_SPLIT_MIN_BATCH`,
+/// measured: RNN-tanh H = 2304 d = 0.5 B = 4 dense 2.63 µs against the split's 2.90; B = 1 the
+/// split 1.83 against 2.28; LSTM H = 1152 d = 0.5 B = 1 the split 2.01 against 3.56).
+#[test]
+fn the_dense_slab_takes_split_layers_from_batch_4() {
+    assert_eq!(sprnn::layout::DENSE_OVER_SPLIT_MIN_BATCH, 4);
+    let rnn = synthetic::uniform(2304, 2304, 0.5, 23);
+    let b4 = h200_plan(&rnn, Cell::RnnTanh, 4).expect("fits");
+    assert_eq!(b4.dense(), Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps: 18, half: true }));
+    assert!(h200_sparse_plan(&rnn, Cell::RnnTanh, 4).is_ok_and(|p| p.shared_words() > 0), "the split fits too");
+    let b1 = h200_plan(&rnn, Cell::RnnTanh, 1).expect("fits");
+    assert_eq!(b1.dense(), None);
+    assert!(b1.shared_words() > 0);
+    let lstm = synthetic::uniform(4 * 1152, 1152, 0.5, 24);
+    let l1 = h200_plan(&lstm, Cell::Lstm, 1).expect("fits");
+    assert_eq!(l1.dense(), None);
+    assert!(l1.shared_words() > 0);
+}
+
 #[test]
 fn h200_rnn_2304_d03_b4_fits() {
     let w = synthetic::uniform(2304, 2304, 0.3, 21);
