@@ -689,25 +689,6 @@ pub unsafe fn ldmatrix_x4(addr: u32) -> [u32; 4] {
     [a, b, c, d]
 }
 
-/// `ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16`: as [`ldmatrix_x4`], each matrix transposed:
-/// result register `i` of lane `l` holds elements `l / 4` of rows `2·(l % 4)` and `2·(l % 4) + 1`
-/// of matrix `i` (the lower row in the low half) — two `mma.m16n8k16` B fragments when the four
-/// matrices are (k 0–7), (k 8–15) of one k-tile and of the next, with the rows k-indexed and the
-/// eight n-values of a row contiguous (an N-contiguous B tile).
-///
-/// # Safety
-/// As [`ldmatrix_x4`].
-#[inline(always)]
-pub unsafe fn ldmatrix_x4_trans(addr: u32) -> [u32; 4] {
-    let (a, b, c, d): (u32, u32, u32, u32);
-    // SAFETY: the caller guarantees a converged warp and valid addresses.
-    unsafe {
-        asm!("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {{{a}, {b}, {c}, {d}}}, [{p}];", a = out(reg32) a,
-            b = out(reg32) b, c = out(reg32) c, d = out(reg32) d, p = in(reg32) addr, options(readonly, nostack))
-    };
-    [a, b, c, d]
-}
-
 /// `ldmatrix.sync.aligned.m8n8.x2.shared.b16`: two 8 × 8 matrices, as [`ldmatrix_x4`]; lanes
 /// 0–15 give the row addresses (lanes 16–31 give addresses that are not read but must still be
 /// valid shared addresses, as the PTX ISA asks for `.x2`'s upper lanes' operands).

@@ -746,16 +746,6 @@ pub const DENSE_MAX_BATCH: usize = 8;
 /// Rows of one `mma.m16n8k16` tile (`M` = 16) and columns of one k-tile (`K` = 16).
 pub const DENSE_TILE: usize = 16;
 
-/// Bytes from one hidden-state column to the next in the dense slab's half variants: eight fp16
-/// batch entries ([`DENSE_MAX_BATCH`]), one `ldmatrix` row.
-pub const DENSE_COLUMN_BYTES: usize = 2 * DENSE_MAX_BATCH;
-
-/// Whether the dense slab's half variants run batch `batch`: a power of two up to
-/// [`DENSE_MAX_BATCH`], so that a gathered 8-value chunk covers whole columns.
-pub const fn dense_half_batch(batch: usize) -> bool {
-    batch.is_power_of_two() && batch <= DENSE_MAX_BATCH
-}
-
 /// The dense slab kernel's variants `(MT, KW, HALF)`: `MT` m-tiles (16 gate rows each) per CTA,
 /// `KW` k-tiles (16 hidden columns each) per warp, and whether the last m-tile is half (`HALF`:
 /// at most 8 rows, so the two of its four A-fragment registers that hold rows 8..16 are zeros and
@@ -840,8 +830,7 @@ pub const fn dense_register_budget(mt: usize, kw: usize, half: bool) -> u32 {
 ///
 /// In order: the hidden state `h[column][b]` fp16 as the sparse kernel keeps it (the gather is
 /// the same), for [`DenseSmem::columns`] = `warps · KW · 16` columns, those past the layer's
-/// zero — with `padded` (the RNN-only half variants) each column [`DENSE_COLUMN_BYTES`] apart,
-/// its batch entries past B zero, so that `ldmatrix` reads a k-tile's B fragments; the staged outputs `[S][B]` fp16; the per-warp partial sums `[warps][MT · 16][8]` f32;
+/// zero; the staged outputs `[S][B]` fp16; the per-warp partial sums `[warps][MT · 16][8]` f32;
 /// (LSTM) the cell state `[units][B]` f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DenseSmem {
@@ -859,12 +848,10 @@ pub struct DenseSmem {
 
 impl DenseSmem {
     /// The layout for `warps` warps of `kw` k-tiles, `mt` m-tiles, batch `batch`, `slots`
-    /// columns per CTA and `units` units per CTA; `padded`: the hidden state's columns
-    /// [`DENSE_COLUMN_BYTES`] apart.
-    #[allow(clippy::too_many_arguments)]
-    pub const fn new(warps: usize, kw: usize, mt: usize, batch: usize, slots: usize, units: usize, cell: Cell, padded: bool) -> DenseSmem {
+    /// columns per CTA and `units` units per CTA.
+    pub const fn new(warps: usize, kw: usize, mt: usize, batch: usize, slots: usize, units: usize, cell: Cell) -> DenseSmem {
         let columns = warps * kw * DENSE_TILE;
-        let stage = round_up(columns * if padded { DENSE_COLUMN_BYTES } else { batch * 2 }, 16);
+        let stage = round_up(columns * batch * 2, 16);
         let part = stage + round_up(slots * batch * 2, 16);
         let c = part + warps * mt * DENSE_TILE * DENSE_MAX_BATCH * 4;
         let total = c + match cell {

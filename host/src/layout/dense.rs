@@ -25,7 +25,7 @@
 //! exchange, so fewer warps mean more serial polls per thread.
 
 use half::f16;
-use sprnn_kernels::format::{dense_half_batch, dense_rows, dense_words_per_k_tile, DenseSmem, DENSE_MAX_BATCH, DENSE_SHAPES, DENSE_TILE, NO_UNIT};
+use sprnn_kernels::format::{dense_rows, dense_words_per_k_tile, DenseSmem, DENSE_MAX_BATCH, DENSE_SHAPES, DENSE_TILE, NO_UNIT};
 
 use super::device::{registers_per_sm, DeviceInfo};
 use crate::sparse::Csr;
@@ -69,7 +69,7 @@ impl DenseShape {
 
     /// Dynamic shared memory per CTA.
     pub fn smem_bytes(&self, cell: Cell, batch: usize, slots: usize, units: usize) -> usize {
-        DenseSmem::new(self.warps, self.k_tiles_per_warp, self.m_tiles, batch, slots, units, cell, self.half).total
+        DenseSmem::new(self.warps, self.k_tiles_per_warp, self.m_tiles, batch, slots, units, cell).total
     }
 }
 
@@ -101,7 +101,7 @@ pub fn fit(cell: Cell, units_per_cta: usize, slots: usize, columns: usize, batch
     let have_smem = device.shared_per_cta(1);
     DENSE_SHAPES
         .iter()
-        .filter(|&&(mt, _, half)| mt == m_tiles && rows <= dense_rows(mt, half) && (!half || (cell.gates() == 1 && dense_half_batch(batch))))
+        .filter(|&&(mt, _, half)| mt == m_tiles && rows <= dense_rows(mt, half) && (!half || cell.gates() == 1))
         .filter_map(|&(mt, kw, half)| {
             let warps = k_tiles.div_ceil(kw).max(1);
             let shape = DenseShape { m_tiles: mt, k_tiles_per_warp: kw, warps, half };

@@ -852,8 +852,8 @@ pub fn layout_dense_with(w_hh: &Csr, cell: Cell, batch: usize, grid: usize, unit
     }
     check_columns(hidden, grid, units_per_cta, batch)?;
     let slots = exchange_slots(units_per_cta, batch);
-    if shape.half && (cell.gates() != 1 || !sprnn_kernels::format::dense_half_batch(batch)) {
-        return bad("dense shape", shape.m_tiles, "a half last m-tile with the RNN cells only, at B = 1, 2, 4 or 8".into());
+    if shape.half && cell.gates() != 1 {
+        return bad("dense shape", shape.m_tiles, "a half last m-tile with the RNN cells only".into());
     }
     if units_per_cta * cell.gates() > shape.rows() || grid * slots > shape.warps * shape.k_tiles_per_warp * DENSE_TILE {
         return bad("dense shape", shape.m_tiles, "m-tiles covering the CTA's rows and k-tiles covering the columns".into());

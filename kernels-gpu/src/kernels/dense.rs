@@ -28,12 +28,10 @@
 //!      output index and partial-sum address in two registers.
 
 use crate::device::*;
-use crate::format::{
-    dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_COLUMN_BYTES, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT,
-};
+use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
 use super::cell;
-use super::recurrent::{cell_phase, gather_or_report, gather_or_report_with, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
+use super::recurrent::{cell_phase, gather_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
 
 /// The dense kernel body for `MT` m-tiles per CTA (the last one half when `HALF`), `KW` k-tiles
 /// per warp and `W` = `format::dense_words_per_k_tile(MT, HALF)` fragment registers per k-tile.
@@ -92,13 +90,8 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
     let cell_part = l.acc_smem + 4 * (cell_lu * DENSE_MAX_BATCH as u32 + cell_b);
 
     // ---- Phase 2: warm start (the k-tiles' padding columns past the layer's are zeros).
-    if HALF {
-        // SAFETY: kernel contract; the hidden state holds `cols_pad` padded columns.
-        unsafe { warm_start_padded(p, &l, cols_pad) };
-    } else {
-        // SAFETY: kernel contract; the hidden state holds `cols_pad` columns.
-        unsafe { warm_start::<false>(p, &l, cols_pad * l.batch) };
-    }
+    // SAFETY: kernel contract; the hidden state holds `cols_pad` columns.
+    unsafe { warm_start::<false>(p, &l, cols_pad * l.batch) };
 
     // Shared addresses of this lane's B-fragment values (column 2q of k-tile 0 of its warp, batch
     // entry g — a batch column past B reads entry B - 1, whose products land in columns of the
@@ -125,17 +118,9 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             [0.0; 4]
         };
 
-        // Gather h_{t-1} from every CTA (as the sparse kernel does; the half variants store each
-        // chunk's columns 16 bytes apart), then a barrier.
-        // SAFETY: kernel contract; a chunk's columns are inside the hidden state.
-        let failed = t >= 2
-            && unsafe {
-                if HALF {
-                    gather_or_report_with(p, &l, t - 1, |chunk, v, full| store_chunk_padded(&l, chunk, v, full))
-                } else {
-                    gather_or_report::<false>(p, &l, t - 1)
-                }
-            };
+        // Gather h_{t-1} from every CTA (as the sparse kernel does), then a barrier.
+        // SAFETY: kernel contract.
+        let failed = t >= 2 && unsafe { gather_or_report::<false>(p, &l, t - 1) };
         // SAFETY: every thread reaches this barrier once per step.
         if unsafe { sync_threads_or(failed) } {
             return;
@@ -147,23 +132,12 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             // Opaque per step, so the KW · 4 load addresses are not hoisted out of the step
             // loop (that would hold them in registers for the whole sequence).
             let (base, col_bytes) = (opaque_u32(b_base), opaque_u32(col_bytes));
-            // The half variants: lane 8·i + r gives row r of matrix i of an `ldmatrix` that reads
-            // k-tiles 2j and 2j + 1 (matrix i: k-tile 2j + i / 2, rows 8·(i % 2) ..).
-            let lane_row = opaque_u32(l.h_smem + (DENSE_COLUMN_BYTES as u32) * (warp * (KW * DENSE_TILE) as u32 + 16 * (lane / 16) + 8 * ((lane / 8) % 2) + lane % 8));
-            let mut m = [0u32; 4];
             for (kw, words) in a.iter().enumerate() {
                 let addr = base + col_bytes * (kw * DENSE_TILE) as u32;
                 // SAFETY: inside h (warps · KW · 16 columns of B values); a converged warp.
                 unsafe {
                     let pair = |a: u32| ld_shared_u16(a) as u32 | (ld_shared_u16(a + col_bytes) as u32) << 16;
-                    let b = if HALF {
-                        if kw % 2 == 0 {
-                            m = ldmatrix_x4_trans(lane_row + (kw * DENSE_TILE * DENSE_COLUMN_BYTES) as u32);
-                        }
-                        if kw % 2 == 0 { [m[0], m[1]] } else { [m[2], m[3]] }
-                    } else {
-                        [pair(addr), pair(addr + 8 * col_bytes)]
-                    };
+                    let b = [pair(addr), pair(addr + 8 * col_bytes)];
                     for (mt, cm) in c.iter_mut().enumerate() {
                         *cm = if HALF && mt == MT - 1 {
                             // The half m-tile transposed: its 8 rows are the product's N and the
@@ -259,79 +233,6 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
         unsafe {
             sync_threads();
             publish(p, &l, t);
-        }
-    }
-}
-
-/// The half variants' warm start: `h0` (or zeros) into the hidden state with its columns
-/// [`DENSE_COLUMN_BYTES`] apart, batch entries past B and columns past the layer's zero; the
-/// staged outputs zero.
-///
-/// # Safety
-/// Kernel contract; the hidden state holds `cols_pad` padded columns.
-#[inline(always)]
-unsafe fn warm_start_padded(p: &RecurrentParams, l: &Layer, cols_pad: u32) {
-    let tid = thread_idx_x();
-    let units = p.units as *const u32;
-    let has_h0 = p.flags & flags::HAS_H0 != 0;
-    let slots_per_col = DENSE_MAX_BATCH as u32;
-    // SAFETY: every shared address is inside the window sized by the host; global reads are
-    // inside h0 ([B][H]) and the unit table.
-    unsafe {
-        let mut i = tid;
-        while i < cols_pad * slots_per_col {
-            let (col, b) = (i / slots_per_col, i % slots_per_col);
-            let (c, s) = (col / l.slots, col % l.slots);
-            let unit = if has_h0 && b < l.batch && col < l.columns && s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
-            let v = if unit != NO_UNIT { f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize))) } else { 0 };
-            st_shared_u16(l.h_smem + 2 * i, v);
-            i += l.nt;
-        }
-        let mut i = tid;
-        while i < l.slots * l.batch {
-            st_shared_u16(l.stage_smem + 2 * i, 0);
-            i += l.nt;
-        }
-        sync_threads();
-    }
-}
-
-/// Writes one gathered chunk (eight fp16 values, four when not `full`; `B` a power of two, so
-/// the chunk holds whole columns) to the half variants' hidden state, each column
-/// [`DENSE_COLUMN_BYTES`] apart.
-///
-/// # Safety
-/// The chunk's columns are inside the hidden state.
-#[inline(always)]
-unsafe fn store_chunk_padded(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
-    let col0 = (8 * chunk) >> l.batch.trailing_zeros();
-    let a = l.h_smem + DENSE_COLUMN_BYTES as u32 * col0;
-    let step = DENSE_COLUMN_BYTES as u32;
-    // SAFETY: the caller guarantees the columns; every address is aligned to its store.
-    unsafe {
-        match l.batch {
-            8 => st_shared_v4_u32(a, v),
-            4 => {
-                st_shared_v2_u32(a, [v[0], v[1]]);
-                if full {
-                    st_shared_v2_u32(a + step, [v[2], v[3]]);
-                }
-            }
-            2 => {
-                for (j, &x) in v.iter().enumerate() {
-                    if j < 2 || full {
-                        st_shared_u32(a + step * j as u32, x);
-                    }
-                }
-            }
-            _ => {
-                for (j, &x) in v.iter().enumerate() {
-                    if j < 2 || full {
-                        st_shared_u16(a + step * (2 * j as u32), x as u16);
-                        st_shared_u16(a + step * (2 * j as u32 + 1), (x >> 16) as u16);
-                    }
-                }
-            }
         }
     }
 }

@@ -50,7 +50,7 @@
 
 use crate::device::*;
 use crate::format::{
-    column_word_index, column_word_value, dense_half_batch, dense_rows, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
+    column_word_index, column_word_value, dense_rows, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
     tag_bit, tag_pattern32, tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT,
     PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
@@ -201,12 +201,10 @@ impl Layer {
             p.slots_per_cta as usize,
             p.units_per_cta as usize,
             cell,
-            HALF,
         );
         let base = dyn_smem_base();
         let bad = block_dim_x() != p.threads_per_cta
             || block_dim_x() % 32 != 0
-            || (HALF && !dense_half_batch(p.batch as usize))
             || p.batch == 0
             || p.batch as usize > DENSE_MAX_BATCH
             || p.units_per_cta * gates > dense_rows(MT, HALF) as u32
@@ -437,7 +435,7 @@ pub(super) unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32
 /// # Safety
 /// Kernel contract (`format::RecurrentParams`).
 #[inline(always)]
-unsafe fn gather(p: &RecurrentParams, l: &Layer, t: u32, store: impl Fn(u32, [u32; 4], bool)) -> Result<(), u32> {
+unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Result<(), u32> {
     let step = l.first_step.wrapping_add(t);
     let expect = tag_pattern32(step);
     let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
@@ -447,7 +445,8 @@ unsafe fn gather(p: &RecurrentParams, l: &Layer, t: u32, store: impl Fn(u32, [u3
         let full = values - chunk * 8 >= 8;
         // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
         let v = unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns)? };
-        store(chunk, v, full);
+        // SAFETY: values `8·chunk ..` are inside the hidden state.
+        unsafe { store_chunk::<H32>(l, chunk, v, full) };
         chunk += l.nt;
     }
     Ok(())
@@ -460,21 +459,8 @@ unsafe fn gather(p: &RecurrentParams, l: &Layer, t: u32, store: impl Fn(u32, [u3
 /// Kernel contract (`format::RecurrentParams`).
 #[inline(always)]
 pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> bool {
-    // SAFETY: forwarded contract; values `8·chunk ..` of a gathered chunk are inside the hidden
-    // state.
-    unsafe { gather_or_report_with(p, l, t, |chunk, v, full| store_chunk::<H32>(l, chunk, v, full)) }
-}
-
-/// [`gather_or_report`] with the chunks written to shared memory by `store(chunk, pieces,
-/// full)` (the dense slab's half variants keep the hidden state with a 16-byte column stride).
-///
-/// # Safety
-/// Kernel contract (`format::RecurrentParams`); `store` writes chunk `chunk` inside the hidden
-/// state.
-#[inline(always)]
-pub(super) unsafe fn gather_or_report_with(p: &RecurrentParams, l: &Layer, t: u32, store: impl Fn(u32, [u32; 4], bool)) -> bool {
     // SAFETY: forwarded contract.
-    match unsafe { gather(p, l, t, store) } {
+    match unsafe { gather::<H32>(p, l, t) } {
         Ok(()) => false,
         Err(code) => {
             // SAFETY: status is valid.
