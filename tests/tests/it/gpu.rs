@@ -424,10 +424,16 @@ fn every_dense_variant_matches_the_reference() {
     let s = seed("dense variants");
     let steps = 12;
     let mut ran = 0;
-    for (i, (mt, kw, half)) in sprnn_kernels::format::DENSE_SHAPES.into_iter().enumerate() {
-        // The half variants run the RNN cells only.
+    // The half variants (RNN cells only) at every batch they run: each stores the gathered
+    // chunks its own way (B = 1, 2, 4, 8).
+    let cases = sprnn_kernels::format::DENSE_SHAPES.into_iter().enumerate().flat_map(|(i, (mt, kw, half))| {
+        let batches: Vec<usize> = if half { vec![1, 2, 4, 8] } else { vec![[1usize, 2, 4, 8][(i / 4) % 4]] };
+        batches.into_iter().enumerate().map(move |(j, batch)| (i + j, mt, kw, half, batch))
+    });
+    let mut cases_run = 0;
+    for (i, mt, kw, half, batch) in cases {
+        cases_run += 1;
         let cell = if half { [Cell::RnnTanh, Cell::RnnRelu][i % 2] } else { [Cell::RnnTanh, Cell::Lstm, Cell::Gru, Cell::RnnRelu][i % 4] };
-        let batch = [1usize, 2, 4, 8][(i / 4) % 4];
         let g = cell.gates();
         let upc = sprnn_kernels::format::dense_rows(mt, half) / g;
         let grid = 6;
@@ -455,7 +461,8 @@ fn every_dense_variant_matches_the_reference() {
         }
         ran += 1;
     }
-    assert_eq!(ran, sprnn_kernels::format::DENSE_SHAPES.len());
+    assert_eq!(ran, cases_run);
+    assert!(ran >= sprnn_kernels::format::DENSE_SHAPES.len());
 }
 
 /// The driver's JIT (not only the offline ptxas of `cargo xtask build-ptx`) compiles every
