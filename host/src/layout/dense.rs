@@ -1,6 +1,7 @@
 //! The dense tensor-core slab: when a layer is dense enough, each CTA holds its gate rows of
 //! `W_hh` as dense fp16 `mma.m16n8k16` A fragments (pruned entries as zeros) instead of packed
-//! nonzeros, and the kernel `sprnn_dense_mt{MT}[h]_kw{KW}` multiplies with tensor cores.
+//! nonzeros, and the kernel `sprnn_dense_mt{MT}_kw{KW}` (RNN cells with a half last m-tile:
+//! `sprnn_dense_rnn_mt{MT}h_kw{KW}`) multiplies with tensor cores.
 //!
 //! # Fragment layout
 //!

@@ -15,7 +15,9 @@
 //!    [`registers::KERNEL_REGISTERS`], and [`Plan::simulate_matvec`], the CPU twin of the
 //!    kernel's product.
 //! 6. [`dense`]: the alternative for dense-enough layers — the CTA's rows as dense fp16 tensor-core
-//!    fragments ([`DenseShape`]); [`plan()`] chooses it by [`DENSE_MIN_DENSITY`] when it fits.
+//!    fragments ([`DenseShape`]); [`plan()`] chooses it where the register-only sparse lists do
+//!    not fit (over the split lists from [`DENSE_OVER_SPLIT_MIN_BATCH`] on) or by
+//!    [`DENSE_MIN_DENSITY`].
 //!
 //! [`contract`] holds the launch contract of a planned layer ([`LaunchContract`]): every check of
 //! a forward call's arguments (step count, lengths, finite values, `c0` only for LSTM), pure, so

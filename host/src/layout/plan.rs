@@ -43,7 +43,9 @@ pub struct PlanOptions {
     /// the default: measured faster). Sparse kernel only.
     pub hidden_f32: Option<bool>,
     /// The kernel: sparse lists or the dense tensor-core slab (default: the sparse lists, and the
-    /// dense slab where only it fits or the density is at least [`DENSE_MIN_DENSITY`]).
+    /// dense slab where only it fits, where the sparse lists fit only split over registers and
+    /// shared memory and the batch is at least [`DENSE_OVER_SPLIT_MIN_BATCH`], or where the
+    /// density is at least [`DENSE_MIN_DENSITY`]).
     pub kernel: Option<KernelKind>,
     /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
     /// needs the hidden state in fp16 and the sparse kernel.
@@ -105,9 +107,11 @@ pub enum KernelKind {
 }
 
 /// Density from which the planner prefers the dense slab where both kernels fit: above 1, i.e.
-/// never — measured on the H200 (bench/RESULTS.md, session 4), the dense slab was slower than
-/// the sparse lists at every point both could run (RNN H = 1152–2304, d = 0.1–0.3; GRU and LSTM
-/// H = 1152, d = 0.1), so it is used only where the sparse lists do not fit, or on request.
+/// never — measured on the H200 (bench/RESULTS.md, sessions 4 and 14), the dense slab was slower
+/// than the register-only sparse lists at every point both could run (RNN H = 1152–2304,
+/// d = 0.1–0.3; GRU and LSTM H = 1152, d = 0.1; the headline with the half m-tile: 2.57 against
+/// 2.31), so it is used only where those do not fit (see [`DENSE_OVER_SPLIT_MIN_BATCH`]), or on
+/// request.
 pub const DENSE_MIN_DENSITY: f64 = 1.5;
 
 /// Batch from which the planner prefers the dense slab to the sparse lists split over registers
