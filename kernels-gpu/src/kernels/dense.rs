@@ -85,9 +85,10 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
     // The RNN-only variants' cell thread (local unit tid / B, batch entry tid % B), in two
     // registers: the index of its output in a step's `[B][H]` block (`u32::MAX`: no unit), and
     // the shared address of its row's partial sum in warp 0's block.
+    let part_of = |lu: u32, b: u32| l.acc_smem + 4 * (lu * DENSE_MAX_BATCH as u32 + b);
     let (cell_b, cell_lu) = (tid % l.batch, tid / l.batch);
     let cell_out = if cell_unit != NO_UNIT { cell_b * l.hidden + cell_unit } else { u32::MAX };
-    let cell_part = l.acc_smem + 4 * (cell_lu * DENSE_MAX_BATCH as u32 + cell_b);
+    let cell_part = part_of(cell_lu, cell_b);
 
     // ---- Phase 2: warm start (the k-tiles' padding columns past the layer's are zeros).
     // SAFETY: kernel contract; the hidden state holds `cols_pad` columns.
@@ -168,7 +169,6 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                     }
                 }
             }
-            let cta_col = block_idx_x() * l.slots;
             if HALF {
                 // The RNN cell of this thread's (unit, batch) pair: the warps' partial sums of
                 // its row in warp order, b_hh, U_t, the activation (as `cell_phase` computes it).
@@ -189,7 +189,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                             let out = if u != NO_UNIT { b * l.hidden + u } else { u32::MAX };
                             let inp = if out != u32::MAX { load_u(p, l.u_f16, ((t - 1) * l.batch * l.hidden + out) as usize) } else { 0.0 };
                             let bias = if out != u32::MAX { ld_nc_f32((p.bias_hh as *const f32).add(u as usize)) } else { 0.0 };
-                            (out, l.acc_smem + 4 * (lu * DENSE_MAX_BATCH as u32 + b), inp, bias)
+                            (out, part_of(lu, b), inp, bias)
                         };
                         if out != u32::MAX {
                             let mut sum = 0.0f32;
@@ -205,28 +205,29 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                     }
                 }
             } else {
-            // SAFETY: uniform barrier; the closures read the partial sums of rows lu·G + g
-            // < MT·16 (checked in `Layer::dense`) and ht inside its bounds.
-            unsafe {
-                sync_threads();
-                cell_phase(
-                    p,
-                    &l,
-                    t,
-                    cell_unit,
-                    cell_input,
-                    cell_bias,
-                    |lu, g, b| {
-                        let row = lu * l.gates + g;
-                        let mut sum = 0.0f32;
-                        for w in 0..warps {
-                            sum += ld_shared_f32(l.acc_smem + 4 * ((w * part_rows + row) * DENSE_MAX_BATCH as u32 + b));
-                        }
-                        sum
-                    },
-                    |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * ((cta_col + lu) * l.batch + b))),
-                );
-            }
+                let cta_col = block_idx_x() * l.slots;
+                // SAFETY: uniform barrier; the closures read the partial sums of rows lu·G + g
+                // < MT·16 (checked in `Layer::dense`) and ht inside its bounds.
+                unsafe {
+                    sync_threads();
+                    cell_phase(
+                        p,
+                        &l,
+                        t,
+                        cell_unit,
+                        cell_input,
+                        cell_bias,
+                        |lu, g, b| {
+                            let row = lu * l.gates + g;
+                            let mut sum = 0.0f32;
+                            for w in 0..warps {
+                                sum += ld_shared_f32(l.acc_smem + 4 * ((w * part_rows + row) * DENSE_MAX_BATCH as u32 + b));
+                            }
+                            sum
+                        },
+                        |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * ((cta_col + lu) * l.batch + b))),
+                    );
+                }
             }
         }
         // SAFETY: uniform barrier; kernel contract.
