@@ -176,6 +176,7 @@ pub(crate) fn pack(w_cols: &Csr, cell: Cell, units: &[u32], grid: usize, units_p
 /// read back from a plan's weights (the inverse of the packing, for tests and the CPU twin).
 pub fn unpack_cta(weights: &[u32], grid: usize, cta: usize, shape: DenseShape) -> Vec<u16> {
     let (mt_n, kw_n, warps) = (shape.m_tiles, shape.k_tiles_per_warp, shape.warps);
+    let wk = shape.words_per_k_tile();
     let threads = shape.threads();
     let total = grid * threads;
     let cols = warps * kw_n * DENSE_TILE;
@@ -190,7 +191,7 @@ pub fn unpack_cta(weights: &[u32], grid: usize, cta: usize, shape: DenseShape) -
                     let places = [(r0, k0), (r0 + 8, k0), (r0, k0 + 8), (r0 + 8, k0 + 8)];
                     for (j, i) in fragment_words(shape, mt) {
                         let (r, k) = places[i];
-                        let word = weights[(kw * shape.words_per_k_tile() + mt * 4 + j) * total + cta * threads + warp * 32 + lane];
+                        let word = weights[(kw * wk + mt * 4 + j) * total + cta * threads + warp * 32 + lane];
                         a[r * cols + k] = word as u16;
                         a[r * cols + k + 1] = (word >> 16) as u16;
                     }
