@@ -73,6 +73,17 @@ pub unsafe fn sync_threads() {
     unsafe { asm!("bar.sync 0;", options(nostack)) };
 }
 
+/// `bar.warp.sync` over the full warp (`__syncwarp`): the 32 lanes wait for each other, and
+/// their shared-memory accesses before it are ordered before those after it.
+///
+/// # Safety
+/// All 32 lanes of the warp must reach it.
+#[inline(always)]
+pub unsafe fn sync_warp() {
+    // SAFETY: the caller guarantees the whole warp arrives.
+    unsafe { asm!("bar.warp.sync -1;", options(nostack)) };
+}
+
 /// `bar.red.or.pred`: block-wide barrier that returns whether any thread passed `true`.
 ///
 /// # Safety

@@ -13,11 +13,14 @@
 //!    staged outputs, LSTM `c0`.
 //! 3. Step loop:
 //!    - inputs `U_t` of this thread's cell before the wait;
-//!    - **gather** `h_{t-1}` exactly as the sparse kernel does (one 16-byte store per chunk, no
-//!      work between a thread's serial polls); barrier;
+//!    - **gather**, per warp: a warp's `mma` reads only its own k-tiles' columns of `h_{t-1}`,
+//!      so each warp polls just those chunks (lane-strided, the sparse kernel's wait and
+//!      16-byte store per chunk) and, after a warp barrier, multiplies at once: no CTA barrier
+//!      between the exchange and the product, and a warp whose columns came early works while
+//!      the others still wait;
 //!    - **mma**: per k-tile four 16-bit shared loads give the B fragment, then one `mma` per
 //!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
-//!      barrier. A half last m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the
+//!      barrier (it also ends the kernel after a failed wait). A half last m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the
 //!      batch as its M): its two held words per k-tile are then a whole B fragment, and the
 //!      lane's h pairs with two zero registers the A fragment, so no register holds a zero
 //!      weight (held as an A fragment, the 8 missing rows would take two zero registers per
@@ -31,7 +34,7 @@ use crate::device::*;
 use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
 use super::cell;
-use super::recurrent::{cell_phase, gather_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
+use super::recurrent::{cell_phase, gather_warp_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
 
 /// The dense kernel body for `MT` m-tiles per CTA (the last one half when `HALF`), `KW` k-tiles
 /// per warp and `W` = `format::dense_words_per_k_tile(MT, HALF)` fragment registers per k-tile.
@@ -104,6 +107,9 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
     let part_rows = (MT * DENSE_TILE) as u32;
     let part_base = l.acc_smem + 4 * ((warp * part_rows + g) * DENSE_MAX_BATCH as u32 + 2 * q4);
     let warps = l.nt / 32;
+    // This warp's share of the hidden state: the values of its k-tiles' columns.
+    let span = (KW * DENSE_TILE) as u32 * l.batch;
+    let span_start = warp * span;
 
     // ---- Phase 3: step loop.
     for t in 1..=l.steps {
@@ -119,13 +125,12 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             [0.0; 4]
         };
 
-        // Gather h_{t-1} from every CTA (as the sparse kernel does), then a barrier.
-        // SAFETY: kernel contract.
-        let failed = t >= 2 && unsafe { gather_or_report::<false>(p, &l, t - 1) };
-        // SAFETY: every thread reaches this barrier once per step.
-        if unsafe { sync_threads_or(failed) } {
-            return;
-        }
+        // Gather this warp's columns of h_{t-1} (the only ones its `mma` reads); no CTA barrier:
+        // each warp multiplies as soon as its own columns have arrived.
+        // SAFETY: kernel contract; the span starts at a multiple of 16 values.
+        let failed = t >= 2 && unsafe { gather_warp_or_report(p, &l, t - 1, span_start, span_start + span) };
+        // SAFETY: every lane of the warp reaches this once per step.
+        unsafe { sync_warp() };
 
         if !exchange_only {
             // mma over this warp's k-tiles, then its partial sums to shared memory.
@@ -169,16 +174,22 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                     }
                 }
             }
+        }
+        // Every warp's partial sums are complete; a failed wait ends the kernel here.
+        // SAFETY: every thread reaches this barrier once per step.
+        if unsafe { sync_threads_or(failed) } {
+            return;
+        }
+        if !exchange_only {
             if HALF {
                 // The RNN cell of this thread's (unit, batch) pair: the warps' partial sums of
                 // its row in warp order, b_hh, U_t, the activation (as `cell_phase` computes it).
                 // The tagged rounding, staging and output as `finish_h` (stage slot q = lu·B + b).
                 // Pairs past the CTA's threads (q ≥ nt: few warps, large batch) are computed from
                 // scratch, with their inputs and b_hh loaded here.
-                // SAFETY: uniform barrier; the partial sums of row lu < rows, entry b < B; the
+                // SAFETY: after the barrier; the partial sums of row lu < rows, entry b < B; the
                 // stage and output indices are the pair's; U and b_hh hold T·B·H and H values.
                 unsafe {
-                    sync_threads();
                     let mut q = tid;
                     while q < cells {
                         let (out, part, inp, bias) = if q == tid {
@@ -206,10 +217,10 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                 }
             } else {
                 let cta_col = block_idx_x() * l.slots;
-                // SAFETY: uniform barrier; the closures read the partial sums of rows lu·G + g
-                // < MT·16 (checked in `Layer::dense`) and ht inside its bounds.
+                // SAFETY: after the barrier; the closures read the partial sums of rows lu·G + g
+                // < MT·16 (checked in `Layer::dense`) and h inside its bounds (every warp's
+                // columns are gathered).
                 unsafe {
-                    sync_threads();
                     cell_phase(
                         p,
                         &l,

@@ -452,6 +452,31 @@ unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Res
     Ok(())
 }
 
+/// [`gather`] of one warp's share of the fp16 hidden state: the chunks of values
+/// `start .. limit` (`start` a multiple of 8, `limit` at most the vector's `columns · B`),
+/// lane-strided. (A loop of its own rather than [`gather`] with a span: that changed the code
+/// of every measured sparse kernel.)
+///
+/// # Safety
+/// Kernel contract (`format::RecurrentParams`).
+#[inline(always)]
+unsafe fn gather_warp(p: &RecurrentParams, l: &Layer, t: u32, start: u32, limit: u32) -> Result<(), u32> {
+    let step = l.first_step.wrapping_add(t);
+    let expect = tag_pattern32(step);
+    let buf = (p.exchange as *const u32).wrapping_add(((step & 1) * l.xvalues / 2) as usize);
+    let values = l.columns * l.batch;
+    let mut chunk = start / 8 + lane_id();
+    while chunk * 8 < limit {
+        let full = values - chunk * 8 >= 8;
+        // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
+        let v = unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns)? };
+        // SAFETY: values `8·chunk ..` are inside the hidden state.
+        unsafe { store_chunk::<false>(l, chunk, v, full) };
+        chunk += 32;
+    }
+    Ok(())
+}
+
 /// [`gather`], reporting a failed wait to the status word; returns whether it failed (the
 /// caller then leaves the kernel after the step's first barrier).
 ///
@@ -460,10 +485,29 @@ unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Res
 #[inline(always)]
 pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> bool {
     // SAFETY: forwarded contract.
-    match unsafe { gather::<H32>(p, l, t) } {
+    reported(p, unsafe { gather::<H32>(p, l, t) })
+}
+
+/// [`gather_span`] of one warp's share of the fp16 hidden state, reporting a failed wait
+/// (see [`gather_or_report`]): the chunks of values `start .. end` (chunk-aligned, `end` capped
+/// at the vector's end), lane-strided. Only this warp's lanes wait for them.
+///
+/// # Safety
+/// Kernel contract (`format::RecurrentParams`); `start` is a multiple of 8.
+#[inline(always)]
+pub(super) unsafe fn gather_warp_or_report(p: &RecurrentParams, l: &Layer, t: u32, start: u32, end: u32) -> bool {
+    let limit = if end < l.columns * l.batch { end } else { l.columns * l.batch };
+    // SAFETY: forwarded contract.
+    reported(p, unsafe { gather_warp(p, l, t, start, limit) })
+}
+
+/// Reports a failed wait's code to the status word; returns whether it failed.
+#[inline(always)]
+fn reported(p: &RecurrentParams, r: Result<(), u32>) -> bool {
+    match r {
         Ok(()) => false,
         Err(code) => {
-            // SAFETY: status is valid.
+            // SAFETY: status is valid (kernel contract).
             unsafe { report(p, code) };
             true
         }

@@ -59,6 +59,7 @@ pub unsafe extern "ptx-kernel" fn sprnn_smoke(p: SmokeParams) {
         st_shared_u32(base + 16 * tid + 8, tid + 2);
         st_shared_u16(base + 16 * tid + 12, (tid + 3) as u16);
         st_shared_u16(base + 16 * tid + 14, ((tid + 3) >> 16) as u16);
+        sync_warp();
         sync_threads();
     }
     let j = (tid + 1) % ntid;

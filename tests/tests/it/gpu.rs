@@ -121,6 +121,36 @@ fn a_wait_that_never_ends_times_out_and_the_context_survives() {
     assert!(reference::compare_steps(&got.h, &want.h, steps, batch, h).worst <= reference::DEVICE_TOLERANCE);
 }
 
+/// The dense slab's warps wait for their own columns only (no CTA barrier before the product):
+/// a producer that never publishes still ends every wait in `Error::Timeout`, and the layer
+/// then runs correctly.
+#[test]
+fn a_dense_slab_wait_that_never_ends_times_out() {
+    let Some(gpu) = gpu() else { return };
+    let s = seed("dense timeout");
+    let (cell, batch, steps, grid) = (Cell::RnnTanh, 4, 16, 6);
+    let upc = sprnn_kernels::format::dense_rows(2, true);
+    let h = grid * upc;
+    let warps = (grid * sprnn_kernels::format::exchange_slots(upc, batch)).div_ceil(16 * 8);
+    let shape = sprnn::layout::DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps, half: true };
+    let w = sprnn::sparse::random_recurrent(s, h, h, 0.3, 0.9).unwrap();
+    let b = vec![0.1; h];
+    let plan = sprnn::layout::layout_dense_with(&w, cell, batch, grid, upc, shape).expect("dense layout");
+    let mut layer = SparseRecurrentLayer::from_plan(&gpu, &plan, &b, Duration::from_millis(50)).unwrap();
+    let uh = vec![0.5; layer.input_len(steps)];
+    let u = DeviceInput::upload(&gpu, Input::F32(&uh)).unwrap();
+    let mut out = layer.alloc_output(steps).unwrap();
+    let start = Instant::now();
+    let r = layer.forward_never_publish(&u, &mut out);
+    let took = start.elapsed();
+    println!("dense never-publish: {r:?} after {took:?} ({})", layer.shape().kernel);
+    assert!(matches!(r, Err(Error::Timeout { .. })), "expected a timeout, got {r:?}");
+    assert!(took < Duration::from_secs(5), "the timeout took {took:?}");
+    let got = run_poisoned(&gpu, &mut layer, &uh, steps, (None, None), None).unwrap();
+    let want = reference::forward_u(cell, &w, &b, reference::Sequences::new(&uh, steps, batch), Precision::DeviceFaithful).unwrap();
+    assert!(reference::compare_steps(&got.h, &want.h, steps, batch, h).worst <= reference::DEVICE_TOLERANCE);
+}
+
 #[test]
 fn a_grid_that_cannot_be_resident_is_refused() {
     let Some(gpu) = gpu() else { return };
