@@ -16,8 +16,9 @@
 //!    kernel's product.
 //! 6. [`dense`]: the alternative for dense-enough layers — the CTA's rows as dense fp16 tensor-core
 //!    fragments ([`DenseShape`]); [`plan()`] chooses it where the register-only sparse lists do
-//!    not fit (over the split lists from [`DENSE_OVER_SPLIT_MIN_BATCH`] on) or by
-//!    [`DENSE_MIN_DENSITY`].
+//!    not fit (over the split lists from [`DENSE_OVER_SPLIT_MIN_BATCH`] on, RNN cells from
+//!    [`DENSE_RNN_OVER_SPLIT_MIN_BATCH`]), for dense RNN layers at large batches
+//!    ([`DENSE_RNN_MIN_BATCH`], [`DENSE_RNN_MIN_DENSITY`]) or by [`DENSE_MIN_DENSITY`].
 //!
 //! [`contract`] holds the launch contract of a planned layer ([`LaunchContract`]): every check of
 //! a forward call's arguments (step count, lengths, finite values, `c0` only for LSTM), pure, so
@@ -129,7 +130,7 @@ pub use dense::DenseShape;
 pub use plan::{
     check_fit, check_mode, cluster_exchange_us, cluster_fit, cluster_sizes, default_grid, default_products, gather_chunks, grid_step_us, layout_dense_with,
     layout_with, layout_with_hidden, plan, product_cycles, shared_word_cycles, slots_per_cta, step_cost, ExecMode, Fit, Geometry, KernelKind, ModeChoice, Plan, PlanOptions,
-    RowStats, CELL_CYCLES, CLUSTER_CHUNK_CYCLES, CLUSTER_MARGIN, DENSE_MIN_DENSITY, DENSE_OVER_SPLIT_MIN_BATCH, GRID_EXCHANGE_US, GRID_POLL_US, SEPARATE_CELL_CYCLES, SHARED_WORD_INSTRUCTIONS, MIN_UNITS_PER_CTA, SM_CLOCK_GHZ,
+    RowStats, CELL_CYCLES, CLUSTER_CHUNK_CYCLES, CLUSTER_MARGIN, DENSE_MIN_DENSITY, DENSE_OVER_SPLIT_MIN_BATCH, DENSE_RNN_MIN_BATCH, DENSE_RNN_MIN_DENSITY, DENSE_RNN_OVER_SPLIT_MIN_BATCH, GRID_EXCHANGE_US, GRID_POLL_US, SEPARATE_CELL_CYCLES, SHARED_WORD_INSTRUCTIONS, MIN_UNITS_PER_CTA, SM_CLOCK_GHZ,
     THREADS_PER_ROW,
 };
 pub use sprnn_kernels::format::{Cell, Products};

@@ -44,8 +44,9 @@ pub struct PlanOptions {
     pub hidden_f32: Option<bool>,
     /// The kernel: sparse lists or the dense tensor-core slab (default: the sparse lists, and the
     /// dense slab where only it fits, where the sparse lists fit only split over registers and
-    /// shared memory and the batch is at least [`DENSE_OVER_SPLIT_MIN_BATCH`], or where the
-    /// density is at least [`DENSE_MIN_DENSITY`]).
+    /// shared memory and the batch is at least [`DENSE_OVER_SPLIT_MIN_BATCH`] (RNN cells:
+    /// [`DENSE_RNN_OVER_SPLIT_MIN_BATCH`]), for RNN layers from [`DENSE_RNN_MIN_BATCH`] and
+    /// [`DENSE_RNN_MIN_DENSITY`], or where the density is at least [`DENSE_MIN_DENSITY`]).
     pub kernel: Option<KernelKind>,
     /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
     /// needs the hidden state in fp16 and the sparse kernel.
@@ -106,19 +107,35 @@ pub enum KernelKind {
     Dense,
 }
 
-/// Density from which the planner prefers the dense slab where both kernels fit: above 1, i.e.
-/// never — measured on the H200 (bench/RESULTS.md, sessions 4 and 14), the dense slab was slower
-/// than the register-only sparse lists at every point both could run (RNN H = 1152–2304,
-/// d = 0.1–0.3; GRU and LSTM H = 1152, d = 0.1; the headline with the half m-tile: 2.57 against
-/// 2.31), so it is used only where those do not fit (see [`DENSE_OVER_SPLIT_MIN_BATCH`]), or on
-/// request.
+/// Density from which the planner prefers the dense slab where both kernels fit, for every
+/// cell: above 1, i.e. never — measured on the H200 (bench/RESULTS.md, sessions 4 and 14), the
+/// dense slab was slower than the register-only sparse lists at every point both could run for
+/// GRU and LSTM (H = 1152, d = 0.1–0.3) and for RNN layers below [`DENSE_RNN_MIN_BATCH`]
+/// (RNN-tanh H = 2304 B = 4 d = 0.3: 2.43 against 2.32, session 15), so it is used there only
+/// where those do not fit (see [`DENSE_OVER_SPLIT_MIN_BATCH`]), or on request.
 pub const DENSE_MIN_DENSITY: f64 = 1.5;
 
 /// Batch from which the planner prefers the dense slab to the sparse lists split over registers
-/// and shared memory, where both fit. Measured on the H200 (bench/RESULTS.md, session 14),
-/// RNN-tanh H = 2304 d = 0.5: at B = 4 the dense slab (576 threads, the half m-tile) 2.63 µs per
-/// step against the split's 2.90; at B = 1 2.28 against 1.83.
+/// and shared memory, where both fit, for GRU and LSTM. Measured on the H200 (bench/RESULTS.md,
+/// session 14): LSTM H = 1152 d = 0.5 B = 1, the split lists 2.01 µs per step against the dense
+/// slab's 3.49; RNN-tanh H = 2304 d = 0.5 B = 4 (then on the same rule) 2.63 against 2.90.
 pub const DENSE_OVER_SPLIT_MIN_BATCH: usize = 4;
+
+/// The same for RNN cells, whose half variants gather per warp (session 15, RNN-tanh H = 2304
+/// d = 0.5): at B = 2 the dense slab 2.07 against the split lists' 2.14, at B = 4 2.45 against
+/// 2.90; at B = 1 2.07 against 1.82.
+pub const DENSE_RNN_OVER_SPLIT_MIN_BATCH: usize = 2;
+
+/// Batch from which RNN layers of at least [`DENSE_RNN_MIN_DENSITY`] take the dense slab over
+/// the register-only sparse lists. Measured on the H200 (session 15, RNN-tanh H = 2304): at
+/// B = 8 d = 0.3 the dense slab 3.15 µs per step against the sparse lists' 4.26 (d = 0.2: 3.15
+/// against 3.08); at B = 4 d = 0.3 2.43 against 2.32. The dense slab's step hardly depends on
+/// the density; the sparse lists' grows with it and with the batch.
+pub const DENSE_RNN_MIN_BATCH: usize = 8;
+
+/// See [`DENSE_RNN_MIN_BATCH`]: between the densities measured (0.2: the sparse lists, 0.3: the
+/// dense slab), below 0.3 so that a nominal d = 0.3 layer of a little less takes the dense slab.
+pub const DENSE_RNN_MIN_DENSITY: f64 = 0.25;
 
 /// A launch shape: grid, threads, units, list length. [`plan`] chooses one for a device;
 /// [`layout_with`] lays a layer out for a given one.
@@ -600,11 +617,16 @@ fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opt
     let sparse = sparse_fit(stats, cell, batch, device, opts);
     let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
     // Where only a split of registers and shared memory holds the sparse lists, the dense slab
-    // (where it fits) runs the layer from batch DENSE_OVER_SPLIT_MIN_BATCH on: its product costs
-    // the same at every batch up to 8, the split's grows with the batch.
-    let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none() && batch >= DENSE_OVER_SPLIT_MIN_BATCH;
+    // (where it fits) runs the layer from batch DENSE_OVER_SPLIT_MIN_BATCH on (RNN cells:
+    // DENSE_RNN_OVER_SPLIT_MIN_BATCH): its product costs the same at every batch up to 8, the
+    // split's grows with the batch. Dense RNN layers at large batches take it over the
+    // register-only lists too.
+    let rnn = cell.gates() == 1;
+    let split_min_batch = if rnn { DENSE_RNN_OVER_SPLIT_MIN_BATCH } else { DENSE_OVER_SPLIT_MIN_BATCH };
+    let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none() && batch >= split_min_batch;
+    let dense_rnn = rnn && batch >= DENSE_RNN_MIN_BATCH && density >= DENSE_RNN_MIN_DENSITY && opts.shared_words.is_none();
     match dense {
-        Some(d) if sparse.is_err() || split_only || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
+        Some(d) if sparse.is_err() || split_only || dense_rnn || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
         _ => sparse,
     }
 }

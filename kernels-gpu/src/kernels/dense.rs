@@ -13,20 +13,22 @@
 //!    staged outputs, LSTM `c0`.
 //! 3. Step loop:
 //!    - inputs `U_t` of this thread's cell before the wait;
-//!    - **gather**, per warp: a warp's `mma` reads only its own k-tiles' columns of `h_{t-1}`,
-//!      so each warp polls just those chunks (lane-strided, the sparse kernel's wait and
-//!      16-byte store per chunk) and, after a warp barrier, multiplies at once: no CTA barrier
-//!      between the exchange and the product, and a warp whose columns came early works while
-//!      the others still wait;
+//!    - **gather** `h_{t-1}` exactly as the sparse kernel does (one 16-byte store per chunk, no
+//!      work between a thread's serial polls); barrier. The RNN-only half variants gather per
+//!      warp instead: a warp's `mma` reads only its own k-tiles' columns, so each warp polls just
+//!      those chunks (lane-strided, the same wait and store) and, after a warp barrier,
+//!      multiplies at once; no CTA barrier between the exchange and the product, and a warp whose
+//!      columns came early works while the others still wait;
 //!    - **mma**: per k-tile four 16-bit shared loads give the B fragment, then one `mma` per
 //!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
-//!      barrier (it also ends the kernel after a failed wait). A half last m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the
+//!      barrier (in the half variants it also ends the kernel after a failed wait). A half last
+//!      m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the
 //!      batch as its M): its two held words per k-tile are then a whole B fragment, and the
 //!      lane's h pairs with two zero registers the A fragment, so no register holds a zero
 //!      weight (held as an A fragment, the 8 missing rows would take two zero registers per
 //!      k-tile, 16 at `KW` = 8);
 //!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
-//!      (warp order, loaded eight at a time), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
+//!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
 //!      The RNN-only half variants run this for their one gate row inline, with the pair's
 //!      output index and partial-sum address in two registers.
 
@@ -34,7 +36,7 @@ use crate::device::*;
 use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
 use super::cell;
-use super::recurrent::{cell_phase, gather_warp_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
+use super::recurrent::{cell_phase, gather_or_report, gather_warp_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
 
 /// The dense kernel body for `MT` m-tiles per CTA (the last one half when `HALF`), `KW` k-tiles
 /// per warp and `W` = `format::dense_words_per_k_tile(MT, HALF)` fragment registers per k-tile.
@@ -125,12 +127,24 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             [0.0; 4]
         };
 
-        // Gather this warp's columns of h_{t-1} (the only ones its `mma` reads); no CTA barrier:
-        // each warp multiplies as soon as its own columns have arrived.
-        // SAFETY: kernel contract; the span starts at a multiple of 16 values.
-        let failed = t >= 2 && unsafe { gather_warp_or_report(p, &l, t - 1, span_start, span_start + span) };
-        // SAFETY: every lane of the warp reaches this once per step.
-        unsafe { sync_warp() };
+        let failed = if HALF {
+            // Gather this warp's columns of h_{t-1} (the only ones its `mma` reads); no CTA
+            // barrier: each warp multiplies as soon as its own columns have arrived.
+            // SAFETY: kernel contract; the span starts at a multiple of 16 values.
+            let failed = t >= 2 && unsafe { gather_warp_or_report(p, &l, t - 1, span_start, span_start + span) };
+            // SAFETY: every lane of the warp reaches this once per step.
+            unsafe { sync_warp() };
+            failed
+        } else {
+            // Gather h_{t-1} from every CTA (as the sparse kernel does), then a barrier.
+            // SAFETY: kernel contract.
+            let failed = t >= 2 && unsafe { gather_or_report::<false>(p, &l, t - 1) };
+            // SAFETY: every thread reaches this barrier once per step.
+            if unsafe { sync_threads_or(failed) } {
+                return;
+            }
+            false
+        };
 
         if !exchange_only {
             // mma over this warp's k-tiles, then its partial sums to shared memory.
@@ -175,9 +189,10 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                 }
             }
         }
-        // Every warp's partial sums are complete; a failed wait ends the kernel here.
-        // SAFETY: every thread reaches this barrier once per step.
-        if unsafe { sync_threads_or(failed) } {
+        // The half variants: every warp's partial sums are complete; a failed wait ends the
+        // kernel here.
+        // SAFETY: every thread reaches this barrier once per step (`HALF` is uniform).
+        if HALF && unsafe { sync_threads_or(failed) } {
             return;
         }
         if !exchange_only {
@@ -203,7 +218,10 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                             (out, part_of(lu, b), inp, bias)
                         };
                         if out != u32::MAX {
-                            let sum = sum_in_order(part, 4 * part_rows * DENSE_MAX_BATCH as u32, warps);
+                            let mut sum = 0.0f32;
+                            for w in 0..warps {
+                                sum += ld_shared_f32(part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
+                            }
                             let h = cell::rnn(l.cell, (sum + bias) + inp);
                             let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
                             st_shared_u16(l.stage_smem + 2 * q, bits);
@@ -214,10 +232,10 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                 }
             } else {
                 let cta_col = block_idx_x() * l.slots;
-                // SAFETY: after the barrier; the closures read the partial sums of rows lu·G + g
-                // < MT·16 (checked in `Layer::dense`) and h inside its bounds (every warp's
-                // columns are gathered).
+                // SAFETY: uniform barrier; the closures read the partial sums of rows lu·G + g
+                // < MT·16 (checked in `Layer::dense`) and h inside its bounds.
                 unsafe {
+                    sync_threads();
                     cell_phase(
                         p,
                         &l,
@@ -225,7 +243,14 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                         cell_unit,
                         cell_input,
                         cell_bias,
-                        |lu, g, b| sum_in_order(l.acc_smem + 4 * ((lu * l.gates + g) * DENSE_MAX_BATCH as u32 + b), 4 * part_rows * DENSE_MAX_BATCH as u32, warps),
+                        |lu, g, b| {
+                            let row = lu * l.gates + g;
+                            let mut sum = 0.0f32;
+                            for w in 0..warps {
+                                sum += ld_shared_f32(l.acc_smem + 4 * ((w * part_rows + row) * DENSE_MAX_BATCH as u32 + b));
+                            }
+                            sum
+                        },
                         |lu, b| f16_to_f32(ld_shared_u16(l.h_smem + 2 * ((cta_col + lu) * l.batch + b))),
                     );
                 }
@@ -237,35 +262,6 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             publish(p, &l, t);
         }
     }
-}
-
-/// The sum of the `n` f32 partial sums at shared addresses `addr`, `addr + stride`, …, added in
-/// that order from 0 (the warps' order, as `sprnn::reference`'s dense twin adds them), with the
-/// loads issued `SUM_BATCH` at a time: one shared-memory round trip per batch instead of one per
-/// partial sum (18 in a row at the headline's 18 warps).
-///
-/// # Safety
-/// The `n` addresses are 4-byte aligned and inside the CTA's shared memory.
-#[inline(always)]
-unsafe fn sum_in_order(addr: u32, stride: u32, n: u32) -> f32 {
-    const SUM_BATCH: u32 = 8;
-    let mut sum = 0.0f32;
-    let mut i = 0;
-    while i < n {
-        // Every load of the batch is made (past the last partial sum, the last one again), so
-        // that none waits behind a branch; only those in range are added.
-        let mut v = [0.0f32; SUM_BATCH as usize];
-        for (k, x) in v.iter_mut().enumerate() {
-            let j = if i + (k as u32) < n { i + k as u32 } else { n - 1 };
-            // SAFETY: j < n; the caller guarantees the address.
-            *x = unsafe { ld_shared_f32(addr + j * stride) };
-        }
-        for (k, x) in v.iter().enumerate() {
-            sum = if i + (k as u32) < n { sum + *x } else { sum };
-        }
-        i += SUM_BATCH;
-    }
-    sum
 }
 
 macro_rules! entries {
