@@ -746,30 +746,6 @@ pub const DENSE_MAX_BATCH: usize = 8;
 /// Rows of one `mma.m16n8k16` tile (`M` = 16) and columns of one k-tile (`K` = 16).
 pub const DENSE_TILE: usize = 16;
 
-/// Lanes that add up one (unit, batch) pair's partial sums in the dense slab's RNN-only half
-/// variants: lane `j` of the pair's group adds the partial sums of warps `j, j + 8, …` in that
-/// order from 0, then the group's butterfly (`s += shfl_xor(s, m)`, `m` = 4, 2, 1) leaves the
-/// total in lane 0, which finishes the cell. `Plan::simulate_matvec` adds them in this order.
-pub const DENSE_SUM_LANES: usize = 8;
-
-/// [`DENSE_SUM_LANES`]'s order of adding the warps' partial sums `parts` (warp order), as the
-/// half variants do.
-pub fn dense_lane_sum(parts: &[f32]) -> f32 {
-    let mut s = [0.0f32; DENSE_SUM_LANES];
-    for (w, p) in parts.iter().enumerate() {
-        s[w % DENSE_SUM_LANES] += *p;
-    }
-    let mut m = DENSE_SUM_LANES / 2;
-    while m >= 1 {
-        let prev = s;
-        for (j, x) in s.iter_mut().enumerate() {
-            *x = prev[j] + prev[j ^ m];
-        }
-        m /= 2;
-    }
-    s[0]
-}
-
 /// The dense slab kernel's variants `(MT, KW, HALF)`: `MT` m-tiles (16 gate rows each) per CTA,
 /// `KW` k-tiles (16 hidden columns each) per warp, and whether the last m-tile is half (`HALF`:
 /// at most 8 rows, so the two of its four A-fragment registers that hold rows 8..16 are zeros and

@@ -1,7 +1,7 @@
 //! The capacity planner: launch shape, fit checks, and the [`Plan`] it returns.
 
 use half::f16;
-use sprnn_kernels::format::{dense_lane_sum, 
+use sprnn_kernels::format::{
     cluster_exchange_slots, column_of_slot, exchange_slots, round_up, WordFormat, row_of_slot, row_threads, gated_kernel, Cell,
     cluster_register_budget, ClusterSmem, Products, RecurrentSmem, BATCH_TILES, CLUSTER_SIZES, PRODUCT_GROUP, VALUES_PER_POLL, DENSE_MAX_BATCH, DENSE_TILE, LIST_LENGTHS, MAX_HIDDEN, NO_UNIT,
     SHARED_LIST_LENGTHS,
@@ -1733,8 +1733,7 @@ impl Plan {
 
     /// [`Plan::simulate_matvec`] for the dense slab: per warp, its k-tiles' products summed in
     /// column order (the tensor cores' order within a k-tile is the hardware's), then the warps'
-    /// partial sums added as the cell does: in warp order, or in the half variants' order of
-    /// eight lanes and a butterfly ([`dense_lane_sum`]).
+    /// partial sums added in warp order, as the cell's thread does.
     fn simulate_dense(&self, shape: DenseShape, h16: &[f32], unit_of: &[u32]) -> Vec<f32> {
         let (hd, b_n, g_n) = (self.hidden, self.batch, self.cell.gates());
         let rows = g_n * hd;
@@ -1750,20 +1749,19 @@ impl Plan {
                 }
                 let row = (lr % g_n) * hd + unit as usize;
                 for b in 0..b_n {
-                    let parts: Vec<f32> = (0..shape.warps)
-                        .map(|w| {
-                            let mut part = 0f32;
-                            for k in w * per_warp..(w + 1) * per_warp {
-                                let hv = match unit_of.get(k).copied().unwrap_or(NO_UNIT) {
-                                    NO_UNIT => 0.0,
-                                    u => h16[b * hd + u as usize],
-                                };
-                                part += f16::from_bits(a[lr * cols + k]).to_f32() * hv;
-                            }
-                            part
-                        })
-                        .collect();
-                    out[b * rows + row] = if shape.half { dense_lane_sum(&parts) } else { parts.iter().fold(0f32, |s, p| s + p) };
+                    let mut sum = 0f32;
+                    for w in 0..shape.warps {
+                        let mut part = 0f32;
+                        for k in w * per_warp..(w + 1) * per_warp {
+                            let hv = match unit_of.get(k).copied().unwrap_or(NO_UNIT) {
+                                NO_UNIT => 0.0,
+                                u => h16[b * hd + u as usize],
+                            };
+                            part += f16::from_bits(a[lr * cols + k]).to_f32() * hv;
+                        }
+                        sum += part;
+                    }
+                    out[b * rows + row] = sum;
                 }
             }
         }

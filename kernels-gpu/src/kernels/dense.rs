@@ -29,13 +29,11 @@
 //!      k-tile, 16 at `KW` = 8);
 //!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
 //!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
-//!      The RNN-only half variants run this for their one gate row inline, eight lanes per
-//!      pair (`format::DENSE_SUM_LANES`: each lane adds every eighth warp's partial sum, a
-//!      butterfly adds the lanes', lane 0 finishes the cell), so that every warp takes a few
-//!      pairs instead of a few warps taking one pair per thread.
+//!      The RNN-only half variants run this for their one gate row inline, with the pair's
+//!      output index and partial-sum address in two registers.
 
 use crate::device::*;
-use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_SUM_LANES, DENSE_TILE, NO_UNIT};
+use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
 
 use super::cell;
 use super::recurrent::{cell_phase, gather_or_report, gather_warp_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
@@ -75,13 +73,10 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
         }
     }
     // The cell phase: thread `tid`'s own (unit, batch) pair, its unit and b_hh (all gates; the
-    // RNN-only half variants use the first). The half variants give each pair a group of
-    // `DENSE_SUM_LANES` lanes (pair `tid / 8`), whose lane 0 finishes the cell.
-    let my_pair = if HALF { tid / DENSE_SUM_LANES as u32 } else { tid };
-    let finishes = !HALF || tid % DENSE_SUM_LANES as u32 == 0;
-    let cell_unit = if my_pair < cells && finishes {
+    // RNN-only half variants use the first).
+    let cell_unit = if tid < cells {
         // SAFETY: the unit table holds grid * upc entries.
-        unsafe { ld_nc_u32(units.add((unit_base + my_pair / l.batch) as usize)) }
+        unsafe { ld_nc_u32(units.add((unit_base + tid / l.batch) as usize)) }
     } else {
         NO_UNIT
     };
@@ -92,12 +87,11 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
         (true, false) => unsafe { load_bias(p, &l, cell_unit) },
         (false, _) => [0.0; 4],
     };
-    // The RNN-only variants' pair (local unit my_pair / B, batch entry my_pair % B), in two
-    // registers: the index of its output in a step's `[B][H]` block (`u32::MAX`: no unit, or a
-    // lane that does not finish it), and the shared address of its row's partial sum in warp
-    // 0's block.
+    // The RNN-only variants' cell thread (local unit tid / B, batch entry tid % B), in two
+    // registers: the index of its output in a step's `[B][H]` block (`u32::MAX`: no unit), and
+    // the shared address of its row's partial sum in warp 0's block.
     let part_of = |lu: u32, b: u32| l.acc_smem + 4 * (lu * DENSE_MAX_BATCH as u32 + b);
-    let (cell_b, cell_lu) = (my_pair % l.batch, my_pair / l.batch);
+    let (cell_b, cell_lu) = (tid % l.batch, tid / l.batch);
     let cell_out = if cell_unit != NO_UNIT { cell_b * l.hidden + cell_unit } else { u32::MAX };
     let cell_part = part_of(cell_lu, cell_b);
 
@@ -203,57 +197,37 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
         }
         if !exchange_only {
             if HALF {
-                // The RNN cell of each (unit, batch) pair, `DENSE_SUM_LANES` lanes per pair: lane j
-                // adds the partial sums of warps j, j + 8, … of the pair's row, the group's
-                // butterfly adds the lanes' sums (`format::dense_lane_sum`'s order), and lane 0
-                // adds b_hh and U_t and applies the activation (as `cell_phase` computes it), the
-                // tagged rounding, staging and output as `finish_h` (stage slot q = lu·B + b).
-                // Pairs past the first round (q ≥ nt / 8: few warps, large batch) have their
-                // unit, input and b_hh loaded here.
-                // SAFETY: after the barrier; every lane of a warp runs the same rounds (nt is a
-                // multiple of 32) and the shuffles; the partial sums of row lu < rows, entry
-                // b < B; the stage and output indices are the pair's; U and b_hh hold T·B·H and
-                // H values.
+                // The RNN cell of this thread's (unit, batch) pair: the warps' partial sums of
+                // its row in warp order, b_hh, U_t, the activation (as `cell_phase` computes it).
+                // The tagged rounding, staging and output as `finish_h` (stage slot q = lu·B + b).
+                // Pairs past the CTA's threads (q ≥ nt: few warps, large batch) are computed from
+                // scratch, with their inputs and b_hh loaded here.
+                // SAFETY: after the barrier; the partial sums of row lu < rows, entry b < B; the
+                // stage and output indices are the pair's; U and b_hh hold T·B·H and H values.
                 unsafe {
-                    let lanes = DENSE_SUM_LANES as u32;
-                    let (sub, per_round) = (tid % lanes, l.nt / lanes);
-                    let stride = 4 * part_rows * DENSE_MAX_BATCH as u32;
-                    let mut first = 0;
-                    while first < cells {
-                        let q = first + tid / lanes;
-                        let part = if q == my_pair { cell_part } else { part_of(q / l.batch, q % l.batch) };
-                        let mut s = 0.0f32;
-                        if q < cells {
-                            let mut w = sub;
-                            while w < warps {
-                                s += ld_shared_f32(part + w * stride);
-                                w += lanes;
+                    let mut q = tid;
+                    while q < cells {
+                        let (out, part, inp, bias) = if q == tid {
+                            (cell_out, cell_part, cell_input[0], cell_bias[0])
+                        } else {
+                            let (b, lu) = (q % l.batch, q / l.batch);
+                            let u = ld_nc_u32(units.add((unit_base + lu) as usize));
+                            let out = if u != NO_UNIT { b * l.hidden + u } else { u32::MAX };
+                            let inp = if out != u32::MAX { load_u(p, l.u_f16, ((t - 1) * l.batch * l.hidden + out) as usize) } else { 0.0 };
+                            let bias = if out != u32::MAX { ld_nc_f32((p.bias_hh as *const f32).add(u as usize)) } else { 0.0 };
+                            (out, part_of(lu, b), inp, bias)
+                        };
+                        if out != u32::MAX {
+                            let mut sum = 0.0f32;
+                            for w in 0..warps {
+                                sum += ld_shared_f32(part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
                             }
+                            let h = cell::rnn(l.cell, (sum + bias) + inp);
+                            let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
+                            st_shared_u16(l.stage_smem + 2 * q, bits);
+                            st_global_f32((p.h_out as *mut f32).add(((t - 1) * l.batch * l.hidden + out) as usize), f16_to_f32(bits));
                         }
-                        let mut m = lanes / 2;
-                        while m >= 1 {
-                            s += shfl_xor_f32(s, m);
-                            m /= 2;
-                        }
-                        if sub == 0 && q < cells {
-                            let (out, inp, bias) = if q == my_pair {
-                                (cell_out, cell_input[0], cell_bias[0])
-                            } else {
-                                let (b, lu) = (q % l.batch, q / l.batch);
-                                let u = ld_nc_u32(units.add((unit_base + lu) as usize));
-                                let out = if u != NO_UNIT { b * l.hidden + u } else { u32::MAX };
-                                let inp = if out != u32::MAX { load_u(p, l.u_f16, ((t - 1) * l.batch * l.hidden + out) as usize) } else { 0.0 };
-                                let bias = if out != u32::MAX { ld_nc_f32((p.bias_hh as *const f32).add(u as usize)) } else { 0.0 };
-                                (out, inp, bias)
-                            };
-                            if out != u32::MAX {
-                                let h = cell::rnn(l.cell, (s + bias) + inp);
-                                let bits = tag_round(h, f32_to_f16(h), tag_bit(l.first_step.wrapping_add(t)), f16_to_f32);
-                                st_shared_u16(l.stage_smem + 2 * q, bits);
-                                st_global_f32((p.h_out as *mut f32).add(((t - 1) * l.batch * l.hidden + out) as usize), f16_to_f32(bits));
-                            }
-                        }
-                        first += per_round;
+                        q += l.nt;
                     }
                 }
             } else {
