@@ -121,16 +121,19 @@ pub const DENSE_MIN_DENSITY: f64 = 1.5;
 /// slab's 3.49; RNN-tanh H = 2304 d = 0.5 B = 4 (then on the same rule) 2.63 against 2.90.
 pub const DENSE_OVER_SPLIT_MIN_BATCH: usize = 4;
 
-/// The same for RNN cells, whose half variants gather per warp (session 15, RNN-tanh H = 2304
-/// d = 0.5): at B = 2 the dense slab 2.07 against the split lists' 2.14, at B = 4 2.45 against
-/// 2.90; at B = 1 2.07 against 1.82.
+/// The same for RNN layers whose dense slab is a half variant (`DenseShape::half`: those gather
+/// per warp). Measured on the H200 (session 15, RNN-tanh H = 2304 d = 0.5): at B = 2 the dense
+/// slab 2.04 against the split lists' 2.12, at B = 4 2.41 against 2.90; at B = 1 2.07 against
+/// 1.82.
 pub const DENSE_RNN_OVER_SPLIT_MIN_BATCH: usize = 2;
 
-/// Batch from which RNN layers of at least [`DENSE_RNN_MIN_DENSITY`] take the dense slab over
-/// the register-only sparse lists. Measured on the H200 (session 15, RNN-tanh H = 2304): at
-/// B = 8 d = 0.3 the dense slab 3.15 µs per step against the sparse lists' 4.26 (d = 0.2: 3.15
-/// against 3.08); at B = 4 d = 0.3 2.43 against 2.32. The dense slab's step hardly depends on
-/// the density; the sparse lists' grows with it and with the batch.
+/// Batch from which RNN layers of at least [`DENSE_RNN_MIN_DENSITY`] whose dense slab is a half
+/// variant take it over the register-only sparse lists. Measured on the H200 (session 15): at
+/// RNN-tanh H = 2304 B = 8 d = 0.3 the dense slab 3.12 µs per step against the sparse lists'
+/// 4.24 (d = 0.2: 3.15 against 3.08); at B = 4 d = 0.3 2.40 against 2.29. The dense slab's step
+/// hardly depends on the density; the sparse lists' grows with it and with the batch. The other
+/// dense variants lost at B = 8 (H = 1152 d = 0.3, `mt1_kw4`: 2.59 against 2.38; H = 256: 1.99
+/// against the cluster mode's 1.30), so they keep the old rules.
 pub const DENSE_RNN_MIN_BATCH: usize = 8;
 
 /// See [`DENSE_RNN_MIN_BATCH`]: between the densities measured (0.2: the sparse lists, 0.3: the
@@ -617,14 +620,15 @@ fn grid_fit(stats: &RowStats, cell: Cell, batch: usize, device: &DeviceInfo, opt
     let sparse = sparse_fit(stats, cell, batch, device, opts);
     let density = stats.nnz as f64 / (stats.rows as f64 * stats.hidden.max(1) as f64);
     // Where only a split of registers and shared memory holds the sparse lists, the dense slab
-    // (where it fits) runs the layer from batch DENSE_OVER_SPLIT_MIN_BATCH on (RNN cells:
-    // DENSE_RNN_OVER_SPLIT_MIN_BATCH): its product costs the same at every batch up to 8, the
-    // split's grows with the batch. Dense RNN layers at large batches take it over the
-    // register-only lists too.
-    let rnn = cell.gates() == 1;
-    let split_min_batch = if rnn { DENSE_RNN_OVER_SPLIT_MIN_BATCH } else { DENSE_OVER_SPLIT_MIN_BATCH };
+    // (where it fits) runs the layer from batch DENSE_OVER_SPLIT_MIN_BATCH on (RNN layers on a
+    // half variant, which gathers per warp: DENSE_RNN_OVER_SPLIT_MIN_BATCH): its product costs
+    // the same at every batch up to 8, the split's grows with the batch. Dense RNN layers on a
+    // half variant take it over the register-only lists too at large batches (measured: the
+    // other variants lost there, RNN-tanh H = 1152 and 256 at B = 8).
+    let half = dense.as_ref().is_some_and(|(f, _, _)| f.shape.half);
+    let split_min_batch = if half { DENSE_RNN_OVER_SPLIT_MIN_BATCH } else { DENSE_OVER_SPLIT_MIN_BATCH };
     let split_only = sparse.as_ref().is_ok_and(|f| f.geometry.shared_words > 0) && opts.shared_words.is_none() && batch >= split_min_batch;
-    let dense_rnn = rnn && batch >= DENSE_RNN_MIN_BATCH && density >= DENSE_RNN_MIN_DENSITY && opts.shared_words.is_none();
+    let dense_rnn = half && batch >= DENSE_RNN_MIN_BATCH && density >= DENSE_RNN_MIN_DENSITY && opts.shared_words.is_none();
     match dense {
         Some(d) if sparse.is_err() || split_only || dense_rnn || density >= DENSE_MIN_DENSITY => Ok(dense_as_fit(d)),
         _ => sparse,

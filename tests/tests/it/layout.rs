@@ -421,23 +421,57 @@ fn bank_model_counts_wavefronts() {
 }
 
 /// Where only the split lists (registers and shared memory) hold a layer and the dense slab fits
-/// too, the dense slab runs it from B = 4 on, the split below (`DENSE_OVER_SPLIT_MIN_BATCH`,
-/// measured: RNN-tanh H = 2304 d = 0.5 B = 4 dense 2.63 µs against the split's 2.90; B = 1 the
-/// split 1.83 against 2.28; LSTM H = 1152 d = 0.5 B = 1 the split 2.01 against 3.56).
+/// too, the dense slab runs it from B = 4 on for GRU and LSTM (`DENSE_OVER_SPLIT_MIN_BATCH`,
+/// measured: LSTM H = 1152 d = 0.5 B = 1 the split 2.01 µs against 3.56) and from B = 2 for RNN
+/// cells on a half variant (`DENSE_RNN_OVER_SPLIT_MIN_BATCH`, RNN-tanh H = 2304 d = 0.5: B = 2
+/// dense 2.04 against the split's 2.12, B = 4 2.41 against 2.90, B = 1 the split 1.82 against
+/// 2.07).
 #[test]
-fn the_dense_slab_takes_split_layers_from_batch_4() {
+fn the_dense_slab_takes_split_layers_from_batch_4_and_rnn_layers_from_batch_2() {
     assert_eq!(sprnn::layout::DENSE_OVER_SPLIT_MIN_BATCH, 4);
+    assert_eq!(sprnn::layout::DENSE_RNN_OVER_SPLIT_MIN_BATCH, 2);
     let rnn = synthetic::uniform(2304, 2304, 0.5, 23);
-    let b4 = h200_plan(&rnn, Cell::RnnTanh, 4).expect("fits");
-    assert_eq!(b4.dense(), Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps: 18, half: true }));
-    assert!(h200_sparse_plan(&rnn, Cell::RnnTanh, 4).is_ok_and(|p| p.shared_words() > 0), "the split fits too");
+    let half = Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps: 18, half: true });
+    for b in [2, 4] {
+        let p = h200_plan(&rnn, Cell::RnnTanh, b).expect("fits");
+        assert_eq!(p.dense(), half, "B = {b}");
+        assert!(h200_sparse_plan(&rnn, Cell::RnnTanh, b).is_ok_and(|p| p.shared_words() > 0), "the split fits too at B = {b}");
+    }
     let b1 = h200_plan(&rnn, Cell::RnnTanh, 1).expect("fits");
     assert_eq!(b1.dense(), None);
     assert!(b1.shared_words() > 0);
     let lstm = synthetic::uniform(4 * 1152, 1152, 0.5, 24);
-    let l1 = h200_plan(&lstm, Cell::Lstm, 1).expect("fits");
-    assert_eq!(l1.dense(), None);
-    assert!(l1.shared_words() > 0);
+    for b in [1, 2] {
+        let l = h200_plan(&lstm, Cell::Lstm, b).expect("fits");
+        assert_eq!(l.dense(), None, "LSTM B = {b}");
+        assert!(l.shared_words() > 0);
+    }
+}
+
+/// Dense RNN layers on a half variant at large batches take the dense slab over the
+/// register-only sparse lists (`DENSE_RNN_MIN_BATCH`, `DENSE_RNN_MIN_DENSITY`; measured,
+/// RNN-tanh H = 2304: B = 8 d = 0.3 dense 3.12 µs against 4.24, d = 0.2 the sparse lists 3.08
+/// against 3.15, B = 4 d = 0.3 the sparse lists 2.29 against 2.40); GRU and LSTM, and RNN
+/// layers on the other dense variants, keep the sparse lists.
+#[test]
+fn the_dense_slab_takes_dense_rnn_layers_from_batch_8() {
+    assert_eq!(sprnn::layout::DENSE_RNN_MIN_BATCH, 8);
+    let d3 = synthetic::uniform(2304, 2304, 0.3, 25);
+    let b8 = h200_plan(&d3, Cell::RnnTanh, 8).expect("fits");
+    assert_eq!(b8.dense(), Some(DenseShape { m_tiles: 2, k_tiles_per_warp: 8, warps: 18, half: true }));
+    assert_eq!(b8.threads_per_cta(), 576);
+    assert!(h200_sparse_plan(&d3, Cell::RnnTanh, 8).is_ok_and(|p| p.shared_words() == 0), "the register-only lists fit too");
+    assert_eq!(h200_plan(&d3, Cell::RnnTanh, 4).expect("fits").dense(), None, "B = 4: the sparse lists");
+    let d2 = synthetic::uniform(2304, 2304, 0.2, 26);
+    assert_eq!(h200_plan(&d2, Cell::RnnTanh, 8).expect("fits").dense(), None, "d = 0.2: the sparse lists");
+    let gru = synthetic::uniform(3 * 768, 768, 0.3, 27);
+    assert_eq!(h200_plan(&gru, Cell::Gru, 8).expect("fits").dense(), None, "GRU: the sparse lists");
+    // Only the half variants (they gather per warp): at H = 1152 the dense slab would be `mt1_kw4`
+    // (measured 2.59 against the sparse lists' 2.38).
+    let small = synthetic::uniform(1152, 1152, 0.3, 28);
+    let dense = PlanOptions { kernel: Some(KernelKind::Dense), ..PlanOptions::default() };
+    assert!(plan(&small, Cell::RnnTanh, 8, &DeviceInfo::h200(), &dense).is_ok_and(|p| p.dense().is_some_and(|d| !d.half)));
+    assert_eq!(h200_plan(&small, Cell::RnnTanh, 8).expect("fits").dense(), None, "H = 1152: the sparse lists");
 }
 
 #[test]
