@@ -16,9 +16,10 @@
 //!    kernel's product.
 //! 6. [`dense`]: the alternative for dense-enough layers — the CTA's rows as dense fp16 tensor-core
 //!    fragments ([`DenseShape`]); [`plan()`] chooses it where the register-only sparse lists do
-//!    not fit (over the split lists from [`DENSE_OVER_SPLIT_MIN_BATCH`] on, RNN cells from
-//!    [`DENSE_RNN_OVER_SPLIT_MIN_BATCH`]), for dense RNN layers at large batches
-//!    ([`DENSE_RNN_MIN_BATCH`], [`DENSE_RNN_MIN_DENSITY`]) or by [`DENSE_MIN_DENSITY`].
+//!    not fit (over the split lists from [`DENSE_OVER_SPLIT_MIN_BATCH`] on, RNN layers on a
+//!    half variant from [`DENSE_RNN_OVER_SPLIT_MIN_BATCH`]), for dense RNN layers on a half
+//!    variant at large batches ([`DENSE_RNN_MIN_BATCH`], [`DENSE_RNN_MIN_DENSITY`]) or by
+//!    [`DENSE_MIN_DENSITY`].
 //!
 //! [`contract`] holds the launch contract of a planned layer ([`LaunchContract`]): every check of
 //! a forward call's arguments (step count, lengths, finite values, `c0` only for LSTM), pure, so

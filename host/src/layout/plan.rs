@@ -44,9 +44,10 @@ pub struct PlanOptions {
     pub hidden_f32: Option<bool>,
     /// The kernel: sparse lists or the dense tensor-core slab (default: the sparse lists, and the
     /// dense slab where only it fits, where the sparse lists fit only split over registers and
-    /// shared memory and the batch is at least [`DENSE_OVER_SPLIT_MIN_BATCH`] (RNN cells:
-    /// [`DENSE_RNN_OVER_SPLIT_MIN_BATCH`]), for RNN layers from [`DENSE_RNN_MIN_BATCH`] and
-    /// [`DENSE_RNN_MIN_DENSITY`], or where the density is at least [`DENSE_MIN_DENSITY`]).
+    /// shared memory and the batch is at least [`DENSE_OVER_SPLIT_MIN_BATCH`] (RNN layers on a
+    /// half variant: [`DENSE_RNN_OVER_SPLIT_MIN_BATCH`]), for RNN layers on a half variant from
+    /// [`DENSE_RNN_MIN_BATCH`] and [`DENSE_RNN_MIN_DENSITY`], or where the density is at least
+    /// [`DENSE_MIN_DENSITY`]).
     pub kernel: Option<KernelKind>,
     /// The arithmetic of the sparse product (default: [`default_products`]). `Products::F16`
     /// needs the hidden state in fp16 and the sparse kernel.
@@ -111,7 +112,7 @@ pub enum KernelKind {
 /// cell: above 1, i.e. never — measured on the H200 (bench/RESULTS.md, sessions 4 and 14), the
 /// dense slab was slower than the register-only sparse lists at every point both could run for
 /// GRU and LSTM (H = 1152, d = 0.1–0.3) and for RNN layers below [`DENSE_RNN_MIN_BATCH`]
-/// (RNN-tanh H = 2304 B = 4 d = 0.3: 2.43 against 2.32, session 15), so it is used there only
+/// (RNN-tanh H = 2304 B = 4 d = 0.3: 2.40 against 2.29, session 15), so it is used there only
 /// where those do not fit (see [`DENSE_OVER_SPLIT_MIN_BATCH`]), or on request.
 pub const DENSE_MIN_DENSITY: f64 = 1.5;
 

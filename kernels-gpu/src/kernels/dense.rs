@@ -22,8 +22,8 @@
 //!    - **mma**: per k-tile four 16-bit shared loads give the B fragment, then one `mma` per
 //!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
 //!      barrier (in the half variants it also ends the kernel after a failed wait). A half last
-//!      m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the
-//!      batch as its M): its two held words per k-tile are then a whole B fragment, and the
+//!      m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the batch as its M): its
+//!      two held words per k-tile are then a whole B fragment, and the
 //!      lane's h pairs with two zero registers the A fragment, so no register holds a zero
 //!      weight (held as an A fragment, the 8 missing rows would take two zero registers per
 //!      k-tile, 16 at `KW` = 8);

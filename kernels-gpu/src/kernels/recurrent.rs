@@ -488,9 +488,9 @@ pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &
     reported(p, unsafe { gather::<H32>(p, l, t) })
 }
 
-/// [`gather_span`] of one warp's share of the fp16 hidden state, reporting a failed wait
-/// (see [`gather_or_report`]): the chunks of values `start .. end` (chunk-aligned, `end` capped
-/// at the vector's end), lane-strided. Only this warp's lanes wait for them.
+/// [`gather_warp`], reporting a failed wait
+/// (see [`gather_or_report`]): one warp's chunks of values `start .. end` (`end` capped at the
+/// vector's end), lane-strided. Only this warp's lanes wait for them.
 ///
 /// # Safety
 /// Kernel contract (`format::RecurrentParams`); `start` is a multiple of 8.
