@@ -2,7 +2,8 @@
 //!
 //! A pruned recurrent layer (RNN, GRU or LSTM) runs as one *persistent* kernel launch for all T
 //! steps: each thread keeps its share of the nonzero recurrent weights in registers (or, for
-//! dense-enough layers that the sparse lists cannot hold, dense fp16 tensor-core fragments), and
+//! dense-enough layers that the sparse lists cannot hold or where the dense slab measured
+//! faster, dense fp16 tensor-core fragments), and
 //! CTAs hand each other the hidden state every step through global memory as fp16 values that
 //! carry their step's Lamport tag in their last mantissa bit.
 //!
