@@ -294,8 +294,13 @@ fn print_plan(p: &Plan, d: &DeviceInfo) {
     }
     match p.dense() {
         Some(s) => println!(
-            "kernel:             dense tensor-core slab: {} m-tiles of 16 rows, {} k-tiles of 16 columns per warp, {} warps",
-            s.m_tiles, s.k_tiles_per_warp, s.warps
+            "kernel:             dense tensor-core slab{}: {} m-tiles of 16 rows{}, {} k-tiles of 16 columns per warp, {} warps{}",
+            if s.half { " (RNN-only half variant)" } else { "" },
+            s.m_tiles,
+            if s.half { " (the last of at most 8 rows, multiplied transposed)" } else { "" },
+            s.k_tiles_per_warp,
+            s.warps,
+            if s.half { ", each gathering its own columns" } else { "" }
         ),
         None => {
             let cell = match (p.cell().gates(), p.gated_kernel()) {
