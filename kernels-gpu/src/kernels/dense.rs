@@ -23,10 +23,9 @@
 //!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
 //!      barrier (in the half variants it also ends the kernel after a failed wait). A half last
 //!      m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the batch as its M): its
-//!      two held words per k-tile are then a whole B fragment, and the
-//!      lane's h pairs with two zero registers the A fragment, so no register holds a zero
-//!      weight (held as an A fragment, the 8 missing rows would take two zero registers per
-//!      k-tile, 16 at `KW` = 8);
+//!      two held words per k-tile are then a whole B fragment, and the lane's h pairs with two
+//!      zero registers the A fragment, so no register holds a zero weight (held as an A
+//!      fragment, the 8 missing rows would take two zero registers per k-tile, 16 at `KW` = 8);
 //!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
 //!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
 //!      The RNN-only half variants run this for their one gate row inline, with the pair's

@@ -488,9 +488,10 @@ pub(super) unsafe fn gather_or_report<const H32: bool>(p: &RecurrentParams, l: &
     reported(p, unsafe { gather::<H32>(p, l, t) })
 }
 
-/// [`gather_warp`], reporting a failed wait
-/// (see [`gather_or_report`]): one warp's chunks of values `start .. end` (`end` capped at the
-/// vector's end), lane-strided. Only this warp's lanes wait for them.
+/// [`gather_warp`], reporting a failed wait (see [`gather_or_report`]): one warp's chunks of
+/// values `start .. end` (`end` capped at the vector's end), lane-strided. Only this warp's
+/// lanes wait for them. (The cap here and the span's end computed per step in the caller are
+/// the measured code: moving either changed the half variants' PTX.)
 ///
 /// # Safety
 /// Kernel contract (`format::RecurrentParams`); `start` is a multiple of 8.
