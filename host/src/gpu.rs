@@ -6,7 +6,7 @@ use cust::context::{Context, CurrentContext};
 use cust::device::Device;
 use cust::function::FunctionAttribute;
 use sprnn_kernels::format::{
-    cluster_kernel_name, dense_kernel_name, projection_dense_kernel_name, recurrent_kernel_name, shared_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED,
+    cluster_kernel_name, dense_clocks_kernel_name, dense_kernel_name, projection_dense_kernel_name, recurrent_kernel_name, shared_kernel_name, BATCH_TILES, DENSE_SHAPES, GATED,
     HIDDEN_F32, LIST_LENGTHS, PROJECTION_VARIANTS, SHARED_LIST_LENGTHS,
 };
 use cust::module::Module;
@@ -118,6 +118,10 @@ impl Gpu {
         let mut dense_registers = Vec::new();
         for (mt, kw, half) in DENSE_SHAPES {
             dense_registers.push((mt, kw, half, prepare(dense_kernel_name(mt, kw, half))?.0));
+            if half {
+                // The variant's phase-clock probe (`SparseRecurrentLayer::forward_phase_clocks`).
+                prepare(dense_clocks_kernel_name(mt, kw))?;
+            }
         }
         let info = DeviceInfo {
             name,

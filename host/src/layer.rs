@@ -26,7 +26,8 @@ use std::time::Duration;
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::stream::Stream;
 use sprnn_kernels::format::{
-    cluster_kernel_name, dense_kernel_name, exchange_values, flags, initial_tag_pattern32, recurrent_kernel_name, shared_kernel_name, status, Cell, RecurrentParams,
+    cluster_kernel_name, dense_clocks_kernel_name, dense_kernel_name, exchange_values, flags, initial_tag_pattern32, parse_dense_kernel_name, recurrent_kernel_name, shared_kernel_name,
+    status, Cell, RecurrentParams, PHASE_CLOCK_POINTS,
 };
 
 use crate::args::{check_finite, check_len};
@@ -365,6 +366,36 @@ impl SparseRecurrentLayer {
         self.launch(u.address(), out, flags::EXCHANGE_ONLY, None)
     }
 
+    /// The dense slab's phase-clock probe, for benchmarks: one launch of the layer with its
+    /// kernel's phase-clock twin (`format::dense_clocks_kernel_name`), which is the same kernel
+    /// plus, in CTA 0, lane 0 of every warp writing its SM clock at the step's
+    /// `format::PHASE_CLOCK_POINTS` points (`format::phase`). Returns the clock words
+    /// `[s][warp][point]` for the last `s = 0, 1, …` steps (step `T - s`) that `c_out`'s `B·H`
+    /// words hold, whole steps only; the outputs are meaningless. Only layers planned on a
+    /// half variant of the dense slab have a probe ([`Error::Input`] otherwise).
+    pub fn forward_phase_clocks(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<PhaseClocks> {
+        let probe = match parse_dense_kernel_name(self.kernel) {
+            Some((mt, kw, true)) => dense_clocks_kernel_name(mt, kw),
+            _ => "",
+        };
+        if probe.is_empty() {
+            return Err(Error::Input { name: "layer", problem: format!("kernel {} has no phase-clock probe (the dense slab's half variants only)", self.kernel) });
+        }
+        self.contract().check_input(out.steps, u.len())?;
+        self.gpu.make_current()?;
+        let fl = if matches!(u, DeviceInput::F16(_)) { flags::U_F16 } else { 0 };
+        let kernel = std::mem::replace(&mut self.kernel, probe);
+        let launched = self.launch(u.address(), out, fl, None);
+        self.kernel = kernel;
+        launched?;
+        let mut words = vec![0f32; out.c.len()];
+        out.c.copy_to(&mut words[..]).map_err(cust_err("cuMemcpyDtoH"))?;
+        let warps = self.threads_per_cta / 32;
+        let per_step = warps * PHASE_CLOCK_POINTS as usize;
+        let steps = (words.len() / per_step).min(out.steps);
+        Ok(PhaseClocks { warps, steps, clocks: words[..steps * per_step].iter().map(|w| w.to_bits()).collect() })
+    }
+
     /// Test hook: runs with `flags::TEST_NEVER_PUBLISH`, so CTA 0 never publishes step 1 and
     /// every wait must end in [`Error::Timeout`].
     #[cfg(feature = "test-hooks")]
@@ -556,6 +587,25 @@ fn check_cluster_resident(f: &cust::function::Function<'_>, cluster: usize, thre
         return Err(Error::ClusterNotResident { cluster, clusters, threads, smem, registers });
     }
     Ok(())
+}
+
+/// What [`SparseRecurrentLayer::forward_phase_clocks`] recorded: CTA 0's SM clock (low 32 bits,
+/// wrapping) at each phase point of the last `steps` steps, for each warp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseClocks {
+    /// Warps of the CTA.
+    pub warps: usize,
+    /// Steps recorded: the layer's last, `T - s` for `s` in `0..steps`.
+    pub steps: usize,
+    /// `[s][warp][point]`, `point` as `format::phase` numbers them.
+    pub clocks: Vec<u32>,
+}
+
+impl PhaseClocks {
+    /// The clock of `warp` at `point` of step `T - s`.
+    pub fn at(&self, s: usize, warp: usize, point: u32) -> u32 {
+        self.clocks[(s * self.warps + warp) * PHASE_CLOCK_POINTS as usize + point as usize]
+    }
 }
 
 /// A forward pass started with [`SparseRecurrentLayer::launch_on`] and not yet checked.

@@ -113,7 +113,7 @@ pub use cust;
 pub use driver::driver_library;
 pub use error::{Error, Result};
 pub use gpu::{try_default_gpu, Gpu};
-pub use layer::{LayerOptions, SparseRecurrentLayer};
+pub use layer::{LayerOptions, PhaseClocks, SparseRecurrentLayer};
 pub use shape::{KernelVariant, LaunchShape};
 pub use sparse::{Csr, SparseError};
 pub use model::{DirectionSchedule, Model, ModelGraph, ModelOptions, ModelTiming};

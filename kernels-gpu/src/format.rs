@@ -805,6 +805,41 @@ pub const fn dense_kernel_name(mt: usize, kw: usize, half: bool) -> &'static str
     }
 }
 
+/// Entry-point name of the phase-clock probe of the half dense variant `(mt, kw, true)`
+/// (`kernels::dense`'s module docs), e.g. `sprnn_clocks_dense_rnn_mt2h_kw8`: the kernel's name
+/// with `sprnn_` made [`CLOCKS_PREFIX`]; `""` where the half variant does not exist.
+pub const fn dense_clocks_kernel_name(mt: usize, kw: usize) -> &'static str {
+    match (mt, kw) {
+        (2, 8) => "sprnn_clocks_dense_rnn_mt2h_kw8",
+        (3, 8) => "sprnn_clocks_dense_rnn_mt3h_kw8",
+        _ => "",
+    }
+}
+
+/// The prefix of the phase-clock probes' names ([`dense_clocks_kernel_name`]).
+pub const CLOCKS_PREFIX: &str = "sprnn_clocks_";
+
+/// Clock records per warp and step of the phase-clock probe, one at each point of [`phase`].
+pub const PHASE_CLOCK_POINTS: u32 = 7;
+
+/// The points of a step at which the phase-clock probe records a warp's clock, in order.
+pub mod phase {
+    /// The top of the step, before the inputs are loaded.
+    pub const TOP: u32 = 0;
+    /// The warp's columns of `h_{t-1}` gathered (after the warp barrier).
+    pub const GATHERED: u32 = 1;
+    /// The warp's `mma` done and its partial sums stored.
+    pub const MULTIPLIED: u32 = 2;
+    /// Past the barrier after which every warp's partial sums are complete.
+    pub const SUMS_READY: u32 = 3;
+    /// The cell done (its values staged), before the end-of-step barrier.
+    pub const CELL_DONE: u32 = 4;
+    /// Past the end-of-step barrier.
+    pub const STAGED: u32 = 5;
+    /// The CTA's values published.
+    pub const PUBLISHED: u32 = 6;
+}
+
 /// The variant `(mt, kw, half)` a dense kernel name denotes (the inverse of
 /// [`dense_kernel_name`]).
 pub fn parse_dense_kernel_name(name: &str) -> Option<(usize, usize, bool)> {

@@ -94,7 +94,7 @@ pub fn main(args: Vec<String>) -> Result<(), String> {
 
 /// Gives every recurrent-kernel entry (grid and cluster-resident) and dense-slab entry its
 /// `.maxnreg` budget (`sprnn_kernels::format::register_budget`, `shared_register_budget`,
-/// `cluster_register_budget`, `dense_register_budget`), right
+/// `cluster_register_budget`, `dense_register_budget`; a phase-clock probe its kernel's), right
 /// after its parameter list.
 fn add_register_budgets(ptx: &str) -> Result<String, String> {
     let mut out = String::with_capacity(ptx.len() + 4096);
@@ -114,8 +114,10 @@ fn add_register_budgets(ptx: &str) -> Result<String, String> {
                 let (n, bt, gated) = sprnn_kernels::format::parse_cluster_kernel_name(name)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
                 pending = Some(sprnn_kernels::format::cluster_register_budget(n, bt, gated));
-            } else if name.starts_with("sprnn_dense_") {
-                let (mt, kw, half) = sprnn_kernels::format::parse_dense_kernel_name(name)
+            } else if name.starts_with("sprnn_dense_") || name.starts_with(sprnn_kernels::format::CLOCKS_PREFIX) {
+                // A phase-clock probe gets its kernel's budget.
+                let kernel = name.strip_prefix(sprnn_kernels::format::CLOCKS_PREFIX).map_or(name.to_string(), |k| format!("sprnn_{k}"));
+                let (mt, kw, half) = sprnn_kernels::format::parse_dense_kernel_name(&kernel)
                     .ok_or_else(|| format!("odd kernel name in PTX: {line}"))?;
                 pending = Some(sprnn_kernels::format::dense_register_budget(mt, kw, half));
             }

@@ -141,6 +141,12 @@ struct Args {
     /// `<approach>_x<k>`: the slowest layer's per-step time).
     #[arg(long)]
     concurrent: Option<usize>,
+    /// Instead of timing, run the dense slab's phase-clock probe (half variants only) on each
+    /// configuration, forced onto the dense slab, `--repeats` launches, and print where CTA 0's
+    /// step goes: per phase point the median over the recorded steps of the first and the last
+    /// warp to reach it, in SM cycles from the step's first warp at the top.
+    #[arg(long)]
+    phase_clocks: bool,
     /// Threads per row for the `--modes` approaches (one approach per value, suffix `_tpr<t>`;
     /// default: the planner's choice).
     #[arg(long, value_delimiter = ',')]
@@ -406,6 +412,10 @@ fn main() {
         projections(&args, &gpu, &gpu_name);
         return;
     }
+    if args.phase_clocks {
+        phase_clocks(&args, &gpu);
+        return;
+    }
     let mut file = open_out(&args.out);
     if args.capacity {
         capacity(&args, &gpu, &Meta { gpu: gpu_name, args: &args }, &mut file);
@@ -613,6 +623,72 @@ fn sweep(args: &Args, gpu: &sprnn::Gpu, gpu_name: &str, file: &mut Option<std::f
     println!("{:<8} {:>5} {:>3} {:>5} {:>5} {:>9} {:>9} {:>6}", "cell", "H", "B", "d", "T", "us/step", "floor", "x_floor");
     for l in table {
         println!("{l}");
+    }
+}
+
+/// `--phase-clocks`: the phase-clock probe of every configuration, summarised.
+fn phase_clocks(args: &Args, gpu: &Gpu) {
+    use sprnn::layer::{DeviceInput, Input};
+    use sprnn::layout::{KernelKind, PlanOptions};
+    use sprnn_kernels::format::{phase, PHASE_CLOCK_POINTS};
+    const NAMES: [&str; PHASE_CLOCK_POINTS as usize] = ["top", "gathered", "multiplied", "sums ready", "cell done", "staged", "published"];
+    for (i, &cell) in parse_cells(&args.cells).iter().enumerate() {
+        for &h in &args.hidden {
+            for &b in &args.batch {
+                for &d in &args.density {
+                    let t = args.steps[0];
+                    let run = || -> sprnn::Result<Vec<sprnn::PhaseClocks>> {
+                        let (w, bias) = random_layer(1000 + i as u64, cell, h, d)?;
+                        let plan = sprnn::layout::plan(&w, cell, b, gpu.info(), &PlanOptions { kernel: Some(KernelKind::Dense), ..Default::default() })?;
+                        let mut layer = SparseRecurrentLayer::from_plan(gpu, &plan, &bias, std::time::Duration::from_secs(1))?;
+                        let u = DeviceInput::upload(gpu, Input::F32(&random_input(77, layer.input_len(t))))?;
+                        let mut out = layer.alloc_output(t)?;
+                        for _ in 0..args.warmup {
+                            layer.forward_device(&u, None, None, &mut out, None)?;
+                        }
+                        (0..args.repeats.max(1)).map(|_| layer.forward_phase_clocks(&u, &mut out)).collect()
+                    };
+                    println!("{} H={h} B={b} d={d} T={t}: CTA 0, SM cycles from the step's first warp at the top, median over steps (first warp / last warp)", cell.name());
+                    let runs = match run() {
+                        Ok(r) => r,
+                        Err(e) => {
+                            println!("  not run: {e}");
+                            continue;
+                        }
+                    };
+                    // Per phase point: (first warp, last warp) offsets of every step but the
+                    // newest (whose next top is not recorded), over every launch.
+                    let mut first = vec![Vec::new(); PHASE_CLOCK_POINTS as usize + 1];
+                    let mut last = vec![Vec::new(); PHASE_CLOCK_POINTS as usize + 1];
+                    let mut per_warp = vec![vec![Vec::new(); runs[0].warps]; 2];
+                    for c in &runs {
+                        for s in 1..c.steps {
+                            let top = (0..c.warps).map(|w| c.at(s, w, phase::TOP)).min_by_key(|&v| v.wrapping_sub(c.at(s, 0, phase::TOP)) as i32).unwrap();
+                            let off = |s2: usize, w: usize, k: u32| c.at(s2, w, k).wrapping_sub(top) as i32 as f64;
+                            for k in 0..PHASE_CLOCK_POINTS {
+                                let v: Vec<f64> = (0..c.warps).map(|w| off(s, w, k)).collect();
+                                first[k as usize].push(v.iter().cloned().fold(f64::INFINITY, f64::min));
+                                last[k as usize].push(v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+                            }
+                            let next: Vec<f64> = (0..c.warps).map(|w| off(s - 1, w, phase::TOP)).collect();
+                            first[PHASE_CLOCK_POINTS as usize].push(next.iter().cloned().fold(f64::INFINITY, f64::min));
+                            last[PHASE_CLOCK_POINTS as usize].push(next.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+                            for w in 0..c.warps {
+                                per_warp[0][w].push(off(s, w, phase::GATHERED));
+                                per_warp[1][w].push(off(s, w, phase::MULTIPLIED));
+                            }
+                        }
+                    }
+                    for (k, name) in NAMES.iter().chain(["next top"].iter()).enumerate() {
+                        println!("  {name:<11} {:>7.0} {:>7.0}", median(first[k].clone()), median(last[k].clone()));
+                    }
+                    for (label, v) in ["gathered", "multiplied"].iter().zip(&per_warp) {
+                        let cols: Vec<String> = v.iter().map(|x| format!("{:.0}", median(x.clone()))).collect();
+                        println!("  {label} by warp: {}", cols.join(" "));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -30,23 +30,48 @@
 //!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
 //!      The RNN-only half variants run this for their one gate row inline, with the pair's
 //!      output index and partial-sum address in two registers.
+//!
+//! The phase-clock probe (`CLOCKS`, entry points `format::dense_clocks_kernel_name`, half
+//! variants only) is the same kernel with lane 0 of every warp of CTA 0 writing the low word of
+//! `%clock64` at each of the step's `format::PHASE_CLOCK_POINTS` phase boundaries into `c_out`
+//! (`[T - t][warp][point]`, the last steps first, as many as `c_out`'s `B·H` words hold). It
+//! shows where one CTA's step goes, warp by warp; the stores cost a few instructions per phase.
 
 use crate::device::*;
-use crate::format::{dense_words_per_k_tile, flags, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT};
+use crate::format::{dense_words_per_k_tile, flags, phase, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PHASE_CLOCK_POINTS};
 
 use super::cell;
 use super::recurrent::{cell_phase, gather_or_report, gather_warp_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
 
+/// The phase-clock probe's record: lane 0 of warp `warp` of CTA 0 stores the low word of
+/// `%clock64` as point `point` of step `t` (`c_out[((T - t)·warps + warp)·POINTS + point]`,
+/// dropped past `c_out`'s `B·H` words). Nothing at all unless `CLOCKS`.
+///
+/// # Safety
+/// `c_out` must hold `B·H` words.
+#[inline(always)]
+unsafe fn phase_clock<const CLOCKS: bool>(p: &RecurrentParams, l: &Layer, t: u32, warp: u32, point: u32) {
+    if CLOCKS && block_idx_x() == 0 && thread_idx_x() % 32 == 0 {
+        let idx = ((l.steps - t) * (l.nt / 32) + warp) * PHASE_CLOCK_POINTS + point;
+        if idx < l.hidden * l.batch {
+            // SAFETY: idx < B·H, inside c_out.
+            unsafe { st_global_f32((p.c_out as *mut f32).add(idx as usize), f32::from_bits(clock64() as u32)) };
+        }
+    }
+}
+
 /// The dense kernel body for `MT` m-tiles per CTA (the last one half when `HALF`), `KW` k-tiles
-/// per warp and `W` = `format::dense_words_per_k_tile(MT, HALF)` fragment registers per k-tile.
+/// per warp and `W` = `format::dense_words_per_k_tile(MT, HALF)` fragment registers per k-tile;
+/// `CLOCKS` adds the phase-clock probe's records ([`phase_clock`]).
 ///
 /// # Safety
 /// `p` must satisfy the contract in `format::RecurrentParams`, with `weights` holding the A
 /// fragments (`W · KW` words per thread, `[k][grid · threads]`), every CTA of the grid
 /// co-resident and dynamic shared memory of `format::DenseSmem::total`.
 #[inline(always)]
-pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF: bool>(p: &RecurrentParams) {
+pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF: bool, const CLOCKS: bool>(p: &RecurrentParams) {
     const { assert!(W == dense_words_per_k_tile(MT, HALF)) };
+    const { assert!(!CLOCKS || HALF) };
     let tid = thread_idx_x();
     let (warp, lane) = (tid / 32, tid % 32);
     let Some((l, cols_pad)) = Layer::dense::<MT, KW, HALF>(p) else {
@@ -114,6 +139,8 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
 
     // ---- Phase 3: step loop.
     for t in 1..=l.steps {
+        // SAFETY (every `phase_clock`): c_out holds B·H words.
+        unsafe { phase_clock::<CLOCKS>(p, &l, t, warp, phase::TOP) };
         let cell_input = if !exchange_only && cell_unit != NO_UNIT {
             if HALF {
                 // SAFETY: U holds T·B·H values (G = 1); cell_out < B·H.
@@ -133,6 +160,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
             let failed = t >= 2 && unsafe { gather_warp_or_report(p, &l, t - 1, span_start, span_start + span) };
             // SAFETY: every lane of the warp reaches this once per step.
             unsafe { sync_warp() };
+            unsafe { phase_clock::<CLOCKS>(p, &l, t, warp, phase::GATHERED) };
             failed
         } else {
             // Gather h_{t-1} from every CTA (as the sparse kernel does), then a barrier.
@@ -188,12 +216,14 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                 }
             }
         }
+        unsafe { phase_clock::<CLOCKS>(p, &l, t, warp, phase::MULTIPLIED) };
         // The half variants: every warp's partial sums are complete; a failed wait ends the
         // kernel here.
         // SAFETY: every thread reaches this barrier once per step (`HALF` is uniform).
         if HALF && unsafe { sync_threads_or(failed) } {
             return;
         }
+        unsafe { phase_clock::<CLOCKS>(p, &l, t, warp, phase::SUMS_READY) };
         if !exchange_only {
             if HALF {
                 // The RNN cell of this thread's (unit, batch) pair: the warps' partial sums of
@@ -255,10 +285,13 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                 }
             }
         }
+        unsafe { phase_clock::<CLOCKS>(p, &l, t, warp, phase::CELL_DONE) };
         // SAFETY: uniform barrier; kernel contract.
         unsafe {
             sync_threads();
+            phase_clock::<CLOCKS>(p, &l, t, warp, phase::STAGED);
             publish(p, &l, t);
+            phase_clock::<CLOCKS>(p, &l, t, warp, phase::PUBLISHED);
         }
     }
 }
@@ -275,10 +308,31 @@ macro_rules! entries {
             pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
                 const _: () = assert!(crate::format::str_eq(crate::format::dense_kernel_name($mt, $kw, $half), stringify!($name)));
                 // SAFETY: forwarded contract.
-                unsafe { dense::<$mt, $kw, { dense_words_per_k_tile($mt, $half) }, $half>(&p) }
+                unsafe { dense::<$mt, $kw, { dense_words_per_k_tile($mt, $half) }, $half, false>(&p) }
             }
         )*
     };
+}
+
+macro_rules! clock_entries {
+    ($($name:ident = ($mt:literal, $kw:literal);)*) => {
+        $(
+            /// The phase-clock probe of a half variant (see the module docs).
+            ///
+            /// # Safety
+            /// See [`dense`]; `c_out` must hold `B·H` words.
+            #[no_mangle]
+            pub unsafe extern "ptx-kernel" fn $name(p: RecurrentParams) {
+                const _: () = assert!(crate::format::str_eq(crate::format::dense_clocks_kernel_name($mt, $kw), stringify!($name)));
+                // SAFETY: forwarded contract.
+                unsafe { dense::<$mt, $kw, { dense_words_per_k_tile($mt, true) }, true, true>(&p) }
+            }
+        )*
+    };
+}
+
+clock_entries! {
+    sprnn_clocks_dense_rnn_mt2h_kw8 = (2, 8); sprnn_clocks_dense_rnn_mt3h_kw8 = (3, 8);
 }
 
 entries! {
