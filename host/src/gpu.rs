@@ -118,9 +118,10 @@ impl Gpu {
         let mut dense_registers = Vec::new();
         for (mt, kw, half) in DENSE_SHAPES {
             dense_registers.push((mt, kw, half, prepare(dense_kernel_name(mt, kw, half))?.0));
-            if half {
-                // The variant's phase-clock probe (`SparseRecurrentLayer::forward_phase_clocks`).
-                prepare(dense_clocks_kernel_name(mt, kw))?;
+            // The variant's phase-clock probe, where it has one (`SparseRecurrentLayer::forward_phase_clocks`).
+            let probe = dense_clocks_kernel_name(mt, kw);
+            if half && !probe.is_empty() {
+                prepare(probe)?;
             }
         }
         let info = DeviceInfo {

@@ -371,15 +371,15 @@ impl SparseRecurrentLayer {
     /// plus, in CTA 0, lane 0 of every warp writing its SM clock at the step's
     /// `format::PHASE_CLOCK_POINTS` points (`format::phase`). Returns the clock words
     /// `[s][warp][point]` for the last `s = 0, 1, …` steps (step `T - s`) that `c_out`'s `B·H`
-    /// words hold, whole steps only; the outputs are meaningless. Only layers planned on a
-    /// half variant of the dense slab have a probe ([`Error::Input`] otherwise).
+    /// words hold, whole steps only; the outputs are meaningless. Only layers planned on
+    /// `sprnn_dense_rnn_mt2h_kw8` have a probe ([`Error::Input`] otherwise).
     pub fn forward_phase_clocks(&mut self, u: &DeviceInput, out: &mut DeviceOutput) -> Result<PhaseClocks> {
         let probe = match parse_dense_kernel_name(self.kernel) {
             Some((mt, kw, true)) => dense_clocks_kernel_name(mt, kw),
             _ => "",
         };
         if probe.is_empty() {
-            return Err(Error::Input { name: "layer", problem: format!("kernel {} has no phase-clock probe (the dense slab's half variants only)", self.kernel) });
+            return Err(Error::Input { name: "layer", problem: format!("kernel {} has no phase-clock probe (only `sprnn_dense_rnn_mt2h_kw8` has one)", self.kernel) });
         }
         self.contract().check_input(out.steps, u.len())?;
         self.gpu.make_current()?;

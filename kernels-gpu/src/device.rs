@@ -470,6 +470,22 @@ pub fn prefetch_l1<T>(p: *const T) {
     unsafe { asm!("prefetch.global.L1 [{p}];", p = in(reg64) p, options(nostack, readonly)) };
 }
 
+/// `st.global.u32` predicated on `store` inside one `asm` block, so the caller's code has no
+/// branch around it: the compiler cannot move a barrier that follows into two copies on the
+/// two sides of a branch (inline `asm` is not `convergent` to LLVM, and CTA barriers on
+/// divergent paths hung the phase-clock probe).
+///
+/// # Safety
+/// Where `store` is true, `p` must be a valid, 4-byte-aligned global address.
+#[inline(always)]
+pub unsafe fn st_global_u32_if(p: *mut u32, v: u32, store: bool) {
+    // SAFETY: the store executes only where the caller guarantees the address is valid.
+    unsafe {
+        asm!("{{ .reg .pred s; setp.ne.u32 s, {c}, 0; @s st.global.u32 [{p}], {v}; }}", p = in(reg64) p, v = in(reg32) v,
+            c = in(reg32) store as u32, options(nostack))
+    };
+}
+
 /// Plain `st.global.f32` (weak): for outputs the host reads after the kernel.
 ///
 /// # Safety

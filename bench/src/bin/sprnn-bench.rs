@@ -141,7 +141,7 @@ struct Args {
     /// `<approach>_x<k>`: the slowest layer's per-step time).
     #[arg(long)]
     concurrent: Option<usize>,
-    /// Instead of timing, run the dense slab's phase-clock probe (half variants only) on each
+    /// Instead of timing, run the dense slab's phase-clock probe (`sprnn_dense_rnn_mt2h_kw8` only) on each
     /// configuration, forced onto the dense slab, `--repeats` launches, and print where CTA 0's
     /// step goes: per phase point the median over the recorded steps of the first and the last
     /// warp to reach it, in SM cycles from the step's first warp at the top.

@@ -31,11 +31,13 @@
 //!      The RNN-only half variants run this for their one gate row inline, with the pair's
 //!      output index and partial-sum address in two registers.
 //!
-//! The phase-clock probe (`CLOCKS`, entry points `format::dense_clocks_kernel_name`, half
-//! variants only) is the same kernel with lane 0 of every warp of CTA 0 writing the low word of
-//! `%clock64` at each of the step's `format::PHASE_CLOCK_POINTS` phase boundaries into `c_out`
-//! (`[T - t][warp][point]`, the last steps first, as many as `c_out`'s `B·H` words hold). It
-//! shows where one CTA's step goes, warp by warp; the stores cost a few instructions per phase.
+//! The phase-clock probe (`CLOCKS`, entry point `format::dense_clocks_kernel_name`; only
+//! `mt2h_kw8` has one: at `mt3h_kw8`'s budget the records spill) is the same kernel with lane 0
+//! of every warp of CTA 0 writing the low word of `%clock64` at each of the step's
+//! `format::PHASE_CLOCK_POINTS` phase boundaries into `c_out` (`[T - t][warp][point]`, the last
+//! steps first, as many as `c_out`'s `B·H` words hold). It shows where one CTA's step goes, warp
+//! by warp; every thread reads the clock and the recording lanes store (a few instructions per
+//! phase).
 
 use crate::device::*;
 use crate::format::{dense_words_per_k_tile, flags, phase, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PHASE_CLOCK_POINTS};
@@ -51,12 +53,13 @@ use super::recurrent::{cell_phase, gather_or_report, gather_warp_or_report, load
 /// `c_out` must hold `B·H` words.
 #[inline(always)]
 unsafe fn phase_clock<const CLOCKS: bool>(p: &RecurrentParams, l: &Layer, t: u32, warp: u32, point: u32) {
-    if CLOCKS && block_idx_x() == 0 && thread_idx_x() % 32 == 0 {
+    if CLOCKS {
+        // Every thread reads the clock and only the recording lanes store, with no branch: a
+        // branch here lets the compiler copy the barrier that follows into both of its sides.
         let idx = ((l.steps - t) * (l.nt / 32) + warp) * PHASE_CLOCK_POINTS + point;
-        if idx < l.hidden * l.batch {
-            // SAFETY: idx < B·H, inside c_out.
-            unsafe { st_global_f32((p.c_out as *mut f32).add(idx as usize), f32::from_bits(clock64() as u32)) };
-        }
+        let record = block_idx_x() == 0 && thread_idx_x() % 32 == 0 && idx < l.hidden * l.batch;
+        // SAFETY: the store happens only for idx < B·H, inside c_out.
+        unsafe { st_global_u32_if((p.c_out as *mut u32).wrapping_add(idx as usize), clock64() as u32, record) };
     }
 }
 
@@ -332,7 +335,7 @@ macro_rules! clock_entries {
 }
 
 clock_entries! {
-    sprnn_clocks_dense_rnn_mt2h_kw8 = (2, 8); sprnn_clocks_dense_rnn_mt3h_kw8 = (3, 8);
+    sprnn_clocks_dense_rnn_mt2h_kw8 = (2, 8);
 }
 
 entries! {
