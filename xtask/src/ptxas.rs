@@ -81,7 +81,10 @@ pub fn report(arch: &str, ptx: &str) -> Result<Vec<Resources>, String> {
     for r in &rows {
         let other = non_weight_registers(r).map_or_else(|| "-".to_string(), |n| n.to_string());
         println!("  {:<34} {:>5} {:>6} {:>7} {:>7} {:>9}", r.kernel, r.registers, r.stack_frame, r.spill_stores, r.spill_loads, other);
-        if r.stack_frame > 0 || r.spill_stores > 0 || r.spill_loads > 0 {
+        // The phase-clock probe (a measurement, never run by a layer) may spill: its reloads sit
+        // right after its own clock reads, outside the phases it times.
+        let probe = r.kernel.starts_with(sprnn_kernels::format::CLOCKS_PREFIX);
+        if !probe && (r.stack_frame > 0 || r.spill_stores > 0 || r.spill_loads > 0) {
             bad.push(r.kernel.clone());
         }
     }

@@ -631,7 +631,7 @@ fn phase_clocks(args: &Args, gpu: &Gpu) {
     use sprnn::layer::{DeviceInput, Input};
     use sprnn::layout::{KernelKind, PlanOptions};
     use sprnn_kernels::format::{phase, PHASE_CLOCK_POINTS};
-    const NAMES: [&str; PHASE_CLOCK_POINTS as usize] = ["top", "gathered", "multiplied", "sums ready", "cell done", "staged", "published"];
+    const NAMES: [&str; PHASE_CLOCK_POINTS as usize] = ["top", "gathered", "multiplied", "sums ready", "summed", "cell done", "staged", "published"];
     for (i, &cell) in parse_cells(&args.cells).iter().enumerate() {
         for &h in &args.hidden {
             for &b in &args.batch {
@@ -648,7 +648,7 @@ fn phase_clocks(args: &Args, gpu: &Gpu) {
                         }
                         (0..args.repeats.max(1)).map(|_| layer.forward_phase_clocks(&u, &mut out)).collect()
                     };
-                    println!("{} H={h} B={b} d={d} T={t}: CTA 0, SM cycles from the step's first warp at the top, median over steps (first warp / last warp)", cell.name());
+                    println!("{} H={h} B={b} d={d} T={t}: CTA 0, SM cycles from the step's first warp at the top, median over steps (first warp / last warp / warp 0)", cell.name());
                     let runs = match run() {
                         Ok(r) => r,
                         Err(e) => {
@@ -661,6 +661,7 @@ fn phase_clocks(args: &Args, gpu: &Gpu) {
                     let mut first = vec![Vec::new(); PHASE_CLOCK_POINTS as usize + 1];
                     let mut last = vec![Vec::new(); PHASE_CLOCK_POINTS as usize + 1];
                     let mut per_warp = vec![vec![Vec::new(); runs[0].warps]; 2];
+                    let mut warp0 = vec![Vec::new(); PHASE_CLOCK_POINTS as usize];
                     for c in &runs {
                         for s in 1..c.steps {
                             let top = (0..c.warps).map(|w| c.at(s, w, phase::TOP)).min_by_key(|&v| v.wrapping_sub(c.at(s, 0, phase::TOP)) as i32).unwrap();
@@ -673,14 +674,20 @@ fn phase_clocks(args: &Args, gpu: &Gpu) {
                             let next: Vec<f64> = (0..c.warps).map(|w| off(s - 1, w, phase::TOP)).collect();
                             first[PHASE_CLOCK_POINTS as usize].push(next.iter().cloned().fold(f64::INFINITY, f64::min));
                             last[PHASE_CLOCK_POINTS as usize].push(next.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+                            for (k, v) in warp0.iter_mut().enumerate() {
+                                v.push(off(s, 0, k as u32));
+                            }
                             for w in 0..c.warps {
                                 per_warp[0][w].push(off(s, w, phase::GATHERED));
                                 per_warp[1][w].push(off(s, w, phase::MULTIPLIED));
                             }
                         }
                     }
+                    // `summed` is recorded by the cell's warps only: the first/last columns
+                    // mix in stale words of the others; warp 0 (a cell warp) is exact.
                     for (k, name) in NAMES.iter().chain(["next top"].iter()).enumerate() {
-                        println!("  {name:<11} {:>7.0} {:>7.0}", median(first[k].clone()), median(last[k].clone()));
+                        let w0 = warp0.get(k).map_or(String::new(), |v| format!("{:>9.0}", median(v.clone())));
+                        println!("  {name:<11} {:>7.0} {:>7.0} {w0}", median(first[k].clone()), median(last[k].clone()));
                     }
                     for (label, v) in ["gathered", "multiplied"].iter().zip(&per_warp) {
                         let cols: Vec<String> = v.iter().map(|x| format!("{:.0}", median(x.clone()))).collect();
