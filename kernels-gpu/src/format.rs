@@ -811,7 +811,7 @@ pub const fn dense_kernel_name(mt: usize, kw: usize, half: bool) -> &'static str
 pub const fn dense_clocks_kernel_name(mt: usize, kw: usize) -> &'static str {
     match (mt, kw) {
         (2, 8) => "sprnn_clocks_dense_rnn_mt2h_kw8",
-        // (3, 8) has no probe: at its 128 registers the probe's records spill.
+        // (3, 8) has no probe: at its 128 registers the probe's records spilled.
         _ => "",
     }
 }
@@ -863,34 +863,11 @@ pub const fn dense_register_budget(mt: usize, kw: usize, half: bool) -> u32 {
     if r > 255 { 255 } else { r as u32 }
 }
 
-/// Byte offset of hidden value `(col, b)` in the half dense variants' shared hidden state, which
-/// is laid out in `mma` B-fragment order for a batch of `batch` (≤ 8): the columns in k-tiles of
-/// 16, each k-tile `batch · 4` words of 8 bytes, word `b · 4 + q` holding the four values lane
-/// `(g = b, q)` of a warp needs as the k-tile's B fragment — columns `2q, 2q + 1, 2q + 8, 2q + 9`.
-/// So one 8-byte shared load gives a lane its B fragment, the lanes of a k-tile read `batch · 32`
-/// consecutive bytes (one wavefront at B ≤ 4), and the whole state takes the bytes of
-/// `h[column][b]`.
-pub const fn dense_fragment_offset(col: u32, b: u32, batch: u32) -> u32 {
-    let (tile, upper, q, odd) = (col / 16, (col / 8) % 2, (col / 2) % 4, col % 2);
-    ((tile * batch + b) * 4 + q) * 8 + 2 * (upper * 2 + odd)
-}
-
-/// Byte offset, from the partial sums' start, of warp `warp`'s partial sum of gate row `row` and
-/// batch entry `b` in the half dense variants: `[row][b][round_up(warps, 4)]` f32, so a cell
-/// thread's partial sums, one per warp in warp order, are consecutive and 16-byte aligned (four
-/// per 16-byte load).
-pub const fn dense_half_part_offset(row: u32, b: u32, warp: u32, warps: u32) -> u32 {
-    4 * ((row * DENSE_MAX_BATCH as u32 + b) * ((warps + 3) & !3) + warp)
-}
-
 /// Where the dense slab kernel keeps things in its dynamic shared memory (byte offsets).
 ///
-/// In order: the hidden state fp16 for [`DenseSmem::columns`] = `warps · KW · 16` columns, those
-/// past the layer's zero — `h[column][b]` as the sparse kernel keeps it (the gather is the same),
-/// or in the half variants in `mma` B-fragment order ([`dense_fragment_offset`], the same bytes);
-/// the staged outputs `[S][B]` fp16; the per-warp partial sums `[warps][MT · 16][8]` f32 (the half
-/// variants: `[MT · 16][8][round_up(warps, 4)]`, [`dense_half_part_offset`]; the region is sized
-/// for that);
+/// In order: the hidden state `h[column][b]` fp16 as the sparse kernel keeps it (the gather is
+/// the same), for [`DenseSmem::columns`] = `warps · KW · 16` columns, those past the layer's
+/// zero; the staged outputs `[S][B]` fp16; the per-warp partial sums `[warps][MT · 16][8]` f32;
 /// (LSTM) the cell state `[units][B]` f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DenseSmem {
@@ -913,7 +890,7 @@ impl DenseSmem {
         let columns = warps * kw * DENSE_TILE;
         let stage = round_up(columns * batch * 2, 16);
         let part = stage + round_up(slots * batch * 2, 16);
-        let c = part + round_up(warps, 4) * mt * DENSE_TILE * DENSE_MAX_BATCH * 4;
+        let c = part + warps * mt * DENSE_TILE * DENSE_MAX_BATCH * 4;
         let total = c + match cell {
             Cell::Lstm => units * batch * 4,
             _ => 0,

@@ -683,8 +683,8 @@ fn phase_clocks(args: &Args, gpu: &Gpu) {
                             }
                         }
                     }
-                    // `summed` is recorded by the cell's warps only: the first/last columns
-                    // mix in stale words of the others; warp 0 (a cell warp) is exact.
+                    // `summed` is recorded by the cell's warps only: its first/last columns
+                    // mix in stale words of the other warps; warp 0 (a cell warp) is exact.
                     for (k, name) in NAMES.iter().chain(["next top"].iter()).enumerate() {
                         let w0 = warp0.get(k).map_or(String::new(), |v| format!("{:>9.0}", median(v.clone())));
                         println!("  {name:<11} {:>7.0} {:>7.0} {w0}", median(first[k].clone()), median(last[k].clone()));

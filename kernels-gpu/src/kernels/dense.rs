@@ -9,20 +9,17 @@
 //!    registers per k-tile and thread (four per m-tile; two for a half last m-tile, whose rows
 //!    8..16 are zeros), held for the whole sequence (`format::DenseSmem` and the host's
 //!    `layout::dense` define the order).
-//! 2. **Warm start**: the hidden state fp16 (zeros past the layer's columns), staged outputs,
-//!    LSTM `c0`. The hidden state is `h[column][b]`, in the half variants in `mma` B-fragment
-//!    order (`format::dense_fragment_offset`).
+//! 2. **Warm start**: the hidden state `h[column][b]` fp16 (zeros past the layer's columns),
+//!    staged outputs, LSTM `c0`.
 //! 3. Step loop:
 //!    - inputs `U_t` of this thread's cell before the wait;
 //!    - **gather** `h_{t-1}` exactly as the sparse kernel does (one 16-byte store per chunk, no
 //!      work between a thread's serial polls); barrier. The RNN-only half variants gather per
 //!      warp instead: a warp's `mma` reads only its own k-tiles' columns, so each warp polls just
-//!      those chunks (lane-strided, the same wait), stores each in fragment order (four 32-bit
-//!      stores at B ≤ 4) and, after a warp barrier, multiplies at once; no CTA barrier between
-//!      the exchange and the product, and a warp whose columns came early works while the others
-//!      still wait;
-//!    - **mma**: per k-tile four 16-bit shared loads give the B fragment (the half variants: one
-//!      8-byte load, one wavefront instead of four at B ≤ 4), then one `mma` per
+//!      those chunks (lane-strided, the same wait and store) and, after a warp barrier,
+//!      multiplies at once; no CTA barrier between the exchange and the product, and a warp whose
+//!      columns came early works while the others still wait;
+//!    - **mma**: per k-tile four 16-bit shared loads give the B fragment, then one `mma` per
 //!      m-tile into `MT` accumulator fragments; the fragments go to the warp's partial sums;
 //!      barrier (in the half variants it also ends the kernel after a failed wait). A half last
 //!      m-tile is multiplied transposed (its 8 rows as the `mma`'s N, the batch as its M): its
@@ -32,24 +29,22 @@
 //!    - **cell**: one thread per (unit, batch) pair adds the warps' partial sums of its gate rows
 //!      (warp order), then `b_hh`, `U_t`, the cell and the tagged rounding; barrier; publish.
 //!      The RNN-only half variants run this for their one gate row inline, with the pair's
-//!      output index and partial-sum address in two registers; their partial sums are laid out
-//!      pair by pair (`format::dense_half_part_offset`), so a cell thread adds them four per
-//!      16-byte load.
+//!      output index and partial-sum address in two registers.
 //!
 //! The phase-clock probe (`CLOCKS`, entry point `format::dense_clocks_kernel_name`; only
 //! `mt2h_kw8` has one) is the same kernel with lane 0 of every warp of CTA 0 writing the low
 //! word of `%clock64` at each of the step's `format::PHASE_CLOCK_POINTS` phase boundaries into
 //! `c_out` (`[T - t][warp][point]`, the last steps first, as many as `c_out`'s `B·H` words
 //! hold). It shows where one CTA's step goes, warp by warp; every thread reads the clock and the
-//! recording lanes store (a few instructions per phase). At the kernel's 96 registers it spills
-//! three words, reloaded right after its own clock reads (`cargo xtask build-ptx` allows local
-//! memory for the probe alone).
+//! recording lanes store (a few instructions per phase). At the kernel's 96 registers it may
+//! spill a few words, reloaded right after its own clock reads (`cargo xtask build-ptx` allows
+//! local memory for the probe alone).
 
 use crate::device::*;
-use crate::format::{dense_fragment_offset, dense_half_part_offset, dense_words_per_k_tile, flags, phase, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PHASE_CLOCK_POINTS};
+use crate::format::{dense_words_per_k_tile, flags, phase, status, tag_bit, tag_round, RecurrentParams, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT, PHASE_CLOCK_POINTS};
 
 use super::cell;
-use super::recurrent::{cell_phase, gather_or_report, gather_warp_or_report, h0_bits, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
+use super::recurrent::{cell_phase, gather_or_report, gather_warp_or_report, load_bias, load_inputs, load_u, publish, report, warm_start, Layer};
 
 /// The phase-clock probe's record: lane 0 of each warp of CTA 0 stores the low word of
 /// `%clock64` as point `point` of step `t` (`c_out[((T - t)·warps + warp)·POINTS + point]`,
@@ -125,53 +120,26 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
     };
     // The RNN-only variants' cell thread (local unit tid / B, batch entry tid % B), in two
     // registers: the index of its output in a step's `[B][H]` block (`u32::MAX`: no unit), and
-    // the shared address of its row's partial sums (warp 0's; the warps' follow it).
-    let warps = l.nt / 32;
-    let part_of = |lu: u32, b: u32| l.acc_smem + dense_half_part_offset(lu, b, 0, warps);
+    // the shared address of its row's partial sum in warp 0's block.
+    let part_of = |lu: u32, b: u32| l.acc_smem + 4 * (lu * DENSE_MAX_BATCH as u32 + b);
     let (cell_b, cell_lu) = (tid % l.batch, tid / l.batch);
     let cell_out = if cell_unit != NO_UNIT { cell_b * l.hidden + cell_unit } else { u32::MAX };
     let cell_part = part_of(cell_lu, cell_b);
 
-    // ---- Phase 2: warm start (the k-tiles' padding columns past the layer's are zeros). The
-    // half variants keep the hidden state in B-fragment order, written here before the warm
-    // start's barrier.
-    if HALF {
-        let has_h0 = p.flags & flags::HAS_H0 != 0;
-        let mut i = tid;
-        while i < cols_pad * l.batch {
-            let (col, b) = (i / l.batch, i % l.batch);
-            // SAFETY: kernel contract; (col, b) is inside the hidden state's `cols_pad` columns.
-            unsafe { st_shared_u16(l.h_smem + dense_fragment_offset(col, b, l.batch), h0_bits(p, &l, has_h0, col, b)) };
-            i += l.nt;
-        }
-    }
+    // ---- Phase 2: warm start (the k-tiles' padding columns past the layer's are zeros).
     // SAFETY: kernel contract; the hidden state holds `cols_pad` columns.
-    unsafe { warm_start::<false>(p, &l, if HALF { 0 } else { cols_pad * l.batch }) };
+    unsafe { warm_start::<false>(p, &l, cols_pad * l.batch) };
 
     // Shared addresses of this lane's B-fragment values (column 2q of k-tile 0 of its warp, batch
     // entry g — a batch column past B reads entry B - 1, whose products land in columns of the
     // result nobody reads) and of its partial sums (row g of m-tile 0, batch columns 2q, 2q + 1).
     let (g, q4) = (lane / 4, lane % 4);
     let gb = if g < l.batch { g } else { l.batch - 1 };
-    // The half variants hold the hidden state in B-fragment order: `b_base` is then this lane's
-    // 8-byte word in its warp's first k-tile (`format::dense_fragment_offset`) and `col_bytes`
-    // the stride between k-tiles.
-    let col_bytes = if HALF { 32 * l.batch } else { 2 * l.batch };
-    let b_base = if HALF {
-        l.h_smem + dense_fragment_offset(warp * (KW * DENSE_TILE) as u32 + 2 * q4, gb, l.batch)
-    } else {
-        l.h_smem + 2 * gb + col_bytes * (warp * (KW * DENSE_TILE) as u32 + 2 * q4)
-    };
+    let col_bytes = 2 * l.batch;
+    let b_base = l.h_smem + 2 * gb + col_bytes * (warp * (KW * DENSE_TILE) as u32 + 2 * q4);
     let part_rows = (MT * DENSE_TILE) as u32;
-    // This lane's partial sums: rows g (+ 8) of each full m-tile at batch columns 2q (+ 1); the
-    // half variants' transposed last m-tile, rows 2q (+ 1) at column g (`half_base`). The half
-    // variants lay them out as `format::dense_half_part_offset`.
-    let part_base = if HALF {
-        l.acc_smem + dense_half_part_offset(g, 2 * q4, warp, warps)
-    } else {
-        l.acc_smem + 4 * ((warp * part_rows + g) * DENSE_MAX_BATCH as u32 + 2 * q4)
-    };
-    let half_base = l.acc_smem + dense_half_part_offset(part_rows - DENSE_TILE as u32 + 2 * q4, g, warp, warps);
+    let part_base = l.acc_smem + 4 * ((warp * part_rows + g) * DENSE_MAX_BATCH as u32 + 2 * q4);
+    let warps = l.nt / 32;
     // This warp's share of the hidden state: the values of its k-tiles' columns.
     let span = (KW * DENSE_TILE) as u32 * l.batch;
     let span_start = warp * span;
@@ -223,13 +191,7 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                 // SAFETY: inside h (warps · KW · 16 columns of B values); a converged warp.
                 unsafe {
                     let pair = |a: u32| ld_shared_u16(a) as u32 | (ld_shared_u16(a + col_bytes) as u32) << 16;
-                    let b = if HALF {
-                        // The k-tile's B fragment in one 8-byte load (a batch column past B
-                        // reads entry B - 1, whose products land where nobody reads).
-                        ld_shared_v2_u32(base + col_bytes * kw as u32)
-                    } else {
-                        [pair(addr), pair(addr + 8 * col_bytes)]
-                    };
+                    let b = [pair(addr), pair(addr + 8 * col_bytes)];
                     for (mt, cm) in c.iter_mut().enumerate() {
                         *cm = if HALF && mt == MT - 1 {
                             // The half m-tile transposed: its 8 rows are the product's N and the
@@ -244,28 +206,16 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                     }
                 }
             }
-            // The half variants' bytes per batch column of a partial-sum row (from the thread
-            // count, each step: one register fewer for the whole sequence).
-            let part_step = dense_half_part_offset(0, 1, 0, opaque_u32(l.nt) / 32);
             for (mt, cm) in c.iter().enumerate() {
                 let row = part_base + 4 * ((mt * DENSE_TILE) as u32 * DENSE_MAX_BATCH as u32);
                 // SAFETY: rows g and g + 8 of m-tile mt, columns 2q and 2q + 1 of this warp's
                 // partial sums; for the transposed half m-tile, rows 2q and 2q + 1 of it, column
-                // g (< 8; its D rows 8..16 are zeros nobody reads). The half variants keep them
-                // as `format::dense_half_part_offset` lays them out: a row is 8 columns of
-                // `part_step` bytes.
+                // g (< 8; its D rows 8..16 are zeros nobody reads).
                 unsafe {
                     if HALF && mt == MT - 1 {
-                        let (at, step) = (opaque_u32(half_base), part_step);
-                        st_shared_f32(at, cm[0]);
-                        st_shared_f32(at + 8 * step, cm[1]);
-                    } else if HALF {
-                        let step = part_step;
-                        let at = opaque_u32(part_base) + (mt * DENSE_TILE * DENSE_MAX_BATCH) as u32 * step;
-                        st_shared_f32(at, cm[0]);
-                        st_shared_f32(at + step, cm[1]);
-                        st_shared_f32(at + 64 * step, cm[2]);
-                        st_shared_f32(at + 65 * step, cm[3]);
+                        let half_row = l.acc_smem + 4 * (((warp * part_rows) + (mt * DENSE_TILE) as u32 + 2 * q4) * DENSE_MAX_BATCH as u32 + g);
+                        st_shared_f32(half_row, cm[0]);
+                        st_shared_f32(half_row + 4 * DENSE_MAX_BATCH as u32, cm[1]);
                     } else {
                         st_shared_v2_u32(row, [cm[0].to_bits(), cm[1].to_bits()]);
                         st_shared_v2_u32(row + 4 * 8 * DENSE_MAX_BATCH as u32, [cm[2].to_bits(), cm[3].to_bits()]);
@@ -304,22 +254,9 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                             (out, part_of(lu, b), inp, bias)
                         };
                         if out != u32::MAX {
-                            // The warps' partial sums in warp order, four per 16-byte load (the
-                            // padding past the last warp is loaded, not added).
-                            let (mut sum, mut w) = (0.0f32, 0);
-                            while w < warps {
-                                let v = ld_shared_v4_u32(part + 4 * w);
-                                sum += f32::from_bits(v[0]);
-                                if w + 1 < warps {
-                                    sum += f32::from_bits(v[1]);
-                                }
-                                if w + 2 < warps {
-                                    sum += f32::from_bits(v[2]);
-                                }
-                                if w + 3 < warps {
-                                    sum += f32::from_bits(v[3]);
-                                }
-                                w += 4;
+                            let mut sum = 0.0f32;
+                            for w in 0..warps {
+                                sum += ld_shared_f32(part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
                             }
                             phase_clock::<CLOCKS>(p, &l, t, phase::SUMMED);
                             let h = cell::rnn(l.cell, (sum + bias) + inp);

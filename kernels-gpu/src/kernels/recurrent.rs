@@ -50,7 +50,7 @@
 
 use crate::device::*;
 use crate::format::{
-    column_word_index, column_word_value, dense_fragment_offset, dense_rows, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
+    column_word_index, column_word_value, dense_rows, flags, gated_kernel, offset_word_offset, offset_word_value, row_threads, scatter_entry, status,
     tag_bit, tag_pattern32, tag_round, Cell, DenseSmem, RecurrentParams, RecurrentSmem, DENSE_MAX_BATCH, DENSE_TILE, NO_UNIT,
     PRODUCT_GROUP, SPINS_PER_CHECK, TAG_BITS32, VALUES_PER_STORE,
 };
@@ -309,21 +309,6 @@ pub(super) unsafe fn load_h_elem<const H32: bool>(l: &Layer, i: u32) -> f32 {
     }
 }
 
-/// The warm start's value of hidden column `col`, batch entry `b`: `h0` of the column's unit
-/// rounded to fp16 where `has_h0` and the column holds a unit, else 0.
-///
-/// # Safety
-/// Kernel contract (`format::RecurrentParams`); `b < B`.
-#[inline(always)]
-pub(super) unsafe fn h0_bits(p: &RecurrentParams, l: &Layer, has_h0: bool, col: u32, b: u32) -> u16 {
-    let (c, s) = (col / l.slots, col % l.slots);
-    // SAFETY: the unit table holds grid · upc entries (c < grid where col < columns); h0 is [B][H].
-    unsafe {
-        let unit = if has_h0 && col < l.columns && s < l.upc { ld_nc_u32((p.units as *const u32).add((c * l.upc + s) as usize)) } else { NO_UNIT };
-        if unit != NO_UNIT { f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize))) } else { 0 }
-    }
-}
-
 /// Phase 2: `h0` rounded to fp16 (or zeros) at the first `elements` hidden-state elements
 /// (`[column][b]`: the layer's columns, then the zero column or the dense slab's padding, all
 /// zeros), zeroed staged outputs and (LSTM) `c0`; ends with a barrier.
@@ -341,7 +326,10 @@ pub(super) unsafe fn warm_start<const H32: bool>(p: &RecurrentParams, l: &Layer,
         let mut i = tid;
         while i < elements {
             let (col, b) = (i / l.batch, i % l.batch);
-            store_h_elem::<H32>(l, i, h0_bits(p, l, has_h0, col, b));
+            let (c, s) = (col / l.slots, col % l.slots);
+            let unit = if has_h0 && col < l.columns && s < l.upc { ld_nc_u32(units.add((c * l.upc + s) as usize)) } else { NO_UNIT };
+            let v = if unit != NO_UNIT { f32_to_f16(ld_nc_f32((p.h0 as *const f32).add((b * l.hidden + unit) as usize))) } else { 0 };
+            store_h_elem::<H32>(l, i, v);
             i += l.nt;
         }
         let mut i = tid;
@@ -441,93 +429,6 @@ pub(super) unsafe fn store_chunk<const H32: bool>(l: &Layer, chunk: u32, v: [u32
     }
 }
 
-/// [`store_chunk`] into the half dense variants' fragment-ordered hidden state
-/// (`format::dense_fragment_offset`): the chunk's eight values (four when not `full`) are the
-/// values `8·chunk ..` of `h[column][b]`. For B = 1, 2, 4 a whole chunk is four pairs of
-/// consecutive columns of one batch entry, each one 32-bit store; for B = 8 one column, eight
-/// 16-bit stores; otherwise one 16-bit store per value, placed by division.
-///
-/// # Safety
-/// The chunk's values must be inside the hidden state.
-#[inline(always)]
-unsafe fn store_fragment_chunk(l: &Layer, chunk: u32, v: [u32; 4], full: bool) {
-    let (first, batch) = (8 * chunk, l.batch);
-    let lo = |x: u32, y: u32| (x & 0xFFFF) | (y << 16);
-    let hi = |x: u32, y: u32| (x >> 16) | (y & 0xFFFF_0000);
-    let at = |col: u32, b: u32| l.h_smem + dense_fragment_offset(col, b, batch);
-    // SAFETY: the caller guarantees the values are inside; pairs start at even columns, so each
-    // 32-bit store is 4-byte aligned.
-    unsafe {
-        match (full, batch) {
-            // Word m holds columns (c, c + 1) of batch entry b (each store written out: a loop
-            // over an array here was not unrolled and put the array in local memory).
-            (true, 4) => {
-                // Store i of the lanes of a k-tile r (mod 4) writes batch entry (i + r) mod 4:
-                // all k-tiles writing the same entry at once would put a warp's four k-tiles in
-                // the same banks.
-                let col = first / 4;
-                let r = (chunk / 8) % 4;
-                let w = [lo(v[0], v[2]), hi(v[0], v[2]), lo(v[1], v[3]), hi(v[1], v[3])];
-                let w = if r & 1 != 0 { [w[1], w[2], w[3], w[0]] } else { w };
-                let w = if r & 2 != 0 { [w[2], w[3], w[0], w[1]] } else { w };
-                st_shared_u32(at(col, r), w[0]);
-                st_shared_u32(at(col, (r + 1) % 4), w[1]);
-                st_shared_u32(at(col, (r + 2) % 4), w[2]);
-                st_shared_u32(at(col, (r + 3) % 4), w[3]);
-            }
-            (true, 2) => {
-                let col = first / 2;
-                st_shared_u32(at(col, 0), lo(v[0], v[1]));
-                st_shared_u32(at(col, 1), hi(v[0], v[1]));
-                st_shared_u32(at(col + 2, 0), lo(v[2], v[3]));
-                st_shared_u32(at(col + 2, 1), hi(v[2], v[3]));
-            }
-            (true, 1) => {
-                st_shared_u32(at(first, 0), v[0]);
-                st_shared_u32(at(first + 2, 0), v[1]);
-                st_shared_u32(at(first + 4, 0), v[2]);
-                st_shared_u32(at(first + 6, 0), v[3]);
-            }
-            (true, 8) => {
-                // One column, eight batch entries.
-                let x = halves(v);
-                st_shared_u16(at(chunk, 0), x[0]);
-                st_shared_u16(at(chunk, 1), x[1]);
-                st_shared_u16(at(chunk, 2), x[2]);
-                st_shared_u16(at(chunk, 3), x[3]);
-                st_shared_u16(at(chunk, 4), x[4]);
-                st_shared_u16(at(chunk, 5), x[5]);
-                st_shared_u16(at(chunk, 6), x[6]);
-                st_shared_u16(at(chunk, 7), x[7]);
-            }
-            _ => {
-                // Any other batch, or the last half chunk: value by value.
-                let x = halves(v);
-                let put = |m: u32, bits: u16| {
-                    let i = first + m;
-                    st_shared_u16(at(i / batch, i % batch), bits);
-                };
-                put(0, x[0]);
-                put(1, x[1]);
-                put(2, x[2]);
-                put(3, x[3]);
-                if full {
-                    put(4, x[4]);
-                    put(5, x[5]);
-                    put(6, x[6]);
-                    put(7, x[7]);
-                }
-            }
-        }
-    }
-}
-
-/// The eight fp16 values of a chunk's four 32-bit pieces, in order.
-#[inline(always)]
-fn halves(v: [u32; 4]) -> [u16; 8] {
-    [v[0] as u16, (v[0] >> 16) as u16, v[1] as u16, (v[1] >> 16) as u16, v[2] as u16, (v[2] >> 16) as u16, v[3] as u16, (v[3] >> 16) as u16]
-}
-
 /// Gathers `h_{t}` (the launch's step `t`, just published by every CTA) into shared memory: this thread's
 /// chunks, one wait after the other. Returns the error code of a failed wait.
 ///
@@ -551,9 +452,10 @@ unsafe fn gather<const H32: bool>(p: &RecurrentParams, l: &Layer, t: u32) -> Res
     Ok(())
 }
 
-/// [`gather`] of one warp's share of the half dense variants' hidden state: the chunks of values
+/// [`gather`] of one warp's share of the fp16 hidden state: the chunks of values
 /// `start .. limit` (`start` a multiple of 8, `limit` at most the vector's `columns · B`),
-/// lane-strided, stored in `mma` B-fragment order ([`store_fragment_chunk`]).
+/// lane-strided. (A loop of its own rather than [`gather`] with a span: that changed the code
+/// of every measured sparse kernel.)
 ///
 /// # Safety
 /// Kernel contract (`format::RecurrentParams`).
@@ -569,7 +471,7 @@ unsafe fn gather_warp(p: &RecurrentParams, l: &Layer, t: u32, start: u32, limit:
         // SAFETY: the chunk lies in the exchange buffer (rounded up to whole chunks).
         let v = unsafe { wait_chunk(buf.add(4 * chunk as usize), full, expect, p.status as *const u32, p.timeout_ns)? };
         // SAFETY: values `8·chunk ..` are inside the hidden state.
-        unsafe { store_fragment_chunk(l, chunk, v, full) };
+        unsafe { store_chunk::<false>(l, chunk, v, full) };
         chunk += 32;
     }
     Ok(())

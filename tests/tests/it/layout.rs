@@ -679,32 +679,3 @@ fn the_grid_cost_counts_the_padded_exchange() {
         assert_eq!(polls, 1, "{cell:?} H {h} B {b}: {} threads for {} chunks", p.threads_per_cta(), (columns * b).div_ceil(8));
     }
 }
-
-/// The half dense variants' fragment-ordered hidden state: every `(column, batch entry)` has its
-/// own even byte offset inside the bytes of `h[column][b]`, and the 8-byte word of lane
-/// `(g = b, q)` of each k-tile holds exactly its `mma` B fragment, in register order
-/// (`b0 = (2q, 2q + 1)`, `b1 = (2q + 8, 2q + 9)`), the k-tile's words consecutive.
-#[test]
-fn the_dense_fragment_order_places_each_lanes_b_fragment_together() {
-    use sprnn_kernels::format::dense_fragment_offset;
-    for batch in [1u32, 2, 3, 4, 8] {
-        let columns = 4 * 32;
-        let mut seen = std::collections::HashSet::new();
-        for col in 0..columns {
-            for b in 0..batch {
-                let off = dense_fragment_offset(col, b, batch);
-                assert!(off % 2 == 0 && off < 2 * columns * batch, "B={batch} ({col}, {b}) at {off}");
-                assert!(seen.insert(off), "B={batch} ({col}, {b}) shares {off}");
-            }
-        }
-        for tile in 0..columns / 16 {
-            for (g, q) in (0..batch).flat_map(|g| (0..4).map(move |q| (g, q))) {
-                let word = tile * batch * 32 + (g * 4 + q) * 8;
-                for (i, k) in [0u32, 1, 8, 9].into_iter().enumerate() {
-                    let col = tile * 16 + 2 * q + k;
-                    assert_eq!(dense_fragment_offset(col, g, batch), word + 2 * i as u32, "B={batch} lane ({g}, {q}) column {col}");
-                }
-            }
-        }
-    }
-}
