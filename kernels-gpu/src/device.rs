@@ -301,6 +301,43 @@ pub unsafe fn ld_shared_f32(addr: u32) -> f32 {
     r
 }
 
+/// Six `ld.volatile.shared.f32` at `addr + k · stride`, `k = 0..6`, in one `asm` block: ptxas
+/// keeps volatile loads in order and issues all six before their first use, where plain loads
+/// feeding one chain of adds are issued one at a time, each add waiting for its load, once
+/// registers are short.
+///
+/// # Safety
+/// The six addresses must be valid, 4-byte-aligned shared addresses.
+#[inline(always)]
+pub unsafe fn ld_volatile_shared_f32x6(addr: u32, stride: u32) -> [f32; 6] {
+    let r: [f32; 6];
+    // SAFETY: the caller guarantees the addresses are valid.
+    unsafe {
+        let (mut a1, mut a2, mut a3, mut a4, mut a5) = (0u32, 0u32, 0u32, 0u32, 0u32);
+        let (r0, r1, r2, r3, r4, r5): (f32, f32, f32, f32, f32, f32);
+        asm!(
+            "add.u32 {a1}, {a}, {s};",
+            "add.u32 {a2}, {a1}, {s};",
+            "add.u32 {a3}, {a2}, {s};",
+            "add.u32 {a4}, {a3}, {s};",
+            "add.u32 {a5}, {a4}, {s};",
+            "ld.volatile.shared.f32 {r0}, [{a}];",
+            "ld.volatile.shared.f32 {r1}, [{a1}];",
+            "ld.volatile.shared.f32 {r2}, [{a2}];",
+            "ld.volatile.shared.f32 {r3}, [{a3}];",
+            "ld.volatile.shared.f32 {r4}, [{a4}];",
+            "ld.volatile.shared.f32 {r5}, [{a5}];",
+            a = in(reg32) addr, s = in(reg32) stride,
+            a1 = inout(reg32) a1, a2 = inout(reg32) a2, a3 = inout(reg32) a3, a4 = inout(reg32) a4, a5 = inout(reg32) a5,
+            r0 = out(reg32) r0, r1 = out(reg32) r1, r2 = out(reg32) r2, r3 = out(reg32) r3, r4 = out(reg32) r4, r5 = out(reg32) r5,
+            options(readonly, nostack)
+        );
+        let _ = (a1, a2, a3, a4, a5);
+        r = [r0, r1, r2, r3, r4, r5];
+    }
+    r
+}
+
 // ---------------------------------------------------------------------------------------------
 // Global memory with memory-model qualifiers
 

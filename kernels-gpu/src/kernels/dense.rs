@@ -254,9 +254,18 @@ pub unsafe fn dense<const MT: usize, const KW: usize, const W: usize, const HALF
                             (out, part_of(lu, b), inp, bias)
                         };
                         if out != u32::MAX {
-                            let mut sum = 0.0f32;
-                            for w in 0..warps {
-                                sum += ld_shared_f32(part + 4 * w * part_rows * DENSE_MAX_BATCH as u32);
+                            // In warp order; six volatile loads issued together at a time (plain
+                            // loads were issued one at a time, each add waiting for its load).
+                            let stride = 4 * part_rows * DENSE_MAX_BATCH as u32;
+                            let (mut sum, mut w) = (0.0f32, 0);
+                            while w + 6 <= warps {
+                                let v = ld_volatile_shared_f32x6(part + stride * w, stride);
+                                sum = sum + v[0] + v[1] + v[2] + v[3] + v[4] + v[5];
+                                w += 6;
+                            }
+                            while w < warps {
+                                sum += ld_shared_f32(part + stride * w);
+                                w += 1;
                             }
                             phase_clock::<CLOCKS>(p, &l, t, phase::SUMMED);
                             let h = cell::rnn(l.cell, (sum + bias) + inp);
